@@ -1,0 +1,15 @@
+"""Local demo: debug on, console e-mail and SMS, MFA for staff off."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "dev-only-not-secret-" + "x" * 40)
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("STAFF_REQUIRE_MFA", "false")
+
+from .base import *  # noqa: E402,F403
+
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}

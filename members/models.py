@@ -1,0 +1,300 @@
+"""Members, their stores, accounts, consent and the audit log.
+
+`User` is the login (allauth: phone or e-mail + password). `Member` is the loyalty identity
+and exists without a login when a cashier enrols a shopper at the till; online sign-up later
+attaches a `User` to that same member once the phone is verified. Personal data lives on
+`Member` so closing an account can blank it while keeping the row (and so the ledger) under
+its pseudonymous member number. Consent is recorded as append-only `ConsentEvent`s; the
+flags on `Member` are the current state that message sending reads. `AuditEntry` is one
+table that every service writes to for changes a person made or data a person revealed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .numbers import phone_mask
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str | None, password: str | None, **extra) -> User:
+        user = self.model(email=self.normalize_email(email) or None, **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str | None = None, password: str | None = None, **extra) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A login. Members log in with phone or e-mail; staff usually with e-mail."""
+
+    email = models.EmailField(_("e-mail"), unique=True, null=True, blank=True)
+    phone = models.CharField(_("mobile phone"), max_length=20, unique=True, null=True, blank=True)
+    phone_verified = models.BooleanField(_("phone verified"), default=False)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    is_staff = models.BooleanField(
+        _("Django admin access"),
+        default=False,
+        help_text=_("Can log in to the Django admin site. Back-office access comes from roles."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+    # What the shopper chose at sign-up, applied once the phone is verified and the member
+    # record exists (or is found, for a shopper enrolled at the till).
+    pending_enrolment = models.JSONField(default=dict, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.email or self.phone or f"user {self.pk}"
+
+    def get_full_name(self) -> str:
+        return self.name
+
+    def get_short_name(self) -> str:
+        return self.name
+
+
+class Store(models.Model):
+    code = models.CharField(_("code"), max_length=20, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    city = models.CharField(_("city"), max_length=50, blank=True)
+    address = models.CharField(_("address"), max_length=200, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Member(models.Model):
+    class Gender(models.TextChoices):
+        UNKNOWN = "", _("Not given")
+        FEMALE = "F", _("Female")
+        MALE = "M", _("Male")
+        OTHER = "O", _("Other")
+
+    class Channel(models.TextChoices):
+        STORE = "store", _("Store")
+        ONLINE = "online", _("Online")
+        APP = "app", _("App")
+        MINI_PROGRAM = "mini_program", _("Mini-program")
+        IMPORT = "import", _("Import")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        FROZEN = "frozen", _("Frozen")
+        CLOSED = "closed", _("Closed")
+        ANONYMISED = "anonymised", _("Anonymised")
+
+    member_no = models.CharField(_("member number"), max_length=12, unique=True)
+    user = models.OneToOneField(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="member"
+    )
+    # Null once anonymised: the number is free for someone else, the row stays for the ledger.
+    phone = models.CharField(_("mobile phone"), max_length=20, unique=True, null=True)
+    email = models.EmailField(_("e-mail"), unique=True, null=True, blank=True)
+    name = models.CharField(_("name"), max_length=100)
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    city = models.CharField(_("city"), max_length=50, blank=True)
+    preferred_categories = models.JSONField(_("preferred categories"), default=list, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    home_store = models.ForeignKey(
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="home_members",
+        verbose_name=_("home store"),
+    )
+    enrolment_channel = models.CharField(
+        _("enrolment channel"), max_length=20, choices=Channel.choices
+    )
+    enrolment_store = models.ForeignKey(
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="enrolled_members",
+        verbose_name=_("enrolment store"),
+    )
+    enrolled_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    referral_code = models.CharField(_("referral code"), max_length=12, unique=True)
+    referrer = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="referees",
+        verbose_name=_("referred by"),
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE
+    )
+    privacy_notice_version = models.CharField(_("privacy notice version"), max_length=20, blank=True)
+    privacy_accepted_at = models.DateTimeField(_("privacy notice accepted"), null=True, blank=True)
+    consent_sms = models.BooleanField(_("SMS marketing"), default=False)
+    consent_email = models.BooleanField(_("e-mail marketing"), default=False)
+    # Set by CSV import: re-running the same file must find the row it wrote before.
+    import_source_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    enrolled_at = models.DateTimeField(_("enrolled"), default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        permissions = [
+            ("use_backoffice", _("Can use the back office")),
+            ("reveal_phone", _("Can reveal a member's full phone number")),
+            ("import_members", _("Can import members from CSV")),
+        ]
+        indexes = [
+            # varchar_pattern_ops lets PostgreSQL use the index for name prefix searches.
+            models.Index(
+                fields=["name"], name="members_member_name_idx", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(fields=["enrolled_at"], name="members_member_enrolled_idx"),
+            models.Index(fields=["birthday"], name="members_member_birthday_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["closed", "anonymised"]) | Q(phone__isnull=False),
+                name="members_member_active_has_phone",
+            ),
+            models.CheckConstraint(
+                condition=Q(member_no__regex=r"^8[0-9]{11}$"),
+                name="members_member_member_no_format",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_no} {self.name}"
+
+    @property
+    def phone_masked(self) -> str:
+        return phone_mask(self.phone) if self.phone else ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.ACTIVE, self.Status.FROZEN)
+
+
+class ConsentEvent(models.Model):
+    """Append-only history of privacy-notice acceptance and marketing consent (PIPL)."""
+
+    class Kind(models.TextChoices):
+        PRIVACY_NOTICE = "privacy_notice", _("Privacy notice")
+        SMS = "sms", _("SMS marketing")
+        EMAIL = "email", _("E-mail marketing")
+
+    class Source(models.TextChoices):
+        SIGNUP = "signup", _("Online sign-up")
+        PORTAL = "portal", _("Member portal")
+        STORE = "store", _("In store")
+        API = "api", _("POS API")
+        IMPORT = "import", _("Import")
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_events")
+    kind = models.CharField(_("consent"), max_length=20, choices=Kind.choices)
+    granted = models.BooleanField(_("granted"))
+    version = models.CharField(_("version"), max_length=20, blank=True)
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent events")
+        indexes = [models.Index(fields=["member", "-recorded_at"], name="members_consent_member_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.kind} {'+' if self.granted else '-'}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which record, and when. Written by services, never updated."""
+
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("actor"),
+    )
+    # Kept as text too, so the entry still names the actor after the user is deleted.
+    actor_label = models.CharField(_("actor"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=50)
+    target_type = models.CharField(_("target type"), max_length=50, blank=True)
+    target_id = models.CharField(_("target"), max_length=64, blank=True)
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries",
+        verbose_name=_("member"),
+    )
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        indexes = [
+            models.Index(fields=["action", "-created_at"], name="members_audit_action_idx"),
+            models.Index(fields=["member", "-created_at"], name="members_audit_member_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for a POS or e-shop system, bound to one store. Only its hash is kept."""
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.store.code})"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()

@@ -1,0 +1,32 @@
+"""Member URLs: `portal_patterns` mount at / (namespace portal), `staff_patterns` at /staff/."""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+
+from . import staff_views, views
+
+MEMBER_NO = r"(?P<member_no>8[0-9]{11})"
+
+portal_patterns = [
+    path("", views.home, name="home"),
+    path("profile/", views.profile, name="profile"),
+    path("privacy/", views.consent, name="consent"),
+    path("privacy/notice/", views.privacy_notice, name="privacy-notice"),
+    path("privacy/export/", views.data_export, name="data-export"),
+    path("privacy/close/", views.account_close, name="account-close"),
+]
+
+staff_patterns = [
+    path("", staff_views.home, name="home"),
+    path("members/", staff_views.member_search, name="member-search"),
+    path("members/new/", staff_views.member_enrol, name="member-enrol"),
+    path("members/import/", staff_views.member_import, name="member-import"),
+    re_path(rf"^members/{MEMBER_NO}/$", staff_views.member_detail, name="member-detail"),
+    re_path(
+        rf"^members/{MEMBER_NO}/reveal-phone/$",
+        staff_views.member_reveal_phone,
+        name="member-reveal-phone",
+    ),
+    path("audit/", staff_views.audit_log, name="audit-log"),
+]
