@@ -9,5 +9,5 @@ def _todo(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     raise NotImplementedError
 
 
-home = member_search = member_enrol = member_import = member_detail = _todo
+home = member_search = member_enrol = member_detail = _todo
 member_reveal_phone = audit_log = _todo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import staff_views, views
+from . import import_views, staff_views, views
 
 MEMBER_NO = r"(?P<member_no>8[0-9]{11})"
 
@@ -21,7 +21,7 @@ staff_patterns = [
     path("", staff_views.home, name="home"),
     path("members/", staff_views.member_search, name="member-search"),
     path("members/new/", staff_views.member_enrol, name="member-enrol"),
-    path("members/import/", staff_views.member_import, name="member-import"),
+    path("members/import/", import_views.member_import, name="member-import"),
     re_path(rf"^members/{MEMBER_NO}/$", staff_views.member_detail, name="member-detail"),
     re_path(
         rf"^members/{MEMBER_NO}/reveal-phone/$",
