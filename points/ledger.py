@@ -1,0 +1,370 @@
+"""Ledger postings: the only code that writes entries, lots and balances.
+
+Each function posts one `LedgerTransaction` and must run inside the caller's
+`transaction.atomic()` with the member's account locked (`account_lock`), so that the
+balance check, the lot consumption and the entries are one consistent step. Callers lock the
+account before anything else and lots are always taken in (expires_at, id) order, so two
+postings for one member queue up rather than deadlock.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from members.models import Member, User
+
+from .models import Account, Entry, LedgerTransaction, Lot, LotMovement
+
+BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
+
+
+class PointsError(Exception):
+    """A posting that the rules refuse; the message is fit to show."""
+
+    code = "points_error"
+
+
+class InsufficientPoints(PointsError):
+    code = "insufficient_points"
+
+    def __init__(self, *, needed: int, available: int) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(f"needs {needed} points, {available} available")
+
+
+class PointsInDebt(PointsError):
+    """A negative balance (points reversed after they were spent) blocks spending."""
+
+    code = "negative_balance"
+
+    def __init__(self, *, debt: int) -> None:
+        self.debt = debt
+        super().__init__(f"balance is negative by {debt} points")
+
+
+class IdempotencyConflict(PointsError):
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"{key} was already used for a different request")
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """A stable hash of a request, to tell a retry from a different request with the same key."""
+    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def expiry_for(earned_at: datetime.datetime) -> datetime.datetime:
+    """The end of the 12th month after the month earned, Asia/Shanghai.
+
+    Earned 2026-03-15 → expires 2027-03-31 23:59:59.999999 (stored as the next instant:
+    a lot is spendable while now < expires_at, so we store 2027-04-01 00:00 local).
+    """
+    local = earned_at.astimezone(BUSINESS_TZ)
+    year, month = local.year + 1, local.month
+    last_day = calendar.monthrange(year, month)[1]
+    end = datetime.datetime(year, month, last_day, tzinfo=BUSINESS_TZ) + datetime.timedelta(days=1)
+    return end
+
+
+def system_account(kind: str) -> Account:
+    account, _ = Account.objects.get_or_create(kind=kind, member=None)
+    return account
+
+
+def account_lock(*, member: Member) -> Account:
+    """Lock (creating it if needed) the member's account; the first step of every posting."""
+    account = Account.objects.select_for_update().filter(member=member).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            Account.objects.create(kind=Account.Kind.MEMBER, member=member)
+    except IntegrityError:
+        pass  # another request created it first; lock theirs
+    return Account.objects.select_for_update().get(member=member)
+
+
+def transaction_replayed(*, key: str, request_fingerprint: str) -> LedgerTransaction | None:
+    """The earlier posting with this key, if any; a different request with it is refused.
+
+    Call after `account_lock`: a concurrent first attempt has then either committed (we see
+    it) or not started, so two retries can never both post.
+    """
+    existing = LedgerTransaction.objects.filter(idempotency_key=key).first()
+    if existing is not None and existing.fingerprint != request_fingerprint:
+        raise IdempotencyConflict(key)
+    return existing
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: int
+    pending: int
+    debt: int
+    total: int
+
+
+def balance_of(*, account: Account | None, at: datetime.datetime) -> Balance:
+    if account is None:
+        return Balance(available=0, pending=0, debt=0, total=0)
+    pending = sum(
+        Lot.objects.pending(at=at).filter(account=account).values_list("remaining", flat=True)
+    )
+    return Balance(
+        available=account.balance - pending,
+        pending=pending,
+        debt=account.debt,
+        total=account.balance,
+    )
+
+
+def _post(
+    *,
+    account: Account,
+    counter_account: Account,
+    amount: int,
+    kind: str,
+    key: str,
+    request_fingerprint: str,
+    source: str,
+    source_ref: str,
+    reason: str,
+    occurred_at: datetime.datetime,
+    actor: User | None,
+    reverses: LedgerTransaction | None = None,
+) -> LedgerTransaction:
+    txn = LedgerTransaction.objects.create(
+        kind=kind,
+        idempotency_key=key,
+        fingerprint=request_fingerprint,
+        source=source,
+        source_ref=source_ref,
+        reason=reason,
+        occurred_at=occurred_at,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        member_id=account.member_id,
+        member_amount=amount,
+        reverses=reverses,
+    )
+    Entry.objects.bulk_create(
+        [
+            Entry(transaction=txn, account=account, amount=amount),
+            Entry(transaction=txn, account=counter_account, amount=-amount),
+        ]
+    )
+    Account.objects.filter(pk=counter_account.pk).update(balance=F("balance") - amount)
+    return txn
+
+
+def _credit(
+    *,
+    account: Account,
+    txn: LedgerTransaction,
+    points: int,
+    earned_at,
+    available_at,
+    expires_at,
+    counts_as_earned: bool,
+) -> None:
+    """Add points to a locked member account: pay any debt first, put the rest in a lot."""
+    to_debt = min(account.debt, points)
+    into_lot = points - to_debt
+    if into_lot:
+        Lot.objects.create(
+            account=account,
+            transaction=txn,
+            points=into_lot,
+            remaining=into_lot,
+            earned_at=earned_at,
+            available_at=available_at,
+            expires_at=expires_at,
+        )
+    account.balance += points
+    account.debt -= to_debt
+    if counts_as_earned:
+        account.lifetime_earned += points
+    account.save(update_fields=["balance", "debt", "lifetime_earned", "updated_at"])
+
+
+def _take_from_lots(*, lots: Iterable[Lot], txn: LedgerTransaction, points: int) -> int:
+    """Consume up to `points` from the given (locked, ordered) lots; return what was taken."""
+    taken = 0
+    movements = []
+    for lot in lots:
+        if taken == points:
+            break
+        part = min(lot.remaining, points - taken)
+        if part <= 0:
+            continue
+        lot.remaining -= part
+        lot.save(update_fields=["remaining"])
+        movements.append(LotMovement(lot=lot, transaction=txn, amount=-part))
+        taken += part
+    LotMovement.objects.bulk_create(movements)
+    return taken
+
+
+def _spendable_lots(*, account: Account, at: datetime.datetime):
+    return (
+        Lot.objects.spendable(at=at)
+        .filter(account=account)
+        .order_by("expires_at", "id")
+        .select_for_update()
+    )
+
+
+def points_credit(
+    *,
+    account: Account,
+    points: int,
+    kind: str,
+    counter_kind: str,
+    key: str,
+    request_fingerprint: str,
+    source: str,
+    source_ref: str = "",
+    reason: str = "",
+    occurred_at: datetime.datetime,
+    available_at: datetime.datetime | None = None,
+    expires_at: datetime.datetime | None = None,
+    actor: User | None = None,
+    counts_as_earned: bool = True,
+) -> LedgerTransaction:
+    """Post an earning (or a positive adjustment) to a locked account."""
+    if points <= 0:
+        raise ValueError("a credit must be positive")
+    txn = _post(
+        account=account,
+        counter_account=system_account(counter_kind),
+        amount=points,
+        kind=kind,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        source=source,
+        source_ref=source_ref,
+        reason=reason,
+        occurred_at=occurred_at,
+        actor=actor,
+    )
+    _credit(
+        account=account,
+        txn=txn,
+        points=points,
+        earned_at=occurred_at,
+        available_at=available_at or occurred_at,
+        expires_at=expires_at or expiry_for(occurred_at),
+        counts_as_earned=counts_as_earned,
+    )
+    return txn
+
+
+def points_debit(
+    *,
+    account: Account,
+    points: int,
+    kind: str,
+    counter_kind: str,
+    key: str,
+    request_fingerprint: str,
+    source: str,
+    source_ref: str = "",
+    reason: str = "",
+    occurred_at: datetime.datetime,
+    now: datetime.datetime,
+    actor: User | None = None,
+) -> LedgerTransaction:
+    """Spend points from a locked account, soonest-expiring available lots first.
+
+    Refused while the account is in debt or when available points do not cover it.
+    """
+    if points <= 0:
+        raise ValueError("a debit must be positive")
+    if account.debt:
+        raise PointsInDebt(debt=account.debt)
+    lots = list(_spendable_lots(account=account, at=now))
+    available = sum(lot.remaining for lot in lots)
+    if available < points:
+        raise InsufficientPoints(needed=points, available=available)
+    txn = _post(
+        account=account,
+        counter_account=system_account(counter_kind),
+        amount=-points,
+        kind=kind,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        source=source,
+        source_ref=source_ref,
+        reason=reason,
+        occurred_at=occurred_at,
+        actor=actor,
+    )
+    _take_from_lots(lots=lots, txn=txn, points=points)
+    account.balance -= points
+    account.save(update_fields=["balance", "updated_at"])
+    return txn
+
+
+def points_reverse(
+    *,
+    account: Account,
+    original: LedgerTransaction,
+    points: int,
+    key: str,
+    request_fingerprint: str,
+    source: str,
+    source_ref: str = "",
+    reason: str = "",
+    occurred_at: datetime.datetime,
+    actor: User | None = None,
+) -> LedgerTransaction:
+    """Take back part of an earning (a return): from its own lot first, then the member's other
+    open lots, and whatever is still missing becomes debt (a negative balance).
+    """
+    if points <= 0:
+        raise ValueError("a reversal must be positive")
+    already = -sum(original.reversals.values_list("member_amount", flat=True))
+    if already + points > original.member_amount:
+        raise ValueError("cannot reverse more than was earned")
+    txn = _post(
+        account=account,
+        counter_account=system_account(Account.Kind.REVERSAL),
+        amount=-points,
+        kind=LedgerTransaction.Kind.REVERSE,
+        key=key,
+        request_fingerprint=request_fingerprint,
+        source=source,
+        source_ref=source_ref,
+        reason=reason,
+        occurred_at=occurred_at,
+        actor=actor,
+        reverses=original,
+    )
+    own = list(Lot.objects.open().filter(transaction=original).select_for_update())
+    taken = _take_from_lots(lots=own, txn=txn, points=points)
+    if taken < points:
+        others = Lot.objects.open().filter(account=account).exclude(transaction=original)
+        taken += _take_from_lots(
+            lots=others.order_by("expires_at", "id").select_for_update(),
+            txn=txn,
+            points=points - taken,
+        )
+    account.balance -= points
+    account.debt += points - taken
+    account.lifetime_earned -= points
+    account.save(update_fields=["balance", "debt", "lifetime_earned", "updated_at"])
+    return txn
