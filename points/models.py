@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Member, User
+from members.models import Member, Store, User
 
 
 class Account(models.Model):
@@ -47,6 +47,10 @@ class Account(models.Model):
     class Meta:
         verbose_name = _("points account")
         verbose_name_plural = _("points accounts")
+        permissions = [
+            ("adjust_points", _("Can adjust points (up to the staff limit)")),
+            ("adjust_unlimited", _("Can adjust points without a limit")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(Q(kind="member") & Q(member__isnull=False))
@@ -223,3 +227,181 @@ class LotMovement(models.Model):
 
     def __str__(self) -> str:
         return f"lot {self.lot_id} {self.amount:+d}"
+
+
+class EarningPolicy(models.Model):
+    """The retailer's earning and expiry settings: one row, edited by administrators."""
+
+    base_rate = models.DecimalField(_("points per ¥1"), max_digits=6, decimal_places=2, default=1)
+    birthday_multiplier = models.DecimalField(
+        _("birthday-month multiplier"), max_digits=4, decimal_places=2, default=2
+    )
+    pending_days = models.PositiveSmallIntegerField(
+        _("days before purchase points can be spent"), default=0
+    )
+    points_per_yuan = models.PositiveIntegerField(_("points that pay ¥1 at the till"), default=100)
+    signup_bonus = models.PositiveIntegerField(_("sign-up bonus"), default=200)
+    profile_bonus = models.PositiveIntegerField(_("profile completed bonus"), default=100)
+    referral_bonus = models.PositiveIntegerField(_("referral bonus"), default=300)
+    referral_cap_per_year = models.PositiveIntegerField(
+        _("referral bonuses per member per year"), default=20
+    )
+    coupon_valid_days = models.PositiveSmallIntegerField(_("coupon validity (days)"), default=30)
+    promotions_stack = models.BooleanField(_("promotion multipliers stack"), default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("earning policy")
+        verbose_name_plural = _("earning policy")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(base_rate__gte=0), name="points_policy_rate_nonnegative"
+            ),
+            models.CheckConstraint(
+                condition=Q(points_per_yuan__gt=0), name="points_policy_ppy_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Earning policy"))
+
+
+class CategoryRate(models.Model):
+    """A product category that earns at its own rate; rate 0 excludes it (gift cards, tobacco)."""
+
+    category = models.CharField(_("category"), max_length=50, unique=True)
+    rate = models.DecimalField(_("points per ¥1"), max_digits=6, decimal_places=2)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["category"]
+        verbose_name = _("category rate")
+        verbose_name_plural = _("category rates")
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gte=0), name="points_categoryrate_nonnegative")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} ×{self.rate}"
+
+
+class Purchase(models.Model):
+    class Channel(models.TextChoices):
+        STORE = "store", _("Store")
+        ONLINE = "online", _("Online shop")
+        APP = "app", _("App")
+        MINI_PROGRAM = "mini_program", _("Mini-program")
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="purchases")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="purchases")
+    channel = models.CharField(
+        _("channel"), max_length=20, choices=Channel.choices, default=Channel.STORE
+    )
+    receipt_no = models.CharField(_("receipt number"), max_length=64)
+    occurred_at = models.DateTimeField(_("time of purchase"))
+    amount = models.DecimalField(_("amount (¥)"), max_digits=12, decimal_places=2)
+    points_used = models.PositiveIntegerField(_("points used as payment"), default=0)
+    eligible_amount = models.DecimalField(
+        _("amount earning points (¥)"), max_digits=12, decimal_places=2
+    )
+    points_earned = models.PositiveIntegerField(_("points earned"), default=0)
+    returned_amount = models.DecimalField(
+        _("returned (¥)"), max_digits=12, decimal_places=2, default=0
+    )
+    earn_transaction = models.OneToOneField(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="earning_purchase",
+    )
+    payment_transaction = models.OneToOneField(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="paid_purchase",
+    )
+    fingerprint = models.CharField(max_length=64)
+    recorded_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("purchase")
+        verbose_name_plural = _("purchases")
+        indexes = [
+            models.Index(fields=["member", "-occurred_at"], name="points_purchase_member_idx")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "receipt_no"], name="points_purchase_receipt_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="points_purchase_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(returned_amount__gte=0) & Q(returned_amount__lte=F("amount")),
+                name="points_purchase_returned_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store_id}/{self.receipt_no} ¥{self.amount}"
+
+    @property
+    def net_amount(self):
+        return self.amount - self.returned_amount
+
+
+class PurchaseLine(models.Model):
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(_("SKU"), max_length=64)
+    category = models.CharField(_("category"), max_length=50, blank=True)
+    quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=3, default=1)
+    amount = models.DecimalField(_("amount (¥)"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="points_line_amount_nonnegative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} ¥{self.amount}"
+
+
+class Return(models.Model):
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="returns")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="returns")
+    receipt_no = models.CharField(_("return receipt number"), max_length=64)
+    amount = models.DecimalField(_("amount returned (¥)"), max_digits=12, decimal_places=2)
+    occurred_at = models.DateTimeField(_("time of return"))
+    points_reversed = models.PositiveIntegerField(_("points reversed"), default=0)
+    transaction = models.OneToOneField(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="purchase_return",
+    )
+    fingerprint = models.CharField(max_length=64)
+    recorded_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("return")
+        verbose_name_plural = _("returns")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "receipt_no"], name="points_return_receipt_unique"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="points_return_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store_id}/{self.receipt_no} −¥{self.amount}"

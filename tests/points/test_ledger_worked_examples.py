@@ -88,7 +88,10 @@ def test_spending_takes_the_soonest_expiring_points_first():
 
     lots = {lot.transaction.idempotency_key: lot.remaining for lot in Lot.objects.all()}
     assert lots == {"purchase:A": 0, "purchase:B": 400}
-    assert balance_of(account=Account.objects.get(member=member), at=at("2026-07-01 12:00")).available == 400
+    assert (
+        balance_of(account=Account.objects.get(member=member), at=at("2026-07-01 12:00")).available
+        == 400
+    )
     assert_ledger_reconciles(member)
 
 
@@ -138,6 +141,11 @@ def test_a_replayed_key_is_found_and_a_different_request_with_it_is_refused():
     first = earn(member, 100, "2026-01-10 10:00", "purchase:A")
     with transaction.atomic():
         account_lock(member=member)
-        assert transaction_replayed(key="purchase:A", request_fingerprint=fingerprint({"k": "purchase:A"})) == first
+        assert (
+            transaction_replayed(
+                key="purchase:A", request_fingerprint=fingerprint({"k": "purchase:A"})
+            )
+            == first
+        )
         with pytest.raises(IdempotencyConflict):
             transaction_replayed(key="purchase:A", request_fingerprint=fingerprint({"k": "other"}))

@@ -1,0 +1,93 @@
+"""How many points a purchase earns: base rate, category rates, multipliers.
+
+Multipliers come from providers: the tiers app gives the member's tier multiplier, the
+campaigns app registers its promotions here (it sits to the right of points in the
+dependency order, so points cannot import it). Promotion multipliers — the birthday month
+and campaigns — do not stack: the best one applies, unless the policy says they stack.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.utils import timezone
+
+from members.models import Member
+
+from .models import CategoryRate, EarningPolicy
+
+
+@dataclass(frozen=True)
+class PurchaseContext:
+    member: Member
+    store_code: str
+    channel: str
+    occurred_at: datetime.datetime
+    categories: frozenset[str]
+
+
+# (member, context) -> multiplier or None; register with `register_promotion_provider`.
+PromotionProvider = Callable[[PurchaseContext], Decimal | None]
+TierMultiplierProvider = Callable[[Member], Decimal]
+
+_promotion_providers: list[PromotionProvider] = []
+_tier_multiplier: list[TierMultiplierProvider] = []
+
+
+def register_promotion_provider(provider: PromotionProvider) -> None:
+    if provider not in _promotion_providers:
+        _promotion_providers.append(provider)
+
+
+def register_tier_multiplier(provider: TierMultiplierProvider) -> None:
+    _tier_multiplier[:] = [provider]
+
+
+def policy_get() -> EarningPolicy:
+    policy = EarningPolicy.objects.order_by("pk").first()
+    return policy if policy is not None else EarningPolicy()
+
+
+def eligible_amount(*, amount: Decimal, lines: list[tuple[str, Decimal]]) -> Decimal:
+    """The spend that earns at the base rate: category rates scale their lines, 0 excludes."""
+    if not lines:
+        return amount
+    rates = dict(
+        CategoryRate.objects.filter(category__in={c for c, _ in lines}).values_list(
+            "category", "rate"
+        )
+    )
+    policy_rate = policy_get().base_rate or Decimal(1)
+    total = Decimal(0)
+    for category, line_amount in lines:
+        rate = rates.get(category)
+        # A category rate is in points per ¥1; relative to the base rate it scales the spend.
+        total += line_amount if rate is None else line_amount * rate / policy_rate
+    return total
+
+
+def multiplier_for(*, context: PurchaseContext, policy: EarningPolicy) -> Decimal:
+    tier = _tier_multiplier[0](context.member) if _tier_multiplier else Decimal(1)
+    promotions = [p(context) for p in _promotion_providers]
+    promotions = [m for m in promotions if m is not None and m > 0]
+    birthday = context.member.birthday
+    if birthday and birthday.month == timezone.localtime(context.occurred_at).month:
+        promotions.append(policy.birthday_multiplier)
+    if not promotions:
+        promo = Decimal(1)
+    elif policy.promotions_stack:
+        promo = Decimal(1)
+        for m in promotions:
+            promo *= m
+    else:
+        promo = max(promotions)
+    return tier * promo
+
+
+def points_for(*, eligible: Decimal, multiplier: Decimal, policy: EarningPolicy) -> int:
+    """Rounded down per purchase."""
+    value = (eligible * policy.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
+    return max(int(value), 0)

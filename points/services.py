@@ -1,0 +1,394 @@
+"""Writes for points: purchases, returns, adjustments, expiry.
+
+Each service is one database transaction that locks the member's points account first
+(`account_lock`), checks for an earlier posting of the same request, then writes. Messages
+and other slow work go in `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from members.models import Member, Store, User
+from members.services import audit_log
+
+from .earning import PurchaseContext, eligible_amount, multiplier_for, points_for, policy_get
+from .ledger import (
+    IdempotencyConflict,
+    PointsError,
+    account_lock,
+    fingerprint,
+    points_credit,
+    points_debit,
+    points_reverse,
+    transaction_replayed,
+)
+from .models import Account, LedgerTransaction, Purchase, PurchaseLine, Return
+
+CENT = Decimal("0.01")
+
+
+class InvalidPurchase(PointsError):
+    code = "invalid"
+
+
+class ReturnExceedsPurchase(PointsError):
+    code = "return_exceeds_purchase"
+
+
+class AdjustmentNotAllowed(PointsError):
+    code = "adjustment_not_allowed"
+
+
+@dataclass(frozen=True)
+class LineInput:
+    sku: str
+    amount: Decimal
+    category: str = ""
+    quantity: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    purchase: Purchase
+    created: bool
+
+
+def _purchase_fingerprint(
+    *,
+    member: Member,
+    store: Store,
+    receipt_no: str,
+    occurred_at,
+    amount,
+    channel,
+    lines,
+    points_to_use,
+) -> str:
+    return fingerprint(
+        {
+            "member": member.member_no,
+            "store": store.code,
+            "receipt_no": receipt_no,
+            "occurred_at": occurred_at.isoformat(),
+            "amount": str(amount.quantize(CENT)),
+            "channel": channel,
+            "lines": [
+                [line.sku, line.category, str(line.quantity), str(line.amount.quantize(CENT))]
+                for line in lines
+            ],
+            "points_to_use": points_to_use,
+        }
+    )
+
+
+def purchase_record(
+    *,
+    member: Member,
+    store: Store,
+    receipt_no: str,
+    occurred_at: datetime.datetime,
+    amount: Decimal,
+    channel: str = Purchase.Channel.STORE,
+    lines: list[LineInput] | tuple[LineInput, ...] = (),
+    points_to_use: int = 0,
+    actor: User | None = None,
+    now: datetime.datetime | None = None,
+) -> PurchaseResult:
+    """Record a purchase, spend any points used as payment and post the points it earns.
+
+    The same store + receipt again returns the first result; with different details it is
+    refused (`IdempotencyConflict`).
+    """
+    now = now or timezone.now()
+    receipt_no = receipt_no.strip()
+    amount = Decimal(amount).quantize(CENT)
+    if not receipt_no:
+        raise InvalidPurchase("receipt number is required")
+    if amount <= 0:
+        raise InvalidPurchase("amount must be positive")
+    if channel not in Purchase.Channel.values:
+        raise InvalidPurchase(f"unknown channel {channel}")
+    if points_to_use < 0:
+        raise InvalidPurchase("points_to_use cannot be negative")
+    if lines and sum(line.amount for line in lines).quantize(CENT) != amount:
+        raise InvalidPurchase("the lines do not add up to the amount")
+    if any(line.amount < 0 for line in lines):
+        raise InvalidPurchase("a line amount cannot be negative")
+    if not member.is_open or member.status != Member.Status.ACTIVE:
+        raise InvalidPurchase("the member is not active")
+
+    policy = policy_get()
+    paid_by_points = (Decimal(points_to_use) / policy.points_per_yuan).quantize(
+        CENT, rounding=ROUND_FLOOR
+    )
+    if points_to_use and Decimal(points_to_use) % policy.points_per_yuan:
+        raise InvalidPurchase(f"points are used in steps of {policy.points_per_yuan}")
+    if paid_by_points > amount:
+        raise InvalidPurchase("points used pay more than the amount")
+
+    request_fingerprint = _purchase_fingerprint(
+        member=member,
+        store=store,
+        receipt_no=receipt_no,
+        occurred_at=occurred_at,
+        amount=amount,
+        channel=channel,
+        lines=lines,
+        points_to_use=points_to_use,
+    )
+    key = f"purchase:{store.code}:{receipt_no}"
+    with transaction.atomic():
+        account = account_lock(member=member)
+        existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).first()
+        if existing is not None:
+            if existing.fingerprint != request_fingerprint:
+                raise IdempotencyConflict(key)
+            return PurchaseResult(purchase=existing, created=False)
+
+        payment_txn = None
+        if points_to_use:
+            payment_txn = points_debit(
+                account=account,
+                points=points_to_use,
+                kind=LedgerTransaction.Kind.REDEEM,
+                counter_kind=Account.Kind.REDEMPTION,
+                key=f"{key}:payment",
+                request_fingerprint=request_fingerprint,
+                source=LedgerTransaction.Source.PAYMENT,
+                source_ref=receipt_no,
+                occurred_at=occurred_at,
+                now=now,
+                actor=actor,
+            )
+
+        eligible = eligible_amount(
+            amount=amount, lines=[(line.category, line.amount) for line in lines]
+        )
+        # Only the part paid with money earns points.
+        if paid_by_points:
+            eligible = eligible * (amount - paid_by_points) / amount
+        context = PurchaseContext(
+            member=member,
+            store_code=store.code,
+            channel=channel,
+            occurred_at=occurred_at,
+            categories=frozenset(line.category for line in lines),
+        )
+        earned = points_for(
+            eligible=eligible,
+            multiplier=multiplier_for(context=context, policy=policy),
+            policy=policy,
+        )
+        earn_txn = None
+        if earned:
+            earn_txn = points_credit(
+                account=account,
+                points=earned,
+                kind=LedgerTransaction.Kind.EARN,
+                counter_kind=Account.Kind.ISSUANCE,
+                key=key,
+                request_fingerprint=request_fingerprint,
+                source=LedgerTransaction.Source.PURCHASE,
+                source_ref=receipt_no,
+                occurred_at=occurred_at,
+                available_at=occurred_at + datetime.timedelta(days=policy.pending_days),
+                actor=actor,
+            )
+        purchase = Purchase.objects.create(
+            member=member,
+            store=store,
+            channel=channel,
+            receipt_no=receipt_no,
+            occurred_at=occurred_at,
+            amount=amount,
+            points_used=points_to_use,
+            eligible_amount=eligible.quantize(CENT, rounding=ROUND_FLOOR),
+            points_earned=earned,
+            earn_transaction=earn_txn,
+            payment_transaction=payment_txn,
+            fingerprint=request_fingerprint,
+            recorded_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        PurchaseLine.objects.bulk_create(
+            PurchaseLine(
+                purchase=purchase,
+                sku=line.sku,
+                category=line.category,
+                quantity=line.quantity,
+                amount=line.amount,
+            )
+            for line in lines
+        )
+        if actor is not None and actor.is_authenticated:
+            audit_log(
+                actor=actor,
+                action="purchase.record",
+                target=purchase,
+                member=member,
+                details={"receipt_no": receipt_no, "amount": str(amount), "points": earned},
+            )
+    return PurchaseResult(purchase=purchase, created=True)
+
+
+@dataclass(frozen=True)
+class ReturnResult:
+    purchase_return: Return
+    created: bool
+
+
+def return_record(
+    *,
+    store: Store,
+    receipt_no: str,
+    original_receipt_no: str,
+    amount: Decimal,
+    occurred_at: datetime.datetime,
+    original_store: Store | None = None,
+    actor: User | None = None,
+) -> ReturnResult:
+    """Record a (partial) return: reverse the purchase's points in proportion, rounded down.
+
+    Proportion is taken on the running total returned, so two half returns reverse exactly
+    what one full return would. Returning more than is left of the purchase is refused.
+    """
+    receipt_no = receipt_no.strip()
+    amount = Decimal(amount).quantize(CENT)
+    if not receipt_no:
+        raise InvalidPurchase("return receipt number is required")
+    if amount <= 0:
+        raise InvalidPurchase("amount must be positive")
+    original_store = original_store or store
+    purchase = Purchase.objects.filter(
+        store=original_store, receipt_no=original_receipt_no.strip()
+    ).first()
+    if purchase is None:
+        raise InvalidPurchase("no purchase with that receipt number at that store")
+    request_fingerprint = fingerprint(
+        {
+            "store": store.code,
+            "receipt_no": receipt_no,
+            "original": f"{original_store.code}:{purchase.receipt_no}",
+            "amount": str(amount),
+            "occurred_at": occurred_at.isoformat(),
+        }
+    )
+    key = f"return:{store.code}:{receipt_no}"
+    with transaction.atomic():
+        account = account_lock(member=purchase.member)
+        existing = Return.objects.filter(store=store, receipt_no=receipt_no).first()
+        if existing is not None:
+            if existing.fingerprint != request_fingerprint:
+                raise IdempotencyConflict(key)
+            return ReturnResult(purchase_return=existing, created=False)
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if purchase.returned_amount + amount > purchase.amount:
+            raise ReturnExceedsPurchase(
+                f"¥{amount} is more than the ¥{purchase.net_amount} left of this purchase"
+            )
+        returned_after = purchase.returned_amount + amount
+        reversed_before = sum(purchase.returns.values_list("points_reversed", flat=True))
+        reversed_after = int(
+            (Decimal(purchase.points_earned) * returned_after / purchase.amount).quantize(
+                Decimal(1), rounding=ROUND_FLOOR
+            )
+        )
+        points = reversed_after - reversed_before
+        txn = None
+        if points > 0:
+            txn = points_reverse(
+                account=account,
+                original=purchase.earn_transaction,
+                points=points,
+                key=key,
+                request_fingerprint=request_fingerprint,
+                source=LedgerTransaction.Source.RETURN,
+                source_ref=receipt_no,
+                occurred_at=occurred_at,
+                actor=actor,
+            )
+        purchase.returned_amount = returned_after
+        purchase.save(update_fields=["returned_amount"])
+        purchase_return = Return.objects.create(
+            purchase=purchase,
+            store=store,
+            receipt_no=receipt_no,
+            amount=amount,
+            occurred_at=occurred_at,
+            points_reversed=points,
+            transaction=txn,
+            fingerprint=request_fingerprint,
+            recorded_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        if actor is not None and actor.is_authenticated:
+            audit_log(
+                actor=actor,
+                action="purchase.return",
+                target=purchase_return,
+                member=purchase.member,
+                details={"receipt_no": receipt_no, "amount": str(amount), "points": points},
+            )
+    return ReturnResult(purchase_return=purchase_return, created=True)
+
+
+STAFF_ADJUSTMENT_LIMIT = 500
+
+
+def points_adjust(
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    actor: User,
+    idempotency_key: str,
+    now: datetime.datetime | None = None,
+) -> LedgerTransaction:
+    """A manual correction by staff: reason required; store staff limited per adjustment."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise AdjustmentNotAllowed("a reason is required")
+    if points == 0:
+        raise AdjustmentNotAllowed("an adjustment must change the balance")
+    if abs(points) > STAFF_ADJUSTMENT_LIMIT and not actor.has_perm("points.adjust_unlimited"):
+        raise AdjustmentNotAllowed(
+            f"adjustments above {STAFF_ADJUSTMENT_LIMIT} points need a manager"
+        )
+    key = f"adjust:{idempotency_key}"
+    request_fingerprint = fingerprint(
+        {"member": member.member_no, "points": points, "reason": reason}
+    )
+    with transaction.atomic():
+        account = account_lock(member=member)
+        existing = transaction_replayed(key=key, request_fingerprint=request_fingerprint)
+        if existing is not None:
+            return existing
+        common = {
+            "account": account,
+            "points": abs(points),
+            "kind": LedgerTransaction.Kind.ADJUST,
+            "counter_kind": Account.Kind.ADJUSTMENT,
+            "key": key,
+            "request_fingerprint": request_fingerprint,
+            "source": LedgerTransaction.Source.STAFF,
+            "reason": reason,
+            "occurred_at": now,
+            "actor": actor,
+        }
+        if points > 0:
+            txn = points_credit(**common, counts_as_earned=False)
+        else:
+            txn = points_debit(**common, now=now)
+        audit_log(
+            actor=actor,
+            action="points.adjust",
+            target=txn,
+            member=member,
+            details={"points": points, "reason": reason},
+        )
+    return txn
