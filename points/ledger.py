@@ -368,3 +368,75 @@ def points_reverse(
     account.lifetime_earned -= points
     account.save(update_fields=["balance", "debt", "lifetime_earned", "updated_at"])
     return txn
+
+
+def lots_expire_batch(*, account_ids: list[int], at: datetime.datetime) -> int:
+    """Expire every lot of these accounts whose expiry is at or before `at`; set-based.
+
+    One expiry transaction per account and expiry date (key `expire:<account>:<date>`), all
+    written with bulk statements. The accounts are locked in id order first, as online
+    postings lock theirs, so a redemption racing the job waits instead of spending a lot that
+    is expiring. Returns the number of lots expired. Re-running finds nothing left to expire.
+    """
+    with transaction.atomic():
+        locked = list(Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk"))
+        by_id = {account.pk: account for account in locked}
+        lots = list(
+            Lot.objects.select_for_update()
+            .filter(account_id__in=by_id, remaining__gt=0, expires_at__lte=at)
+            .order_by("account_id", "expires_at", "id")
+        )
+        if not lots:
+            return 0
+        groups: dict[tuple[int, datetime.datetime], list[Lot]] = {}
+        for lot in lots:
+            groups.setdefault((lot.account_id, lot.expires_at), []).append(lot)
+
+        txns = []
+        for (account_id, expires_at), group in groups.items():
+            day = expires_at.astimezone(BUSINESS_TZ).date() - datetime.timedelta(days=1)
+            points = sum(lot.remaining for lot in group)
+            txns.append(
+                LedgerTransaction(
+                    kind=LedgerTransaction.Kind.EXPIRE,
+                    idempotency_key=f"expire:{account_id}:{day.isoformat()}",
+                    fingerprint=fingerprint({"account": account_id, "day": day.isoformat()}),
+                    source=LedgerTransaction.Source.EXPIRY,
+                    source_ref=day.isoformat(),
+                    occurred_at=expires_at,
+                    member_id=by_id[account_id].member_id,
+                    member_amount=-points,
+                )
+            )
+        LedgerTransaction.objects.bulk_create(txns)
+        expiry_account = system_account(Account.Kind.EXPIRY)
+        entries, movements = [], []
+        total = 0
+        for txn, group in zip(txns, groups.values(), strict=True):
+            points = -txn.member_amount
+            total += points
+            account = by_id[group[0].account_id]
+            account.balance -= points
+            entries.append(Entry(transaction=txn, account=account, amount=-points))
+            entries.append(Entry(transaction=txn, account=expiry_account, amount=points))
+            movements.extend(
+                LotMovement(lot=lot, transaction=txn, amount=-lot.remaining) for lot in group
+            )
+        Entry.objects.bulk_create(entries)
+        LotMovement.objects.bulk_create(movements)
+        Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining=0)
+        touched = {lot.account_id for lot in lots}
+        Account.objects.bulk_update([by_id[pk] for pk in touched], ["balance"])
+        Account.objects.filter(pk=expiry_account.pk).update(balance=F("balance") + total)
+    return len(lots)
+
+
+def accounts_with_expiring_lots(
+    *, at: datetime.datetime, after_account_id: int, limit: int
+) -> list[int]:
+    return list(
+        Lot.objects.filter(remaining__gt=0, expires_at__lte=at, account_id__gt=after_account_id)
+        .order_by("account_id")
+        .values_list("account_id", flat=True)
+        .distinct()[:limit]
+    )

@@ -22,7 +22,9 @@ from .ledger import (
     IdempotencyConflict,
     PointsError,
     account_lock,
+    accounts_with_expiring_lots,
     fingerprint,
+    lots_expire_batch,
     points_credit,
     points_debit,
     points_reverse,
@@ -392,3 +394,18 @@ def points_adjust(
             details={"points": points, "reason": reason},
         )
     return txn
+
+
+EXPIRY_BATCH = 5000
+
+
+def points_expire(*, at: datetime.datetime, batch_size: int = EXPIRY_BATCH) -> int:
+    """Expire every lot due by `at`, a batch of accounts per transaction; idempotent."""
+    expired = 0
+    after = 0
+    while True:
+        account_ids = accounts_with_expiring_lots(at=at, after_account_id=after, limit=batch_size)
+        if not account_ids:
+            return expired
+        expired += lots_expire_batch(account_ids=account_ids, at=at)
+        after = account_ids[-1]

@@ -149,3 +149,25 @@ def test_a_replayed_key_is_found_and_a_different_request_with_it_is_refused():
         )
         with pytest.raises(IdempotencyConflict):
             transaction_replayed(key="purchase:A", request_fingerprint=fingerprint({"k": "other"}))
+
+
+def test_expiry_takes_what_is_left_of_each_due_lot_once():
+    from points.services import points_expire
+
+    member = MemberFactory()
+    earn(member, 300, "2026-01-10 10:00", "purchase:A")  # expires 2027-02-01 00:00
+    earn(member, 200, "2026-01-20 10:00", "purchase:B")  # same month, same expiry
+    earn(member, 500, "2026-02-10 10:00", "purchase:C")  # expires 2027-03-01 00:00
+    spend(member, 100, "2026-06-01 10:00", "redeem:1")  # from A
+
+    assert points_expire(at=at("2027-01-31 23:59")) == 0
+    assert points_expire(at=at("2027-02-01 00:30")) == 2
+    assert points_expire(at=at("2027-02-01 00:30")) == 0  # a second run changes nothing
+
+    account = Account.objects.get(member=member)
+    assert account.balance == 500
+    expiry = LedgerTransaction.objects.get(kind="expire")
+    assert expiry.member_amount == -400
+    assert expiry.idempotency_key == f"expire:{account.pk}:2027-01-31"
+    assert_ledger_reconciles(member)
+    assert Account.objects.get(kind="expiry").balance == 400
