@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.functional import Promise
+from django.utils.translation import gettext, gettext_lazy
 
-from .models import AuditEntry, ConsentEvent, Member, Store
+from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store
 from .numbers import (
     InvalidPhone,
     looks_like_member_no,
@@ -19,6 +22,8 @@ from .numbers import (
 
 SEARCH_LIMIT = 20
 
+StrOrPromise = str | Promise
+
 
 @dataclass(frozen=True)
 class MemberSearchResult:
@@ -27,6 +32,8 @@ class MemberSearchResult:
     kind: str
     # A reason the query cannot match anyone, to show instead of "no results".
     problem: str = ""
+    # More names matched than `limit`: the list is cut and the person should type more.
+    truncated: bool = False
 
 
 def member_search(*, query: str, limit: int = SEARCH_LIMIT) -> MemberSearchResult:
@@ -54,9 +61,9 @@ def member_search(*, query: str, limit: int = SEARCH_LIMIT) -> MemberSearchResul
             return MemberSearchResult(members=[], kind="phone", problem="invalid_phone")
         return MemberSearchResult(members=list(members.filter(phone=phone)), kind="phone")
 
-    return MemberSearchResult(
-        members=list(members.filter(name__startswith=text)[:limit]), kind="name"
-    )
+    # One row more than shown tells us whether the list was cut, without a COUNT query.
+    found = list(members.filter(name__startswith=text)[: limit + 1])
+    return MemberSearchResult(members=found[:limit], kind="name", truncated=len(found) > limit)
 
 
 def member_get_by_phone(*, phone: str) -> Member | None:
@@ -71,6 +78,17 @@ def member_get_by_number(*, member_no: str) -> Member | None:
     if not member_no_is_valid(member_no):
         return None
     return Member.objects.select_related("home_store").filter(member_no=member_no).first()
+
+
+def member_get_for_staff(*, member_no: str) -> Member | None:
+    """A member with everything the staff 360 page shows about them, in one query."""
+    if not member_no_is_valid(member_no):
+        return None
+    return (
+        Member.objects.select_related("home_store", "enrolment_store", "enrolled_by", "user")
+        .filter(member_no=member_no)
+        .first()
+    )
 
 
 def member_consent_history(*, member: Member) -> QuerySet[ConsentEvent]:
@@ -147,3 +165,122 @@ def audit_entry_list(
     if until:
         entries = entries.filter(created_at__date__lte=until)
     return entries
+
+
+# What each audit action means to a person reading the log. Apps to the right of members
+# (points, tiers, campaigns) add theirs with `audit_action_register` from AppConfig.ready(),
+# as they cannot be imported from here; an action nobody registered shows as its code.
+_audit_action_labels: dict[str, StrOrPromise] = {
+    "member.enrol": gettext_lazy("Member enrolled"),
+    "member.link_login": gettext_lazy("Online login linked to member"),
+    "member.update_profile": gettext_lazy("Profile changed"),
+    "member.consent": gettext_lazy("Marketing consent changed"),
+    "member.reveal_phone": gettext_lazy("Full phone number shown"),
+    "member.close": gettext_lazy("Account closed"),
+    "api_token.create": gettext_lazy("API token issued"),
+    "api_token.revoke": gettext_lazy("API token revoked"),
+    "store.create": gettext_lazy("Store created"),
+    "user.create": gettext_lazy("Login created"),
+}
+
+
+def audit_action_register(*, action: str, label: StrOrPromise) -> None:
+    _audit_action_labels[action] = label
+
+
+def audit_action_label(action: str) -> StrOrPromise:
+    return _audit_action_labels.get(action, action)
+
+
+def audit_action_choices() -> list[tuple[str, StrOrPromise]]:
+    """(code, label) of every known action, by code so related actions sit together."""
+    return sorted(_audit_action_labels.items())
+
+
+# --- The member as the POS sees it ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierSummary:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PointsSummary:
+    available: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    """A member for a till or an e-shop: who they are, their tier and their points."""
+
+    member_no: str
+    phone: str
+    name: str
+    tier: TierSummary
+    points: PointsSummary
+
+
+MemberSummaryContributor = Callable[[Member, MemberSummary], MemberSummary]
+
+# tiers and points import members, never the reverse, so they fill in their part of the
+# summary by registering a contributor here (from their AppConfig.ready()). Each receives
+# the summary so far and returns it with its part replaced (dataclasses.replace).
+_member_summary_contributors: list[MemberSummaryContributor] = []
+
+
+def member_summary_contributor_register(
+    contributor: MemberSummaryContributor,
+) -> MemberSummaryContributor:
+    """Add a contributor to every `member_summary`; usable as a decorator, idempotent."""
+    if contributor not in _member_summary_contributors:
+        _member_summary_contributors.append(contributor)
+    return contributor
+
+
+def member_summary(*, member: Member) -> MemberSummary:
+    """The member object of the POS API; "regular" with no points until a contributor says
+    otherwise."""
+    summary = MemberSummary(
+        member_no=member.member_no,
+        phone=member.phone or "",
+        name=member.name,
+        tier=TierSummary(code="regular", name=gettext("Regular")),
+        points=PointsSummary(),
+    )
+    for contributor in _member_summary_contributors:
+        summary = contributor(member, summary)
+    return summary
+
+
+def member_find_open(*, phone: str = "", member_no: str = "") -> Member | None:
+    """The open (active or frozen) member with this phone or number, or None.
+
+    A member number with a wrong check digit finds nobody rather than a near miss; closed
+    and anonymised members are not found.
+    """
+    if member_no:
+        member = member_get_by_number(member_no=member_no)
+    else:
+        member = member_get_by_phone(phone=phone)
+    if member is None or not member.is_open:
+        return None
+    return member
+
+
+# --- POS API tokens ---------------------------------------------------------------------
+
+API_TOKEN_MAX_LENGTH = 200  # far above what api_token_create issues; longer is not ours
+
+
+def api_token_authenticate(*, raw: str) -> ApiToken | None:
+    """The live token whose raw value this is: not revoked, and its store still active."""
+    if not raw or len(raw) > API_TOKEN_MAX_LENGTH:
+        return None
+    return (
+        ApiToken.objects.select_related("store")
+        .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True, store__is_active=True)
+        .first()
+    )

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from .models import AuditEntry, ConsentEvent, Member, Store, User
+from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I look-alikes
@@ -44,9 +47,12 @@ def audit_log(
     target: Any = None,
     member: Member | None = None,
     details: dict[str, Any] | None = None,
+    actor_label: str = "",
 ) -> AuditEntry:
-    """Record one audit entry; call inside the transaction of the change it describes."""
-    actor_label = ""
+    """Record one audit entry; call inside the transaction of the change it describes.
+
+    `actor_label` names a non-person actor (an API token) when there is no user.
+    """
     if actor is not None and actor.is_authenticated:
         actor_label = str(actor)
     else:
@@ -121,8 +127,11 @@ def _clean_enrolment(
     elif len(name) > 100:
         errors["name"] = "too_long"
     email = (email or "").strip().lower() or None
-    if email and ("@" not in email or len(email) > 254):
-        errors["email"] = "invalid_email"
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            errors["email"] = "invalid_email"
     if gender not in Member.Gender.values:
         errors["gender"] = "invalid_gender"
     if birthday is not None and not (datetime.date(1900, 1, 1) <= birthday <= timezone.localdate()):
@@ -146,6 +155,7 @@ def member_enroll(
     consents: Consents = Consents(),  # noqa: B008 - frozen dataclass, safe as a default
     actor: User | None = None,
     user: User | None = None,
+    api_token: ApiToken | None = None,
 ) -> Member:
     """Enrol a shopper, the one way in for the till, the API and online sign-up.
 
@@ -161,6 +171,8 @@ def member_enroll(
         Member.Channel.ONLINE: ConsentEvent.Source.SIGNUP,
         Member.Channel.IMPORT: ConsentEvent.Source.IMPORT,
     }.get(channel, ConsentEvent.Source.API)
+    if api_token is not None:
+        source = ConsentEvent.Source.API
 
     with transaction.atomic():
         existing = Member.objects.select_for_update().filter(phone=phone_e164).first()
@@ -194,12 +206,16 @@ def member_enroll(
         for event in events:
             event.member = member
         ConsentEvent.objects.bulk_create(events)
+        details: dict[str, Any] = {"channel": channel, "store": store.code if store else None}
+        if api_token is not None:
+            details["api_token"] = api_token.prefix
         audit_log(
             actor=actor or user,
             action="member.enrol",
             target=member,
             member=member,
-            details={"channel": channel, "store": store.code if store else None},
+            details=details,
+            actor_label=_api_token_label(api_token) if api_token is not None else "",
         )
     return member
 
@@ -214,8 +230,14 @@ def _save_with_fresh_numbers(member: Member) -> None:
                 member.save()
             return
         except IntegrityError:
-            if Member.objects.filter(phone=member.phone).exists():
-                raise
+            # Another request enrolled this phone or e-mail between our check and our insert
+            # (a POS retry, a double click): answer as the check would have.
+            clash = Member.objects.filter(phone=member.phone).first()
+            if clash is not None:
+                raise MemberAlreadyExists(clash) from None
+            clash = Member.objects.filter(email=member.email).first() if member.email else None
+            if clash is not None:
+                raise MemberAlreadyExists(clash, field="email") from None
             continue
     raise RuntimeError("could not allocate a member number")
 
@@ -243,16 +265,54 @@ def member_signup_complete(*, user: User) -> Member:
         sms=bool(pending.get("consent_sms")),
         email=bool(pending.get("consent_email")),
     )
-    member = member_enroll(
-        phone=user.phone or "",
-        name=user.name or pending.get("name", ""),
-        email=user.email,
-        channel=Member.Channel.ONLINE,
-        consents=consents,
-        user=user,
-    )
-    User.objects.filter(pk=user.pk).update(pending_enrolment={})
+    email = user.email
+    # The login's e-mail may already be on another member (given at a till, say). The phone
+    # is what was verified, so enrol by phone and leave the e-mail off rather than refuse.
+    if email and Member.objects.filter(email=email.lower()).exclude(phone=user.phone).exists():
+        email = None
+    with transaction.atomic():
+        member = member_enroll(
+            phone=user.phone or "",
+            name=user.name or pending.get("name", ""),
+            email=email,
+            channel=Member.Channel.ONLINE,
+            consents=consents,
+            user=user,
+        )
+        User.objects.filter(pk=user.pk).update(pending_enrolment={})
+    user.pending_enrolment = {}
     return member
+
+
+def user_signup_prepare(*, user: User, name: str, consent_sms: bool, consent_email: bool) -> User:
+    """Keep what the shopper chose at sign-up until the phone is verified.
+
+    No member exists yet: an unverified phone must not claim (or create) a member record,
+    so the choices wait on the login and `member_signup_complete` applies them.
+    """
+    user.name = name.strip()
+    user.pending_enrolment = {
+        "privacy_version": settings.PRIVACY_NOTICE_VERSION,
+        "consent_sms": bool(consent_sms),
+        "consent_email": bool(consent_email),
+    }
+    user.save(update_fields=["name", "pending_enrolment"])
+    return user
+
+
+def user_phone_set(*, user: User, phone: str, verified: bool) -> Member | None:
+    """Store a login's phone (allauth's hook); a verified phone completes the sign-up.
+
+    One transaction, so a login is never marked verified without its member record.
+    """
+    with transaction.atomic():
+        user.phone = phone
+        user.phone_verified = verified
+        if user.pk:
+            user.save(update_fields=["phone", "phone_verified"])
+        if verified and user.pk:
+            return member_signup_complete(user=user)
+    return None
 
 
 PROFILE_FIELDS = ("name", "email", "gender", "birthday", "city", "home_store")
@@ -355,3 +415,149 @@ def member_close(*, member: Member, actor: User) -> Member:
             user.emailaddress_set.all().delete()
         audit_log(actor=actor, action="member.close", target=member, member=member)
     return member
+
+
+# --- POS API tokens ---------------------------------------------------------------------
+
+API_TOKEN_PREFIX = "hyl_"  # recognisable in logs and by secret scanners
+# last_used_at is for "is this till still alive?", not an access log: one write a minute
+# per token at most, instead of one write per request.
+API_TOKEN_TOUCH_INTERVAL = datetime.timedelta(minutes=1)
+
+
+def _api_token_label(token: ApiToken) -> str:
+    return f"API token {token.prefix} ({token.store.code})"
+
+
+def api_token_create(
+    *, store: Store, name: str = "", actor: User | None = None
+) -> tuple[ApiToken, str]:
+    """Issue a bearer token for a POS system at `store`; returns the token and its raw value.
+
+    Only the SHA-256 of the raw value is stored, so the raw value exists only in the return
+    value: show it once and forget it.
+    """
+    raw = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            store=store,
+            name=name.strip(),
+            token_hash=ApiToken.hash(raw),
+            prefix=raw[: ApiToken._meta.get_field("prefix").max_length],
+        )
+        audit_log(
+            actor=actor,
+            action="api_token.create",
+            target=token,
+            details={"store": store.code, "name": token.name, "prefix": token.prefix},
+        )
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> ApiToken:
+    """Stop a token from authenticating; the row stays so the audit trail can name it."""
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is not None:
+            return token
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_log(
+            actor=actor,
+            action="api_token.revoke",
+            target=token,
+            details={"store": token.store.code, "prefix": token.prefix},
+        )
+    return token
+
+
+def api_token_mark_used(*, token: ApiToken) -> None:
+    """Record that the token was used, at most once per API_TOKEN_TOUCH_INTERVAL."""
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < API_TOKEN_TOUCH_INTERVAL:
+        return
+    # The conditional UPDATE keeps concurrent requests from each writing in the same minute.
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - API_TOKEN_TOUCH_INTERVAL)
+    ).update(last_used_at=now)
+    token.last_used_at = now
+
+
+# --- Stores and logins created by setup (seed_demo, an administrator's scripts) ---
+
+
+class UserAlreadyExists(MemberError):
+    def __init__(self, email: str) -> None:
+        self.email = email
+        super().__init__(f"A login with this e-mail already exists: {email}")
+
+
+def store_ensure(*, code: str, name: str, city: str = "", address: str = "") -> Store:
+    """Return the store with `code`, creating it first if there is none (safe to re-run).
+
+    An existing store is returned unchanged: its name may have been edited since.
+    """
+    with transaction.atomic():
+        store, created = Store.objects.get_or_create(
+            code=code.strip().upper(), defaults={"name": name, "city": city, "address": address}
+        )
+        if created:
+            audit_log(actor=None, action="store.create", target=store, details={"code": store.code})
+    return store
+
+
+def user_create(
+    *,
+    email: str,
+    password: str,
+    name: str = "",
+    phone: str | None = None,
+    roles: tuple[str, ...] | list[str] = (),
+    is_superuser: bool = False,
+    actor: User | None = None,
+) -> User:
+    """Create a login with a verified primary e-mail, in the given role groups.
+
+    For staff accounts and demo logins made by an administrator, not for shoppers (they sign
+    up and verify their phone themselves). A phone given here is taken as verified.
+    `is_superuser` also opens the Django admin.
+    """
+    # Imported here: allauth's models and auth's Group are needed by this setup path only.
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth.models import Group
+
+    email = email.strip().lower()
+    phone_e164 = None
+    if phone:
+        try:
+            phone_e164 = phone_normalize(phone)
+        except InvalidPhone:
+            raise InvalidMemberData({"phone": "invalid_phone"}) from None
+    groups = list(Group.objects.filter(name__in=roles))
+    unknown = set(roles) - {group.name for group in groups}
+    if unknown:
+        raise ValueError(f"unknown roles: {sorted(unknown)}")
+    with transaction.atomic():
+        if User.objects.filter(email=email).exists():
+            raise UserAlreadyExists(email)
+        if phone_e164 and User.objects.filter(phone=phone_e164).exists():
+            raise InvalidMemberData({"phone": "phone_taken"})
+        user = User(
+            email=email,
+            name=name.strip(),
+            phone=phone_e164,
+            phone_verified=phone_e164 is not None,
+            is_staff=is_superuser,
+            is_superuser=is_superuser,
+        )
+        user.set_password(password)
+        user.save()
+        user.groups.set(groups)
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+        audit_log(
+            actor=actor,
+            action="user.create",
+            target=user,
+            details={"roles": sorted(group.name for group in groups), "superuser": is_superuser},
+        )
+    return user

@@ -1,0 +1,156 @@
+"""POS API for members: enrol a shopper at the till, look a member up by phone or number."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Literal
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Query, Router, Schema
+from ninja.responses import Status
+
+from .api_common import ErrorOut, InvalidOut, error_body, invalid_body
+from .models import Member
+from .selectors import member_find_open, member_summary, store_get
+from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
+
+router = Router(tags=["members"])
+
+
+class TierOut(Schema):
+    code: str
+    name: str
+
+
+class PointsOut(Schema):
+    available: int
+    pending: int
+
+
+class MemberOut(Schema):
+    member_no: str
+    phone: str
+    name: str
+    tier: TierOut
+    points: PointsOut
+
+
+class MemberExistsOut(ErrorOut):
+    member_no: str
+
+
+class MemberEnrolIn(Schema):
+    phone: str
+    name: str
+    store: str
+    birthday: datetime.date | None = None
+    email: str | None = None
+    gender: Literal["", "F", "M", "O"] | None = None
+
+
+class MemberLookupQuery(Schema):
+    phone: str = ""
+    member_no: str = ""
+
+
+def _enrol_field_messages() -> dict[str, str]:
+    # The service reports codes; the POS shows these next to the field.
+    return {
+        "invalid_phone": _("Enter a valid mobile phone number."),
+        "required": _("This field is required."),
+        "too_long": _("This value is too long."),
+        "invalid_email": _("Enter a valid e-mail address."),
+        "invalid_gender": _("Choose F, M, O or leave it empty."),
+        "invalid_birthday": _("Enter a birthday between 1900-01-01 and today."),
+        "email_taken": _("Another member already uses this e-mail address."),
+    }
+
+
+@router.post(
+    "",
+    response={
+        201: MemberOut,
+        400: InvalidOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        409: MemberExistsOut,
+    },
+    summary="Enrol a member at the till",
+    description=(
+        "Enrols a shopper at the token's store (enrolment channel `store`).\n\n"
+        "- `store` is a store code and must be the store the API token belongs to; another "
+        "store's code gives **403** `forbidden_store`, a code that is not an active store "
+        "gives **400** `invalid`.\n"
+        "- `phone` is a mainland mobile number (+86 assumed) or any E.164 mobile number.\n"
+        "- `gender` is `F`, `M`, `O` or empty; `birthday` is `YYYY-MM-DD`.\n"
+        "- A phone that is already a member gives **409** `member_exists` with that member's "
+        "`member_no`, so a retried request finds the member it created the first time.\n"
+        "- An e-mail already used by another member gives **400** `invalid`.\n\n"
+        "Nothing is written when the response is an error."
+    ),
+)
+def member_enrol(request: HttpRequest, payload: MemberEnrolIn):
+    token = request.auth
+    store = store_get(code=payload.store.strip())
+    if store is None:
+        return Status(400, invalid_body({"store": _("There is no active store with this code.")}))
+    if store.pk != token.store_id:
+        return Status(
+            403,
+            error_body(
+                "forbidden_store",
+                _("This API token may only enrol members at store %(code)s.")
+                % {"code": token.store.code},
+            ),
+        )
+    try:
+        member = member_enroll(
+            phone=payload.phone,
+            name=payload.name,
+            email=payload.email,
+            gender=payload.gender or "",
+            birthday=payload.birthday,
+            channel=Member.Channel.STORE,
+            store=store,
+            api_token=token,
+        )
+    except InvalidMemberData as exc:
+        messages = _enrol_field_messages()
+        return Status(
+            400,
+            invalid_body({field: messages.get(code, code) for field, code in exc.errors.items()}),
+        )
+    except MemberAlreadyExists as exc:
+        if exc.field != "phone":
+            return Status(400, invalid_body({exc.field: _enrol_field_messages()["email_taken"]}))
+        return Status(
+            409,
+            error_body(
+                "member_exists",
+                _("This phone number is already a member."),
+                member_no=exc.member.member_no,
+            ),
+        )
+    return Status(201, member_summary(member=member))
+
+
+@router.get(
+    "/lookup",
+    response={200: MemberOut, 400: InvalidOut, 401: ErrorOut, 404: ErrorOut},
+    summary="Find a member by phone or member number",
+    description=(
+        "Give exactly one of `phone` or `member_no` (the 12 digits on the card). A member "
+        "number with a wrong check digit, an unknown phone, or a closed account gives "
+        "**404** `not_found`, never a different member."
+    ),
+)
+def member_lookup(request: HttpRequest, query: Query[MemberLookupQuery]):
+    phone, member_no = query.phone.strip(), query.member_no.strip()
+    if bool(phone) == bool(member_no):
+        message = _("Give exactly one of phone or member_no.")
+        return Status(400, invalid_body({"phone": message, "member_no": message}, message))
+    member = member_find_open(phone=phone, member_no=member_no)
+    if member is None:
+        return Status(404, error_body("not_found", _("No member matches.")))
+    return Status(200, member_summary(member=member))
