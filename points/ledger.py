@@ -440,3 +440,73 @@ def accounts_with_expiring_lots(
         .values_list("account_id", flat=True)
         .distinct()[:limit]
     )
+
+
+def points_refund(
+    *,
+    account: Account,
+    original: LedgerTransaction,
+    key: str,
+    occurred_at: datetime.datetime,
+    actor: User | None = None,
+) -> LedgerTransaction:
+    """Give back what a spending transaction took (a voided redemption).
+
+    Points go back into the lots they came from, so they keep their original expiry; a lot
+    that has expired meanwhile does not come back to life — its share goes into a new lot
+    that expires at the end of the current month. Any debt is paid first, as with earnings.
+    """
+    points = -original.member_amount
+    if points <= 0:
+        raise ValueError("only a spending transaction can be refunded")
+    txn = _post(
+        account=account,
+        counter_account=system_account(Account.Kind.REDEMPTION),
+        amount=points,
+        kind=LedgerTransaction.Kind.REVERSE,
+        key=key,
+        request_fingerprint=fingerprint({"refund": original.pk}),
+        source=original.source,
+        source_ref=original.source_ref,
+        reason="refund",
+        occurred_at=occurred_at,
+        actor=actor,
+        reverses=original,
+    )
+    to_debt = min(account.debt, points)
+    left = points - to_debt
+    movements = []
+    expired_share = 0
+    taken = LotMovement.objects.filter(transaction=original, amount__lt=0).select_related("lot")
+    for movement in taken.order_by("lot__expires_at", "lot_id"):
+        if left == 0:
+            break
+        part = min(-movement.amount, left)
+        left -= part
+        lot = Lot.objects.select_for_update().get(pk=movement.lot_id)
+        if lot.expires_at > occurred_at:
+            lot.remaining += part
+            lot.save(update_fields=["remaining"])
+            movements.append(LotMovement(lot=lot, transaction=txn, amount=part))
+        else:
+            expired_share += part
+    LotMovement.objects.bulk_create(movements)
+    if expired_share:
+        local = occurred_at.astimezone(BUSINESS_TZ)
+        last_day = calendar.monthrange(local.year, local.month)[1]
+        month_end = datetime.datetime(
+            local.year, local.month, last_day, tzinfo=BUSINESS_TZ
+        ) + datetime.timedelta(days=1)
+        Lot.objects.create(
+            account=account,
+            transaction=txn,
+            points=expired_share,
+            remaining=expired_share,
+            earned_at=occurred_at,
+            available_at=occurred_at,
+            expires_at=month_end,
+        )
+    account.balance += points
+    account.debt -= to_debt
+    account.save(update_fields=["balance", "debt", "updated_at"])
+    return txn

@@ -405,3 +405,181 @@ class Return(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store_id}/{self.receipt_no} −¥{self.amount}"
+
+
+class Reward(models.Model):
+    """An item of the rewards catalogue (积分商城) that members buy with points."""
+
+    class Kind(models.TextChoices):
+        AMOUNT_OFF = "amount_off", _("Coupon: amount off")
+        PERCENT_OFF = "percent_off", _("Coupon: percent off")
+        SPEND_SAVE = "spend_save", _("Coupon: spend ¥X save ¥Y (满减)")
+        GIFT = "gift", _("Gift picked up in store")
+        TICKET = "ticket", _("Event ticket")
+        DONATION = "donation", _("Charity donation")
+
+    code = models.CharField(_("code"), max_length=30, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=100)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+    description_zh = models.TextField(_("description (Chinese)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True)
+    image = models.FileField(_("image"), upload_to="rewards/", blank=True)
+    points_price = models.PositiveIntegerField(_("points price"))
+    amount_off = models.DecimalField(
+        _("amount off (¥)"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    percent_off = models.PositiveSmallIntegerField(_("percent off"), null=True, blank=True)
+    min_spend = models.DecimalField(
+        _("minimum spend (¥)"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    # None means unlimited; the service takes one with a conditional UPDATE so it never oversells.
+    stock = models.PositiveIntegerField(_("stock left"), null=True, blank=True)
+    per_member_limit = models.PositiveIntegerField(_("limit per member"), null=True, blank=True)
+    available_from = models.DateTimeField(_("available from"), null=True, blank=True)
+    available_until = models.DateTimeField(_("available until"), null=True, blank=True)
+    # The lowest tier (by rank, 1 = regular) that may redeem it.
+    min_tier_rank = models.PositiveSmallIntegerField(_("minimum tier rank"), default=1)
+    coupon_valid_days = models.PositiveSmallIntegerField(
+        _("coupon valid for (days)"), null=True, blank=True
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["points_price", "code"]
+        verbose_name = _("reward")
+        verbose_name_plural = _("rewards")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points_price__gt=0), name="points_reward_price_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="amount_off") | Q(amount_off__gt=0),
+                name="points_reward_amount_off_has_amount",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="percent_off") | Q(percent_off__gt=0, percent_off__lt=100),
+                name="points_reward_percent_off_in_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="spend_save")
+                | Q(amount_off__gt=0, min_spend__gt=F("amount_off")),
+                name="points_reward_spend_save_has_threshold",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+
+class RewardTierPrice(models.Model):
+    """A lower points price for members of a tier (by rank) and above."""
+
+    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="tier_prices")
+    tier_rank = models.PositiveSmallIntegerField(_("tier rank"))
+    points_price = models.PositiveIntegerField(_("points price"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reward", "tier_rank"], name="points_rewardtierprice_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(points_price__gt=0), name="points_rewardtierprice_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reward_id} rank {self.tier_rank}: {self.points_price}"
+
+
+class Redemption(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        VOID = "void", _("Void")
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    points_spent = models.PositiveIntegerField(_("points spent"))
+    transaction = models.OneToOneField(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="redemption"
+    )
+    refund_transaction = models.OneToOneField(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refunded_redemption",
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
+    created_at = models.DateTimeField(_("redeemed"), default=timezone.now)
+    voided_at = models.DateTimeField(_("voided"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("redemption")
+        verbose_name_plural = _("redemptions")
+        indexes = [
+            models.Index(fields=["member", "reward", "status"], name="points_redemption_limit_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.reward_id} {self.points_spent}"
+
+
+class Coupon(models.Model):
+    class Status(models.TextChoices):
+        ISSUED = "issued", _("Issued")
+        USED = "used", _("Used")
+        EXPIRED = "expired", _("Expired")
+        VOID = "void", _("Void")
+
+    class Source(models.TextChoices):
+        REDEMPTION = "redemption", _("Rewards catalogue")
+        CAMPAIGN = "campaign", _("Campaign")
+        WELCOME = "welcome", _("Welcome")
+        BIRTHDAY = "birthday", _("Birthday")
+
+    code = models.CharField(_("code"), max_length=20, unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="coupons")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="coupons")
+    redemption = models.OneToOneField(
+        Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="coupon"
+    )
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ISSUED
+    )
+    issued_at = models.DateTimeField(_("issued"), default=timezone.now)
+    valid_until = models.DateTimeField(_("valid until"))
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+    used_store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    used_receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
+    used_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
+        indexes = [
+            models.Index(
+                fields=["member", "status", "valid_until"], name="points_coupon_member_idx"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="used") | Q(used_at__isnull=False),
+                name="points_coupon_used_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_until__gt=F("issued_at")), name="points_coupon_valid_after_issue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code

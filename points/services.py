@@ -8,10 +8,12 @@ and other slow work go in `transaction.on_commit`.
 from __future__ import annotations
 
 import datetime
+import secrets
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from members.models import Member, Store, User
@@ -27,10 +29,20 @@ from .ledger import (
     lots_expire_batch,
     points_credit,
     points_debit,
+    points_refund,
     points_reverse,
     transaction_replayed,
 )
-from .models import Account, LedgerTransaction, Purchase, PurchaseLine, Return
+from .models import (
+    Account,
+    Coupon,
+    LedgerTransaction,
+    Purchase,
+    PurchaseLine,
+    Redemption,
+    Return,
+    Reward,
+)
 
 CENT = Decimal("0.01")
 
@@ -409,3 +421,237 @@ def points_expire(*, at: datetime.datetime, batch_size: int = EXPIRY_BATCH) -> i
             return expired
         expired += lots_expire_batch(account_ids=account_ids, at=at)
         after = account_ids[-1]
+
+
+class RewardUnavailable(PointsError):
+    code = "reward_unavailable"
+
+
+class OutOfStock(PointsError):
+    code = "out_of_stock"
+
+
+class LimitReached(PointsError):
+    code = "limit_reached"
+
+
+class TierRequired(PointsError):
+    code = "tier_required"
+
+
+class CouponError(PointsError):
+    code = "coupon_error"
+
+
+class CouponNotFound(CouponError):
+    code = "not_found"
+
+
+class CouponUsed(CouponError):
+    code = "coupon_used"
+
+
+class CouponExpired(CouponError):
+    code = "coupon_expired"
+
+
+class CouponVoid(CouponError):
+    code = "coupon_void"
+
+
+COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def coupon_code_generate() -> str:
+    """16 characters from 32: 80 random bits, not guessable at the till or over the API."""
+    return "".join(secrets.choice(COUPON_ALPHABET) for _ in range(16))
+
+
+def _member_tier_rank(member: Member) -> int:
+    return _tier_rank[0](member) if _tier_rank else 1
+
+
+_tier_rank: list = []
+
+
+def register_tier_rank(provider) -> None:
+    """The tiers app tells points the member's tier rank (1 = regular) for reward rules."""
+    _tier_rank[:] = [provider]
+
+
+def reward_price_for(*, reward: Reward, member: Member) -> int:
+    rank = _member_tier_rank(member)
+    prices = [reward.points_price] + [
+        tp.points_price for tp in reward.tier_prices.all() if tp.tier_rank <= rank
+    ]
+    return min(prices)
+
+
+@dataclass(frozen=True)
+class RedemptionResult:
+    redemption: Redemption
+    coupon: Coupon
+    created: bool
+
+
+def reward_redeem(
+    *,
+    member: Member,
+    reward: Reward,
+    idempotency_key: str,
+    actor: User | None = None,
+    now: datetime.datetime | None = None,
+) -> RedemptionResult:
+    """Spend points on a reward and issue its coupon.
+
+    Locks the member's account first (so a member's concurrent redemptions queue and the
+    per-member limit holds), then takes one unit of stock with a conditional UPDATE (so
+    concurrent redeemers of the last unit cannot oversell).
+    """
+    now = now or timezone.now()
+    key = f"redeem:{idempotency_key}"
+    request_fingerprint = fingerprint({"member": member.member_no, "reward": reward.code})
+    with transaction.atomic():
+        account = account_lock(member=member)
+        existing = transaction_replayed(key=key, request_fingerprint=request_fingerprint)
+        if existing is not None:
+            redemption = existing.redemption
+            return RedemptionResult(redemption=redemption, coupon=redemption.coupon, created=False)
+        reward = Reward.objects.get(pk=reward.pk)
+        if (
+            not reward.is_active
+            or (reward.available_from and now < reward.available_from)
+            or (reward.available_until and now >= reward.available_until)
+        ):
+            raise RewardUnavailable("this reward is not available now")
+        if member.status != Member.Status.ACTIVE:
+            raise RewardUnavailable("the member is not active")
+        if _member_tier_rank(member) < reward.min_tier_rank:
+            raise TierRequired("a higher tier is required for this reward")
+        if reward.per_member_limit is not None:
+            taken = Redemption.objects.filter(
+                member=member, reward=reward, status=Redemption.Status.ACTIVE
+            ).count()
+            if taken >= reward.per_member_limit:
+                raise LimitReached("the limit for this reward is reached")
+        price = reward_price_for(reward=reward, member=member)
+        txn = points_debit(
+            account=account,
+            points=price,
+            kind=LedgerTransaction.Kind.REDEEM,
+            counter_kind=Account.Kind.REDEMPTION,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            source=LedgerTransaction.Source.REWARD,
+            source_ref=reward.code,
+            occurred_at=now,
+            now=now,
+            actor=actor,
+        )
+        if reward.stock is not None:
+            taken = Reward.objects.filter(pk=reward.pk, stock__gt=0).update(stock=F("stock") - 1)
+            if not taken:
+                raise OutOfStock("this reward is out of stock")
+        redemption = Redemption.objects.create(
+            member=member, reward=reward, points_spent=price, transaction=txn, created_at=now
+        )
+        valid_days = reward.coupon_valid_days or policy_get().coupon_valid_days
+        coupon = Coupon.objects.create(
+            code=coupon_code_generate(),
+            member=member,
+            reward=reward,
+            redemption=redemption,
+            source=Coupon.Source.REDEMPTION,
+            issued_at=now,
+            valid_until=now + datetime.timedelta(days=valid_days),
+        )
+        audit_log(
+            actor=actor,
+            action="reward.redeem",
+            target=redemption,
+            member=member,
+            details={"reward": reward.code, "points": price, "coupon": coupon.code},
+        )
+    return RedemptionResult(redemption=redemption, coupon=coupon, created=True)
+
+
+def redemption_void(
+    *, redemption: Redemption, actor: User, now: datetime.datetime | None = None
+) -> Redemption:
+    """Void an unused redemption: the coupon is void, stock and points go back."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = account_lock(member=redemption.member)
+        redemption = Redemption.objects.select_for_update().get(pk=redemption.pk)
+        if redemption.status == Redemption.Status.VOID:
+            return redemption
+        coupon = Coupon.objects.select_for_update().get(redemption=redemption)
+        if coupon.status == Coupon.Status.USED:
+            raise CouponUsed("the coupon was already used")
+        refund = points_refund(
+            account=account,
+            original=redemption.transaction,
+            key=f"void:{redemption.pk}",
+            occurred_at=now,
+            actor=actor,
+        )
+        redemption.status = Redemption.Status.VOID
+        redemption.voided_at = now
+        redemption.refund_transaction = refund
+        redemption.save(update_fields=["status", "voided_at", "refund_transaction"])
+        coupon.status = Coupon.Status.VOID
+        coupon.save(update_fields=["status"])
+        if redemption.reward.stock is not None:
+            Reward.objects.filter(pk=redemption.reward_id).update(stock=F("stock") + 1)
+        audit_log(
+            actor=actor,
+            action="reward.void",
+            target=redemption,
+            member=redemption.member,
+            details={"points": redemption.points_spent, "coupon": coupon.code},
+        )
+    return redemption
+
+
+def coupon_use(
+    *,
+    code: str,
+    store: Store,
+    receipt_no: str = "",
+    actor: User | None = None,
+    now: datetime.datetime | None = None,
+) -> Coupon:
+    """Mark a coupon used at the till; a coupon is used once, and never after it expires."""
+    now = now or timezone.now()
+    code = (code or "").strip().upper().replace(" ", "").replace("-", "")
+    with transaction.atomic():
+        coupon = Coupon.objects.select_for_update().filter(code=code).first()
+        if coupon is None:
+            raise CouponNotFound("no coupon with this code")
+        if coupon.status == Coupon.Status.USED:
+            raise CouponUsed("this coupon was already used")
+        if coupon.status == Coupon.Status.VOID:
+            raise CouponVoid("this coupon was voided")
+        if coupon.status == Coupon.Status.EXPIRED or coupon.valid_until <= now:
+            raise CouponExpired("this coupon has expired")
+        coupon.status = Coupon.Status.USED
+        coupon.used_at = now
+        coupon.used_store = store
+        coupon.used_receipt_no = receipt_no.strip()
+        coupon.used_by = actor if actor is not None and actor.is_authenticated else None
+        coupon.save(update_fields=["status", "used_at", "used_store", "used_receipt_no", "used_by"])
+        audit_log(
+            actor=actor,
+            action="coupon.use",
+            target=coupon,
+            member=coupon.member,
+            details={"store": store.code, "receipt_no": coupon.used_receipt_no},
+        )
+    return coupon
+
+
+def coupons_expire(*, at: datetime.datetime) -> int:
+    """Mark issued coupons past their validity as expired (one UPDATE)."""
+    return Coupon.objects.filter(status=Coupon.Status.ISSUED, valid_until__lte=at).update(
+        status=Coupon.Status.EXPIRED
+    )
