@@ -1,0 +1,97 @@
+"""Reads for points: balances, expiring points, history, rewards, coupons."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from members.models import Member
+
+from .ledger import BUSINESS_TZ, Balance, balance_of
+from .models import Account, Coupon, LedgerTransaction, Lot, Purchase, Reward
+
+
+def account_get(*, member: Member) -> Account | None:
+    return Account.objects.filter(member=member).first()
+
+
+def points_balance(*, member: Member, at: datetime.datetime | None = None) -> Balance:
+    return balance_of(account=account_get(member=member), at=at or timezone.now())
+
+
+@dataclass(frozen=True)
+class ExpiringPoints:
+    date: datetime.date  # the last day the points can be used, Asia/Shanghai
+    points: int
+
+
+def points_expiring(*, member: Member, at: datetime.datetime | None = None) -> list[ExpiringPoints]:
+    """Every future expiry date with the points that expire then, soonest first."""
+    at = at or timezone.now()
+    rows = (
+        Lot.objects.open()
+        .filter(account__member=member, expires_at__gt=at)
+        .values("expires_at")
+        .annotate(points=Sum("remaining"))
+        .order_by("expires_at")
+    )
+    result: dict[datetime.date, int] = {}
+    for row in rows:
+        # Stored as the first instant after expiry; the member sees the last valid day.
+        day = row["expires_at"].astimezone(BUSINESS_TZ).date() - datetime.timedelta(days=1)
+        result[day] = result.get(day, 0) + row["points"]
+    return [ExpiringPoints(date=day, points=points) for day, points in result.items()]
+
+
+def points_expiring_soon(
+    *, member: Member, within_days: int = 30, at: datetime.datetime | None = None
+) -> ExpiringPoints | None:
+    at = at or timezone.now()
+    upcoming = points_expiring(member=member, at=at)
+    if upcoming and upcoming[0].date <= (at + datetime.timedelta(days=within_days)).date():
+        return upcoming[0]
+    return None
+
+
+def ledger_history(*, member: Member, kind: str = "") -> QuerySet[LedgerTransaction]:
+    txns = LedgerTransaction.objects.filter(member=member).order_by("-occurred_at", "-id")
+    if kind:
+        txns = txns.filter(kind=kind)
+    return txns
+
+
+def member_lots(*, member: Member) -> QuerySet[Lot]:
+    return Lot.objects.filter(account__member=member).order_by("expires_at", "id")
+
+
+def purchase_list(*, member: Member) -> QuerySet[Purchase]:
+    return (
+        Purchase.objects.filter(member=member)
+        .select_related("store")
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def reward_list_available(*, at: datetime.datetime | None = None) -> QuerySet[Reward]:
+    at = at or timezone.now()
+    return (
+        Reward.objects.filter(is_active=True)
+        .filter(Q(available_from__isnull=True) | Q(available_from__lte=at))
+        .filter(Q(available_until__isnull=True) | Q(available_until__gt=at))
+        .prefetch_related("tier_prices")
+        .order_by("points_price", "code")
+    )
+
+
+def coupon_list(*, member: Member) -> QuerySet[Coupon]:
+    return (
+        Coupon.objects.filter(member=member).select_related("reward").order_by("-issued_at", "-id")
+    )
+
+
+def coupon_get(*, code: str) -> Coupon | None:
+    code = (code or "").strip().upper().replace(" ", "").replace("-", "")
+    return Coupon.objects.select_related("reward", "member").filter(code=code).first()
