@@ -29,10 +29,9 @@ def post_one(member):
 
 def test_entries_that_do_not_sum_to_zero_are_refused_at_commit():
     member = MemberFactory()
-    with pytest.raises(DatabaseError, match="sum to"):
-        with transaction.atomic():
-            txn, account = post_one(member)
-            Entry.objects.create(transaction=txn, account=account, amount=5)
+    with pytest.raises(DatabaseError, match="sum to"), transaction.atomic():
+        txn, account = post_one(member)
+        Entry.objects.create(transaction=txn, account=account, amount=5)
     assert not LedgerTransaction.objects.exists()
 
 
@@ -48,7 +47,10 @@ def test_entries_and_transactions_cannot_be_updated_or_deleted():
         "UPDATE points_ledgertransaction SET reason = 'changed'",
         "DELETE FROM points_ledgertransaction",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement)
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
     assert Entry.objects.count() == 2
