@@ -1,31 +1,88 @@
-"""allauth adapter: phones live on our User; codes go out through members.sms."""
+"""allauth adapter: phones live on our User; codes go out through members.sms.
+
+allauth hands us phone numbers as the shopper typed them (13800000001, +86 138 0000 0001);
+everything here normalises to E.164 first so sign-up, log-in, rate limits and look-ups all
+agree on one spelling of a number.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.stages import PhoneVerificationStage
+from allauth.core.ratelimit import RateLimited, respond_429
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from .models import User
+from .models import Member, User
 from .numbers import InvalidPhone, phone_normalize
-from .services import member_signup_complete
+from .services import MemberError, user_phone_set
 from .sms import sms_send
 
 
+class StaffFriendlyPhoneVerificationStage(PhoneVerificationStage):
+    """allauth's phone stage, letting logins without any phone through.
+
+    ACCOUNT_SIGNUP_FIELDS makes the phone required, and allauth then aborts every log-in of
+    a user who has none, which would lock out staff accounts created with an e-mail only.
+    Sign-ups still always have a phone (the form requires it), so shoppers are unaffected.
+    """
+
+    def handle(self):
+        user = self.login.user
+        if user is not None and not self.login.signup and not getattr(user, "phone", None):
+            return None, True
+        try:
+            return super().handle()
+        except RateLimited:
+            # Sending the code is limited per number (one per 30 s); allauth lets the
+            # exception escape as a server error here, so answer 429 ourselves.
+            return respond_429(self.request), False
+
+
 class AccountAdapter(DefaultAccountAdapter):
+    def phone_form_field(self, **kwargs: Any) -> Any:
+        # allauth's field insists on +country E.164 before we see the value; shoppers type
+        # 13812345678, so validation happens in clean_phone (libphonenumber) instead.
+        kwargs.setdefault("validators", [])
+        kwargs.setdefault("help_text", gettext_lazy("A mobile number, e.g. 13812345678."))
+        return super().phone_form_field(**kwargs)
+
     def clean_phone(self, phone: str) -> str:
         try:
             return phone_normalize(phone)
         except InvalidPhone:
-            from django import forms
-
             raise forms.ValidationError(
-                _("Enter a valid mobile phone number, e.g. 13812345678.")
+                _("Enter a valid mobile phone number, e.g. 13812345678."), code="invalid_phone"
             ) from None
 
+    def get_login_stages(self) -> list[str]:
+        return [
+            "members.adapters.StaffFriendlyPhoneVerificationStage"
+            if path == "allauth.account.stages.PhoneVerificationStage"
+            else path
+            for path in super().get_login_stages()
+        ]
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        # allauth keys failed log-ins by e-mail or username only, so every phone log-in would
+        # share one empty key: five typos by anyone would lock out every phone user. Key
+        # phone attempts by the normalised number instead.
+        phone = credentials.get("phone")
+        if phone and not credentials.get("email"):
+            return super()._get_login_attempts_cache_key(
+                request, email="phone:" + _normalise_or_keep(phone)
+            )
+        return super()._get_login_attempts_cache_key(request, **credentials)
+
     def send_verification_code_sms(self, user: Any, phone: str, code: str, **kwargs: Any) -> None:
-        sms_send(phone=phone, text=_("Your 会员 Loyalty verification code is %(code)s.") % {"code": code})
+        sms_send(
+            phone=phone, text=_("Your 会员 Loyalty verification code is %(code)s.") % {"code": code}
+        )
 
     def send_unknown_account_sms(self, phone: str, **kwargs: Any) -> None:
         sms_send(
@@ -33,13 +90,29 @@ class AccountAdapter(DefaultAccountAdapter):
             text=_("Someone asked for a 会员 Loyalty code for this number, but it has no account."),
         )
 
+    def send_account_already_exists_sms(self, phone: str) -> None:
+        sms_send(
+            phone=phone,
+            text=_(
+                "Someone tried to join 会员 Loyalty with this number, but it already has an "
+                "account. Log in instead, or ignore this message."
+            ),
+        )
+
     def set_phone(self, user: User, phone: str, verified: bool) -> None:
-        user.phone = phone
-        user.phone_verified = verified
-        if user.pk:
-            user.save(update_fields=["phone", "phone_verified"])
-        if verified:
-            member_signup_complete(user=user)
+        member = Member.objects.filter(user_id=user.pk).only("phone").first() if user.pk else None
+        if member is not None and member.phone != phone:
+            # The member record's phone is what tills look up; it changes at a store, with
+            # the shopper present, not through allauth's "change phone" page.
+            raise PermissionDenied(_("To change your phone number, please ask at a store."))
+        try:
+            user_phone_set(user=user, phone=phone, verified=verified)
+        except MemberError as error:
+            # E.g. the number is on a member whose login has another number; nothing was
+            # written (one transaction), and only a store can sort out whose number it is.
+            raise PermissionDenied(
+                _("This number belongs to another membership. Please ask at a store.")
+            ) from error
 
     def get_phone(self, user: User) -> tuple[str, bool] | None:
         if not user.phone:
@@ -50,4 +123,16 @@ class AccountAdapter(DefaultAccountAdapter):
         self.set_phone(user, phone, True)
 
     def get_user_by_phone(self, phone: str) -> User | None:
-        return User.objects.filter(phone=phone).order_by("pk").first()
+        # Called with the raw log-in text too (allauth does not clean it first).
+        try:
+            e164 = phone_normalize(phone)
+        except InvalidPhone:
+            return None
+        return User.objects.filter(phone=e164).order_by("pk").first()
+
+
+def _normalise_or_keep(phone: str) -> str:
+    try:
+        return phone_normalize(phone)
+    except InvalidPhone:
+        return phone.strip()

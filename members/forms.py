@@ -1,20 +1,27 @@
-"""Forms for members: the sign-up extras, the portal profile and consent, staff enrolment."""
+"""Forms for members: the sign-up extras, the portal profile and consent, closing an account."""
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from django import forms
-from django.conf import settings
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .models import User
+from .models import ConsentEvent, Member, User
+from .selectors import store_list
+from .services import user_signup_prepare
 
 
 class SignupExtraForm(forms.Form):
     """Fields allauth's sign-up form does not have: name, privacy notice, marketing consent."""
 
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(
+        label=_("Name"), max_length=100, error_messages={"required": _("Enter your name.")}
+    )
     accept_privacy = forms.BooleanField(
         label=_("I have read and accept the privacy notice"),
         error_messages={"required": _("You must accept the privacy notice to join.")},
@@ -27,17 +34,119 @@ class SignupExtraForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["accept_privacy"].help_text = format_html(
-            '<a href="{}" target="_blank">{}</a>',
-            reverse_lazy("members:privacy-notice"),
+            '<a href="{}" target="_blank" rel="noopener">{}</a>',
+            reverse_lazy("portal:privacy-notice"),
             _("Read the privacy notice"),
         )
 
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError(_("Enter your name."))
+        return name
+
     def signup(self, request, user: User) -> None:
         # Applied by member_signup_complete once the phone is verified.
-        user.name = self.cleaned_data["name"].strip()
-        user.pending_enrolment = {
-            "privacy_version": settings.PRIVACY_NOTICE_VERSION,
-            "consent_sms": self.cleaned_data["consent_sms"],
-            "consent_email": self.cleaned_data["consent_email"],
+        user_signup_prepare(
+            user=user,
+            name=self.cleaned_data["name"],
+            consent_sms=self.cleaned_data["consent_sms"],
+            consent_email=self.cleaned_data["consent_email"],
+        )
+
+
+class ProfileForm(forms.Form):
+    """What a member may change about themselves. The phone is not here: stores change it."""
+
+    name = forms.CharField(
+        label=_("Name"), max_length=100, error_messages={"required": _("Enter your name.")}
+    )
+    email = forms.EmailField(
+        label=_("E-mail"),
+        required=False,
+        help_text=_("For receipts and, if you agree, offers. Your log-in e-mail is not changed."),
+    )
+    gender = forms.ChoiceField(label=_("Gender"), choices=Member.Gender.choices, required=False)
+    birthday = forms.DateField(
+        label=_("Birthday"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("Members get a birthday gift in their birthday month."),
+    )
+    city = forms.CharField(label=_("City"), max_length=50, required=False)
+    home_store = forms.ModelChoiceField(
+        label=_("Home store"), queryset=None, required=False, empty_label=_("No preference")
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["home_store"].queryset = store_list()
+
+    @classmethod
+    def initial_for(cls, member: Member) -> dict[str, Any]:
+        return {
+            "name": member.name,
+            "email": member.email or "",
+            "gender": member.gender,
+            "birthday": member.birthday,
+            "city": member.city,
+            "home_store": member.home_store_id,
         }
-        user.save(update_fields=["name", "pending_enrolment"])
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError(_("Enter your name."))
+        return name
+
+    def clean_city(self) -> str:
+        return self.cleaned_data["city"].strip()
+
+    def clean_birthday(self) -> datetime.date | None:
+        birthday = self.cleaned_data["birthday"]
+        if birthday is not None and not (
+            datetime.date(1900, 1, 1) <= birthday <= timezone.localdate()
+        ):
+            raise forms.ValidationError(_("Enter a real birthday (not in the future)."))
+        return birthday
+
+
+class ConsentForm(forms.Form):
+    """One marketing channel switched on or off; each toggle is its own small form."""
+
+    kind = forms.ChoiceField(
+        choices=[
+            (ConsentEvent.Kind.SMS, ConsentEvent.Kind.SMS.label),
+            (ConsentEvent.Kind.EMAIL, ConsentEvent.Kind.EMAIL.label),
+        ]
+    )
+    granted = forms.TypedChoiceField(
+        choices=[("1", _("On")), ("0", _("Off"))], coerce=lambda value: value == "1"
+    )
+
+
+class AccountCloseForm(forms.Form):
+    """Closing is final: the member ticks a box and, if they have one, types their password."""
+
+    confirm = forms.BooleanField(
+        label=_("I understand that closing my account cannot be undone"),
+        error_messages={"required": _("Tick the box to confirm you want to close the account.")},
+    )
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        # A shopper who only ever logs in with SMS codes has no password to type.
+        if not user.has_usable_password():
+            del self.fields["password"]
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError(_("That is not your password."))
+        return password

@@ -100,7 +100,10 @@ def _consent_events(
                 recorded_at=now,
             )
         )
-    for kind, value in ((ConsentEvent.Kind.SMS, consents.sms), (ConsentEvent.Kind.EMAIL, consents.email)):
+    for kind, value in (
+        (ConsentEvent.Kind.SMS, consents.sms),
+        (ConsentEvent.Kind.EMAIL, consents.email),
+    ):
         if value is None:
             continue
         setattr(member, f"consent_{kind}", value)
@@ -152,7 +155,7 @@ def member_enroll(
     birthday: datetime.date | None = None,
     city: str = "",
     referrer: Member | None = None,
-    consents: Consents = Consents(),  # noqa: B008 - frozen dataclass, safe as a default
+    consents: Consents = Consents(),
     actor: User | None = None,
     user: User | None = None,
     api_token: ApiToken | None = None,

@@ -1,0 +1,174 @@
+"""Logging in with phone or e-mail, resetting a password, and the log-in rate limits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from tests.conftest import make_role_user
+from tests.factories import MemberFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+LOGIN_URL = "/accounts/login/"
+PASSWORD = "demo-pass-123"
+THROTTLED = "Too many failed login attempts. Try again later."
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture
+def shopper(db):
+    user = UserFactory(email="member@example.com", phone="+8613800000001", phone_verified=True)
+    MemberFactory(user=user, phone=user.phone, name="会员小李", email=user.email)
+    return user
+
+
+@pytest.fixture
+def phone_only_shopper(db):
+    user = UserFactory(email=None, phone="+8613800000002", phone_verified=True)
+    MemberFactory(user=user, phone=user.phone, name="手机会员", email=None)
+    return user
+
+
+def log_in(client, login: str, password: str = PASSWORD, **extra):
+    return client.post(LOGIN_URL, {"login": login, "password": password, **extra})
+
+
+@pytest.mark.parametrize(
+    "typed", ["member@example.com", "13800000001", "+86 138 0000 0001", "+8613800000001"]
+)
+def test_a_member_logs_in_with_email_or_phone_however_the_phone_is_typed(client, shopper, typed):
+    response = log_in(client, typed)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:home")
+    assert client.get("/").wsgi_request.user == shopper
+    assert "会员小李" in client.get("/").content.decode()
+
+
+def test_a_wrong_password_is_refused_with_a_message(client, shopper):
+    response = log_in(client, "13800000001", "not-the-password")
+
+    assert response.status_code == 200
+    assert "The phone number and/or password you specified are not correct." in (
+        response.content.decode()
+    )
+    assert client.get("/").wsgi_request.user.is_anonymous
+
+
+def test_a_staff_account_without_a_phone_can_log_in_with_its_email(client):
+    staff = make_role_user("store_staff", email="staff@example.com", phone=None)
+
+    response = log_in(client, "staff@example.com")
+
+    assert response.status_code == 302
+    assert client.get("/").wsgi_request.user == staff
+
+
+def test_repeated_failed_logins_are_throttled_even_with_the_right_password_afterwards(
+    client, shopper
+):
+    for _attempt in range(5):
+        response = log_in(client, "13800000001", "wrong-password")
+        assert THROTTLED not in response.content.decode()
+
+    response = log_in(client, "+86 138 0000 0001", PASSWORD)
+
+    assert THROTTLED in response.content.decode()
+    assert client.get("/").wsgi_request.user.is_anonymous
+
+
+def test_failed_logins_on_one_phone_do_not_lock_out_another_phone(
+    client, shopper, phone_only_shopper
+):
+    for _attempt in range(5):
+        log_in(client, "13800000001", "wrong-password")
+
+    response = log_in(client, "13800000002", PASSWORD)
+
+    assert response.status_code == 302
+    assert client.get("/").wsgi_request.user == phone_only_shopper
+
+
+def test_the_admin_login_is_allauths_throttled_login(client, shopper):
+    response = client.get("/admin/login/?next=/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == "/accounts/login/?next=/admin/"
+    assert response.request["PATH_INFO"] == LOGIN_URL
+
+    for _attempt in range(5):
+        client.post(
+            "/accounts/login/?next=/admin/",
+            {"login": "member@example.com", "password": "guess", "next": "/admin/"},
+        )
+    response = client.post(
+        "/accounts/login/?next=/admin/",
+        {"login": "member@example.com", "password": PASSWORD, "next": "/admin/"},
+    )
+    assert THROTTLED in response.content.decode()
+
+
+def test_too_many_requests_from_one_address_get_a_429(client, shopper):
+    # allauth's default "login" limit is 30 attempts a minute per address.
+    statuses = {
+        client.post(LOGIN_URL, {"login": f"nobody{n}@example.com", "password": "x"}).status_code
+        for n in range(31)
+    }
+    assert 429 in statuses
+
+
+def test_password_reset_by_email_code_sets_a_new_password(client, shopper):
+    response = client.post("/accounts/password/reset/", {"email": "member@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    code = re.search(r"^\s*([A-Z0-9]{4}-[A-Z0-9]{4})\s*$", mail.outbox[0].body, re.M).group(1)
+
+    response = client.post(response["Location"], {"code": code})
+    assert response.status_code == 302
+    response = client.post(
+        response["Location"],
+        {"password1": "brand-new-pass-77", "password2": "brand-new-pass-77"},
+    )
+    assert response.status_code == 302
+
+    client.logout()
+    assert log_in(client, "13800000001", PASSWORD).status_code == 200  # old one is gone
+    assert log_in(client, "13800000001", "brand-new-pass-77").status_code == 302
+
+
+def test_the_password_reset_page_tells_phone_only_members_what_to_do(client):
+    page = client.get("/accounts/password/reset/").content.decode()
+
+    assert "Joined with your mobile number only?" in page
+    assert reverse("account_request_login_code") in page
+    assert "please ask at any of our stores" in page
+
+
+def test_a_phone_only_member_can_log_in_with_an_sms_code(client, phone_only_shopper, sms_outbox):
+    response = client.post(reverse("account_request_login_code"), {"phone": "138 0000 0002"})
+    assert response.status_code == 302
+    assert [message.phone for message in sms_outbox] == ["+8613800000002"]
+    code = re.search(r"\b(\d{6})\b", sms_outbox[0].text).group(1)
+
+    response = client.post(response["Location"], {"code": code})
+
+    assert response.status_code == 302
+    assert client.get("/").wsgi_request.user == phone_only_shopper
+    assert "手机会员" in client.get("/").content.decode()
+
+
+def test_a_wrong_sms_login_code_does_not_log_in(client, phone_only_shopper, sms_outbox):
+    response = client.post(reverse("account_request_login_code"), {"phone": "13800000002"})
+    code = re.search(r"\b(\d{6})\b", sms_outbox[0].text).group(1)
+    wrong = "000000" if code != "000000" else "111111"
+
+    response = client.post(response["Location"], {"code": wrong})
+
+    assert "Incorrect code." in response.content.decode()
+    assert client.get("/").wsgi_request.user.is_anonymous
