@@ -1,13 +1,219 @@
-"""Back-office views for members."""
+"""Back-office views for members: the till's search, the member 360 page, enrolment, audit log.
+
+Each view checks one permission of the roles in migrations/0002_roles.py. htmx requests get
+only the fragment that changes (django-template-partials); every page works without it.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+# The search and reveal views share their names with the selector and service they call.
+from . import selectors, services
+from .cards import member_no_grouped, member_qr_svg
+from .models import AuditEntry, Member, Store
+from .numbers import phone_national
+from .permissions import staff_required
+from .selectors import (
+    audit_action_label,
+    audit_entry_list,
+    member_audit_trail,
+    member_consent_history,
+    member_get_for_staff,
+    member_summary,
+    store_list,
+)
+from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
+from .staff_forms import ENROL_ERRORS, AuditFilterForm, MemberEnrolForm
+
+AUDIT_PAGE_SIZE = 50
+# The store last chosen on the enrolment form: a till enrols at the same store all day.
+ENROL_STORE_SESSION_KEY = "staff_enrol_store"
 
 
-def _todo(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-    raise NotImplementedError
+def _is_fragment_request(request: HttpRequest) -> bool:
+    # A history restore (back button after hx-push-url) needs the whole page, not a fragment.
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-home = member_search = member_enrol = member_detail = _todo
-member_reveal_phone = audit_log = _todo
+def _render(
+    request: HttpRequest, template: str, fragment: str, context: dict, status: int = 200
+) -> HttpResponse:
+    """Render the page, or only its `fragment` partial for htmx."""
+    name = f"{template}#{fragment}" if _is_fragment_request(request) else template
+    response = render(request, name, context, status=status)
+    # The same URL answers with a fragment or a page: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _member_or_404(member_no: str) -> Member:
+    member = member_get_for_staff(member_no=member_no)
+    if member is None:
+        raise Http404(_("No member with this number."))
+    return member
+
+
+@require_GET
+@staff_required()
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "staff/home.html", {"q": ""})
+
+
+@require_GET
+@staff_required("members.view_member")
+def member_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    result = selectors.member_search(query=query)
+    # A phone, a number or a scanned card names one person: the cashier wants that member's
+    # page, not a list of one. A name search always lists, even a single hit.
+    if result.kind in ("phone", "member_no") and len(result.members) == 1:
+        url = reverse("staff:member-detail", args=[result.members[0].member_no])
+        if request.htmx:
+            return HttpResponseClientRedirect(url)
+        return redirect(url)
+    context = {"q": query, "result": result}
+    return _render(request, "staff/member_search.html", "results", context)
+
+
+def _with_action_labels(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+    entries = list(entries)
+    for entry in entries:
+        entry.action_label = audit_action_label(entry.action)
+    return entries
+
+
+def _detail_context(member: Member, *, phone_revealed: str | None = None) -> dict:
+    card_title = _("Member card %(number)s") % {"number": member.member_no}
+    return {
+        "member": member,
+        "member_no_grouped": member_no_grouped(member.member_no),
+        "qr_svg": member_qr_svg(member_no=member.member_no, title=card_title),
+        "summary": member_summary(member=member),
+        "consent_history": member_consent_history(member=member),
+        "audit_trail": _with_action_labels(member_audit_trail(member=member)),
+        "phone_revealed": phone_national(phone_revealed) if phone_revealed else phone_revealed,
+    }
+
+
+@require_GET
+@staff_required("members.view_member")
+def member_detail(request: HttpRequest, member_no: str) -> HttpResponse:
+    member = _member_or_404(member_no)
+    return render(request, "staff/member_detail.html", _detail_context(member))
+
+
+@require_POST
+@staff_required("members.reveal_phone")
+def member_reveal_phone(request: HttpRequest, member_no: str) -> HttpResponse:
+    member = _member_or_404(member_no)
+    phone = services.member_reveal_phone(member=member, actor=request.user)
+    context = _detail_context(member, phone_revealed=phone)
+    return _render(request, "staff/member_detail.html", "phone", context)
+
+
+def _enrol_initial_store(request: HttpRequest) -> Store | None:
+    """The store chosen last time on this session if still active, else the first active one.
+
+    There is no link from a staff login to a store yet, so this is the best default.
+    """
+    stores = store_list()
+    remembered = request.session.get(ENROL_STORE_SESSION_KEY)
+    store = stores.filter(pk=remembered).first() if remembered else None
+    return store or stores.first()
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("members.add_member")
+def member_enrol(request: HttpRequest) -> HttpResponse:
+    existing: Member | None = None
+    existing_field = ""
+    status = 200
+    if request.method == "POST":
+        form = MemberEnrolForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                member = member_enroll(
+                    phone=data["phone"],
+                    name=data["name"],
+                    email=data["email"] or None,
+                    gender=data["gender"],
+                    birthday=data["birthday"],
+                    channel=Member.Channel.STORE,
+                    store=data["store"],
+                    consents=form.consents(),
+                    actor=request.user,
+                )
+            except MemberAlreadyExists as error:
+                # Also what a double-clicked submit lands on: the first click enrolled them.
+                existing, existing_field = error.member, error.field
+                if error.field == "email":
+                    form.add_error("email", _("This e-mail already belongs to a member."))
+                else:
+                    form.add_error("phone", _("This phone number is already a member."))
+            except InvalidMemberData as error:
+                for field, code in error.errors.items():
+                    form.add_error(
+                        field if field in form.fields else None, ENROL_ERRORS.get(code, code)
+                    )
+            else:
+                request.session[ENROL_STORE_SESSION_KEY] = data["store"].pk
+                messages.success(
+                    request,
+                    _("%(name)s is now a member. Member number: %(number)s")
+                    % {"name": member.name, "number": member_no_grouped(member.member_no)},
+                )
+                return redirect("staff:member-detail", member_no=member.member_no)
+        status = 400
+    else:
+        form = MemberEnrolForm(
+            initial={
+                "phone": request.GET.get("phone", "").strip(),
+                "store": _enrol_initial_store(request),
+            }
+        )
+    context = {
+        "form": form,
+        "existing": existing,
+        "existing_field": existing_field,
+        "privacy_version": settings.PRIVACY_NOTICE_VERSION,
+    }
+    return render(request, "staff/member_enrol.html", context, status=status)
+
+
+@require_GET
+@staff_required("members.view_auditentry")
+def audit_log(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    page = None
+    status = 200
+    if form.is_bound and not form.is_valid():
+        status = 400
+    else:
+        filters = form.cleaned_data if form.is_bound else {}
+        entries = audit_entry_list(
+            action=filters.get("action", ""),
+            actor=filters.get("actor", ""),
+            member_no=filters.get("member_no", ""),
+            since=filters.get("since"),
+            until=filters.get("until"),
+        )
+        page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+        page.object_list = _with_action_labels(page.object_list)
+    # The filters without the page number, for the pager's links.
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "filter_query": query.urlencode()}
+    return render(request, "staff/audit_log.html", context, status=status)

@@ -1,0 +1,245 @@
+"""Auditors and administrators browse and filter the audit log."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from members.models import AuditEntry
+from members.services import audit_log
+from tests.factories import MemberFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+AUDIT_URL = "/staff/audit/"
+UTC = datetime.UTC
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture
+def auditor_client(client, role_user):
+    client.force_login(role_user("auditor", email="auditor@example.com"))
+    return client
+
+
+def page(response) -> str:
+    return response.content.decode()
+
+
+def rows(html: str) -> list[str]:
+    table = html.split('<table class="audit-log">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S)
+
+
+def log_at(when: datetime.datetime, **kwargs) -> AuditEntry:
+    with time_machine.travel(when, tick=False):
+        return audit_log(**kwargs)
+
+
+# --- who may read it ---------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    response = client.get(AUDIT_URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.parametrize("role", ["store_staff", "store_manager", "marketer"])
+def test_roles_other_than_auditor_and_administrator_cannot_read_it(client, role_user, role):
+    client.force_login(role_user(role))
+    assert client.get(AUDIT_URL).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["auditor", "administrator"])
+def test_auditors_and_administrators_can_read_it(client, role_user, role):
+    client.force_login(role_user(role))
+    assert client.get(AUDIT_URL).status_code == 200
+
+
+# --- what it shows -----------------------------------------------------------------------
+
+
+def test_entries_show_newest_first_in_shanghai_time_with_readable_actions(auditor_client):
+    cashier = UserFactory(email="cashier@example.com")
+    member = MemberFactory(name="张伟")
+    log_at(
+        datetime.datetime(2026, 3, 1, 2, 0, tzinfo=UTC),
+        actor=cashier,
+        action="member.enrol",
+        target=member,
+        member=member,
+        details={"channel": "store", "store": "SH001"},
+    )
+    # 16:30 UTC is already the next morning in Shanghai.
+    log_at(
+        datetime.datetime(2026, 3, 1, 16, 30, tzinfo=UTC),
+        actor=cashier,
+        action="member.reveal_phone",
+        target=member,
+        member=member,
+    )
+    html = page(auditor_client.get(AUDIT_URL))
+    newest, oldest = rows(html)
+    assert "2026-03-02 00:30:00" in newest
+    assert "Full phone number shown" in newest
+    assert "2026-03-01 10:00:00" in oldest
+    assert "Member enrolled" in oldest
+    assert "cashier@example.com" in oldest
+    assert f"member {member.pk}" in oldest
+    assert f'href="{reverse("staff:member-detail", args=[member.member_no])}"' in oldest
+    assert "<dt>channel</dt><dd>store</dd>" in oldest
+    assert "<dt>store</dt><dd>SH001</dd>" in oldest
+
+
+def test_an_action_without_a_label_shows_its_code(auditor_client):
+    audit_log(actor=None, action="something.new", actor_label="nightly job")
+    (row,) = rows(page(auditor_client.get(AUDIT_URL)))
+    assert "something.new" in row
+    assert "nightly job" in row
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def history(db):
+    wang = UserFactory(email="wang@example.com")
+    li = UserFactory(email="li@example.com")
+    first, second = MemberFactory(), MemberFactory()
+    log_at(
+        datetime.datetime(2026, 3, 1, 2, tzinfo=UTC),
+        actor=wang,
+        action="member.enrol",
+        target=first,
+        member=first,
+    )
+    log_at(
+        datetime.datetime(2026, 3, 5, 2, tzinfo=UTC),
+        actor=li,
+        action="member.enrol",
+        target=second,
+        member=second,
+    )
+    log_at(
+        datetime.datetime(2026, 3, 9, 2, tzinfo=UTC),
+        actor=li,
+        action="member.reveal_phone",
+        target=first,
+        member=first,
+    )
+    return {"first": first, "second": second}
+
+
+def test_the_action_filter_offers_the_known_actions(auditor_client):
+    html = page(auditor_client.get(AUDIT_URL))
+    select = re.search(r'<select name="action".*?</select>', html, re.S).group(0)
+    assert '<option value="member.reveal_phone">Full phone number shown</option>' in select
+    assert '<option value="" selected>All actions</option>' in select
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"action": "member.enrol"}, ["2026-03-05", "2026-03-01"]),
+        ({"actor": "LI@"}, ["2026-03-09", "2026-03-05"]),
+        ({"since": "2026-03-05"}, ["2026-03-09", "2026-03-05"]),
+        ({"until": "2026-03-05"}, ["2026-03-05", "2026-03-01"]),
+        ({"since": "2026-03-02", "until": "2026-03-08"}, ["2026-03-05"]),
+        ({"action": "member.reveal_phone", "actor": "wang"}, []),
+    ],
+)
+def test_filters_narrow_the_log(auditor_client, history, query, expected):
+    html = page(auditor_client.get(AUDIT_URL, query))
+    if not expected:
+        assert "No audit entries match these filters." in html
+        return
+    found = re.findall(r"(\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2}", "".join(rows(html)))
+    assert found == expected
+
+
+def test_the_member_number_filter_shows_one_members_entries(auditor_client, history):
+    first = history["first"]
+    html = page(auditor_client.get(AUDIT_URL, {"member_no": first.member_no}))
+    assert len(rows(html)) == 2
+    assert history["second"].member_no not in "".join(rows(html))
+
+
+def test_dates_are_shanghai_dates(auditor_client):
+    log_at(datetime.datetime(2026, 3, 1, 16, 30, tzinfo=UTC), actor=None, action="store.create")
+    assert len(rows(page(auditor_client.get(AUDIT_URL, {"since": "2026-03-02"})))) == 1
+    html = page(auditor_client.get(AUDIT_URL, {"until": "2026-03-01"}))
+    assert "No audit entries match these filters." in html
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"since": "2026-02-30"}, "since", "Enter a valid date."),
+        ({"until": "yesterday"}, "until", "Enter a valid date."),
+        ({"since": "2026-03-09", "until": "2026-03-01"}, "until", "before the start date"),
+        ({"member_no": "812345678902"}, "member_no", "check digit wrong"),
+        ({"action": "drop.table"}, "action", "Select a valid choice."),
+    ],
+)
+def test_bad_filters_get_a_message_not_an_error_page(
+    auditor_client, history, query, field, message
+):
+    response = auditor_client.get(AUDIT_URL, query)
+    html = page(response)
+    assert response.status_code == 400
+    error = re.search(
+        rf'<label for="id_{field}".*?<div class="field-error" role="alert">(.*?)</div>', html, re.S
+    )
+    assert error, html
+    assert message in error.group(1)
+    assert '<table class="audit-log">' not in html
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def test_the_log_shows_fifty_entries_a_page_and_pages_keep_the_filters(auditor_client):
+    start = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+    for minute in range(120):
+        log_at(start + datetime.timedelta(minutes=minute), actor=None, action="store.create")
+    log_at(start, actor=None, action="user.create")
+
+    first_page = page(auditor_client.get(AUDIT_URL, {"action": "store.create"}))
+    assert len(rows(first_page)) == 50
+    assert "Page 1 of 3" in first_page
+    assert "2026-01-01 09:59:00" in rows(first_page)[0]  # 08:00 Shanghai + 119 minutes
+    assert 'href="?action=store.create&amp;page=2"' in first_page
+
+    last_page = page(auditor_client.get(AUDIT_URL, {"action": "store.create", "page": "3"}))
+    assert len(rows(last_page)) == 20
+    assert "2026-01-01 08:00:00" in rows(last_page)[-1]
+    assert 'href="?action=store.create&amp;page=2"' in last_page
+
+    # A page number past the end or not a number shows a real page, not an error.
+    assert auditor_client.get(AUDIT_URL, {"page": "99"}).status_code == 200
+    assert auditor_client.get(AUDIT_URL, {"page": "x"}).status_code == 200
+
+
+def test_a_full_page_takes_a_fixed_number_of_queries(auditor_client, django_assert_max_num_queries):
+    members = [MemberFactory() for _ in range(5)]
+    for index in range(60):
+        audit_log(actor=None, action="member.enrol", member=members[index % 5])
+    # Session, user, permissions (2), count, the page with its members.
+    with django_assert_max_num_queries(6):
+        html = page(auditor_client.get(AUDIT_URL))
+    assert len(rows(html)) == 50
+
+
+def test_the_audit_log_has_no_inline_styles_or_scripts(auditor_client, history):
+    html = page(auditor_client.get(AUDIT_URL))
+    assert " style=" not in html
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
