@@ -510,3 +510,79 @@ def points_refund(
     account.debt -= to_debt
     account.save(update_fields=["balance", "debt", "updated_at"])
     return txn
+
+
+def points_transfer(
+    *,
+    source: Account,
+    target: Account,
+    key: str,
+    occurred_at: datetime.datetime,
+    actor: User | None = None,
+    reason: str = "",
+) -> LedgerTransaction | None:
+    """Move everything of one member account to another (a merge of duplicate members).
+
+    Both accounts must be locked by the caller (lower id first). Each open lot moves as a new
+    lot with the same dates, so the points keep their expiry; debt moves too and is settled
+    against the target's lots at once. Returns None when there was nothing to move.
+    """
+    lots = list(
+        Lot.objects.open().filter(account=source).order_by("expires_at", "id").select_for_update()
+    )
+    moved = source.balance
+    if moved == 0 and not lots and source.debt == 0:
+        return None
+    txn = LedgerTransaction.objects.create(
+        kind=LedgerTransaction.Kind.TRANSFER,
+        idempotency_key=key,
+        fingerprint=fingerprint({"from": source.pk, "to": target.pk}),
+        source=LedgerTransaction.Source.MERGE,
+        source_ref=str(target.member_id),
+        reason=reason,
+        occurred_at=occurred_at,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        member_id=source.member_id,
+        member_amount=-moved,
+    )
+    if moved:
+        Entry.objects.bulk_create(
+            [
+                Entry(transaction=txn, account=source, amount=-moved),
+                Entry(transaction=txn, account=target, amount=moved),
+            ]
+        )
+    movements = []
+    for lot in lots:
+        movements.append(LotMovement(lot=lot, transaction=txn, amount=-lot.remaining))
+        new = Lot.objects.create(
+            account=target,
+            transaction=txn,
+            points=lot.remaining,
+            remaining=lot.remaining,
+            earned_at=lot.earned_at,
+            available_at=lot.available_at,
+            expires_at=lot.expires_at,
+        )
+        movements.append(LotMovement(lot=new, transaction=txn, amount=lot.remaining))
+    Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining=0)
+    LotMovement.objects.bulk_create(movements)
+
+    target.balance += moved
+    target.debt += source.debt
+    target.lifetime_earned += source.lifetime_earned
+    source.balance = 0
+    source.debt = 0
+    source.lifetime_earned = 0
+    source.save(update_fields=["balance", "debt", "lifetime_earned", "updated_at"])
+    if target.debt:
+        # Debt is paid from the points the target holds, soonest-expiring first.
+        open_lots = (
+            Lot.objects.open()
+            .filter(account=target)
+            .order_by("expires_at", "id")
+            .select_for_update()
+        )
+        target.debt -= _take_from_lots(lots=open_lots, txn=txn, points=target.debt)
+    target.save(update_fields=["balance", "debt", "lifetime_earned", "updated_at"])
+    return txn

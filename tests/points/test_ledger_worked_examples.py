@@ -171,3 +171,42 @@ def test_expiry_takes_what_is_left_of_each_due_lot_once():
     assert expiry.idempotency_key == f"expire:{account.pk}:2027-01-31"
     assert_ledger_reconciles(member)
     assert Account.objects.get(kind="expiry").balance == 400
+
+
+def test_a_transfer_moves_lots_with_their_expiry_and_settles_debt():
+    from points.ledger import points_transfer
+
+    source = MemberFactory()
+    target = MemberFactory()
+    earn(source, 300, "2026-01-10 10:00", "purchase:S1")
+    earned = earn(target, 1000, "2026-02-10 10:00", "purchase:T1")
+    spend(target, 900, "2026-02-11 10:00", "redeem:T")
+    with transaction.atomic():
+        account = account_lock(member=target)
+        points_reverse(
+            account=account,
+            original=earned,
+            points=1000,
+            key="return:T1",
+            request_fingerprint="x",
+            source="return",
+            occurred_at=at("2026-02-12 10:00"),
+        )  # target: balance -900, debt 900
+
+    with transaction.atomic():
+        a, b = sorted(
+            [account_lock(member=source), account_lock(member=target)], key=lambda x: x.pk
+        )
+        points_transfer(
+            source=Account.objects.get(member=source),
+            target=Account.objects.get(member=target),
+            key="merge:1",
+            occurred_at=at("2026-03-01 10:00"),
+        )
+
+    source_account = Account.objects.get(member=source)
+    target_account = Account.objects.get(member=target)
+    assert (source_account.balance, source_account.debt) == (0, 0)
+    assert (target_account.balance, target_account.debt) == (-600, 600)
+    assert_ledger_reconciles(source)
+    assert_ledger_reconciles(target)
