@@ -583,3 +583,27 @@ class Coupon(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class ExpiryReminder(models.Model):
+    """A reminder that points expire soon; the unique key makes each one go out once."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="expiry_reminders")
+    expires_on = models.DateField(_("last day of the points"))
+    days_before = models.PositiveSmallIntegerField(_("days before"))
+    points = models.BigIntegerField(_("points"))
+    channels = models.JSONField(_("sent by"), default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("expiry reminder")
+        verbose_name_plural = _("expiry reminders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "expires_on", "days_before"], name="points_expiryreminder_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.expires_on} −{self.days_before}d"

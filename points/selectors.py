@@ -86,6 +86,13 @@ def reward_list_available(*, at: datetime.datetime | None = None) -> QuerySet[Re
     )
 
 
+def reward_get(*, code: str) -> Reward | None:
+    """A reward by its code, available or not (the service says why it cannot be redeemed)."""
+    code = (code or "").strip()
+    rewards = Reward.objects.prefetch_related("tier_prices")
+    return rewards.filter(code=code).first() or rewards.filter(code__iexact=code).first()
+
+
 def coupon_list(*, member: Member) -> QuerySet[Coupon]:
     return (
         Coupon.objects.filter(member=member).select_related("reward").order_by("-issued_at", "-id")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from members.models import Member, Store, User
@@ -37,6 +37,7 @@ from .models import (
     Account,
     Coupon,
     LedgerTransaction,
+    LotMovement,
     Purchase,
     PurchaseLine,
     Redemption,
@@ -49,6 +50,10 @@ CENT = Decimal("0.01")
 
 class InvalidPurchase(PointsError):
     code = "invalid"
+
+
+class PurchaseNotFound(InvalidPurchase):
+    code = "not_found"
 
 
 class ReturnExceedsPurchase(PointsError):
@@ -135,7 +140,7 @@ def purchase_record(
     if any(line.amount < 0 for line in lines):
         raise InvalidPurchase("a line amount cannot be negative")
     if not member.is_open or member.status != Member.Status.ACTIVE:
-        raise InvalidPurchase("the member is not active")
+        raise MemberInactive("the member is not active")
 
     policy = policy_get()
     paid_by_points = (Decimal(points_to_use) / policy.points_per_yuan).quantize(
@@ -282,7 +287,7 @@ def return_record(
         store=original_store, receipt_no=original_receipt_no.strip()
     ).first()
     if purchase is None:
-        raise InvalidPurchase("no purchase with that receipt number at that store")
+        raise PurchaseNotFound("no purchase with that receipt number at that store")
     request_fingerprint = fingerprint(
         {
             "store": store.code,
@@ -313,6 +318,18 @@ def return_record(
             )
         )
         points = reversed_after - reversed_before
+        if points > 0:
+            # Points of this earning that have expired are gone already: reversing them again
+            # would charge the member twice and could take the balance negative although
+            # nothing was spent (only spent points may do that).
+            expired = -(
+                LotMovement.objects.filter(
+                    lot__transaction=purchase.earn_transaction,
+                    transaction__kind=LedgerTransaction.Kind.EXPIRE,
+                ).aggregate(total=Sum("amount"))["total"]
+                or 0
+            )
+            points = max(0, min(points, purchase.points_earned - expired - reversed_before))
         txn = None
         if points > 0:
             txn = points_reverse(
@@ -427,6 +444,13 @@ class RewardUnavailable(PointsError):
     code = "reward_unavailable"
 
 
+class MemberInactive(InvalidPurchase, RewardUnavailable):
+    """A frozen (or closed) member can neither earn nor redeem. A subclass of both errors
+    callers already catch for it, so they keep working; the API tells it apart."""
+
+    code = "member_inactive"
+
+
 class OutOfStock(PointsError):
     code = "out_of_stock"
 
@@ -525,7 +549,7 @@ def reward_redeem(
         ):
             raise RewardUnavailable("this reward is not available now")
         if member.status != Member.Status.ACTIVE:
-            raise RewardUnavailable("the member is not active")
+            raise MemberInactive("the member is not active")
         if _member_tier_rank(member) < reward.min_tier_rank:
             raise TierRequired("a higher tier is required for this reward")
         if reward.per_member_limit is not None:

@@ -194,9 +194,8 @@ def test_a_transfer_moves_lots_with_their_expiry_and_settles_debt():
         )  # target: balance -900, debt 900
 
     with transaction.atomic():
-        a, b = sorted(
-            [account_lock(member=source), account_lock(member=target)], key=lambda x: x.pk
-        )
+        for member in sorted([source, target], key=lambda m: m.pk):
+            account_lock(member=member)  # both locked, lower id first, as a merge does
         points_transfer(
             source=Account.objects.get(member=source),
             target=Account.objects.get(member=target),

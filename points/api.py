@@ -1,0 +1,650 @@
+"""POS API for points: purchases, returns, balances, rewards, redemptions and coupons.
+
+Same conventions as the members API: a bearer token bound to one store, every error
+`{"error": "<code>", "detail": "<message>"}`, nothing written when the answer is an error.
+A retried request (same store + receipt, same redemption key) gets 200 with the result of
+the first one; the same key with a different request gets 409 `idempotency_conflict`.
+Money is in yuan: sent as a JSON number or string, returned as a string with 2 decimals.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from typing import Literal
+
+from django.http import HttpRequest
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from ninja import Router, Schema
+from ninja.responses import Status
+
+from members.api_common import ErrorOut, InvalidOut, error_body, invalid_body
+from members.models import Member, Store
+from members.selectors import member_find_open, member_summary, store_get
+
+from .earning import policy_get
+from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
+from .models import Coupon, Purchase, Reward
+from .selectors import (
+    account_get,
+    points_balance,
+    points_expiring,
+    reward_get,
+    reward_list_available,
+)
+from .services import (
+    CENT,
+    CouponExpired,
+    CouponNotFound,
+    CouponUsed,
+    CouponVoid,
+    InvalidPurchase,
+    LimitReached,
+    LineInput,
+    MemberInactive,
+    OutOfStock,
+    PurchaseNotFound,
+    ReturnExceedsPurchase,
+    RewardUnavailable,
+    TierRequired,
+    coupon_use,
+    purchase_record,
+    return_record,
+    reward_redeem,
+)
+
+router = Router(tags=["points"])
+
+# The model's limits, so that a bad request is a 400 and never a database error.
+MAX_AMOUNT = Decimal("9999999999.99")
+MAX_QUANTITY = Decimal("9999999.999")
+QUANTITY_STEP = Decimal("0.001")
+RECEIPT_MAX = 64
+SKU_MAX = 64
+CATEGORY_MAX = 50
+IDEMPOTENCY_KEY_MAX = 100
+
+
+# --- Schemas ------------------------------------------------------------------------------
+
+
+class BalanceOut(Schema):
+    available: int
+    pending: int
+
+
+class TierOut(Schema):
+    code: str
+    name: str
+
+
+class LineIn(Schema):
+    sku: str
+    category: str = ""
+    quantity: Decimal = Decimal(1)
+    amount: Decimal
+
+
+class PurchaseIn(Schema):
+    member_no: str
+    store: str
+    receipt_no: str
+    occurred_at: datetime.datetime
+    amount: Decimal
+    channel: Literal["store", "online", "app", "mini_program"] = "store"
+    lines: list[LineIn] = []
+    points_to_use: int | None = None
+
+
+class PurchaseOut(Schema):
+    purchase_id: int
+    points_earned: int
+    points_used: int
+    balance: BalanceOut
+    tier: TierOut
+
+
+class ReturnIn(Schema):
+    store: str
+    receipt_no: str
+    original_receipt_no: str
+    amount: Decimal
+    occurred_at: datetime.datetime
+    original_store: str | None = None
+
+
+class ReturnOut(Schema):
+    points_reversed: int
+    balance: BalanceOut
+
+
+class ExpiringOut(Schema):
+    date: datetime.date
+    points: int
+
+
+class PointsOut(Schema):
+    available: int
+    pending: int
+    lifetime_earned: int
+    expiring: list[ExpiringOut]
+
+
+class RewardOut(Schema):
+    code: str
+    kind: str
+    name: str
+    description: str
+    points_price: int
+    amount_off: Decimal | None
+    percent_off: int | None
+    min_spend: Decimal | None
+    stock: int | None
+    per_member_limit: int | None
+    min_tier_rank: int
+    available_until: datetime.datetime | None
+
+
+class RedemptionIn(Schema):
+    member_no: str
+    reward: str
+    idempotency_key: str
+
+
+class CouponOut(Schema):
+    code: str
+    valid_until: datetime.datetime
+
+
+class RedemptionOut(Schema):
+    redemption_id: int
+    coupon: CouponOut
+    points_spent: int
+    balance: BalanceOut
+
+
+class CouponUseIn(Schema):
+    store: str
+    receipt_no: str = ""
+
+
+class CouponRewardOut(Schema):
+    code: str
+    kind: str
+    name: str
+    amount_off: Decimal | None
+    percent_off: int | None
+    min_spend: Decimal | None
+
+
+class CouponUsedOut(Schema):
+    status: Literal["used"]
+    code: str
+    reward: CouponRewardOut
+
+
+# --- Shared steps -------------------------------------------------------------------------
+
+
+def _store_or_error(request: HttpRequest, code: str, *, field: str = "store") -> Store | Status:
+    """The token's own store, or the error a till gets for naming another one."""
+    token = request.auth
+    store = store_get(code=code.strip())
+    if store is None:
+        return Status(400, invalid_body({field: _("There is no active store with this code.")}))
+    if store.pk != token.store_id:
+        return Status(
+            403,
+            error_body(
+                "forbidden_store",
+                _("This API token may only be used at store %(code)s.")
+                % {"code": token.store.code},
+            ),
+        )
+    return store
+
+
+def _member_or_404(member_no: str) -> Member | Status:
+    # Closed and anonymised members, and numbers with a wrong check digit, are not found.
+    member = member_find_open(member_no=member_no.strip())
+    if member is None:
+        return Status(404, error_body("not_found", _("No member matches.")))
+    return member
+
+
+def _business_time(value: datetime.datetime) -> datetime.datetime:
+    """A till's clock without an offset is Asia/Shanghai. Normalised to that zone so a
+    retry that writes the same instant differently is still the same request."""
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=BUSINESS_TZ)
+    return value.astimezone(BUSINESS_TZ)
+
+
+def _money_problem(value: Decimal, *, allow_zero: bool = False) -> str | None:
+    if not value.is_finite() or value != value.quantize(CENT):
+        return _("Enter an amount in yuan with at most 2 decimal places, such as 128.50.")
+    if value < 0 and allow_zero:
+        return _("The amount cannot be negative.")
+    if value <= 0 and not allow_zero:
+        return _("The amount must be more than 0.")
+    if value > MAX_AMOUNT:
+        return _("The amount is too large.")
+    return None
+
+
+def _text_problem(value: str, *, max_length: int) -> str | None:
+    if not value.strip():
+        return _("This field is required.")
+    if len(value.strip()) > max_length:
+        return _("This value is too long.")
+    return None
+
+
+def _balance_body(member: Member) -> dict[str, int]:
+    balance = points_balance(member=member)
+    return {"available": balance.available, "pending": balance.pending}
+
+
+def _localised(zh: str, en: str) -> str:
+    # The till's Accept-Language picks the language (LocaleMiddleware); Chinese by default.
+    if (translation.get_language() or "").startswith("en") and en:
+        return en
+    return zh
+
+
+def _points_error_status(exc: PointsError) -> Status:
+    """The status and translated message a till gets for a rule the ledger refused."""
+    if isinstance(exc, IdempotencyConflict):
+        return Status(
+            409,
+            error_body(
+                "idempotency_conflict",
+                _(
+                    "This receipt number or idempotency key was already used for a "
+                    "different request."
+                ),
+            ),
+        )
+    if isinstance(exc, InsufficientPoints):
+        message = _("This needs %(needed)s points; the member has %(available)s available.") % {
+            "needed": exc.needed,
+            "available": exc.available,
+        }
+        return Status(422, error_body("insufficient_points", message))
+    if isinstance(exc, PointsInDebt):
+        message = _(
+            "The member's balance is negative by %(debt)s points; points cannot be spent "
+            "until new earnings cover it."
+        ) % {"debt": exc.debt}
+        return Status(422, error_body("negative_balance", message))
+    messages: dict[type[PointsError], tuple[int, str]] = {
+        MemberInactive: (422, _("This member's account is frozen: it cannot earn or spend.")),
+        PurchaseNotFound: (404, _("There is no purchase with this receipt number at this store.")),
+        ReturnExceedsPurchase: (
+            422,
+            _("The amount is more than what is left of the purchase to return."),
+        ),
+        RewardUnavailable: (422, _("This reward is not available now.")),
+        OutOfStock: (422, _("This reward is out of stock.")),
+        LimitReached: (422, _("The member has reached the limit for this reward.")),
+        TierRequired: (422, _("The member's tier is too low for this reward.")),
+        CouponNotFound: (404, _("There is no coupon with this code.")),
+        CouponUsed: (409, _("This coupon has already been used.")),
+        CouponExpired: (422, _("This coupon has expired.")),
+        CouponVoid: (422, _("This coupon was cancelled.")),
+    }
+    for kind in type(exc).__mro__:
+        if kind in messages:
+            status, message = messages[kind]
+            return Status(status, error_body(exc.code, message))
+    if isinstance(exc, InvalidPurchase):
+        # The API checks the input first, so this is a rule it does not know about.
+        return Status(
+            400, invalid_body({}, _("The request is not valid: %(reason)s.") % {"reason": str(exc)})
+        )
+    raise exc
+
+
+ERRORS = {400: InvalidOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+
+
+# --- Purchases ----------------------------------------------------------------------------
+
+
+def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if problem := _text_problem(payload.receipt_no, max_length=RECEIPT_MAX):
+        fields["receipt_no"] = problem
+    if problem := _money_problem(payload.amount):
+        fields["amount"] = problem
+    for i, line in enumerate(payload.lines):
+        if problem := _text_problem(line.sku, max_length=SKU_MAX):
+            fields[f"lines.{i}.sku"] = problem
+        if len(line.category.strip()) > CATEGORY_MAX:
+            fields[f"lines.{i}.category"] = _("This value is too long.")
+        if (
+            not line.quantity.is_finite()
+            or line.quantity <= 0
+            or line.quantity > MAX_QUANTITY
+            or line.quantity != line.quantity.quantize(QUANTITY_STEP)
+        ):
+            fields[f"lines.{i}.quantity"] = _(
+                "The quantity must be more than 0, with at most 3 decimal places."
+            )
+        if problem := _money_problem(line.amount, allow_zero=True):
+            fields[f"lines.{i}.amount"] = problem
+    if payload.lines and not fields:
+        total = sum(line.amount for line in payload.lines)
+        if total != payload.amount:
+            fields["lines"] = _("The lines add up to ¥%(total)s, not the amount ¥%(amount)s.") % {
+                "total": total.quantize(CENT),
+                "amount": payload.amount.quantize(CENT),
+            }
+    points = payload.points_to_use or 0
+    if points < 0:
+        fields["points_to_use"] = _("Points used cannot be negative.")
+    elif points:
+        step = policy_get().points_per_yuan
+        if points % step:
+            fields["points_to_use"] = _("Points are used in steps of %(step)s.") % {"step": step}
+        elif "amount" not in fields and Decimal(points) / step > payload.amount:
+            fields["points_to_use"] = _("These points would pay more than the amount.")
+    return fields
+
+
+def _purchase_body(purchase: Purchase) -> dict[str, object]:
+    summary = member_summary(member=purchase.member)
+    return {
+        "purchase_id": purchase.pk,
+        "points_earned": purchase.points_earned,
+        "points_used": purchase.points_used,
+        "balance": {"available": summary.points.available, "pending": summary.points.pending},
+        "tier": {"code": summary.tier.code, "name": summary.tier.name},
+    }
+
+
+@router.post(
+    "/purchases",
+    response={200: PurchaseOut, 201: PurchaseOut, **ERRORS, 422: ErrorOut},
+    summary="Record a purchase",
+    description=(
+        "Records a member's purchase at the token's store, spends any points used as "
+        "payment and posts the points it earns.\n\n"
+        "- `store` must be the API token's store (**403** `forbidden_store`); a code that is "
+        "not an active store gives **400** `invalid`.\n"
+        "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time.\n"
+        "- `amount` is in yuan with at most 2 decimals. `lines` are optional; when given, "
+        "their amounts must add up to `amount` (**400** `invalid`). Each line has `sku`, "
+        "`category`, `quantity` (default 1) and `amount`.\n"
+        "- `channel` is `store` (default), `online`, `app` or `mini_program`.\n"
+        "- `points_to_use` pays part of the amount with points (100 points = ¥1, in steps "
+        "of 100): more than available gives **422** `insufficient_points`, a negative "
+        "balance **422** `negative_balance`. Only the part paid with money earns points.\n"
+        "- An unknown or closed member, or a member number with a wrong check digit, gives "
+        "**404** `not_found`; a frozen member **422** `member_inactive`.\n"
+        "- The same store + `receipt_no` again gives **200** with the first purchase's "
+        "`purchase_id`, `points_earned` and `points_used`; `balance` and `tier` are always "
+        "the member's current ones. The same receipt with different details gives **409** "
+        "`idempotency_conflict`.\n\n"
+        "Nothing is written when the response is an error."
+    ),
+)
+def purchase_create(request: HttpRequest, payload: PurchaseIn):
+    store = _store_or_error(request, payload.store)
+    if isinstance(store, Status):
+        return store
+    if fields := _purchase_field_problems(payload):
+        return Status(400, invalid_body(fields))
+    member = _member_or_404(payload.member_no)
+    if isinstance(member, Status):
+        return member
+    try:
+        result = purchase_record(
+            member=member,
+            store=store,
+            receipt_no=payload.receipt_no,
+            occurred_at=_business_time(payload.occurred_at),
+            amount=payload.amount,
+            channel=payload.channel,
+            lines=[
+                LineInput(
+                    sku=line.sku.strip(),
+                    category=line.category.strip(),
+                    # One spelling per quantity ("1", "1.0") so a retry has the same fingerprint.
+                    quantity=line.quantity.quantize(QUANTITY_STEP),
+                    amount=line.amount.quantize(CENT),
+                )
+                for line in payload.lines
+            ],
+            points_to_use=payload.points_to_use or 0,
+        )
+    except PointsError as exc:
+        return _points_error_status(exc)
+    return Status(201 if result.created else 200, _purchase_body(result.purchase))
+
+
+# --- Returns ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/returns",
+    response={200: ReturnOut, 201: ReturnOut, **ERRORS, 422: ErrorOut},
+    summary="Record a return",
+    description=(
+        "Records a (partial) return with its own `receipt_no` against the purchase "
+        "`original_receipt_no`, and reverses that purchase's points in proportion to the "
+        "amount returned, rounded down. Points that were already spent take the balance "
+        "negative.\n\n"
+        "- `store` must be the API token's store (**403** `forbidden_store`). The purchase is "
+        "looked up at `original_store` (a store code, default: `store`).\n"
+        "- An unknown original receipt gives **404** `not_found`; returning more than is left "
+        "of the purchase gives **422** `return_exceeds_purchase`.\n"
+        "- The same store + `receipt_no` again gives **200** with the first return's "
+        "`points_reversed` and the current balance; with different details **409** "
+        "`idempotency_conflict`.\n\n"
+        "Nothing is written when the response is an error."
+    ),
+)
+def return_create(request: HttpRequest, payload: ReturnIn):
+    store = _store_or_error(request, payload.store)
+    if isinstance(store, Status):
+        return store
+    fields: dict[str, str] = {}
+    if problem := _text_problem(payload.receipt_no, max_length=RECEIPT_MAX):
+        fields["receipt_no"] = problem
+    if problem := _text_problem(payload.original_receipt_no, max_length=RECEIPT_MAX):
+        fields["original_receipt_no"] = problem
+    if problem := _money_problem(payload.amount):
+        fields["amount"] = problem
+    original_store = store
+    if payload.original_store and payload.original_store.strip():
+        original_store = store_get(code=payload.original_store.strip())
+        if original_store is None:
+            fields["original_store"] = _("There is no active store with this code.")
+    if fields:
+        return Status(400, invalid_body(fields))
+    try:
+        result = return_record(
+            store=store,
+            receipt_no=payload.receipt_no,
+            original_receipt_no=payload.original_receipt_no,
+            amount=payload.amount,
+            occurred_at=_business_time(payload.occurred_at),
+            original_store=original_store,
+        )
+    except PointsError as exc:
+        return _points_error_status(exc)
+    purchase_return = result.purchase_return
+    body = {
+        "points_reversed": purchase_return.points_reversed,
+        "balance": _balance_body(purchase_return.purchase.member),
+    }
+    return Status(201 if result.created else 200, body)
+
+
+# --- Balances -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/members/{member_no}/points",
+    response={200: PointsOut, 401: ErrorOut, 404: ErrorOut},
+    summary="A member's points",
+    description=(
+        "`available` can be spent now (negative when returns reversed points that were "
+        "already spent); `pending` becomes available later. `lifetime_earned` is every point "
+        "earned minus what returns reversed. `expiring` lists every future expiry date "
+        "(the last day the points can be used, `YYYY-MM-DD` in Asia/Shanghai) with the "
+        "points that expire then, soonest first.\n\n"
+        "An unknown or closed member gives **404** `not_found`."
+    ),
+)
+def member_points(request: HttpRequest, member_no: str):
+    member = _member_or_404(member_no)
+    if isinstance(member, Status):
+        return member
+    balance = points_balance(member=member)
+    account = account_get(member=member)
+    return {
+        "available": balance.available,
+        "pending": balance.pending,
+        "lifetime_earned": account.lifetime_earned if account is not None else 0,
+        "expiring": [
+            {"date": item.date, "points": item.points} for item in points_expiring(member=member)
+        ],
+    }
+
+
+# --- Rewards and redemptions --------------------------------------------------------------
+
+
+def _reward_body(reward: Reward) -> dict[str, object]:
+    return {
+        "code": reward.code,
+        "kind": reward.kind,
+        "name": _localised(reward.name_zh, reward.name_en),
+        "description": _localised(reward.description_zh, reward.description_en),
+        "points_price": reward.points_price,
+        "amount_off": reward.amount_off,
+        "percent_off": reward.percent_off,
+        "min_spend": reward.min_spend,
+        "stock": reward.stock,
+        "per_member_limit": reward.per_member_limit,
+        "min_tier_rank": reward.min_tier_rank,
+        "available_until": (
+            timezone.localtime(reward.available_until) if reward.available_until else None
+        ),
+    }
+
+
+@router.get(
+    "/rewards",
+    response={200: list[RewardOut], 401: ErrorOut},
+    summary="The rewards available now",
+    description=(
+        "The rewards catalogue as it is now, cheapest first. `name` and `description` follow "
+        "`Accept-Language` (`zh-hans` by default, or `en`). `kind` is one of `amount_off`, "
+        "`percent_off`, `spend_save` (满减: `min_spend` and `amount_off`), `gift`, `ticket`, "
+        "`donation`. `stock` is null when unlimited, `per_member_limit` null when there is "
+        "none; `min_tier_rank` is the lowest tier rank that may redeem (1 = regular). "
+        "`points_price` is the full price; a tier may pay less."
+    ),
+)
+def rewards_available(request: HttpRequest):
+    return [_reward_body(reward) for reward in reward_list_available()]
+
+
+@router.post(
+    "/redemptions",
+    response={200: RedemptionOut, 201: RedemptionOut, **ERRORS, 422: ErrorOut},
+    summary="Redeem a reward for a member",
+    description=(
+        "Spends the member's points on a reward (by `reward` code) and issues its coupon.\n\n"
+        "- `idempotency_key` is chosen by the caller (a UUID, say), at most 100 characters; "
+        "keys are per store. The same key again gives **200** with the first redemption "
+        "and its coupon, and the member's current balance; the same key for a different "
+        "member or reward gives **409** `idempotency_conflict`.\n"
+        "- **422** with `insufficient_points`, `negative_balance`, `out_of_stock`, "
+        "`limit_reached`, `tier_required`, `reward_unavailable` (not active or outside its "
+        "availability window) or `member_inactive` (a frozen member).\n"
+        "- An unknown reward code, or an unknown or closed member, gives **404** "
+        "`not_found`.\n\n"
+        "Nothing is written when the response is an error."
+    ),
+)
+def redemption_create(request: HttpRequest, payload: RedemptionIn):
+    fields: dict[str, str] = {}
+    if problem := _text_problem(payload.idempotency_key, max_length=IDEMPOTENCY_KEY_MAX):
+        fields["idempotency_key"] = problem
+    if not payload.reward.strip():
+        fields["reward"] = _("This field is required.")
+    if fields:
+        return Status(400, invalid_body(fields))
+    member = _member_or_404(payload.member_no)
+    if isinstance(member, Status):
+        return member
+    reward = reward_get(code=payload.reward)
+    if reward is None:
+        return Status(404, error_body("not_found", _("There is no reward with this code.")))
+    try:
+        result = reward_redeem(
+            member=member,
+            reward=reward,
+            # Per store, so two tills (or e-shops) that number their requests alike never
+            # collide.
+            idempotency_key=f"api:{request.auth.store.code}:{payload.idempotency_key.strip()}",
+        )
+    except PointsError as exc:
+        return _points_error_status(exc)
+    body = {
+        "redemption_id": result.redemption.pk,
+        "coupon": {
+            "code": result.coupon.code,
+            "valid_until": timezone.localtime(result.coupon.valid_until),
+        },
+        "points_spent": result.redemption.points_spent,
+        "balance": _balance_body(member),
+    }
+    return Status(201 if result.created else 200, body)
+
+
+# --- Coupons ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/coupons/{code}/use",
+    response={200: CouponUsedOut, **ERRORS, 422: ErrorOut},
+    summary="Accept a coupon at the till",
+    description=(
+        "Marks the coupon used at the token's store (`store` must be the token's store, "
+        "**403** `forbidden_store`), optionally on the sale's `receipt_no`. The answer says "
+        "which reward it is, so the till can apply the discount. The code may be typed in "
+        "any case, with spaces or dashes.\n\n"
+        "- A coupon is used once: again gives **409** `coupon_used`.\n"
+        "- **422** `coupon_expired` after its validity, **422** `coupon_void` when its "
+        "redemption was cancelled; an unknown code gives **404** `not_found`."
+    ),
+)
+def coupon_accept(request: HttpRequest, code: str, payload: CouponUseIn):
+    store = _store_or_error(request, payload.store)
+    if isinstance(store, Status):
+        return store
+    if len(payload.receipt_no.strip()) > RECEIPT_MAX:
+        return Status(400, invalid_body({"receipt_no": _("This value is too long.")}))
+    try:
+        coupon: Coupon = coupon_use(code=code, store=store, receipt_no=payload.receipt_no)
+    except PointsError as exc:
+        return _points_error_status(exc)
+    reward = coupon.reward
+    return {
+        "status": "used",
+        "code": coupon.code,
+        "reward": {
+            "code": reward.code,
+            "kind": reward.kind,
+            "name": _localised(reward.name_zh, reward.name_en),
+            "amount_off": reward.amount_off,
+            "percent_off": reward.percent_off,
+            "min_spend": reward.min_spend,
+        },
+    }
