@@ -20,6 +20,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from members.api import router as members_router
 from members.api_common import ApiTokenAuth, error_body, invalid_body
+from points.api import router as points_router
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ api = PosApi(
 )
 
 api.add_router("/members", members_router)
+api.add_router("", points_router)  # /purchases, /returns, /members/{no}/points, /rewards, …
 
 HTTP_ERROR_CODES = {
     400: "invalid",

@@ -5,13 +5,22 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from members.models import Member
+from members.models import Member, Store
 
 from .ledger import BUSINESS_TZ, Balance, balance_of
-from .models import Account, Coupon, LedgerTransaction, Lot, Purchase, Reward
+from .models import (
+    Account,
+    CategoryRate,
+    Coupon,
+    LedgerTransaction,
+    Lot,
+    Purchase,
+    Redemption,
+    Reward,
+)
 
 
 def account_get(*, member: Member) -> Account | None:
@@ -102,3 +111,60 @@ def coupon_list(*, member: Member) -> QuerySet[Coupon]:
 def coupon_get(*, code: str) -> Coupon | None:
     code = (code or "").strip().upper().replace(" ", "").replace("-", "")
     return Coupon.objects.select_related("reward", "member").filter(code=code).first()
+
+
+def category_rate_list() -> QuerySet[CategoryRate]:
+    return CategoryRate.objects.order_by("category")
+
+
+def redemption_counts(*, member: Member) -> dict[int, int]:
+    """Active redemptions per reward id, for the per-member limit (one query)."""
+    rows = (
+        Redemption.objects.filter(member=member, status=Redemption.Status.ACTIVE)
+        .values("reward_id")
+        .annotate(taken=Count("id"))
+    )
+    return {row["reward_id"]: row["taken"] for row in rows}
+
+
+def reward_names(*, codes: set[str]) -> dict[str, Reward]:
+    """Rewards by code, for naming what a history line spent its points on."""
+    return (
+        {reward.code: reward for reward in Reward.objects.filter(code__in=codes)} if codes else {}
+    )
+
+
+# --- Back office (points/staff_views.py) ------------------------------------------------
+
+
+def purchase_get_by_receipt(*, store: Store, receipt_no: str) -> Purchase | None:
+    return (
+        Purchase.objects.select_related("member", "store")
+        .filter(store=store, receipt_no=receipt_no.strip())
+        .first()
+    )
+
+
+def purchase_list_with_returns(*, member: Member, limit: int = 10) -> list[Purchase]:
+    return list(purchase_list(member=member).prefetch_related("returns")[:limit])
+
+
+def ledger_history_for_staff(*, member: Member, kind: str = "") -> QuerySet[LedgerTransaction]:
+    return ledger_history(member=member, kind=kind).select_related("actor")
+
+
+def redemption_get(*, redemption_id: int) -> Redemption | None:
+    return (
+        Redemption.objects.select_related("member", "reward").filter(pk=redemption_id).first()
+    )
+
+
+def coupon_list_for_staff(*, member: Member, limit: int = 20) -> list[Coupon]:
+    return list(coupon_list(member=member).select_related("redemption")[:limit])
+
+
+def reconcile_runs(*, limit: int = 20) -> list:
+    """The latest runs of the nightly reconcile job, newest first."""
+    from members.models import JobRun
+
+    return list(JobRun.objects.filter(job="reconcile").order_by("-started_at", "-id")[:limit])

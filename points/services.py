@@ -503,6 +503,11 @@ def register_tier_rank(provider) -> None:
     _tier_rank[:] = [provider]
 
 
+def member_tier_rank(*, member: Member) -> int:
+    """The member's tier rank for reward rules (1 = regular until the tiers app says)."""
+    return _member_tier_rank(member)
+
+
 def reward_price_for(*, reward: Reward, member: Member) -> int:
     rank = _member_tier_rank(member)
     prices = [reward.points_price] + [
