@@ -139,8 +139,6 @@ def purchase_record(
         raise InvalidPurchase("the lines do not add up to the amount")
     if any(line.amount < 0 for line in lines):
         raise InvalidPurchase("a line amount cannot be negative")
-    if not member.is_open or member.status != Member.Status.ACTIVE:
-        raise MemberInactive("the member is not active")
 
     policy = policy_get()
     paid_by_points = (Decimal(points_to_use) / policy.points_per_yuan).quantize(
@@ -169,6 +167,10 @@ def purchase_record(
             if existing.fingerprint != request_fingerprint:
                 raise IdempotencyConflict(key)
             return PurchaseResult(purchase=existing, created=False)
+        # Checked after the replay lookup, so a till retrying a purchase made before the
+        # member was frozen still gets its answer.
+        if member.status != Member.Status.ACTIVE:
+            raise MemberInactive("the member is not active")
 
         payment_txn = None
         if points_to_use:

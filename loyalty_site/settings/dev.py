@@ -8,7 +8,7 @@ os.environ.setdefault("SECRET_KEY", "dev-only-not-secret-" + "x" * 40)
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("STAFF_REQUIRE_MFA", "false")
 
-from .base import *  # noqa: E402,F403
+from .base import *  # noqa: F403
 
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"

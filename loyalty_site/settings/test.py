@@ -8,7 +8,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-not-secret-" + "x" * 40)
 os.environ.setdefault("STAFF_REQUIRE_MFA", "false")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
-from .base import *  # noqa: E402,F403
+from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -18,3 +18,9 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}  # noqa: F405
+# Tests never run collectstatic: look files up per request instead of warning at every
+# middleware start that STATIC_ROOT does not exist.
+WHITENOISE_AUTOREFRESH = True
+
+# Tasks run in-process in tests; the Celery worker tests start a real worker themselves.
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,126 @@
+"""docker-compose.yml and the Dockerfile, read as files: Docker does not run in the test suite."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SERVICES = ("web", "worker", "beat")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    # safe_load resolves the YAML anchors and `<<` merges, as Compose does.
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+def test_has_the_five_services(services):
+    assert {"web", "worker", "beat", "postgres", "redis"} <= set(services)
+
+
+def test_web_worker_and_beat_share_one_image_built_once(services):
+    builds = {str(services[name]["build"]) for name in APP_SERVICES}
+    images = {services[name]["image"] for name in APP_SERVICES}
+    assert builds == {"."}
+    assert len(images) == 1
+    # The one-shot migrate service runs that same image too.
+    assert services["migrate"]["image"] in images
+
+
+def test_each_app_service_runs_its_own_process(services):
+    commands = {name: " ".join(services[name]["command"]) for name in APP_SERVICES}
+    assert commands["web"].startswith("gunicorn loyalty_site.wsgi")
+    assert "0.0.0.0:8000" in commands["web"]
+    assert commands["worker"].startswith("celery -A loyalty_site worker")
+    assert commands["beat"].startswith("celery -A loyalty_site beat")
+    assert " ".join(services["migrate"]["command"]) == "python manage.py migrate --noinput"
+
+
+def test_app_services_are_configured_from_the_environment(services):
+    for name in (*APP_SERVICES, "migrate"):
+        environment = services[name]["environment"]
+        for variable in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"):
+            assert variable in environment, (name, variable)
+        assert environment["DATABASE_URL"].startswith("postgres://")
+        assert "@postgres:5432/" in environment["DATABASE_URL"]
+        assert environment["REDIS_URL"] == "redis://redis:6379/0"
+        # No default secret key: starting without one is an error, not a guessable key.
+        assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
+def test_app_services_wait_for_healthy_databases_and_migrations(services):
+    for name in APP_SERVICES:
+        depends_on = services[name]["depends_on"]
+        assert depends_on["postgres"] == {"condition": "service_healthy"}
+        assert depends_on["redis"] == {"condition": "service_healthy"}
+        assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_health_checks(services):
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    web_check = " ".join(services["web"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/healthz" in web_check
+    # The check calls the server as 127.0.0.1, so that host must always be allowed.
+    assert services["web"]["environment"]["ALLOWED_HOSTS"].endswith(",127.0.0.1")
+
+
+def test_data_lives_in_named_volumes(compose, services):
+    assert re.match(r"^postgres:16", services["postgres"]["image"])
+    assert re.match(r"^redis:7", services["redis"]["image"])
+    declared = set(compose["volumes"])
+    mounts = {
+        "postgres": "/var/lib/postgresql/data",
+        "redis": "/data",
+        "web": "/app/media",
+    }
+    for service, target in mounts.items():
+        volume_names = [
+            volume.split(":")[0]
+            for volume in services[service]["volumes"]
+            if volume.split(":")[1] == target
+        ]
+        assert volume_names, (service, target)
+        assert volume_names[0] in declared
+
+
+def test_every_named_volume_is_used(compose, services):
+    used = {
+        volume.split(":")[0]
+        for service in services.values()
+        for volume in service.get("volumes", [])
+    }
+    assert set(compose["volumes"]) <= used
+
+
+def test_dockerfile_builds_one_non_root_gunicorn_image():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert stages[-1] == "python:3.11-slim"
+    assert any(stage.startswith("node:") for stage in stages[:-1])
+    assert "uv sync --frozen --no-dev" in dockerfile
+    assert "npm ci" in dockerfile
+    assert "collectstatic --noinput" in dockerfile
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(
+        r'^CMD \["gunicorn", "loyalty_site\.wsgi", "--bind", "0\.0\.0\.0:8000"',
+        dockerfile,
+        re.MULTILINE,
+    )
+
+
+def test_docker_context_leaves_out_local_state():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".git", ".venv", ".env", "node_modules", "db.sqlite3*", "static/vendor"):
+        assert path in ignored
