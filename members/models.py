@@ -298,3 +298,87 @@ class ApiToken(models.Model):
     @staticmethod
     def hash(raw: str) -> str:
         return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class MemberImport(models.Model):
+    """One run of the CSV member import: the file, its progress and its outcome.
+
+    The file itself is kept in the row, not on disk, so a Celery worker on another machine
+    can read what the web server received. Counters are updated in the same transaction as
+    each batch of members, so the progress shown is always what is really written.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    file_name = models.CharField(_("file"), max_length=255)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    size = models.PositiveBigIntegerField(_("size"), default=0)
+    content = models.BinaryField()
+    columns = models.JSONField(_("columns"), default=list, blank=True)
+    ignored_columns = models.JSONField(_("ignored columns"), default=list, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    processed_rows = models.PositiveIntegerField(_("rows read"), default=0)
+    created_count = models.PositiveIntegerField(_("created"), default=0)
+    existing_count = models.PositiveIntegerField(_("already imported"), default=0)
+    bad_count = models.PositiveIntegerField(_("bad rows"), default=0)
+    failure = models.TextField(_("failure"), blank=True)
+    actor = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    actor_label = models.CharField(_("started by"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("uploaded"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("member import")
+        verbose_name_plural = _("member imports")
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.is_finished else 0
+        return min(100, self.processed_rows * 100 // self.total_rows)
+
+
+class MemberImportError(models.Model):
+    """One problem with one line of an imported file; a bad line may have several."""
+
+    member_import = models.ForeignKey(MemberImport, on_delete=models.CASCADE, related_name="errors")
+    line = models.PositiveIntegerField(_("line"))
+    source_id = models.CharField(_("source_id"), max_length=100, blank=True)
+    column = models.CharField(_("column"), max_length=30, blank=True)
+    code = models.CharField(_("problem"), max_length=40)
+    # What the message needs besides the code: the value given, the other line, the member.
+    params = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["line", "id"]
+        verbose_name = _("import error")
+        verbose_name_plural = _("import errors")
+        indexes = [
+            models.Index(fields=["member_import", "line"], name="members_importerror_line_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_import_id}:{self.line} {self.column} {self.code}"

@@ -22,6 +22,16 @@ staff_patterns = [
     path("members/", staff_views.member_search, name="member-search"),
     path("members/new/", staff_views.member_enrol, name="member-enrol"),
     path("members/import/", import_views.member_import, name="member-import"),
+    path(
+        "members/import/<int:import_id>/",
+        import_views.member_import_detail,
+        name="member-import-detail",
+    ),
+    path(
+        "members/import/<int:import_id>/errors.csv",
+        import_views.member_import_errors_csv,
+        name="member-import-errors",
+    ),
     re_path(rf"^members/{MEMBER_NO}/$", staff_views.member_detail, name="member-detail"),
     re_path(
         rf"^members/{MEMBER_NO}/reveal-phone/$",
