@@ -116,13 +116,13 @@ class Member(models.Model):
         CLOSED = "closed", _("Closed")
         ANONYMISED = "anonymised", _("Anonymised")
 
-    member_no = models.CharField(_("member number"), max_length=12, unique=True)
+    member_no = models.CharField(_("member number"), max_length=12)
     user = models.OneToOneField(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="member"
     )
     # Null once anonymised: the number is free for someone else, the row stays for the ledger.
-    phone = models.CharField(_("mobile phone"), max_length=20, unique=True, null=True)
-    email = models.EmailField(_("e-mail"), unique=True, null=True, blank=True)
+    phone = models.CharField(_("mobile phone"), max_length=20, null=True)  # noqa: DJ001
+    email = models.EmailField(_("e-mail"), null=True, blank=True)  # noqa: DJ001
     name = models.CharField(_("name"), max_length=100)
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
@@ -151,7 +151,7 @@ class Member(models.Model):
     enrolled_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    referral_code = models.CharField(_("referral code"), max_length=12, unique=True)
+    referral_code = models.CharField(_("referral code"), max_length=12)
     referrer = models.ForeignKey(
         "self",
         null=True,
@@ -163,12 +163,14 @@ class Member(models.Model):
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE
     )
-    privacy_notice_version = models.CharField(_("privacy notice version"), max_length=20, blank=True)
+    privacy_notice_version = models.CharField(
+        _("privacy notice version"), max_length=20, blank=True
+    )
     privacy_accepted_at = models.DateTimeField(_("privacy notice accepted"), null=True, blank=True)
     consent_sms = models.BooleanField(_("SMS marketing"), default=False)
     consent_email = models.BooleanField(_("e-mail marketing"), default=False)
     # Set by CSV import: re-running the same file must find the row it wrote before.
-    import_source_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    import_source_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     enrolled_at = models.DateTimeField(_("enrolled"), default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
@@ -189,7 +191,18 @@ class Member(models.Model):
             models.Index(fields=["enrolled_at"], name="members_member_enrolled_idx"),
             models.Index(fields=["birthday"], name="members_member_birthday_idx"),
         ]
+        # Uniques as constraints rather than unique=True: PostgreSQL then builds one index
+        # each, not a second varchar_pattern_ops one that only LIKE queries would use.
         constraints = [
+            models.UniqueConstraint(fields=["member_no"], name="members_member_member_no_unique"),
+            models.UniqueConstraint(fields=["phone"], name="members_member_phone_unique"),
+            models.UniqueConstraint(fields=["email"], name="members_member_email_unique"),
+            models.UniqueConstraint(
+                fields=["referral_code"], name="members_member_referral_code_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["import_source_id"], name="members_member_import_source_unique"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["closed", "anonymised"]) | Q(phone__isnull=False),
                 name="members_member_active_has_phone",
@@ -232,14 +245,18 @@ class ConsentEvent(models.Model):
     granted = models.BooleanField(_("granted"))
     version = models.CharField(_("version"), max_length=20, blank=True)
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
-    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
         verbose_name = _("consent event")
         verbose_name_plural = _("consent events")
-        indexes = [models.Index(fields=["member", "-recorded_at"], name="members_consent_member_idx")]
+        indexes = [
+            models.Index(fields=["member", "-recorded_at"], name="members_consent_member_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.kind} {'+' if self.granted else '-'}"
@@ -249,7 +266,11 @@ class AuditEntry(models.Model):
     """Who did what to which record, and when. Written by services, never updated."""
 
     actor = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         verbose_name=_("actor"),
     )
     # Kept as text too, so the entry still names the actor after the user is deleted.
@@ -258,7 +279,11 @@ class AuditEntry(models.Model):
     target_type = models.CharField(_("target type"), max_length=50, blank=True)
     target_id = models.CharField(_("target"), max_length=64, blank=True)
     member = models.ForeignKey(
-        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries",
+        Member,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_entries",
         verbose_name=_("member"),
     )
     details = models.JSONField(_("details"), default=dict, blank=True)
@@ -382,3 +407,32 @@ class MemberImportError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_import_id}:{self.line} {self.column} {self.code}"
+
+
+class JobRun(models.Model):
+    """One run of a scheduled job for a business date: what it did and how it ended."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    job = models.CharField(_("job"), max_length=50)
+    business_date = models.DateField(_("business date"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    seconds = models.FloatField(_("seconds"), null=True, blank=True)
+    rows = models.BigIntegerField(_("rows touched"), default=0)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        indexes = [models.Index(fields=["job", "-business_date"], name="members_jobrun_job_idx")]
+        permissions = [("view_jobs", _("Can see scheduled job runs"))]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.business_date} {self.status}"

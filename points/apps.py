@@ -22,3 +22,70 @@ class PointsConfig(AppConfig):
             )
 
         member_summary_contributor_register(points_part)
+
+        from members.panels import portal_panel_register
+
+        from .views import portal_balance_panel, portal_expiring_panel
+
+        # The expiring-soon banner sits above the balance: it is the one that needs acting on.
+        portal_panel_register(
+            name="points-expiring",
+            order=10,
+            template="points/portal/_panel_expiring.html",
+            context=portal_expiring_panel,
+        )
+        portal_panel_register(
+            name="points-balance",
+            order=20,
+            template="points/portal/_panel_balance.html",
+            context=portal_balance_panel,
+        )
+
+        self._register_staff_panels()
+        self._register_audit_actions()
+        self._register_nightly_jobs()
+
+    def _register_nightly_jobs(self) -> None:
+        from members.jobs import nightly_job_register
+
+        from . import jobs
+
+        # Order of `run_nightly` (tiers evaluate first, reconcile checks last); `at` is beat's time.
+        nightly_job_register(name="points_expiry", order=20, at="00:30", function=jobs.expiry_job)
+        nightly_job_register(
+            name="expiry_reminders", order=30, at="09:00", function=jobs.reminders_job
+        )
+        nightly_job_register(name="reconcile", order=90, at="03:30", function=jobs.reconcile_job)
+
+    def _register_staff_panels(self) -> None:
+        from members.panels import staff_member_panel_register
+
+        from . import staff_views
+
+        # The member 360 page in the back office: balance first, then what explains it.
+        for order, name, context in (
+            (10, "balance", staff_views.balance_panel),
+            (20, "purchases", staff_views.purchases_panel),
+            (30, "coupons", staff_views.coupons_panel),
+            (40, "ledger", staff_views.ledger_panel),
+            (50, "lots", staff_views.lots_panel),
+        ):
+            staff_member_panel_register(
+                name=f"points-{name}",
+                order=order,
+                template=f"points/staff/_panel_{name}.html",
+                context=context,
+            )
+
+    def _register_audit_actions(self) -> None:
+        from members.selectors import audit_action_register
+
+        for action, label in (
+            ("purchase.record", _("Purchase recorded")),
+            ("purchase.return", _("Return recorded")),
+            ("points.adjust", _("Points adjusted")),
+            ("reward.redeem", _("Reward redeemed")),
+            ("reward.void", _("Redemption voided, points refunded")),
+            ("coupon.use", _("Coupon used")),
+        ):
+            audit_action_register(action=action, label=label)

@@ -220,4 +220,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # python-barcode announces at import that it has no Pillow; we only draw SVG.
+    "loggers": {"pyBarcode": {"level": "WARNING"}},
 }
