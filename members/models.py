@@ -144,12 +144,13 @@ class Member(models.Model):
         Store,
         null=True,
         blank=True,
+        db_index=False,
         on_delete=models.PROTECT,
         related_name="enrolled_members",
         verbose_name=_("enrolment store"),
     )
     enrolled_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User, null=True, blank=True, db_index=False, on_delete=models.SET_NULL, related_name="+"
     )
     referral_code = models.CharField(_("referral code"), max_length=12)
     referrer = models.ForeignKey(
@@ -183,13 +184,12 @@ class Member(models.Model):
             ("reveal_phone", _("Can reveal a member's full phone number")),
             ("import_members", _("Can import members from CSV")),
         ]
+        # Few indexes on purpose: every one is paid for on each enrolment and import row.
         indexes = [
             # varchar_pattern_ops lets PostgreSQL use the index for name prefix searches.
             models.Index(
                 fields=["name"], name="members_member_name_idx", opclasses=["varchar_pattern_ops"]
             ),
-            models.Index(fields=["enrolled_at"], name="members_member_enrolled_idx"),
-            models.Index(fields=["birthday"], name="members_member_birthday_idx"),
         ]
         # Uniques as constraints rather than unique=True: PostgreSQL then builds one index
         # each, not a second varchar_pattern_ops one that only LIKE queries would use.
