@@ -115,6 +115,7 @@ class Member(models.Model):
         FROZEN = "frozen", _("Frozen")
         CLOSED = "closed", _("Closed")
         ANONYMISED = "anonymised", _("Anonymised")
+        MERGED = "merged", _("Merged into another member")
 
     member_no = models.CharField(_("member number"), max_length=12)
     user = models.OneToOneField(
@@ -175,6 +176,14 @@ class Member(models.Model):
     enrolled_at = models.DateTimeField(_("enrolled"), default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="merged_members",
+        verbose_name=_("merged into"),
+    )
 
     class Meta:
         verbose_name = _("member")
@@ -183,6 +192,7 @@ class Member(models.Model):
             ("use_backoffice", _("Can use the back office")),
             ("reveal_phone", _("Can reveal a member's full phone number")),
             ("import_members", _("Can import members from CSV")),
+            ("merge_members", _("Can merge duplicate members")),
         ]
         # Few indexes on purpose: every one is paid for on each enrolment and import row.
         indexes = [
@@ -204,8 +214,13 @@ class Member(models.Model):
                 fields=["import_source_id"], name="members_member_import_source_unique"
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["closed", "anonymised"]) | Q(phone__isnull=False),
+                condition=Q(status__in=["closed", "anonymised", "merged"]) | Q(phone__isnull=False),
                 name="members_member_active_has_phone",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="merged") & Q(merged_into__isnull=False))
+                | (~Q(status="merged") & Q(merged_into__isnull=True)),
+                name="members_member_merged_has_target",
             ),
             models.CheckConstraint(
                 condition=Q(member_no__regex=r"^8[0-9]{11}$"),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy
 
@@ -177,6 +177,7 @@ _audit_action_labels: dict[str, StrOrPromise] = {
     "member.consent": gettext_lazy("Marketing consent changed"),
     "member.reveal_phone": gettext_lazy("Full phone number shown"),
     "member.close": gettext_lazy("Account closed"),
+    "member.import": gettext_lazy("Members imported from CSV"),
     "api_token.create": gettext_lazy("API token issued"),
     "api_token.revoke": gettext_lazy("API token revoked"),
     "store.create": gettext_lazy("Store created"),
@@ -284,3 +285,52 @@ def api_token_authenticate(*, raw: str) -> ApiToken | None:
         .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True, store__is_active=True)
         .first()
     )
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Members that are probably one shopper: the same name and birthday, or a login whose
+    phone or e-mail is another member's."""
+
+    reason: str
+    members: list[Member]
+
+
+def member_duplicate_groups(*, limit: int = 100) -> list[DuplicateGroup]:
+    """Likely duplicates among open members, found with two set-based queries."""
+    open_members = Member.objects.filter(status__in=[Member.Status.ACTIVE, Member.Status.FROZEN])
+    pairs = (
+        open_members.exclude(birthday__isnull=True)
+        .exclude(name="")
+        .values("name", "birthday")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .order_by("name", "birthday")[:limit]
+    )
+    groups = []
+    for pair in pairs:
+        members = list(
+            open_members.filter(name=pair["name"], birthday=pair["birthday"])
+            .select_related("home_store")
+            .order_by("enrolled_at", "id")
+        )
+        groups.append(DuplicateGroup(reason="name_birthday", members=members))
+    # A login that carries another member's phone or e-mail (e.g. a shopper who joined
+    # online with an e-mail the till had put on an older card).
+    crossed = (
+        open_members.filter(user__isnull=False)
+        .select_related("user", "home_store")
+        .filter(
+            Q(user__email__in=open_members.exclude(email=None).values("email"))
+            | Q(user__phone__in=open_members.values("phone"))
+        )[:limit]
+    )
+    for member in crossed:
+        others = list(
+            open_members.exclude(pk=member.pk)
+            .filter(Q(email=member.user.email) | Q(phone=member.user.phone))
+            .select_related("home_store")
+        )
+        if others:
+            groups.append(DuplicateGroup(reason="login_contact", members=[member, *others]))
+    return groups

@@ -31,6 +31,7 @@ from .ledger import (
     points_debit,
     points_refund,
     points_reverse,
+    points_transfer,
     transaction_replayed,
 )
 from .models import (
@@ -686,3 +687,73 @@ def coupons_expire(*, at: datetime.datetime) -> int:
     return Coupon.objects.filter(status=Coupon.Status.ISSUED, valid_until__lte=at).update(
         status=Coupon.Status.EXPIRED
     )
+
+
+class MergeRefused(PointsError):
+    code = "merge_refused"
+
+
+def member_merge(
+    *, source: Member, target: Member, actor: User, now: datetime.datetime | None = None
+) -> Member:
+    """Merge a duplicate `source` into `target`: points (a ledger transfer that keeps each
+    lot's expiry), purchases, redemptions and coupons move; the source is closed as merged,
+    its phone and e-mail freed, and its history stays readable under its own number.
+    """
+    now = now or timezone.now()
+    if source.pk == target.pk:
+        raise MergeRefused("a member cannot be merged into itself")
+    with transaction.atomic():
+        # Both accounts locked, lower member id first, like every other posting path.
+        for member in sorted([source, target], key=lambda m: m.pk):
+            account_lock(member=member)
+        source = Member.objects.select_for_update().get(pk=source.pk)
+        target = Member.objects.select_for_update().get(pk=target.pk)
+        for member in (source, target):
+            if member.status not in (Member.Status.ACTIVE, Member.Status.FROZEN):
+                raise MergeRefused(f"member {member.member_no} is {member.status}")
+        if source.user_id and target.user_id:
+            raise MergeRefused("both members have a login; close one of the logins first")
+        source_account = Account.objects.get(member=source)
+        target_account = Account.objects.get(member=target)
+        transfer = points_transfer(
+            source=source_account,
+            target=target_account,
+            key=f"merge:{source.pk}:{target.pk}",
+            occurred_at=now,
+            actor=actor,
+            reason=f"merged into {target.member_no}",
+        )
+        moved = {
+            "purchases": Purchase.objects.filter(member=source).update(member=target),
+            "redemptions": Redemption.objects.filter(member=source).update(member=target),
+            "coupons": Coupon.objects.filter(member=source).update(member=target),
+            "points": -transfer.member_amount if transfer is not None else 0,
+        }
+        user, email = source.user, source.email
+        source.status = Member.Status.MERGED
+        source.merged_into = target
+        source.closed_at = now
+        source.phone = None
+        source.email = None
+        source.user = None
+        source.consent_sms = source.consent_email = False
+        source.save()  # first, so its e-mail and login are free for the target
+        target.user = target.user or user
+        target.email = target.email or email
+        target.save()
+        audit_log(
+            actor=actor,
+            action="member.merge",
+            target=target,
+            member=target,
+            details={"source": source.member_no, "target": target.member_no, **moved},
+        )
+        audit_log(
+            actor=actor,
+            action="member.merge",
+            target=source,
+            member=source,
+            details={"source": source.member_no, "target": target.member_no, **moved},
+        )
+    return target
