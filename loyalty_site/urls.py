@@ -7,12 +7,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from members import urls as members_urls
+from points import urls as points_urls
 
 from . import views
 from .api import api
 
-portal_patterns = members_urls.portal_patterns
-staff_patterns = members_urls.staff_patterns
+portal_patterns = members_urls.portal_patterns + points_urls.portal_patterns
+staff_patterns = members_urls.staff_patterns + points_urls.staff_patterns
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from .cards import member_barcode_svg, member_no_grouped, member_qr_svg
 from .forms import AccountCloseForm, ConsentForm, ProfileForm
 from .models import ConsentEvent, Member, User
+from .panels import portal_panels_render
 from .selectors import member_consent_history, member_export, member_summary
 from .services import InvalidMemberData, member_close, member_set_consent, member_update_profile
 
@@ -74,6 +75,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "member_no_grouped": member_no_grouped(member.member_no),
             "qr_svg": member_qr_svg(member_no=member.member_no, title=card_title),
             "barcode_svg": member_barcode_svg(member_no=member.member_no, title=card_title),
+            # Points (balance, expiring soon) and later apps add their panels here.
+            "panels": portal_panels_render(member=member, request=request),
         },
     )
 

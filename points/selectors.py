@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from members.models import Member, Store
+from members.models import JobRun, Member, Store
 
 from .ledger import BUSINESS_TZ, Balance, balance_of
 from .models import (
@@ -154,17 +155,81 @@ def ledger_history_for_staff(*, member: Member, kind: str = "") -> QuerySet[Ledg
 
 
 def redemption_get(*, redemption_id: int) -> Redemption | None:
-    return (
-        Redemption.objects.select_related("member", "reward").filter(pk=redemption_id).first()
-    )
+    return Redemption.objects.select_related("member", "reward").filter(pk=redemption_id).first()
 
 
 def coupon_list_for_staff(*, member: Member, limit: int = 20) -> list[Coupon]:
     return list(coupon_list(member=member).select_related("redemption")[:limit])
 
 
-def reconcile_runs(*, limit: int = 20) -> list:
-    """The latest runs of the nightly reconcile job, newest first."""
-    from members.models import JobRun
+@dataclass(frozen=True)
+class ReconcileMismatch:
+    account: int
+    member_no: str | None
+    balance: int
+    entries: int
+    lots: int
+    debt: int
 
-    return list(JobRun.objects.filter(job="reconcile").order_by("-started_at", "-id")[:limit])
+    @property
+    def lots_less_debt(self) -> int:
+        return self.lots - self.debt
+
+
+@dataclass(frozen=True)
+class ReconcileRun:
+    """One reconcile JobRun as the auditor's report shows it."""
+
+    run: JobRun
+    accounts_checked: int | None
+    mismatches: list[ReconcileMismatch]
+    unbalanced: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> bool:
+        return self.run.status == JobRun.Status.FAILED
+
+    @property
+    def error_summary(self) -> str:
+        # The first line says what went wrong; the traceback is for the logs, not the page.
+        return (self.run.error or "").strip().split("\n", 1)[0]
+
+
+def reconcile_runs(*, limit: int = 20) -> list[ReconcileRun]:
+    """The latest runs of the nightly reconcile job, newest first, mismatches with the
+    member numbers of their accounts (one query for the runs, one for the members)."""
+    runs = list(JobRun.objects.filter(job="reconcile").order_by("-started_at", "-id")[:limit])
+    member_ids = {
+        row.get("member")
+        for run in runs
+        for row in (run.details or {}).get("mismatches", [])
+        if row.get("member")
+    }
+    numbers = (
+        dict(Member.objects.filter(pk__in=member_ids).values_list("pk", "member_no"))
+        if member_ids
+        else {}
+    )
+    report = []
+    for run in runs:
+        details = run.details or {}
+        mismatches = [
+            ReconcileMismatch(
+                account=row.get("account"),
+                member_no=numbers.get(row.get("member")),
+                balance=row.get("balance") or 0,
+                entries=row.get("entries") or 0,
+                lots=row.get("lots") or 0,
+                debt=row.get("debt") or 0,
+            )
+            for row in details.get("mismatches", [])
+        ]
+        report.append(
+            ReconcileRun(
+                run=run,
+                accounts_checked=details.get("accounts_checked"),
+                mismatches=mismatches,
+                unbalanced=details.get("unbalanced_transactions", []),
+            )
+        )
+    return report

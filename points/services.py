@@ -45,6 +45,7 @@ from .models import (
     Return,
     Reward,
 )
+from .rules import referral_bonus_post, referral_referrer
 
 CENT = Decimal("0.01")
 
@@ -161,8 +162,15 @@ def purchase_record(
         points_to_use=points_to_use,
     )
     key = f"purchase:{store.code}:{receipt_no}"
+    # A first purchase pays the referral bonus: both accounts are then locked, the lower
+    # member id first (as a merge does), so the two can never wait on each other.
+    referrer = referral_referrer(member=member, policy=policy)
     with transaction.atomic():
+        if referrer is not None and referrer.pk < member.pk:
+            account_lock(member=referrer)
         account = account_lock(member=member)
+        if referrer is not None and referrer.pk > member.pk:
+            account_lock(member=referrer)
         existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).first()
         if existing is not None:
             if existing.fingerprint != request_fingerprint:
@@ -172,6 +180,10 @@ def purchase_record(
         # member was frozen still gets its answer.
         if member.status != Member.Status.ACTIVE:
             raise MemberInactive("the member is not active")
+        # Under the lock, so two first purchases at once cannot both pay the referrer.
+        first_purchase = (
+            referrer is not None and not Purchase.objects.filter(member=member).exists()
+        )
 
         payment_txn = None
         if points_to_use:
@@ -247,6 +259,10 @@ def purchase_record(
             )
             for line in lines
         )
+        if first_purchase:
+            referral_bonus_post(
+                referrer=referrer, referee=member, occurred_at=occurred_at, policy=policy
+            )
         if actor is not None and actor.is_authenticated:
             audit_log(
                 actor=actor,

@@ -7,6 +7,7 @@ that takes an argument the walk has no value for fails the test until one is add
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -14,10 +15,12 @@ from urllib.parse import urlencode
 import pytest
 from django.forms.models import model_to_dict
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from members import urls as members_urls
 from members.models import AuditEntry, ConsentEvent, Member
+from points.models import Coupon, Reward
 from tests.factories import MemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +57,22 @@ def victim(db):
         user=user, phone=user.phone, name="受害者甲", email="victim@example.com", city="杭州"
     )
     ConsentEvent.objects.create(member=member, kind="sms", granted=True, source="store")
+    # A coupon of the victim's, so the walk tries the victim's coupon code as the intruder.
+    reward = Reward.objects.create(
+        code="IDOR10",
+        kind="amount_off",
+        name_zh="十元券",
+        name_en="¥10 off",
+        points_price=1000,
+        amount_off=10,
+    )
+    Coupon.objects.create(
+        code="VICTIMCOUPON2345",
+        member=member,
+        reward=reward,
+        source="redemption",
+        valid_until=timezone.now() + datetime.timedelta(days=30),
+    )
     return member
 
 
@@ -71,7 +90,15 @@ def intruder_client(client, intruder):
 
 def url_for(name: str, args, victim: Member) -> str:
     # Every argument a member-scoped URL can take, filled with the victim's identity.
-    values = {"member_no": victim.member_no, "pk": victim.pk, "member_id": victim.pk}
+    values = {
+        "member_no": victim.member_no,
+        "pk": victim.pk,
+        "member_id": victim.pk,
+        "coupon_code": victim.coupons.get().code,
+        "reward_code": "IDOR10",
+        "import_id": 1,  # a CSV import: administrators only, whoever's members it holds
+        "redemption_id": 1,  # voiding a redemption: managers only, whoever's it is
+    }
     missing = [arg for arg in args if arg not in values]
     assert not missing, f"{name} takes {missing}: add a value for it to the IDOR walk"
     return reverse(name, kwargs={arg: values[arg] for arg in args})
@@ -87,6 +114,7 @@ def secrets_of(member: Member) -> list[str]:
         member.phone,
         member.email,
         national[:3] + "****" + national[-4:],
+        *member.coupons.values_list("code", flat=True),
     ]
 
 
