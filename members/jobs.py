@@ -31,15 +31,14 @@ class NightlyJob:
     name: str
     order: int
     function: JobFunction
-    # When beat runs it, Asia/Shanghai, as "HH:MM" (PRODUCT.md, Scheduled jobs).
-    at: str
 
 
 _jobs: dict[str, NightlyJob] = {}
 
 
-def nightly_job_register(*, name: str, order: int, at: str, function: JobFunction) -> None:
-    _jobs[name] = NightlyJob(name=name, order=order, function=function, at=at)
+def nightly_job_register(*, name: str, order: int, function: JobFunction) -> None:
+    """Add a job to the chain; beat's times for it are in settings.CELERY_BEAT_SCHEDULE."""
+    _jobs[name] = NightlyJob(name=name, order=order, function=function)
 
 
 def nightly_jobs() -> list[NightlyJob]:

@@ -44,18 +44,29 @@ class PointsConfig(AppConfig):
         self._register_staff_panels()
         self._register_audit_actions()
         self._register_nightly_jobs()
+        self._register_member_hooks()
+
+    def _register_member_hooks(self) -> None:
+        from members.hooks import (
+            member_enrolled_hook_register,
+            member_profile_changed_hook_register,
+        )
+
+        from . import rules
+
+        # Sign-up and completed-profile bonuses, posted in the member service's transaction.
+        member_enrolled_hook_register(rules.on_member_enrolled)
+        member_profile_changed_hook_register(rules.on_member_profile_changed)
 
     def _register_nightly_jobs(self) -> None:
         from members.jobs import nightly_job_register
 
         from . import jobs
 
-        # Order of `run_nightly` (tiers evaluate first, reconcile checks last); `at` is beat's time.
-        nightly_job_register(name="points_expiry", order=20, at="00:30", function=jobs.expiry_job)
-        nightly_job_register(
-            name="expiry_reminders", order=30, at="09:00", function=jobs.reminders_job
-        )
-        nightly_job_register(name="reconcile", order=90, at="03:30", function=jobs.reconcile_job)
+        # Order of `run_nightly`: tiers evaluate first, reconcile checks last.
+        nightly_job_register(name="points_expiry", order=20, function=jobs.expiry_job)
+        nightly_job_register(name="expiry_reminders", order=30, function=jobs.reminders_job)
+        nightly_job_register(name="reconcile", order=90, function=jobs.reconcile_job)
 
     def _register_staff_panels(self) -> None:
         from members.panels import staff_member_panel_register

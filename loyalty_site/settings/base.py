@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -214,6 +215,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than the longest task, so a slow task is not redelivered while it still runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# The nightly jobs at the times of PRODUCT.md (Asia/Shanghai, CELERY_TIMEZONE); each run
+# is recorded as a JobRun and safe to repeat.
+CELERY_BEAT_SCHEDULE = {
+    job: {
+        "task": "members.tasks.nightly_job_task",
+        "schedule": crontab(hour=hour, minute=minute),
+        "args": (job,),
+    }
+    for job, hour, minute in (
+        ("points_expiry", 0, 30),
+        ("reconcile", 3, 30),
+        ("expiry_reminders", 9, 0),
+    )
+}
 
 LOGGING = {
     "version": 1,

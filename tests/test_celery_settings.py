@@ -1,0 +1,31 @@
+"""Celery is configured so a crashed worker never loses or doubles a job."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from loyalty_site.celery import app
+
+
+def test_tasks_are_acknowledged_late_and_requeued_when_a_worker_dies():
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_the_broker_waits_longer_than_the_longest_task_before_redelivering():
+    assert app.conf.broker_transport_options["visibility_timeout"] >= 3 * 3600
+
+
+def test_beat_runs_the_nightly_jobs_at_the_product_times_in_shanghai():
+    assert app.conf.timezone == "Asia/Shanghai"
+    schedule = {
+        name: (entry["schedule"].hour, entry["schedule"].minute, entry["args"])
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+    }
+    assert schedule["points_expiry"] == ({0}, {30}, ("points_expiry",))
+    assert schedule["expiry_reminders"] == ({9}, {0}, ("expiry_reminders",))
+    from members.jobs import nightly_jobs
+
+    registered = {job.name for job in nightly_jobs()}
+    assert set(schedule) <= registered
