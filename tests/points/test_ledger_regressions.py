@@ -1,0 +1,90 @@
+"""Worked examples for ledger bugs found by the stateful test (test_ledger_stateful.py)."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from points.models import Account, LedgerTransaction, Reward
+from points.services import (
+    points_expire,
+    purchase_record,
+    return_record,
+    reward_redeem,
+)
+from tests.factories import MemberFactory
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+JANUARY = datetime.datetime(2026, 1, 10, 10, 0, tzinfo=SH)
+AFTER_EXPIRY = datetime.datetime(2027, 2, 2, 9, 0, tzinfo=SH)  # January's points expired 1 Feb
+
+
+def buy(member, store, receipt, amount, *, when=JANUARY, points_to_use=0):
+    return purchase_record(
+        member=member,
+        store=store,
+        receipt_no=receipt,
+        occurred_at=when,
+        amount=Decimal(amount),
+        points_to_use=points_to_use,
+        now=when,
+    ).purchase
+
+
+def give_back(store, receipt, original, amount, *, when=AFTER_EXPIRY):
+    return return_record(
+        store=store,
+        receipt_no=receipt,
+        original_receipt_no=original,
+        amount=Decimal(amount),
+        occurred_at=when,
+    ).purchase_return
+
+
+def test_returning_a_purchase_whose_points_expired_does_not_take_them_a_second_time(store):
+    # Before the fix: earned 100, lost 100 to expiry, then the return reversed another 100 —
+    # balance −100 (debt) although the member never spent a point.
+    member = MemberFactory(birthday=None)
+    buy(member, store, "R1", "100")
+    assert points_expire(at=AFTER_EXPIRY) == 1
+
+    returned = give_back(store, "X1", "R1", "100")
+
+    assert returned.points_reversed == 0
+    account = Account.objects.get(member=member)
+    assert (account.balance, account.debt, account.lifetime_earned) == (0, 0, 100)
+    assert not LedgerTransaction.objects.filter(kind="reverse").exists()
+
+
+def test_a_return_after_expiry_leaves_the_members_other_points_alone(store):
+    member = MemberFactory(birthday=None)
+    buy(member, store, "R1", "100")  # expires 1 Feb 2027
+    buy(member, store, "R2", "300", when=JANUARY + datetime.timedelta(days=60))  # 1 Apr 2027
+    points_expire(at=AFTER_EXPIRY)
+
+    give_back(store, "X1", "R1", "100")
+
+    assert Account.objects.get(member=member).balance == 300
+
+
+def test_only_the_spent_part_of_expired_purchase_points_can_go_negative(store):
+    member = MemberFactory(birthday=None)
+    buy(member, store, "R1", "100")
+    pen = Reward.objects.create(
+        code="PEN", kind=Reward.Kind.GIFT, name_zh="笔", name_en="Pen", points_price=60
+    )
+    reward_redeem(member=member, reward=pen, idempotency_key="k1", now=JANUARY)
+    points_expire(at=AFTER_EXPIRY)  # the 40 left expire
+
+    # Half the goods back reverses half the points, 50, all spent; the other half can take
+    # back only the 10 spent points left, not the 40 that expired.
+    first = give_back(store, "X1", "R1", "50")
+    second = give_back(store, "X2", "R1", "50")
+
+    assert (first.points_reversed, second.points_reversed) == (50, 10)
+    account = Account.objects.get(member=member)
+    assert (account.balance, account.debt, account.lifetime_earned) == (-60, 60, 40)
