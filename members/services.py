@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .hooks import member_enrolled, member_profile_changed
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
 
@@ -220,6 +221,8 @@ def member_enroll(
             details=details,
             actor_label=_api_token_label(api_token) if api_token is not None else "",
         )
+        # In the same transaction: a sign-up bonus commits with the enrolment or not at all.
+        member_enrolled(member=member)
     return member
 
 
@@ -255,6 +258,8 @@ def _member_link_user(
     member.save()
     ConsentEvent.objects.bulk_create(events)
     audit_log(actor=user, action="member.link_login", target=member, member=member)
+    # The login may have added the e-mail that completes the profile.
+    member_profile_changed(member=member)
     return member
 
 
@@ -347,6 +352,7 @@ def member_update_profile(*, member: Member, actor: User, **changes: Any) -> Mem
                 member=member,
                 details={"fields": changed},
             )
+            member_profile_changed(member=member)
     return member
 
 

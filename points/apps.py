@@ -98,5 +98,8 @@ class PointsConfig(AppConfig):
             ("reward.redeem", _("Reward redeemed")),
             ("reward.void", _("Redemption voided, points refunded")),
             ("coupon.use", _("Coupon used")),
+            ("policy.create", _("Earning policy created")),
+            ("category_rate.create", _("Category rate created")),
+            ("reward.create", _("Reward created")),
         ):
             audit_action_register(action=action, label=label)

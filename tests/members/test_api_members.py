@@ -80,7 +80,8 @@ def test_enrolling_a_shopper_returns_the_new_member_object(pos):
         "phone": "+8613812345678",
         "name": "张伟",
         "tier": {"code": "regular", "name": "Regular"},
-        "points": {"available": 0, "pending": 0},
+        # The sign-up bonus (EarningPolicy.signup_bonus, default 200), posted with the enrolment.
+        "points": {"available": 200, "pending": 0},
     }
     assert member_no_is_valid(body["member_no"])
 

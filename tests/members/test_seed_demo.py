@@ -1,16 +1,24 @@
-"""`manage.py seed_demo`: the demo data the README promises, loaded once however often run."""
+"""`manage.py seed_demo`: the demo data the README promises, loaded once however often run.
+
+The command lives in points (it seeds points too, and members cannot import points).
+"""
 
 from __future__ import annotations
 
+import datetime
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from members.management.commands.seed_demo import demo_shoppers
 from members.models import AuditEntry, ConsentEvent, Member, Store, User
 from members.numbers import member_no_is_valid, phone_normalize
+from points.management.commands.seed_demo import demo_shoppers
+from points.models import CategoryRate, EarningPolicy, LedgerTransaction, Lot, Purchase, Reward
+from points.selectors import points_balance, points_expiring_soon
+from points.services import reward_redeem
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +47,12 @@ def snapshot() -> dict[str, object]:
         "users": list(User.objects.order_by("email").values_list("email", "password")),
         "consents": ConsentEvent.objects.count(),
         "audit": AuditEntry.objects.count(),
+        "rewards": list(Reward.objects.order_by("code").values_list("code", "stock")),
+        "purchases": list(Purchase.objects.order_by("id").values_list("receipt_no", "amount")),
+        "ledger": list(
+            LedgerTransaction.objects.order_by("id").values_list("idempotency_key", "member_amount")
+        ),
+        "lots": list(Lot.objects.order_by("id").values_list("id", "remaining")),
     }
 
 
@@ -89,6 +103,8 @@ def test_running_twice_changes_nothing():
     assert snapshot() == before
     assert "Demo shoppers: 200 (0 new)" in output
     assert "Logins: 6 (0 new)" in output
+    assert "Rewards: 6 (0 new)" in output
+    assert "(0 new), returns:" in output
 
 
 def test_the_same_shoppers_on_every_database():
@@ -165,3 +181,62 @@ def test_wrong_password_does_not_log_in(client):
 
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
+
+
+def test_loads_a_rewards_catalogue_with_cny10_and_the_category_rates():
+    output = seed("--members", "3")
+
+    cny10 = Reward.objects.get(code="CNY10")
+    assert cny10.kind == Reward.Kind.AMOUNT_OFF
+    assert cny10.amount_off == Decimal(10)
+    assert cny10.points_price == 1000
+    assert cny10.stock is None  # unlimited
+    assert cny10.name_zh and cny10.name_en and cny10.description_zh and cny10.description_en
+    kinds = dict(Reward.objects.values_list("code", "kind"))
+    assert set(kinds.values()) == set(Reward.Kind.values)
+    gift = Reward.objects.get(kind=Reward.Kind.GIFT)
+    assert gift.stock is not None and gift.stock > 0
+    assert Reward.objects.get(kind=Reward.Kind.TICKET).min_tier_rank == 3
+    assert all(r.name_zh and r.name_en for r in Reward.objects.all())
+    assert dict(CategoryRate.objects.values_list("category", "rate")) == {
+        "gift_card": Decimal(0),
+        "tobacco": Decimal(0),
+        "cosmetics": Decimal(2),
+    }
+    assert EarningPolicy.objects.count() == 1
+    assert "Rewards: 6 (6 new)" in output
+
+
+def test_the_member_login_can_afford_cny10_and_has_points_expiring_within_30_days():
+    seed("--members", "3")
+    member = User.objects.get(email="member@example.com").member
+
+    balance = points_balance(member=member)
+    assert balance.available >= 1000
+    soon = points_expiring_soon(member=member, within_days=30)
+    assert soon is not None and soon.points > 0
+    assert soon.date <= timezone.localdate() + datetime.timedelta(days=30)
+    # About 14 months of purchases; the oldest have expired, one was partly returned.
+    purchases = Purchase.objects.filter(member=member)
+    assert purchases.count() >= 6
+    oldest = purchases.order_by("occurred_at").first().occurred_at
+    assert timezone.now() - oldest > datetime.timedelta(days=365)
+    kinds = set(LedgerTransaction.objects.filter(member=member).values_list("kind", flat=True))
+    assert {"earn", "reverse", "expire"} <= kinds
+
+    result = reward_redeem(
+        member=member, reward=Reward.objects.get(code="CNY10"), idempotency_key="t"
+    )
+    assert result.coupon.code
+    assert points_balance(member=member).available == balance.available - 1000
+
+
+def test_demo_shoppers_have_purchase_histories_with_a_few_returns():
+    seed()
+
+    shoppers_buying = Purchase.objects.exclude(member__user__isnull=False)
+    assert shoppers_buying.values("member").distinct().count() >= 30
+    assert shoppers_buying.values("store").distinct().count() == 3
+    assert Purchase.objects.filter(returns__isnull=False).exists()
+    # Tobacco and gift cards earn nothing, so some purchases earn less than they cost.
+    assert Purchase.objects.filter(lines__category__in=["tobacco", "gift_card"]).exists()
