@@ -24,6 +24,7 @@ from . import selectors, services
 from .cards import member_no_grouped, member_qr_svg
 from .models import AuditEntry, Member, Store
 from .numbers import phone_national
+from .panels import staff_member_panels_render
 from .permissions import staff_required
 from .selectors import (
     audit_action_label,
@@ -111,7 +112,10 @@ def _detail_context(member: Member, *, phone_revealed: str | None = None) -> dic
 @staff_required("members.view_member")
 def member_detail(request: HttpRequest, member_no: str) -> HttpResponse:
     member = _member_or_404(member_no)
-    return render(request, "staff/member_detail.html", _detail_context(member))
+    context = _detail_context(member)
+    # Points, tiers and campaigns add their sections here (members cannot import them).
+    context["panels"] = staff_member_panels_render(member=member, request=request)
+    return render(request, "staff/member_detail.html", context)
 
 
 @require_POST

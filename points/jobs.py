@@ -105,10 +105,11 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             {
                 "account": row[0],
                 "member": row[1],
-                "balance": row[2],
-                "debt": row[3],
-                "entries": row[4],
-                "lots": row[5],
+                # int(): PostgreSQL sums as numeric (Decimal), which JSON cannot store.
+                "balance": int(row[2]),
+                "debt": int(row[3]),
+                "entries": int(row[4]),
+                "lots": int(row[5]),
             }
             for row in cursor.fetchall()
         ]
@@ -116,7 +117,7 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             f"SELECT transaction_id, SUM(amount) FROM {entry} GROUP BY transaction_id "  # noqa: S608
             "HAVING SUM(amount) <> 0 LIMIT 1000"
         )
-        unbalanced = [{"transaction": row[0], "sum": row[1]} for row in cursor.fetchall()]
+        unbalanced = [{"transaction": row[0], "sum": int(row[1])} for row in cursor.fetchall()]
         cursor.execute(f"SELECT COUNT(*) FROM {account}")  # noqa: S608
         checked = cursor.fetchone()[0]
     details: dict[str, Any] = {

@@ -7,7 +7,7 @@ from django.urls import path, re_path
 
 from members.urls import MEMBER_NO
 
-from . import staff_views, views
+from . import import_views, staff_views, views
 
 portal_patterns = [
     path("points/", views.points_history, name="points-history"),
@@ -38,4 +38,26 @@ staff_patterns = [
         rf"^members/{MEMBER_NO}/points/$", staff_views.member_ledger_view, name="member-ledger"
     ),
     path("reconcile/", staff_views.reconcile_view, name="reconcile"),
+    path("purchases/import/", import_views.purchase_import, name="purchase-import"),
+    path(
+        "purchases/import/<int:import_id>/",
+        import_views.purchase_import_detail,
+        name="purchase-import-detail",
+    ),
+    path(
+        "purchases/import/<int:import_id>/errors.csv",
+        import_views.purchase_import_errors_csv,
+        name="purchase-import-errors",
+    ),
+    path("balances/import/", import_views.balance_import, name="balance-import"),
+    path(
+        "balances/import/<int:import_id>/",
+        import_views.balance_import_detail,
+        name="balance-import-detail",
+    ),
+    path(
+        "balances/import/<int:import_id>/errors.csv",
+        import_views.balance_import_errors_csv,
+        name="balance-import-errors",
+    ),
 ]

@@ -1,0 +1,605 @@
+"""Back-office views for points: purchases, returns, coupons, adjustments, the reconcile report.
+
+Each view checks one permission of the roles (members/migrations/0002_roles.py and
+points/migrations/0007_roles.py), parses a form and calls one service; a refusal from the
+service becomes a message on the same form and nothing is written. htmx requests get only
+the fragment that changes (django-template-partials); every page works without it.
+
+The member 360 page belongs to members, which cannot import points: the panels at the end
+of this module are registered with members.panels from PointsConfig.ready().
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from members.jobs import job_run
+from members.models import JobRun, Member, Store
+from members.permissions import staff_required
+from members.selectors import member_get_by_number, member_get_for_staff, store_list
+
+from .earning import policy_get
+from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
+from .models import Coupon, Purchase, Reward
+from .selectors import (
+    coupon_get,
+    coupon_list_for_staff,
+    ledger_history_for_staff,
+    member_lots,
+    points_balance,
+    points_expiring_soon,
+    purchase_get_by_receipt,
+    purchase_list_with_returns,
+    reconcile_runs,
+    redemption_get,
+)
+from .services import (
+    CENT,
+    STAFF_ADJUSTMENT_LIMIT,
+    AdjustmentNotAllowed,
+    CouponExpired,
+    CouponNotFound,
+    CouponUsed,
+    CouponVoid,
+    InvalidPurchase,
+    MemberInactive,
+    PurchaseNotFound,
+    ReturnExceedsPurchase,
+    coupon_use,
+    points_adjust,
+    purchase_record,
+    redemption_void,
+    return_record,
+)
+from .staff_forms import (
+    CouponLookupForm,
+    CouponUseForm,
+    LedgerFilterForm,
+    PointsAdjustForm,
+    PurchaseRecordForm,
+    ReturnRecordForm,
+    clean_member_no,
+    coupon_code_from_scan,
+)
+
+# The store last chosen on a points form: a till records at the same store all day. The
+# enrolment form's choice is the fallback, so a cashier who just enrolled someone is set.
+STORE_SESSION_KEY = "staff_points_store"
+ENROL_STORE_SESSION_KEY = "staff_enrol_store"
+LEDGER_PAGE_SIZE = 50
+PANEL_LEDGER_ROWS = 20
+PANEL_PURCHASES = 10
+PANEL_COUPONS = 20
+PANEL_LOTS = 50
+RECONCILE_RUNS = 20
+
+
+def _is_fragment_request(request: HttpRequest) -> bool:
+    # A history restore (back button after hx-push-url) needs the whole page, not a fragment.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _render(
+    request: HttpRequest,
+    template: str,
+    context: dict,
+    *,
+    fragment: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """Render the page, or only its `fragment` partial for htmx."""
+    name = f"{template}#{fragment}" if fragment and _is_fragment_request(request) else template
+    response = render(request, name, context, status=status)
+    # The same URL answers with a fragment or a page: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _member_or_404(member_no: str) -> Member:
+    member = member_get_for_staff(member_no=member_no)
+    if member is None:
+        raise Http404(_("No member with this number."))
+    return member
+
+
+def _initial_store(request: HttpRequest) -> Store | None:
+    stores = store_list()
+    for key in (STORE_SESSION_KEY, ENROL_STORE_SESSION_KEY):
+        remembered = request.session.get(key)
+        store = stores.filter(pk=remembered).first() if remembered else None
+        if store is not None:
+            return store
+    return stores.first()
+
+
+def _remember_store(request: HttpRequest, store: Store) -> None:
+    request.session[STORE_SESSION_KEY] = store.pk
+
+
+def reward_name(reward: Reward) -> str:
+    if (translation.get_language() or "").startswith("en") and reward.name_en:
+        return reward.name_en
+    return reward.name_zh
+
+
+def _yuan(points: int, points_per_yuan: int) -> Decimal:
+    return (Decimal(points) / points_per_yuan).quantize(CENT)
+
+
+def points_error_message(error: PointsError) -> str:
+    """What a refusal from the ledger means to the member of staff who asked for it."""
+    if isinstance(error, InsufficientPoints):
+        return _("This needs %(needed)s points; the member has %(available)s available.") % {
+            "needed": error.needed,
+            "available": error.available,
+        }
+    if isinstance(error, PointsInDebt):
+        return _(
+            "The member's balance is negative by %(debt)s points; points cannot be spent "
+            "until new earnings cover it."
+        ) % {"debt": error.debt}
+    known: list[tuple[type[PointsError], str]] = [
+        (MemberInactive, _("This member's account is frozen or closed: it cannot earn or spend.")),
+        (PurchaseNotFound, _("There is no purchase with this receipt number at this store.")),
+        (ReturnExceedsPurchase, _("The amount is more than what is left of the purchase.")),
+        (CouponNotFound, _("There is no coupon with this code.")),
+        (CouponUsed, _("This coupon has already been used.")),
+        (CouponExpired, _("This coupon has expired.")),
+        (CouponVoid, _("This coupon was cancelled (its redemption was voided).")),
+        (AdjustmentNotAllowed, _("This adjustment is not allowed.")),
+        (IdempotencyConflict, _("This was already recorded with different details.")),
+    ]
+    for kind, message in known:
+        if isinstance(error, kind):
+            return message
+    if isinstance(error, InvalidPurchase):
+        return _("The purchase cannot be recorded: %(reason)s.") % {"reason": error}
+    return str(error)
+
+
+# --- Record a purchase --------------------------------------------------------------------
+
+
+def _member_card(member: Member | None, points_per_yuan: int) -> dict[str, Any]:
+    if member is None:
+        return {"found_member": None}
+    balance = points_balance(member=member)
+    return {
+        "found_member": member,
+        "balance": balance,
+        "balance_yuan": _yuan(max(balance.available, 0), points_per_yuan),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("points.add_purchase")
+def purchase_record_view(request: HttpRequest) -> HttpResponse:
+    points_per_yuan = policy_get().points_per_yuan
+    status = 200
+    existing: Purchase | None = None
+    if request.method == "POST":
+        form = PurchaseRecordForm(request.POST, points_per_yuan=points_per_yuan)
+        if form.is_valid():
+            data = form.cleaned_data
+            member = form.member_obj
+            try:
+                result = purchase_record(
+                    member=member,
+                    store=data["store"],
+                    receipt_no=data["receipt_no"],
+                    occurred_at=data["occurred_at"],
+                    amount=data["amount"],
+                    lines=data["lines"],
+                    points_to_use=data["points_to_use"],
+                    actor=request.user,
+                )
+            except IdempotencyConflict:
+                existing = purchase_get_by_receipt(
+                    store=data["store"], receipt_no=data["receipt_no"]
+                )
+                form.add_error(
+                    "receipt_no",
+                    _("This receipt was already recorded for a different purchase."),
+                )
+            except (InsufficientPoints, PointsInDebt) as error:
+                form.add_error("points_to_use", points_error_message(error))
+            except PointsError as error:
+                form.add_error(None, points_error_message(error))
+            else:
+                _remember_store(request, data["store"])
+                purchase = result.purchase
+                if result.created:
+                    text = _("Purchase recorded: +%(points)s points") % {
+                        "points": purchase.points_earned
+                    }
+                    if purchase.points_used:
+                        text += " · " + _("%(points)s points used as payment") % {
+                            "points": purchase.points_used
+                        }
+                    messages.success(request, text)
+                else:
+                    messages.info(
+                        request,
+                        _("This purchase was already recorded (+%(points)s points).")
+                        % {"points": purchase.points_earned},
+                    )
+                return redirect("staff:member-detail", member_no=member.member_no)
+        status = 400
+        member = form.member_obj
+    else:
+        member_no = clean_member_no(request.GET.get("member", ""))
+        member = member_get_by_number(member_no=member_no) if member_no else None
+        form = PurchaseRecordForm(
+            initial={"member": member_no, "store": _initial_store(request)},
+            points_per_yuan=points_per_yuan,
+        )
+    points = _points_typed(request)
+    context = {
+        "form": form,
+        "existing": existing,
+        "points_per_yuan": points_per_yuan,
+        "points_typed": points,
+        "points_typed_yuan": _yuan(points, points_per_yuan) if points else None,
+        **_member_card(member, points_per_yuan),
+    }
+    fragment = None
+    if request.method == "GET":
+        # htmx asks for the part next to the field being typed in.
+        is_points = request.htmx and request.htmx.trigger_name == "points_to_use"
+        fragment = "payment" if is_points else "member"
+    return _render(
+        request, "points/staff/purchase_record.html", context, fragment=fragment, status=status
+    )
+
+
+def _points_typed(request: HttpRequest) -> int:
+    source = request.POST if request.method == "POST" else request.GET
+    try:
+        points = int(source.get("points_to_use", "") or 0)
+    except ValueError:
+        return 0
+    return max(points, 0)
+
+
+# --- Record a return ----------------------------------------------------------------------
+
+
+def _original_lookup(source: Any) -> dict[str, Any]:
+    """The purchase a return refers to, from the (possibly half-filled) form data."""
+    receipt_no = (source.get("original_receipt_no") or "").strip()
+    if not receipt_no:
+        return {"original_looked_up": False}
+    stores = store_list()
+    store_id = source.get("original_store") or source.get("store")
+    store = stores.filter(pk=store_id).first() if str(store_id or "").isdigit() else None
+    purchase = (
+        purchase_get_by_receipt(store=store, receipt_no=receipt_no) if store is not None else None
+    )
+    return {"original_looked_up": True, "original": purchase}
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("points.add_return")
+def return_record_view(request: HttpRequest) -> HttpResponse:
+    status = 200
+    if request.method == "POST":
+        form = ReturnRecordForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = return_record(
+                    store=data["store"],
+                    receipt_no=data["receipt_no"],
+                    original_receipt_no=data["original_receipt_no"],
+                    original_store=data["original_store"],
+                    amount=data["amount"],
+                    occurred_at=data["occurred_at"],
+                    actor=request.user,
+                )
+            except PurchaseNotFound:
+                form.add_error(
+                    "original_receipt_no",
+                    _("There is no purchase with this receipt number at that store."),
+                )
+            except ReturnExceedsPurchase:
+                original = purchase_get_by_receipt(
+                    store=data["original_store"] or data["store"],
+                    receipt_no=data["original_receipt_no"],
+                )
+                left = original.net_amount if original else Decimal(0)
+                form.add_error(
+                    "amount",
+                    _("¥%(amount)s is more than the ¥%(left)s left of this purchase to return.")
+                    % {"amount": data["amount"].quantize(CENT), "left": left.quantize(CENT)},
+                )
+            except IdempotencyConflict:
+                form.add_error(
+                    "receipt_no",
+                    _("This return receipt was already recorded for a different return."),
+                )
+            except PointsError as error:
+                form.add_error(None, points_error_message(error))
+            else:
+                _remember_store(request, data["store"])
+                purchase_return = result.purchase_return
+                if result.created:
+                    messages.success(
+                        request,
+                        _("Return recorded: −%(points)s points")
+                        % {"points": purchase_return.points_reversed},
+                    )
+                else:
+                    messages.info(request, _("This return was already recorded."))
+                return redirect(
+                    "staff:member-detail", member_no=purchase_return.purchase.member.member_no
+                )
+        status = 400
+        lookup = _original_lookup(request.POST)
+    else:
+        form = ReturnRecordForm(initial={"store": _initial_store(request)})
+        lookup = _original_lookup(request.GET)
+    fragment = "original" if request.method == "GET" else None
+    context = {"form": form, **lookup}
+    return _render(
+        request, "points/staff/return_record.html", context, fragment=fragment, status=status
+    )
+
+
+# --- Accept a coupon ----------------------------------------------------------------------
+
+
+def coupon_state(coupon: Coupon, *, now: datetime.datetime | None = None) -> str:
+    """The status as the till sees it: an issued coupon past its date is expired already,
+    though the nightly job has not marked it yet."""
+    now = now or timezone.now()
+    if coupon.status == Coupon.Status.ISSUED and coupon.valid_until <= now:
+        return Coupon.Status.EXPIRED
+    return coupon.status
+
+
+def _coupon_context(coupon: Coupon | None, *, now: datetime.datetime | None = None) -> dict:
+    if coupon is None:
+        return {"coupon": None}
+    state = coupon_state(coupon, now=now)
+    problems = {
+        Coupon.Status.USED: _("This coupon has already been used."),
+        Coupon.Status.EXPIRED: _("This coupon has expired."),
+        Coupon.Status.VOID: _("This coupon was cancelled (its redemption was voided)."),
+    }
+    return {
+        "coupon": coupon,
+        "coupon_state": state,
+        "coupon_reward": reward_name(coupon.reward),
+        "coupon_state_label": _("Valid")
+        if state == Coupon.Status.ISSUED
+        else Coupon.Status(state).label,
+        "coupon_problem": problems.get(state, ""),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("points.change_coupon")
+def coupon_accept_view(request: HttpRequest) -> HttpResponse:
+    status = 200
+    error = ""
+    if request.method == "POST":
+        status = 400
+        use_form = CouponUseForm(request.POST)
+        lookup = CouponLookupForm({"code": request.POST.get("code", "")})
+        code = coupon_code_from_scan(request.POST.get("code", ""))
+        if use_form.is_valid():
+            data = use_form.cleaned_data
+            try:
+                coupon = coupon_use(
+                    code=data["code"],
+                    store=data["store"],
+                    receipt_no=data["receipt_no"],
+                    actor=request.user,
+                )
+            except PointsError as exc:
+                error = points_error_message(exc)
+                # A coupon used twice is a conflict, as in the POS API; the rest are refusals.
+                status = 409 if isinstance(exc, CouponUsed) else 400
+            else:
+                _remember_store(request, data["store"])
+                messages.success(
+                    request,
+                    _("Coupon %(code)s marked used: %(reward)s")
+                    % {"code": coupon.code, "reward": reward_name(coupon.reward)},
+                )
+                return redirect(f"{reverse('staff:coupon-accept')}?code={coupon.code}")
+    else:
+        lookup = CouponLookupForm(request.GET or None)
+        code = lookup.cleaned_data["code"] if lookup.is_bound and lookup.is_valid() else ""
+        use_form = CouponUseForm(initial={"code": code, "store": _initial_store(request)})
+    coupon = coupon_get(code=code) if code else None
+    context = {
+        "lookup": lookup,
+        "use_form": use_form,
+        "code": code,
+        "error": error,
+        "not_found": bool(code) and coupon is None,
+        **_coupon_context(coupon),
+    }
+    return _render(
+        request, "points/staff/coupon_accept.html", context, fragment="coupon", status=status
+    )
+
+
+@require_POST
+@staff_required("points.change_redemption")
+def redemption_void_view(request: HttpRequest, redemption_id: int) -> HttpResponse:
+    redemption = redemption_get(redemption_id=redemption_id)
+    if redemption is None:
+        raise Http404(_("No such redemption."))
+    try:
+        redemption_void(redemption=redemption, actor=request.user)
+    except PointsError as error:
+        messages.error(request, points_error_message(error))
+    else:
+        messages.success(
+            request,
+            _("Redemption voided: %(points)s points refunded")
+            % {"points": redemption.points_spent},
+        )
+    return redirect("staff:member-detail", member_no=redemption.member.member_no)
+
+
+# --- Adjust points ------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("points.adjust_points")
+def points_adjust_view(request: HttpRequest, member_no: str) -> HttpResponse:
+    member = _member_or_404(member_no)
+    status = 200
+    if request.method == "POST":
+        form = PointsAdjustForm(request.POST, user=request.user)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                txn = points_adjust(
+                    member=member,
+                    points=data["points"],
+                    reason=data["reason"],
+                    actor=request.user,
+                    idempotency_key=str(data["idempotency_key"]),
+                )
+            except IdempotencyConflict:
+                form.add_error(
+                    None,
+                    _("This form was already submitted with other values. Reload and retry."),
+                )
+            except (InsufficientPoints, PointsInDebt) as error:
+                form.add_error("points", points_error_message(error))
+            except PointsError as error:
+                form.add_error(None, points_error_message(error))
+            else:
+                messages.success(
+                    request,
+                    _("Points adjusted: %(points)+d (%(reason)s)")
+                    % {"points": txn.member_amount, "reason": txn.reason},
+                )
+                return redirect("staff:member-detail", member_no=member.member_no)
+        status = 400
+    else:
+        form = PointsAdjustForm(user=request.user)
+    context = {
+        "form": form,
+        "member": member,
+        "balance": points_balance(member=member),
+        "limit": STAFF_ADJUSTMENT_LIMIT,
+    }
+    return render(request, "points/staff/points_adjust.html", context, status=status)
+
+
+# --- Full points history of a member -----------------------------------------------------
+
+
+@require_GET
+@staff_required("members.view_member", "points.view_account")
+def member_ledger_view(request: HttpRequest, member_no: str) -> HttpResponse:
+    member = _member_or_404(member_no)
+    form = LedgerFilterForm(request.GET or None)
+    kind = form.cleaned_data["kind"] if form.is_bound and form.is_valid() else ""
+    history = ledger_history_for_staff(member=member, kind=kind)
+    page = Paginator(history, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "member": member,
+        "form": form,
+        "page": page,
+        "filter_query": query.urlencode(),
+        "balance": points_balance(member=member),
+    }
+    return _render(request, "points/staff/member_ledger.html", context, fragment="history")
+
+
+# --- Reconcile report ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("points.view_ledgertransaction")
+def reconcile_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        run = job_run(name="reconcile", business_date=timezone.localdate())
+        if run.status == JobRun.Status.SUCCEEDED:
+            messages.success(request, _("Reconcile finished: the ledger reconciles."))
+        else:
+            messages.error(request, _("Reconcile finished: mismatches found."))
+        return redirect("staff:reconcile")
+    runs = reconcile_runs(limit=RECONCILE_RUNS)
+    return render(request, "points/staff/reconcile.html", {"runs": runs})
+
+
+# --- Panels on the member 360 page (registered in apps.py) --------------------------------
+
+
+def _can_see_points(request: HttpRequest) -> bool:
+    return request.user.has_perm("points.view_account")
+
+
+def balance_panel(member: Member, request: HttpRequest) -> dict | None:
+    if not _can_see_points(request):
+        return None
+    return {
+        "balance": points_balance(member=member),
+        "expiring": points_expiring_soon(member=member),
+    }
+
+
+def purchases_panel(member: Member, request: HttpRequest) -> dict | None:
+    if not _can_see_points(request):
+        return None
+    return {"purchases": purchase_list_with_returns(member=member, limit=PANEL_PURCHASES)}
+
+
+def ledger_panel(member: Member, request: HttpRequest) -> dict | None:
+    if not _can_see_points(request):
+        return None
+    # One row more than shown tells whether there is more, without a COUNT query.
+    rows = list(ledger_history_for_staff(member=member)[: PANEL_LEDGER_ROWS + 1])
+    return {"transactions": rows[:PANEL_LEDGER_ROWS], "more": len(rows) > PANEL_LEDGER_ROWS}
+
+
+def lots_panel(member: Member, request: HttpRequest) -> dict | None:
+    if not _can_see_points(request):
+        return None
+    now = timezone.now()
+    lots = list(member_lots(member=member).filter(remaining__gt=0)[:PANEL_LOTS])
+    for lot in lots:
+        lot.is_pending = lot.available_at > now
+        lot.last_day = timezone.localtime(lot.expires_at, BUSINESS_TZ) - datetime.timedelta(
+            microseconds=1
+        )
+    return {"lots": lots}
+
+
+def coupons_panel(member: Member, request: HttpRequest) -> dict | None:
+    if not _can_see_points(request):
+        return None
+    now = timezone.now()
+    coupons = coupon_list_for_staff(member=member, limit=PANEL_COUPONS)
+    rows = []
+    for coupon in coupons:
+        context = _coupon_context(coupon, now=now)
+        context["can_void"] = (
+            context["coupon_state"] == Coupon.Status.ISSUED
+            and coupon.redemption_id is not None
+            and coupon.redemption.status == coupon.redemption.Status.ACTIVE
+        )
+        rows.append(context)
+    return {"coupons": rows}
