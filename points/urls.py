@@ -7,7 +7,7 @@ from django.urls import path, re_path
 
 from members.urls import MEMBER_NO
 
-from . import import_views, staff_views, views
+from . import import_views, merge_views, staff_views, views
 
 portal_patterns = [
     path("points/", views.points_history, name="points-history"),
@@ -38,6 +38,8 @@ staff_patterns = [
         rf"^members/{MEMBER_NO}/points/$", staff_views.member_ledger_view, name="member-ledger"
     ),
     path("reconcile/", staff_views.reconcile_view, name="reconcile"),
+    path("members/duplicates/", merge_views.duplicates_view, name="duplicates"),
+    path("members/merge/", merge_views.member_merge_view, name="member-merge"),
     path("purchases/import/", import_views.purchase_import, name="purchase-import"),
     path(
         "purchases/import/<int:import_id>/",
