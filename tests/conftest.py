@@ -48,9 +48,33 @@ def store(db):
     return StoreFactory(code="SH001", name="上海南京路店", city="上海")
 
 
+# The roles (groups with their permissions) as the migrations made them. Transactional tests
+# (browser, concurrency) empty every table when they finish, data migrations' rows included,
+# so the roles are put back from this copy when a later test asks for one.
+_roles: dict[str, list[tuple[str, str]]] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remember_roles(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        for group in Group.objects.prefetch_related("permissions__content_type"):
+            _roles[group.name] = [
+                (p.content_type.app_label, p.codename) for p in group.permissions.all()
+            ]
+
+
 def make_role_user(role: str, **kwargs):
+    from django.contrib.auth.models import Permission
+
+    group = Group.objects.filter(name=role).first()
+    if group is None:
+        group = Group.objects.create(name=role)
+        for app_label, codename in _roles[role]:
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
     user = UserFactory(**kwargs)
-    user.groups.add(Group.objects.get(name=role))
+    user.groups.add(group)
     return user
 
 

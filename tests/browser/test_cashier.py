@@ -10,7 +10,7 @@ from members.models import AuditEntry, Member
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, StoreFactory
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def log_in(page, email: str) -> None:

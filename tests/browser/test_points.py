@@ -13,7 +13,7 @@ from points.services import purchase_record
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, StoreFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def log_in(page, email: str, landing: str) -> None:

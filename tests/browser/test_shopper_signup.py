@@ -8,7 +8,7 @@ import pytest
 
 from members.models import Member
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def code_from(outbox) -> str:
