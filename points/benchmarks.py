@@ -1,0 +1,240 @@
+"""Points benchmarks for `manage.py bench` (registry: members/benchmarks.py).
+
+`bench ledger --writers 8 --seconds 20` drives `services.purchase_record` from concurrent
+writer processes (each with its own database connection, so the GIL is not what is
+measured) against the configured database: random members of the loaded data, unique
+receipts. `bench purchase_import --rows N` times the CSV import of purchases.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import multiprocessing
+import os
+import random
+import statistics
+import threading
+import time
+from argparse import ArgumentParser
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, connections
+from django.utils import timezone
+
+from members.benchmarks import Benchmark, benchmark_register
+
+MAX_BENCH_MEMBERS = 100_000
+
+
+def _writer(
+    *,
+    index: int,
+    members: list[Any],
+    stores: list[Any],
+    start_at: float,
+    stop_at: float,
+    token: str,
+    results: Any,
+) -> None:
+    """One writer: purchases until `stop_at`; puts (count, latencies in ms, errors)."""
+    from points.services import purchase_record
+
+    rng = random.Random(index)  # noqa: S311 - load, not secrets
+    latencies: list[float] = []
+    errors = 0
+    count = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    while time.time() < stop_at:
+        member = rng.choice(members)
+        store = rng.choice(stores)
+        amount = Decimal(rng.randrange(100, 100_000)) / 100
+        began = time.perf_counter()
+        try:
+            purchase_record(
+                member=member,
+                store=store,
+                receipt_no=f"B{token}-{index}-{count}",
+                occurred_at=timezone.now(),
+                amount=amount,
+            )
+        except Exception:  # counted and reported, the run goes on
+            errors += 1
+        latencies.append((time.perf_counter() - began) * 1000)
+        count += 1
+    connections.close_all()
+    results.put((count - errors, latencies, errors))
+
+
+def _process_writer(kwargs: dict[str, Any]) -> None:
+    # The parent closed its connections before forking: this child opens its own.
+    _writer(**kwargs)
+
+
+@benchmark_register
+class LedgerBenchmark(Benchmark):
+    name = "ledger"
+    help = "Record purchases from concurrent writers through the purchase service; time them."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--writers", type=int, default=8, help="Concurrent writers.")
+        parser.add_argument("--seconds", type=float, default=20, help="How long to run.")
+        parser.add_argument(
+            "--threads",
+            action="store_true",
+            help="Writers as threads, not processes (always so on SQLite).",
+        )
+        parser.add_argument(
+            "--load-members",
+            type=int,
+            default=10_000,
+            help="Members loadgen creates first when the database has none.",
+        )
+
+    def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+        from members.models import Member, Store
+        from points.loadgen import loadgen
+
+        if not Member.objects.exists():
+            log(f"no members yet: loadgen --members {options['load_members']:,} …")
+            loadgen(members=options["load_members"], purchases=0)
+        members = list(
+            Member.objects.filter(status=Member.Status.ACTIVE).order_by("?")[:MAX_BENCH_MEMBERS]
+        )
+        stores = list(Store.objects.filter(is_active=True))
+        writers = max(1, options["writers"])
+        seconds = options["seconds"]
+        token = os.urandom(4).hex()
+        threads = options["threads"] or connection.vendor == "sqlite"
+        log(
+            f"{writers} writer {'threads' if threads else 'processes'} for {seconds:g}s, "
+            f"{len(members):,} members, {len(stores)} stores …"
+        )
+        start_at = time.time() + (0.2 if threads else 1.0)
+        stop_at = start_at + seconds
+        common = {
+            "members": members,
+            "stores": stores,
+            "start_at": start_at,
+            "stop_at": stop_at,
+            "token": token,
+        }
+        if threads:
+            import queue
+
+            results: Any = queue.Queue()
+            workers = [
+                threading.Thread(target=_writer, kwargs={"index": i, "results": results, **common})
+                for i in range(writers)
+            ]
+        else:
+            context = multiprocessing.get_context("fork")
+            results = context.Queue()
+            connections.close_all()  # the children must not share the parent's socket
+            workers = [
+                context.Process(
+                    target=_process_writer,
+                    args=({"index": i, "results": results, **common},),
+                )
+                for i in range(writers)
+            ]
+        for worker in workers:
+            worker.start()
+        collected = [results.get() for _worker in workers]
+        for worker in workers:
+            worker.join()
+        done = sum(count for count, _latencies, _errors in collected)
+        errors = sum(errors for _count, _latencies, errors in collected)
+        latencies = sorted(value for _count, values, _errors in collected for value in values)
+        if errors:
+            log(f"{errors:,} purchases failed")
+
+        def percentile(share: float) -> float:
+            if not latencies:
+                return 0.0
+            return latencies[min(len(latencies) - 1, int(len(latencies) * share))]
+
+        log(f"{done:,} purchases in {seconds:g}s; mean {statistics.fmean(latencies or [0]):.1f} ms")
+        return {
+            "purchases_per_s": round(done / seconds, 1) if seconds else 0,
+            "p50_ms": round(percentile(0.50), 2),
+            "p95_ms": round(percentile(0.95), 2),
+            "writers": writers,
+            "members": len(members),
+        }
+
+
+def synthetic_purchases_csv(*, rows: int, seed: int | None = None, bad_ratio: float = 0.0) -> bytes:
+    """A till export of `rows` purchases by the members in the database."""
+    from members.models import Member, Store
+
+    rng = random.Random(seed)  # noqa: S311 - test data
+    numbers = list(Member.objects.filter(status="active").values_list("member_no", flat=True))
+    stores = list(Store.objects.values_list("code", flat=True))
+    token = os.urandom(4).hex()
+    now = timezone.localtime()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("store", "receipt_no", "member_no", "occurred_at", "amount", "category"))
+    categories = ("", "", "", "apparel", "cosmetics", "snacks")
+    for index in range(rows):
+        when = now - datetime.timedelta(seconds=rng.randrange(365 * 86400))
+        row = [
+            rng.choice(stores),
+            f"I{token}-{index:08d}",
+            rng.choice(numbers),
+            when.strftime("%Y-%m-%dT%H:%M:%S"),
+            f"{rng.randrange(100, 100_000) / 100:.2f}",
+            rng.choice(categories),
+        ]
+        if rng.random() < bad_ratio:
+            row[2] = "M000000000"
+        writer.writerow(row)
+    return out.getvalue().encode()
+
+
+@benchmark_register
+class PurchaseImportBenchmark(Benchmark):
+    name = "purchase_import"
+    help = "Import a synthetic purchases CSV (members from the database) and time it."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--rows", type=int, default=200_000, help="Rows in the file.")
+        parser.add_argument("--seed", type=int, default=None, help="Random seed.")
+
+    def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+        from members.models import Member
+        from points.imports import ImportProgress, points_import_file
+        from points.loadgen import loadgen
+        from points.models import PointsImport
+
+        if not Member.objects.exists():
+            log("no members yet: loadgen --members 10,000 …")
+            loadgen(members=10_000, purchases=0)
+        rows = options["rows"]
+        content = synthetic_purchases_csv(rows=rows, seed=options["seed"])
+        log(f"importing {rows:,} purchases ({len(content) / 1e6:.1f} MB) …")
+
+        def progress(step: ImportProgress) -> None:
+            log(f"{step.processed:,} / {step.total:,} rows · {step.rows_per_second:,.0f} rows/s")
+
+        started = time.monotonic()
+        points_import = points_import_file(
+            kind=PointsImport.Kind.PURCHASES,
+            file_name=f"bench-{rows}.csv",
+            content=content,
+            actor_label="manage.py bench purchase_import",
+            progress=progress,
+        )
+        seconds = time.monotonic() - started
+        return {
+            "job": "import_purchases",
+            "rows": points_import.processed_rows,
+            "imported": points_import.created_count,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(points_import.processed_rows / seconds) if seconds else None,
+        }

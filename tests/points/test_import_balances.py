@@ -1,0 +1,150 @@
+"""Importing opening point balances from a previous system."""
+
+from __future__ import annotations
+
+import datetime
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from points.imports import points_import_file
+from points.jobs import reconcile_job
+from points.models import Account, Entry, LedgerTransaction, Lot, PointsImport
+from tests.conftest import make_role_user
+from tests.factories import MemberFactory
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def run(text: str) -> PointsImport:
+    return points_import_file(
+        kind=PointsImport.Kind.BALANCES, file_name="balances.csv", content=text.encode()
+    )
+
+
+def next_year() -> int:
+    return timezone.localdate().year + 1
+
+
+def snapshot() -> tuple:
+    return (
+        LedgerTransaction.objects.count(),
+        Entry.objects.count(),
+        Lot.objects.count(),
+        list(Account.objects.order_by("pk").values_list("balance", "debt", "lifetime_earned")),
+    )
+
+
+@pytest.fixture
+def alice(db):
+    return MemberFactory(phone="+8613800000001")
+
+
+def test_each_row_is_one_lot_that_expires_at_the_end_of_its_day(alice):
+    year = next_year()
+    points_import = run(
+        "source_id,member_no,phone,points,expires_on,earned_on\n"
+        f"OLD-1,{alice.member_no},,2500,{year}-06-30,2025-06-01\n"
+        f"OLD-2,,13800000001,300,{year}-12-31,\n"
+    )
+    assert (points_import.created_count, points_import.bad_count) == (2, 0)
+    assert points_import.points_posted == 2800
+    account = Account.objects.get(member=alice)
+    # Opening balances count as earned: they were, in the previous system.
+    assert (account.balance, account.lifetime_earned) == (2800, 2800)
+    first = LedgerTransaction.objects.get(idempotency_key="import:balance:OLD-1")
+    assert first.source == LedgerTransaction.Source.IMPORT
+    assert first.kind == LedgerTransaction.Kind.EARN
+    assert first.occurred_at == datetime.datetime(2025, 6, 1, tzinfo=SH)
+    lot = Lot.objects.get(transaction=first)
+    assert (lot.points, lot.remaining) == (2500, 2500)
+    # Usable all of 30 June (Beijing time): stored as the next midnight.
+    assert lot.expires_at == datetime.datetime(year, 7, 1, tzinfo=SH)
+    assert lot.available_at == lot.earned_at
+    assert Account.objects.get(kind=Account.Kind.ISSUANCE).balance == -2800
+    _checked, details = reconcile_job(timezone.localdate())
+    assert "failed" not in details
+
+
+def test_bad_rows_are_reported_and_nothing_of_them_is_written(alice):
+    year = next_year()
+    points_import = run(
+        "source_id,member_no,points,expires_on,earned_on\n"
+        f"OK-1,{alice.member_no},100,{year}-01-31,\n"  # 2: good
+        f"B-1,M999999999,100,{year}-01-31,\n"  # 3: unknown member
+        f"B-2,{alice.member_no},0,{year}-01-31,\n"  # 4: zero points
+        f"B-3,{alice.member_no},12.5,{year}-01-31,\n"  # 5: not whole
+        f"B-4,{alice.member_no},100,2020-01-31,\n"  # 6: expiry in the past
+        f"B-5,{alice.member_no},100,{year}-02-30,\n"  # 7: no such date
+        f"OK-1,{alice.member_no},100,{year}-01-31,\n"  # 8: duplicate source_id
+        f",{alice.member_no},100,{year}-01-31,\n"  # 9: no source_id
+        f"B-6,{alice.member_no},100,{year}-01-31,{year + 1}-01-01\n"  # 10: earned in the future
+        f"B-7,{alice.member_no},100,,\n"  # 11: no expiry
+    )
+    problems = {(e.line, e.column, e.code) for e in points_import.errors.all()}
+    assert problems == {
+        (3, "member_no", "member_unknown"),
+        (4, "points", "points_invalid"),
+        (5, "points", "points_invalid"),
+        (6, "expires_on", "expires_on_past"),
+        (7, "expires_on", "date_invalid"),
+        (8, "source_id", "source_id_duplicate"),
+        (9, "source_id", "required"),
+        (10, "earned_on", "earned_on_future"),
+        (11, "expires_on", "required"),
+    }
+    assert (points_import.created_count, points_import.bad_count) == (1, 9)
+    assert Account.objects.get(member=alice).balance == 100
+
+
+def test_running_the_same_file_again_changes_nothing(alice):
+    text = (
+        f"source_id,member_no,points,expires_on\nOLD-1,{alice.member_no},500,{next_year()}-03-31\n"
+    )
+    run(text)
+    before = snapshot()
+    again = run(text)
+    assert snapshot() == before
+    assert (again.created_count, again.existing_count) == (0, 1)
+
+
+def test_a_source_id_imported_with_other_details_is_a_bad_row(alice):
+    run(f"source_id,member_no,points,expires_on\nOLD-1,{alice.member_no},500,{next_year()}-03-31\n")
+    before = snapshot()
+    again = run(
+        f"source_id,member_no,points,expires_on\nOLD-1,{alice.member_no},501,{next_year()}-03-31\n"
+    )
+    assert again.errors.get().code == "balance_conflict"
+    assert snapshot() == before
+
+
+def test_the_command_and_the_upload_page(
+    alice, tmp_path, client, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "b.csv"
+    path.write_text(
+        f"source_id,member_no,points,expires_on\nOLD-1,{alice.member_no},500,{next_year()}-03-31\n"
+        f"OLD-2,M999999999,500,{next_year()}-03-31\n"
+    )
+    out = StringIO()
+    with translation.override("en"):
+        call_command("import_balances", str(path), stdout=out, stderr=StringIO())
+    assert "Imported: 1. Already imported: 0. Bad rows: 1. Points posted: 500." in out.getvalue()
+
+    client.force_login(make_role_user("administrator"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert client.get(reverse("staff:balance-import")).status_code == 200
+    upload = SimpleUploadedFile("b.csv", path.read_bytes(), content_type="text/csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("staff:balance-import"), {"file": upload})
+    detail = client.get(response["Location"])
+    text = detail.content.decode()
+    assert "There is no member with the number “M999999999”." in text
+    assert 'class="count-existing">1<' in text

@@ -1,0 +1,323 @@
+"""Importing purchases from CSV: worked examples, bad rows, re-runs, the upload pages."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import translation
+
+from points.imports import ImportFileError, points_import_file
+from points.jobs import reconcile_job
+from points.models import (
+    Account,
+    CategoryRate,
+    Entry,
+    LedgerTransaction,
+    Lot,
+    PointsImport,
+    Purchase,
+    PurchaseLine,
+)
+from points.services import purchase_record
+from tests.conftest import make_role_user
+from tests.factories import MemberFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def run(text: str) -> PointsImport:
+    return points_import_file(
+        kind=PointsImport.Kind.PURCHASES, file_name="purchases.csv", content=text.encode()
+    )
+
+
+def snapshot() -> tuple:
+    return (
+        Purchase.objects.count(),
+        LedgerTransaction.objects.count(),
+        Entry.objects.count(),
+        Lot.objects.count(),
+        list(Account.objects.order_by("pk").values_list("balance", "debt", "lifetime_earned")),
+    )
+
+
+def reconciles() -> bool:
+    _checked, details = reconcile_job(datetime.date(2026, 6, 1))
+    return "failed" not in details
+
+
+@pytest.fixture
+def members(store):
+    StoreFactory(code="BJ001", name="北京王府井店", city="北京")
+    return (
+        MemberFactory(phone="+8613800000001", birthday=datetime.date(1990, 7, 1)),
+        MemberFactory(phone="+8613800000002", birthday=datetime.date(1985, 3, 9)),
+    )
+
+
+def test_a_good_file_posts_points_like_the_till_and_reconciles(members):
+    alice, bob = members
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal("2"))
+    CategoryRate.objects.create(category="gift_card", rate=Decimal("0"))
+    points_import = run(
+        "store,receipt_no,member_no,phone,occurred_at,amount,channel,category,sku\n"
+        f"SH001,R1,{alice.member_no},,2026-04-10T14:00:00,128.50,,,\n"
+        f"sh001,R2,,138 0000 0001,2026-04-11 09:30,100,online,cosmetics,LIP01\n"
+        f"BJ001,R1,{alice.member_no},,2026-04-12,500,,gift_card,GC500\n"
+        # Bob's birthday month: ×2, as at the till.
+        f"SH001,R3,{bob.member_no},,2026-03-20T10:00:00+08:00,99.99,app,,\n"
+    )
+    assert points_import.status == PointsImport.Status.DONE
+    assert (points_import.created_count, points_import.bad_count) == (4, 0)
+    by_receipt = {(p.store.code, p.receipt_no): p for p in Purchase.objects.select_related("store")}
+    assert by_receipt[("SH001", "R1")].points_earned == 128
+    assert by_receipt[("SH001", "R2")].points_earned == 200
+    assert by_receipt[("SH001", "R2")].channel == "online"
+    assert list(by_receipt[("SH001", "R2")].lines.values_list("sku", "category", "amount")) == [
+        ("LIP01", "cosmetics", Decimal("100.00"))
+    ]
+    assert by_receipt[("BJ001", "R1")].points_earned == 0
+    assert by_receipt[("BJ001", "R1")].earn_transaction is None
+    assert by_receipt[("SH001", "R3")].points_earned == 199
+    assert points_import.points_posted == 128 + 200 + 199
+
+    alice_account = Account.objects.get(member=alice)
+    assert (alice_account.balance, alice_account.lifetime_earned) == (328, 328)
+    txn = LedgerTransaction.objects.get(idempotency_key="purchase:SH001:R1")
+    assert txn.source == LedgerTransaction.Source.PURCHASE
+    assert txn.member_amount == 128
+    lot = Lot.objects.get(transaction=txn)
+    # Earned in April 2026: expires at the end of April 2027 (stored as 1 May 00:00).
+    assert lot.expires_at == datetime.datetime(2027, 5, 1, tzinfo=SH)
+    assert Account.objects.get(kind=Account.Kind.ISSUANCE).balance == -(128 + 200 + 199)
+    assert reconciles()
+
+
+def test_the_same_points_as_purchase_record(members, store):
+    """The import and the live service agree, so the API replays an imported receipt."""
+    alice, _bob = members
+    when = datetime.datetime(2026, 7, 5, 12, 0, tzinfo=SH)  # Alice's birthday month
+    run(
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,IMP1,{alice.member_no},2026-07-05T12:00:00,88.80\n"
+    )
+    imported = Purchase.objects.get(receipt_no="IMP1")
+    live = purchase_record(
+        member=alice, store=store, receipt_no="LIVE1", occurred_at=when, amount=Decimal("88.80")
+    ).purchase
+    assert imported.points_earned == live.points_earned == 177
+    # The same receipt through the till is a replay of the imported purchase, not a conflict.
+    replay = purchase_record(
+        member=alice, store=store, receipt_no="IMP1", occurred_at=when, amount=Decimal("88.8")
+    )
+    assert replay.created is False
+    assert replay.purchase.pk == imported.pk
+
+
+def test_bad_rows_are_reported_and_nothing_of_them_is_written(members):
+    alice, _bob = members
+    MemberFactory(phone="+8613800000009", status="frozen")
+    points_import = run(
+        "store,receipt_no,member_no,phone,occurred_at,amount,channel\n"
+        f"SH001,OK1,{alice.member_no},,2026-04-10T14:00:00,10,\n"  # line 2: good
+        f"XX999,B1,{alice.member_no},,2026-04-10,10,\n"  # 3: unknown store
+        "SH001,B2,M999999999,,2026-04-10,10,\n"  # 4: unknown member
+        "SH001,B3,,12345,2026-04-10,10,\n"  # 5: bad phone
+        f"SH001,B4,{alice.member_no},,2026-02-30,10,\n"  # 6: bad date
+        f"SH001,B5,{alice.member_no},,2026-04-10,-5,\n"  # 7: bad amount
+        f"SH001,B6,{alice.member_no},,2026-04-10,12.345,\n"  # 8: too many decimals
+        f"SH001,OK1,{alice.member_no},,2026-04-11,20,\n"  # 9: duplicate receipt in the file
+        f"SH001,B7,{alice.member_no},,2026-04-10,10,bus\n"  # 10: bad channel
+        "SH001,B8,,,2026-04-10,10,\n"  # 11: no member
+        f"SH001,B9,{alice.member_no},,2099-01-01,10,\n"  # 12: in the future
+        "SH001,B10,,13800000009,2026-04-10,10,\n"  # 13: frozen member
+        f"SH001,,{alice.member_no},,2026-04-10,10,\n"  # 14: no receipt
+        "SH001,B11\n"  # 15: broken line
+    )
+    assert (points_import.created_count, points_import.bad_count) == (1, 13)
+    problems = {(error.line, error.column, error.code) for error in points_import.errors.all()}
+    assert problems == {
+        (3, "store", "store_unknown"),
+        (4, "member_no", "member_unknown"),
+        (5, "phone", "phone_invalid"),
+        (6, "occurred_at", "datetime_invalid"),
+        (7, "amount", "amount_invalid"),
+        (8, "amount", "amount_invalid"),
+        (9, "receipt_no", "receipt_duplicate"),
+        (10, "channel", "channel_invalid"),
+        (11, "member_no", "member_required"),
+        (12, "occurred_at", "occurred_at_future"),
+        (13, "member_no", "member_inactive"),
+        (14, "receipt_no", "required"),
+        (15, "", "field_count"),
+    }
+    assert list(Purchase.objects.values_list("receipt_no", flat=True)) == ["OK1"]
+    assert Account.objects.get(member=alice).balance == 10
+    assert reconciles()
+
+
+def test_running_the_same_file_again_changes_nothing(members):
+    alice, bob = members
+    text = (
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,R1,{alice.member_no},2026-04-10T14:00:00,128.50\n"
+        f"SH001,R2,{bob.member_no},2026-04-10T15:00:00,66\n"
+        "SH001,R3,M999999999,2026-04-10T15:00:00,66\n"
+    )
+    first = run(text)
+    before = snapshot()
+    second = run(text)
+    assert snapshot() == before
+    assert (second.created_count, second.existing_count, second.bad_count) == (0, 2, 1)
+    assert first.errors.get().code == second.errors.get().code == "member_unknown"
+
+
+def test_a_receipt_recorded_with_other_details_is_a_bad_row(members):
+    alice, _bob = members
+    run(
+        f"store,receipt_no,member_no,occurred_at,amount\nSH001,R1,{alice.member_no},2026-04-10,10\n"
+    )
+    before = snapshot()
+    again = run(
+        f"store,receipt_no,member_no,occurred_at,amount\nSH001,R1,{alice.member_no},2026-04-10,11\n"
+    )
+    assert again.errors.get().code == "receipt_conflict"
+    assert snapshot() == before
+
+
+def test_earnings_pay_a_negative_balance_first(members):
+    alice, _bob = members
+    account = Account.objects.create(kind=Account.Kind.MEMBER, member=alice)
+    # A return after the points were spent left Alice 30 points in debt.
+    Account.objects.filter(pk=account.pk).update(balance=-30, debt=30)
+    reversal = Account.objects.get_or_create(kind=Account.Kind.REVERSAL)[0]
+    txn = LedgerTransaction.objects.create(
+        kind="adjust",
+        idempotency_key="setup-debt",
+        fingerprint="x",
+        source="staff",
+        occurred_at=datetime.datetime(2026, 1, 1, tzinfo=SH),
+        member=alice,
+        member_amount=-30,
+    )
+    Entry.objects.create(transaction=txn, account=account, amount=-30)
+    Entry.objects.create(transaction=txn, account=reversal, amount=30)
+    Account.objects.filter(pk=reversal.pk).update(balance=30)
+
+    run(
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,R1,{alice.member_no},2026-04-10,20\n"
+        f"SH001,R2,{alice.member_no},2026-04-11,50\n"
+    )
+    account.refresh_from_db()
+    assert (account.balance, account.debt) == (40, 0)
+    # The first earning went wholly to the debt; the second's lot holds what was left.
+    assert list(Lot.objects.values_list("points", "remaining")) == [(40, 40)]
+    assert reconciles()
+
+
+def test_a_file_that_cannot_be_read_writes_nothing(members):
+    with pytest.raises(ImportFileError):
+        run("store,receipt_no,occurred_at\nSH001,R1,2026-04-10\n")
+    with pytest.raises(ImportFileError):
+        points_import_file(
+            kind=PointsImport.Kind.PURCHASES, file_name="x.csv", content="ä".encode("latin-1")
+        )
+    assert PointsImport.objects.count() == 0
+
+
+def test_the_command_prints_bad_lines_and_a_summary(members, tmp_path):
+    alice, _bob = members
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,R1,{alice.member_no},2026-04-10,100\n"
+        "SH001,R2,M999999999,2026-04-10,100\n"
+    )
+    out, err = StringIO(), StringIO()
+    with translation.override("en"):
+        call_command("import_purchases", str(path), stdout=out, stderr=err)
+    assert "line 3: member_no: There is no member with the number “M999999999”." in out.getvalue()
+    assert "Imported: 1. Already imported: 0. Bad rows: 1. Points posted: 100." in out.getvalue()
+    assert "2 / 2 rows (100%)" in err.getvalue()
+    with pytest.raises(CommandError):
+        call_command("import_purchases", str(tmp_path / "missing.csv"))
+
+
+def test_an_administrator_uploads_a_file_and_sees_the_report(
+    members, client, django_capture_on_commit_callbacks
+):
+    alice, _bob = members
+    admin = make_role_user("administrator")
+    client.force_login(admin)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get(reverse("staff:purchase-import"))
+    assert page.status_code == 200
+    upload = SimpleUploadedFile(
+        "till.csv",
+        (
+            "store,receipt_no,member_no,occurred_at,amount\n"
+            f"SH001,R1,{alice.member_no},2026-04-10,100\n"
+            "SH001,R2,M999999999,2026-04-10,100\n"
+        ).encode(),
+        content_type="text/csv",
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("staff:purchase-import"), {"file": upload}, follow=True)
+    # Before the worker has run: the progress page, polling.
+    assert "0 of 2 rows (0%)" in response.content.decode()
+    assert b'hx-trigger="every 1s"' in response.content
+    for callback in callbacks:
+        callback()
+    response = client.get(response.redirect_chain[-1][0])
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'hx-trigger="every 1s"' not in text
+    assert "There is no member with the number “M999999999”." in text
+    points_import = PointsImport.objects.get()
+    assert points_import.status == PointsImport.Status.DONE
+    assert points_import.actor == admin
+    csv_response = client.get(reverse("staff:purchase-import-errors", args=[points_import.pk]))
+    body = b"".join(csv_response.streaming_content).decode()
+    assert "3,R2,member_no,There is no member with the number “M999999999”." in body
+    # A progress poll from htmx gets only the status fragment.
+    fragment = client.get(
+        reverse("staff:purchase-import-detail", args=[points_import.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert b"<html" not in fragment.content
+    assert b"import-status" in fragment.content
+
+
+def test_an_unreadable_upload_gets_a_form_error(members, client):
+    client.force_login(make_role_user("administrator"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    upload = SimpleUploadedFile("x.csv", b"hello\n", content_type="text/csv")
+    response = client.post(reverse("staff:purchase-import"), {"file": upload})
+    assert response.status_code == 400
+    assert "header" in response.content.decode()
+    assert PointsImport.objects.count() == 0
+
+
+def test_store_staff_cannot_import(members, client):
+    client.force_login(make_role_user("store_manager"))
+    assert client.get(reverse("staff:purchase-import")).status_code == 403
+    assert client.get(reverse("staff:balance-import")).status_code == 403
+
+
+def test_lines_are_kept_for_the_category(members):
+    alice, _bob = members
+    run(
+        "store,receipt_no,member_no,occurred_at,amount,category\n"
+        f"SH001,R1,{alice.member_no},2026-04-10,10,snacks\n"
+        f"SH001,R2,{alice.member_no},2026-04-10,10,\n"
+    )
+    assert PurchaseLine.objects.count() == 1
