@@ -40,12 +40,13 @@ def _writer(
     token: str,
     results: Any,
 ) -> None:
-    """One writer: purchases until `stop_at`; puts (count, latencies in ms, errors)."""
+    """One writer: purchases until `stop_at`; puts (count, latencies in ms, errors, first error)."""
     from points.services import purchase_record
 
     rng = random.Random(index)  # noqa: S311 - load, not secrets
     latencies: list[float] = []
     errors = 0
+    first_error = ""
     count = 0
     while time.time() < start_at:
         time.sleep(0.001)
@@ -62,12 +63,13 @@ def _writer(
                 occurred_at=timezone.now(),
                 amount=amount,
             )
-        except Exception:  # counted and reported, the run goes on
+        except Exception as error:  # counted and reported, the run goes on
             errors += 1
+            first_error = first_error or f"{type(error).__name__}: {error}"
         latencies.append((time.perf_counter() - began) * 1000)
         count += 1
     connections.close_all()
-    results.put((count - errors, latencies, errors))
+    results.put((count - errors, latencies, errors, first_error))
 
 
 def _process_writer(kwargs: dict[str, Any]) -> None:
@@ -147,11 +149,14 @@ class LedgerBenchmark(Benchmark):
         collected = [results.get() for _worker in workers]
         for worker in workers:
             worker.join()
-        done = sum(count for count, _latencies, _errors in collected)
-        errors = sum(errors for _count, _latencies, errors in collected)
-        latencies = sorted(value for _count, values, _errors in collected for value in values)
+        done = sum(count for count, _latencies, _errors, _first in collected)
+        errors = sum(errors for _count, _latencies, errors, _first in collected)
+        latencies = sorted(
+            value for _count, values, _errors, _first in collected for value in values
+        )
         if errors:
-            log(f"{errors:,} purchases failed")
+            first = next(first for *_rest, first in collected if first)
+            log(f"{errors:,} purchases failed, the first with {first}")
 
         def percentile(share: float) -> float:
             if not latencies:

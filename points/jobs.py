@@ -80,7 +80,7 @@ def reminders_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
 
 
 def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
-    """Check the ledger: per account balance = Σ entries (= Σ open lots − debt for members),
+    """Check the ledger: per member account balance = Σ entries = Σ open lots − debt, and
     every transaction's entries sum to zero. A mismatch fails the run with the accounts."""
     account = Account._meta.db_table
     entry = Entry._meta.db_table
@@ -95,8 +95,8 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             LEFT JOIN (SELECT account_id, SUM(remaining) AS total FROM {lot}
                        WHERE remaining > 0 GROUP BY account_id) l
                 ON l.account_id = a.id
-            WHERE a.balance <> COALESCE(e.total, 0)
-               OR (a.member_id IS NOT NULL AND a.balance <> COALESCE(l.total, 0) - a.debt)
+            WHERE a.member_id IS NOT NULL
+              AND (a.balance <> COALESCE(e.total, 0) OR a.balance <> COALESCE(l.total, 0) - a.debt)
             ORDER BY a.id
             LIMIT 1000
             """  # noqa: S608 - table names come from the models, not from input

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from members.models import Member, User
 
@@ -167,7 +166,6 @@ def _post(
             Entry(transaction=txn, account=counter_account, amount=-amount),
         ]
     )
-    Account.objects.filter(pk=counter_account.pk).update(balance=F("balance") - amount)
     return txn
 
 
@@ -411,10 +409,8 @@ def lots_expire_batch(*, account_ids: list[int], at: datetime.datetime) -> int:
         LedgerTransaction.objects.bulk_create(txns)
         expiry_account = system_account(Account.Kind.EXPIRY)
         entries, movements = [], []
-        total = 0
         for txn, group in zip(txns, groups.values(), strict=True):
             points = -txn.member_amount
-            total += points
             account = by_id[group[0].account_id]
             account.balance -= points
             entries.append(Entry(transaction=txn, account=account, amount=-points))
@@ -427,7 +423,6 @@ def lots_expire_batch(*, account_ids: list[int], at: datetime.datetime) -> int:
         Lot.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining=0)
         touched = {lot.account_id for lot in lots}
         Account.objects.bulk_update([by_id[pk] for pk in touched], ["balance"])
-        Account.objects.filter(pk=expiry_account.pk).update(balance=F("balance") + total)
     return len(lots)
 
 

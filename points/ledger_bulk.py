@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Model
+from django.db.models import Model
 from django.utils import timezone
 
 from members.imports import _copy_value
@@ -347,7 +347,6 @@ def points_credit_bulk(
             now=now,
         )
     accounts_save(touched.values(), now=now)
-    Account.objects.filter(pk=counter.pk).update(balance=F("balance") - total)
     return txn_ids
 
 

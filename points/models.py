@@ -12,7 +12,9 @@ takes the soonest-expiring points first; `LotMovement` says which transaction to
 back how much of which lot. A return can reverse points that were already spent: what the
 lots cannot cover becomes `Account.debt`, which later earnings pay off first. So for every
 member account: balance = Σ entries = Σ lot remaining − debt. The account's cached balance
-and debt change only in the transaction that writes the entries.
+and debt change only in the transaction that writes the entries. System accounts keep no
+running balance: every purchase would otherwise update the one issuance row and all tills
+would queue on its lock; their balance is the sum of their entries, read when reported.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def test_bench_ledger_prints_one_json_line_last():
 def test_bench_ledger_with_writer_processes_on_postgres():
     out = StringIO()
     call_command(
-        "bench", "ledger", "--writers", "2", "--seconds", "1", "--load-members", "50",
+        "bench", "ledger", "--writers", "2", "--seconds", "3", "--load-members", "50",
         stdout=out, stderr=StringIO(),
     )  # fmt: skip
     result = json.loads(out.getvalue().strip().splitlines()[-1])
