@@ -71,7 +71,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name_plural = _("users")
 
     def __str__(self) -> str:
-        return self.email or self.phone or f"user {self.pk}"
+        # Shown in audit trails and staff pages: a phone only ever masked (138****1234).
+        if self.email:
+            return self.email
+        return phone_mask(self.phone) if self.phone else f"user {self.pk}"
 
     def get_full_name(self) -> str:
         return self.name
@@ -130,10 +133,13 @@ class Member(models.Model):
     city = models.CharField(_("city"), max_length=50, blank=True)
     preferred_categories = models.JSONField(_("preferred categories"), default=list, blank=True)
     tags = models.JSONField(_("tags"), default=list, blank=True)
+    # No index: nothing looks members up by home store yet, and every index is paid for on
+    # each enrolment and import row. Add one with the first report that filters by it.
     home_store = models.ForeignKey(
         Store,
         null=True,
         blank=True,
+        db_index=False,
         on_delete=models.PROTECT,
         related_name="home_members",
         verbose_name=_("home store"),
@@ -154,10 +160,12 @@ class Member(models.Model):
         User, null=True, blank=True, db_index=False, on_delete=models.SET_NULL, related_name="+"
     )
     referral_code = models.CharField(_("referral code"), max_length=12)
+    # Indexed by partial indexes in Meta (non-NULL only): most members have neither.
     referrer = models.ForeignKey(
         "self",
         null=True,
         blank=True,
+        db_index=False,
         on_delete=models.SET_NULL,
         related_name="referees",
         verbose_name=_("referred by"),
@@ -180,6 +188,7 @@ class Member(models.Model):
         "self",
         null=True,
         blank=True,
+        db_index=False,
         on_delete=models.PROTECT,
         related_name="merged_members",
         verbose_name=_("merged into"),
@@ -200,18 +209,37 @@ class Member(models.Model):
             models.Index(
                 fields=["name"], name="members_member_name_idx", opclasses=["varchar_pattern_ops"]
             ),
+            # Partial: the NULLs (nearly every member) stay out of the btree.
+            models.Index(
+                fields=["referrer"],
+                name="members_member_referrer_idx",
+                condition=Q(referrer__isnull=False),
+            ),
+            models.Index(
+                fields=["merged_into"],
+                name="members_member_merged_into_idx",
+                condition=Q(merged_into__isnull=False),
+            ),
         ]
         # Uniques as constraints rather than unique=True: PostgreSQL then builds one index
         # each, not a second varchar_pattern_ops one that only LIKE queries would use.
         constraints = [
             models.UniqueConstraint(fields=["member_no"], name="members_member_member_no_unique"),
             models.UniqueConstraint(fields=["phone"], name="members_member_phone_unique"),
-            models.UniqueConstraint(fields=["email"], name="members_member_email_unique"),
+            # Partial (non-NULL only) for the nullable ones: NULLs never clash, and leaving
+            # them out of the index saves its upkeep on every member without one.
+            models.UniqueConstraint(
+                fields=["email"],
+                name="members_member_email_unique",
+                condition=Q(email__isnull=False),
+            ),
             models.UniqueConstraint(
                 fields=["referral_code"], name="members_member_referral_code_unique"
             ),
             models.UniqueConstraint(
-                fields=["import_source_id"], name="members_member_import_source_unique"
+                fields=["import_source_id"],
+                name="members_member_import_source_unique",
+                condition=Q(import_source_id__isnull=False),
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["closed", "anonymised", "merged"]) | Q(phone__isnull=False),
@@ -255,13 +283,17 @@ class ConsentEvent(models.Model):
         API = "api", _("POS API")
         IMPORT = "import", _("Import")
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_events")
+    # Not indexed alone: members_consent_member_idx starts with member and serves its lookups.
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, db_index=False, related_name="consent_events"
+    )
     kind = models.CharField(_("consent"), max_length=20, choices=Kind.choices)
     granted = models.BooleanField(_("granted"))
     version = models.CharField(_("version"), max_length=20, blank=True)
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    # Indexed in Meta for the non-NULL rows only (a user's deletion sets it NULL).
     actor = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User, null=True, blank=True, db_index=False, on_delete=models.SET_NULL, related_name="+"
     )
     recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
 
@@ -270,7 +302,12 @@ class ConsentEvent(models.Model):
         verbose_name = _("consent event")
         verbose_name_plural = _("consent events")
         indexes = [
-            models.Index(fields=["member", "-recorded_at"], name="members_consent_member_idx")
+            models.Index(fields=["member", "-recorded_at"], name="members_consent_member_idx"),
+            models.Index(
+                fields=["actor"],
+                name="members_consent_actor_idx",
+                condition=Q(actor__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -52,10 +52,11 @@ def audit_log(
 ) -> AuditEntry:
     """Record one audit entry; call inside the transaction of the change it describes.
 
-    `actor_label` names a non-person actor (an API token) when there is no user.
+    `actor_label` names a non-person actor (an API token) when there is no user, or names
+    the user another way (a closed account's pseudonym).
     """
     if actor is not None and actor.is_authenticated:
-        actor_label = str(actor)
+        actor_label = actor_label or str(actor)
     else:
         actor = None
     return AuditEntry.objects.create(
@@ -412,17 +413,32 @@ def member_close(*, member: Member, actor: User) -> Member:
         member.status = Member.Status.ANONYMISED
         member.closed_at = timezone.now()
         member.user = None
+        member.import_source_id = None  # the old system's id could identify the person again
         member.save()
+        pseudonym = f"member {member.member_no} (closed)"
         if user is not None:
+            from allauth.mfa.models import Authenticator
+
             user.email = None
             user.phone = None
             user.phone_verified = False
             user.name = ""
+            user.pending_enrolment = {}
             user.is_active = False
             user.set_unusable_password()
             user.save()
             user.emailaddress_set.all().delete()
-        audit_log(actor=actor, action="member.close", target=member, member=member)
+            Authenticator.objects.filter(user=user).delete()
+            # Earlier entries named the member by e-mail: name them by the pseudonym now.
+            AuditEntry.objects.filter(actor=user).update(actor_label=pseudonym)
+        acting_for_self = actor is not None and user is not None and actor.pk == user.pk
+        audit_log(
+            actor=actor,
+            action="member.close",
+            target=member,
+            member=member,
+            actor_label=pseudonym if acting_for_self else "",
+        )
     return member
 
 

@@ -397,7 +397,9 @@ def lots_expire_batch(*, account_ids: list[int], at: datetime.datetime) -> int:
             txns.append(
                 LedgerTransaction(
                     kind=LedgerTransaction.Kind.EXPIRE,
-                    idempotency_key=f"expire:{account_id}:{day.isoformat()}",
+                    # The first lot's id keeps the key unique when a backdated purchase
+                    # adds a lot to a day whose expiry already ran.
+                    idempotency_key=f"expire:{account_id}:{day.isoformat()}:{group[0].pk}",
                     fingerprint=fingerprint({"account": account_id, "day": day.isoformat()}),
                     source=LedgerTransaction.Source.EXPIRY,
                     source_ref=day.isoformat(),
@@ -479,12 +481,25 @@ def points_refund(
         part = min(-movement.amount, left)
         left -= part
         lot = Lot.objects.select_for_update().get(pk=movement.lot_id)
-        if lot.expires_at > occurred_at:
+        if lot.expires_at <= occurred_at:
+            expired_share += part
+        elif lot.account_id != account.pk:
+            # The redemption moved with a member merge; the lot it came from stayed behind,
+            # emptied. Its points come back on this account with the same expiry.
+            new_lot = Lot.objects.create(
+                account=account,
+                transaction=txn,
+                points=part,
+                remaining=part,
+                earned_at=lot.earned_at,
+                available_at=lot.available_at,
+                expires_at=lot.expires_at,
+            )
+            movements.append(LotMovement(lot=new_lot, transaction=txn, amount=part))
+        else:
             lot.remaining += part
             lot.save(update_fields=["remaining"])
             movements.append(LotMovement(lot=lot, transaction=txn, amount=part))
-        else:
-            expired_share += part
     LotMovement.objects.bulk_create(movements)
     if expired_share:
         local = occurred_at.astimezone(BUSINESS_TZ)

@@ -401,6 +401,8 @@ def points_adjust(
     """A manual correction by staff: reason required; store staff limited per adjustment."""
     now = now or timezone.now()
     reason = (reason or "").strip()
+    if member.status not in (Member.Status.ACTIVE, Member.Status.FROZEN):
+        raise AdjustmentNotAllowed("the member's account is closed")
     if not reason:
         raise AdjustmentNotAllowed("a reason is required")
     if points == 0:
@@ -629,13 +631,18 @@ def redemption_void(
     """Void an unused redemption: the coupon is void, stock and points go back."""
     now = now or timezone.now()
     with transaction.atomic():
-        account = account_lock(member=redemption.member)
+        # The member as stored now: a merge may have moved the redemption since it was read.
+        owner = Member.objects.get(redemptions=redemption.pk)
+        account = account_lock(member=owner)
         redemption = Redemption.objects.select_for_update().get(pk=redemption.pk)
         if redemption.status == Redemption.Status.VOID:
             return redemption
         coupon = Coupon.objects.select_for_update().get(redemption=redemption)
         if coupon.status == Coupon.Status.USED:
             raise CouponUsed("the coupon was already used")
+        # An expired coupon was the member's to use; letting it lapse does not refund it.
+        if coupon.status == Coupon.Status.EXPIRED or coupon.valid_until <= now:
+            raise CouponExpired("the coupon has expired")
         refund = points_refund(
             account=account,
             original=redemption.transaction,

@@ -128,3 +128,25 @@ def test_closing_an_account_anonymises_the_member_but_keeps_the_row_and_number()
     # The phone is free again for a new enrolment.
     again = member_enroll(phone="13812345678", name="新会员", channel=Member.Channel.ONLINE)
     assert again.pk != member.pk
+
+
+def test_closing_leaves_no_e_mail_or_phone_in_the_audit_trail_and_drops_mfa():
+    from allauth.mfa.models import Authenticator
+
+    from members.services import member_update_profile
+
+    user = UserFactory(email="secret@example.com", phone="+8613812345678", phone_verified=True)
+    member = member_signup_complete(user=user)
+    member_update_profile(member=member, actor=user, city="上海")
+    Authenticator.objects.create(user=user, type=Authenticator.Type.TOTP, data={})
+
+    member_close(member=member, actor=user)
+
+    labels = set(AuditEntry.objects.values_list("actor_label", flat=True))
+    assert labels == {f"member {member.member_no} (closed)"}
+    assert not Authenticator.objects.filter(user=user).exists()
+
+
+def test_a_login_without_e_mail_is_shown_with_a_masked_phone():
+    user = UserFactory(email=None, phone="+8613812345678")
+    assert str(user) == "138****5678"

@@ -88,3 +88,74 @@ def test_only_the_spent_part_of_expired_purchase_points_can_go_negative(store):
     assert (first.points_reversed, second.points_reversed) == (50, 10)
     account = Account.objects.get(member=member)
     assert (account.balance, account.debt, account.lifetime_earned) == (-60, 60, 40)
+
+
+def test_voiding_a_redemption_after_a_merge_refunds_the_kept_member_and_reconciles(
+    store, role_user
+):
+    import datetime as dt
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from points.jobs import reconcile_job
+    from points.models import Account, Reward
+    from points.services import member_merge, purchase_record, redemption_void, reward_redeem
+    from tests.factories import MemberFactory
+
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
+    admin = role_user("administrator")
+    reward = Reward.objects.create(
+        code="CNY10",
+        kind="amount_off",
+        name_zh="券",
+        name_en="Coupon",
+        points_price=100,
+        amount_off=10,
+    )
+    source, target = MemberFactory(), MemberFactory()
+    purchase_record(
+        member=source, store=store, receipt_no="R1", occurred_at=now, amount=Decimal(300), now=now
+    )
+    redemption = reward_redeem(
+        member=source, reward=reward, idempotency_key="k", now=now
+    ).redemption
+    member_merge(source=source, target=target, actor=admin, now=now)
+
+    redemption_void(redemption=redemption, actor=admin, now=now)
+
+    assert Account.objects.get(member=target).balance == 300
+    assert Account.objects.get(member=source).balance == 0
+    _, details = reconcile_job(now.date())
+    assert "failed" not in details, details
+
+
+def test_an_expired_coupon_cannot_be_voided_for_a_refund(store, role_user):
+    import datetime as dt
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from points.models import Account, Reward
+    from points.services import CouponExpired, purchase_record, redemption_void, reward_redeem
+    from tests.factories import MemberFactory
+
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
+    reward = Reward.objects.create(
+        code="CNY10",
+        kind="amount_off",
+        name_zh="券",
+        name_en="Coupon",
+        points_price=100,
+        amount_off=10,
+    )
+    member = MemberFactory()
+    purchase_record(
+        member=member, store=store, receipt_no="R1", occurred_at=now, amount=Decimal(300), now=now
+    )
+    redemption = reward_redeem(
+        member=member, reward=reward, idempotency_key="k", now=now
+    ).redemption
+    with pytest.raises(CouponExpired):
+        redemption_void(
+            redemption=redemption, actor=role_user("store_manager"), now=now + dt.timedelta(days=31)
+        )
+    assert Account.objects.get(member=member).balance == 200
