@@ -15,7 +15,7 @@ PO = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po
 def po_entries() -> list[dict]:
     """A small reader for the entries of a .po file (msgctxt, msgid, msgstr, flags)."""
     entries, entry, field = [], {}, None
-    for line in PO.read_text(encoding="utf-8").splitlines() + [""]:
+    for line in [*PO.read_text(encoding="utf-8").splitlines(), ""]:
         if not line.strip():
             if "msgid" in entry:
                 entries.append(entry)
