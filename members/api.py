@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Literal
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema
@@ -13,7 +14,7 @@ from ninja.responses import Status
 from .api_common import ErrorOut, InvalidOut, error_body, invalid_body
 from .models import Member
 from .selectors import member_find_open, member_summary, store_get
-from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
+from .services import Consents, InvalidMemberData, MemberAlreadyExists, member_enroll
 
 router = Router(tags=["members"])
 
@@ -47,6 +48,11 @@ class MemberEnrolIn(Schema):
     birthday: datetime.date | None = None
     email: str | None = None
     gender: Literal["", "F", "M", "O"] | None = None
+    # What the shopper agreed to at the till (PIPL): the privacy notice shown and accepted,
+    # and marketing by SMS / e-mail. Left out, nothing is recorded for them.
+    privacy_notice_accepted: bool = False
+    consent_sms: bool | None = None
+    consent_email: bool | None = None
 
 
 class MemberLookupQuery(Schema):
@@ -114,6 +120,13 @@ def member_enrol(request: HttpRequest, payload: MemberEnrolIn):
             channel=Member.Channel.STORE,
             store=store,
             api_token=token,
+            consents=Consents(
+                privacy_version=(
+                    settings.PRIVACY_NOTICE_VERSION if payload.privacy_notice_accepted else None
+                ),
+                sms=payload.consent_sms,
+                email=payload.consent_email,
+            ),
         )
     except InvalidMemberData as exc:
         messages = _enrol_field_messages()

@@ -6,6 +6,7 @@ import datetime
 import json
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from members.models import AuditEntry, ConsentEvent, Member
@@ -434,3 +435,23 @@ def test_an_unexpected_error_is_logged_and_the_till_gets_json(pos, broken_contri
         "detail": "Something went wrong on our side. Try again later.",
     }
     assert "the points service is down" in caplog.text
+
+
+def test_consent_given_at_the_till_is_recorded_with_the_privacy_notice_version(pos):
+    response = pos.post(
+        {
+            "phone": "13812345678",
+            "name": "张伟",
+            "store": "SH001",
+            "privacy_notice_accepted": True,
+            "consent_sms": True,
+        }
+    )
+    assert response.status_code == 201
+    member = Member.objects.get()
+    assert member.privacy_notice_version == settings.PRIVACY_NOTICE_VERSION
+    assert member.consent_sms is True
+    assert sorted(ConsentEvent.objects.values_list("kind", "source")) == [
+        ("privacy_notice", "api"),
+        ("sms", "api"),
+    ]
