@@ -99,9 +99,28 @@ def member_audit_trail(*, member: Member, limit: int = 50) -> QuerySet[AuditEntr
     return member.audit_entries.select_related("actor").order_by("-created_at", "-id")[:limit]
 
 
+# The apps to the right of members (points, tiers) add their part of "download my data":
+# each contributor returns {section name: JSON-able data} for one member.
+_member_export_contributors: list[Callable[[Member], dict[str, Any]]] = []
+
+
+def member_export_contributor_register(
+    contributor: Callable[[Member], dict[str, Any]],
+) -> Callable[[Member], dict[str, Any]]:
+    if contributor not in _member_export_contributors:
+        _member_export_contributors.append(contributor)
+    return contributor
+
+
 def member_export(*, member: Member) -> dict[str, Any]:
     """Everything held about a member, for "download my data" (PIPL access right)."""
+    data = _member_export_own(member=member)
+    for contributor in _member_export_contributors:
+        data.update(contributor(member))
+    return data
 
+
+def _member_export_own(*, member: Member) -> dict[str, Any]:
     def iso(value: datetime.date | datetime.datetime | None) -> str | None:
         return value.isoformat() if value else None
 

@@ -23,6 +23,12 @@ class PointsConfig(AppConfig):
 
         member_summary_contributor_register(points_part)
 
+        from members.selectors import member_export_contributor_register
+
+        from .selectors import member_points_export
+
+        member_export_contributor_register(member_points_export)
+
         from members.panels import portal_panel_register
 
         from .views import portal_balance_panel, portal_expiring_panel

@@ -233,3 +233,62 @@ def reconcile_runs(*, limit: int = 20) -> list[ReconcileRun]:
             )
         )
     return report
+
+
+def member_points_export(member: Member) -> dict:
+    """The member's points data for "download my data": purchases, ledger, lots, coupons."""
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    account = account_get(member=member)
+    return {
+        "points": {
+            "balance": account.balance if account else 0,
+            "debt": account.debt if account else 0,
+            "lifetime_earned": account.lifetime_earned if account else 0,
+        },
+        "purchases": [
+            {
+                "store": purchase.store.code,
+                "receipt_no": purchase.receipt_no,
+                "occurred_at": iso(purchase.occurred_at),
+                "amount": str(purchase.amount),
+                "returned_amount": str(purchase.returned_amount),
+                "points_earned": purchase.points_earned,
+                "points_used": purchase.points_used,
+            }
+            for purchase in purchase_list(member=member)
+        ],
+        "points_history": [
+            {
+                "kind": txn.kind,
+                "points": txn.member_amount,
+                "occurred_at": iso(txn.occurred_at),
+                "source": txn.source,
+                "reference": txn.source_ref,
+                "reason": txn.reason,
+            }
+            for txn in ledger_history(member=member)
+        ],
+        "points_lots": [
+            {
+                "points": lot.points,
+                "remaining": lot.remaining,
+                "earned_at": iso(lot.earned_at),
+                "expires_at": iso(lot.expires_at),
+            }
+            for lot in member_lots(member=member)
+        ],
+        "coupons": [
+            {
+                "code": coupon.code,
+                "reward": coupon.reward.code,
+                "status": coupon.status,
+                "issued_at": iso(coupon.issued_at),
+                "valid_until": iso(coupon.valid_until),
+                "used_at": iso(coupon.used_at),
+            }
+            for coupon in coupon_list(member=member)
+        ],
+    }

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from points.models import CategoryRate, EarningPolicy, Reward
 from points.services import points_adjust, purchase_record, return_record, reward_redeem
@@ -366,3 +367,37 @@ def test_points_pages_have_no_inline_styles_or_scripts_and_are_in_the_nav(member
         nav = html.split('class="site-nav"', 1)[1].split("</nav>", 1)[0]
         for target in ("points-history", "rewards", "coupons"):
             assert f'href="{reverse(f"portal:{target}")}"' in nav
+
+
+def test_download_my_data_includes_purchases_points_history_and_coupons(client, store):
+    import json
+
+    from points.models import Reward
+    from points.services import purchase_record, reward_redeem
+    from tests.factories import MemberFactory, UserFactory
+
+    member = MemberFactory(user=UserFactory())
+    purchase_record(
+        member=member,
+        store=store,
+        receipt_no="R-77",
+        occurred_at=timezone.now(),
+        amount=Decimal(1200),
+    )
+    reward = Reward.objects.create(
+        code="CNY10",
+        kind="amount_off",
+        name_zh="券",
+        name_en="Coupon",
+        points_price=1000,
+        amount_off=10,
+    )
+    reward_redeem(member=member, reward=reward, idempotency_key="k")
+    client.force_login(member.user)
+
+    data = json.loads(client.get("/privacy/export/").content)["member"]
+
+    assert [p["receipt_no"] for p in data["purchases"]] == ["R-77"]
+    assert sorted(t["points"] for t in data["points_history"]) == [-1000, 1200]
+    assert data["points"]["balance"] == 200
+    assert [c["reward"] for c in data["coupons"]] == ["CNY10"]
