@@ -128,7 +128,10 @@ class AccountAdapter(DefaultAccountAdapter):
             e164 = phone_normalize(phone)
         except InvalidPhone:
             return None
-        return User.objects.filter(phone=e164).order_by("pk").first()
+        # Only a verified phone belongs to a login: an unverified one (a sign-up never
+        # finished, or someone typing another person's number) must not block the real owner
+        # nor let them, by logging in with a code, verify the number into a stranger's account.
+        return User.objects.filter(phone=e164, phone_verified=True).order_by("pk").first()
 
 
 def _normalise_or_keep(phone: str) -> str:

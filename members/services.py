@@ -315,6 +315,11 @@ def user_phone_set(*, user: User, phone: str, verified: bool) -> Member | None:
     One transaction, so a login is never marked verified without its member record.
     """
     with transaction.atomic():
+        # Whoever proves the number (or signs up with it now) takes it from logins that
+        # only ever typed it and never verified it.
+        User.objects.filter(phone=phone, phone_verified=False).exclude(pk=user.pk).update(
+            phone=None
+        )
         user.phone = phone
         user.phone_verified = verified
         if user.pk:

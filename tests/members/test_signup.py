@@ -213,3 +213,27 @@ def test_a_number_on_another_login_s_membership_is_refused_clearly_and_nothing_i
     )
     assert Member.objects.get().user == owner
     assert not User.objects.get(phone="+8613812345678").phone_verified
+
+
+def test_a_number_someone_typed_but_never_verified_does_not_lock_out_its_owner(client, sms_outbox):
+    """Pre-hijacking: a stranger signs up with the shopper's phone and cannot verify it."""
+    from django.core.cache import cache
+    from django.test import Client
+
+    stranger = Client()
+    stranger.post(SIGNUP_URL, signup_data(email="stranger@example.com"))
+    squatter = User.objects.get(email="stranger@example.com")
+    assert squatter.phone == "+8613812345678" and not squatter.phone_verified
+    sms_outbox.clear()
+    cache.clear()  # later on: the per-number code rate limit has passed
+
+    # The real owner joins with the same number, proves it, and gets the membership.
+    response = client.post(SIGNUP_URL, signup_data(email="owner@example.com"))
+    assert response["Location"] == VERIFY_URL
+    client.post(VERIFY_URL, {"code": code_from(sms_outbox)})
+
+    member = Member.objects.get(phone="+8613812345678")
+    assert member.user.email == "owner@example.com"
+    squatter.refresh_from_db()
+    assert squatter.phone is None
+    assert not hasattr(squatter, "member") or squatter.member is None
