@@ -6,63 +6,118 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('members', '0005_member_merge'),
+        ("members", "0005_member_merge"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='member',
-            name='members_member_email_unique',
+            model_name="member",
+            name="members_member_email_unique",
         ),
         migrations.RemoveConstraint(
-            model_name='member',
-            name='members_member_import_source_unique',
+            model_name="member",
+            name="members_member_import_source_unique",
         ),
         migrations.AlterField(
-            model_name='consentevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="consentevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='consentevent',
-            name='member',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='consent_events', to='members.member'),
+            model_name="consentevent",
+            name="member",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="consent_events",
+                to="members.member",
+            ),
         ),
         migrations.AlterField(
-            model_name='member',
-            name='home_store',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='home_members', to='members.store', verbose_name='home store'),
+            model_name="member",
+            name="home_store",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="home_members",
+                to="members.store",
+                verbose_name="home store",
+            ),
         ),
         migrations.AlterField(
-            model_name='member',
-            name='merged_into',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='merged_members', to='members.member', verbose_name='merged into'),
+            model_name="member",
+            name="merged_into",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merged_members",
+                to="members.member",
+                verbose_name="merged into",
+            ),
         ),
         migrations.AlterField(
-            model_name='member',
-            name='referrer',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='referees', to='members.member', verbose_name='referred by'),
+            model_name="member",
+            name="referrer",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="referees",
+                to="members.member",
+                verbose_name="referred by",
+            ),
         ),
         migrations.AddIndex(
-            model_name='consentevent',
-            index=models.Index(condition=models.Q(('actor__isnull', False)), fields=['actor'], name='members_consent_actor_idx'),
+            model_name="consentevent",
+            index=models.Index(
+                condition=models.Q(("actor__isnull", False)),
+                fields=["actor"],
+                name="members_consent_actor_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(condition=models.Q(('referrer__isnull', False)), fields=['referrer'], name='members_member_referrer_idx'),
+            model_name="member",
+            index=models.Index(
+                condition=models.Q(("referrer__isnull", False)),
+                fields=["referrer"],
+                name="members_member_referrer_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(condition=models.Q(('merged_into__isnull', False)), fields=['merged_into'], name='members_member_merged_into_idx'),
+            model_name="member",
+            index=models.Index(
+                condition=models.Q(("merged_into__isnull", False)),
+                fields=["merged_into"],
+                name="members_member_merged_into_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='member',
-            constraint=models.UniqueConstraint(condition=models.Q(('email__isnull', False)), fields=('email',), name='members_member_email_unique'),
+            model_name="member",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("email__isnull", False)),
+                fields=("email",),
+                name="members_member_email_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='member',
-            constraint=models.UniqueConstraint(condition=models.Q(('import_source_id__isnull', False)), fields=('import_source_id',), name='members_member_import_source_unique'),
+            model_name="member",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("import_source_id__isnull", False)),
+                fields=("import_source_id",),
+                name="members_member_import_source_unique",
+            ),
         ),
     ]

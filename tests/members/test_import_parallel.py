@@ -1,0 +1,65 @@
+"""On PostgreSQL a file of several batches is written through two connections at once.
+
+The other import tests run inside a test transaction, where the import keeps to one
+connection; these commit for real so the two writers are the ones doing the work.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from members.benchmarks import BENCH_STORES, synthetic_members_csv
+from members.imports import BATCH_SIZE, member_import_error_list, member_import_file
+from members.models import AuditEntry, ConsentEvent, Member, MemberImport
+from members.services import store_ensure
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROWS = 3 * BATCH_SIZE + 123
+
+
+def problems(member_import: MemberImport) -> list[tuple[int, str, str]]:
+    return [
+        (e.line, e.column, e.code) for e in member_import_error_list(member_import=member_import)
+    ]
+
+
+def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
+    for code, name, city in BENCH_STORES:
+        store_ensure(code=code, name=name, city=city)
+    content = synthetic_members_csv(rows=ROWS, bad_ratio=0.01, seed=7)
+    seen = []
+
+    first = member_import_file(
+        file_name="big.csv", content=content, actor_label="test", progress=seen.append
+    )
+
+    assert first.status == MemberImport.Status.DONE
+    assert first.processed_rows == ROWS
+    assert first.bad_count > 0
+    assert first.created_count + first.bad_count == ROWS
+    assert Member.objects.filter(enrolment_channel=Member.Channel.IMPORT).count() == (
+        first.created_count
+    )
+    # Progress comes in file order, one step a batch, whichever writer finished first.
+    assert [step.processed for step in seen] == [BATCH_SIZE, 2 * BATCH_SIZE, 3 * BATCH_SIZE, ROWS]
+    stored = MemberImport.objects.get(pk=first.pk)
+    assert (stored.processed_rows, stored.created_count, stored.bad_count) == (
+        ROWS,
+        first.created_count,
+        first.bad_count,
+    )
+    assert len({line for line, _column, _code in problems(first)}) == first.bad_count
+    assert len(set(Member.objects.values_list("member_no", flat=True))) == first.created_count
+    events = ConsentEvent.objects.count()
+    assert events > 0
+
+    second = member_import_file(file_name="big.csv", content=content, actor_label="test")
+
+    assert second.created_count == 0
+    assert second.existing_count == first.created_count
+    assert second.bad_count == first.bad_count
+    assert problems(second) == problems(first)
+    assert Member.objects.count() == first.created_count
+    assert ConsentEvent.objects.count() == events
+    assert AuditEntry.objects.filter(action="member.import").count() == 2  # one a run
