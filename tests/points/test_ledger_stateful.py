@@ -501,6 +501,10 @@ class LedgerMachine(RuleBasedStateMachine):
         if shadow_redemption.used:
             self.refused(CouponUsed, call)
             return
+        if shadow_redemption.valid_until <= self.now:
+            # A coupon left to expire was the member's to use: no refund.
+            self.refused(CouponExpired, call)
+            return
         assert call().status == Redemption.Status.VOID
         shadow_redemption.void = True
         shadow = shadow_redemption.shadow
