@@ -73,7 +73,10 @@ def _writer(
 
 
 def _process_writer(kwargs: dict[str, Any]) -> None:
-    # The parent closed its connections before forking: this child opens its own.
+    # A forked child shares the parent's open sockets: forget (never close) any connection
+    # it inherited, so it opens its own and the parent's stays intact.
+    for connection in connections.all(initialized_only=True):
+        connection.connection = None
     _writer(**kwargs)
 
 

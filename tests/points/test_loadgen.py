@@ -68,13 +68,13 @@ def test_bench_ledger_prints_one_json_line_last():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_bench_ledger_with_writer_processes_on_postgres():
-    out = StringIO()
+    out, err = StringIO(), StringIO()
     call_command(
         "bench", "ledger", "--writers", "2", "--seconds", "3", "--load-members", "50",
-        stdout=out, stderr=StringIO(),
+        stdout=out, stderr=err,
     )  # fmt: skip
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     assert result["writers"] == 2
-    assert result["purchases_per_s"] > 0
+    assert result["purchases_per_s"] > 0, err.getvalue()
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details
