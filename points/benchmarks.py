@@ -75,8 +75,8 @@ def _writer(
 def _process_writer(kwargs: dict[str, Any]) -> None:
     # A forked child shares the parent's open sockets: forget (never close) any connection
     # it inherited, so it opens its own and the parent's stays intact.
-    for connection in connections.all(initialized_only=True):
-        connection.connection = None
+    for inherited in connections.all(initialized_only=True):
+        inherited.connection = None
     _writer(**kwargs)
 
 
