@@ -542,7 +542,7 @@ class Coupon(models.Model):
     class Source(models.TextChoices):
         REDEMPTION = "redemption", _("Rewards catalogue")
         CAMPAIGN = "campaign", _("Campaign")
-        WELCOME = "welcome", _("Welcome")
+        WELCOME = "welcome", _("Welcome gift")
         BIRTHDAY = "birthday", _("Birthday")
 
     code = models.CharField(_("code"), max_length=20, unique=True)
