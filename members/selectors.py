@@ -316,27 +316,33 @@ class DuplicateGroup:
 
 
 def member_duplicate_groups(*, limit: int = 100) -> list[DuplicateGroup]:
-    """Likely duplicates among open members, found with two set-based queries."""
+    """Likely duplicates among open members, in a fixed number of queries however many."""
     open_members = Member.objects.filter(status__in=[Member.Status.ACTIVE, Member.Status.FROZEN])
-    pairs = (
+    pairs = list(
         open_members.exclude(birthday__isnull=True)
         .exclude(name="")
-        .values("name", "birthday")
+        .values_list("name", "birthday")
         .annotate(n=Count("id"))
         .filter(n__gt=1)
         .order_by("name", "birthday")[:limit]
     )
     groups = []
-    for pair in pairs:
-        members = list(
-            open_members.filter(name=pair["name"], birthday=pair["birthday"])
-            .select_related("home_store")
-            .order_by("enrolled_at", "id")
-        )
-        groups.append(DuplicateGroup(reason="name_birthday", members=members))
+    if pairs:
+        twins = Q()
+        for name, birthday, _count in pairs:
+            twins |= Q(name=name, birthday=birthday)
+        by_pair: dict[tuple, list[Member]] = {}
+        for member in (
+            open_members.filter(twins).select_related("home_store").order_by("enrolled_at", "id")
+        ):
+            by_pair.setdefault((member.name, member.birthday), []).append(member)
+        groups = [
+            DuplicateGroup(reason="name_birthday", members=by_pair[(name, birthday)])
+            for name, birthday, _count in pairs
+        ]
     # A login that carries another member's phone or e-mail (e.g. a shopper who joined
     # online with an e-mail the till had put on an older card).
-    crossed = (
+    crossed = list(
         open_members.filter(user__isnull=False)
         .select_related("user", "home_store")
         .filter(
@@ -344,12 +350,24 @@ def member_duplicate_groups(*, limit: int = 100) -> list[DuplicateGroup]:
             | Q(user__phone__in=open_members.values("phone"))
         )[:limit]
     )
-    for member in crossed:
-        others = list(
-            open_members.exclude(pk=member.pk)
-            .filter(Q(email=member.user.email) | Q(phone=member.user.phone))
-            .select_related("home_store")
-        )
-        if others:
-            groups.append(DuplicateGroup(reason="login_contact", members=[member, *others]))
+    if crossed:
+        contacts = Q()
+        for member in crossed:
+            if member.user.email:
+                contacts |= Q(email=member.user.email)
+            if member.user.phone:
+                contacts |= Q(phone=member.user.phone)
+        others = list(open_members.filter(contacts).select_related("home_store"))
+        for member in crossed:
+            matching = [
+                other
+                for other in others
+                if other.pk != member.pk
+                and (
+                    (member.user.email and other.email == member.user.email)
+                    or (member.user.phone and other.phone == member.user.phone)
+                )
+            ]
+            if matching:
+                groups.append(DuplicateGroup(reason="login_contact", members=[member, *matching]))
     return groups

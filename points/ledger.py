@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 
 from members.models import Member, User
 
@@ -121,8 +122,11 @@ class Balance:
 def balance_of(*, account: Account | None, at: datetime.datetime) -> Balance:
     if account is None:
         return Balance(available=0, pending=0, debt=0, total=0)
-    pending = sum(
-        Lot.objects.pending(at=at).filter(account=account).values_list("remaining", flat=True)
+    pending = (
+        Lot.objects.pending(at=at)
+        .filter(account=account)
+        .aggregate(total=Sum("remaining"))["total"]
+        or 0
     )
     return Balance(
         available=account.balance - pending,

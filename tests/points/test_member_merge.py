@@ -84,3 +84,14 @@ def test_a_merged_member_cannot_be_merged_again_nor_into_itself(store, role_user
     member_merge(source=a, target=b, actor=admin)
     with pytest.raises(MergeRefused):
         member_merge(source=a, target=b, actor=admin)
+
+
+def test_finding_duplicates_takes_the_same_queries_however_many_groups(
+    django_assert_max_num_queries,
+):
+    for i in range(6):
+        for _ in range(2):
+            MemberFactory(name=f"张{i}", birthday=datetime.date(1990, 1, 1 + i))
+    with django_assert_max_num_queries(3):
+        groups = member_duplicate_groups()
+    assert len(groups) == 6 and all(len(g.members) == 2 for g in groups)
