@@ -8,12 +8,17 @@ from django.views.generic import RedirectView
 
 from members import urls as members_urls
 from points import urls as points_urls
+from tiers import urls as tiers_urls
 
 from . import views
 from .api import api
 
-portal_patterns = members_urls.portal_patterns + points_urls.portal_patterns
-staff_patterns = members_urls.staff_patterns + points_urls.staff_patterns
+portal_patterns = (
+    members_urls.portal_patterns + points_urls.portal_patterns + tiers_urls.portal_patterns
+)
+staff_patterns = (
+    members_urls.staff_patterns + points_urls.staff_patterns + tiers_urls.staff_patterns
+)
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

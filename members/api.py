@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from .api_common import ErrorOut, InvalidOut, error_body, invalid_body
@@ -22,6 +23,10 @@ router = Router(tags=["members"])
 class TierOut(Schema):
     code: str
     name: str
+    discount_rate: Decimal = Field(description="Percent off the till gives this tier, e.g. 5.00.")
+    valid_until: datetime.date | None = Field(
+        None, description="Last day of the tier (Asia/Shanghai); null for the base level."
+    )
 
 
 class PointsOut(Schema):

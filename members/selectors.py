@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
@@ -224,6 +225,9 @@ def audit_action_choices() -> list[tuple[str, StrOrPromise]]:
 class TierSummary:
     code: str
     name: str
+    # Percent off that the till gives this tier (0 for none).
+    discount_rate: Decimal = Decimal("0.00")
+    valid_until: datetime.date | None = None
 
 
 @dataclass(frozen=True)

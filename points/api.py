@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from ninja import Router, Schema
 from ninja.responses import Status
 
+from members.api import TierOut
 from members.api_common import ErrorOut, InvalidOut, error_body, invalid_body
 from members.models import Member, Store
 from members.selectors import member_find_open, member_summary, store_get
@@ -72,11 +73,6 @@ IDEMPOTENCY_KEY_MAX = 100
 class BalanceOut(Schema):
     available: int
     pending: int
-
-
-class TierOut(Schema):
-    code: str
-    name: str
 
 
 class LineIn(Schema):
@@ -360,7 +356,12 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "points_earned": purchase.points_earned,
         "points_used": purchase.points_used,
         "balance": {"available": summary.points.available, "pending": summary.points.pending},
-        "tier": {"code": summary.tier.code, "name": summary.tier.name},
+        "tier": {
+            "code": summary.tier.code,
+            "name": summary.tier.name,
+            "discount_rate": summary.tier.discount_rate,
+            "valid_until": summary.tier.valid_until,
+        },
     }
 
 

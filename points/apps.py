@@ -72,6 +72,7 @@ class PointsConfig(AppConfig):
         # Order of `run_nightly`: tiers evaluate first, reconcile checks last.
         nightly_job_register(name="points_expiry", order=20, function=jobs.expiry_job)
         nightly_job_register(name="expiry_reminders", order=30, function=jobs.reminders_job)
+        nightly_job_register(name="birthday_benefits", order=40, function=jobs.birthday_job)
         nightly_job_register(name="reconcile", order=90, function=jobs.reconcile_job)
 
     def _register_staff_panels(self) -> None:

@@ -1,7 +1,7 @@
 """How many points a purchase earns: base rate, category rates, multipliers.
 
-Multipliers come from providers: the tiers app gives the member's tier multiplier, the
-campaigns app registers its promotions here (it sits to the right of points in the
+The tier multiplier comes from the tiers app (to the left of points); the campaigns app
+registers its promotions here (it sits to the right of points in the
 dependency order, so points cannot import it). Promotion multipliers — the birthday month
 and campaigns — do not stack: the best one applies, unless the policy says they stack.
 """
@@ -16,6 +16,7 @@ from decimal import ROUND_FLOOR, Decimal
 from django.utils import timezone
 
 from members.models import Member
+from tiers.selectors import member_tier
 
 from .models import CategoryRate, EarningPolicy
 
@@ -31,19 +32,13 @@ class PurchaseContext:
 
 # (member, context) -> multiplier or None; register with `register_promotion_provider`.
 PromotionProvider = Callable[[PurchaseContext], Decimal | None]
-TierMultiplierProvider = Callable[[Member], Decimal]
 
 _promotion_providers: list[PromotionProvider] = []
-_tier_multiplier: list[TierMultiplierProvider] = []
 
 
 def register_promotion_provider(provider: PromotionProvider) -> None:
     if provider not in _promotion_providers:
         _promotion_providers.append(provider)
-
-
-def register_tier_multiplier(provider: TierMultiplierProvider) -> None:
-    _tier_multiplier[:] = [provider]
 
 
 def policy_get() -> EarningPolicy:
@@ -70,7 +65,7 @@ def eligible_amount(*, amount: Decimal, lines: list[tuple[str, Decimal]]) -> Dec
 
 
 def multiplier_for(*, context: PurchaseContext, policy: EarningPolicy) -> Decimal:
-    tier = _tier_multiplier[0](context.member) if _tier_multiplier else Decimal(1)
+    tier = member_tier(member=context.member).level.earn_multiplier
     promotions = [p(context) for p in _promotion_providers]
     promotions = [m for m in promotions if m is not None and m > 0]
     birthday = context.member.birthday

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from members.messaging import member_notify
 from members.models import Member
 
+from .birthday import birthday_gifts_issue, birthday_notices_send
 from .ledger import BUSINESS_TZ
 from .models import Account, Entry, ExpiryReminder, Lot
 from .services import coupons_expire, points_expire
@@ -130,3 +131,10 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             f"{len(mismatches)} account(s) and {len(unbalanced)} transaction(s) do not reconcile"
         )
     return checked, details
+
+
+def birthday_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
+    """Birthday coupons for the month's members on a level that has one, once a year."""
+    issued = birthday_gifts_issue(business_date=business_date)
+    told = birthday_notices_send(year=business_date.year)
+    return issued, {"coupons": issued, "notices": told}

@@ -700,3 +700,25 @@ class PointsImportError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.points_import_id}:{self.line} {self.column} {self.code}"
+
+
+class BirthdayGift(models.Model):
+    """The birthday coupon of one member for one year: given once, told once."""
+
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="birthday_gifts", db_index=False
+    )
+    year = models.PositiveSmallIntegerField(_("year"))
+    coupon = models.OneToOneField(Coupon, on_delete=models.PROTECT, related_name="birthday_gift")
+    created_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(_("told"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("birthday gift")
+        verbose_name_plural = _("birthday gifts")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "year"], name="points_birthdaygift_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.year}"

@@ -17,6 +17,8 @@ import datetime
 from django.utils import timezone
 
 from members.models import Member
+from tiers.models import QualifyingActivity
+from tiers.services import tier_activity_record, tier_upgrade_check
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, account_lock, fingerprint, points_credit, transaction_replayed
@@ -41,7 +43,7 @@ def _rule_credit(
     account = account_lock(member=member)
     if transaction_replayed(key=key, request_fingerprint=request_fingerprint) is not None:
         return None
-    return points_credit(
+    txn = points_credit(
         account=account,
         points=points,
         kind=LedgerTransaction.Kind.EARN,
@@ -53,6 +55,15 @@ def _rule_credit(
         reason=rule,
         occurred_at=occurred_at,
     )
+    # Bonus points are points earned: they count towards tiers like a purchase's.
+    tier_activity_record(
+        member=member,
+        occurred_at=occurred_at,
+        points=points,
+        source=QualifyingActivity.Source.BONUS,
+    )
+    tier_upgrade_check(member=member, at=occurred_at)
+    return txn
 
 
 def profile_is_complete(*, member: Member) -> bool:

@@ -18,6 +18,9 @@ from django.utils import timezone
 
 from members.models import Member, Store, User
 from members.services import audit_log
+from tiers.models import QualifyingActivity
+from tiers.selectors import member_tier_rank as tier_member_rank
+from tiers.services import tier_activity_record, tier_member_merge, tier_upgrade_check
 
 from .earning import PurchaseContext, eligible_amount, multiplier_for, points_for, policy_get
 from .ledger import (
@@ -259,6 +262,15 @@ def purchase_record(
             )
             for line in lines
         )
+        # Tiers count the whole amount (points used as payment too) and the points earned.
+        tier_activity_record(
+            member=member,
+            occurred_at=occurred_at,
+            spend=amount,
+            points=earned,
+            source=QualifyingActivity.Source.PURCHASE,
+        )
+        tier_upgrade_check(member=member, at=occurred_at, actor=actor)
         if first_purchase:
             referral_bonus_post(
                 referrer=referrer, referee=member, occurred_at=occurred_at, policy=policy
@@ -364,6 +376,14 @@ def return_record(
             )
         purchase.returned_amount = returned_after
         purchase.save(update_fields=["returned_amount"])
+        # Counted when it happens: a return lowers the spend of the window it falls in.
+        tier_activity_record(
+            member=purchase.member,
+            occurred_at=occurred_at,
+            spend=-amount,
+            points=-points,
+            source=QualifyingActivity.Source.RETURN,
+        )
         purchase_return = Return.objects.create(
             purchase=purchase,
             store=store,
@@ -446,11 +466,22 @@ def points_adjust(
     return txn
 
 
-EXPIRY_BATCH = 5000
+def points_expire(*, at: datetime.datetime, batch_size: int | None = None) -> int:
+    """Expire every lot due by `at`, a batch of accounts per transaction; idempotent.
 
+    Tells the nightly job running it (if any) how many of the due lots are done after each
+    batch; `batch_size` defaults to settings.POINTS_EXPIRY_BATCH accounts.
+    """
+    # Imported here to keep this change to the expiry lines of a busy module.
+    from django.conf import settings
 
-def points_expire(*, at: datetime.datetime, batch_size: int = EXPIRY_BATCH) -> int:
-    """Expire every lot due by `at`, a batch of accounts per transaction; idempotent."""
+    from members.jobs import job_progress
+
+    from .models import Lot
+
+    batch_size = batch_size or settings.POINTS_EXPIRY_BATCH
+    total = Lot.objects.filter(remaining__gt=0, expires_at__lte=at).count()
+    job_progress(done=0, total=total)
     expired = 0
     after = 0
     while True:
@@ -458,6 +489,7 @@ def points_expire(*, at: datetime.datetime, batch_size: int = EXPIRY_BATCH) -> i
         if not account_ids:
             return expired
         expired += lots_expire_batch(account_ids=account_ids, at=at)
+        job_progress(done=expired, total=total)
         after = account_ids[-1]
 
 
@@ -512,25 +544,13 @@ def coupon_code_generate() -> str:
     return "".join(secrets.choice(COUPON_ALPHABET) for _ in range(16))
 
 
-def _member_tier_rank(member: Member) -> int:
-    return _tier_rank[0](member) if _tier_rank else 1
-
-
-_tier_rank: list = []
-
-
-def register_tier_rank(provider) -> None:
-    """The tiers app tells points the member's tier rank (1 = regular) for reward rules."""
-    _tier_rank[:] = [provider]
-
-
 def member_tier_rank(*, member: Member) -> int:
-    """The member's tier rank for reward rules (1 = regular until the tiers app says)."""
-    return _member_tier_rank(member)
+    """The member's tier rank for reward rules (1 = the base level)."""
+    return tier_member_rank(member=member)
 
 
 def reward_price_for(*, reward: Reward, member: Member) -> int:
-    rank = _member_tier_rank(member)
+    rank = tier_member_rank(member=member)
     prices = [reward.points_price] + [
         tp.points_price for tp in reward.tier_prices.all() if tp.tier_rank <= rank
     ]
@@ -576,7 +596,7 @@ def reward_redeem(
             raise RewardUnavailable("this reward is not available now")
         if member.status != Member.Status.ACTIVE:
             raise MemberInactive("the member is not active")
-        if _member_tier_rank(member) < reward.min_tier_rank:
+        if tier_member_rank(member=member) < reward.min_tier_rank:
             raise TierRequired("a higher tier is required for this reward")
         if reward.per_member_limit is not None:
             taken = Redemption.objects.filter(
@@ -753,6 +773,7 @@ def member_merge(
             "coupons": Coupon.objects.filter(member=source).update(member=target),
             "points": -transfer.member_amount if transfer is not None else 0,
         }
+        tier_member_merge(source=source, target=target, at=now)
         user, email = source.user, source.email
         source.status = Member.Status.MERGED
         source.merged_into = target

@@ -1,5 +1,55 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class TiersConfig(AppConfig):
     name = "tiers"
+    verbose_name = _("Tiers")
+
+    def ready(self) -> None:
+        from members.jobs import nightly_job_register
+        from members.panels import portal_panel_register, staff_member_panel_register
+        from members.selectors import (
+            TierSummary,
+            audit_action_register,
+            member_export_contributor_register,
+            member_summary_contributor_register,
+        )
+
+        from . import jobs, views
+        from .selectors import member_tier, member_tier_export
+
+        def tier_part(member, summary):
+            info = member_tier(member=member)
+            return replace(
+                summary,
+                tier=TierSummary(
+                    code=info.level.code,
+                    name=info.level.name,
+                    discount_rate=info.level.discount_rate,
+                    valid_until=info.valid_until,
+                ),
+            )
+
+        member_summary_contributor_register(tier_part)
+        member_export_contributor_register(member_tier_export)
+        portal_panel_register(
+            name="tier",
+            order=30,
+            template="tiers/portal/_panel_tier.html",
+            context=views.portal_tier_panel,
+        )
+        staff_member_panel_register(
+            name="tier",
+            order=5,
+            template="tiers/staff/_panel_tier.html",
+            context=views.staff_tier_panel,
+        )
+        audit_action_register(action="tier.override", label=_("Tier set by hand"))
+        # Before points expiry (20): an upgrade decided tonight applies to tomorrow's earning.
+        nightly_job_register(name="tier_evaluation", order=10, function=jobs.tier_evaluation_job)
+        nightly_job_register(name="tier_notices", order=35, function=jobs.tier_notices_job)

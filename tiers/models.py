@@ -127,6 +127,9 @@ class MemberTier(models.Model):
     level = models.ForeignKey(TierLevel, on_delete=models.PROTECT, related_name="+")
     achieved_at = models.DateTimeField(_("reached"))
     period_start = models.DateTimeField(_("retention counted after"))
+    # After a downgrade (or the end of a manual tier) the spend of the tier's old period has
+    # been used up: qualifying for an upgrade counts only what came after this.
+    counts_from = models.DateTimeField(_("qualifying counted after"), null=True, blank=True)
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
     override_until = models.DateField(_("manual tier until"), null=True, blank=True)
     override_reason = models.CharField(_("reason for the manual tier"), max_length=200, blank=True)

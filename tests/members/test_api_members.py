@@ -80,7 +80,12 @@ def test_enrolling_a_shopper_returns_the_new_member_object(pos):
         "member_no": member.member_no,
         "phone": "+8613812345678",
         "name": "张伟",
-        "tier": {"code": "regular", "name": "Regular"},
+        "tier": {
+            "code": "regular",
+            "name": "Regular",
+            "discount_rate": "0.00",
+            "valid_until": None,
+        },
         # The sign-up bonus (EarningPolicy.signup_bonus, default 200), posted with the enrolment.
         "points": {"available": 200, "pending": 0},
     }
@@ -285,7 +290,12 @@ def test_looking_up_by_phone_finds_the_member(pos, typed):
         "member_no": member.member_no,
         "phone": "+8613812345678",
         "name": "李娜",
-        "tier": {"code": "regular", "name": "Regular"},
+        "tier": {
+            "code": "regular",
+            "name": "Regular",
+            "discount_rate": "0.00",
+            "valid_until": None,
+        },
         "points": {"available": 0, "pending": 0},
     }
 
@@ -409,7 +419,12 @@ def test_tier_and_points_come_from_registered_contributors(pos, gold_tier_contri
 
     body = pos.lookup(member_no=member.member_no).json()
 
-    assert body["tier"] == {"code": "gold", "name": "Gold"}
+    assert body["tier"] == {
+        "code": "gold",
+        "name": "Gold",
+        "discount_rate": "0.00",
+        "valid_until": None,
+    }
     assert body["points"] == {"available": 1200, "pending": 30}
     assert _member_summary_contributors.count(gold_tier_contributor) == 1
 

@@ -111,7 +111,12 @@ def test_a_purchase_earns_points_and_answers_with_balance_and_tier(pos, member):
         "points_earned": 128,
         "points_used": 0,
         "balance": {"available": 128, "pending": 0},
-        "tier": {"code": "regular", "name": "Regular"},
+        "tier": {
+            "code": "regular",
+            "name": "Regular",
+            "discount_rate": "0.00",
+            "valid_until": None,
+        },
     }
     assert purchase.member == member
     assert purchase.store.code == "SH001"

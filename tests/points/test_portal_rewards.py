@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from members.models import Member
-from points import services as points_services
 from points.models import Account, Coupon, LedgerTransaction, Redemption, Reward, RewardTierPrice
-from points.services import purchase_record, register_tier_rank, return_record, reward_redeem
+from points.services import purchase_record, return_record, reward_redeem
 from tests.factories import MemberFactory, UserFactory
+from tiers.models import MemberTier, TierLevel
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
@@ -59,11 +60,23 @@ def cny10(db):
 
 
 @pytest.fixture
-def tier_rank():
-    """Plays the tiers app: sets the member's tier rank through the points hook."""
-    saved = list(points_services._tier_rank)
-    yield lambda rank: register_tier_rank(lambda member: rank)
-    points_services._tier_rank[:] = saved
+def tier_rank(member):
+    """Puts the member on the tier of that rank, as a manual tier would."""
+
+    def set_rank(rank):
+        level = TierLevel.objects.get(rank=rank)
+        today = timezone.localdate()
+        MemberTier.objects.update_or_create(
+            member=member,
+            defaults={
+                "level": level,
+                "achieved_at": timezone.now(),
+                "period_start": timezone.now(),
+                "valid_until": today + datetime.timedelta(days=365),
+            },
+        )
+
+    return set_rank
 
 
 def give_points(member, store, points, receipt="R1"):

@@ -1,0 +1,640 @@
+"""Writes for tiers: qualifying activity, upgrades, manual tiers, the nightly evaluation.
+
+Points calls `tier_activity_record` and `tier_upgrade_check` inside the transaction of a
+purchase, a return or an earning (after it has locked the member's points account), so an
+upgrade commits or rolls back with the purchase that earned it. The nightly evaluation
+(`tier_evaluate`) works set-based in batches of members, each batch one transaction that
+locks only tier rows, so it never waits in a cycle with a till.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from members.messaging import member_notify
+from members.models import Member, User
+from members.services import MemberError, audit_log
+
+from .models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierNotice, TierPolicy
+from .selectors import (
+    QUALIFYING_MONTHS,
+    Figures,
+    activity_figures,
+    business_date,
+    months_before,
+    qualified_level,
+    qualifying_window_start,
+    retains,
+    start_of,
+    tier_levels,
+    tier_policy_get,
+    validity_end,
+)
+
+BATCH_SIZE = 1000
+SWEEP_RANGE = 50_000  # member ids per batch of the nightly upgrade sweep
+
+Progress = Callable[[int, int], None]
+
+
+class TierError(MemberError):
+    """A tier change that is not allowed (bad level, end date in the past, no reason)."""
+
+
+def tier_activity_record(
+    *,
+    member: Member | int,
+    occurred_at: datetime.datetime,
+    spend: Decimal = Decimal(0),
+    points: int = 0,
+    source: str,
+) -> None:
+    """Count a purchase, return or earning towards tiers (in the caller's transaction)."""
+    if not spend and not points:
+        return
+    member_id = member if isinstance(member, int) else member.pk
+    QualifyingActivity.objects.create(
+        member_id=member_id, occurred_at=occurred_at, spend=spend, points=points, source=source
+    )
+
+
+def _notice_text(*, history: TierHistory) -> tuple[str, str]:
+    with translation.override("zh-hans"):
+        names = {"level": history.to_level.name_zh, "date": history.valid_until or ""}
+        if history.reason == TierHistory.Reason.UPGRADE:
+            subject = _("You have a new tier")
+            text = _("会员 Loyalty: congratulations, you are now %(level)s, valid until %(date)s.")
+        elif history.reason == TierHistory.Reason.DOWNGRADE:
+            subject = _("Your tier has changed")
+            text = _("会员 Loyalty: your tier is now %(level)s, valid until %(date)s.")
+        elif history.reason == TierHistory.Reason.RETAINED:
+            subject = _("You kept your tier")
+            text = _("会员 Loyalty: you keep %(level)s for another year, until %(date)s.")
+        else:
+            subject = _("Your tier has changed")
+            text = _("会员 Loyalty: your tier is now %(level)s, valid until %(date)s.")
+        if history.valid_until is None:
+            text = _("会员 Loyalty: your tier is now %(level)s.")
+        return subject, text % names
+
+
+def tier_notice_send(*, history_id: int) -> bool:
+    """Send one tier notice unless it was already claimed; claimed before sending, so a crash
+    can lose a message but never send it twice."""
+    claimed = TierNotice.objects.filter(history_id=history_id, sent_at__isnull=True).update(
+        sent_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    history = TierHistory.objects.select_related("member", "to_level").get(pk=history_id)
+    subject, text = _notice_text(history=history)
+    channels = member_notify(member=history.member, subject=subject, text=text)
+    TierNotice.objects.filter(history_id=history_id).update(channels=channels)
+    return True
+
+
+def tier_notices_send(*, progress: Progress | None = None) -> int:
+    """Send every notice not sent yet (the nightly changes), oldest first."""
+    pending = list(
+        TierNotice.objects.filter(sent_at__isnull=True)
+        .order_by("history_id")
+        .values_list("history_id", flat=True)
+    )
+    sent = 0
+    for index, history_id in enumerate(pending, start=1):
+        sent += tier_notice_send(history_id=history_id)
+        if progress and index % 500 == 0:
+            progress(index, len(pending))
+    return sent
+
+
+@dataclass(frozen=True)
+class Change:
+    member_id: int
+    from_level: TierLevel | None
+    to_level: TierLevel
+    reason: str
+    at: datetime.datetime
+    valid_until: datetime.date | None
+    period_start: datetime.datetime
+    counts_from: datetime.datetime | None = None
+    keep_counts_from: bool = True
+    note: str = ""
+    actor: User | None = None
+    notify: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def _changes_apply(*, changes: list[Change], statuses: dict[int, MemberTier]) -> list[TierHistory]:
+    """Write the new statuses and their history (and notices) for one batch, set-based."""
+    now = timezone.now()
+    creates, updates = [], []
+    for change in changes:
+        status = statuses.get(change.member_id)
+        achieved = change.at if change.reason != TierHistory.Reason.RETAINED else None
+        if status is None:
+            creates.append(
+                MemberTier(
+                    member_id=change.member_id,
+                    level=change.to_level,
+                    achieved_at=change.at,
+                    period_start=change.period_start,
+                    valid_until=change.valid_until,
+                    counts_from=change.counts_from,
+                    override_until=change.extra.get("override_until"),
+                    override_reason=change.extra.get("override_reason", ""),
+                    updated_at=now,
+                )
+            )
+            continue
+        status.level = change.to_level
+        if achieved is not None:
+            status.achieved_at = achieved
+        status.period_start = change.period_start
+        status.valid_until = change.valid_until
+        if not change.keep_counts_from:
+            status.counts_from = change.counts_from
+        status.override_until = change.extra.get("override_until")
+        status.override_reason = change.extra.get("override_reason", "")
+        status.updated_at = now
+        updates.append(status)
+    MemberTier.objects.bulk_create(creates, batch_size=BATCH_SIZE)
+    MemberTier.objects.bulk_update(
+        updates,
+        [
+            "level",
+            "achieved_at",
+            "period_start",
+            "valid_until",
+            "counts_from",
+            "override_until",
+            "override_reason",
+            "updated_at",
+        ],
+        batch_size=BATCH_SIZE,
+    )
+    histories = TierHistory.objects.bulk_create(
+        [
+            TierHistory(
+                member_id=change.member_id,
+                from_level=change.from_level,
+                to_level=change.to_level,
+                reason=change.reason,
+                at=change.at,
+                valid_until=change.valid_until,
+                note=change.note,
+                actor=change.actor if change.actor and change.actor.is_authenticated else None,
+                recorded_at=now,
+            )
+            for change in changes
+        ],
+        batch_size=BATCH_SIZE,
+    )
+    if connection.features.can_return_rows_from_bulk_insert:
+        with_ids = histories
+    else:
+        # SQLite before 3.35 gives no ids back: read this batch's rows again.
+        with_ids = list(
+            TierHistory.objects.filter(
+                member_id__in=[c.member_id for c in changes], recorded_at=now
+            ).order_by("id")
+        )
+    notify = {c.member_id for c in changes if c.notify}
+    TierNotice.objects.bulk_create(
+        [TierNotice(history=h, member_id=h.member_id) for h in with_ids if h.member_id in notify],
+        batch_size=BATCH_SIZE,
+    )
+    return with_ids
+
+
+def _notify_after_commit(histories: list[TierHistory]) -> None:
+    ids = [h.pk for h in histories]
+
+    def send() -> None:
+        for history_id in ids:
+            tier_notice_send(history_id=history_id)
+
+    transaction.on_commit(send)
+
+
+def tier_upgrade_check(
+    *, member: Member, at: datetime.datetime, actor: User | None = None
+) -> TierHistory | None:
+    """Upgrade the member at once if the rolling 12 months to `at` qualify for a higher level
+    (several levels at a time if need be). Call inside the transaction that recorded the
+    activity; the new level holds for 12 months from the business date of `at`."""
+    status = (
+        MemberTier.objects.select_for_update().select_related("level").filter(member=member).first()
+    )
+    levels = tier_levels()
+    current = status.level if status is not None else levels[0]
+    if current.rank >= levels[-1].rank:
+        return None
+    window_start = qualifying_window_start(status=status, at=at)
+    # No end: a till whose clock runs behind must not hide the purchases recorded after it.
+    figures = activity_figures(member_id=member.pk, after=window_start, until=None)
+    target = qualified_level(levels=levels, figures=figures)
+    if target.rank <= current.rank:
+        return None
+    policy = tier_policy_get()
+    change = Change(
+        member_id=member.pk,
+        from_level=current,
+        to_level=target,
+        reason=TierHistory.Reason.UPGRADE,
+        at=at,
+        valid_until=validity_end(first_day=business_date(at), months=policy.valid_months),
+        period_start=at,
+        actor=actor,
+        note=_("spend ¥%(spend)s, points %(points)s in 12 months")
+        % {"spend": figures.spend, "points": figures.points},
+    )
+    histories = _changes_apply(changes=[change], statuses={member.pk: status} if status else {})
+    _notify_after_commit(histories)
+    return histories[0]
+
+
+def tier_override_set(
+    *,
+    member: Member,
+    level: TierLevel,
+    until: datetime.date,
+    reason: str,
+    actor: User,
+    now: datetime.datetime | None = None,
+) -> TierHistory:
+    """Put a member on a level by hand until `until` (inclusive); audited. When it ends, the
+    nightly evaluation puts the member where the last 12 months qualify."""
+    now = now or timezone.now()
+    reason = reason.strip()
+    if not reason:
+        raise TierError(_("Give a reason for the manual tier."))
+    if until < business_date(now):
+        raise TierError(_("The end date cannot be in the past."))
+    if level.is_base:
+        raise TierError(_("Choose a level above the base level; it returns by itself."))
+    with transaction.atomic():
+        status = (
+            MemberTier.objects.select_for_update()
+            .select_related("level")
+            .filter(member=member)
+            .first()
+        )
+        current = status.level if status is not None else tier_levels()[0]
+        change = Change(
+            member_id=member.pk,
+            from_level=current,
+            to_level=level,
+            reason=TierHistory.Reason.MANUAL,
+            at=now,
+            valid_until=until,
+            period_start=now,
+            note=reason[:200],
+            actor=actor,
+            extra={"override_until": until, "override_reason": reason[:200]},
+        )
+        histories = _changes_apply(changes=[change], statuses={member.pk: status} if status else {})
+        audit_log(
+            actor=actor,
+            action="tier.override",
+            target=member,
+            member=member,
+            details={
+                "from": current.code,
+                "to": level.code,
+                "until": until.isoformat(),
+                "reason": reason,
+            },
+        )
+        _notify_after_commit(histories)
+    return histories[0]
+
+
+def tier_member_merge(*, source: Member, target: Member, at: datetime.datetime) -> None:
+    """A merged duplicate's qualifying activity counts for the member it was merged into."""
+    QualifyingActivity.objects.filter(member=source).update(member=target)
+    tier_upgrade_check(member=target, at=at)
+
+
+# --- the nightly evaluation ---------------------------------------------------------------
+
+
+def _db_time(value: datetime.datetime):
+    """A datetime parameter for raw SQL as the ORM would store it (UTC text on SQLite)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _money(value) -> Decimal:
+    # SQLite sums decimals as floats: back to cents.
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
+
+
+def _figures_query(
+    *, member_ids: list[int], window_start: datetime.datetime, end: datetime.datetime
+) -> dict[int, tuple[Figures, Figures]]:
+    """Per member: (figures since the member's period start, rolling figures since
+    `window_start` or the member's counts_from), both up to `end` (exclusive)."""
+    activity = QualifyingActivity._meta.db_table
+    status = MemberTier._meta.db_table
+    placeholders = ", ".join(["%s"] * len(member_ids))
+    sql = f"""
+        SELECT a.member_id,
+               SUM(CASE WHEN a.occurred_at > t.period_start THEN a.spend ELSE 0 END),
+               SUM(CASE WHEN a.occurred_at > t.period_start THEN a.points ELSE 0 END),
+               SUM(CASE WHEN a.occurred_at > %s AND
+                        (t.counts_from IS NULL OR a.occurred_at > t.counts_from)
+                        THEN a.spend ELSE 0 END),
+               SUM(CASE WHEN a.occurred_at > %s AND
+                        (t.counts_from IS NULL OR a.occurred_at > t.counts_from)
+                        THEN a.points ELSE 0 END)
+        FROM {activity} a JOIN {status} t ON t.member_id = a.member_id
+        WHERE a.member_id IN ({placeholders})
+          AND (a.occurred_at > t.period_start OR a.occurred_at > %s)
+          AND a.occurred_at < %s
+        GROUP BY a.member_id
+    """  # noqa: S608 - table names come from the models
+    with connection.cursor() as cursor:
+        start, stop = _db_time(window_start), _db_time(end)
+        cursor.execute(sql, [start, start, *member_ids, start, stop])
+        rows = cursor.fetchall()
+    return {
+        row[0]: (
+            Figures(spend=_money(row[1]), points=int(row[2] or 0)),
+            Figures(spend=_money(row[3]), points=int(row[4] or 0)),
+        )
+        for row in rows
+    }
+
+
+@dataclass
+class EvaluationResult:
+    retained: int = 0
+    downgraded: int = 0
+    upgraded: int = 0
+    overrides_ended: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.retained + self.downgraded + self.upgraded + self.overrides_ended
+
+
+def _period_ends(*, business_day: datetime.date, overrides: bool) -> datetime.date | None:
+    rows = MemberTier.objects.filter(valid_until__lt=business_day)
+    rows = (
+        rows.filter(override_until__isnull=False)
+        if overrides
+        else rows.filter(override_until__isnull=True)
+    )
+    return rows.order_by("valid_until").values_list("valid_until", flat=True).first()
+
+
+def _evaluate_period_end(
+    *,
+    day: datetime.date,
+    overrides: bool,
+    levels: list[TierLevel],
+    policy: TierPolicy,
+    result: EvaluationResult,
+) -> None:
+    """Decide, as of the end of `day`, every member whose tier (or manual tier) ran out then."""
+    end = start_of(day + datetime.timedelta(days=1))
+    window_start = months_before(end, QUALIFYING_MONTHS)
+    next_until = validity_end(
+        first_day=day + datetime.timedelta(days=1), months=policy.valid_months
+    )
+    by_rank = {level.rank: level for level in levels}
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            rows = MemberTier.objects.select_for_update().filter(
+                valid_until=day, member_id__gt=last_id
+            )
+            rows = (
+                rows.filter(override_until__isnull=False)
+                if overrides
+                else rows.filter(override_until__isnull=True)
+            )
+            statuses = {
+                s.member_id: s
+                for s in rows.select_related("level").order_by("member_id")[:BATCH_SIZE]
+            }
+            if not statuses:
+                return
+            last_id = max(statuses)
+            figures = _figures_query(member_ids=list(statuses), window_start=window_start, end=end)
+            changes = []
+            for member_id, status in statuses.items():
+                since, rolling = figures.get(member_id, (Figures(), Figures()))
+                current = status.level
+                if overrides:
+                    target = qualified_level(levels=levels, figures=rolling)
+                elif retains(level=current, figures=since):
+                    target = current
+                elif policy.downgrade == TierPolicy.Downgrade.QUALIFIED:
+                    # What the period qualifies for, without the spend that won the tier.
+                    target = min(
+                        qualified_level(levels=levels, figures=since),
+                        by_rank.get(current.rank - 1, levels[0]),
+                        key=lambda lv: lv.rank,
+                    )
+                else:
+                    lower = [lv for lv in levels if lv.rank < current.rank]
+                    target = lower[-1] if lower else current
+                if target.rank > current.rank:
+                    reason = TierHistory.Reason.UPGRADE
+                elif target.rank < current.rank:
+                    reason = TierHistory.Reason.DOWNGRADE
+                else:
+                    reason = TierHistory.Reason.RETAINED
+                changes.append(
+                    Change(
+                        member_id=member_id,
+                        from_level=current,
+                        to_level=target,
+                        reason=reason,
+                        at=end,
+                        valid_until=None if target.is_base else next_until,
+                        period_start=end,
+                        # Spend that did not keep a tier must not win it straight back.
+                        counts_from=end,
+                        keep_counts_from=reason == TierHistory.Reason.RETAINED,
+                        note=_("since %(start)s: spend ¥%(spend)s, points %(points)s")
+                        % {
+                            "start": business_date(status.period_start).isoformat(),
+                            "spend": since.spend,
+                            "points": since.points,
+                        },
+                        # A renewal is quiet unless it ends a manual tier.
+                        notify=reason != TierHistory.Reason.RETAINED or overrides,
+                    )
+                )
+            _changes_apply(changes=changes, statuses=statuses)
+        for change in changes:
+            if overrides:
+                result.overrides_ended += 1
+            elif change.reason == TierHistory.Reason.RETAINED:
+                result.retained += 1
+            else:
+                result.downgraded += 1
+
+
+def _sweep_candidates(
+    *,
+    low: int,
+    high: int,
+    window_start: datetime.datetime,
+    end: datetime.datetime,
+    min_spend: Decimal,
+    min_points: int,
+) -> dict[int, Figures]:
+    """Members in [low, high) whose rolling figures reach at least the lowest upgrade."""
+    activity = QualifyingActivity._meta.db_table
+    sql = f"""
+        SELECT a.member_id, SUM(a.spend), SUM(a.points)
+        FROM {activity} a
+        WHERE a.member_id >= %s AND a.member_id < %s
+          AND a.occurred_at > %s AND a.occurred_at < %s
+        GROUP BY a.member_id
+        HAVING SUM(a.spend) >= %s OR SUM(a.points) >= %s
+    """  # noqa: S608 - table name comes from the model
+    with connection.cursor() as cursor:
+        # Thresholds as float: SQLite compares its float sums with text-bound decimals wrongly.
+        cursor.execute(
+            sql,
+            [low, high, _db_time(window_start), _db_time(end), float(min_spend), min_points],
+        )
+        return {
+            row[0]: Figures(spend=_money(row[1]), points=int(row[2] or 0))
+            for row in cursor.fetchall()
+        }
+
+
+def _sweep(
+    *,
+    business_day: datetime.date,
+    levels: list[TierLevel],
+    policy: TierPolicy,
+    result: EvaluationResult,
+    progress: Progress | None,
+) -> None:
+    """Upgrade everyone the rolling 12 months qualify for a higher level: members whose
+    activity came in by bulk import, or whose level's requirements were lowered."""
+    end = start_of(business_day)
+    window_start = months_before(end, QUALIFYING_MONTHS)
+    spends = [lv.qualify_spend for lv in levels[1:] if lv.qualify_spend > 0]
+    points = [lv.qualify_points for lv in levels[1:] if lv.qualify_points > 0]
+    if not spends and not points:
+        return
+    # A threshold nobody can reach stands in for "not by this figure".
+    min_spend = min(spends) if spends else Decimal("1e11")
+    min_points = min(points) if points else 2**62
+    top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    valid_until = validity_end(first_day=business_day, months=policy.valid_months)
+    for low in range(0, top + 1, SWEEP_RANGE):
+        candidates = _sweep_candidates(
+            low=low,
+            high=low + SWEEP_RANGE,
+            window_start=window_start,
+            end=end,
+            min_spend=min_spend,
+            min_points=min_points,
+        )
+        if candidates:
+            for attempt in range(2):
+                try:
+                    result.upgraded += _sweep_apply(
+                        candidates=candidates,
+                        levels=levels,
+                        end=end,
+                        window_start=window_start,
+                        valid_until=valid_until,
+                    )
+                    break
+                except IntegrityError:
+                    # A till created the member's first tier row meanwhile: read again.
+                    if attempt:
+                        raise
+        if progress:
+            progress(min(low + SWEEP_RANGE, top), top)
+
+
+def _sweep_apply(
+    *,
+    candidates: dict[int, Figures],
+    levels: list[TierLevel],
+    end: datetime.datetime,
+    window_start: datetime.datetime,
+    valid_until: datetime.date,
+) -> int:
+    changed = 0
+    ids = sorted(candidates)
+    for index in range(0, len(ids), BATCH_SIZE):
+        chunk = ids[index : index + BATCH_SIZE]
+        with transaction.atomic():
+            statuses = {
+                s.member_id: s
+                for s in MemberTier.objects.select_for_update()
+                .select_related("level")
+                .filter(member_id__in=chunk)
+                .order_by("member_id")
+            }
+            changes = []
+            for member_id in chunk:
+                status = statuses.get(member_id)
+                figures = candidates[member_id]
+                if status is not None and status.counts_from and status.counts_from > window_start:
+                    # Only part of the window counts for this member: the batch figure is
+                    # an upper bound; decide on the exact one.
+                    figures = activity_figures(
+                        member_id=member_id, after=status.counts_from, until=end, inclusive=False
+                    )
+                current = status.level if status is not None else levels[0]
+                target = qualified_level(levels=levels, figures=figures)
+                if target.rank <= current.rank:
+                    continue
+                changes.append(
+                    Change(
+                        member_id=member_id,
+                        from_level=current,
+                        to_level=target,
+                        reason=TierHistory.Reason.UPGRADE,
+                        at=end,
+                        valid_until=valid_until,
+                        period_start=end,
+                        note=_("spend ¥%(spend)s, points %(points)s in 12 months")
+                        % {"spend": figures.spend, "points": figures.points},
+                    )
+                )
+            if changes:
+                _changes_apply(changes=changes, statuses=statuses)
+            changed += len(changes)
+    return changed
+
+
+def tier_evaluate(
+    *, business_day: datetime.date, progress: Progress | None = None
+) -> EvaluationResult:
+    """The nightly tier run for the night that starts `business_day` (it decides up to the end
+    of the day before): manual tiers that ended, anniversaries (retained or down), then the
+    upgrade sweep. A run late by days or years decides each anniversary as of that date.
+    Idempotent: decided members move their `valid_until` past the day, so a second run, or a
+    run after a crash, finds nothing more to do."""
+    levels = tier_levels()
+    policy = tier_policy_get()
+    result = EvaluationResult()
+    for overrides in (True, False):
+        while (day := _period_ends(business_day=business_day, overrides=overrides)) is not None:
+            _evaluate_period_end(
+                day=day, overrides=overrides, levels=levels, policy=policy, result=result
+            )
+    _sweep(
+        business_day=business_day, levels=levels, policy=policy, result=result, progress=progress
+    )
+    return result
