@@ -35,6 +35,7 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json scripts/copy_vendor.m
 run: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) seed_demo
+	$(MANAGE) run_nightly
 	UV="$(UV)" bash scripts/run.sh
 
 test: install
