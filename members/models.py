@@ -462,12 +462,19 @@ class MemberImportError(models.Model):
 
 
 class JobRun(models.Model):
-    """One run of a scheduled job for a business date: what it did and how it ended."""
+    """One run of a scheduled job for a business date: what it did and how it ended.
+
+    A running job reports `progress_done` of `progress_total` between its batches (both
+    null when the job does not report progress). A run whose worker died stays `running`
+    until the next run of the job marks it failed with the error `interrupted`; a run refused
+    because the job was already running elsewhere is `skipped` (see members/jobs.py).
+    """
 
     class Status(models.TextChoices):
         RUNNING = "running", _("Running")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
 
     job = models.CharField(_("job"), max_length=50)
     business_date = models.DateField(_("business date"))
@@ -478,6 +485,8 @@ class JobRun(models.Model):
     rows = models.BigIntegerField(_("rows touched"), default=0)
     details = models.JSONField(_("details"), default=dict, blank=True)
     error = models.TextField(_("error"), blank=True)
+    progress_done = models.BigIntegerField(_("done"), null=True, blank=True)
+    progress_total = models.BigIntegerField(_("to do"), null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -488,3 +497,12 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.business_date} {self.status}"
+
+    @property
+    def percent(self) -> int | None:
+        """Progress in whole percent, or None when the job has not said how much there is."""
+        if self.progress_total is None or self.progress_done is None:
+            return None
+        if self.progress_total <= 0:
+            return 100
+        return min(100, self.progress_done * 100 // self.progress_total)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import import_views, staff_views, views
+from . import import_views, job_views, staff_views, views
 
 MEMBER_NO = r"(?P<member_no>8[0-9]{11})"
 
@@ -39,4 +39,6 @@ staff_patterns = [
         name="member-reveal-phone",
     ),
     path("audit/", staff_views.audit_log, name="audit-log"),
+    path("jobs/", job_views.job_runs, name="jobs"),
+    path("jobs/<int:run_id>/", job_views.job_run_detail, name="job-run-detail"),
 ]

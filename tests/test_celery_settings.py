@@ -23,9 +23,24 @@ def test_beat_runs_the_nightly_jobs_at_the_product_times_in_shanghai():
         name: (entry["schedule"].hour, entry["schedule"].minute, entry["args"])
         for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
     }
-    assert schedule["points_expiry"] == ({0}, {30}, ("points_expiry",))
-    assert schedule["expiry_reminders"] == ({9}, {0}, ("expiry_reminders",))
+    assert schedule == {
+        "points_expiry": ({0}, {30}, ("points_expiry",)),
+        "tier_evaluation": ({1}, {0}, ("tier_evaluation",)),
+        "reconcile": ({3}, {30}, ("reconcile",)),
+        "expiry_reminders": ({9}, {0}, ("expiry_reminders",)),
+        "birthday_benefits": ({9}, {0}, ("birthday_benefits",)),
+    }
+
+
+def test_every_beat_entry_runs_a_registered_job_through_a_known_task():
     from members.jobs import nightly_jobs
 
     registered = {job.name for job in nightly_jobs()}
-    assert set(schedule) <= registered
+    scheduled = {entry["args"][0] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert sorted(scheduled - registered) == [], "scheduled but not registered"
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks
+
+
+def test_the_beat_schedule_is_the_apps_schedule():
+    assert app.conf.beat_schedule == settings.CELERY_BEAT_SCHEDULE

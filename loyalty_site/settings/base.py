@@ -215,8 +215,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than the longest task, so a slow task is not redelivered while it still runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
-# The nightly jobs at the times of PRODUCT.md (Asia/Shanghai, CELERY_TIMEZONE); each run
-# is recorded as a JobRun and safe to repeat.
+# The nightly jobs at the times of PRODUCT.md (Asia/Shanghai, CELERY_TIMEZONE), one beat
+# entry per job (tests/test_celery_settings.py checks each names a registered job). Each run
+# is recorded as a JobRun and safe to repeat; `nightly_chain_task` queues them all for a date.
 CELERY_BEAT_SCHEDULE = {
     job: {
         "task": "members.tasks.nightly_job_task",
@@ -225,10 +226,17 @@ CELERY_BEAT_SCHEDULE = {
     }
     for job, hour, minute in (
         ("points_expiry", 0, 30),
+        ("tier_evaluation", 1, 0),
         ("reconcile", 3, 30),
         ("expiry_reminders", 9, 0),
+        ("birthday_benefits", 9, 0),
+        # The night's tier changes are told at a decent hour, not at 01:00.
+        ("tier_notices", 9, 0),
     )
 }
+# Accounts per transaction in the points expiry job: each batch commits on its own, so a
+# run killed half-way keeps what it did (the tests make it tiny to kill a run mid-way).
+POINTS_EXPIRY_BATCH = env.int("POINTS_EXPIRY_BATCH", default=5000)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,216 @@
+"""Administrators, auditors and store managers follow the nightly jobs on the Jobs page."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from members.jobs import ALREADY_RUNNING, INTERRUPTED
+from members.models import JobRun
+
+pytestmark = pytest.mark.django_db
+
+JOBS_URL = "/staff/jobs/"
+DAY = datetime.date(2027, 4, 1)
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture
+def manager_client(client, role_user):
+    client.force_login(role_user("store_manager", email="manager@example.com"))
+    return client
+
+
+def page(response) -> str:
+    return response.content.decode()
+
+
+def rows(html: str) -> list[str]:
+    table = html.split('<table class="job-runs">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr class=\"job-run .*?</tr>", table, re.S)
+
+
+def run(job: str = "points_expiry", status: str = "succeeded", **fields) -> JobRun:
+    started = fields.pop("started_at", timezone.now())
+    finished = None if status == "running" else started + datetime.timedelta(seconds=3)
+    return JobRun.objects.create(
+        job=job,
+        business_date=fields.pop("business_date", DAY),
+        status=status,
+        started_at=started,
+        finished_at=finished,
+        seconds=None if finished is None else 3.0,
+        **fields,
+    )
+
+
+# --- who may see it ----------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    response = client.get(JOBS_URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.parametrize("role", ["store_staff", "marketer"])
+def test_roles_without_the_jobs_permission_are_refused(client, role_user, role):
+    client.force_login(role_user(role))
+    assert client.get(JOBS_URL).status_code == 403
+    assert client.get(f"{JOBS_URL}{run().pk}/").status_code == 403
+
+
+@pytest.mark.parametrize("role", ["administrator", "auditor", "store_manager"])
+def test_administrators_auditors_and_store_managers_see_it_linked_from_the_menu(
+    client, role_user, role
+):
+    client.force_login(role_user(role))
+    assert client.get(JOBS_URL).status_code == 200
+    assert f'href="{JOBS_URL}"' in page(client.get("/staff/"))
+
+
+def test_the_menu_has_no_jobs_link_for_store_staff(client, role_user):
+    client.force_login(role_user("store_staff"))
+    assert f'href="{JOBS_URL}"' not in page(client.get("/staff/"))
+
+
+# --- the list ----------------------------------------------------------------------------
+
+
+def test_runs_are_listed_newest_first_with_their_figures(manager_client):
+    earlier = timezone.now() - datetime.timedelta(hours=2)
+    run("reconcile", started_at=earlier, rows=120, details={"accounts_checked": 120})
+    run("points_expiry", rows=7, details={"lots_expired": 7, "coupons_expired": 0})
+
+    html = page(manager_client.get(JOBS_URL))
+
+    listed = rows(html)
+    assert len(listed) == 2
+    assert "points_expiry" in listed[0] and "lots_expired" in listed[0]
+    assert "reconcile" in listed[1] and "accounts_checked" in listed[1]
+    assert "2027-04-01" in listed[0] and "Succeeded" in listed[0]
+    assert "2 runs" in html
+
+
+def test_a_running_job_shows_its_progress_and_the_list_refreshes_itself(manager_client):
+    run("points_expiry", status="running", progress_done=250, progress_total=1000)
+
+    html = page(manager_client.get(JOBS_URL))
+
+    assert '<progress class="progress" max="1000" value="250"' in html
+    assert "250 of 1000 (25%)" in html
+    assert 'hx-trigger="every 5s"' in html
+    assert '<meta http-equiv="refresh"' in html  # inside <noscript>
+
+
+def test_the_list_stops_refreshing_when_nothing_runs(manager_client):
+    run("points_expiry")
+    html = page(manager_client.get(JOBS_URL))
+    assert "hx-trigger" not in html and 'http-equiv="refresh"' not in html
+
+
+def test_failed_runs_show_why(manager_client):
+    run("reconcile", status="failed", error="2 account(s) and 0 transaction(s) do not reconcile")
+    run("points_expiry", status="failed", error=INTERRUPTED)
+    run("points_expiry", status="skipped", error=ALREADY_RUNNING)
+
+    html = page(manager_client.get(JOBS_URL))
+
+    assert "2 account(s) and 0 transaction(s) do not reconcile" in html
+    assert "Interrupted: the worker stopped during this run." in html
+    assert "Not run: another run of this job was still going." in html
+
+
+def test_runs_can_be_filtered_by_job_and_status(manager_client):
+    run("points_expiry")
+    run("points_expiry", status="failed", error=INTERRUPTED)
+    run("reconcile")
+
+    by_job = rows(page(manager_client.get(JOBS_URL, {"job": "points_expiry"})))
+    assert len(by_job) == 2 and all("points_expiry" in row for row in by_job)
+
+    by_both = rows(page(manager_client.get(JOBS_URL, {"job": "points_expiry", "status": "failed"})))
+    assert len(by_both) == 1 and "Failed" in by_both[0]
+
+    nothing = page(manager_client.get(JOBS_URL, {"job": "reconcile", "status": "running"}))
+    assert "No job runs match these filters." in nothing
+
+
+def test_an_unknown_filter_value_is_a_bad_request(manager_client):
+    response = manager_client.get(JOBS_URL, {"status": "exploded"})
+    assert response.status_code == 400
+    assert "Select a valid choice" in page(response)
+
+
+def test_the_list_is_paginated(manager_client):
+    start = timezone.now() - datetime.timedelta(days=60)
+    JobRun.objects.bulk_create(
+        JobRun(
+            job="reconcile",
+            business_date=DAY - datetime.timedelta(days=n),
+            status="succeeded",
+            started_at=start + datetime.timedelta(hours=n),
+        )
+        for n in range(55)
+    )
+    first = page(manager_client.get(JOBS_URL, {"job": "reconcile"}))
+    assert len(rows(first)) == 50
+    assert "Page 1 of 2" in first and "job=reconcile&amp;page=2" in first
+    second = page(manager_client.get(JOBS_URL, {"job": "reconcile", "page": 2}))
+    assert len(rows(second)) == 5
+
+
+def test_htmx_gets_only_the_table(manager_client):
+    run("points_expiry", status="running", progress_done=1, progress_total=2)
+    response = manager_client.get(JOBS_URL, headers={"HX-Request": "true"})
+    html = page(response)
+    assert html.lstrip().startswith('<div id="job-runs"')
+    assert "<h1>" not in html
+    assert "HX-Request" in response["Vary"]
+
+
+# --- one run -----------------------------------------------------------------------------
+
+
+def test_the_detail_page_shows_everything_about_a_run(manager_client):
+    failed = run(
+        "reconcile",
+        status="failed",
+        rows=3,
+        error="3 account(s) and 0 transaction(s) do not reconcile",
+        details={
+            "accounts_checked": 3,
+            "mismatches": [{"account": 9, "member": 4, "balance": 999}],
+            "unbalanced_transactions": [],
+        },
+    )
+
+    html = page(manager_client.get(f"{JOBS_URL}{failed.pk}/"))
+
+    assert "reconcile for 2027-04-01" in html
+    assert "Failed" in html and "do not reconcile" in html
+    assert "accounts_checked" in html
+    assert "&quot;balance&quot;: 999" in html  # the mismatch list, as JSON
+    assert "hx-trigger" not in html
+
+
+def test_the_detail_of_a_running_run_refreshes_its_status(manager_client):
+    running = run("points_expiry", status="running", progress_done=3, progress_total=4)
+    url = f"{JOBS_URL}{running.pk}/"
+
+    assert 'hx-trigger="every 2s"' in page(manager_client.get(url))
+    fragment = page(manager_client.get(url, headers={"HX-Request": "true"}))
+    assert fragment.lstrip().startswith('<div id="job-run-status"')
+    assert "3 of 4 (75%)" in fragment
+
+
+def test_an_unknown_run_is_not_found(manager_client):
+    assert manager_client.get(f"{JOBS_URL}999999/").status_code == 404
