@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -61,6 +63,47 @@ def _remember_roles(django_db_setup, django_db_blocker):
             _roles[group.name] = [
                 (p.content_type.app_label, p.codename) for p in group.permissions.all()
             ]
+
+
+def tier_levels_restore() -> None:
+    """Put the default tier levels back if an earlier transactional test's flush took them.
+
+    They are rows of a data migration, which a flush deletes like any others (the roles are
+    put back by `make_role_user` the same way); purchases and the tier job need them.
+    """
+    from tiers.models import TierLevel
+
+    if TierLevel.objects.exists():
+        return
+    migration = importlib.import_module("tiers.migrations.0002_levels_roles_guards")
+    for rank, code, zh, en, qualify, retain, mult, discount, ben_zh, ben_en in migration.LEVELS:
+        TierLevel.objects.create(
+            rank=rank,
+            code=code,
+            name_zh=zh,
+            name_en=en,
+            qualify_spend=Decimal(qualify),
+            qualify_points=qualify,
+            retain_spend=Decimal(retain),
+            retain_points=retain,
+            earn_multiplier=Decimal(mult),
+            discount_rate=Decimal(discount),
+            birthday_coupon=rank >= 2,
+            benefits_zh=ben_zh,
+            benefits_en=ben_en,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _tier_levels_present(request):
+    """Every test that touches the database starts with the seeded tier levels."""
+    if request.node.get_closest_marker("django_db") is not None:
+        tier_levels_restore()  # pytest-django's marker fixture has opened the database
+    elif {"db", "transactional_db"} & set(request.fixturenames):
+        request.getfixturevalue(
+            "transactional_db" if "transactional_db" in request.fixturenames else "db"
+        )
+        tier_levels_restore()
 
 
 def make_role_user(role: str, **kwargs):

@@ -8,7 +8,6 @@ the worker committed. Each test gets its own queue, so a message left behind by 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shlex
 import signal
@@ -18,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -114,35 +112,6 @@ def eager_off():
     app.conf.task_always_eager = before
 
 
-def _tier_levels_restore() -> None:
-    """Put the default tier levels back if an earlier transactional test's flush took them.
-
-    They are rows of a data migration, which a flush deletes like any others (the roles are
-    put back by tests/conftest.py in the same way); purchases and the tier job need them.
-    """
-    from tiers.models import TierLevel
-
-    if TierLevel.objects.exists():
-        return
-    migration = importlib.import_module("tiers.migrations.0002_levels_roles_guards")
-    for rank, code, zh, en, qualify, retain, mult, discount, ben_zh, ben_en in migration.LEVELS:
-        TierLevel.objects.create(
-            rank=rank,
-            code=code,
-            name_zh=zh,
-            name_en=en,
-            qualify_spend=Decimal(qualify),
-            qualify_points=qualify,
-            retain_spend=Decimal(retain),
-            retain_points=retain,
-            earn_multiplier=Decimal(mult),
-            discount_rate=Decimal(discount),
-            birthday_coupon=rank >= 2,
-            benefits_zh=ben_zh,
-            benefits_en=ben_en,
-        )
-
-
 @pytest.fixture
 def celery_worker(transactional_db, eager_off, tmp_path) -> Iterator[Callable[..., Worker]]:
     """start(**env) → a worker starting on a fresh queue, stopped at the end of the test.
@@ -150,7 +119,6 @@ def celery_worker(transactional_db, eager_off, tmp_path) -> Iterator[Callable[..
     It boots (a few seconds) while the test builds its data; tasks sent before it is ready
     wait in its queue.
     """
-    _tier_levels_restore()
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
