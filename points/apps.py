@@ -70,10 +70,24 @@ class PointsConfig(AppConfig):
         from . import jobs
 
         # Order of `run_nightly`: tiers evaluate first, reconcile checks last.
-        nightly_job_register(name="points_expiry", order=20, function=jobs.expiry_job)
-        nightly_job_register(name="expiry_reminders", order=30, function=jobs.reminders_job)
-        nightly_job_register(name="birthday_benefits", order=40, function=jobs.birthday_job)
-        nightly_job_register(name="reconcile", order=90, function=jobs.reconcile_job)
+        nightly_job_register(
+            name="points_expiry", order=20, function=jobs.expiry_job, label=_("Points expiry")
+        )
+        nightly_job_register(
+            name="expiry_reminders",
+            order=30,
+            function=jobs.reminders_job,
+            label=_("Expiry reminders"),
+        )
+        nightly_job_register(
+            name="birthday_benefits",
+            order=40,
+            function=jobs.birthday_job,
+            label=_("Birthday coupons"),
+        )
+        nightly_job_register(
+            name="reconcile", order=90, function=jobs.reconcile_job, label=_("Ledger reconcile")
+        )
 
     def _register_staff_panels(self) -> None:
         from members.panels import staff_member_panel_register

@@ -51,5 +51,12 @@ class TiersConfig(AppConfig):
         )
         audit_action_register(action="tier.override", label=_("Tier set by hand"))
         # Before points expiry (20): an upgrade decided tonight applies to tomorrow's earning.
-        nightly_job_register(name="tier_evaluation", order=10, function=jobs.tier_evaluation_job)
-        nightly_job_register(name="tier_notices", order=35, function=jobs.tier_notices_job)
+        nightly_job_register(
+            name="tier_evaluation",
+            order=10,
+            function=jobs.tier_evaluation_job,
+            label=_("Tier evaluation"),
+        )
+        nightly_job_register(
+            name="tier_notices", order=35, function=jobs.tier_notices_job, label=_("Tier notices")
+        )
