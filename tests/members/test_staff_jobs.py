@@ -94,8 +94,8 @@ def test_runs_are_listed_newest_first_with_their_figures(manager_client):
 
     listed = rows(html)
     assert len(listed) == 2
-    assert "points_expiry" in listed[0] and "lots_expired" in listed[0]
-    assert "reconcile" in listed[1] and "accounts_checked" in listed[1]
+    assert "Points expiry" in listed[0] and "lots_expired" in listed[0]
+    assert "Ledger reconcile" in listed[1] and "accounts_checked" in listed[1]
     assert "2027-04-01" in listed[0] and "Succeeded" in listed[0]
     assert "2 runs" in html
 
@@ -135,7 +135,7 @@ def test_runs_can_be_filtered_by_job_and_status(manager_client):
     run("reconcile")
 
     by_job = rows(page(manager_client.get(JOBS_URL, {"job": "points_expiry"})))
-    assert len(by_job) == 2 and all("points_expiry" in row for row in by_job)
+    assert len(by_job) == 2 and all("Points expiry" in row for row in by_job)
 
     by_both = rows(page(manager_client.get(JOBS_URL, {"job": "points_expiry", "status": "failed"})))
     assert len(by_both) == 1 and "Failed" in by_both[0]
