@@ -133,6 +133,13 @@ class MemberTier(models.Model):
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
     override_until = models.DateField(_("manual tier until"), null=True, blank=True)
     override_reason = models.CharField(_("reason for the manual tier"), max_length=200, blank=True)
+    # The tier the member had earned before a manual tier: it comes back when the manual
+    # tier ends, if it is still valid and better than what the last 12 months qualify for.
+    prior_level = models.ForeignKey(
+        TierLevel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    prior_valid_until = models.DateField(null=True, blank=True)
+    prior_period_start = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
 
     class Meta:
@@ -140,7 +147,8 @@ class MemberTier(models.Model):
         verbose_name_plural = _("member tiers")
         indexes = [
             # The nightly job finds anniversaries and ending overrides by date.
-            models.Index(fields=["valid_until"], name="tiers_membertier_valid_idx"),
+            # (and pages through one day's members by id)
+            models.Index(fields=["valid_until", "member"], name="tiers_membertier_valid_idx"),
             models.Index(
                 fields=["override_until"],
                 name="tiers_membertier_override_idx",

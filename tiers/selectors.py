@@ -201,7 +201,12 @@ def member_tier_progress(*, member: Member, now: datetime.datetime) -> TierProgr
     info = member_tier(member=member, levels=levels)
     window_start = qualifying_window_start(status=info.status, at=now)
     rolling = activity_figures(member_id=member.pk, after=window_start, until=now)
-    higher = [level for level in levels if level.rank > info.level.rank]
+    # Levels reached only by hand (no qualifying figure) are no goal to show.
+    higher = [
+        level
+        for level in levels
+        if level.rank > info.level.rank and (level.qualify_spend > 0 or level.qualify_points > 0)
+    ]
     next_goal = (
         _goal(level=higher[0], spend=rolling.spend, points=rolling.points, retain=False)
         if higher

@@ -24,6 +24,7 @@ from members.services import MemberError, audit_log
 
 from .models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierNotice, TierPolicy
 from .selectors import (
+    BUSINESS_TZ,
     QUALIFYING_MONTHS,
     Figures,
     activity_figures,
@@ -150,6 +151,9 @@ def _changes_apply(*, changes: list[Change], statuses: dict[int, MemberTier]) ->
                     counts_from=change.counts_from,
                     override_until=change.extra.get("override_until"),
                     override_reason=change.extra.get("override_reason", ""),
+                    prior_level=change.extra.get("prior_level"),
+                    prior_valid_until=change.extra.get("prior_valid_until"),
+                    prior_period_start=change.extra.get("prior_period_start"),
                     updated_at=now,
                 )
             )
@@ -163,6 +167,9 @@ def _changes_apply(*, changes: list[Change], statuses: dict[int, MemberTier]) ->
             status.counts_from = change.counts_from
         status.override_until = change.extra.get("override_until")
         status.override_reason = change.extra.get("override_reason", "")
+        status.prior_level = change.extra.get("prior_level")
+        status.prior_valid_until = change.extra.get("prior_valid_until")
+        status.prior_period_start = change.extra.get("prior_period_start")
         status.updated_at = now
         updates.append(status)
     MemberTier.objects.bulk_create(creates, batch_size=BATCH_SIZE)
@@ -176,6 +183,9 @@ def _changes_apply(*, changes: list[Change], statuses: dict[int, MemberTier]) ->
             "counts_from",
             "override_until",
             "override_reason",
+            "prior_level",
+            "prior_valid_until",
+            "prior_period_start",
             "updated_at",
         ],
         batch_size=BATCH_SIZE,
@@ -214,7 +224,19 @@ def _changes_apply(*, changes: list[Change], statuses: dict[int, MemberTier]) ->
     return with_ids
 
 
+QUIET_FROM, QUIET_UNTIL = 21, 9  # PRODUCT.md: no messages 21:00–09:00
+
+
+def _quiet_hours(at: datetime.datetime) -> bool:
+    hour = at.astimezone(BUSINESS_TZ).hour
+    return hour >= QUIET_FROM or hour < QUIET_UNTIL
+
+
 def _notify_after_commit(histories: list[TierHistory]) -> None:
+    """Tell the member after commit, unless it is quiet hours: then the 09:00 tier_notices
+    job sends what is still unsent."""
+    if _quiet_hours(timezone.now()):
+        return
     ids = [h.pk for h in histories]
 
     def send() -> None:
@@ -224,17 +246,39 @@ def _notify_after_commit(histories: list[TierHistory]) -> None:
     transaction.on_commit(send)
 
 
+def _status_locked(*, member_id: int) -> MemberTier | None:
+    # `of=self`: lock the member's row only, never the shared level row it joins.
+    return MemberTier.objects.select_for_update(of=("self",)).filter(member_id=member_id).first()
+
+
+def _levels_by_id(levels: list[TierLevel]) -> dict[int, TierLevel]:
+    return {level.pk: level for level in levels}
+
+
 def tier_upgrade_check(
     *, member: Member, at: datetime.datetime, actor: User | None = None
 ) -> TierHistory | None:
-    """Upgrade the member at once if the rolling 12 months to `at` qualify for a higher level
+    """Upgrade the member at once if the rolling 12 months qualify for a higher level
     (several levels at a time if need be). Call inside the transaction that recorded the
     activity; the new level holds for 12 months from the business date of `at`."""
-    status = (
-        MemberTier.objects.select_for_update().select_related("level").filter(member=member).first()
-    )
+    for attempt in range(2):
+        try:
+            # A savepoint: a first tier row written meanwhile by a manual tier or the nightly
+            # sweep (which do not hold the points account) must not fail the purchase.
+            with transaction.atomic():
+                return _upgrade_check(member=member, at=at, actor=actor)
+        except IntegrityError:
+            if attempt:
+                raise
+    return None
+
+
+def _upgrade_check(
+    *, member: Member, at: datetime.datetime, actor: User | None
+) -> TierHistory | None:
     levels = tier_levels()
-    current = status.level if status is not None else levels[0]
+    status = _status_locked(member_id=member.pk)
+    current = _levels_by_id(levels)[status.level_id] if status is not None else levels[0]
     if current.rank >= levels[-1].rank:
         return None
     window_start = qualifying_window_start(status=status, at=at)
@@ -280,14 +324,46 @@ def tier_override_set(
         raise TierError(_("The end date cannot be in the past."))
     if level.is_base:
         raise TierError(_("Choose a level above the base level; it returns by itself."))
+    for attempt in range(2):
+        try:
+            return _override_set(
+                member=member, level=level, until=until, reason=reason, actor=actor, now=now
+            )
+        except IntegrityError:
+            # A till wrote the member's first tier row meanwhile: read it and go again.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _override_set(
+    *,
+    member: Member,
+    level: TierLevel,
+    until: datetime.date,
+    reason: str,
+    actor: User,
+    now: datetime.datetime,
+) -> TierHistory:
     with transaction.atomic():
-        status = (
-            MemberTier.objects.select_for_update()
-            .select_related("level")
-            .filter(member=member)
-            .first()
-        )
-        current = status.level if status is not None else tier_levels()[0]
+        levels = tier_levels()
+        status = _status_locked(member_id=member.pk)
+        current = _levels_by_id(levels)[status.level_id] if status is not None else levels[0]
+        if status is not None and status.override_until is not None:
+            # A manual tier replaced by another: the earned tier underneath stays the same.
+            prior = {
+                "prior_level": status.prior_level,
+                "prior_valid_until": status.prior_valid_until,
+                "prior_period_start": status.prior_period_start,
+            }
+        elif status is not None and not current.is_base:
+            prior = {
+                "prior_level": current,
+                "prior_valid_until": status.valid_until,
+                "prior_period_start": status.period_start,
+            }
+        else:
+            prior = {}
         change = Change(
             member_id=member.pk,
             from_level=current,
@@ -298,7 +374,7 @@ def tier_override_set(
             period_start=now,
             note=reason[:200],
             actor=actor,
-            extra={"override_until": until, "override_reason": reason[:200]},
+            extra={"override_until": until, "override_reason": reason[:200], **prior},
         )
         histories = _changes_apply(changes=[change], statuses={member.pk: status} if status else {})
         audit_log(
@@ -318,8 +394,43 @@ def tier_override_set(
 
 
 def tier_member_merge(*, source: Member, target: Member, at: datetime.datetime) -> None:
-    """A merged duplicate's qualifying activity counts for the member it was merged into."""
+    """A merged duplicate's qualifying activity counts for the member it was merged into,
+    and the better of the two tiers stays (with its own validity). Called inside the merge's
+    transaction, which holds both members' points accounts."""
     QualifyingActivity.objects.filter(member=source).update(member=target)
+    levels = tier_levels()
+    by_id = _levels_by_id(levels)
+    statuses = {
+        s.member_id: s
+        for s in MemberTier.objects.select_for_update(of=("self",))
+        .filter(member_id__in=[source.pk, target.pk])
+        .order_by("member_id")
+    }
+    mine, theirs = statuses.get(source.pk), statuses.get(target.pk)
+    if mine is not None:
+        current = by_id[theirs.level_id] if theirs is not None else levels[0]
+        better = by_id[mine.level_id]
+        if better.rank > current.rank:
+            _changes_apply(
+                changes=[
+                    Change(
+                        member_id=target.pk,
+                        from_level=current,
+                        to_level=better,
+                        reason=TierHistory.Reason.UPGRADE,
+                        at=at,
+                        valid_until=mine.valid_until,
+                        period_start=mine.period_start,
+                        counts_from=mine.counts_from,
+                        keep_counts_from=False,
+                        note=_("merged from %(member_no)s") % {"member_no": source.member_no},
+                        notify=False,
+                    )
+                ],
+                statuses={target.pk: theirs} if theirs is not None else {},
+            )
+        # The duplicate is closed: nothing of it is evaluated any more.
+        mine.delete()
     tier_upgrade_check(member=target, at=at)
 
 
@@ -409,11 +520,11 @@ def _evaluate_period_end(
     next_until = validity_end(
         first_day=day + datetime.timedelta(days=1), months=policy.valid_months
     )
-    by_rank = {level.rank: level for level in levels}
+    by_id = _levels_by_id(levels)
     last_id = 0
     while True:
         with transaction.atomic():
-            rows = MemberTier.objects.select_for_update().filter(
+            rows = MemberTier.objects.select_for_update(of=("self",)).filter(
                 valid_until=day, member_id__gt=last_id
             )
             rows = (
@@ -421,60 +532,31 @@ def _evaluate_period_end(
                 if overrides
                 else rows.filter(override_until__isnull=True)
             )
-            statuses = {
-                s.member_id: s
-                for s in rows.select_related("level").order_by("member_id")[:BATCH_SIZE]
-            }
+            statuses = {s.member_id: s for s in rows.order_by("member_id")[:BATCH_SIZE]}
             if not statuses:
                 return
             last_id = max(statuses)
             figures = _figures_query(member_ids=list(statuses), window_start=window_start, end=end)
-            changes = []
-            for member_id, status in statuses.items():
-                since, rolling = figures.get(member_id, (Figures(), Figures()))
-                current = status.level
-                if overrides:
-                    target = qualified_level(levels=levels, figures=rolling)
-                elif retains(level=current, figures=since):
-                    target = current
-                elif policy.downgrade == TierPolicy.Downgrade.QUALIFIED:
-                    # What the period qualifies for, without the spend that won the tier.
-                    target = min(
-                        qualified_level(levels=levels, figures=since),
-                        by_rank.get(current.rank - 1, levels[0]),
-                        key=lambda lv: lv.rank,
-                    )
-                else:
-                    lower = [lv for lv in levels if lv.rank < current.rank]
-                    target = lower[-1] if lower else current
-                if target.rank > current.rank:
-                    reason = TierHistory.Reason.UPGRADE
-                elif target.rank < current.rank:
-                    reason = TierHistory.Reason.DOWNGRADE
-                else:
-                    reason = TierHistory.Reason.RETAINED
-                changes.append(
-                    Change(
-                        member_id=member_id,
-                        from_level=current,
-                        to_level=target,
-                        reason=reason,
-                        at=end,
-                        valid_until=None if target.is_base else next_until,
-                        period_start=end,
-                        # Spend that did not keep a tier must not win it straight back.
-                        counts_from=end,
-                        keep_counts_from=reason == TierHistory.Reason.RETAINED,
-                        note=_("since %(start)s: spend ¥%(spend)s, points %(points)s")
-                        % {
-                            "start": business_date(status.period_start).isoformat(),
-                            "spend": since.spend,
-                            "points": since.points,
-                        },
-                        # A renewal is quiet unless it ends a manual tier.
-                        notify=reason != TierHistory.Reason.RETAINED or overrides,
-                    )
+            # Closed and merged members are decided too (so their rows move on), but not told.
+            silent = set(
+                Member.objects.filter(pk__in=list(statuses))
+                .exclude(status__in=[Member.Status.ACTIVE, Member.Status.FROZEN])
+                .values_list("pk", flat=True)
+            )
+            changes = [
+                _period_end_change(
+                    status=status,
+                    current=by_id[status.level_id],
+                    figures=figures.get(member_id, (Figures(), Figures())),
+                    overrides=overrides,
+                    levels=levels,
+                    policy=policy,
+                    end=end,
+                    next_until=next_until,
+                    notify=member_id not in silent,
                 )
+                for member_id, status in statuses.items()
+            ]
             _changes_apply(changes=changes, statuses=statuses)
         for change in changes:
             if overrides:
@@ -485,6 +567,76 @@ def _evaluate_period_end(
                 result.downgraded += 1
 
 
+def _period_end_change(
+    *,
+    status: MemberTier,
+    current: TierLevel,
+    figures: tuple[Figures, Figures],
+    overrides: bool,
+    levels: list[TierLevel],
+    policy: TierPolicy,
+    end: datetime.datetime,
+    next_until: datetime.date,
+    notify: bool,
+) -> Change:
+    since, rolling = figures
+    lower = [level for level in levels if level.rank < current.rank]
+    valid_until = next_until
+    period_start = end
+    counts_from = status.counts_from
+    note = _("since %(start)s: spend ¥%(spend)s, points %(points)s") % {
+        "start": business_date(status.period_start).isoformat(),
+        "spend": since.spend,
+        "points": since.points,
+    }
+    if overrides:
+        # The manual tier ends: the better of the tier earned before it (if still valid)
+        # and what the last 12 months qualify for. The spend behind either still counts.
+        target = qualified_level(levels=levels, figures=rolling)
+        prior = {level.pk: level for level in levels}.get(status.prior_level_id)
+        if (
+            prior is not None
+            and status.prior_valid_until is not None
+            and status.prior_valid_until > end.date() - datetime.timedelta(days=1)
+            and prior.rank >= target.rank
+        ):
+            target = prior
+            valid_until = status.prior_valid_until
+            period_start = status.prior_period_start or end
+        note = _("manual tier ended")
+    elif retains(level=current, figures=since):
+        target = current
+    else:
+        if policy.downgrade == TierPolicy.Downgrade.QUALIFIED:
+            # What the period qualifies for, without the spend that won the tier.
+            qualified = qualified_level(levels=levels, figures=since)
+            target = min(qualified, lower[-1] if lower else current, key=lambda lv: lv.rank)
+        else:
+            target = lower[-1] if lower else current
+        # The spend that won the lost tier has had its year: it cannot win it straight back.
+        counts_from = max(filter(None, [status.counts_from, status.period_start]))
+    if target.rank > current.rank:
+        reason = TierHistory.Reason.UPGRADE
+    elif target.rank < current.rank:
+        reason = TierHistory.Reason.DOWNGRADE
+    else:
+        reason = TierHistory.Reason.RETAINED
+    return Change(
+        member_id=status.member_id,
+        from_level=current,
+        to_level=target,
+        reason=reason,
+        at=end,
+        valid_until=None if target.is_base else valid_until,
+        period_start=period_start,
+        counts_from=counts_from,
+        keep_counts_from=False,
+        note=note,
+        # A quiet renewal, unless it ends a manual tier.
+        notify=notify and (reason != TierHistory.Reason.RETAINED or overrides),
+    )
+
+
 def _sweep_candidates(
     *,
     low: int,
@@ -493,27 +645,43 @@ def _sweep_candidates(
     end: datetime.datetime,
     min_spend: Decimal,
     min_points: int,
-) -> dict[int, Figures]:
-    """Members in [low, high) whose rolling figures reach at least the lowest upgrade."""
+) -> list[tuple[int, Figures, int | None]]:
+    """Open members in [low, high) whose rolling figures (after their counts_from) reach at
+    least the lowest upgrade, with their current level id (None: the base level)."""
     activity = QualifyingActivity._meta.db_table
+    status = MemberTier._meta.db_table
+    member = Member._meta.db_table
     sql = f"""
-        SELECT a.member_id, SUM(a.spend), SUM(a.points)
+        SELECT a.member_id, SUM(a.spend), SUM(a.points), t.level_id
         FROM {activity} a
+        JOIN {member} m ON m.id = a.member_id
+        LEFT JOIN {status} t ON t.member_id = a.member_id
         WHERE a.member_id >= %s AND a.member_id < %s
           AND a.occurred_at > %s AND a.occurred_at < %s
-        GROUP BY a.member_id
-        HAVING SUM(a.spend) >= %s OR SUM(a.points) >= %s
-    """  # noqa: S608 - table name comes from the model
+          AND (t.counts_from IS NULL OR a.occurred_at > t.counts_from)
+          AND m.status IN (%s, %s)
+        GROUP BY a.member_id, t.level_id
+        HAVING ROUND(SUM(a.spend), 2) >= %s OR SUM(a.points) >= %s
+    """  # noqa: S608 - table names come from the models
     with connection.cursor() as cursor:
-        # Thresholds as float: SQLite compares its float sums with text-bound decimals wrongly.
         cursor.execute(
             sql,
-            [low, high, _db_time(window_start), _db_time(end), float(min_spend), min_points],
+            [
+                low,
+                high,
+                _db_time(window_start),
+                _db_time(end),
+                Member.Status.ACTIVE,
+                Member.Status.FROZEN,
+                # As float: SQLite compares its float sums with text-bound decimals wrongly.
+                float(min_spend),
+                min_points,
+            ],
         )
-        return {
-            row[0]: Figures(spend=_money(row[1]), points=int(row[2] or 0))
+        return [
+            (row[0], Figures(spend=_money(row[1]), points=int(row[2] or 0)), row[3])
             for row in cursor.fetchall()
-        }
+        ]
 
 
 def _sweep(
@@ -535,26 +703,28 @@ def _sweep(
     # A threshold nobody can reach stands in for "not by this figure".
     min_spend = min(spends) if spends else Decimal("1e11")
     min_points = min(points) if points else 2**62
+    by_id = _levels_by_id(levels)
     top = Member.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     valid_until = validity_end(first_day=business_day, months=policy.valid_months)
     for low in range(0, top + 1, SWEEP_RANGE):
-        candidates = _sweep_candidates(
+        upgrades: dict[int, tuple[TierLevel, Figures]] = {}
+        for member_id, figures, level_id in _sweep_candidates(
             low=low,
             high=low + SWEEP_RANGE,
             window_start=window_start,
             end=end,
             min_spend=min_spend,
             min_points=min_points,
-        )
-        if candidates:
+        ):
+            current = by_id[level_id] if level_id is not None else levels[0]
+            target = qualified_level(levels=levels, figures=figures)
+            if target.rank > current.rank:
+                upgrades[member_id] = (target, figures)
+        if upgrades:
             for attempt in range(2):
                 try:
                     result.upgraded += _sweep_apply(
-                        candidates=candidates,
-                        levels=levels,
-                        end=end,
-                        window_start=window_start,
-                        valid_until=valid_until,
+                        upgrades=upgrades, levels=levels, end=end, valid_until=valid_until
                     )
                     break
                 except IntegrityError:
@@ -567,36 +737,29 @@ def _sweep(
 
 def _sweep_apply(
     *,
-    candidates: dict[int, Figures],
+    upgrades: dict[int, tuple[TierLevel, Figures]],
     levels: list[TierLevel],
     end: datetime.datetime,
-    window_start: datetime.datetime,
     valid_until: datetime.date,
 ) -> int:
+    by_id = _levels_by_id(levels)
     changed = 0
-    ids = sorted(candidates)
+    ids = sorted(upgrades)
     for index in range(0, len(ids), BATCH_SIZE):
         chunk = ids[index : index + BATCH_SIZE]
         with transaction.atomic():
             statuses = {
                 s.member_id: s
-                for s in MemberTier.objects.select_for_update()
-                .select_related("level")
+                for s in MemberTier.objects.select_for_update(of=("self",))
                 .filter(member_id__in=chunk)
                 .order_by("member_id")
             }
             changes = []
             for member_id in chunk:
                 status = statuses.get(member_id)
-                figures = candidates[member_id]
-                if status is not None and status.counts_from and status.counts_from > window_start:
-                    # Only part of the window counts for this member: the batch figure is
-                    # an upper bound; decide on the exact one.
-                    figures = activity_figures(
-                        member_id=member_id, after=status.counts_from, until=end, inclusive=False
-                    )
-                current = status.level if status is not None else levels[0]
-                target = qualified_level(levels=levels, figures=figures)
+                # Read again under the lock: a till may have upgraded the member since.
+                current = by_id[status.level_id] if status is not None else levels[0]
+                target, figures = upgrades[member_id]
                 if target.rank <= current.rank:
                     continue
                 changes.append(

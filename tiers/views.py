@@ -18,7 +18,7 @@ from members.selectors import member_get_for_staff
 from members.views import member_required
 
 from .forms import TierOverrideForm
-from .selectors import member_tier_progress
+from .selectors import member_tier_progress, tier_policy_get
 from .services import TierError, tier_override_set
 
 
@@ -31,7 +31,11 @@ def portal_tier_panel(member: Member, request: HttpRequest) -> dict[str, Any]:
 def portal_tiers(request: HttpRequest, member: Member) -> HttpResponse:
     """The member's tier in full, and what every level gives and needs."""
     progress = member_tier_progress(member=member, now=timezone.now())
-    return render(request, "tiers/portal/tiers.html", {"progress": progress})
+    return render(
+        request,
+        "tiers/portal/tiers.html",
+        {"progress": progress, "policy": tier_policy_get()},
+    )
 
 
 def staff_tier_panel(member: Member, request: HttpRequest) -> dict[str, Any] | None:

@@ -76,8 +76,9 @@ def evaluate(day: str):
 
 
 def test_upgrade_by_spend_is_immediate_and_lasts_twelve_months(
-    till, member, sms_outbox, django_capture_on_commit_callbacks
+    till, member, sms_outbox, django_capture_on_commit_callbacks, time_machine
 ):
+    time_machine.move_to(at("2026-02-01", 12), tick=False)  # not quiet hours
     till.buy(member, "1500", at("2026-01-10"))
     assert tier_code(member) == "regular"
     # The message goes out after the purchase commits.
@@ -269,7 +270,8 @@ def test_a_manual_tier_lasts_until_its_end_date_then_follows_the_spend(till, mem
     evaluate("2026-06-01")
     info = member_tier(member=member)
     assert (info.level.code, info.is_override) == ("silver", False)
-    assert info.valid_until == datetime.date(2027, 5, 31)
+    # Back to the Silver earned on 2026-05-01, valid as before.
+    assert info.valid_until == datetime.date(2027, 4, 30)
     assert reasons(member)[-2:] == [("manual", "platinum"), ("downgrade", "silver")]
 
 
@@ -312,3 +314,67 @@ def test_birthday_coupon_once_a_year_for_silver_and_above(
     till.buy(member, "2000", at("2026-12-01"))
     time_machine.move_to(at("2027-03-01", 9), tick=False)
     assert birthday_gifts_issue(business_date=datetime.date(2027, 3, 1)) == 1
+
+
+def test_after_a_downgrade_the_spend_since_the_lost_upgrade_still_counts(till, member):
+    till.buy(member, "8000", at("2026-01-10"))  # Gold
+    # ¥4,000 (6,000 points at ×1.5): short of the 6,400 that keep Gold.
+    till.buy(member, "4000", at("2026-06-01"))
+    evaluate("2027-01-10")
+    assert tier_code(member) == "silver"
+    # ¥4,000 + ¥4,000 in the rolling 12 months, not counting the purchase that won Gold.
+    till.buy(member, "4000", at("2027-02-01"))
+    assert tier_code(member) == "gold"
+
+
+def test_when_a_manual_tier_ends_the_earned_tier_comes_back(till, member, time_machine):
+    till.buy(member, "2000", at("2026-01-10"))  # Silver until 2027-01-09
+    time_machine.move_to(at("2026-05-05"), tick=False)
+    tier_override_set(
+        member=member,
+        level=TierLevel.objects.get(code="gold"),
+        until=datetime.date(2026, 5, 31),
+        reason="store opening event",
+        actor=UserFactory(is_staff=True),
+    )
+    evaluate("2026-06-01")
+    info = member_tier(member=member)
+    # Not Regular (what the last 12 months after the upgrade hold): Silver, as it was.
+    assert (info.level.code, info.valid_until, info.is_override) == (
+        "silver",
+        datetime.date(2027, 1, 9),
+        False,
+    )
+    till.buy(member, "1700", at("2026-07-01"))
+    evaluate("2027-01-10")
+    assert reasons(member)[-1] == ("retained", "silver")
+
+
+def test_a_merge_keeps_the_better_tier_and_all_the_spend(till, member):
+    from django.db import transaction
+
+    from points.services import member_merge
+
+    duplicate = MemberFactory()
+    till.buy(duplicate, "8000", at("2026-04-01"))  # the duplicate is Gold
+    till.buy(member, "1500", at("2026-04-02"))
+    with transaction.atomic():
+        member_merge(source=duplicate, target=member, actor=UserFactory(is_staff=True))
+    info = member_tier(member=member)
+    assert (info.level.code, info.valid_until) == ("gold", datetime.date(2027, 3, 31))
+    assert not MemberTier.objects.filter(member=duplicate).exists()
+
+
+def test_an_upgrade_during_quiet_hours_is_told_at_nine(
+    till, member, sms_outbox, time_machine, django_capture_on_commit_callbacks
+):
+    from tiers.services import tier_notices_send
+
+    time_machine.move_to(at("2026-05-01", 22), tick=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        till.buy(member, "2500", at("2026-05-01", 22))
+    assert tier_code(member) == "silver"
+    assert not sms_outbox
+    assert tier_notices_send() == 1
+    assert tier_notices_send() == 0
+    assert len(sms_outbox) == 1
