@@ -29,6 +29,7 @@ def test_beat_runs_the_nightly_jobs_at_the_product_times_in_shanghai():
         "reconcile": ({3}, {30}, ("reconcile",)),
         "expiry_reminders": ({9}, {0}, ("expiry_reminders",)),
         "birthday_benefits": ({9}, {0}, ("birthday_benefits",)),
+        "tier_notices": ({9}, {0}, ("tier_notices",)),
     }
 
 

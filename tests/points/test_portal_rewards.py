@@ -161,7 +161,7 @@ def test_stock_left_tier_and_limit_states(member_client, member, store, cny10):
         name_zh="金",
         name_en="Gold gift",
         points_price=10,
-        min_tier_rank=2,
+        min_tier_rank=3,  # the member (¥5,000 spent) is Silver, rank 2
     )
     Reward.objects.create(
         code="GONE",
