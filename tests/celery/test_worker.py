@@ -140,7 +140,7 @@ def test_a_worker_killed_during_expiry_ends_as_if_it_had_not_been(celery_worker,
         occurred_at=timezone.localtime().replace(year=today.year - 1, day=1, hour=12),
         amount=Decimal(80),
     )
-    loadgen(members=600, purchases=2400, seed=11, workers=1, append=True)
+    loadgen(members=600, purchases=2400, seed=11, append=True)
     due = due_lots(today)
     assert len(due) > 100
     assert not ExpiryReminder.objects.exists()
