@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import os
 import random
 import secrets
 from argparse import ArgumentParser
@@ -200,4 +201,7 @@ class ImportBenchmark(Benchmark):
             "rows": member_import.processed_rows,
             "seconds": round(seconds, 3),
             "rows_per_s": round(member_import.processed_rows / seconds) if seconds else None,
+            # Python and PostgreSQL share the machine's cores with whatever else runs: the
+            # load average says how busy it was, which figures from a shared machine need.
+            "load_1m": round(os.getloadavg()[0], 2),
         }

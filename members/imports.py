@@ -18,7 +18,6 @@ writes one audit entry for the whole run. The reads the pages need are at the en
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime
 import gc
@@ -28,6 +27,7 @@ import json
 import os
 import queue
 import re
+import struct
 import sys
 import threading
 import time
@@ -51,7 +51,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .models import ConsentEvent, Member, MemberImport, MemberImportError, Store, User
-from .numbers import MEMBER_NO_PREFIX, InvalidPhone, damm_check_digit, phone_normalize
+from .numbers import InvalidPhone, member_no_from_digits, member_nos_from_digits, phone_normalize
 from .services import REFERRAL_ALPHABET, MemberError, audit_log
 
 BATCH_SIZE = 5000
@@ -155,8 +155,36 @@ def _decode(content: bytes) -> str:
         ) from None
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     """(line number of the record's first line, fields), skipping blank lines."""
+    lines = _plain_lines(text)
+    if lines is None:
+        yield from _csv_records(text)
+        return
+    for line, record in enumerate(lines, 1):
+        if "," in record:
+            yield line, record.split(",")
+        elif record.strip():
+            yield line, [record]
+
+
+def _plain_lines(text: str) -> list[str] | None:
+    """The text's lines, when each line is one record that the csv module would split at
+    every comma and nowhere else: no quote character anywhere, no line over its field size
+    limit. Splitting such a file ourselves takes a fifth of the csv module's time
+    (tests/members/test_import_fast_paths.py compares the two)."""
+    if '"' in text:
+        return None
+    lines = _LINE_BREAK.split(text) if "\r" in text else text.split("\n")
+    if max(map(len, lines)) > csv.field_size_limit():
+        return None
+    return lines
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     next_line = 1
     for fields in reader:
@@ -195,7 +223,10 @@ def _header(fields: list[str]) -> _Header:
 
 
 def _read_file(content: bytes) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
-    text = _decode(content)
+    return _read_text(_decode(content))
+
+
+def _read_text(text: str) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
     records = _records(text)
     try:
         first = next(records)
@@ -209,50 +240,67 @@ def _read_file(content: bytes) -> tuple[_Header, Iterator[tuple[int, list[str]]]
 # --- Checking one row -------------------------------------------------------------------
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
-_CN_MOBILE_SHAPE = re.compile(r"(?:\+86|0086)?(1[3-9]\d{9})")
 
 
-def _cn_mobile_patterns() -> tuple[re.Pattern[str], list[re.Pattern[str]]]:
-    """The library's own rule for a Chinese mobile number, and the rules that come first.
+def _cn_mobile_fast() -> re.Pattern[str]:
+    """The phone library's own rule for a Chinese mobile, as one regular expression.
 
-    phonenumbers takes 40 µs a number, most of a row's budget; matching its metadata's
-    regular expression directly takes 1 µs and gives the same answer (see
-    tests/members/test_import_members.py). Anything else still goes through the library.
+    phonenumbers takes 40 µs a number, most of a row's budget. A number with an optional
+    +86 or 0086 in front of eleven digits starting 1[3-9] is a mobile exactly when the
+    library's metadata pattern for CN mobiles matches it and none of the patterns the
+    library tries before "mobile" does (tests/members/test_import_fast_paths.py compares
+    the two on made-up numbers, test_import_members.py on every prefix). Anything else
+    still goes through the library.
     """
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
-    mobile = re.compile(metadata.mobile.national_number_pattern)
     # A number matching one of these is classed as that type before "mobile" is tried.
-    earlier = []
-    for kind in (
-        "premium_rate",
-        "toll_free",
-        "shared_cost",
-        "voip",
-        "personal_number",
-        "pager",
-        "uan",
-        "voicemail",
-    ):
-        desc = getattr(metadata, kind)
-        if desc is not None and desc.national_number_pattern:
-            earlier.append(re.compile(desc.national_number_pattern))
-    return mobile, earlier
+    earlier = [
+        f"(?:{desc.national_number_pattern})"
+        for desc in (
+            metadata.premium_rate,
+            metadata.toll_free,
+            metadata.shared_cost,
+            metadata.voip,
+            metadata.personal_number,
+            metadata.pager,
+            metadata.uan,
+            metadata.voicemail,
+        )
+        if desc is not None and desc.national_number_pattern
+    ]
+    not_earlier = f"(?!(?:{'|'.join(earlier)})\\Z)" if earlier else ""
+    mobile = metadata.mobile.national_number_pattern
+    return re.compile(f"(?:\\+86|0086)?{not_earlier}(?=(?:{mobile})\\Z)(1[3-9]\\d{{9}})")
 
 
-_CN_MOBILE, _CN_NOT_MOBILE = _cn_mobile_patterns()
+_CN_MOBILE = _cn_mobile_fast()
 
 
 def import_phone_normalize(value: str) -> str:
     """`numbers.phone_normalize`, with a fast path for the common case of a Chinese mobile."""
-    text = value if value.isdigit() else _PHONE_SEPARATORS.sub("", value)
-    shape = _CN_MOBILE_SHAPE.fullmatch(text)
-    if shape is not None:
-        national = shape.group(1)
-        if _CN_MOBILE.fullmatch(national) and not any(
-            pattern.fullmatch(national) for pattern in _CN_NOT_MOBILE
-        ):
-            return "+86" + national
+    match = _CN_MOBILE.fullmatch(value if value.isdigit() else _PHONE_SEPARATORS.sub("", value))
+    if match is not None:
+        return "+86" + match[1]
     return phone_normalize(value)
+
+
+# Django's own rules for the two halves of an address, compiled here: the validator reaches
+# them through lazy objects and a few calls, several µs an address.
+_EMAIL_USER = re.compile(validate_email.user_regex.pattern, validate_email.user_regex.flags)
+_EMAIL_DOMAIN = re.compile(validate_email.domain_regex.pattern, validate_email.domain_regex.flags)
+
+
+def import_email_is_valid(value: str) -> bool:
+    """`validate_email` passes `value`; its regular expressions first, the validator itself
+    for anything they do not accept (an address at an IP literal, "localhost", a bad one)."""
+    user, at, domain = value.rpartition("@")
+    if at and len(value) <= 320 and _EMAIL_USER.match(user) and _EMAIL_DOMAIN.match(domain):
+        return True
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
 
 
 _GENDERS = {
@@ -267,8 +315,9 @@ _GENDERS = {
     "OTHER": "O",
     "其他": "O",
 }
-_YES = {"1", "true", "yes", "y", "t", "是"}
-_NO = {"0", "false", "no", "n", "f", "否"}
+_CONSENTS = dict.fromkeys(("1", "true", "yes", "y", "t", "是"), True) | dict.fromkeys(
+    ("0", "false", "no", "n", "f", "否"), False
+)
 _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
 _OLDEST_BIRTHDAY = datetime.date(1900, 1, 1)
 
@@ -285,20 +334,24 @@ def _parse_date(value: str) -> datetime.date | None:
         return None
 
 
-@lru_cache(maxsize=65536)
-def _parse_datetime(value: str, zone: str) -> datetime.datetime | None:
-    day = _parse_date(value)
+_MIDNIGHT = datetime.time()
+
+
+def _parse_datetime(value: str, zone: ZoneInfo) -> datetime.datetime | None:
+    """A date (midnight) or ISO date and time; in `zone` unless it gives an offset."""
+    # A date alone is at most ten characters; a time with a date never a date alone.
+    day = _parse_date(value) if len(value) <= 10 else None
     if day is not None:
-        return datetime.datetime.combine(day, datetime.time(), tzinfo=ZoneInfo(zone))
+        return datetime.datetime.combine(day, _MIDNIGHT, zone)
     if not value[:1].isdigit():
         return None
     try:
         moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, ZoneInfo(zone))
-    return moment
+    # What timezone.make_aware does, without its checks: fromisoformat gives a time
+    # with a fixed offset or none.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 @dataclass(slots=True)
@@ -315,12 +368,18 @@ class _Row:
     enrolled_at: datetime.datetime | None = None
     consent_sms: bool | None = None
     consent_email: bool | None = None
-    errors: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    # PostgreSQL only: the row's own columns as COPY text, rendered by the reading thread.
+    # A list once the row has a problem; most rows never do, and need not carry one.
+    errors: list[tuple[str, str, dict[str, Any]]] | tuple[()] = ()
+    # PostgreSQL only, spelled by the checker for a row it found no problem with: the row's
+    # own columns as COPY text, and its consent events' lines without the member id.
     copy_text: str = ""
+    event_lines: tuple[str, ...] = ()
 
     def error(self, column: str, code: str, **params: Any) -> None:
-        self.errors.append((column, code, params))
+        if self.errors:
+            self.errors.append((column, code, params))
+        else:
+            self.errors = [(column, code, params)]
 
     def consents(self) -> Iterator[tuple[str, bool]]:
         # A blank cell means the old system did not say: the default "no", and no history.
@@ -330,10 +389,26 @@ class _Row:
             yield ConsentEvent.Kind.EMAIL.value, self.consent_email
 
 
-class _RowChecker:
-    """Turns a CSV record into a `_Row`, noting every problem found in the row itself."""
+# How many birthdays and enrolment times the checker remembers in a run, by the cell's
+# text: a file repeats the same few thousand days, so each is parsed and checked once; the
+# bound keeps a file full of distinct times of day from filling the memory.
+_DATES_REMEMBERED = 100_000
 
-    def __init__(self, *, header: _Header, stores: dict[str, int], now: datetime.datetime):
+
+class _RowChecker:
+    """Turns a CSV record into a `_Row`, noting every problem found in the row itself.
+
+    With a COPY layout (PostgreSQL) it also spells a row with no problem for COPY.
+    """
+
+    def __init__(
+        self,
+        *,
+        header: _Header,
+        stores: dict[str, int],
+        now: datetime.datetime,
+        layout: _CopyLayout | None = None,
+    ):
         self.width = header.width
         # Absent optional columns read the empty cell appended after the last field.
         self.cells = itemgetter(
@@ -342,22 +417,60 @@ class _RowChecker:
         self.stores = stores
         self.now = now
         self.today = timezone.localdate(now)
-        self.zone = settings.TIME_ZONE
+        self.zone = ZoneInfo(settings.TIME_ZONE)
+        # Times are compared with now, and written to COPY, in UTC: that asks their time
+        # zone for its offset once, where comparing with another zone's asks it each time.
+        self.now_utc = now.astimezone(datetime.UTC)
+        self.layout = layout
+        # cell text → (value, problem code or None, COPY text)
+        self.birthdays: dict[str, tuple[datetime.date | None, str | None, str]] = {}
+        self.moments: dict[str, tuple[datetime.datetime | None, str | None, str]] = {}
+
+    def _birthday(self, text: str) -> tuple[datetime.date | None, str | None, str]:
+        day = _parse_date(text)
+        if day is None:
+            found = (None, "date_invalid", "")
+        elif not _OLDEST_BIRTHDAY <= day <= self.today:
+            found = (day, "birthday_out_of_range", "")
+        else:
+            found = (day, None, day.isoformat())
+        if len(self.birthdays) < _DATES_REMEMBERED:
+            self.birthdays[text] = found
+        return found
+
+    def _moment(self, text: str) -> tuple[datetime.datetime | None, str | None, str]:
+        moment = _parse_datetime(text, self.zone)
+        if moment is None:
+            found = (None, "datetime_invalid", "")
+        else:
+            try:
+                utc = moment.astimezone(datetime.UTC)
+            except OverflowError:  # in UTC before the year 1 or after 9999
+                future, copy_text = moment > self.now, moment.isoformat()
+            else:
+                future, copy_text = utc > self.now_utc, utc.isoformat()
+            found = (moment, "enrolled_at_future", "") if future else (moment, None, copy_text)
+        if len(self.moments) < _DATES_REMEMBERED:
+            self.moments[text] = found
+        return found
 
     def check(self, line: int, fields: list[str]) -> _Row:
         # Trailing empty cells (some spreadsheets add them) are fine; anything else that
         # does not line up with the header is a broken line, not a member.
-        if len(fields) < self.width or any(value.strip() for value in fields[self.width :]):
+        width = self.width
+        if len(fields) != width and (
+            len(fields) < width or any(value.strip() for value in fields[width:])
+        ):
             source_id = fields[0].strip() if fields else ""
-            row = _Row(line=line, source_id=source_id)
-            row.error("", "field_count", found=len(fields), expected=self.width)
+            row = _Row(line, source_id)
+            row.error("", "field_count", found=len(fields), expected=width)
             return row
         fields.append("")
         (
             source_id, phone, name, email, gender, birthday, city, store, enrolled_at,
             consent_sms, consent_email,
-        ) = (value.strip() for value in self.cells(fields))  # fmt: skip
-        row = _Row(line=line, source_id=source_id, name=name, city=city)
+        ) = map(str.strip, self.cells(fields))  # fmt: skip
+        row = _Row(line, source_id, "", name, None, "", None, city)
 
         if not source_id:
             row.error("source_id", "source_id_required")
@@ -379,12 +492,9 @@ class _RowChecker:
 
         if email:
             email = email.lower()
-            try:
-                if len(email) > EMAIL_MAX:
-                    raise ValidationError("too long")
-                validate_email(email)
+            if len(email) <= EMAIL_MAX and import_email_is_valid(email):
                 row.email = email
-            except ValidationError:
+            else:
                 row.error("email", "email_invalid", value=email[:80])
 
         if gender:
@@ -394,12 +504,15 @@ class _RowChecker:
             else:
                 row.gender = code
 
+        birthday_text = _COPY_NULL
         if birthday:
-            row.birthday = _parse_date(birthday)
-            if row.birthday is None:
-                row.error("birthday", "date_invalid", value=birthday[:40])
-            elif not _OLDEST_BIRTHDAY <= row.birthday <= self.today:
-                row.error("birthday", "birthday_out_of_range", value=birthday)
+            row.birthday, problem, birthday_text = self.birthdays.get(birthday) or self._birthday(
+                birthday
+            )
+            if problem == "date_invalid":
+                row.error("birthday", problem, value=birthday[:40])
+            elif problem is not None:
+                row.error("birthday", problem, value=birthday)
 
         if len(city) > CITY_MAX:
             row.error("city", "city_too_long", max=CITY_MAX)
@@ -409,23 +522,27 @@ class _RowChecker:
             if row.home_store_id is None:
                 row.error("home_store", "store_unknown", value=store[:40])
 
+        enrolled_text = ""
         if enrolled_at:
-            row.enrolled_at = _parse_datetime(enrolled_at, self.zone)
-            if row.enrolled_at is None:
-                row.error("enrolled_at", "datetime_invalid", value=enrolled_at[:40])
-            elif row.enrolled_at > self.now:
-                row.error("enrolled_at", "enrolled_at_future", value=enrolled_at)
+            row.enrolled_at, problem, enrolled_text = self.moments.get(enrolled_at) or self._moment(
+                enrolled_at
+            )
+            if problem == "datetime_invalid":
+                row.error("enrolled_at", problem, value=enrolled_at[:40])
+            elif problem is not None:
+                row.error("enrolled_at", problem, value=enrolled_at)
 
-        for column, value in (("consent_sms", consent_sms), ("consent_email", consent_email)):
-            if not value:
-                continue
-            lowered = value.lower()
-            if lowered in _YES:
-                setattr(row, column, True)
-            elif lowered in _NO:
-                setattr(row, column, False)
-            else:
-                row.error(column, "consent_invalid", value=value[:20])
+        if consent_sms:
+            row.consent_sms = _CONSENTS.get(consent_sms.lower())
+            if row.consent_sms is None:
+                row.error("consent_sms", "consent_invalid", value=consent_sms[:20])
+        if consent_email:
+            row.consent_email = _CONSENTS.get(consent_email.lower())
+            if row.consent_email is None:
+                row.error("consent_email", "consent_invalid", value=consent_email[:20])
+
+        if self.layout is not None and not row.errors:
+            self.layout.render(row, birthday=birthday_text, enrolled_at=enrolled_text)
         return row
 
 
@@ -449,7 +566,7 @@ def _copy_value(value: Any) -> str:
 
 
 # Columns the import fills itself, in COPY order: first the ones drawn per batch (id and
-# numbers), then the row's own (rendered by the reading thread), then the run's constants.
+# numbers), then the row's own (spelled by the checker), then the run's constants.
 _DRAWN_COLUMNS = ("id", "member_no", "referral_code")
 _ROW_COLUMNS = (
     "import_source_id", "phone", "email", "name", "gender", "birthday", "city",
@@ -458,22 +575,75 @@ _ROW_COLUMNS = (
 _RUN_COLUMNS = ("enrolment_channel", "enrolled_by_id", "status", "updated_at")
 
 
-def _row_copy_text(row: _Row, now: datetime.datetime) -> str:
-    return "\t".join(
-        (
-            row.source_id.translate(_COPY_ESCAPES),
-            row.phone,
-            row.email.translate(_COPY_ESCAPES) if row.email else _COPY_NULL,
-            row.name.translate(_COPY_ESCAPES),
-            row.gender,
-            row.birthday.isoformat() if row.birthday else _COPY_NULL,
-            row.city.translate(_COPY_ESCAPES),
-            str(row.home_store_id) if row.home_store_id else _COPY_NULL,
-            (row.enrolled_at or now).isoformat(),
-            "t" if row.consent_sms else "f",
-            "t" if row.consent_email else "f",
+class _CopyLayout:
+    """How this run's members and consent events are spelled for COPY.
+
+    Columns the import does not fill take their model default, so a field added to Member
+    later is still written the way the ORM would write it.
+    """
+
+    def __init__(self, *, actor_id: int | None, now: datetime.datetime) -> None:
+        fields = {f.attname: f for f in Member._meta.concrete_fields}
+        own = {*_DRAWN_COLUMNS, *_ROW_COLUMNS, *_RUN_COLUMNS}
+        rest = [name for name in fields if name not in own]
+        run_values = [Member.Channel.IMPORT.value, actor_id, Member.Status.ACTIVE.value, now]
+        rest_values = [fields[name].get_default() for name in rest]
+        quote = connection.ops.quote_name
+        self.table = quote(Member._meta.db_table)
+        self.columns = ", ".join(
+            quote(fields[name].column)
+            for name in (*_DRAWN_COLUMNS, *_ROW_COLUMNS, *_RUN_COLUMNS, *rest)
         )
-    )
+        # The text of the columns after the row's own, the same for every member.
+        self.tail = "\t".join(_copy_value(value) for value in (*run_values, *rest_values))
+        self.event_table = quote(ConsentEvent._meta.db_table)
+        event_tail = "\t".join(
+            _copy_value(value) for value in ("", ConsentEvent.Source.IMPORT.value, actor_id, now)
+        )
+        self.event_columns = "member_id, kind, granted, version, source, actor_id, recorded_at"
+        # A row's event lines by its (consent_sms, consent_email); a blank cell means the
+        # old system did not say: the default "no", and no history for it.
+        line = {
+            (kind, granted): f"{kind}\t{'t' if granted else 'f'}\t{event_tail}\n"
+            for kind in (ConsentEvent.Kind.SMS.value, ConsentEvent.Kind.EMAIL.value)
+            for granted in (True, False)
+        }
+        self.event_lines = {
+            (sms, email): tuple(
+                line[kind, granted]
+                for kind, granted in (
+                    (ConsentEvent.Kind.SMS.value, sms),
+                    (ConsentEvent.Kind.EMAIL.value, email),
+                )
+                if granted is not None
+            )
+            for sms in (None, True, False)
+            for email in (None, True, False)
+        }
+        self.now_text = now.isoformat()
+
+    def render(self, row: _Row, *, birthday: str, enrolled_at: str) -> None:
+        """Set the row's COPY text (all but the drawn columns) and its events' lines.
+
+        `birthday` and `enrolled_at` come already spelled, by the checker, which spells each
+        date of a file once; a blank enrolment time is the time of the import.
+        """
+        source_id, email, name, city = row.source_id, row.email, row.name, row.city
+        # Text from a spreadsheet hardly ever holds a tab, a backslash or a line break.
+        text = f"{source_id}{email}{name}{city}"
+        if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+            source_id = source_id.translate(_COPY_ESCAPES)
+            email = email.translate(_COPY_ESCAPES) if email else None
+            name = name.translate(_COPY_ESCAPES)
+            city = city.translate(_COPY_ESCAPES)
+        sms, email_consent = row.consent_sms, row.consent_email
+        row.copy_text = (
+            f"{source_id}\t{row.phone}\t{email or _COPY_NULL}\t{name}\t{row.gender}\t"
+            f"{birthday}\t{city}\t{row.home_store_id or _COPY_NULL}\t"
+            f"{enrolled_at or self.now_text}\t{'t' if sms else 'f'}\t"
+            f"{'t' if email_consent else 'f'}"
+        )
+        row.event_lines = self.event_lines[sms, email_consent]
 
 
 # --- Reading thread ----------------------------------------------------------------------
@@ -493,11 +663,9 @@ class _Reader:
         *,
         records: Iterator[tuple[int, list[str]]],
         checker: _RowChecker,
-        render_copy: bool,
     ) -> None:
         self.records = records
         self.checker = checker
-        self.render_copy = render_copy
         self.seen_source: dict[str, int] = {}
         self.seen_phone: dict[str, int] = {}
         self.seen_email: dict[str, int] = {}
@@ -530,12 +698,11 @@ class _Reader:
 
     def _work(self) -> None:
         try:
+            check, in_file_duplicates = self.checker.check, self._in_file_duplicates
             batch: list[_Row] = []
             for line, fields in self.records:
-                row = self.checker.check(line, fields)
-                self._in_file_duplicates(row)
-                if self.render_copy and not row.errors:
-                    row.copy_text = _row_copy_text(row, self.checker.now)
+                row = check(line, fields)
+                in_file_duplicates(row)
                 batch.append(row)
                 if len(batch) >= BATCH_SIZE:
                     if not self._put(batch):
@@ -578,7 +745,10 @@ def _members_matching(
     """`columns` of the members whose value in any `any_of` column is in its set.
 
     On PostgreSQL each set goes as ONE array parameter (`= ANY(%s)`): an IN list of 5,000
-    placeholders costs far more to send and to plan than the lookup itself.
+    placeholders costs far more to send and to plan than the lookup itself. The array is
+    handed over through a sub-select, which the planner cannot look into: given the array
+    itself it estimates every element against the column's statistics, as long as the
+    lookup takes. Sorted, as the index is, the array needs no sorting on the server.
     """
     any_of = {column: values for column, values in any_of.items() if values}
     if not any_of:
@@ -593,18 +763,32 @@ def _members_matching(
     sql = "SELECT {} FROM {} WHERE {}".format(  # noqa: S608
         ", ".join(quote(column) for column in columns),
         quote(Member._meta.db_table),
-        " OR ".join(f"{quote(column)} = ANY(%s)" for column in any_of),
+        " OR ".join(
+            f"{quote(column)} = ANY(CAST((SELECT %s::text[]) AS text[]))" for column in any_of
+        ),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(values) for values in any_of.values()])
+        cursor.execute(sql, [_pg_text_array(values) for values in any_of.values()])
         return cursor.fetchall()
+
+
+def _pg_text_array(values: set[str]) -> str:
+    """A PostgreSQL array literal of the strings in order, every one quoted.
+
+    Spelled here rather than by psycopg's list adapter, which walks the list in Python
+    element by element: a third of the lookup's time on the client.
+    """
+    ordered = sorted(values)
+    text = '","'.join(ordered)
+    if "\\" in text or text.count('"') != 2 * (len(ordered) - 1):  # two in each '","'
+        text = '","'.join(value.replace("\\", "\\\\").replace('"', '\\"') for value in ordered)
+    return '{"' + text + '"}'
 
 
 def _member_no_draw() -> str:
     # Same format as numbers.member_no_generate, from one read of the OS random source
     # (drawing digit by digit costs 25 µs a number, too much for 200,000 of them).
-    body = MEMBER_NO_PREFIX + f"{int.from_bytes(os.urandom(8), 'big') % 10**10:010d}"
-    return body + damm_check_digit(body)
+    return member_no_from_digits(int.from_bytes(os.urandom(8), "big") % 10**10)
 
 
 def _referral_code_draw() -> str:
@@ -612,11 +796,9 @@ def _referral_code_draw() -> str:
     return "".join(REFERRAL_ALPHABET[(bits >> shift) & 31] for shift in range(0, 40, 5))
 
 
-# Base32 spells 5 random bits a letter, as `_referral_code_draw` does; this maps its
-# letters onto ours.
-_BASE32_TO_REFERRAL = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", REFERRAL_ALPHABET.encode("ascii")
-)
+# One random byte a letter: 256 values, each of the 32 letters spelled by eight of them, so
+# every letter is as likely as with `_referral_code_draw`'s five bits.
+_BYTE_TO_REFERRAL = bytes(REFERRAL_ALPHABET.encode("ascii")[byte % 32] for byte in range(256))
 
 
 def _numbers_draw(count: int) -> tuple[set[str], set[str]]:
@@ -625,13 +807,13 @@ def _numbers_draw(count: int) -> tuple[set[str], set[str]]:
     member_nos: set[str] = set()
     codes: set[str] = set()
     while (need := count - len(member_nos)) > 0:
-        raw = os.urandom(8 * need)
-        for start in range(0, 8 * need, 8):
-            number = int.from_bytes(raw[start : start + 8], "big") % 10**10
-            body = f"{MEMBER_NO_PREFIX}{number:010d}"
-            member_nos.add(body + damm_check_digit(body))
+        member_nos.update(
+            member_nos_from_digits(
+                [number % 10**10 for number in struct.unpack(f">{need}Q", os.urandom(8 * need))]
+            )
+        )
     while (need := count - len(codes)) > 0:
-        text = base64.b32encode(os.urandom(5 * need)).translate(_BASE32_TO_REFERRAL).decode()
+        text = os.urandom(8 * need).translate(_BYTE_TO_REFERRAL).decode("ascii")
         codes.update(text[start : start + 8] for start in range(0, 8 * need, 8))
     return member_nos, codes
 
@@ -716,12 +898,19 @@ class _Importer:
         self.processed = self.created = self.existing = self.bad = 0
         self.started = time.monotonic()
         self.use_copy = connection.vendor == "postgresql"
+        self.layout = _CopyLayout(actor_id=self.actor_id, now=self.now) if self.use_copy else None
+        self.id_sequence = ""
+        self.parallel = False  # batches written through connections of their own, at once
 
     def run(self, content: bytes) -> None:
         header, records = _read_file(content)
         stores = {code.upper(): pk for code, pk in Store.objects.values_list("code", "id")}
-        checker = _RowChecker(header=header, stores=stores, now=self.now)
-        reader = _Reader(records=records, checker=checker, render_copy=self.use_copy)
+        if self.use_copy:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Member._meta.db_table])
+                (self.id_sequence,) = cursor.fetchone()
+        checker = _RowChecker(header=header, stores=stores, now=self.now, layout=self.layout)
+        reader = _Reader(records=records, checker=checker)
         # The rows hold no reference cycles; the cyclic collector would only walk the
         # hundreds of thousands of live objects again and again (a tenth of the run).
         gc_was_enabled = gc.isenabled()
@@ -734,7 +923,8 @@ class _Importer:
         try:
             # Inside a caller's transaction (a test case) other connections could not see
             # this import's row, so the batches go one by one through the caller's connection.
-            if self.use_copy and WRITERS > 1 and not connection.in_atomic_block:
+            self.parallel = self.use_copy and WRITERS > 1 and not connection.in_atomic_block
+            if self.parallel:
                 self._run_parallel(reader)
             else:
                 for batch in reader.batches():
@@ -782,10 +972,11 @@ class _Importer:
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    return self._write(rows)
+                    return self._write(rows, check_codes=attempt > 0)
             except IntegrityError:
                 # Someone enrolled one of these phones or e-mails (or drew one of our new
-                # numbers) after our check: the batch was rolled back whole; check again.
+                # numbers) after our check, or a referral code was taken: the batch was
+                # rolled back whole; check again, the codes too.
                 if attempt == 2:
                     raise
             except OperationalError as exc:
@@ -812,10 +1003,13 @@ class _Importer:
             seconds=time.monotonic() - self.started,
         )
 
-    def _write(self, rows: list[_Row]) -> _BatchResult:
+    def _write(self, rows: list[_Row], *, check_codes: bool) -> _BatchResult:
         """Check a batch against the database and write it; the caller holds a transaction.
 
-        Rows are not changed here, so a retry after an IntegrityError starts afresh.
+        Rows are not changed here, so a retry after an IntegrityError starts afresh. New
+        referral codes are checked only on a retry: drawn from 32⁸ (10¹²), a batch's codes
+        meet one in use about once in 200 batches with a million members, when the unique
+        index refuses the batch; looking them all up first would cost a fifth of the lookup.
         """
         if self.use_copy:
             with connection.cursor() as cursor:
@@ -829,11 +1023,14 @@ class _Importer:
         result = _BatchResult()
         # A line whose source_id cannot be trusted (repeated in the file, too long, a broken
         # line) is bad whatever the database holds, so every run reports it the same way.
-        lookup = [row for row in rows if row.source_id and not _untrusted_source(row)]
+        lookup = [
+            row for row in rows if row.source_id and (not row.errors or not _untrusted_source(row))
+        ]
         sources = {row.source_id for row in lookup}
         phones = {row.phone for row in lookup if row.phone}
         emails = {row.email for row in lookup if row.email}
-        # Numbers for every row that may be written, checked in the same query.
+        # Numbers for every row that may be written, checked in the same query (see above
+        # for the referral codes).
         member_nos, codes = _numbers_draw(sum(1 for row in rows if not row.errors))
         existing_sources: set[str] = set()
         phone_owner: dict[str, str] = {}
@@ -846,7 +1043,7 @@ class _Importer:
                 "phone": phones,
                 "email": emails,
                 "member_no": member_nos,
-                "referral_code": codes,
+                "referral_code": codes if check_codes else set(),
             },
         ):
             if source_id in sources:
@@ -864,6 +1061,9 @@ class _Importer:
         for row in rows:
             if row.source_id in existing_sources and not _untrusted_source(row):
                 result.existing += 1
+                continue
+            if not row.errors and row.phone not in phone_owner and row.email not in email_owner:
+                good.append(row)  # the common case, spelled out first
                 continue
             errors = list(row.errors)
             # A repeat of an earlier line is reported as that, even once the earlier line's
@@ -897,6 +1097,12 @@ class _Importer:
                 self._insert_orm(good, numbers)
         MemberImportError.objects.bulk_create(result.errors, batch_size=1000)
         result.created = len(good)
+        if self.parallel:
+            # Check the batch's foreign keys now, not at commit: the update below locks the
+            # import's row until the commit, and the other writer's update waits for it.
+            # (Only in a transaction of our own: this holds until the transaction ends.)
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         # Increments, not totals: with two writers the batches commit in either order.
         MemberImport.objects.filter(pk=self.member_import.pk).update(
             processed_rows=F("processed_rows") + len(rows),
@@ -952,62 +1158,37 @@ class _Importer:
             batch_size=1000,
         )
 
-    def _copy_layout(self) -> tuple[str, str]:
-        """The COPY column list for members, and the text of the columns after the row's.
-
-        Columns this import does not fill take their model default, so a field added to
-        Member later is still written the way the ORM would write it.
-        """
-        fields = {f.attname: f for f in Member._meta.concrete_fields}
-        own = {*_DRAWN_COLUMNS, *_ROW_COLUMNS, *_RUN_COLUMNS}
-        rest = [name for name in fields if name not in own]
-        run_values = [
-            Member.Channel.IMPORT.value,
-            self.actor_id,
-            Member.Status.ACTIVE.value,
-            self.now,
-        ]
-        rest_values = [fields[name].get_default() for name in rest]
-        quote = connection.ops.quote_name
-        columns = ", ".join(
-            quote(fields[name].column)
-            for name in (*_DRAWN_COLUMNS, *_ROW_COLUMNS, *_RUN_COLUMNS, *rest)
-        )
-        tail = "\t".join(_copy_value(value) for value in (*run_values, *rest_values))
-        return columns, tail
-
     def _insert_copy(self, rows: list[_Row], numbers: list[tuple[str, str]]) -> None:
         """PostgreSQL: COPY the members (ids drawn from their sequence first) and events."""
-        columns, tail = self._copy_layout()
-        table = connection.ops.quote_name(Member._meta.db_table)
-        event_table = connection.ops.quote_name(ConsentEvent._meta.db_table)
-        event_tail = "\t".join(
-            _copy_value(value)
-            for value in ("", ConsentEvent.Source.IMPORT.value, self.actor_id, self.now)
-        )
+        layout = self.layout
+        assert layout is not None
         # COPY is psycopg's own API, outside Django's cursor wrapper: map its errors (a unique
         # violation above all) to Django's so the caller's retry sees an IntegrityError.
         with connection.cursor() as cursor, connection.wrap_database_errors:
+            # The sequence's name is looked up once a run: pg_get_serial_sequence() in this
+            # query would be evaluated again for every row, most of the query's cost. The
+            # ids come back as one text, which is all the COPY text needs of them.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [Member._meta.db_table, len(rows)],
+                "SELECT string_agg(nextval(%s::regclass)::text, ',') FROM generate_series(1, %s)",
+                [self.id_sequence, len(rows)],
             )
-            ids = [pk for (pk,) in cursor.fetchall()]
+            ids = cursor.fetchone()[0].split(",")
+            tail = layout.tail
             members_text = "".join(
                 f"{pk}\t{member_no}\t{code}\t{row.copy_text}\t{tail}\n"
                 for pk, row, (member_no, code) in zip(ids, rows, numbers, strict=True)
             )
             events_text = "".join(
-                f"{pk}\t{kind}\t{'t' if granted else 'f'}\t{event_tail}\n"
+                f"{pk}\t{line}"
                 for pk, row in zip(ids, rows, strict=True)
-                for kind, granted in row.consents()
+                if row.event_lines
+                for line in row.event_lines
             )
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {layout.table} ({layout.columns}) FROM STDIN") as copy:
                 copy.write(members_text)
             if events_text:
                 with cursor.copy(
-                    f"COPY {event_table} (member_id, kind, granted, version, source, "
-                    "actor_id, recorded_at) FROM STDIN"
+                    f"COPY {layout.event_table} ({layout.event_columns}) FROM STDIN"
                 ) as copy:
                     copy.write(events_text)
 
@@ -1036,9 +1217,14 @@ def member_import_start(
     least one row. An upload keeps the file in the row, for the worker that runs it; the
     command line, which runs the file at once, keeps only its name and checksum.
     """
-    header, records = _read_file(content)
+    text = _decode(content)
+    header, records = _read_text(text)
     try:
-        total = sum(1 for _record in records)
+        lines = _plain_lines(text)
+        if lines is None:
+            total = sum(1 for _record in records)
+        else:  # the records that `_records` yields, less the header, counted not split
+            total = sum(1 for line in lines if "," in line or line.strip()) - 1
     except csv.Error:
         raise ImportFileError(gettext("This is not a CSV file.")) from None
     if total == 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
+from functools import cache
 
 import phonenumbers
 
@@ -39,6 +41,45 @@ def damm_check_digit(digits: str) -> str:
     for char in digits:
         interim = _DAMM_TABLE[interim][int(char)]
     return str(interim)
+
+
+@cache
+def _damm_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Damm states: after the prefix and two digits (indexed by the digits), and after four
+    more digits from any state (indexed by `state * 10_000 + digits`)."""
+    two = [
+        _DAMM_TABLE[_DAMM_TABLE[state][digits // 10]][digits % 10]
+        for state in range(10)
+        for digits in range(100)
+    ]
+    prefix = int(damm_check_digit(MEMBER_NO_PREFIX))
+    four = tuple(
+        two[two[state * 100 + digits // 100] * 100 + digits % 100]
+        for state in range(10)
+        for digits in range(10_000)
+    )
+    return tuple(two[prefix * 100 : prefix * 100 + 100]), four
+
+
+def member_no_from_digits(number: int) -> str:
+    """The member number whose ten digits after the prefix are `number` (0 ≤ number < 10¹⁰).
+
+    Spelled as `member_no_generate` spells its numbers, with the check digit read from
+    tables four digits at a time: the member import makes hundreds of thousands of them.
+    """
+    return member_nos_from_digits([number])[0]
+
+
+def member_nos_from_digits(numbers: Sequence[int]) -> list[str]:
+    """`member_no_from_digits` of each of the numbers, a batch at a time."""
+    first, four = _damm_tables()
+    states = [
+        four[first[number // 10**8] * 10_000 + number // 10_000 % 10_000] for number in numbers
+    ]
+    return [
+        f"{MEMBER_NO_PREFIX}{number:010d}{four[state * 10_000 + number % 10_000]}"
+        for number, state in zip(numbers, states, strict=True)
+    ]
 
 
 def member_no_generate() -> str:

@@ -18,6 +18,7 @@ from django.utils import timezone, translation
 
 from members.imports import (
     ImportFileError,
+    _numbers_draw,
     _numbers_redraw,
     import_error_message,
     import_phone_normalize,
@@ -225,6 +226,20 @@ def test_a_utf8_file_with_a_byte_order_mark_and_crlf_lines_is_read(world):
     assert Member.objects.get(import_source_id="B1").phone == "+8613912340000"
 
 
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_blank_lines_are_not_rows_and_the_total_counts_the_rest(world, quote):
+    # A file without quotes is counted line by line; with them the csv module reads it.
+    content = (
+        f"source_id,phone,name\n\nB1,13912340001,甲\n   \r\n,,\rB2,13912340002,{quote}乙{quote}\n\n"
+    )
+
+    member_import = run_import(world, content)
+
+    assert member_import.total_rows == member_import.processed_rows == 3
+    assert member_import.created_count == 2
+    assert [line for line, _column, _text in problems(member_import)] == [5, 5, 5]
+
+
 def test_backslashes_tabs_and_line_breaks_in_a_cell_are_kept_as_written(world):
     content = (
         "source_id,phone,name,city\n"
@@ -238,6 +253,35 @@ def test_backslashes_tabs_and_line_breaks_in_a_cell_are_kept_as_written(world):
     assert Member.objects.get(import_source_id="D1").name == "A\\B\tC"
     assert Member.objects.get(import_source_id="D1").city == "上海\\浦东"
     assert Member.objects.get(import_source_id="D2").name == "多\n行"
+
+
+def test_a_date_on_many_lines_is_checked_on_every_line(world):
+    # The checker reads each distinct date once a run; its verdict holds for every line.
+    content = (
+        "source_id,phone,name,birthday,enrolled_at\n"
+        "E1,13912340021,甲,1990-02-30,2099-01-01\n"
+        "E2,13912340022,乙,1985-06-01,2020-01-02T10:30:00\n"
+        "E3,13912340023,丙,1990-02-30,2099-01-01\n"
+        "E4,13912340024,丁,1985-06-01,2020-01-02T10:30:00\n"
+        "E5,13912340025,戊,1850-01-01,2021-05-05\n"
+        "E6,13912340026,己,1850-01-01,2021-05-05\n"
+    )
+
+    member_import = run_import(world, content)
+
+    assert [(line, column) for line, column, _text in problems(member_import)] == [
+        (2, "birthday"),
+        (2, "enrolled_at"),
+        (4, "birthday"),
+        (4, "enrolled_at"),
+        (6, "birthday"),
+        (7, "birthday"),
+    ]
+    written = Member.objects.filter(import_source_id__in=["E2", "E4"])
+    assert {member.birthday for member in written} == {datetime.date(1985, 6, 1)}
+    assert {member.enrolled_at for member in written} == {
+        datetime.datetime(2020, 1, 2, 10, 30, tzinfo=SHANGHAI)
+    }
 
 
 def test_lines_that_do_not_match_the_header_are_reported(world):
@@ -307,6 +351,29 @@ def test_drawn_numbers_that_are_taken_are_drawn_again(world):
     assert taken.referral_code not in codes
     assert len(member_nos) == 2
     assert len(codes) == 2
+
+
+def test_a_referral_code_already_in_use_is_drawn_again(world, monkeypatch):
+    # New codes are looked up only when a batch is tried again: the unique index turns the
+    # first try away, and the second draws and checks afresh.
+    taken = world["owner"].referral_code
+    draws = []
+
+    def draw(count):
+        member_nos, codes = _numbers_draw(count)
+        if not draws:
+            codes = {taken}
+        draws.append(count)
+        return member_nos, codes
+
+    monkeypatch.setattr("members.imports._numbers_draw", draw)
+
+    member_import = run_import(world, "source_id,phone,name\nR1,13912340031,甲\n")
+
+    assert member_import.created_count == 1
+    assert draws == [1, 1]
+    assert Member.objects.filter(referral_code=taken).count() == 1
+    assert Member.objects.get(import_source_id="R1").referral_code != taken
 
 
 def test_rows_are_written_in_batches_and_report_progress(world, monkeypatch):
