@@ -3,7 +3,7 @@
 `bench ledger --writers 8 --seconds 20` drives `services.purchase_record` from concurrent
 writer processes (each with its own database connection, so the GIL is not what is
 measured) against the configured database: random members of the loaded data, unique
-receipts. `bench purchase_import --rows N` times the CSV import of purchases.
+receipts. `bench purchase_import --rows N [--writers W]` times the CSV import of purchases.
 """
 
 from __future__ import annotations
@@ -211,8 +211,16 @@ class PurchaseImportBenchmark(Benchmark):
     help = "Import a synthetic purchases CSV (members from the database) and time it."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
+        from points.imports import WRITERS
+
         parser.add_argument("--rows", type=int, default=200_000, help="Rows in the file.")
         parser.add_argument("--seed", type=int, default=None, help="Random seed.")
+        parser.add_argument(
+            "--writers",
+            type=int,
+            default=WRITERS,
+            help=f"PostgreSQL connections writing side by side (default {WRITERS}).",
+        )
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         from members.models import Member
@@ -225,7 +233,10 @@ class PurchaseImportBenchmark(Benchmark):
             loadgen(members=10_000, purchases=0)
         rows = options["rows"]
         content = synthetic_purchases_csv(rows=rows, seed=options["seed"])
-        log(f"importing {rows:,} purchases ({len(content) / 1e6:.1f} MB) …")
+        log(
+            f"importing {rows:,} purchases ({len(content) / 1e6:.1f} MB), "
+            f"{options['writers']} writer(s), load average {os.getloadavg()[0]:.2f} …"
+        )
 
         def progress(step: ImportProgress) -> None:
             log(f"{step.processed:,} / {step.total:,} rows · {step.rows_per_second:,.0f} rows/s")
@@ -237,12 +248,16 @@ class PurchaseImportBenchmark(Benchmark):
             content=content,
             actor_label="manage.py bench purchase_import",
             progress=progress,
+            writers=options["writers"],
         )
         seconds = time.monotonic() - started
+        # The machine's load is part of the figure: the database shares its two cores.
+        log(f"load average after: {os.getloadavg()[0]:.2f}")
         return {
             "job": "import_purchases",
             "rows": points_import.processed_rows,
             "imported": points_import.created_count,
             "seconds": round(seconds, 3),
             "rows_per_s": round(points_import.processed_rows / seconds) if seconds else None,
+            "writers": options["writers"],
         }

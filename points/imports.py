@@ -4,19 +4,31 @@ Same design as the member import (members/imports.py): `points_import_start` che
 as a whole (UTF-8, header, at least one row) and records it, `points_import_run` does the
 rows in batches of `BATCH_SIZE` — each batch one transaction that writes the good rows, the
 bad rows' errors and the progress counters — and one audit entry is written for the run.
+A thread reads and checks the rows of the next batch while the current one is written.
 
 Purchases (`store, receipt_no, member_no|phone, occurred_at, amount, channel?, category?,
 sku?`) are idempotent by store + receipt number: a receipt already recorded with the same
 details (the same fingerprint `purchase_record` computes) counts as "already imported", with
-other details it is a bad row. Points are posted set-based (`ledger_bulk.points_credit_bulk`),
-with the policy's earning: base rate, category rate (a row's category is its one line) and
-the multiplier of `earning.multiplier_for`, as at the till. Simplifications, on purpose:
+other details it is a bad row. Each purchase earns what it would at the till: base rate,
+category rate (a row's category is its one line), the member's tier multiplier and the
+birthday month (or, when the campaigns app has registered promotions, theirs), rounded down.
+Each one is written with its ledger transaction, two entries summing to zero, its lot
+(after any debt is paid, as `ledger._credit` does) and its `tiers.QualifyingActivity` row
+(spend = amount: the file carries no points used as payment); the nightly tier job upgrades
+the members from those rows. Simplifications, on purpose:
 
-- the multiplier is computed once per member and month of purchase in the run when no
-  promotion provider is registered (then only the tier and the birthday month matter, and
-  the tier is the member's current one, as at the till); with promotions it is per row;
+- the tier is the member's tier when the batch is written (the till's, at that moment); an
+  imported purchase does not upgrade the member at once, the nightly tier job does;
 - no referral bonus: the history of an old system is not a referee's first purchase here;
 - no points used as payment: the file carries what was paid, not how.
+
+On PostgreSQL a batch costs a few statements, whatever its size: the rows are checked and
+their points computed in Python (where `earning` and the fingerprint live), then COPYed to a
+temporary staging table, and ONE statement derives the purchases, lines, transactions,
+entries, lots, qualifying activity and account totals from it (`_PostStatement`). The
+database's share is most of the work (about 30 index entries per purchase), so `WRITERS`
+connections write batches side by side, the rows dealt out by member so that they seldom
+wait for each other's account locks.
 
 Opening balances (`source_id, member_no|phone, points, expires_on, earned_on?`) are
 idempotent by source_id (ledger key `import:balance:<source_id>`). Each is one earning
@@ -30,22 +42,26 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gc
 import hashlib
+import json
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from operator import itemgetter
-from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F, QuerySet
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -61,34 +77,44 @@ from members.imports import (
 from members.models import Member, Store, User
 from members.numbers import InvalidPhone
 from members.services import MemberError, audit_log
+from tiers.models import MemberTier, QualifyingActivity, TierLevel
+from tiers.selectors import tier_levels
 
 from . import earning
-from .earning import PurchaseContext, multiplier_for, policy_get
+from .earning import PurchaseContext, policy_get
 from .ledger import BUSINESS_TZ
 from .ledger_bulk import (
+    BulkCheckFailed,
     BulkCredit,
-    CopyLayout,
+    InsertLayout,
     accounts_lock,
+    accounts_lock_rows,
     bulk_checks_begin,
     bulk_checks_end,
     copy_escape,
     copy_write,
-    ids_draw,
+    int_array,
     points_credit_bulk,
+    text_array,
     use_copy,
 )
 from .models import (
     Account,
     CategoryRate,
+    Entry,
     LedgerTransaction,
+    Lot,
     PointsImport,
     PointsImportError,
     Purchase,
     PurchaseLine,
 )
-from .services import CENT, LineInput, _purchase_fingerprint
+from .services import CENT
 
 BATCH_SIZE = 5000
+# PostgreSQL connections writing batches side by side: the database's work per purchase is
+# several times the Python's, and a batch's statements use one core.
+WRITERS = 2
 MAX_ERRORS_SHOWN = 500
 MAX_POINTS = 100_000_000
 
@@ -236,6 +262,8 @@ def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, 
 
 @dataclass(slots=True)
 class _Row:
+    """A bad row (any kind), or an opening balance; good purchases are `_Good` tuples."""
+
     line: int
     ref: str
     member_no: str = ""
@@ -263,13 +291,26 @@ class _Row:
         self.errors.append((column, code, params))
 
 
+# A purchase row without problems, as a plain tuple (a dataclass per row costs more than
+# the rest of its check):
+#   (line, store_id, store_code, receipt_no, member_no, phone, occurred_at ISO text,
+#    (year, month) in Beijing, amount text with 2 decimals, amount, channel, category, sku)
+_Good = tuple
+
 _AMOUNT = re.compile(r"\d{1,10}(?:\.\d{1,2})?")
 _POINTS = re.compile(r"\d{1,12}")
 _CHANNELS = frozenset(Purchase.Channel.values)
+_STORE_CHANNEL = str(Purchase.Channel.STORE)
 
 
 class _Checker:
-    """Turns a CSV record into a `_Row`, noting every problem found in the row itself."""
+    """Turns a CSV record into a good purchase (`_Good`) or a `_Row`, noting every problem
+    found in the row itself.
+
+    Purchases take a fast path first that handles the common row (member number, ISO time
+    without an offset, plain amount) in a few µs; any row it is not sure of goes through
+    `_purchase`, the full check, which also words the errors.
+    """
 
     def __init__(self, *, kind: str, header: _Header, stores: dict[str, tuple[int, str]]):
         self.kind = kind
@@ -279,19 +320,126 @@ class _Checker:
         self.stores = stores
         self.now = timezone.now()
         self.today = timezone.localdate(self.now)
-        self.zone = settings.TIME_ZONE
         self.seen: dict[Any, int] = {}
+        # The fast path for times without an offset (made aware in the default zone, as
+        # `_parse_datetime` does): the zone's offset is looked up once per hour of the day,
+        # and a time is compared with now as wall-clock time when the offsets are the same.
+        self.tz = ZoneInfo(settings.TIME_ZONE)
+        local_now = self.now.astimezone(self.tz)
+        self.now_local = local_now.replace(tzinfo=None)
+        self.now_offset = local_now.utcoffset()
+        self.offsets: dict[str, str] = {}
+        self.in_business_zone = self.tz.key == BUSINESS_TZ.key
+        self.store_by_text: dict[str, tuple[int, str] | None] = {}
 
-    def check(self, line: int, fields: list[str]) -> _Row:
-        if len(fields) < self.width or any(value.strip() for value in fields[self.width :]):
+    def check(self, line: int, fields: list[str]) -> _Good | _Row:
+        if len(fields) != self.width and (
+            len(fields) < self.width or any(value.strip() for value in fields[self.width :])
+        ):
             row = _Row(line=line, ref="")
             row.error("", "field_count", found=len(fields), expected=self.width)
             return row
         fields.append("")
         cells = [value.strip() for value in self.cells(fields)]
         if self.kind == PointsImport.Kind.PURCHASES:
-            return self._purchase(line, *cells)
+            return self._purchase_fast(line, *cells) or self._purchase_good(
+                self._purchase(line, *cells)
+            )
         return self._balance(line, *cells)
+
+    def _store(self, text: str) -> tuple[int, str] | None:
+        found = self.store_by_text.get(text, False)
+        if found is False:
+            found = self.store_by_text[text] = self.stores.get(text.upper())
+        return found
+
+    def _when(self, text: str) -> tuple[str, tuple[int, int]] | None:
+        """ISO text with offset and Beijing (year, month) of a time without an offset in the
+        past; None when the full check should look at it."""
+        try:
+            naive = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if naive.tzinfo is not None or not self.in_business_zone:
+            return None
+        iso = naive.isoformat()
+        hour = iso[:13]
+        suffix = self.offsets.get(hour)
+        if suffix is None:
+            aware = naive.replace(tzinfo=self.tz)
+            # "" when the offset differs from now's: no wall-clock comparison then.
+            suffix = aware.isoformat()[len(iso) :] if aware.utcoffset() == self.now_offset else ""
+            self.offsets[hour] = suffix
+        if not suffix or naive > self.now_local:
+            return None
+        return iso + suffix, (naive.year, naive.month)
+
+    def _purchase_fast(
+        self, line, store, receipt_no, member_no, phone, occurred_at, amount, channel, category, sku
+    ) -> _Good | None:
+        found = self._store(store)
+        if (
+            found is None
+            or not receipt_no
+            or len(receipt_no) > RECEIPT_MAX
+            or not member_no
+            or len(category) > CATEGORY_MAX
+            or len(sku) > SKU_MAX
+            or _AMOUNT.fullmatch(amount) is None
+        ):
+            return None
+        when = self._when(occurred_at)
+        if when is None:
+            return None
+        value = Decimal(amount)
+        if not value > 0:
+            return None
+        if len(amount) < 4 or amount[-3] != "." or amount[0] == "0":
+            amount = str(value.quantize(CENT))
+        if channel:
+            channel = channel.lower()
+            if channel not in _CHANNELS:
+                return None
+        else:
+            channel = _STORE_CHANNEL
+        if self.seen.setdefault((found[0], receipt_no), line) != line:
+            return None
+        return (
+            line,
+            found[0],
+            found[1],
+            receipt_no,
+            member_no.upper(),
+            "",
+            when[0],
+            when[1],
+            amount,
+            value,
+            channel,
+            category,
+            sku,
+        )
+
+    @staticmethod
+    def _purchase_good(row: _Row) -> _Good | _Row:
+        if row.errors:
+            return row
+        local = row.occurred_at.astimezone(BUSINESS_TZ)
+        return (
+            row.line,
+            row.store_id,
+            row.store_code,
+            row.ref,
+            row.member_no,
+            row.phone,
+            row.occurred_at.isoformat(),
+            (local.year, local.month),
+            str(row.amount),
+            row.amount,
+            str(row.channel),
+            row.category,
+            row.sku,
+        )
 
     def _member(self, row: _Row, member_no: str, phone: str) -> None:
         if member_no:
@@ -324,7 +472,7 @@ class _Checker:
         if not occurred_at:
             row.error("occurred_at", "required", name="occurred_at")
         else:
-            row.occurred_at = _parse_datetime(occurred_at, self.zone)
+            row.occurred_at = _parse_datetime(occurred_at, self.tz)
             if row.occurred_at is None:
                 row.error("occurred_at", "datetime_invalid", value=occurred_at[:40])
             elif row.occurred_at > self.now:
@@ -395,105 +543,167 @@ class _Checker:
         return row
 
 
+@dataclass(slots=True)
+class _Batch:
+    size: int
+    # Purchases: `_Good` tuples; opening balances: `_Row`s without errors.
+    good: list[Any]
+    bad: list[_Row]
+
+
 class _Reader:
-    """Reads and checks the rows a batch at a time in a thread, while the main thread waits
-    for the database to write the previous batch (the same split as the member import)."""
+    """Reads and checks the rows a batch at a time in a thread, while the writers wait for
+    the database to write the previous batches (the same split as the member import).
+
+    With several writers the rows are dealt out by member (number or phone), so two writers
+    seldom want the same member's account lock; `parts` queues, one per writer.
+    """
 
     _DONE = object()
 
-    def __init__(self, *, records: Iterator[tuple[int, list[str]]], checker: _Checker) -> None:
+    def __init__(
+        self, *, records: Iterator[tuple[int, list[str]]], checker: _Checker, parts: int = 1
+    ) -> None:
         self.records = records
         self.checker = checker
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=2) for _ in range(parts)]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._work, name="points-import-reader", daemon=True)
 
-    def batches(self) -> Iterator[list[_Row]]:
+    def start(self) -> None:
         self.thread.start()
-        try:
-            while True:
-                item = self.queue.get()
-                if item is self._DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.stop.set()
-            self.thread.join()
 
-    def _put(self, item: Any) -> bool:
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def batches(self, part: int = 0) -> Iterator[_Batch]:
+        source = self.queues[part]
+        while True:
+            try:
+                item = source.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return  # another writer failed: the reader has stopped
+                continue
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, part: int, item: Any) -> bool:
         while not self.stop.is_set():
             try:
-                self.queue.put(item, timeout=0.1)
+                self.queues[part].put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
     def _work(self) -> None:
+        parts = len(self.queues)
         try:
-            batch: list[_Row] = []
+            check = self.checker.check
+            pending = [_Batch(size=0, good=[], bad=[]) for _ in range(parts)]
+            part = 0
             for line, fields in self.records:
-                batch.append(self.checker.check(line, fields))
-                if len(batch) >= BATCH_SIZE:
-                    if not self._put(batch):
+                row = check(line, fields)
+                if type(row) is _Row:
+                    if row.errors:
+                        part = line % parts
+                        pending[part].bad.append(row)
+                    else:
+                        if parts > 1:
+                            part = hash(row.member_no or row.phone) % parts
+                        pending[part].good.append(row)
+                else:
+                    if parts > 1:
+                        part = hash(row[4] or row[5]) % parts
+                    pending[part].good.append(row)
+                batch = pending[part]
+                batch.size += 1
+                if batch.size >= BATCH_SIZE:
+                    if not self._put(part, batch):
                         return
-                    batch = []
-            if batch and not self._put(batch):
-                return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the main thread, which raises it
-            self._put(exc)
+                    pending[part] = _Batch(size=0, good=[], bad=[])
+            for part, batch in enumerate(pending):
+                if batch.size and not self._put(part, batch):
+                    return
+            for part in range(parts):
+                self._put(part, self._DONE)
+        except BaseException as exc:  # handed to the writers, which raise it
+            for part in range(parts):
+                self._put(part, exc)
 
 
 # --- Earning ----------------------------------------------------------------------------
 
+_ONE = Decimal(1)
+
 
 class EarningCalculator:
-    """The points a purchase earns, as `purchase_record` computes them, without per-row queries:
-    the policy and the category rates are read once; the multiplier is memoised (see above)."""
+    """The points a purchase earns, as `purchase_record` computes them, without per-row
+    queries: the policy and the category rates are read once, the members' tiers once per
+    batch (`_members_find`, then `members_load`). Shared by the writers: it holds no state
+    of a batch.
+
+    `earning.multiplier_for` asks the tiers app for one member's tier (a query); here the
+    batch's tiers come from one query and the rest of `multiplier_for` — the promotions
+    and the birthday month — is applied as it does.
+    """
 
     def __init__(self) -> None:
         self.policy = policy_get()
         self.rates = dict(CategoryRate.objects.values_list("category", "rate"))
         self.base_rate = self.policy.base_rate
         self.policy_rate = self.policy.base_rate or Decimal(1)
+        self.birthday_multiplier = self.policy.birthday_multiplier
         self.pending = datetime.timedelta(days=self.policy.pending_days)
         self.per_row = bool(earning._promotion_providers)
-        self.multipliers: dict[tuple[Any, ...], Decimal] = {}
-        self.members: dict[int, Member] = {}
+        levels = tier_levels()
+        self.base_tier = levels[0].earn_multiplier if levels else _ONE
+        self.member_objects: dict[int, Member] = {}
+        # base rate × multiplier as a fraction, by multiplier: see `earn`.
+        self.ratios: dict[Decimal, tuple[int, int]] = {}
 
-    def _member(self, member_ref: tuple[Any, ...]) -> Member:
-        member = self.members.get(member_ref[0])
-        if member is None:
-            if len(self.members) > 50_000:
-                self.members.clear()
-            pk, member_no, birthday, status = member_ref
-            # As `Member.objects.only(...)` would build it (other fields load on access):
-            # Model.__init__ with every default costs 60 µs, a tenth of a row's budget.
-            member = Member.from_db(
-                connection.alias,
-                ["id", "member_no", "birthday", "status"],
-                [pk, member_no, birthday, status],
+    def members_load(
+        self, refs: list[tuple[Any, ...]], tiers: dict[int, Decimal | None]
+    ) -> dict[int, tuple[Decimal, Decimal, int]]:
+        """member id → (multiplier outside the birthday month, in it, birthday month or 0),
+        of these members (id, member_no, birthday, status) with these tier multipliers
+        (None or missing: the base level, as `member_tier`)."""
+        members = {}
+        for pk, _member_no, birthday, _status in refs:
+            tier = tiers.get(pk)
+            if tier is None:  # a level may earn ×0, which is not "no tier"
+                tier = self.base_tier
+            members[pk] = (
+                tier,
+                tier * self.birthday_multiplier,
+                birthday.month if birthday else 0,
             )
-            self.members[pk] = member
-        return member
+        return members
 
-    def eligible(self, amount: Decimal, category: str) -> Decimal:
-        # earning.eligible_amount with the row as one line of its category.
-        rate = self.rates.get(category) if category else None
-        return amount if rate is None else amount * rate / self.policy_rate
-
+    @staticmethod
     def multiplier(
-        self, *, member_ref, store_code: str, channel: str, occurred_at, category: str
+        members: dict[int, tuple[Decimal, Decimal, int]], member_id: int, month: int
     ) -> Decimal:
-        local = occurred_at.astimezone(BUSINESS_TZ)
-        key = (member_ref[0], local.year, local.month)
-        if not self.per_row:
-            cached = self.multipliers.get(key)
-            if cached is not None:
-                return cached
+        """`multiplier_for` without promotion providers: the tier, the birthday month."""
+        tier, birthday_month_multiplier, birthday_month = members[member_id]
+        return birthday_month_multiplier if month == birthday_month else tier
+
+    def multiplier_with_promotions(
+        self,
+        *,
+        members: dict[int, tuple[Decimal, Decimal, int]],
+        member_ref: tuple[Any, ...],
+        store_code: str,
+        channel: str,
+        occurred_at: datetime.datetime,
+        category: str,
+    ) -> Decimal:
+        """`multiplier_for` with the promotions of the campaigns app, per row."""
         context = PurchaseContext(
             member=self._member(member_ref),
             store_code=store_code,
@@ -501,37 +711,164 @@ class EarningCalculator:
             occurred_at=occurred_at,
             categories=frozenset((category,)) if category else frozenset(),
         )
-        value = multiplier_for(context=context, policy=self.policy)
-        if not self.per_row:
-            if len(self.multipliers) > 500_000:
-                self.multipliers.clear()
-            self.multipliers[key] = value
-        return value
+        tier, _in_month, birthday_month = members[member_ref[0]]
+        promotions = [provider(context) for provider in earning._promotion_providers]
+        promotions = [m for m in promotions if m is not None and m > 0]
+        if birthday_month == occurred_at.astimezone(BUSINESS_TZ).month:
+            promotions.append(self.birthday_multiplier)
+        if not promotions:
+            promo = _ONE
+        elif self.policy.promotions_stack:
+            promo = _ONE
+            for m in promotions:
+                promo *= m
+        else:
+            promo = max(promotions)
+        return tier * promo
 
-    def points(self, eligible: Decimal, multiplier: Decimal) -> int:
-        # earning.points_for: rounded down per purchase.
-        value = (eligible * self.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
-        return max(int(value), 0)
+    def _member(self, member_ref: tuple[Any, ...]) -> Member:
+        member = self.member_objects.get(member_ref[0])
+        if member is None:
+            if len(self.member_objects) > 50_000:
+                self.member_objects.clear()
+            pk, member_no, birthday, status = member_ref
+            # As `Member.objects.only(...)` would build it (other fields load on access).
+            member = Member.from_db(
+                connection.alias,
+                ["id", "member_no", "birthday", "status"],
+                [pk, member_no, birthday, status],
+            )
+            self.member_objects[pk] = member
+        return member
+
+    def earn(
+        self, amount: Decimal, amount_text: str, category: str, multiplier: Decimal
+    ) -> tuple[str, int]:
+        """(eligible amount as stored, points): `earning.eligible_amount` with the row as one
+        line of its category, then `earning.points_for` (rounded down per purchase)."""
+        rate = self.rates.get(category) if category else None
+        if rate is None:
+            ratio = self.ratios.get(multiplier)
+            if ratio is None:
+                ratio = self.ratios[multiplier] = (self.base_rate * multiplier).as_integer_ratio()
+            # amount × base rate × multiplier rounded down, in integers: the same number as
+            # the Decimal product below (exact: far fewer digits than Decimal's 28), a third
+            # of the time.
+            cents = int(amount_text.replace(".", ""))
+            return amount_text, max(cents * ratio[0] // (ratio[1] * 100), 0)
+        else:
+            # A category rate is in points per ¥1; relative to the base rate it scales the spend.
+            eligible = amount * rate / self.policy_rate
+            eligible_text = str(eligible.quantize(CENT, rounding=ROUND_FLOOR))
+        # With promotions the multiplier may be any Decimal: Decimal arithmetic, as
+        # `earning.points_for`.
+        value = (eligible * self.base_rate * multiplier).quantize(_ONE, rounding=ROUND_FLOOR)
+        return eligible_text, max(int(value), 0)
+
+
+_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+
+def purchase_fingerprint(
+    *,
+    member_no: str,
+    store_code: str,
+    receipt_no: str,
+    occurred_iso: str,
+    amount_text: str,
+    channel: str,
+    sku: str,
+    category: str,
+) -> str:
+    """`services._purchase_fingerprint` of an imported purchase (its one line, or none, and
+    no points used) without building the payload: the same JSON text — keys sorted, the
+    same separators and escaping — so the same hash, in a fifth of the time."""
+    lines = (
+        f'[[{_json_string(sku)}, {_json_string(category)}, "1", "{amount_text}"]]'
+        if sku or category
+        else "[]"
+    )
+    text = (
+        f'{{"amount": "{amount_text}", "channel": {_json_string(channel)}, "lines": {lines}, '
+        f'"member": {_json_string(member_no)}, "occurred_at": "{occurred_iso}", '
+        f'"points_to_use": 0, "receipt_no": {_json_string(receipt_no)}, '
+        f'"store": {_json_string(store_code)}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_EXPIRY_CACHE: dict[tuple[int, int], datetime.datetime] = {}
+
+
+def _expiry(year: int, month: int) -> datetime.datetime:
+    """ledger.expiry_for of a month (Beijing): the end of the 12th month after it."""
+    value = _EXPIRY_CACHE.get((year, month))
+    if value is None:
+        next_month = month + 1
+        next_year = year + 1 + (next_month > 12)
+        next_month = next_month - 12 if next_month > 12 else next_month
+        value = _EXPIRY_CACHE[(year, month)] = datetime.datetime(
+            next_year, next_month, 1, tzinfo=BUSINESS_TZ
+        )
+    return value
 
 
 # --- Database lookups per batch ------------------------------------------------------------
 
 
-def _resolve_members(rows: list[_Row]) -> None:
-    """Find each row's member by number (or phone): ONE query for the whole batch."""
-    numbers = {row.member_no for row in rows if row.member_no}
-    phones = {row.phone for row in rows if row.phone}
-    found = _members_matching(
-        columns=("id", "member_no", "phone", "birthday", "status"),
-        any_of={"member_no": numbers, "phone": phones},
-    )
+def _values_any(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+_MembersFound = tuple[
+    dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], dict[int, Decimal | None]
+]
+
+
+def _members_find(*, numbers: set[str], phones: set[str]) -> _MembersFound:
+    """The members with these numbers or phones: (by number, by phone, tier multiplier by
+    id — of those that have a tier), each member as (id, member_no, birthday, status)."""
+    if use_copy():
+        # ONE query, tiers included; each set as one array literal (see `text_array`).
+        found = _values_any(
+            "SELECT m.id, m.member_no, m.phone, m.birthday, m.status, l.earn_multiplier "  # noqa: S608
+            f"FROM {Member._meta.db_table} m "
+            f"LEFT JOIN {MemberTier._meta.db_table} t ON t.member_id = m.id "
+            f"LEFT JOIN {TierLevel._meta.db_table} l ON l.id = t.level_id "
+            "WHERE m.member_no = ANY(%s::text[]) OR m.phone = ANY(%s::text[])",
+            [text_array(numbers), text_array(phones)],
+        )
+    else:
+        found = _members_matching(
+            columns=("id", "member_no", "phone", "birthday", "status"),
+            any_of={"member_no": numbers, "phone": phones},
+        )
+        tiers = dict(
+            MemberTier.objects.filter(member_id__in={row[0] for row in found}).values_list(
+                "member_id", "level__earn_multiplier"
+            )
+        )
+        found = [(*row, tiers.get(row[0])) for row in found]
     by_no: dict[str, tuple[Any, ...]] = {}
     by_phone: dict[str, tuple[Any, ...]] = {}
-    for pk, member_no, phone, birthday, status in found:
+    tiers_found: dict[int, Decimal | None] = {}
+    for pk, member_no, phone, birthday, status, tier in found:
         ref = (pk, member_no, birthday, status)
         by_no[member_no] = ref
         if phone:
             by_phone[phone] = ref
+        tiers_found[pk] = tier
+    return by_no, by_phone, tiers_found
+
+
+def _resolve_members(rows: list[_Row]) -> None:
+    """Find each row's member by number (or phone): ONE query for the whole batch."""
+    by_no, by_phone, _tiers = _members_find(
+        numbers={row.member_no for row in rows if row.member_no},
+        phones={row.phone for row in rows if row.phone},
+    )
     for row in rows:
         if row.member_no:
             ref = by_no.get(row.member_no)
@@ -549,17 +886,9 @@ def _resolve_members(rows: list[_Row]) -> None:
         row.member_ref = ref
 
 
-def _values_any(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _existing_purchases(rows: list[_Row]) -> dict[tuple[int, str], str]:
-    """(store id, receipt) → fingerprint of the purchases already recorded, for these rows."""
-    stores = {row.store_id for row in rows}
-    receipts = {row.ref for row in rows}
-    if not receipts:
+def _existing_purchases(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """(store id, receipt) → fingerprint of the purchases already recorded, of these pairs."""
+    if not pairs:
         return {}
     if use_copy():
         # Pairs as two arrays, joined on the (store, receipt) unique index: one probe each.
@@ -567,12 +896,16 @@ def _existing_purchases(rows: list[_Row]) -> dict[tuple[int, str], str]:
             f"SELECT p.store_id, p.receipt_no, p.fingerprint FROM {Purchase._meta.db_table} p "  # noqa: S608
             "JOIN unnest(%s::bigint[], %s::text[]) AS k(store_id, receipt_no) "
             "ON p.store_id = k.store_id AND p.receipt_no = k.receipt_no",
-            [[row.store_id for row in rows], [row.ref for row in rows]],
+            [
+                int_array(store_id for store_id, _receipt in pairs),
+                text_array(receipt for _store, receipt in pairs),
+            ],
         )
     else:
-        found = Purchase.objects.filter(store_id__in=stores, receipt_no__in=receipts).values_list(
-            "store_id", "receipt_no", "fingerprint"
-        )
+        found = Purchase.objects.filter(
+            store_id__in={store_id for store_id, _receipt in pairs},
+            receipt_no__in={receipt for _store, receipt in pairs},
+        ).values_list("store_id", "receipt_no", "fingerprint")
     return {(store_id, receipt): fp for store_id, receipt, fp in found}
 
 
@@ -582,32 +915,14 @@ def _existing_keys(keys: set[str]) -> dict[str, str]:
     if use_copy():
         found = _values_any(
             f"SELECT idempotency_key, fingerprint FROM {LedgerTransaction._meta.db_table} "  # noqa: S608
-            "WHERE idempotency_key = ANY(%s)",
-            [list(keys)],
+            "WHERE idempotency_key = ANY(%s::text[])",
+            [text_array(keys)],
         )
     else:
         found = LedgerTransaction.objects.filter(idempotency_key__in=keys).values_list(
             "idempotency_key", "fingerprint"
         )
     return dict(found)
-
-
-def _purchase_row_fingerprint(row: _Row) -> str:
-    lines = (
-        [LineInput(sku=row.sku, category=row.category, amount=row.amount)]
-        if row.sku or row.category
-        else []
-    )
-    return _purchase_fingerprint(
-        member=SimpleNamespace(member_no=row.member_ref[1]),
-        store=SimpleNamespace(code=row.store_code),
-        receipt_no=row.ref,
-        occurred_at=row.occurred_at,
-        amount=row.amount,
-        channel=row.channel,
-        lines=lines,
-        points_to_use=0,
-    )
 
 
 def _balance_fingerprint(row: _Row) -> str:
@@ -624,7 +939,493 @@ def _balance_fingerprint(row: _Row) -> str:
     )
 
 
-# --- Writing a batch ------------------------------------------------------------------------
+# --- Writing purchases ---------------------------------------------------------------------
+
+# A purchase ready to write: (member id, store id, store code, receipt, occurred_at ISO,
+# (year, month), amount text, channel, category, sku, fingerprint, eligible text, points).
+_Prepared = tuple
+
+
+def _bad_row(good: _Good, column: str, code: str, **params: Any) -> _Row:
+    row = _Row(line=good[0], ref=good[3][:100])
+    row.error(column, code, **params)
+    return row
+
+
+def _purchases_prepare(
+    *, good: list[_Good], calculator: EarningCalculator
+) -> tuple[list[_Prepared], list[_Row], int]:
+    """Resolve the members of checked rows, sort out the receipts recorded before and work
+    out each new purchase's points; (new purchases, bad rows, rows already imported)."""
+    by_no, by_phone, tiers = _members_find(
+        numbers={g[4] for g in good if g[4]}, phones={g[5] for g in good if g[5]}
+    )
+    existing = _existing_purchases([(g[1], g[3]) for g in good])
+    members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
+    active = Member.Status.ACTIVE
+    per_row = calculator.per_row
+    multiplier = calculator.multiplier
+    earn = calculator.earn
+    prepared: list[_Prepared] = []
+    bad: list[_Row] = []
+    already = 0
+    for g in good:
+        (
+            _line,
+            store_id,
+            store_code,
+            receipt_no,
+            member_no,
+            phone,
+            iso,
+            month,
+            amount_text,
+            amount,
+            channel,
+            category,
+            sku,
+        ) = g
+        if member_no:
+            ref = by_no.get(member_no)
+            if ref is None:
+                bad.append(_bad_row(g, "member_no", "member_unknown", value=member_no[:40]))
+                continue
+        else:
+            ref = by_phone.get(phone)
+            if ref is None:
+                bad.append(_bad_row(g, "phone", "phone_unknown", value=phone))
+                continue
+        fingerprint = purchase_fingerprint(
+            member_no=ref[1],
+            store_code=store_code,
+            receipt_no=receipt_no,
+            occurred_iso=iso,
+            amount_text=amount_text,
+            channel=channel,
+            sku=sku,
+            category=category,
+        )
+        if existing:
+            found = existing.get((store_id, receipt_no))
+            if found is not None:
+                if found == fingerprint:
+                    already += 1
+                else:
+                    bad.append(_bad_row(g, "receipt_no", "receipt_conflict", value=receipt_no))
+                continue
+        # Checked after the replay lookup, as at the till.
+        if ref[3] != active:
+            bad.append(_bad_row(g, "member_no", "member_inactive", member_no=ref[1]))
+            continue
+        if per_row:
+            factor = calculator.multiplier_with_promotions(
+                members=members,
+                member_ref=ref,
+                store_code=store_code,
+                channel=channel,
+                occurred_at=datetime.datetime.fromisoformat(iso),
+                category=category,
+            )
+        else:
+            factor = multiplier(members, ref[0], month[1])
+        eligible_text, points = earn(amount, amount_text, category, factor)
+        prepared.append(
+            (
+                ref[0],
+                store_id,
+                store_code,
+                receipt_no,
+                iso,
+                month,
+                amount_text,
+                channel,
+                category,
+                sku,
+                fingerprint,
+                eligible_text,
+                points,
+            )
+        )
+    return prepared, bad, already
+
+
+def purchases_post_batch(
+    *,
+    purchases: list[_Prepared],
+    calculator: EarningCalculator,
+    actor_id: int | None,
+    now: datetime.datetime,
+) -> int:
+    """Write prepared purchases with their points and qualifying activity; inside the
+    caller's transaction. Returns the points posted."""
+    if not purchases:
+        return 0
+    if not connection.in_atomic_block:
+        # The staging table empties at every commit, and the locks must outlive the writes.
+        raise TransactionManagementError("purchases_post_batch needs the caller's transaction")
+    if use_copy():
+        accounts = accounts_lock_rows(member_ids={p[0] for p in purchases})
+        return _post_sql(
+            purchases, accounts=accounts, calculator=calculator, actor_id=actor_id, now=now
+        )
+    return _post_orm(purchases, calculator=calculator, actor_id=actor_id, now=now)
+
+
+def _lot_split(purchases: list[_Prepared], accounts: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """Points of each purchase (by index) that pay the member's debt first, in file order,
+    as `ledger._credit` does; only members in debt appear (rare)."""
+    debts = {member_id: debt for member_id, (_pk, debt) in accounts.items() if debt > 0}
+    to_debt: dict[int, int] = {}
+    if not debts:
+        return to_debt
+    for index, p in enumerate(purchases):
+        owed = debts.get(p[0])
+        if owed and p[12]:
+            paid = min(owed, p[12])
+            debts[p[0]] = owed - paid
+            to_debt[index] = paid
+    return to_debt
+
+
+_STAGE = "points_import_purchase_stage"
+_STAGE_COLUMNS = (
+    "member_id",
+    "account_id",
+    "store_id",
+    "store_code",
+    "channel",
+    "receipt_no",
+    "occurred_at",
+    "available_at",
+    "amount",
+    "eligible",
+    "points",
+    "into_lot",
+    "expires_at",
+    "fingerprint",
+    "sku",
+    "category",
+)
+
+
+class _PostStatement:
+    """The staging table and the one statement that posts a batch from it (PostgreSQL)."""
+
+    def __init__(self, *, counter_id: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_get_serial_sequence(%s, 'id'), pg_get_serial_sequence(%s, 'id')",
+                [Purchase._meta.db_table, LedgerTransaction._meta.db_table],
+            )
+            purchase_seq, txn_seq = cursor.fetchone()
+        quote = connection.ops.quote_name
+        # Ids from the sequences as the rows arrive, so one statement can link the tables.
+        self.create = (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
+            f"purchase_id bigint NOT NULL DEFAULT nextval({_literal(purchase_seq)}), "
+            f"txn_id bigint NOT NULL DEFAULT nextval({_literal(txn_seq)}), "
+            "member_id bigint, account_id bigint, store_id bigint, store_code text, "
+            "channel text, receipt_no text, occurred_at timestamptz, available_at timestamptz, "
+            "amount numeric(12, 2), eligible numeric(12, 2), points bigint, into_lot bigint, "
+            "expires_at timestamptz, fingerprint text, sku text, category text"
+            ") ON COMMIT DELETE ROWS"
+        )
+        self.copy = f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
+        txn = InsertLayout(
+            LedgerTransaction,
+            name="txn",
+            own=(
+                "id",
+                "kind",
+                "idempotency_key",
+                "fingerprint",
+                "source",
+                "source_ref",
+                "reason",
+                "occurred_at",
+                "recorded_at",
+                "actor_id",
+                "member_id",
+                "member_amount",
+            ),
+        )
+        entry = InsertLayout(Entry, ("transaction_id", "account_id", "amount"), name="entry")
+        lot = InsertLayout(
+            Lot,
+            name="lot",
+            own=(
+                "account_id",
+                "transaction_id",
+                "points",
+                "remaining",
+                "earned_at",
+                "available_at",
+                "expires_at",
+            ),
+        )
+        purchase = InsertLayout(
+            Purchase,
+            name="purchase",
+            own=(
+                "id",
+                "member_id",
+                "store_id",
+                "channel",
+                "receipt_no",
+                "occurred_at",
+                "amount",
+                "points_used",
+                "eligible_amount",
+                "points_earned",
+                "returned_amount",
+                "earn_transaction_id",
+                "fingerprint",
+                "recorded_by_id",
+                "recorded_at",
+            ),
+        )
+        line = InsertLayout(
+            PurchaseLine, ("purchase_id", "sku", "category", "quantity", "amount"), name="line"
+        )
+        activity = InsertLayout(
+            QualifyingActivity,
+            ("member_id", "occurred_at", "spend", "points", "source"),
+            name="activity",
+        )
+        account = quote(Account._meta.db_table)
+        # Every data-modifying part runs, on the same snapshot of the staging table; the
+        # result is the number of transactions whose entries do not sum to zero (none: the
+        # check the row trigger makes, done once for the batch).
+        self.sql = f"""
+WITH txn AS (
+    INSERT INTO {txn.table} ({txn.columns})
+    SELECT s.txn_id, %(kind)s, %(key_prefix)s || s.store_code || ':' || s.receipt_no,
+           s.fingerprint, %(source)s, s.receipt_no, '', s.occurred_at, %(now)s, %(actor)s,
+           s.member_id, s.points{txn.tail}
+    FROM {_STAGE} s WHERE s.points > 0
+), entry AS (
+    INSERT INTO {entry.table} ({entry.columns})
+    SELECT s.txn_id, e.account_id, e.amount{entry.tail}
+    FROM {_STAGE} s
+    CROSS JOIN LATERAL (VALUES (s.account_id, s.points), (%(counter)s::bigint, -s.points))
+        AS e(account_id, amount)
+    WHERE s.points > 0
+    RETURNING transaction_id, amount
+), lot AS (
+    INSERT INTO {lot.table} ({lot.columns})
+    SELECT s.account_id, s.txn_id, s.into_lot, s.into_lot, s.occurred_at,
+           COALESCE(s.available_at, s.occurred_at), s.expires_at{lot.tail}
+    FROM {_STAGE} s WHERE s.into_lot > 0
+), purchase AS (
+    INSERT INTO {purchase.table} ({purchase.columns})
+    SELECT s.purchase_id, s.member_id, s.store_id, s.channel, s.receipt_no, s.occurred_at,
+           s.amount, 0, s.eligible, s.points, 0,
+           CASE WHEN s.points > 0 THEN s.txn_id END, s.fingerprint, %(actor)s,
+           %(now)s{purchase.tail}
+    FROM {_STAGE} s
+), line AS (
+    INSERT INTO {line.table} ({line.columns})
+    SELECT s.purchase_id, s.sku, s.category, 1, s.amount{line.tail}
+    FROM {_STAGE} s WHERE s.sku <> '' OR s.category <> ''
+), activity AS (
+    INSERT INTO {activity.table} ({activity.columns})
+    SELECT s.member_id, s.occurred_at, s.amount, s.points, %(activity_source)s{activity.tail}
+    FROM {_STAGE} s
+), account AS (
+    UPDATE {account} AS a
+    SET balance = a.balance + v.points, debt = a.debt - v.to_debt,
+        lifetime_earned = a.lifetime_earned + v.points, updated_at = %(now)s
+    FROM (
+        SELECT account_id, SUM(points) AS points, SUM(points - into_lot) AS to_debt
+        FROM {_STAGE} WHERE points > 0 GROUP BY account_id
+    ) AS v
+    WHERE a.id = v.account_id
+)
+SELECT COUNT(*) FROM (
+    SELECT transaction_id FROM entry GROUP BY transaction_id HAVING SUM(amount) <> 0
+) AS unbalanced
+"""  # noqa: S608 - our own table and column names; every value is a parameter
+        self.params: dict[str, Any] = {
+            "kind": LedgerTransaction.Kind.EARN,
+            "key_prefix": "purchase:",
+            "source": LedgerTransaction.Source.PURCHASE,
+            "counter": counter_id,
+            "activity_source": QualifyingActivity.Source.PURCHASE,
+        }
+        for layout in (txn, entry, lot, purchase, line, activity):
+            self.params.update(layout.params)
+
+    def run(self, *, actor_id: int | None, now: datetime.datetime) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, {**self.params, "now": now, "actor": actor_id})
+            return cursor.fetchone()[0]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _post_sql(
+    purchases: list[_Prepared],
+    *,
+    accounts: dict[int, tuple[int, int]],
+    calculator: EarningCalculator,
+    actor_id: int | None,
+    now: datetime.datetime,
+) -> int:
+    from .ledger import system_account
+
+    statement = _PostStatement(counter_id=system_account(Account.Kind.ISSUANCE).pk)
+    replaced = bulk_checks_begin()
+    # By member (file order within one): the rows of one member meet the same index pages
+    # one after the other, and the ids drawn as they arrive follow that order too.
+    purchases = sorted(purchases, key=itemgetter(0))
+    to_debt = _lot_split(purchases, accounts)
+    pending = calculator.pending
+    expiry_text: dict[tuple[int, int], str] = {}
+    stores: dict[int, str] = {}
+    lines = []
+    total = 0
+    for index, (
+        member_id,
+        store_id,
+        store_code,
+        receipt_no,
+        iso,
+        month,
+        amount_text,
+        channel,
+        category,
+        sku,
+        fingerprint,
+        eligible_text,
+        points,
+    ) in enumerate(purchases):
+        expires = expiry_text.get(month)
+        if expires is None:
+            expires = expiry_text[month] = _expiry(*month).isoformat()
+        code = stores.get(store_id)
+        if code is None:
+            code = stores[store_id] = copy_escape(store_code)
+        available = (
+            (datetime.datetime.fromisoformat(iso) + pending).isoformat() if pending else "\\N"
+        )
+        into_lot = points - to_debt.get(index, 0) if to_debt else points
+        total += points
+        text = receipt_no + sku + category
+        if "\t" in text or "\\" in text or "\n" in text or "\r" in text:
+            # Escaped only when needed: translating every field costs more than the check.
+            receipt_no, sku, category = (copy_escape(v) for v in (receipt_no, sku, category))
+        lines.append(
+            f"{member_id}\t{accounts[member_id][0]}\t{store_id}\t{code}\t{channel}\t"
+            f"{receipt_no}\t{iso}\t{available}\t{amount_text}\t{eligible_text}\t"
+            f"{points}\t{into_lot}\t{expires}\t{fingerprint}\t{sku}\t{category}\n"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(statement.create)
+        # ON COMMIT DELETE ROWS empties it between batches, but batches inside a caller's
+        # transaction never commit: the previous batch's rows would be posted again.
+        cursor.execute(f"TRUNCATE {_STAGE}")
+    copy_write(statement.copy, lines)
+    unbalanced = statement.run(actor_id=actor_id, now=now)
+    if unbalanced:
+        raise BulkCheckFailed(f"entries of {unbalanced} ledger transactions do not sum to 0")
+    if replaced:
+        bulk_checks_end(
+            transaction_ids=(),
+            references={
+                Member._meta.db_table: {p[0] for p in purchases},
+                Store._meta.db_table: {p[1] for p in purchases},
+            },
+        )
+    return total
+
+
+def _post_orm(
+    purchases: list[_Prepared],
+    *,
+    calculator: EarningCalculator,
+    actor_id: int | None,
+    now: datetime.datetime,
+) -> int:
+    """The same rows through the ORM (SQLite): `points_credit_bulk` posts the points."""
+    occurred = [datetime.datetime.fromisoformat(p[4]) for p in purchases]
+    earning_rows = [index for index, p in enumerate(purchases) if p[12]]
+    credits = [
+        BulkCredit(
+            member_id=purchases[index][0],
+            points=purchases[index][12],
+            key=f"purchase:{purchases[index][2]}:{purchases[index][3]}",
+            fingerprint=purchases[index][10],
+            source=LedgerTransaction.Source.PURCHASE,
+            source_ref=purchases[index][3],
+            occurred_at=occurred[index],
+            available_at=occurred[index] + calculator.pending,
+            expires_at=_expiry(*purchases[index][5]),
+        )
+        for index in earning_rows
+    ]
+    txn_ids = points_credit_bulk(
+        credits=credits,
+        counter_kind=Account.Kind.ISSUANCE,
+        actor_id=actor_id,
+        now=now,
+        accounts=accounts_lock(member_ids={p[0] for p in purchases}),
+    )
+    txn_of = dict(zip(earning_rows, txn_ids, strict=True))
+    objects = [
+        Purchase(
+            member_id=p[0],
+            store_id=p[1],
+            channel=p[7],
+            receipt_no=p[3],
+            occurred_at=occurred[index],
+            amount=Decimal(p[6]),
+            points_used=0,
+            eligible_amount=Decimal(p[11]),
+            points_earned=p[12],
+            earn_transaction_id=txn_of.get(index),
+            fingerprint=p[10],
+            recorded_by_id=actor_id,
+            recorded_at=now,
+        )
+        for index, p in enumerate(purchases)
+    ]
+    Purchase.objects.bulk_create(objects, batch_size=500)
+    if any(obj.pk is None for obj in objects):  # a backend that cannot return ids
+        ids = {
+            (store_id, receipt): pk
+            for pk, store_id, receipt in Purchase.objects.filter(
+                receipt_no__in=[p[3] for p in purchases]
+            ).values_list("id", "store_id", "receipt_no")
+        }
+        for obj in objects:
+            obj.pk = ids[(obj.store_id, obj.receipt_no)]
+    PurchaseLine.objects.bulk_create(
+        [
+            PurchaseLine(purchase_id=obj.pk, sku=p[9], category=p[8], amount=obj.amount)
+            for obj, p in zip(objects, purchases, strict=True)
+            if p[9] or p[8]
+        ],
+        batch_size=1000,
+    )
+    QualifyingActivity.objects.bulk_create(
+        [
+            QualifyingActivity(
+                member_id=obj.member_id,
+                occurred_at=obj.occurred_at,
+                spend=obj.amount,
+                points=obj.points_earned,
+                source=QualifyingActivity.Source.PURCHASE,
+            )
+            for obj in objects
+        ],
+        batch_size=1000,
+    )
+    return sum(credit.points for credit in credits)
+
+
+# --- Importing ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -633,186 +1434,12 @@ class _BatchResult:
     existing: int = 0
     bad_lines: int = 0
     points: int = 0
-    errors: list[PointsImportError] = field(default_factory=list)
-
-
-_PURCHASE_OWN = (
-    "member_id",
-    "store_id",
-    "channel",
-    "receipt_no",
-    "occurred_at",
-    "amount",
-    "points_used",
-    "eligible_amount",
-    "points_earned",
-    "returned_amount",
-    "earn_transaction_id",
-    "fingerprint",
-    "recorded_by_id",
-    "recorded_at",
-)
-_LINE_OWN = ("purchase_id", "sku", "category", "quantity", "amount")
-
-
-@dataclass(slots=True)
-class PreparedPurchase:
-    """A checked purchase ready to post: what `purchases_post_batch` writes."""
-
-    member_id: int
-    store_id: int
-    store_code: str
-    receipt_no: str
-    occurred_at: datetime.datetime
-    amount: Decimal
-    channel: str
-    category: str
-    sku: str
-    fingerprint: str
-    eligible: Decimal
-    points: int
-
-
-def purchases_post_batch(
-    *,
-    purchases: list[PreparedPurchase],
-    calculator: EarningCalculator,
-    actor_id: int | None,
-    now: datetime.datetime,
-) -> int:
-    """Write checked purchases and post their points; inside the caller's transaction.
-
-    Returns the points posted. Also used by `manage.py loadgen`.
-    """
-    if not purchases:
-        return 0
-    accounts = accounts_lock(member_ids={p.member_id for p in purchases})
-    replaced = bulk_checks_begin()
-    credits = []
-    earning_rows = []
-    for p in purchases:
-        if p.points:
-            earning_rows.append(p)
-            credits.append(
-                BulkCredit(
-                    member_id=p.member_id,
-                    points=p.points,
-                    key=f"purchase:{p.store_code}:{p.receipt_no}",
-                    fingerprint=p.fingerprint,
-                    source=LedgerTransaction.Source.PURCHASE,
-                    source_ref=p.receipt_no,
-                    occurred_at=p.occurred_at,
-                    available_at=p.occurred_at + calculator.pending,
-                    expires_at=_expiry(p.occurred_at),
-                )
-            )
-    txn_ids = points_credit_bulk(
-        credits=credits,
-        counter_kind=Account.Kind.ISSUANCE,
-        actor_id=actor_id,
-        now=now,
-        accounts=accounts,
-    )
-    txn_of = {id(p): pk for p, pk in zip(earning_rows, txn_ids, strict=True)}
-    if use_copy():
-        _purchases_copy(purchases, txn_of=txn_of, actor_id=actor_id, now=now)
-    else:
-        _purchases_orm(purchases, txn_of=txn_of, actor_id=actor_id, now=now)
-    if replaced:
-        bulk_checks_end(
-            transaction_ids=txn_ids,
-            references={
-                Member._meta.db_table: {p.member_id for p in purchases},
-                Store._meta.db_table: {p.store_id for p in purchases},
-            },
-        )
-    return sum(credit.points for credit in credits)
-
-
-_EXPIRY_CACHE: dict[tuple[int, int], datetime.datetime] = {}
-
-
-def _expiry(occurred_at: datetime.datetime) -> datetime.datetime:
-    """ledger.expiry_for, memoised by month (the end of the 12th month after it)."""
-    local = occurred_at.astimezone(BUSINESS_TZ)
-    key = (local.year, local.month)
-    value = _EXPIRY_CACHE.get(key)
-    if value is None:
-        month = local.month + 1
-        year = local.year + 1 + (month > 12)
-        month = month - 12 if month > 12 else month
-        value = _EXPIRY_CACHE[key] = datetime.datetime(year, month, 1, tzinfo=BUSINESS_TZ)
-    return value
-
-
-def _purchases_copy(purchases, *, txn_of, actor_id, now) -> None:
-    layout = CopyLayout(Purchase, _PURCHASE_OWN, with_id=True)
-    with_lines = [p for p in purchases if p.sku or p.category]
-    ids = ids_draw(Purchase, len(purchases))
-    recorded = now.isoformat()
-    actor = str(actor_id) if actor_id else "\\N"
-    lines = []
-    line_text = []
-    for pk, p in zip(ids, purchases, strict=True):
-        txn = txn_of.get(id(p))
-        txn_text = str(txn) if txn else "\\N"
-        lines.append(
-            f"{pk}\t{p.member_id}\t{p.store_id}\t{p.channel}\t{copy_escape(p.receipt_no)}\t"
-            f"{p.occurred_at.isoformat()}\t{p.amount}\t0\t"
-            f"{p.eligible.quantize(CENT, rounding=ROUND_FLOOR)}\t{p.points}\t0\t"
-            f"{txn_text}\t{p.fingerprint}\t{actor}\t{recorded}{layout.tail}\n"
-        )
-        if p.sku or p.category:
-            line_text.append(
-                f"{pk}\t{copy_escape(p.sku)}\t{copy_escape(p.category)}\t1\t{p.amount}\n"
-            )
-    copy_write(layout.sql(), lines)
-    if with_lines:
-        line_layout = CopyLayout(PurchaseLine, _LINE_OWN, with_id=False)
-        copy_write(line_layout.sql(), (text[:-1] + line_layout.tail + "\n" for text in line_text))
-
-
-def _purchases_orm(purchases, *, txn_of, actor_id, now) -> None:
-    objects = [
-        Purchase(
-            member_id=p.member_id,
-            store_id=p.store_id,
-            channel=p.channel,
-            receipt_no=p.receipt_no,
-            occurred_at=p.occurred_at,
-            amount=p.amount,
-            points_used=0,
-            eligible_amount=p.eligible.quantize(CENT, rounding=ROUND_FLOOR),
-            points_earned=p.points,
-            earn_transaction_id=txn_of.get(id(p)),
-            fingerprint=p.fingerprint,
-            recorded_by_id=actor_id,
-            recorded_at=now,
-        )
-        for p in purchases
-    ]
-    Purchase.objects.bulk_create(objects, batch_size=500)
-    if any(obj.pk is None for obj in objects):
-        ids = {
-            (store_id, receipt): pk
-            for pk, store_id, receipt in Purchase.objects.filter(
-                receipt_no__in=[p.receipt_no for p in purchases]
-            ).values_list("id", "store_id", "receipt_no")
-        }
-        for obj in objects:
-            obj.pk = ids[(obj.store_id, obj.receipt_no)]
-    PurchaseLine.objects.bulk_create(
-        [
-            PurchaseLine(purchase_id=obj.pk, sku=p.sku, category=p.category, amount=p.amount)
-            for obj, p in zip(objects, purchases, strict=True)
-            if p.sku or p.category
-        ],
-        batch_size=1000,
-    )
 
 
 class _Importer:
-    def __init__(self, *, points_import: PointsImport, progress: ProgressCallback | None) -> None:
+    def __init__(
+        self, *, points_import: PointsImport, progress: ProgressCallback | None, writers: int
+    ) -> None:
         self.points_import = points_import
         self.kind = points_import.kind
         self.progress = progress
@@ -821,6 +1448,12 @@ class _Importer:
         self.processed = self.created = self.existing = self.bad = self.points = 0
         self.started = time.monotonic()
         self.calculator: EarningCalculator | None = None
+        # Writer threads have connections of their own, which cannot see rows the caller
+        # has not committed: inside a transaction (tests, mostly) the caller's thread
+        # writes alone. SQLite takes one writer at a time anyway.
+        self.writers = 1 if connection.in_atomic_block or not use_copy() else max(1, writers)
+        self.lock = threading.Lock()
+        self.failure: BaseException | None = None
 
     def run(self, content: bytes) -> None:
         header, records = _read_file(content, self.kind)
@@ -829,35 +1462,76 @@ class _Importer:
         self.now = checker.now
         if self.kind == PointsImport.Kind.PURCHASES:
             self.calculator = EarningCalculator()
-        reader = _Reader(records=records, checker=checker)
-        for batch in reader.batches():
-            self._flush(batch)
+        reader = _Reader(records=records, checker=checker, parts=self.writers)
+        # As in the member import: the rows hold no reference cycles, so the cyclic
+        # collector would only walk the batches' objects again and again; and a writer
+        # whose statement has come back should not wait 5 ms for the reading thread to let
+        # go of the GIL. Both hold for the whole process, so they are put back afterwards.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        reader.start()
+        try:
+            if self.writers == 1:
+                for batch in reader.batches():
+                    self._flush(batch)
+                return
+            threads = [
+                threading.Thread(
+                    target=self._writer, args=(reader, part), name=f"points-import-writer-{part}"
+                )
+                for part in range(self.writers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if self.failure is not None:
+                raise self.failure
+        finally:
+            reader.close()
+            sys.setswitchinterval(switch)
+            if gc_was_enabled:
+                gc.enable()
 
-    def _flush(self, rows: list[_Row]) -> None:
+    def _writer(self, reader: _Reader, part: int) -> None:
+        """One writer thread: the batches of its members, on its own connection."""
+        try:
+            for batch in reader.batches(part):
+                self._flush(batch)
+        except BaseException as exc:  # raised by the main thread once all have stopped
+            with self.lock:
+                self.failure = self.failure or exc
+            reader.stop.set()
+        finally:
+            connection.close()
+
+    def _flush(self, batch: _Batch) -> None:
         for attempt in range(3):
-            # Rows are resolved afresh on each attempt.
-            for row in rows:
-                row.member_id = 0
-                row.member_ref = None
-            snapshot = [list(row.errors) for row in rows]
             try:
                 with transaction.atomic():
-                    result = self._write(rows)
+                    result = self._write(batch)
                 break
             except IntegrityError:
                 # A till recorded one of these receipts after our check: the batch was rolled
-                # back whole; check it again.
-                for row, errors in zip(rows, snapshot, strict=True):
-                    row.errors = errors
+                # back whole; check it again (nothing of the attempt is kept).
                 if attempt == 2:
                     raise
-        self.processed += len(rows)
-        self.created += result.created
-        self.existing += result.existing
-        self.bad += result.bad_lines
-        self.points += result.points
-        if self.progress is not None:
-            self.progress(self._progress())
+            except OperationalError as exc:
+                # The other writer created an account this batch needs at the same moment
+                # (a member's rows can reach both writers): PostgreSQL broke the deadlock by
+                # rolling this batch back whole; write it again.
+                if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "40P01":
+                    raise
+        with self.lock:
+            self.processed += batch.size
+            self.created += result.created
+            self.existing += result.existing
+            self.bad += result.bad_lines
+            self.points += result.points
+            if self.progress is not None:
+                self.progress(self._progress())
 
     def _progress(self) -> ImportProgress:
         return ImportProgress(
@@ -870,90 +1544,60 @@ class _Importer:
             seconds=time.monotonic() - self.started,
         )
 
-    def _write(self, rows: list[_Row]) -> _BatchResult:
+    def _write(self, batch: _Batch) -> _BatchResult:
         result = _BatchResult()
         if use_copy():
             with connection.cursor() as cursor:
-                # Index probes, not scans of tables that grow with every import.
+                # Index probes, not scans of tables that grow with every import; and no JIT,
+                # which that makes look worth seconds of compiling per batch.
                 cursor.execute("SET LOCAL enable_seqscan = off")
-        _resolve_members([row for row in rows if not row.errors])
+                cursor.execute("SET LOCAL jit = off")
         if self.kind == PointsImport.Kind.PURCHASES:
-            good = self._purchases(rows, result)
+            bad = self._purchases(batch.good, result)
         else:
-            good = self._balances(rows, result)
-        for row in rows:
-            if row.errors:
-                result.bad_lines += 1
-                result.errors.extend(
-                    PointsImportError(
-                        points_import_id=self.points_import.pk,
-                        line=row.line,
-                        ref=row.ref,
-                        column=column,
-                        code=code,
-                        params=params,
-                    )
-                    for column, code, params in row.errors
+            bad = self._balances(batch.good, result)
+        bad.extend(batch.bad)
+        result.bad_lines = len(bad)
+        PointsImportError.objects.bulk_create(
+            [
+                PointsImportError(
+                    points_import_id=self.points_import.pk,
+                    line=row.line,
+                    ref=row.ref,
+                    column=column,
+                    code=code,
+                    params=params,
                 )
-        result.created = good
-        PointsImportError.objects.bulk_create(result.errors, batch_size=1000)
+                for row in bad
+                for column, code, params in row.errors
+            ],
+            batch_size=1000,
+        )
         PointsImport.objects.filter(pk=self.points_import.pk).update(
-            processed_rows=self.processed + len(rows),
-            created_count=self.created + result.created,
-            existing_count=self.existing + result.existing,
-            bad_count=self.bad + result.bad_lines,
-            points_posted=self.points + result.points,
+            processed_rows=F("processed_rows") + batch.size,
+            created_count=F("created_count") + result.created,
+            existing_count=F("existing_count") + result.existing,
+            bad_count=F("bad_count") + result.bad_lines,
+            points_posted=F("points_posted") + result.points,
         )
         return result
 
-    def _purchases(self, rows: list[_Row], result: _BatchResult) -> int:
+    def _purchases(self, good: list[_Good], result: _BatchResult) -> list[_Row]:
         calculator = self.calculator
         assert calculator is not None
-        candidates = [row for row in rows if not row.errors]
-        existing = _existing_purchases(candidates)
-        prepared = []
-        for row in candidates:
-            row.fingerprint = _purchase_row_fingerprint(row)
-            found = existing.get((row.store_id, row.ref))
-            if found is not None:
-                if found == row.fingerprint:
-                    result.existing += 1
-                else:
-                    row.error("receipt_no", "receipt_conflict", value=row.ref)
-                continue
-            if row.member_ref[3] != Member.Status.ACTIVE:
-                row.error("member_no", "member_inactive", member_no=row.member_ref[1])
-                continue
-            eligible = calculator.eligible(row.amount, row.category)
-            multiplier = calculator.multiplier(
-                member_ref=row.member_ref,
-                store_code=row.store_code,
-                channel=row.channel,
-                occurred_at=row.occurred_at,
-                category=row.category,
-            )
-            prepared.append(
-                PreparedPurchase(
-                    member_id=row.member_id,
-                    store_id=row.store_id,
-                    store_code=row.store_code,
-                    receipt_no=row.ref,
-                    occurred_at=row.occurred_at,
-                    amount=row.amount,
-                    channel=row.channel,
-                    category=row.category,
-                    sku=row.sku,
-                    fingerprint=row.fingerprint,
-                    eligible=eligible,
-                    points=calculator.points(eligible, multiplier),
-                )
-            )
+        prepared, bad, result.existing = _purchases_prepare(good=good, calculator=calculator)
         result.points = purchases_post_batch(
             purchases=prepared, calculator=calculator, actor_id=self.actor_id, now=self.now
         )
-        return len(prepared)
+        result.created = len(prepared)
+        return bad
 
-    def _balances(self, rows: list[_Row], result: _BatchResult) -> int:
+    def _balances(self, rows: list[_Row], result: _BatchResult) -> list[_Row]:
+        for row in rows:
+            row.errors = []
+            row.member_id = 0
+            row.member_ref = None
+        _resolve_members(rows)
         candidates = [row for row in rows if not row.errors]
         existing = _existing_keys({BALANCE_KEY.format(row.ref) for row in candidates})
         credits = []
@@ -1001,7 +1645,8 @@ class _Importer:
                 references={Member._meta.db_table: {credit.member_id for credit in credits}},
             )
         result.points = sum(credit.points for credit in credits)
-        return len(credits)
+        result.created = len(credits)
+        return [row for row in rows if row.errors]
 
 
 # --- Services ---------------------------------------------------------------------------
@@ -1049,11 +1694,13 @@ def points_import_run(
     points_import_id: int,
     content: bytes | None = None,
     progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
 ) -> PointsImport:
     """Import the rows of a started import; safe to call twice (a finished run is kept).
 
     A run interrupted part-way starts again from the top: the batches it committed are found
-    by receipt / source_id and counted as already imported.
+    by receipt / source_id and counted as already imported. On PostgreSQL `writers`
+    connections write batches side by side (each batch still one transaction).
     """
     with transaction.atomic():
         points_import = (
@@ -1081,7 +1728,7 @@ def points_import_run(
         content = bytes(
             PointsImport.objects.values_list("content", flat=True).get(pk=points_import_id)
         )
-    importer = _Importer(points_import=points_import, progress=progress)
+    importer = _Importer(points_import=points_import, progress=progress, writers=writers)
     try:
         importer.run(content)
     except Exception as exc:
@@ -1141,6 +1788,7 @@ def points_import_file(
     actor: User | None = None,
     actor_label: str = "",
     progress: ProgressCallback | None = None,
+    writers: int = WRITERS,
 ) -> PointsImport:
     """Start and run an import in one go (the command line and the benchmark)."""
     points_import = points_import_start(
@@ -1151,7 +1799,9 @@ def points_import_file(
         actor_label=actor_label,
         keep_content=False,
     )
-    return points_import_run(points_import_id=points_import.pk, content=content, progress=progress)
+    return points_import_run(
+        points_import_id=points_import.pk, content=content, progress=progress, writers=writers
+    )
 
 
 # --- Reads ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 from io import StringIO
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,9 +14,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
-from points.imports import ImportFileError, points_import_file
+from points.imports import ImportFileError, points_import_file, purchase_fingerprint
 from points.jobs import reconcile_job
 from points.models import (
     Account,
@@ -27,9 +28,12 @@ from points.models import (
     Purchase,
     PurchaseLine,
 )
-from points.services import purchase_record
+from points.services import LineInput, _purchase_fingerprint, purchase_record
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, StoreFactory
+from tiers.models import MemberTier, QualifyingActivity, TierLevel
+from tiers.selectors import member_tier
+from tiers.services import tier_evaluate
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
@@ -47,6 +51,7 @@ def snapshot() -> tuple:
         LedgerTransaction.objects.count(),
         Entry.objects.count(),
         Lot.objects.count(),
+        QualifyingActivity.objects.count(),
         list(Account.objects.order_by("pk").values_list("balance", "debt", "lifetime_earned")),
     )
 
@@ -101,6 +106,24 @@ def test_a_good_file_posts_points_like_the_till_and_reconciles(members):
     assert lot.expires_at == datetime.datetime(2027, 5, 1, tzinfo=SH)
     issued = Entry.objects.filter(account__kind=Account.Kind.ISSUANCE).aggregate(s=Sum("amount"))
     assert issued["s"] == -(128 + 200 + 199)
+    assert reconciles()
+
+
+def test_many_batches_inside_one_transaction_post_each_purchase_once(members, monkeypatch):
+    # Inside a caller's transaction (this test's) no batch commits: each must start from an
+    # empty staging table, not post the previous batch's rows again.
+    from points import imports
+
+    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    alice, bob = members
+    rows = "".join(
+        f"SH001,T{i},{(alice if i % 2 else bob).member_no},,2026-04-{i + 1:02d}T10:00:00,{i + 10}\n"
+        for i in range(10)
+    )
+    points_import = run("store,receipt_no,member_no,phone,occurred_at,amount\n" + rows)
+    assert (points_import.created_count, points_import.bad_count) == (10, 0)
+    assert Purchase.objects.count() == LedgerTransaction.objects.count() == 10
+    assert points_import.points_posted == sum(i + 10 for i in range(10))
     assert reconciles()
 
 
@@ -323,3 +346,181 @@ def test_lines_are_kept_for_the_category(members):
         f"SH001,R2,{alice.member_no},2026-04-10,10,\n"
     )
     assert PurchaseLine.objects.count() == 1
+
+
+def test_each_purchase_counts_towards_tiers_and_a_rerun_adds_nothing(members):
+    alice, bob = members
+    CategoryRate.objects.create(category="gift_card", rate=Decimal("0"))
+    text = (
+        "store,receipt_no,member_no,occurred_at,amount,category\n"
+        f"SH001,Q1,{alice.member_no},2026-04-10T14:00:00,128.50,\n"
+        f"SH001,Q2,{alice.member_no},2026-04-11T10:00:00+08:00,20,gift_card\n"
+        f"BJ001,Q1,{bob.member_no},2026-05-02,66.60,\n"
+        "SH001,Q3,M999999999,2026-04-10,10,\n"
+    )
+    first = run(text)
+    assert (first.created_count, first.bad_count) == (3, 1)
+    # One row per imported purchase, in the same transaction: the spend paid (no points as
+    # payment in a file) and the points earned, at the time of the purchase.
+    rows = set(
+        QualifyingActivity.objects.values_list(
+            "member_id", "occurred_at", "spend", "points", "source"
+        )
+    )
+    assert rows == {
+        (
+            purchase.member_id,
+            purchase.occurred_at,
+            purchase.amount,
+            purchase.points_earned,
+            QualifyingActivity.Source.PURCHASE,
+        )
+        for purchase in Purchase.objects.all()
+    }
+    assert (datetime.datetime(2026, 4, 11, 10, tzinfo=SH), Decimal("20.00"), 0) in {
+        (at, spend, points) for _member, at, spend, points, _source in rows
+    }
+    second = run(text)
+    assert (second.created_count, second.existing_count) == (0, 3)
+    assert QualifyingActivity.objects.count() == 3
+
+
+def test_the_nightly_tier_job_upgrades_a_member_from_imported_purchases(members):
+    alice, _bob = members
+    when = timezone.localtime() - datetime.timedelta(days=2)
+    run(
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,T1,{alice.member_no},{when:%Y-%m-%dT%H:%M:%S},1500\n"
+        f"SH001,T2,{alice.member_no},{when:%Y-%m-%dT%H:%M:%S},600\n"
+    )
+    # Not at once, as the till would: the import leaves the upgrade to the night's job.
+    assert member_tier(member=alice).level.rank == 1
+    tier_evaluate(business_day=timezone.localdate())
+    assert member_tier(member=alice).level.code == "silver"
+
+
+def test_tier_birthday_and_category_rates_earn_what_the_till_gives(members, store):
+    _alice, bob = members  # born in March
+    silver = TierLevel.objects.get(code="silver")
+    MemberTier.objects.create(
+        member=bob,
+        level=silver,
+        achieved_at=datetime.datetime(2026, 1, 5, tzinfo=SH),
+        period_start=datetime.datetime(2026, 1, 5, tzinfo=SH),
+        valid_until=datetime.date(2027, 1, 31),
+    )
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal("3"))
+    CategoryRate.objects.create(category="tobacco", rate=Decimal("0"))
+    rows = [
+        ("E1", "2026-03-20T10:00:00", "100.55", "cosmetics", "LIP01"),  # birthday month
+        ("E2", "2026-04-20T10:00:00", "99.99", "", ""),
+        ("E3", "2026-04-21T10:00:00", "57.30", "snacks", "CHIPS"),
+        ("E4", "2026-04-22T10:00:00", "50", "tobacco", "CIG"),
+        ("E5", "2026-03-02 09:30", "12.34", "cosmetics", ""),
+    ]
+    run(
+        "store,receipt_no,member_no,occurred_at,amount,category,sku\n"
+        + "".join(f"SH001,{r},{bob.member_no},{t},{a},{c},{k}\n" for r, t, a, c, k in rows)
+    )
+    for receipt, at, amount, category, sku in rows:
+        imported = Purchase.objects.get(receipt_no=receipt)
+        live = purchase_record(
+            member=bob,
+            store=store,
+            receipt_no=f"LIVE-{receipt}",
+            occurred_at=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
+            amount=Decimal(amount),
+            lines=[LineInput(sku=sku, category=category, amount=Decimal(amount))]
+            if sku or category
+            else [],
+        ).purchase
+        assert (imported.points_earned, imported.eligible_amount) == (
+            live.points_earned,
+            live.eligible_amount,
+        ), receipt
+    # Silver ×1.2, the birthday month ×2 on top; cosmetics earn 3 points per ¥1.
+    assert Purchase.objects.get(receipt_no="E1").points_earned == 723  # 301.65 × 2.4
+    assert Purchase.objects.get(receipt_no="E4").points_earned == 0
+    assert reconciles()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", 'a "quote" and a \\ backslash', "tab\tnew\nline\r", "中文 ünïcödé", "\x01\x7f\u2028"],
+)
+def test_the_fingerprint_is_the_one_purchase_record_computes(text):
+    when = datetime.datetime(2026, 4, 10, 14, 5, 7, 123, tzinfo=SH)
+    for sku, category in ((f"K{text}", f"C{text}"), ("", "")):
+        expected = _purchase_fingerprint(
+            member=SimpleNamespace(member_no=f"M{text}"),
+            store=SimpleNamespace(code=f"S{text}"),
+            receipt_no=f"R{text}",
+            occurred_at=when,
+            amount=Decimal("12.50"),
+            channel=f"store{text}",
+            lines=[LineInput(sku=sku, category=category, amount=Decimal("12.5"))] if sku else [],
+            points_to_use=0,
+        )
+        assert expected == purchase_fingerprint(
+            member_no=f"M{text}",
+            store_code=f"S{text}",
+            receipt_no=f"R{text}",
+            occurred_iso=when.isoformat(),
+            amount_text="12.50",
+            channel=f"store{text}",
+            sku=sku,
+            category=category,
+        )
+
+
+def test_odd_but_valid_cells_take_the_careful_path(members):
+    """Rows the quick check is not sure of (phone, offsets, odd amounts) are checked in full."""
+    alice, _bob = members
+    points_import = run(
+        "store,receipt_no,member_no,phone,occurred_at,amount,channel\n"
+        f"sh001,O1,{alice.member_no.lower()},,2026-04-10T14:00:00.250000,7.5,APP\n"
+        "SH001,O2,,+86 138-0000-0001,2026-04-10T06:00:00Z,0010.10,\n"
+        f"SH001,O3,{alice.member_no},,2026/4/9,1,\n"
+        f"SH001,O4,{alice.member_no},,2026-04-09T23:59:59-05:00,3.00,\n"
+    )
+    assert (points_import.created_count, points_import.bad_count) == (4, 0)
+    found = {p.receipt_no: p for p in Purchase.objects.all()}
+    assert (found["O1"].amount, found["O1"].channel, found["O1"].points_earned) == (
+        Decimal("7.50"),
+        "app",
+        7,
+    )
+    assert found["O2"].occurred_at == datetime.datetime(2026, 4, 10, 14, tzinfo=SH)
+    assert found["O2"].amount == Decimal("10.10")
+    assert found["O3"].occurred_at == datetime.datetime(2026, 4, 9, tzinfo=SH)
+    # 23:59 at -05:00 is already the 10th in Beijing.
+    lot = Lot.objects.get(transaction=found["O4"].earn_transaction)
+    assert lot.expires_at == datetime.datetime(2027, 5, 1, tzinfo=SH)
+    assert reconciles()
+
+
+def test_campaign_promotions_apply_per_row_as_at_the_till(members, store, monkeypatch):
+    from points import earning
+
+    _alice, bob = members  # born in March: the birthday ×2 competes with the promotion
+    monkeypatch.setattr(
+        earning,
+        "_promotion_providers",
+        [lambda context: Decimal("3") if context.channel == "app" else None],
+    )
+    rows = [("C1", "2026-03-20T10:00:00", "app"), ("C2", "2026-04-20T10:00:00", "store")]
+    run(
+        "store,receipt_no,member_no,occurred_at,amount,channel\n"
+        + "".join(f"SH001,{r},{bob.member_no},{t},40.10,{c}\n" for r, t, c in rows)
+    )
+    for receipt, at, channel in rows:
+        live = purchase_record(
+            member=bob,
+            store=store,
+            receipt_no=f"LIVE-{receipt}",
+            occurred_at=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
+            amount=Decimal("40.10"),
+            channel=channel,
+        ).purchase
+        assert Purchase.objects.get(receipt_no=receipt).points_earned == live.points_earned
+    assert Purchase.objects.get(receipt_no="C1").points_earned == 120  # the best, ×3

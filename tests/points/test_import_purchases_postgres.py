@@ -1,0 +1,103 @@
+"""The purchase import on PostgreSQL with two writers side by side, each on its own connection
+(committed data only, so these tests run outside a test transaction)."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+import pytest
+
+from points import imports
+from points.imports import points_import_file
+from points.jobs import reconcile_job
+from points.models import (
+    Account,
+    CategoryRate,
+    Entry,
+    LedgerTransaction,
+    Lot,
+    PointsImport,
+    Purchase,
+)
+from tests.factories import MemberFactory, StoreFactory
+from tiers.models import QualifyingActivity
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def snapshot() -> tuple:
+    return (
+        Purchase.objects.count(),
+        LedgerTransaction.objects.count(),
+        Entry.objects.count(),
+        Lot.objects.count(),
+        QualifyingActivity.objects.count(),
+        list(Account.objects.order_by("pk").values_list("balance", "debt", "lifetime_earned")),
+    )
+
+
+def test_two_writers_post_every_purchase_once_and_a_rerun_adds_nothing(monkeypatch):
+    # Small batches, so each writer commits several.
+    monkeypatch.setattr(imports, "BATCH_SIZE", 7)
+    StoreFactory(code="SH001", name="上海南京路店", city="上海")
+    StoreFactory(code="BJ001", name="北京王府井店", city="北京")
+    members = MemberFactory.create_batch(25)
+    frozen = MemberFactory(status="frozen")
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal("2"))
+    lines = ["store,receipt_no,member_no,phone,occurred_at,amount,category"]
+    for i in range(120):
+        member = members[i % len(members)]
+        # Every third row names its member by phone, so one member may reach both writers.
+        who = f",{member.phone}" if i % 3 == 0 else f"{member.member_no},"
+        lines.append(
+            f"{'SH001' if i % 2 else 'BJ001'},P{i:04d},{who},2026-04-{i % 28 + 1:02d}T10:00:00,"
+            f"{i % 50 + 1}.50,{'cosmetics' if i % 4 == 0 else ''}"
+        )
+    lines.append("SH001,BAD1,M999999999,,2026-04-10T10:00:00,10,")  # line 122
+    lines.append(f"SH001,BAD2,{frozen.member_no},,2026-04-10T10:00:00,10,")  # line 123
+    content = ("\n".join(lines) + "\n").encode()
+
+    first = points_import_file(
+        kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content, writers=2
+    )
+    assert first.status == PointsImport.Status.DONE
+    assert (first.processed_rows, first.created_count, first.bad_count) == (122, 120, 2)
+    assert {(e.line, e.code) for e in first.errors.all()} == {
+        (122, "member_unknown"),
+        (123, "member_inactive"),
+    }
+    assert Purchase.objects.count() == LedgerTransaction.objects.count() == 120
+    assert Entry.objects.count() == 240
+    assert Lot.objects.count() == QualifyingActivity.objects.count() == 120
+    assert first.points_posted == sum(Purchase.objects.values_list("points_earned", flat=True))
+    for member in members:
+        earned = sum(Purchase.objects.filter(member=member).values_list("points_earned", flat=True))
+        assert Account.objects.get(member=member).balance == earned
+    _checked, details = reconcile_job(datetime.date(2026, 6, 1))
+    assert "failed" not in details
+
+    before = snapshot()
+    second = points_import_file(
+        kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content, writers=2
+    )
+    assert (second.created_count, second.existing_count, second.bad_count) == (0, 120, 2)
+    assert snapshot() == before
+
+
+def test_opening_balances_go_through_the_same_two_writers(monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 5)
+    members = MemberFactory.create_batch(12)
+    year = datetime.date.today().year + 1
+    lines = ["source_id,member_no,points,expires_on"]
+    lines += [f"OLD-{i},{members[i % 12].member_no},{i + 1},{year}-06-30" for i in range(40)]
+    lines.append(f"OLD-X,M999999999,10,{year}-06-30")
+    content = ("\n".join(lines) + "\n").encode()
+
+    done = points_import_file(
+        kind=PointsImport.Kind.BALANCES, file_name="b.csv", content=content, writers=2
+    )
+    assert (done.created_count, done.bad_count, done.points_posted) == (40, 1, 820)
+    assert Lot.objects.count() == LedgerTransaction.objects.count() == 40
+    _checked, details = reconcile_job(datetime.date(2026, 6, 1))
+    assert "failed" not in details
