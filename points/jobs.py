@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from members.messaging import member_notify
@@ -27,10 +28,19 @@ def start_of(business_date: datetime.date) -> datetime.datetime:
     return datetime.datetime.combine(business_date, datetime.time(), tzinfo=BUSINESS_TZ)
 
 
+# Connections the expiry works on (PostgreSQL): batches of different accounts never wait on
+# each other, so two keep both cores of a small machine busy.
+EXPIRY_WORKERS = 2
+
+
 def expiry_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
-    """Expire every lot whose last day was before this date; also past-due coupons."""
+    """Expire every lot whose last day was before this date; also past-due coupons.
+
+    Batches of settings.POINTS_EXPIRY_BATCH accounts, one transaction each; the Jobs page
+    shows the lots done after each batch.
+    """
     at = start_of(business_date)
-    lots = points_expire(at=at)
+    lots = points_expire(at=at, workers=EXPIRY_WORKERS)
     coupons = coupons_expire(at=at)
     return lots, {"lots_expired": lots, "coupons_expired": coupons}
 
@@ -65,9 +75,16 @@ def reminders_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             )
         )
     ExpiryReminder.objects.bulk_create(wanted, ignore_conflicts=True, batch_size=5000)
-    pending = ExpiryReminder.objects.filter(sent_at__isnull=True).select_related("member")
-    sent = 0
-    for reminder in pending.iterator(chunk_size=1000):
+    pending = ExpiryReminder.objects.filter(sent_at__isnull=True)
+    # Members no channel reaches (no consent, or no address for it) get the portal banner
+    # only: their reminders are done in one statement instead of one UPDATE each.
+    reachable = Q(member__consent_sms=True, member__phone__gt="") | Q(
+        member__consent_email=True, member__email__gt=""
+    )
+    sent = pending.exclude(reachable).update(
+        sent_at=datetime.datetime.now(tz=BUSINESS_TZ), channels=[]
+    )
+    for reminder in pending.filter(reachable).select_related("member").iterator(chunk_size=1000):
         member: Member = reminder.member
         text = _(
             "会员 Loyalty: %(points)s of your points expire after %(date)s. Use them before then."
@@ -80,29 +97,82 @@ def reminders_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     return sent, {"reminders": sent}
 
 
+SUM_ZERO_TRIGGER = "points_entry_sum_zero"
+
+
 def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     """Check the ledger: per member account balance = Σ entries = Σ open lots − debt, and
-    every transaction's entries sum to zero. A mismatch fails the run with the accounts."""
+    every transaction's entries sum to zero. A mismatch fails the run with the accounts.
+
+    Everything is checked, every night: two parallel aggregate scans (about 12 s at ten
+    million purchases, see README), so no gap opens for a transaction that committed late or
+    went around the guard. On PostgreSQL the run also fails if the sum-to-zero guard of
+    migration 0005 is missing or switched off, since the guard is what refuses a bad
+    posting before it lands; the nightly check only finds it afterwards.
+    """
+    mismatches = _balance_mismatches()
+    unbalanced = _unbalanced_transactions()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {Account._meta.db_table}")  # noqa: S608
+        checked = cursor.fetchone()[0]
+    details: dict[str, Any] = {
+        "accounts_checked": checked,
+        "mismatches": mismatches,
+        "unbalanced_transactions": unbalanced,
+    }
+    problems = []
+    if mismatches or unbalanced:
+        problems.append(
+            f"{len(mismatches)} account(s) and {len(unbalanced)} transaction(s) do not reconcile"
+        )
+    if connection.vendor == "postgresql":
+        guard = _sum_zero_guard()
+        if guard != "enabled":
+            problems.append(f"the ledger guard {SUM_ZERO_TRIGGER} is {guard}")
+    if problems:
+        details["failed"] = "; ".join(problems)
+    return checked, details
+
+
+def _balance_mismatches() -> list[dict[str, int]]:
+    """Member accounts whose cached balance is not Σ entries or not Σ open lots − debt.
+
+    Aggregated first (in parallel on PostgreSQL), then joined: with a LIMIT on the join the
+    planner would walk both tables in account order instead, one index lookup a row.
+    """
     account = Account._meta.db_table
     entry = Entry._meta.db_table
     lot = Lot._meta.db_table
-    with connection.cursor() as cursor:
+    system = list(Account.objects.filter(member__isnull=True).values_list("pk", flat=True)) or [0]
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL jit = off")
+        placeholders = ", ".join(["%s"] * len(system))
         cursor.execute(
             f"""
-            SELECT a.id, a.member_id, a.balance, a.debt, COALESCE(e.total, 0), COALESCE(l.total, 0)
+            WITH e AS {materialized} (
+                SELECT account_id, SUM(amount) AS total FROM {entry}
+                WHERE account_id NOT IN ({placeholders}) GROUP BY account_id
+            ),
+            l AS {materialized} (
+                SELECT account_id, SUM(remaining) AS total FROM {lot}
+                WHERE remaining > 0 GROUP BY account_id
+            )
+            SELECT a.id, a.member_id, a.balance, a.debt, COALESCE(e.total, 0),
+                   COALESCE(l.total, 0)
             FROM {account} a
-            LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM {entry} GROUP BY account_id) e
-                ON e.account_id = a.id
-            LEFT JOIN (SELECT account_id, SUM(remaining) AS total FROM {lot}
-                       WHERE remaining > 0 GROUP BY account_id) l
-                ON l.account_id = a.id
+            LEFT JOIN e ON e.account_id = a.id
+            LEFT JOIN l ON l.account_id = a.id
             WHERE a.member_id IS NOT NULL
               AND (a.balance <> COALESCE(e.total, 0) OR a.balance <> COALESCE(l.total, 0) - a.debt)
             ORDER BY a.id
             LIMIT 1000
-            """  # noqa: S608 - table names come from the models, not from input
+            """,  # noqa: S608 - table names come from the models, not from input
+            system,
         )
-        mismatches = [
+        return [
             {
                 "account": row[0],
                 "member": row[1],
@@ -114,23 +184,38 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             }
             for row in cursor.fetchall()
         ]
+
+
+def _unbalanced_transactions() -> list[dict[str, int]]:
+    """Transactions whose entries do not sum to 0."""
+    entry = Entry._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL work_mem = '256MB'")  # hash aggregate in memory
         cursor.execute(
-            f"SELECT transaction_id, SUM(amount) FROM {entry} GROUP BY transaction_id "  # noqa: S608
-            "HAVING SUM(amount) <> 0 LIMIT 1000"
+            f"SELECT transaction_id, SUM(amount) FROM {entry} "  # noqa: S608
+            "GROUP BY transaction_id HAVING SUM(amount) <> 0 ORDER BY transaction_id LIMIT 1000"
         )
-        unbalanced = [{"transaction": row[0], "sum": int(row[1])} for row in cursor.fetchall()]
-        cursor.execute(f"SELECT COUNT(*) FROM {account}")  # noqa: S608
-        checked = cursor.fetchone()[0]
-    details: dict[str, Any] = {
-        "accounts_checked": checked,
-        "mismatches": mismatches,
-        "unbalanced_transactions": unbalanced,
-    }
-    if mismatches or unbalanced:
-        details["failed"] = (
-            f"{len(mismatches)} account(s) and {len(unbalanced)} transaction(s) do not reconcile"
+        return [{"transaction": row[0], "sum": int(row[1])} for row in cursor.fetchall()]
+
+
+def _sum_zero_guard() -> str:
+    """'enabled', 'disabled' or 'missing': the state of the sum-to-zero trigger."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass",
+            [SUM_ZERO_TRIGGER, Entry._meta.db_table],
         )
-    return checked, details
+        row = cursor.fetchone()
+        # A role or database set to replica by default (ALTER ROLE … SET) skips it too.
+        cursor.execute("SELECT current_setting('session_replication_role')")
+        role = cursor.fetchone()[0]
+    if row is None:
+        return "missing"
+    # 'O' fires in normal sessions, 'A' always; 'D' never, 'R' only in replica sessions.
+    if row[0] == "A" or (row[0] == "O" and role != "replica"):
+        return "enabled"
+    return "disabled"
 
 
 def birthday_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:

@@ -1,41 +1,58 @@
 """A realistic synthetic data set, built fast: `manage.py loadgen --members N --purchases M`.
 
-Stores, members (valid member numbers, +86 mobile numbers, Chinese names, birthdays), their
-points accounts, and purchases over the last 24 months, some with a category line. The
-purchases go through the same set-based path as the CSV import
-(`imports.purchases_post_batch`): earning by the policy (base rate, category rates, the
-multiplier of `earning.multiplier_for`), one ledger transaction, two entries and a lot each,
-debt first — so the nightly reconcile passes on the result. On PostgreSQL everything goes
-in with COPY.
+Stores; members (valid unique member numbers, unique +86 mobile numbers and referral codes,
+Chinese names, birthdays) with their points accounts; purchases over the last 14 months,
+each with its EARN ledger transaction, two entries and a lot (expiring at the end of the
+12th month after it, Asia/Shanghai); one tier `QualifyingActivity` per purchase; and for
+members whose last 12 months qualify for Silver or above, their `MemberTier` and one
+`TierHistory` row (reason import). Lots earned more than 12 months ago are past their
+expiry and still open, as they would be before the nightly expiry job has run.
 
-Lots earned more than 12 months ago are past their expiry and still open, as they would be
-before the nightly expiry job has run; the next `run_nightly` expires them.
+Points are earned as the policy says for a purchase without lines: base rate, times the
+birthday multiplier in the birthday month (no campaign promotions or tier multipliers: the
+synthetic history precedes them). So balance = Σ entries = Σ open lots, and the nightly
+reconcile passes on the result.
+
+The shape: how many purchases a member makes comes from a fixed, skewed curve over a
+scrambled rank (the busiest member about 160 in 14 months, the quietest about 5), amounts
+are log-normal around ¥200 with a per-member price level, so roughly a quarter of the
+members are Silver or above and a few hundred in a million are Diamond. Member numbers,
+phones and referral codes are bijective scrambles of the member's ordinal, so they are
+unique by construction, and a later `--append` run continues the ordinals.
+
+On PostgreSQL the data is made by the database itself (`_SqlLoad`): one INSERT … SELECT
+statement per chunk of members writes the members and everything that belongs to them, in
+one transaction per chunk, two chunks at a time on two connections. Elsewhere (SQLite, the
+tests and the demo) the same data is built in Python and written with bulk_create.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
+import math
 import random
+import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
+from django.db.models import F, Model
 from django.utils import timezone
 
 from members.benchmarks import GIVEN_FEMALE, GIVEN_MALE, MOBILE_PREFIXES, SURNAMES
-from members.imports import _member_no_draw, _members_matching, _referral_code_draw
 from members.models import Member, Store
-from members.services import store_ensure
+from members.numbers import _DAMM_TABLE, damm_check_digit
+from members.services import REFERRAL_ALPHABET, store_ensure
+from tiers.models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierPolicy
 
-from .imports import EarningCalculator, PreparedPurchase, purchases_post_batch
-from .ledger_bulk import CopyLayout, copy_escape, copy_write, ids_draw, use_copy
-from .models import Account, Purchase
-from .services import LineInput, _purchase_fingerprint
+from .earning import policy_get
+from .ledger import BUSINESS_TZ, expiry_for, fingerprint, system_account
+from .models import Account, Entry, LedgerTransaction, Lot, Purchase
 
 STORES = (
     ("SH001", "上海南京路店", "上海"),
@@ -51,14 +68,42 @@ STORES = (
     ("NJ001", "南京新街口店", "南京"),
     ("XA001", "西安钟楼店", "西安"),
 )
-CATEGORIES = ("apparel", "shoes", "cosmetics", "snacks", "home", "electronics", "gift_card")
-CHANNELS = (("store", 0.7), ("online", 0.12), ("app", 0.1), ("mini_program", 0.08))
-MEMBER_BATCH = 20_000
-PURCHASE_BATCH = 20_000
+# Cumulative shares: store 70 %, online 12 %, app 10 %, mini-program 8 %.
+CHANNELS = (("store", 0.70), ("online", 0.82), ("app", 0.92), ("mini_program", 1.0))
+HISTORY_DAYS = 426  # about 14 months of purchases
+HOME_STORE_SHARE = 0.7
+# Purchases per member: M·G(rank), G(x) = ((x+e)^a − e^a) / ((1+e)^a − e^a), which sums to
+# exactly M over all members; e keeps the busiest member near 16 × the average.
+CURVE_A = 0.5
+CURVE_E = 0.001
+# Amounts: exp(AMOUNT_MU + AMOUNT_SIGMA·z) × the member's price level exp(PRICE_SIGMA·z − ½σ²).
+AMOUNT_MU = 4.9
+AMOUNT_SIGMA = 0.9
+PRICE_SIGMA = 0.9
+AMOUNT_MAX = 50_000
+BIRTHDAY_SHARE = 0.85
+FEMALE_SHARE = 0.55
+
+# Scrambles of the member ordinal: x → (A·x + B) mod size, a bijection when gcd(A, size) = 1.
+_NO_SPACE = 10**10
+_NO_A, _NO_B = 7_394_586_413, 2_718_281_828
+_PHONE_SPACE = len(MOBILE_PREFIXES) * 10**8
+_PHONE_A, _PHONE_B = 1_618_033_989, 1_234_567_891
+_CODE_SPACE = 32**8
+_CODE_A, _CODE_B = 2_654_435_761, 598_271_034_111
+
+SQL_WORKERS = 2
+SQL_CHUNK_PURCHASES = 250_000
+REBUILD_INDEXES_FROM = 200_000
+ORM_BATCH = 2_000
 
 
 class LoadgenRefused(Exception):
     """The database already holds members and --append was not given."""
+
+
+class LoadgenCheckFailed(Exception):
+    """A chunk did not come out consistent; its transaction was rolled back."""
 
 
 @dataclass
@@ -67,6 +112,8 @@ class LoadgenResult:
     purchases: int
     points: int
     seconds: float
+    tiers: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 Progress = Callable[[str, int, int], None]
@@ -92,138 +139,113 @@ def progress_bar(stream=None) -> Progress:
     return show
 
 
-def _phone_numbers(rng: random.Random, count: int) -> list[str]:
-    if count == 0:
-        return []
-    space = len(MOBILE_PREFIXES) * 10**8
-    # Consecutive numbers from a random start: unique, and cheap to draw by the million.
-    start = rng.randrange(space - count)
-    step = max(1, (space - start) // (count * 3))
-    out = []
-    for index in range(count):
-        number = start + index * step
-        out.append("+86" + MOBILE_PREFIXES[number // 10**8] + f"{number % 10**8:08d}")
-    return out
+# --- The shape of the data, shared by both paths ------------------------------------------
 
 
-def _name(rng: random.Random) -> tuple[str, str]:
-    female = rng.random() < 0.55
-    given = GIVEN_FEMALE if female else GIVEN_MALE
-    length = 1 if rng.random() < 0.3 else 2
-    return rng.choice(SURNAMES) + "".join(rng.choice(given) for _ in range(length)), (
-        "F" if female else "M"
+def _curve(x: float) -> float:
+    e, a = CURVE_E, CURVE_A
+    return ((x + e) ** a - e**a) / ((1 + e) ** a - e**a)
+
+
+def purchases_of_rank(*, rank: int, members: int, purchases: int) -> int:
+    """How many purchases the member of this rank (0 = busiest) makes; sums to `purchases`."""
+    return math.floor(purchases * _curve((rank + 1) / members)) - math.floor(
+        purchases * _curve(rank / members)
     )
 
 
-_MEMBER_OWN = (
-    "member_no",
-    "referral_code",
-    "phone",
-    "name",
-    "gender",
-    "birthday",
-    "city",
-    "home_store_id",
-    "enrolment_channel",
-    "status",
-    "enrolled_at",
-)
+def _rank_scramble(members: int) -> tuple[int, int]:
+    """(A, B) with gcd(A, members) = 1: rank = (A·i + B) mod members spreads the busy ones."""
+    a = 7_919
+    while math.gcd(a, members) != 1:
+        a += 2
+    return a, members // 3
 
 
-def _members_create(
-    *, count: int, rng: random.Random, stores: list[Store], now, progress: Progress | None
-) -> list[tuple[Any, ...]]:
-    """Create `count` members and their accounts; returns (id, member_no, birthday, status)."""
-    refs: list[tuple[Any, ...]] = []
-    phones = _phone_numbers(rng, count)
-    layout = CopyLayout(Member, _MEMBER_OWN, with_id=True) if use_copy() else None
-    account_layout = (
-        CopyLayout(
-            Account, ("kind", "member_id", "balance", "debt", "lifetime_earned"), with_id=False
+def member_no_of(ordinal: int) -> str:
+    body = "8" + f"{(_NO_A * ordinal + _NO_B) % _NO_SPACE:010d}"
+    return body + damm_check_digit(body)
+
+
+def phone_of(ordinal: int) -> str:
+    number = (_PHONE_A * ordinal + _PHONE_B) % _PHONE_SPACE
+    return f"+86{MOBILE_PREFIXES[number // 10**8]}{number % 10**8:08d}"
+
+
+def referral_code_of(ordinal: int) -> str:
+    bits = (_CODE_A * ordinal + _CODE_B) % _CODE_SPACE
+    return "".join(REFERRAL_ALPHABET[(bits >> shift) & 31] for shift in range(0, 40, 5))
+
+
+@dataclass(frozen=True)
+class _Earning:
+    base_rate: Decimal
+    birthday_multiplier: Decimal
+    pending: datetime.timedelta
+
+    @classmethod
+    def from_policy(cls) -> _Earning:
+        policy = policy_get()
+        return cls(
+            base_rate=policy.base_rate,
+            birthday_multiplier=policy.birthday_multiplier,
+            pending=datetime.timedelta(days=policy.pending_days),
         )
-        if use_copy()
-        else None
-    )
-    done = 0
-    for offset in range(0, count, MEMBER_BATCH):
-        size = min(MEMBER_BATCH, count - offset)
-        batch_phones = phones[offset : offset + size]
-        numbers: set[str] = set()
-        codes: set[str] = set()
-        while len(numbers) < size:
-            numbers.add(_member_no_draw())
-        while len(codes) < size:
-            codes.add(_referral_code_draw())
-        taken = _members_matching(
-            columns=("member_no", "referral_code", "phone"),
-            any_of={"member_no": numbers, "referral_code": codes, "phone": set(batch_phones)},
+
+    def points(self, *, amount: Decimal, occurred_at, birthday) -> int:
+        # earning.points_for with earning.multiplier_for's birthday month, rounded down.
+        local = occurred_at.astimezone(BUSINESS_TZ)
+        multiplier = (
+            self.birthday_multiplier if birthday and birthday.month == local.month else Decimal(1)
         )
-        taken_phones = {phone for _no, _code, phone in taken}
-        numbers -= {no for no, _code, _phone in taken}
-        codes -= {code for _no, code, _phone in taken}
-        rows = []
-        for phone, member_no, code in zip(
-            [p for p in batch_phones if p not in taken_phones], numbers, codes, strict=False
-        ):
-            name, gender = _name(rng)
-            store = rng.choice(stores)
-            birthday = (
-                datetime.date(rng.randrange(1950, 2006), rng.randrange(1, 13), rng.randrange(1, 29))
-                if rng.random() < 0.85
-                else None
-            )
-            # Enrolled two to four years ago, so every purchase comes after the enrolment.
-            enrolled = now - datetime.timedelta(
-                days=730 + rng.randrange(730), seconds=rng.randrange(86400)
-            )
-            rows.append((member_no, code, phone, name, gender, birthday, store, enrolled))
-        with transaction.atomic():
-            if use_copy():
-                ids = ids_draw(Member, len(rows))
-                copy_write(
-                    layout.sql(),
-                    (
-                        f"{pk}\t{no}\t{code}\t{phone}\t{copy_escape(name)}\t{gender}\t"
-                        f"{birthday.isoformat() if birthday else chr(92) + 'N'}\t{store.city}\t"
-                        f"{store.pk}\t{Member.Channel.STORE}\t{Member.Status.ACTIVE}\t"
-                        f"{enrolled.isoformat()}{layout.tail}\n"
-                        for pk, (no, code, phone, name, gender, birthday, store, enrolled) in zip(
-                            ids, rows, strict=True
-                        )
-                    ),
-                )
-                copy_write(
-                    account_layout.sql(),
-                    (f"{Account.Kind.MEMBER}\t{pk}\t0\t0\t0{account_layout.tail}\n" for pk in ids),
-                )
-            else:
-                members = [
-                    Member(
-                        member_no=no,
-                        referral_code=code,
-                        phone=phone,
-                        name=name,
-                        gender=gender,
-                        birthday=birthday,
-                        city=store.city,
-                        home_store=store,
-                        enrolment_channel=Member.Channel.STORE,
-                        enrolled_at=enrolled,
-                    )
-                    for no, code, phone, name, gender, birthday, store, enrolled in rows
-                ]
-                Member.objects.bulk_create(members, batch_size=500)
-                ids = [member.pk for member in members]
-                Account.objects.bulk_create(
-                    [Account(kind=Account.Kind.MEMBER, member_id=pk) for pk in ids], batch_size=500
-                )
-        refs.extend(
-            (pk, row[0], row[5], Member.Status.ACTIVE) for pk, row in zip(ids, rows, strict=True)
+        value = (amount * self.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
+        return max(int(value), 0)
+
+
+@dataclass(frozen=True)
+class _Tiers:
+    """The levels a member can qualify for (rank above the base), highest first."""
+
+    base_id: int | None
+    levels: list[tuple[int, Decimal, int]]  # (id, qualify_spend, qualify_points)
+    valid_months: int
+
+    @classmethod
+    def load(cls) -> _Tiers:
+        levels = list(TierLevel.objects.order_by("rank"))
+        policy = TierPolicy.objects.order_by("pk").first()
+        return cls(
+            base_id=levels[0].pk if levels else None,
+            levels=[(lv.pk, lv.qualify_spend, lv.qualify_points) for lv in reversed(levels[1:])],
+            valid_months=policy.valid_months if policy else 12,
         )
-        done += size
-        if progress:
-            progress("members", done, count)
-    return refs
+
+    def level_for(self, *, spend: Decimal, points: int) -> tuple[int, Decimal, int] | None:
+        for level in self.levels:
+            _pk, qualify_spend, qualify_points = level
+            if (qualify_spend > 0 and spend >= qualify_spend) or (
+                qualify_points > 0 and points >= qualify_points
+            ):
+                return level
+        return None
+
+
+def _add_months(day: datetime.date, months: int) -> datetime.date:
+    month = day.month - 1 + months
+    year = day.year + month // 12
+    month = month % 12 + 1
+    last = [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30, 31,
+            30, 31, 31, 30, 31, 30, 31][month - 1]  # fmt: skip
+    return datetime.date(year, month, min(day.day, last))
+
+
+def tier_valid_until(*, achieved_at: datetime.datetime, months: int) -> datetime.date:
+    """The last day a tier reached at `achieved_at` holds: its business date + months − 1 day."""
+    day = achieved_at.astimezone(BUSINESS_TZ).date()
+    return _add_months(day, months) - datetime.timedelta(days=1)
+
+
+# --- Entry point ----------------------------------------------------------------------------
 
 
 def loadgen(
@@ -233,130 +255,1092 @@ def loadgen(
     append: bool = False,
     seed: int | None = None,
     progress: Progress | None = None,
-    real_fingerprints: bool = True,
+    workers: int = SQL_WORKERS,
+    rebuild_indexes: bool | None = None,
 ) -> LoadgenResult:
+    """Make `members` members with `purchases` purchases among them (see the module doc).
+
+    `rebuild_indexes` (PostgreSQL): drop the bulk tables' indexes for the load and build them
+    after; by default when the database has no members yet and the load is big.
+    """
     started = time.monotonic()
     if not append and Member.objects.exists():
         raise LoadgenRefused("the database already has members; use --append to add more")
-    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from a seed
-    now = timezone.now()
     stores = [store_ensure(code=code, name=name, city=city) for code, name, city in STORES]
-    refs = _members_create(count=members, rng=rng, stores=stores, now=now, progress=progress)
-    if not refs and purchases:
-        refs = [
-            (pk, no, birthday, status)
-            for pk, no, birthday, status in Member.objects.filter(
-                status=Member.Status.ACTIVE
-            ).values_list("id", "member_no", "birthday", "status")[:1_000_000]
-        ]
-    points = 0
-    if purchases and refs:
-        points = _purchases_create(
-            count=purchases,
-            refs=refs,
-            rng=rng,
+    if connection.vendor == "postgresql" and members > 0:
+        result = _SqlLoad(
+            members=members,
+            purchases=purchases,
             stores=stores,
-            now=now,
+            seed=seed,
             progress=progress,
-            real_fingerprints=real_fingerprints,
+            workers=workers,
+            rebuild_indexes=rebuild_indexes,
+        ).run()
+    else:
+        result = _OrmLoad(
+            members=members, purchases=purchases, stores=stores, seed=seed, progress=progress
+        ).run()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# --- Python path (SQLite, small sizes) -----------------------------------------------------
+
+
+class _OrmLoad:
+    """The same data as `_SqlLoad`, built in Python and written with bulk_create."""
+
+    def __init__(self, *, members: int, purchases: int, stores: list[Store], seed, progress):
+        self.count = members
+        self.purchases = purchases
+        self.stores = {store.pk: store for store in stores}
+        self.rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from a seed
+        self.progress = progress
+        self.now = timezone.now().replace(microsecond=0)
+        self.earning = _Earning.from_policy()
+        self.tiers = _Tiers.load()
+        self.token = secrets.token_hex(3).upper()
+
+    def run(self) -> LoadgenResult:
+        created = self._members() if self.count else []
+        buyers = created
+        if not self.count and self.purchases:
+            # No new members: purchases for the members already there.
+            buyers = list(
+                Member.objects.filter(status=Member.Status.ACTIVE).order_by("pk")[:1_000_000]
+            )
+        points = tiers = 0
+        if self.purchases and buyers:
+            points, tiers = self._purchases(buyers)
+        return LoadgenResult(
+            members=len(created),
+            purchases=self.purchases if buyers else 0,
+            points=points,
+            seconds=0.0,
+            tiers=tiers,
         )
-    return LoadgenResult(
-        members=len(refs) if members else 0,
-        purchases=purchases if refs else 0,
-        points=points,
-        seconds=time.monotonic() - started,
+
+    def _member(self, ordinal: int) -> Member:
+        rng = self.rng
+        female = rng.random() < FEMALE_SHARE
+        given = GIVEN_FEMALE if female else GIVEN_MALE
+        length = 1 if rng.random() < 0.3 else 2
+        store = rng.choice(list(self.stores.values()))
+        birthday = None
+        if rng.random() < BIRTHDAY_SHARE:
+            birthday = datetime.date(
+                rng.randrange(1950, 2006), rng.randrange(1, 13), rng.randrange(1, 29)
+            )
+        return Member(
+            member_no=member_no_of(ordinal),
+            referral_code=referral_code_of(ordinal),
+            phone=phone_of(ordinal),
+            name=rng.choice(SURNAMES) + "".join(rng.choice(given) for _ in range(length)),
+            gender="F" if female else "M",
+            birthday=birthday,
+            city=store.city,
+            home_store=store,
+            enrolment_store=store,
+            enrolment_channel=Member.Channel.STORE,
+            # Two to four years ago: every purchase comes after the enrolment.
+            enrolled_at=self.now - datetime.timedelta(days=730 + rng.random() * 730),
+        )
+
+    def _members(self) -> list[Member]:
+        first = Member.objects.count()
+        created: list[Member] = []
+        for offset in range(0, self.count, ORM_BATCH):
+            size = min(ORM_BATCH, self.count - offset)
+            batch = [self._member(first + offset + index) for index in range(size)]
+            # Ordinals continue earlier runs; a number, phone or code an enrolment took
+            # already leaves that member out.
+            taken = {
+                value
+                for name in ("member_no", "phone", "referral_code")
+                for value in Member.objects.filter(
+                    **{f"{name}__in": [getattr(m, name) for m in batch]}
+                ).values_list(name, flat=True)
+            }
+            batch = [m for m in batch if not taken & {m.member_no, m.phone, m.referral_code}]
+            with transaction.atomic():
+                Member.objects.bulk_create(batch, batch_size=500)
+                Account.objects.bulk_create(
+                    [Account(kind=Account.Kind.MEMBER, member=m) for m in batch], batch_size=500
+                )
+            created.extend(batch)
+            if self.progress:
+                self.progress("members", offset + size, self.count)
+        return created
+
+    def _purchases(self, members: list[Member]) -> tuple[int, int]:
+        rng = self.rng
+        count = len(members)
+        rank_a, rank_b = _rank_scramble(count)
+        accounts = dict(Account.objects.filter(member__in=members).values_list("member_id", "id"))
+        issuance = system_account(Account.Kind.ISSUANCE)
+        stores = list(self.stores.values())
+        receipt = done = total_points = tiers = 0
+        for index, member in enumerate(members):
+            rank = (rank_a * index + rank_b) % count
+            price = math.exp(PRICE_SIGMA * rng.gauss(0, 1) - PRICE_SIGMA**2 / 2)
+            rows = []
+            for _ in range(purchases_of_rank(rank=rank, members=count, purchases=self.purchases)):
+                home = self.stores.get(member.home_store_id)
+                store = home if home and rng.random() < HOME_STORE_SHARE else rng.choice(stores)
+                draw = rng.random()
+                channel = next(name for name, share in CHANNELS if draw < share)
+                occurred = self.now - datetime.timedelta(
+                    seconds=rng.randrange(HISTORY_DAYS * 86400)
+                )
+                value = price * math.exp(AMOUNT_MU + AMOUNT_SIGMA * rng.gauss(0, 1))
+                amount = Decimal(min(AMOUNT_MAX * 100, max(100, math.floor(100 * value)))) / 100
+                receipt += 1
+                rows.append((store, channel, f"L{self.token}{receipt:09d}", occurred, amount))
+            with transaction.atomic():
+                total_points += self._post(
+                    member=member, account_id=accounts[member.pk], rows=rows, issuance=issuance
+                )
+                tiers += self._tier(member=member)
+            done += len(rows)
+            if self.progress and (index % 100 == 99 or index == count - 1):
+                self.progress("purchases", done, self.purchases)
+        return total_points, tiers
+
+    def _post(self, *, member: Member, account_id: int, rows, issuance: Account) -> int:
+        """One member's purchases: each with its earning, two entries, lot and activity."""
+        txns, purchases, activities = [], [], []
+        for store, channel, receipt_no, occurred, amount in rows:
+            points = self.earning.points(
+                amount=amount, occurred_at=occurred, birthday=member.birthday
+            )
+            request_fingerprint = purchase_fingerprint(
+                member_no=member.member_no,
+                store_code=store.code,
+                receipt_no=receipt_no,
+                occurred_at=occurred,
+                amount=amount,
+                channel=channel,
+            )
+            txn = None
+            if points:
+                txn = LedgerTransaction(
+                    kind=LedgerTransaction.Kind.EARN,
+                    idempotency_key=f"purchase:{store.code}:{receipt_no}",
+                    fingerprint=request_fingerprint,
+                    source=LedgerTransaction.Source.PURCHASE,
+                    source_ref=receipt_no,
+                    occurred_at=occurred,
+                    recorded_at=self.now,
+                    member=member,
+                    member_amount=points,
+                )
+                txns.append(txn)
+            purchases.append(
+                Purchase(
+                    member=member,
+                    store=store,
+                    channel=channel,
+                    receipt_no=receipt_no,
+                    occurred_at=occurred,
+                    amount=amount,
+                    eligible_amount=amount,
+                    points_earned=points,
+                    earn_transaction=txn,
+                    fingerprint=request_fingerprint,
+                    recorded_at=self.now,
+                )
+            )
+            activities.append(
+                QualifyingActivity(
+                    member=member,
+                    occurred_at=occurred,
+                    spend=amount,
+                    points=points,
+                    source=QualifyingActivity.Source.PURCHASE,
+                )
+            )
+        LedgerTransaction.objects.bulk_create(txns)
+        Purchase.objects.bulk_create(purchases)
+        Entry.objects.bulk_create(
+            [
+                entry
+                for txn in txns
+                for entry in (
+                    Entry(transaction=txn, account_id=account_id, amount=txn.member_amount),
+                    Entry(transaction=txn, account=issuance, amount=-txn.member_amount),
+                )
+            ]
+        )
+        Lot.objects.bulk_create(
+            [
+                Lot(
+                    account_id=account_id,
+                    transaction=txn,
+                    points=txn.member_amount,
+                    remaining=txn.member_amount,
+                    earned_at=txn.occurred_at,
+                    available_at=txn.occurred_at + self.earning.pending,
+                    expires_at=expiry_for(txn.occurred_at),
+                )
+                for txn in txns
+            ]
+        )
+        QualifyingActivity.objects.bulk_create(activities)
+        points = sum(txn.member_amount for txn in txns)
+        if points:
+            Account.objects.filter(pk=account_id).update(
+                balance=F("balance") + points,
+                lifetime_earned=F("lifetime_earned") + points,
+                updated_at=self.now,
+            )
+        return points
+
+    def _tier(self, *, member: Member) -> int:
+        """Silver or above when the last 12 months qualify: reached at the purchase whose
+        running figures first met the level."""
+        if self.tiers.base_id is None or MemberTier.objects.filter(member=member).exists():
+            return 0
+        rows = list(
+            QualifyingActivity.objects.filter(
+                member=member, occurred_at__gt=_add_months_dt(self.now, -12)
+            )
+            .order_by("occurred_at", "id")
+            .values_list("occurred_at", "spend", "points")
+        )
+        level = self.tiers.level_for(
+            spend=sum((spend for _at, spend, _points in rows), Decimal(0)),
+            points=sum(points for _at, _spend, points in rows),
+        )
+        if level is None:
+            return 0
+        level_id, qualify_spend, qualify_points = level
+        spend, points = Decimal(0), 0
+        for achieved_at, row_spend, row_points in rows:  # noqa: B007 - used after the loop
+            spend += row_spend
+            points += row_points
+            if (qualify_spend > 0 and spend >= qualify_spend) or (
+                qualify_points > 0 and points >= qualify_points
+            ):
+                break
+        valid_until = tier_valid_until(achieved_at=achieved_at, months=self.tiers.valid_months)
+        MemberTier.objects.create(
+            member=member,
+            level_id=level_id,
+            achieved_at=achieved_at,
+            period_start=achieved_at,
+            valid_until=valid_until,
+            updated_at=self.now,
+        )
+        TierHistory.objects.create(
+            member=member,
+            from_level_id=self.tiers.base_id,
+            to_level_id=level_id,
+            reason=TierHistory.Reason.IMPORT,
+            at=achieved_at,
+            valid_until=valid_until,
+            recorded_at=self.now,
+        )
+        return 1
+
+
+def _add_months_dt(moment: datetime.datetime, months: int) -> datetime.datetime:
+    """The same local time `months` later (or earlier), Asia/Shanghai; clamped to month end."""
+    local = moment.astimezone(BUSINESS_TZ)
+    return datetime.datetime.combine(_add_months(local.date(), months), local.timetz())
+
+
+def purchase_fingerprint(
+    *,
+    member_no: str,
+    store_code: str,
+    receipt_no: str,
+    occurred_at: datetime.datetime,
+    amount: Decimal,
+    channel: str,
+) -> str:
+    """services._purchase_fingerprint of a purchase without lines or points used, as loadgen
+    writes it (occurred_at in UTC); the SQL path builds the same text (see the tests)."""
+    return fingerprint(
+        {
+            "member": member_no,
+            "store": store_code,
+            "receipt_no": receipt_no,
+            "occurred_at": occurred_at.astimezone(datetime.UTC).isoformat(),
+            "amount": str(amount.quantize(Decimal("0.01"))),
+            "channel": channel,
+            "lines": [],
+            "points_to_use": 0,
+        }
     )
 
 
-def _purchases_create(
-    *,
-    count: int,
-    refs: list[tuple[Any, ...]],
-    rng: random.Random,
-    stores: list[Store],
-    now: datetime.datetime,
-    progress: Progress | None,
-    real_fingerprints: bool,
-) -> int:
-    calculator = EarningCalculator()
-    token = os.urandom(3).hex().upper()
-    span = 730 * 86400
-    channels = [name for name, _weight in CHANNELS]
-    weights = [weight for _name, weight in CHANNELS]
-    members_count = len(refs)
-    points = 0
-    done = 0
-    for offset in range(0, count, PURCHASE_BATCH):
-        size = min(PURCHASE_BATCH, count - offset)
-        # A few members buy a lot, most buy now and then: skewed towards low indexes.
-        picks = [int(members_count * rng.random() ** 1.6) for _ in range(size)]
-        seconds = [rng.randrange(span) for _ in range(size)]
-        amounts = [max(1.0, rng.lognormvariate(4.7, 0.9)) for _ in range(size)]
-        channel_picks = rng.choices(channels, weights, k=size)
-        batch = []
-        for index in range(size):
-            ref = refs[picks[index]]
-            store = stores[(picks[index] + index % 3) % len(stores)]
-            occurred = (now - datetime.timedelta(seconds=seconds[index])).replace(microsecond=0)
-            amount = Decimal(f"{amounts[index]:.2f}") if amounts[index] < 1e7 else Decimal("99.00")
-            category = rng.choice(CATEGORIES) if rng.random() < 0.3 else ""
-            sku = f"SKU{rng.randrange(10000):05d}" if category else ""
-            receipt = f"L{token}{offset + index:09d}"
-            channel = channel_picks[index]
-            if real_fingerprints:
-                fp = _purchase_fingerprint(
-                    member=_Ref(member_no=ref[1]),
-                    store=_Ref(code=store.code),
-                    receipt_no=receipt,
-                    occurred_at=occurred,
-                    amount=amount,
-                    channel=channel,
-                    lines=[LineInput(sku=sku, category=category, amount=amount)]
-                    if category
-                    else [],
-                    points_to_use=0,
-                )
+# --- PostgreSQL path: the database makes the data -----------------------------------------
+
+
+def _insert(model: type[Model], own: dict[str, str], source: str, params: dict[str, Any]) -> str:
+    """INSERT INTO model's table (every column) SELECT the `own` expressions FROM source.
+
+    Columns not in `own` get the model default as a parameter (auto_now: the load's time), so
+    a field added later is written as the ORM would write it; the primary key, unless given,
+    comes from its identity sequence.
+    """
+    quote = connection.ops.quote_name
+    table = model._meta.db_table
+    columns, values = [], []
+    for model_field in model._meta.concrete_fields:
+        name = model_field.attname
+        if name in own:
+            values.append(own[name])
+        elif model_field.primary_key:
+            continue
+        else:
+            key = f"d_{table}_{model_field.column}"
+            if getattr(model_field, "auto_now", False) or getattr(
+                model_field, "auto_now_add", False
+            ):
+                default = params["now"]
             else:
-                fp = "loadgen"
-            eligible = calculator.eligible(amount, category)
-            multiplier = calculator.multiplier(
-                member_ref=ref,
-                store_code=store.code,
-                channel=channel,
-                occurred_at=occurred,
-                category=category,
+                default = model_field.get_default()
+            params[key] = model_field.get_db_prep_save(default, connection)
+            values.append(f"%({key})s")
+        columns.append(quote(model_field.column))
+    return (
+        f"INSERT INTO {quote(table)} ({', '.join(columns)}) "  # noqa: S608 - names from models
+        f"SELECT {', '.join(values)} FROM {source}"
+    )
+
+
+def _damm_sql(body: str) -> str:
+    """The Damm check digit of the 11 digits in `body`, folded through the table `d.t`."""
+    interim = "0"
+    for position in range(1, 12):
+        interim = f"d.t[{interim} * 10 + substr({body}, {position}, 1)::int + 1]"
+    return f"({interim})::text"
+
+
+def _gauss() -> str:
+    # Box–Muller: one standard normal from two uniforms.
+    return "(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))"
+
+
+def _curve_sql(x: str) -> str:
+    e, a = CURVE_E, CURVE_A
+    return f"((power({x} + {e}, {a}) - power({e}, {a})) / (power(1 + {e}, {a}) - power({e}, {a})))"
+
+
+def _count_sql(rank: str) -> str:
+    """purchases_of_rank in SQL (the plan and the chunks use this same text)."""
+    upper = _curve_sql(f"(({rank}) + 1)::float8 / %(n)s")
+    lower = _curve_sql(f"({rank})::float8 / %(n)s")
+    return f"(floor(%(m)s * {upper}) - floor(%(m)s * {lower}))::bigint"
+
+
+def _hundredths(value: Decimal) -> int:
+    hundredths = Decimal(value) * 100
+    if hundredths != hundredths.to_integral_value():
+        raise ValueError(f"{value} has more than two decimals")
+    return int(hundredths)
+
+
+_RANK = "mod(%(rank_a)s::bigint * i + %(rank_b)s, %(n)s)"
+_TZ = "'Asia/Shanghai'"
+
+
+@dataclass
+class _Chunk:
+    first: int  # member index in this run
+    last: int  # exclusive
+    offset: int  # purchase ordinal of its first purchase
+    purchases: int
+
+
+class _SqlLoad:
+    """Chunks of members, each with all its rows written by one statement in one transaction.
+
+    Within a chunk's transaction `session_replication_role = replica` switches off the row
+    triggers (the sum-to-zero guard and the deferred foreign-key checks, ~12 trigger calls
+    per purchase); the statement then checks what it wrote before commit: the entries it
+    inserted, grouped by transaction, all sum to zero. Rows point at each other through ids
+    reserved up front (member, account, purchase and transaction ranges), all rows of a
+    member are written by the same statement, so every reference is one the statement itself
+    makes. On a database without members the secondary indexes of the bulk tables are
+    dropped for the load and built again after it (sorted builds beat ~35 index insertions
+    per purchase), then the tables are analysed.
+    """
+
+    TABLES = (
+        Member,
+        Account,
+        Purchase,
+        LedgerTransaction,
+        Entry,
+        Lot,
+        QualifyingActivity,
+        MemberTier,
+        TierHistory,
+    )
+
+    def __init__(
+        self,
+        *,
+        members: int,
+        purchases: int,
+        stores: list[Store],
+        seed: int | None,
+        progress: Progress | None,
+        workers: int,
+        rebuild_indexes: bool | None = None,
+    ) -> None:
+        self.count = members
+        self.purchases = purchases
+        self.stores = stores
+        self.seed = seed if seed is not None else secrets.randbelow(2**31)
+        self.progress = progress
+        self.workers = max(1, workers)
+        self.rebuild_indexes = rebuild_indexes
+        self.timings: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.done_purchases = 0
+        self.totals = {"members": 0, "purchases": 0, "points": 0, "tiers": 0}
+
+    # The steps ---------------------------------------------------------------------------
+
+    def run(self) -> LoadgenResult:
+        started = time.monotonic()
+        now = timezone.now().replace(microsecond=0)
+        first_ordinal = Member.objects.count()
+        fresh = first_ordinal == 0
+        rebuild = self.rebuild_indexes
+        if rebuild is None:
+            # Sorted builds win from a few hundred thousand purchases on; never under a
+            # caller's transaction, whose locks the builders on other connections would wait on.
+            rebuild = (
+                fresh
+                and self.purchases >= REBUILD_INDEXES_FROM
+                and not connection.in_atomic_block
             )
-            batch.append(
-                PreparedPurchase(
-                    member_id=ref[0],
-                    store_id=store.pk,
-                    store_code=store.code,
-                    receipt_no=receipt,
-                    occurred_at=occurred,
-                    amount=amount,
-                    channel=channel,
-                    category=category,
-                    sku=sku,
-                    fingerprint=fp,
-                    eligible=eligible,
-                    points=calculator.points(eligible, multiplier),
-                )
-            )
-        with transaction.atomic():
-            points += purchases_post_batch(
-                purchases=batch, calculator=calculator, actor_id=None, now=now
-            )
-        done += size
-        if progress:
-            progress("purchases", done, count)
-    if connection.vendor == "postgresql":
+        earning = _Earning.from_policy()
+        self.tiers = _Tiers.load()
+        rank_a, rank_b = _rank_scramble(self.count)
+        months = _months(now)
+        self.params: dict[str, Any] = {
+            "n": self.count,
+            "m": self.purchases,
+            "rank_a": rank_a,
+            "rank_b": rank_b,
+            "first": first_ordinal,
+            "now": now,
+            "now_epoch": int(now.timestamp()),
+            "since": _add_months_dt(now, -12),
+            "token": secrets.token_hex(3).upper(),
+            "issuance": system_account(Account.Kind.ISSUANCE).pk,
+            "store_ids": [store.pk for store in self.stores],
+            "store_codes": [store.code for store in self.stores],
+            "store_cities": [store.city for store in self.stores],
+            "prefixes": list(MOBILE_PREFIXES),
+            "damm": [value for row in _DAMM_TABLE for value in row],
+            "alphabet": REFERRAL_ALPHABET,
+            "surnames": SURNAMES,
+            "female": GIVEN_FEMALE,
+            "male": GIVEN_MALE,
+            "month_starts": [start for start, _month, _expiry in months],
+            "month_numbers": [month for _start, month, _expiry in months],
+            "month_expiries": [expiry for _start, _month, expiry in months],
+            # Points in integers: ¢ × rate/100 × multiplier/100, rounded down as Decimal does.
+            "rate_h": _hundredths(earning.base_rate),
+            "birthday_h": _hundredths(earning.birthday_multiplier),
+            "pending_days": earning.pending.days,
+            "valid_months": self.tiers.valid_months,
+            "base_level": self.tiers.base_id,
+        }
+        chunks = self._plan()
+        self._reserve_ids()
+        self.sql = self._chunk_sql(append=not fresh)
+        self.timings["plan"] = time.monotonic() - started
+        dropped: list[list[str]] = []
+        if rebuild:
+            dropped = self._indexes_drop()
+        try:
+            step = time.monotonic()
+            self._run_chunks(chunks)
+            self.timings["rows"] = time.monotonic() - step
+        finally:
+            step = time.monotonic()
+            self._indexes_create(dropped)
+            self.timings["indexes"] = time.monotonic() - step
+        step = time.monotonic()
+        self._analyze()
+        self.timings["analyze"] = time.monotonic() - step
+        return LoadgenResult(
+            members=self.totals["members"],
+            purchases=self.totals["purchases"],
+            points=self.totals["points"],
+            seconds=0.0,
+            tiers=self.totals["tiers"],
+            timings=self.timings,
+        )
+
+    def _plan(self) -> list[_Chunk]:
+        """Chunks of about SQL_CHUNK_PURCHASES purchases, and where each one's ordinals start."""
+        per_chunk = self.count * SQL_CHUNK_PURCHASES // max(self.purchases, 1)
+        per_chunk = min(max(per_chunk, 1_000), 50_000, self.count)
+        params = {**self.params, "per_chunk": per_chunk}
         with connection.cursor() as cursor:
-            for model in (Purchase, Account):
-                cursor.execute(f"ANALYZE {model._meta.db_table}")
-    return points
+            cursor.execute(
+                f"SELECT i / %(per_chunk)s, COALESCE(SUM({_count_sql(_RANK)}), 0) "  # noqa: S608
+                "FROM generate_series(0, %(n)s - 1) AS i GROUP BY 1 ORDER BY 1",
+                params,
+            )
+            rows = cursor.fetchall()
+        chunks, offset = [], 0
+        for index, purchases in rows:
+            first = index * per_chunk
+            last = min(first + per_chunk, self.count)
+            chunks.append(_Chunk(first=first, last=last, offset=offset, purchases=int(purchases)))
+            offset += int(purchases)
+        return chunks
+
+    def _reserve_ids(self) -> None:
+        """Ids for the rows that others point at, taken from their sequences as one range."""
+        with connection.cursor() as cursor:
+            for model, count, name in (
+                (Member, self.count, "member_base"),
+                (Account, self.count, "account_base"),
+                (Purchase, self.purchases, "purchase_base"),
+                (LedgerTransaction, self.purchases, "txn_base"),
+            ):
+                # One statement: a concurrent insert takes an id before or after the range.
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                    "nextval(pg_get_serial_sequence(%s, 'id')) + %s)",
+                    [model._meta.db_table, model._meta.db_table, max(count - 1, 0)],
+                )
+                self.params[name] = cursor.fetchone()[0] - max(count - 1, 0)
+
+    def _parallel(self, items: list[Any], work: Callable[[Any], None]) -> None:
+        """Run `work` on every item, on `workers` threads with a connection each.
+
+        Inside a transaction of the caller (a test, say) everything stays on its connection:
+        another one could not see what the transaction holds.
+        """
+        if self.workers == 1 or connection.in_atomic_block:
+            for item in items:
+                work(item)
+            return
+        pending = list(reversed(items))
+        errors: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                while not errors:
+                    with self.lock:
+                        if not pending:
+                            return
+                        item = pending.pop()
+                    work(item)
+            except BaseException as error:  # re-raised by the calling thread
+                errors.append(error)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=loop) for _ in range(min(self.workers, len(items)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _run_chunks(self, chunks: list[_Chunk]) -> None:
+        if self.progress:
+            self.progress("purchases", 0, self.purchases)
+        self._parallel(chunks, self._chunk_write)
+
+    def _chunk_write(self, chunk: _Chunk) -> None:
+        params = {
+            **self.params,
+            "i0": chunk.first,
+            "i1": chunk.last,
+            "offset": chunk.offset,
+            "seed": ((self.seed * 7919 + chunk.first) % 2_000_003) / 2_000_003,
+        }
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            replica = _is_superuser(cursor)
+            if replica:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+                cursor.execute("SET LOCAL wal_compression = lz4")
+            cursor.execute("SELECT setseed(%(seed)s)", params)
+            cursor.execute(self.sql, params)
+            members, purchases, points, tiers, unbalanced = cursor.fetchone()
+            if unbalanced:
+                raise LoadgenCheckFailed(
+                    f"{unbalanced} ledger transaction(s) whose entries do not sum to 0"
+                )
+            if replica:
+                cursor.execute("SET LOCAL session_replication_role = origin")
+        with self.lock:
+            self.totals["members"] += members
+            self.totals["purchases"] += purchases
+            self.totals["points"] += int(points)
+            self.totals["tiers"] += tiers
+            self.done_purchases += chunk.purchases
+            if self.progress:
+                self.progress("purchases", self.done_purchases, self.purchases)
+
+    # The statement -----------------------------------------------------------------------
+
+    def _members_sql(self, *, append: bool) -> tuple[str, str]:
+        letters = " || ".join(
+            f"substr(%(alphabet)s, mod(code_n / {32**k}, 32)::int + 1, 1)" for k in range(8)
+        )
+
+        def char(text: str) -> str:
+            return f"substr(%({text})s, 1 + floor(random() * length(%({text})s))::int, 1)"
+
+        sql = f"""
+        d AS (SELECT %(damm)s::int[] AS t),
+        m0 AS (
+            SELECT i, start, c,
+                   '8' || lpad(mod({_NO_A}::bigint * (%(first)s + i) + {_NO_B},
+                                   {_NO_SPACE})::text, 10, '0') AS body,
+                   mod({_PHONE_A}::bigint * (%(first)s + i) + {_PHONE_B},
+                       {_PHONE_SPACE}) AS phone_n,
+                   mod({_CODE_A}::bigint * (%(first)s + i) + {_CODE_B}, {_CODE_SPACE}) AS code_n,
+                   random() < {FEMALE_SHARE} AS female,
+                   random() < 0.3 AS short_name,
+                   1 + floor(random() * {len(STORES)})::int AS home,
+                   CASE WHEN random() < {BIRTHDAY_SHARE} THEN make_date(
+                       1950 + floor(random() * 56)::int, 1 + floor(random() * 12)::int,
+                       1 + floor(random() * 28)::int) END AS birthday,
+                   exp({PRICE_SIGMA} * {_gauss()} - {PRICE_SIGMA**2 / 2}) AS price,
+                   %(now)s::timestamptz - (730 + random() * 730) * interval '1 day' AS enrolled_at
+            FROM (
+                SELECT i, c, (%(offset)s + SUM(c) OVER (ORDER BY i) - c)::bigint AS start
+                FROM (SELECT i, {_count_sql(_RANK)} AS c
+                      FROM generate_series(%(i0)s, %(i1)s - 1) AS i) AS counted
+            ) AS placed
+        ),
+        m AS MATERIALIZED (
+            SELECT %(member_base)s + i AS member_id, %(account_base)s + i AS account_id,
+                   body || {_damm_sql("body")} AS member_no,
+                   '+86' || (%(prefixes)s::text[])[phone_n / 100000000 + 1]
+                       || lpad(mod(phone_n, 100000000)::text, 8, '0') AS phone,
+                   {letters} AS referral_code,
+                   {char("surnames")} || CASE WHEN female
+                       THEN {char("female")}
+                            || CASE WHEN short_name THEN '' ELSE {char("female")} END
+                       ELSE {char("male")}
+                            || CASE WHEN short_name THEN '' ELSE {char("male")} END
+                   END AS name,
+                   CASE WHEN female THEN 'F' ELSE 'M' END AS gender,
+                   birthday, COALESCE(extract(month FROM birthday)::int, 0) AS birthday_month,
+                   (%(store_ids)s::bigint[])[home] AS home_store_id,
+                   (%(store_cities)s::text[])[home] AS city,
+                   home, price, enrolled_at, start, c
+            FROM m0, d
+        )"""  # noqa: S608 - names and numbers from this module, values as parameters
+        if not append:
+            return sql, "m"
+        # Numbers, phones and codes continue the earlier runs' ordinals; one that an enrolment
+        # took already leaves that member (and their purchases) out.
+        sql += """,
+        mf AS MATERIALIZED (
+            SELECT * FROM m WHERE NOT EXISTS (
+                SELECT 1 FROM members_member x
+                WHERE x.member_no = m.member_no OR x.phone = m.phone
+                   OR x.referral_code = m.referral_code))"""
+        return sql, "mf"
+
+    def _purchases_sql(self, members: str) -> str:
+        channel = " ".join(f"WHEN channel_draw < {share} THEN '{name}'" for name, share in CHANNELS)
+        # services._purchase_fingerprint's JSON (sorted keys, ", " and ": ") in SQL.
+        request = (
+            """'{"amount": "' || amount::text || '", "channel": "' || channel"""
+            """ || '", "lines": [], "member": "' || member_no || '", "occurred_at": "'"""
+            """ || replace((occurred_at AT TIME ZONE 'UTC')::text, ' ', 'T')"""
+            """ || '+00:00", "points_to_use": 0, "receipt_no": "' || receipt_no"""
+            """ || '", "store": "' || store_code || '"}'"""
+        )
+        return f"""
+        p AS MATERIALIZED (
+            SELECT member_id, account_id, ord, occurred_at, amount, channel, store_id,
+                   receipt_no, points, expires_at,
+                   encode(sha256(convert_to({request}, 'UTF8')), 'hex') AS fingerprint,
+                   'purchase:' || store_code || ':' || receipt_no AS idempotency_key
+            FROM (
+                SELECT member_id, account_id, member_no, ord, occurred_at,
+                       cents * 0.01 AS amount,
+                       CASE {channel} END AS channel,
+                       (%(store_ids)s::bigint[])[store] AS store_id,
+                       (%(store_codes)s::text[])[store] AS store_code,
+                       'L' || %(token)s || lpad(ord::text, 9, '0') AS receipt_no,
+                       (%(month_expiries)s::timestamptz[])[month] AS expires_at,
+                       cents * %(rate_h)s * CASE WHEN birthday_month
+                           = (%(month_numbers)s::int[])[month] THEN %(birthday_h)s ELSE 100 END
+                           / 1000000 AS points
+                FROM (
+                    SELECT *, width_bucket(occurred_at, %(month_starts)s::timestamptz[]) AS month
+                    FROM (
+                        SELECT member_id, account_id, member_no, birthday_month, start + k AS ord,
+                               CASE WHEN random() < {HOME_STORE_SHARE} THEN home
+                                    ELSE 1 + floor(random() * {len(STORES)})::int END AS store,
+                               to_timestamp(%(now_epoch)s
+                                   - floor(random() * {HISTORY_DAYS * 86400})) AS occurred_at,
+                               greatest(100, least({AMOUNT_MAX * 100}, floor(100 * price
+                                   * exp({AMOUNT_MU} + {AMOUNT_SIGMA} * {_gauss()}))))::bigint
+                                   AS cents,
+                               random() AS channel_draw
+                        FROM {members} CROSS JOIN LATERAL generate_series(0, c - 1) AS k
+                    ) AS drawn
+                ) AS dated
+            ) AS priced
+        )"""  # noqa: S608 - names and numbers from this module, values as parameters
+
+    def _level_sql(self, spend: str, points: str) -> tuple[str, str, str]:
+        """The highest level these figures qualify for, and its two thresholds (CASE)."""
+        levels = self.tiers.levels
+        if not levels:
+            return "NULL::bigint", "NULL::numeric", "NULL::bigint"
+        whens = []
+        for pk, qualify_spend, qualify_points in levels:
+            tests = []
+            if qualify_spend > 0:
+                tests.append(f"{spend} >= {qualify_spend}")
+            if qualify_points > 0:
+                tests.append(f"{points} >= {qualify_points}")
+            whens.append((pk, " OR ".join(tests) or "false"))
+        level = "CASE " + " ".join(f"WHEN {test} THEN {pk}" for pk, test in whens) + " END"
+        by_level = {pk: (s, p) for pk, s, p in levels}
+        spend_of = (
+            "CASE level_id "
+            + " ".join(
+                f"WHEN {pk} THEN {s if s > 0 else 'NULL'}" for pk, (s, _p) in by_level.items()
+            )
+            + " END"
+        )
+        points_of = (
+            "CASE level_id "
+            + " ".join(
+                f"WHEN {pk} THEN {p if p > 0 else 'NULL'}" for pk, (_s, p) in by_level.items()
+            )
+            + " END"
+        )
+        return level, spend_of, points_of
+
+    def _chunk_sql(self, *, append: bool) -> str:
+        params = self.params
+        members_sql, members = self._members_sql(append=append)
+        txn = "%(txn_base)s + ord"
+        level, level_spend, level_points = self._level_sql("spend", "points")
+        valid_until = (
+            f"((achieved_at AT TIME ZONE {_TZ})::date "
+            "+ make_interval(months => %(valid_months)s) - interval '1 day')::date"
+        )
+        ins_m = _insert(
+            Member,
+            {
+                "id": "member_id",
+                "member_no": "member_no",
+                "phone": "phone",
+                "name": "name",
+                "gender": "gender",
+                "birthday": "birthday",
+                "city": "city",
+                "home_store_id": "home_store_id",
+                "enrolment_store_id": "home_store_id",
+                "enrolment_channel": f"'{Member.Channel.STORE.value}'",
+                "referral_code": "referral_code",
+                "status": f"'{Member.Status.ACTIVE.value}'",
+                "enrolled_at": "enrolled_at",
+            },
+            members,
+            params,
+        )
+        ins_a = _insert(
+            Account,
+            {
+                "id": "account_id",
+                "kind": f"'{Account.Kind.MEMBER.value}'",
+                "member_id": f"{members}.member_id",
+                "balance": "COALESCE(agg.points, 0)",
+                "debt": "0",
+                "lifetime_earned": "COALESCE(agg.points, 0)",
+            },
+            f"{members} LEFT JOIN agg USING (member_id)",
+            params,
+        )
+        ins_p = _insert(
+            Purchase,
+            {
+                "id": "%(purchase_base)s + ord",
+                "member_id": "member_id",
+                "store_id": "store_id",
+                "channel": "channel",
+                "receipt_no": "receipt_no",
+                "occurred_at": "occurred_at",
+                "amount": "amount",
+                "points_used": "0",
+                "eligible_amount": "amount",
+                "points_earned": "points",
+                "returned_amount": "0",
+                "earn_transaction_id": f"CASE WHEN points > 0 THEN {txn} END",
+                "fingerprint": "fingerprint",
+            },
+            "p",
+            params,
+        )
+        ins_t = _insert(
+            LedgerTransaction,
+            {
+                "id": txn,
+                "kind": f"'{LedgerTransaction.Kind.EARN.value}'",
+                "idempotency_key": "idempotency_key",
+                "fingerprint": "fingerprint",
+                "source": f"'{LedgerTransaction.Source.PURCHASE.value}'",
+                "source_ref": "receipt_no",
+                "occurred_at": "occurred_at",
+                "member_id": "member_id",
+                "member_amount": "points",
+            },
+            "p WHERE points > 0",
+            params,
+        )
+        ins_e = _insert(
+            Entry,
+            {
+                "transaction_id": txn,
+                "account_id": "CASE WHEN side = 1 THEN account_id ELSE %(issuance)s END",
+                "amount": "side * points",
+            },
+            "p CROSS JOIN (VALUES (1), (-1)) AS sides(side) WHERE points > 0",
+            params,
+        )
+        ins_l = _insert(
+            Lot,
+            {
+                "account_id": "account_id",
+                "transaction_id": txn,
+                "points": "points",
+                "remaining": "points",
+                "earned_at": "occurred_at",
+                "available_at": "occurred_at + %(pending_days)s * interval '1 day'",
+                "expires_at": "expires_at",
+            },
+            "p WHERE points > 0",
+            params,
+        )
+        ins_q = _insert(
+            QualifyingActivity,
+            {
+                "member_id": "member_id",
+                "occurred_at": "occurred_at",
+                "spend": "amount",
+                "points": "points",
+                "source": f"'{QualifyingActivity.Source.PURCHASE.value}'",
+            },
+            "p",
+            params,
+        )
+        ins_mt = _insert(
+            MemberTier,
+            {
+                "member_id": "member_id",
+                "level_id": "level_id",
+                "achieved_at": "achieved_at",
+                "period_start": "achieved_at",
+                "valid_until": valid_until,
+            },
+            "reached",
+            params,
+        )
+        ins_h = _insert(
+            TierHistory,
+            {
+                "member_id": "member_id",
+                "from_level_id": "%(base_level)s",
+                "to_level_id": "level_id",
+                "reason": f"'{TierHistory.Reason.IMPORT.value}'",
+                "at": "achieved_at",
+                "valid_until": valid_until,
+            },
+            "reached",
+            params,
+        )
+        return f"""
+        WITH {members_sql},
+        {self._purchases_sql(members)},
+        agg AS MATERIALIZED (
+            SELECT member_id, SUM(points) AS points,
+                   SUM(amount) FILTER (WHERE occurred_at > %(since)s) AS spend12,
+                   SUM(points) FILTER (WHERE occurred_at > %(since)s) AS points12
+            FROM p GROUP BY member_id
+        ),
+        qualified AS MATERIALIZED (
+            SELECT member_id, level_id, {level_spend} AS level_spend,
+                   {level_points} AS level_points
+            FROM (SELECT member_id, {
+            level.replace("spend", "spend12").replace("points", "points12")
+        } AS level_id FROM agg) AS leveled
+            WHERE level_id IS NOT NULL
+        ),
+        -- Reached at the purchase whose running 12-month figures first met the level.
+        reached AS MATERIALIZED (
+            SELECT member_id, level_id, MIN(occurred_at) AS achieved_at
+            FROM (
+                SELECT member_id, level_id, level_spend, level_points, occurred_at,
+                       SUM(amount) OVER run AS spend, SUM(points) OVER run AS points
+                FROM p JOIN qualified USING (member_id)
+                WHERE occurred_at > %(since)s
+                WINDOW run AS (PARTITION BY member_id ORDER BY occurred_at, ord)
+            ) AS running
+            WHERE spend >= level_spend OR points >= level_points
+            GROUP BY member_id, level_id
+        ),
+        ins_m AS ({ins_m}),
+        ins_a AS ({ins_a}),
+        ins_p AS ({ins_p}),
+        ins_t AS ({ins_t}),
+        ins_e AS ({ins_e} RETURNING transaction_id, amount),
+        ins_l AS ({ins_l}),
+        ins_q AS ({ins_q}),
+        ins_mt AS ({ins_mt}),
+        ins_h AS ({ins_h})
+        SELECT (SELECT COUNT(*) FROM {members}), (SELECT COUNT(*) FROM p),
+               (SELECT COALESCE(SUM(points), 0) FROM agg), (SELECT COUNT(*) FROM reached),
+               (SELECT COUNT(*) FROM (SELECT transaction_id FROM ins_e GROUP BY transaction_id
+                                      HAVING SUM(amount) <> 0) AS unbalanced)
+        """  # noqa: S608 - table and column names come from the models
+
+    # Indexes and statistics ----------------------------------------------------------------
+
+    def _tables(self) -> list[str]:
+        return [model._meta.db_table for model in self.TABLES]
+
+    def _indexes_drop(self) -> list[list[str]]:
+        """Drop the indexes of the bulk tables for the load; returns the statements that make
+        them again, in two rounds: indexes and keys, then the foreign keys that need a key.
+
+        Secondary indexes (and the unique constraints they back) all go. A primary key goes
+        too when the only foreign keys pointing at it come from empty tables outside the
+        load (entries, lots, purchases, tier activity): a key costs ~2 µs a row to maintain
+        and a tenth of that to build. The others stay, since rebuilding them would mean
+        checking every foreign key of the loaded rows again. All in one transaction.
+        """
+        quote = connection.ops.quote_name
+        tables = self._tables()
+        again: list[tuple[str, str]] = []
+        foreign: list[str] = []
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT t.relname, i.indexrelid::regclass::text, c.conname, c.contype,
+                       pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid),
+                       ARRAY(SELECT r.relname FROM pg_constraint f
+                             JOIN pg_class r ON r.oid = f.conrelid
+                             WHERE f.contype = 'f' AND f.confrelid = i.indrelid)
+                FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+                LEFT JOIN pg_constraint c
+                    ON c.conindid = i.indexrelid AND c.contype IN ('u', 'p')
+                    AND c.conrelid = i.indrelid
+                WHERE t.relname = ANY(%s) AND t.relnamespace = 'public'::regnamespace
+                ORDER BY t.relname, 2
+                """,
+                [tables],
+            )
+            for (
+                table,
+                index,
+                constraint,
+                kind,
+                index_sql,
+                constraint_sql,
+                referrers,
+            ) in cursor.fetchall():
+                if kind == "p":
+                    if any(r in tables or _has_rows(cursor, r) for r in referrers):
+                        continue
+                    foreign += _foreign_keys_drop(cursor, table)
+                if constraint:
+                    cursor.execute(
+                        f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(constraint)}"
+                    )
+                    add = f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)}"
+                    again.append((table, f"{add} {constraint_sql}"))
+                else:
+                    cursor.execute(f"DROP INDEX {index}")
+                    again.append((table, index_sql))
+        # The biggest tables first, so that both connections finish together.
+        size = {Entry._meta.db_table: 0, LedgerTransaction._meta.db_table: 1,
+                Purchase._meta.db_table: 2, Lot._meta.db_table: 3}  # fmt: skip
+        return [[sql for _t, sql in sorted(again, key=lambda row: size.get(row[0], 9))], foreign]
+
+    def _indexes_create(self, rounds: list[list[str]]) -> None:
+        """Build the dropped indexes again, one per connection at a time."""
+        statements = [sql for round_ in rounds for sql in round_]
+        if not statements:
+            return
+        done = [0]
+
+        def build(sql: str) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("SET maintenance_work_mem = '1GB'")
+                # An index build logs every page it writes; compressed, that is half the WAL.
+                if _is_superuser(cursor):
+                    cursor.execute("SET wal_compression = lz4")
+                # Two connections already keep both cores busy.
+                cursor.execute("SET max_parallel_maintenance_workers = 0")
+                cursor.execute(sql)
+            with self.lock:
+                done[0] += 1
+                if self.progress:
+                    self.progress("indexes", done[0], len(statements))
+
+        for round_ in rounds:
+            self._parallel(round_, build)
+
+    def _analyze(self) -> None:
+        with connection.cursor() as cursor:
+            for table in self._tables():
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-@dataclass(frozen=True)
-class _Ref:
-    member_no: str = ""
-    code: str = ""
+def _months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, datetime.datetime]]:
+    """(start, month number, lot expiry) of every business month a purchase can fall in."""
+    local = now.astimezone(BUSINESS_TZ)
+    day = _add_months(local.date().replace(day=1), -(HISTORY_DAYS // 28 + 2))
+    months = []
+    while day <= local.date():
+        start = datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
+        months.append((start, day.month, expiry_for(start)))
+        day = _add_months(day, 1)
+    return months
+
+
+def _has_rows(cursor, table: str) -> bool:
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {connection.ops.quote_name(table)})")  # noqa: S608
+    return bool(cursor.fetchone()[0])
+
+
+def _foreign_keys_drop(cursor, table: str) -> list[str]:
+    """Drop the foreign keys that point at `table`; returns the statements that add them."""
+    quote = connection.ops.quote_name
+    cursor.execute(
+        "SELECT r.relname, f.conname, pg_get_constraintdef(f.oid) FROM pg_constraint f "
+        "JOIN pg_class r ON r.oid = f.conrelid "
+        "WHERE f.contype = 'f' AND f.confrelid = %s::regclass",
+        [table],
+    )
+    again = []
+    for referrer, name, definition in cursor.fetchall():
+        cursor.execute(f"ALTER TABLE {quote(referrer)} DROP CONSTRAINT {quote(name)}")
+        again.append(f"ALTER TABLE {quote(referrer)} ADD CONSTRAINT {quote(name)} {definition}")
+    return again
+
+
+def _is_superuser(cursor) -> bool:
+    cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+    return bool(cursor.fetchone()[0])

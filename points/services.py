@@ -27,9 +27,8 @@ from .ledger import (
     IdempotencyConflict,
     PointsError,
     account_lock,
-    accounts_with_expiring_lots,
     fingerprint,
-    lots_expire_batch,
+    lots_expire,
     points_credit,
     points_debit,
     points_refund,
@@ -466,31 +465,26 @@ def points_adjust(
     return txn
 
 
-def points_expire(*, at: datetime.datetime, batch_size: int | None = None) -> int:
+def points_expire(
+    *, at: datetime.datetime, batch_size: int | None = None, workers: int = 1
+) -> int:
     """Expire every lot due by `at`, a batch of accounts per transaction; idempotent.
 
     Tells the nightly job running it (if any) how many of the due lots are done after each
-    batch; `batch_size` defaults to settings.POINTS_EXPIRY_BATCH accounts.
+    batch; `batch_size` defaults to settings.POINTS_EXPIRY_BATCH accounts. On PostgreSQL,
+    outside a transaction, `workers` connections take the batches in turn.
     """
     # Imported here to keep this change to the expiry lines of a busy module.
     from django.conf import settings
 
     from members.jobs import job_progress
 
-    from .models import Lot
-
-    batch_size = batch_size or settings.POINTS_EXPIRY_BATCH
-    total = Lot.objects.filter(remaining__gt=0, expires_at__lte=at).count()
-    job_progress(done=0, total=total)
-    expired = 0
-    after = 0
-    while True:
-        account_ids = accounts_with_expiring_lots(at=at, after_account_id=after, limit=batch_size)
-        if not account_ids:
-            return expired
-        expired += lots_expire_batch(account_ids=account_ids, at=at)
-        job_progress(done=expired, total=total)
-        after = account_ids[-1]
+    return lots_expire(
+        at=at,
+        batch_size=batch_size or settings.POINTS_EXPIRY_BATCH,
+        workers=workers,
+        progress=lambda done, total: job_progress(done=done, total=total),
+    )
 
 
 class RewardUnavailable(PointsError):

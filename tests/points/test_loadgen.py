@@ -3,21 +3,79 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from members.models import Member
+from members.numbers import member_no_is_valid
 from points.jobs import reconcile_job
-from points.models import Account, LedgerTransaction, Lot, Purchase
+from points.ledger import expiry_for
+from points.loadgen import _add_months_dt, _Tiers, purchase_fingerprint, tier_valid_until
+from points.loadgen import loadgen as points_loadgen
+from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
+from tiers.models import MemberTier, QualifyingActivity, TierHistory
 
 
 def loadgen(*args: str) -> str:
     out = StringIO()
     call_command("loadgen", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+def assert_consistent(*, members: int, purchases: int) -> None:
+    """What the product relies on, whichever path made the data."""
+    assert Member.objects.count() == members
+    assert Account.objects.filter(kind=Account.Kind.MEMBER).count() == members
+    assert Purchase.objects.count() == purchases
+    assert QualifyingActivity.objects.count() == purchases
+    earning = Purchase.objects.filter(points_earned__gt=0)
+    assert LedgerTransaction.objects.filter(kind="earn").count() == earning.count()
+    assert Entry.objects.count() == 2 * earning.count()
+    assert Lot.objects.count() == earning.count()
+    assert all(member_no_is_valid(no) for no in Member.objects.values_list("member_no", flat=True))
+    assert Member.objects.values("phone").distinct().count() == members
+    # Each purchase's earning: its key, its fingerprint, its lot expiring as the ledger says.
+    for purchase in Purchase.objects.select_related("member", "store", "earn_transaction")[:50]:
+        request = purchase_fingerprint(
+            member_no=purchase.member.member_no,
+            store_code=purchase.store.code,
+            receipt_no=purchase.receipt_no,
+            occurred_at=purchase.occurred_at,
+            amount=purchase.amount,
+            channel=purchase.channel,
+        )
+        assert purchase.fingerprint == request
+        txn = purchase.earn_transaction
+        assert txn.idempotency_key == f"purchase:{purchase.store.code}:{purchase.receipt_no}"
+        assert (txn.fingerprint, txn.member_amount) == (request, purchase.points_earned)
+        lot = txn.lots.get()
+        assert lot.expires_at == expiry_for(purchase.occurred_at)
+        assert lot.points == lot.remaining == purchase.points_earned
+    # Tiers: the level the last 12 months qualify for, reached at the purchase that made it.
+    tiers = _Tiers.load()
+    since = _add_months_dt(timezone.now(), -12)
+    for member in Member.objects.all()[:60]:
+        rows = QualifyingActivity.objects.filter(member=member, occurred_at__gt=since)
+        level = tiers.level_for(
+            spend=sum((row.spend for row in rows), Decimal(0)),
+            points=sum(row.points for row in rows),
+        )
+        status = MemberTier.objects.filter(member=member).first()
+        if level is None:
+            assert status is None
+            continue
+        assert status.level_id == level[0]
+        assert status.period_start == status.achieved_at
+        assert status.valid_until == tier_valid_until(achieved_at=status.achieved_at, months=12)
+        history = TierHistory.objects.get(member=member)
+        assert (history.reason, history.to_level_id) == ("import", level[0])
+    _checked, details = reconcile_job(timezone.localdate())
+    assert "failed" not in details, details
 
 
 @pytest.mark.django_db
@@ -38,6 +96,47 @@ def test_loadgen_builds_members_and_purchases_that_reconcile():
         assert purchase.points_earned in (int(purchase.amount), int(purchase.amount * 2))
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details
+    assert_consistent(members=50, purchases=400)
+
+
+@pytest.mark.django_db
+def test_about_a_quarter_of_the_members_are_silver_or_above():
+    loadgen("--members", "400", "--purchases", "4000", "--seed", "3")
+    share = MemberTier.objects.count() / 400
+    assert 0.15 < share < 0.35
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_database_generated_data_is_consistent():
+    output = loadgen("--members", "300", "--purchases", "3000", "--seed", "5")
+    assert "Created 300 members and 3,000 purchases" in output
+    assert "Reconcile: 305 accounts balance." in output
+    assert_consistent(members=300, purchases=3000)
+    # An append continues the numbers, phones and receipts without a clash.
+    loadgen("--members", "100", "--purchases", "500", "--append")
+    assert_consistent(members=400, purchases=3500)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was(django_db_blocker):
+    def schema() -> list[tuple[str, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+            indexes = cursor.fetchall()
+            cursor.execute(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), "
+                "condeferrable, condeferred, convalidated FROM pg_constraint "
+                "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+            )
+            return indexes + cursor.fetchall()
+
+    before = schema()
+    result = points_loadgen(members=200, purchases=2000, seed=9, rebuild_indexes=True)
+    assert (result.members, result.purchases) == (200, 2000)
+    assert schema() == before
+    assert_consistent(members=200, purchases=2000)
 
 
 @pytest.mark.django_db

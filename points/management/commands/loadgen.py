@@ -17,8 +17,9 @@ from points.loadgen import LoadgenRefused, loadgen, progress_bar
 class Command(BaseCommand):
     help = (
         "Build a realistic synthetic data set: stores, members with accounts, purchases over "
-        "the last 24 months with their points in the ledger. Refuses to run on a database "
-        "that already has members unless --append is given."
+        "the last 14 months with their points in the ledger, tier activity and the tiers "
+        "they qualify for. On PostgreSQL the database generates the rows itself. Refuses to "
+        "run on a database that already has members unless --append is given."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,8 +51,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"Created {result.members:,} members and {result.purchases:,} purchases "
-            f"({result.points:,} points) in {result.seconds:,.1f}s."
+            f"({result.points:,} points, {result.tiers:,} members Silver or above) "
+            f"in {result.seconds:,.1f}s."
         )
+        if result.timings:
+            self.stdout.write(
+                "Steps: " + ", ".join(f"{step} {sec:,.1f}s" for step, sec in result.timings.items())
+            )
         if not options["no_reconcile"]:
             _checked, details = reconcile_job(timezone.localdate() or datetime.date.today())
             if "failed" in details:

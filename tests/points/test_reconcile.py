@@ -1,0 +1,155 @@
+"""The nightly reconcile: it passes on a sound ledger and fails on each kind of real mismatch."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+
+from members.jobs import job_run
+from members.models import JobRun
+from points import jobs
+from points.jobs import reconcile_job
+from points.models import Account, Entry, LedgerTransaction, Lot
+from points.services import purchase_record
+from tests.factories import MemberFactory
+
+pytestmark = pytest.mark.django_db
+
+SH = ZoneInfo("Asia/Shanghai")
+TODAY = datetime.date(2026, 4, 1)
+
+
+@pytest.fixture
+def purchases(store):
+    member = MemberFactory()
+    for receipt, amount in (("R1", 120), ("R2", 80)):
+        purchase_record(
+            member=member,
+            store=store,
+            receipt_no=receipt,
+            occurred_at=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
+            amount=Decimal(amount),
+        )
+    return member
+
+
+def unbalanced_transaction(member) -> LedgerTransaction:
+    """A posting whose entries do not sum to zero, as only something going around the
+    services (and, on PostgreSQL, around the guard, which checks at commit) could write."""
+    account = Account.objects.get(member=member)
+    txn = LedgerTransaction.objects.create(
+        kind=LedgerTransaction.Kind.ADJUST,
+        idempotency_key=f"bad:{member.pk}",
+        fingerprint="x",
+        source=LedgerTransaction.Source.STAFF,
+        occurred_at=datetime.datetime(2026, 3, 20, tzinfo=SH),
+        member=member,
+        member_amount=0,
+    )
+    issuance = Account.objects.get(kind=Account.Kind.ISSUANCE)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # As a bulk path does: row triggers off for the insert, so the guard never sees it.
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        Entry.objects.create(transaction=txn, account=issuance, amount=-50)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+    # The member's side is missing: the member's balances all still agree.
+    assert account.balance == 200
+    return txn
+
+
+def test_a_sound_ledger_reconciles(purchases):
+    checked, details = reconcile_job(TODAY)
+    assert "failed" not in details
+    assert checked == Account.objects.count()
+    assert details["mismatches"] == details["unbalanced_transactions"] == []
+
+
+def test_a_cached_balance_off_by_one_fails(purchases):
+    Account.objects.filter(member=purchases).update(balance=199)
+    _checked, details = reconcile_job(TODAY)
+    assert details["failed"].startswith("1 account(s) and 0 transaction(s)")
+    assert details["mismatches"] == [
+        {
+            "account": Account.objects.get(member=purchases).pk,
+            "member": purchases.pk,
+            "balance": 199,
+            "debt": 0,
+            "entries": 200,
+            "lots": 200,
+        }
+    ]
+
+
+def test_a_lot_that_does_not_match_the_entries_fails(purchases):
+    lot = Lot.objects.filter(account__member=purchases).first()
+    Lot.objects.filter(pk=lot.pk).update(remaining=lot.remaining - 1)
+    _checked, details = reconcile_job(TODAY)
+    assert "failed" in details
+    assert details["mismatches"][0]["lots"] == 199
+
+
+def test_a_transaction_whose_entries_do_not_sum_to_zero_fails(purchases):
+    txn = unbalanced_transaction(purchases)
+    _checked, details = reconcile_job(TODAY)
+    assert details["failed"].startswith("0 account(s) and 1 transaction(s)")
+    assert details["unbalanced_transactions"] == [{"transaction": txn.pk, "sum": -50}]
+
+
+def test_the_run_after_a_mismatch_is_recorded_as_failed(purchases):
+    unbalanced_transaction(purchases)
+    run = job_run(name="reconcile", business_date=TODAY)
+    assert run.status == JobRun.Status.FAILED
+    assert "do not reconcile" in run.error
+
+
+def test_an_old_unbalanced_transaction_is_found_however_many_came_after(purchases, store):
+    # Every night checks every transaction: one that went around the guard long ago (or
+    # committed after later ones were checked) is still found.
+    txn = unbalanced_transaction(purchases)
+    first = job_run(name="reconcile", business_date=TODAY)
+    assert first.status == JobRun.Status.FAILED
+    for receipt in ("R3", "R4", "R5"):
+        purchase_record(
+            member=purchases,
+            store=store,
+            receipt_no=receipt,
+            occurred_at=datetime.datetime(2026, 4, 1, 12, tzinfo=SH),
+            amount=Decimal(30),
+        )
+    second = job_run(name="reconcile", business_date=TODAY + datetime.timedelta(days=1))
+    assert second.status == JobRun.Status.FAILED
+    assert second.details["unbalanced_transactions"] == [{"transaction": txn.pk, "sum": -50}]
+
+
+@pytest.mark.postgres
+def test_a_role_that_skips_triggers_by_default_fails_the_run(purchases):
+    # ALTER ROLE … SET session_replication_role = replica would switch the guard off unseen.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET session_replication_role = replica")
+    _checked, details = reconcile_job(TODAY)
+    assert details["failed"] == f"the ledger guard {jobs.SUM_ZERO_TRIGGER} is disabled"
+
+
+@pytest.mark.postgres
+def test_a_disabled_ledger_guard_fails_the_run(purchases):
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the purchases' checks, done now
+        cursor.execute(f"ALTER TABLE points_entry DISABLE TRIGGER {jobs.SUM_ZERO_TRIGGER}")
+    _checked, details = reconcile_job(TODAY)
+    assert details["failed"] == f"the ledger guard {jobs.SUM_ZERO_TRIGGER} is disabled"
+
+
+@pytest.mark.postgres
+def test_a_dropped_ledger_guard_fails_the_run(purchases):
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP TRIGGER {jobs.SUM_ZERO_TRIGGER} ON points_entry")
+    _checked, details = reconcile_job(TODAY)
+    assert details["failed"] == f"the ledger guard {jobs.SUM_ZERO_TRIGGER} is missing"
