@@ -716,9 +716,7 @@ class _SqlLoad:
             # Sorted builds win from a few hundred thousand purchases on; never under a
             # caller's transaction, whose locks the builders on other connections would wait on.
             rebuild = (
-                fresh
-                and self.purchases >= REBUILD_INDEXES_FROM
-                and not connection.in_atomic_block
+                fresh and self.purchases >= REBUILD_INDEXES_FROM and not connection.in_atomic_block
             )
         earning = _Earning.from_policy()
         self.tiers = _Tiers.load()

@@ -465,9 +465,7 @@ def points_adjust(
     return txn
 
 
-def points_expire(
-    *, at: datetime.datetime, batch_size: int | None = None, workers: int = 1
-) -> int:
+def points_expire(*, at: datetime.datetime, batch_size: int | None = None, workers: int = 1) -> int:
     """Expire every lot due by `at`, a batch of accounts per transaction; idempotent.
 
     Tells the nightly job running it (if any) how many of the due lots are done after each
