@@ -30,6 +30,7 @@ urlpatterns = [
         name="admin-login",
     ),
     path("admin/", admin.site.urls),
+    path("accounts/", include(members_urls.account_patterns)),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
     path("staff/", include((staff_patterns, "staff"))),

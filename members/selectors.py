@@ -202,6 +202,7 @@ _audit_action_labels: dict[str, StrOrPromise] = {
     "api_token.revoke": gettext_lazy("API token revoked"),
     "store.create": gettext_lazy("Store created"),
     "user.create": gettext_lazy("Login created"),
+    "user.password_set_after_code": gettext_lazy("Password set after a code login"),
 }
 
 

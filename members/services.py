@@ -387,6 +387,26 @@ def member_set_consent(
     return member
 
 
+def user_password_set_after_code(*, user: User, password: str) -> User:
+    """Set a new password without the old one, for a login that just proved a code.
+
+    The caller checks the recent login by code (SMS or e-mail) and runs the password
+    validators: the code proves what allauth's reset by e-mail code proves, which is the
+    only way a shopper who joined with a phone alone can replace a forgotten password.
+    Changing the hash logs out the user's other sessions (Django checks it per request).
+    """
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_log(
+            actor=user,
+            action="user.password_set_after_code",
+            target=user,
+            member=Member.objects.filter(user_id=user.pk).first(),
+        )
+    return user
+
+
 def member_reveal_phone(*, member: Member, actor: User) -> str:
     """Return the full phone for a staff user, logging that it was shown."""
     with transaction.atomic():

@@ -1,10 +1,13 @@
-"""Member URLs: `portal_patterns` mount at / (namespace portal), `staff_patterns` at /staff/."""
+"""Member URLs: `portal_patterns` mount at / (namespace portal), `staff_patterns` at /staff/.
+
+`account_patterns` mount at /accounts/ beside allauth's, named the allauth way (no namespace).
+"""
 
 from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import import_views, job_views, staff_views, views
+from . import account_views, import_views, job_views, staff_views, views
 
 MEMBER_NO = r"(?P<member_no>8[0-9]{11})"
 
@@ -15,6 +18,14 @@ portal_patterns = [
     path("privacy/notice/", views.privacy_notice, name="privacy-notice"),
     path("privacy/export/", views.data_export, name="data-export"),
     path("privacy/close/", views.account_close, name="account-close"),
+]
+
+account_patterns = [
+    path(
+        "password/after-code/",
+        account_views.password_after_code,
+        name="account_password_after_code",
+    ),
 ]
 
 staff_patterns = [

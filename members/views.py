@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from .account_views import password_after_code_login_at
 from .cards import member_barcode_svg, member_no_grouped, member_qr_svg
 from .forms import AccountCloseForm, ConsentForm, ProfileForm
 from .models import ConsentEvent, Member, User
@@ -99,7 +100,16 @@ def profile(request: HttpRequest, member: Member) -> HttpResponse:
                 return redirect("portal:profile")
     else:
         form = ProfileForm(initial=ProfileForm.initial_for(member))
-    return render(request, "portal/profile.html", {"member": member, "form": form})
+    return render(
+        request,
+        "portal/profile.html",
+        {
+            "member": member,
+            "form": form,
+            # Right after a login by SMS code the old password is not needed to set a new one.
+            "password_after_code": password_after_code_login_at(request=request) is not None,
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
