@@ -9,12 +9,22 @@ from __future__ import annotations
 import logging
 
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.utils import translation
 
 from .models import Member
 from .sms import sms_send
 
 logger = logging.getLogger(__name__)
+
+
+def member_reachable(*, path: str = "") -> Q:
+    """Members `member_notify` would send something to (`path`: the lookup to the member,
+    e.g. "member__"). Jobs settle everyone else's messages in one statement: nothing is sent
+    to them, so there is nothing to send once."""
+    return Q(**{f"{path}consent_sms": True, f"{path}phone__gt": ""}) | Q(
+        **{f"{path}consent_email": True, f"{path}email__gt": ""}
+    )
 
 
 def member_notify(*, member: Member, subject: str, text: str) -> list[str]:

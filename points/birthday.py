@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from members.messaging import member_notify
+from members.messaging import member_notify, member_reachable
 from members.models import Member
 from tiers.models import MemberTier
 
@@ -101,13 +101,14 @@ def birthday_gifts_issue(*, business_date: datetime.date) -> int:
 
 
 def birthday_notices_send(*, year: int) -> int:
-    """Tell each member about the coupon, once: claimed before sending, so never twice."""
-    pending = list(
-        BirthdayGift.objects.filter(year=year, notified_at__isnull=True).values_list(
-            "pk", flat=True
-        )
-    )
-    sent = 0
+    """Tell each member about the coupon, once: claimed before sending, so never twice.
+
+    Members no channel reaches see the coupon in the portal only; their gifts are marked
+    told in one statement.
+    """
+    unsent = BirthdayGift.objects.filter(year=year, notified_at__isnull=True)
+    sent = unsent.exclude(member_reachable(path="member__")).update(notified_at=timezone.now())
+    pending = list(unsent.filter(member_reachable(path="member__")).values_list("pk", flat=True))
     for gift_id in pending:
         if not BirthdayGift.objects.filter(pk=gift_id, notified_at__isnull=True).update(
             notified_at=timezone.now()

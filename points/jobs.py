@@ -10,10 +10,9 @@ import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from members.messaging import member_notify
+from members.messaging import member_notify, member_reachable
 from members.models import Member
 
 from .birthday import birthday_gifts_issue, birthday_notices_send
@@ -76,11 +75,9 @@ def reminders_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
         )
     ExpiryReminder.objects.bulk_create(wanted, ignore_conflicts=True, batch_size=5000)
     pending = ExpiryReminder.objects.filter(sent_at__isnull=True)
-    # Members no channel reaches (no consent, or no address for it) get the portal banner
-    # only: their reminders are done in one statement instead of one UPDATE each.
-    reachable = Q(member__consent_sms=True, member__phone__gt="") | Q(
-        member__consent_email=True, member__email__gt=""
-    )
+    # Members no channel reaches get the portal banner only: their reminders are done in
+    # one statement instead of one UPDATE each.
+    reachable = member_reachable(path="member__")
     sent = pending.exclude(reachable).update(
         sent_at=datetime.datetime.now(tz=BUSINESS_TZ), channels=[]
     )

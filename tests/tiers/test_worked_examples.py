@@ -12,7 +12,7 @@ import pytest
 
 from members.models import AuditEntry
 from points.birthday import birthday_gifts_issue, birthday_notices_send
-from points.models import CategoryRate, Coupon
+from points.models import BirthdayGift, CategoryRate, Coupon
 from points.services import LineInput, purchase_record, return_record
 from tests.factories import MemberFactory, StoreFactory, UserFactory
 from tiers.models import MemberTier, TierHistory, TierLevel, TierNotice, TierPolicy
@@ -316,6 +316,23 @@ def test_birthday_coupon_once_a_year_for_silver_and_above(
     assert birthday_gifts_issue(business_date=datetime.date(2027, 3, 1)) == 1
 
 
+def test_a_birthday_member_without_consent_gets_the_coupon_and_no_message(
+    till, store, sms_outbox, time_machine
+):
+    quiet = MemberFactory(consent_sms=False, birthday=datetime.date(1992, 3, 8))
+    told = MemberFactory(consent_sms=True, birthday=datetime.date(1993, 3, 9))
+    for silver in (quiet, told):
+        till.buy(silver, "2000", at("2026-02-10"))
+    sms_outbox.clear()
+    time_machine.move_to(at("2026-03-01", 9), tick=False)
+    assert birthday_gifts_issue(business_date=datetime.date(2026, 3, 1)) == 2
+    assert birthday_notices_send(year=2026) == 2  # both settled, one of them by SMS
+    assert [m.phone for m in sms_outbox] == [told.phone]
+    assert not BirthdayGift.objects.filter(notified_at__isnull=True).exists()
+    assert Coupon.objects.filter(member=quiet, source=Coupon.Source.BIRTHDAY).exists()
+    assert birthday_notices_send(year=2026) == 0
+
+
 def test_after_a_downgrade_the_spend_since_the_lost_upgrade_still_counts(till, member):
     till.buy(member, "8000", at("2026-01-10"))  # Gold
     # ¥4,000 (6,000 points at ×1.5): short of the 6,400 that keep Gold.
@@ -378,3 +395,24 @@ def test_an_upgrade_during_quiet_hours_is_told_at_nine(
     assert tier_notices_send() == 1
     assert tier_notices_send() == 0
     assert len(sms_outbox) == 1
+
+
+def test_a_nightly_change_for_a_member_without_consent_is_settled_without_a_message(
+    till, member, sms_outbox
+):
+    from tiers.models import TierNotice
+    from tiers.services import tier_notices_send
+
+    quiet = MemberFactory(consent_sms=False)
+    for buyer in (quiet, member):
+        till.buy(buyer, "2500", at("2026-01-10"))  # Silver, valid to 2027-01-09
+    assert tier_notices_send() == 2  # the upgrades
+    evaluate("2027-01-10")  # nothing spent since: both drop to the base level
+    assert tier_code(quiet) == tier_code(member) == "regular"
+    sms_outbox.clear()
+    assert tier_notices_send() == 2
+    assert [m.phone for m in sms_outbox] == [member.phone]
+    notices = TierNotice.objects.filter(history__reason="downgrade")
+    assert dict(notices.values_list("member_id", "channels")) == {quiet.pk: [], member.pk: ["sms"]}
+    assert not TierNotice.objects.filter(sent_at__isnull=True).exists()
+    assert tier_notices_send() == 0
