@@ -37,7 +37,7 @@ def purchases(store):
     return member
 
 
-def unbalanced_transaction(member) -> LedgerTransaction:
+def unbalanced_transaction(member, *, balance: int = 200) -> LedgerTransaction:
     """A posting whose entries do not sum to zero, as only something going around the
     services (and, on PostgreSQL, around the guard, which checks at commit) could write."""
     account = Account.objects.get(member=member)
@@ -59,7 +59,7 @@ def unbalanced_transaction(member) -> LedgerTransaction:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL session_replication_role = origin")
     # The member's side is missing: the member's balances all still agree.
-    assert account.balance == 200
+    assert account.balance == balance
     return txn
 
 
@@ -153,3 +153,27 @@ def test_a_dropped_ledger_guard_fails_the_run(purchases):
         cursor.execute(f"DROP TRIGGER {jobs.SUM_ZERO_TRIGGER} ON points_entry")
     _checked, details = reconcile_job(TODAY)
     assert details["failed"] == f"the ledger guard {jobs.SUM_ZERO_TRIGGER} is missing"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_both_checks_run_side_by_side_and_find_it(store):
+    # The job's own setting (a Celery worker, run_nightly): the entries check runs on a
+    # second connection, which sees only committed rows; a mismatch still fails the run.
+    from django.db import transaction
+
+    assert not connection.in_atomic_block
+    member = MemberFactory()
+    purchase_record(
+        member=member,
+        store=store,
+        receipt_no="S1",
+        occurred_at=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
+        amount=Decimal(70),
+    )
+    assert "failed" not in reconcile_job(TODAY)[1]
+    with transaction.atomic():
+        txn = unbalanced_transaction(member, balance=70)
+    _checked, details = reconcile_job(TODAY)
+    assert details["unbalanced_transactions"] == [{"transaction": txn.pk, "sum": -50}]
+    assert details["failed"].startswith("0 account(s) and 1 transaction(s)")
