@@ -1282,16 +1282,23 @@ class _SqlLoad:
         if not statements:
             return
         done = [0]
+        failed: list[str] = []
 
         def build(sql: str) -> None:
-            with connection.cursor() as cursor:
-                cursor.execute("SET maintenance_work_mem = '1GB'")
-                # An index build logs every page it writes; compressed, that is half the WAL.
-                if _is_superuser(cursor):
-                    cursor.execute("SET wal_compression = lz4")
-                # Two connections already keep both cores busy.
-                cursor.execute("SET max_parallel_maintenance_workers = 0")
-                cursor.execute(sql)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET maintenance_work_mem = '1GB'")
+                    # An index build logs every page it writes; compressed, about half the WAL.
+                    if _is_superuser(cursor):
+                        cursor.execute("SET wal_compression = lz4")
+                    # Two connections already keep both cores busy.
+                    cursor.execute("SET max_parallel_maintenance_workers = 0")
+                    cursor.execute(sql)
+            except Exception as error:
+                # Build the others all the same, and say exactly what is missing at the end.
+                with self.lock:
+                    failed.append(f"{sql} -- {error}".strip())
+                return
             with self.lock:
                 done[0] += 1
                 if self.progress:
@@ -1299,6 +1306,11 @@ class _SqlLoad:
 
         for round_ in rounds:
             self._parallel(round_, build)
+        if failed:
+            raise LoadgenCheckFailed(
+                "these indexes or constraints could not be built again; the database needs "
+                "them before use:\n" + "\n".join(failed)
+            )
 
     def _analyze(self) -> None:
         with connection.cursor() as cursor:

@@ -110,8 +110,10 @@ class LedgerTransaction(models.Model):
     reason = models.CharField(_("reason"), max_length=300, blank=True)
     occurred_at = models.DateTimeField(_("business time"))
     recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
+    # Both mostly empty (a job or a till posts with no actor; few postings reverse another):
+    # indexed only where set, below, so the millions of empty ones cost no index entries.
     actor = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # The member whose account moves (the giving side of a transfer): the history query.
     # Indexed by points_txn_member_time_idx, which leads with it.
@@ -123,7 +125,12 @@ class LedgerTransaction(models.Model):
     # A return reverses part of an earning; several partial returns may reverse one earning,
     # never more than it earned in total (checked under the account lock).
     reverses = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversals",
+        db_index=False,
     )
 
     class Meta:
@@ -132,6 +139,14 @@ class LedgerTransaction(models.Model):
         indexes = [
             models.Index(
                 fields=["member", "-occurred_at", "-id"], name="points_txn_member_time_idx"
+            ),
+            models.Index(
+                fields=["actor"], condition=Q(actor__isnull=False), name="points_txn_actor_idx"
+            ),
+            models.Index(
+                fields=["reverses"],
+                condition=Q(reverses__isnull=False),
+                name="points_txn_reverses_idx",
             ),
         ]
         constraints = [
@@ -340,8 +355,9 @@ class Purchase(models.Model):
         related_name="paid_purchase",
     )
     fingerprint = models.CharField(max_length=64)
+    # Empty for the API's and imports' purchases: indexed only where set, below.
     recorded_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     recorded_at = models.DateTimeField(default=timezone.now)
 
@@ -349,7 +365,12 @@ class Purchase(models.Model):
         verbose_name = _("purchase")
         verbose_name_plural = _("purchases")
         indexes = [
-            models.Index(fields=["member", "-occurred_at"], name="points_purchase_member_idx")
+            models.Index(fields=["member", "-occurred_at"], name="points_purchase_member_idx"),
+            models.Index(
+                fields=["recorded_by"],
+                condition=Q(recorded_by__isnull=False),
+                name="points_purchase_recorder_idx",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -108,3 +108,32 @@ def test_two_connections_expire_every_due_lot_once():
     for member in members:
         assert Account.objects.get(member=member).balance == 0
     assert "failed" not in reconcile_job(AFTER.date())[1]
+
+
+@pytest.mark.django_db
+def test_the_sql_reminder_plan_finds_what_the_python_plan_finds():
+    from points import jobs
+    from points.models import ExpiryReminder
+
+    store = StoreFactory()
+    for index in range(4):
+        member_with_lots(store, f"R{index}-")
+    # 2027-01-25: January's lots have 6 days left (the 7-day reminder), February's 34 (none);
+    # 2027-01-31 and 2027-02-01 move the window on.
+    for day in ("2027-01-25", "2027-01-31", "2027-02-01"):
+        business_date = datetime.date.fromisoformat(day)
+        at = jobs.start_of(business_date)
+        horizon = at + datetime.timedelta(days=max(jobs.REMINDER_DAYS) + 1)
+        plans = []
+        for plan in (jobs._reminders_plan, jobs._reminders_plan_sql):
+            ExpiryReminder.objects.all().delete()
+            plan(business_date=business_date, at=at, horizon=horizon)
+            plans.append(
+                sorted(
+                    ExpiryReminder.objects.values_list(
+                        "member_id", "expires_on", "days_before", "points"
+                    )
+                )
+            )
+        assert plans[0] == plans[1]
+        assert plans[0], day  # each of these days has reminders due

@@ -120,7 +120,7 @@ def test_the_database_generated_data_is_consistent():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was(django_db_blocker):
+def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was():
     def schema() -> list[tuple[str, ...]]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
@@ -137,6 +137,30 @@ def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was(django_db_b
     assert (result.members, result.purchases) == (200, 2000)
     assert schema() == before
     assert_consistent(members=200, purchases=2000)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_index_that_cannot_be_rebuilt_is_named_and_the_others_are_built(monkeypatch):
+    from points import loadgen as module
+
+    drop = module._SqlLoad._indexes_drop
+    broken = "CREATE INDEX loadgen_broken ON no_such_table (id)"
+
+    def drop_and_break(self):
+        rounds = drop(self)
+        return [[broken, *rounds[0]], *rounds[1:]]
+
+    monkeypatch.setattr(module._SqlLoad, "_indexes_drop", drop_and_break)
+    with pytest.raises(module.LoadgenCheckFailed, match="no_such_table"):
+        points_loadgen(members=50, purchases=300, seed=3, rebuild_indexes=True)
+    # Everything else is back: the idempotency key is unique again, the data consistent.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_constraint WHERE conname = 'points_txn_idempotency_key_unique'"
+        )
+        assert cursor.fetchone() == (1,)
+    assert_consistent(members=50, purchases=300)
 
 
 @pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from points.jobs import reconcile_job
-from points.loadgen import LoadgenRefused, loadgen, progress_bar
+from points.loadgen import LoadgenCheckFailed, LoadgenRefused, loadgen, progress_bar
 
 
 class Command(BaseCommand):
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 progress=None if options["quiet_progress"] else progress_bar(self.stderr._out),
             )
-        except LoadgenRefused as exc:
+        except (LoadgenRefused, LoadgenCheckFailed) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"Created {result.members:,} members and {result.purchases:,} purchases "
