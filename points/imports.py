@@ -84,6 +84,7 @@ from . import earning
 from .earning import PurchaseContext, policy_get
 from .ledger import BUSINESS_TZ
 from .ledger_bulk import (
+    TXN_OWN,
     BulkCheckFailed,
     BulkCredit,
     InsertLayout,
@@ -1131,24 +1132,7 @@ class _PostStatement:
             ") ON COMMIT DELETE ROWS"
         )
         self.copy = f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
-        txn = InsertLayout(
-            LedgerTransaction,
-            name="txn",
-            own=(
-                "id",
-                "kind",
-                "idempotency_key",
-                "fingerprint",
-                "source",
-                "source_ref",
-                "reason",
-                "occurred_at",
-                "recorded_at",
-                "actor_id",
-                "member_id",
-                "member_amount",
-            ),
-        )
+        txn = InsertLayout(LedgerTransaction, name="txn", own=("id", *TXN_OWN))
         entry = InsertLayout(Entry, ("transaction_id", "account_id", "amount"), name="entry")
         lot = InsertLayout(
             Lot,

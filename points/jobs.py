@@ -57,14 +57,14 @@ def reminders_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     at = start_of(business_date)
     horizon = at + datetime.timedelta(days=max(REMINDER_DAYS) + 1)
     if connection.vendor == "postgresql":
-        _reminders_plan_sql(business_date=business_date, at=at, horizon=horizon)
+        done = _reminders_plan_sql(business_date=business_date, at=at, horizon=horizon)
     else:
-        _reminders_plan(business_date=business_date, at=at, horizon=horizon)
+        done = _reminders_plan(business_date=business_date, at=at, horizon=horizon)
     pending = ExpiryReminder.objects.filter(sent_at__isnull=True)
     # Members no channel reaches get the portal banner only: their reminders are done in
     # one statement instead of one UPDATE each.
     reachable = member_reachable(path="member__")
-    sent = pending.exclude(reachable).update(
+    sent = done + pending.exclude(reachable).update(
         sent_at=datetime.datetime.now(tz=BUSINESS_TZ), channels=[]
     )
     for reminder in pending.filter(reachable).select_related("member").iterator(chunk_size=1000):
@@ -86,8 +86,9 @@ def _reminder_kind(days_left: int) -> int | None:
 
 def _reminders_plan(
     *, business_date: datetime.date, at: datetime.datetime, horizon: datetime.datetime
-) -> None:
-    """The reminders due by this date (member, last day, which one, points), written once."""
+) -> int:
+    """The reminders due by this date (member, last day, which one, points), written once;
+    returns how many were written as done (none here: the job settles them after)."""
     rows = (
         Lot.objects.open()
         .filter(expires_at__gt=at, expires_at__lte=horizon, account__member__isnull=False)
@@ -108,11 +109,12 @@ def _reminders_plan(
             )
         )
     ExpiryReminder.objects.bulk_create(wanted, ignore_conflicts=True, batch_size=5000)
+    return 0
 
 
 def _reminders_plan_sql(
     *, business_date: datetime.date, at: datetime.datetime, horizon: datetime.datetime
-) -> None:
+) -> int:
     """`_reminders_plan` as one INSERT … SELECT: half a million reminders on the first of a
     month would otherwise travel to Python and back. Members no channel reaches get theirs
     written as done (the portal banner is all they see), so only the others wait to be sent."""
@@ -125,6 +127,7 @@ def _reminders_plan_sql(
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
+            WITH written AS (
             INSERT INTO {ExpiryReminder._meta.db_table}
                 (member_id, expires_on, days_before, points, channels, created_at, sent_at)
             SELECT member_id, last_day, kind, points, '[]'::jsonb, %s,
@@ -145,9 +148,13 @@ def _reminders_plan_sql(
             ) AS due
             WHERE kind IS NOT NULL
             ON CONFLICT DO NOTHING
+            RETURNING sent_at
+            )
+            SELECT COUNT(sent_at) FROM written
             """,  # noqa: S608 - table names from the models, kinds from a constant
             [now, *reachable_params, now, tz, tz, business_date, at, horizon],
         )
+        return cursor.fetchone()[0]
 
 
 SUM_ZERO_TRIGGER = "points_entry_sum_zero"

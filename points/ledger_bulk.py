@@ -151,7 +151,8 @@ def copy_write(sql: str, lines: Iterable[str]) -> None:
         copy.write(text)
 
 
-_TXN_OWN = (
+# The ledger transaction columns a posting writes itself (the rest take their defaults).
+TXN_OWN = (
     "kind",
     "idempotency_key",
     "fingerprint",
@@ -184,7 +185,7 @@ class _Layouts:
         alias = connection.alias
         if alias not in cls._cache:
             cls._cache[alias] = (
-                CopyLayout(LedgerTransaction, _TXN_OWN, with_id=True),
+                CopyLayout(LedgerTransaction, TXN_OWN, with_id=True),
                 CopyLayout(Entry, _ENTRY_OWN, with_id=False),
                 CopyLayout(Lot, _LOT_OWN, with_id=False),
             )

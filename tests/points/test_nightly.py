@@ -77,7 +77,11 @@ def test_members_without_sms_consent_get_no_text_but_the_reminder_is_recorded(st
     )
     run_nightly("2027-03-01")
     assert sms.outbox == []
-    assert ExpiryReminder.objects.get().channels == []
+    reminder = ExpiryReminder.objects.get()
+    assert (reminder.channels, reminder.sent_at is not None) == ([], True)
+    # The night counts it among the reminders it settled.
+    run = JobRun.objects.get(job="expiry_reminders", business_date=datetime.date(2027, 3, 1))
+    assert run.rows == run.details["reminders"] == 1
 
 
 def test_a_ledger_that_does_not_reconcile_fails_the_run(member_with_march_points):
