@@ -18,6 +18,7 @@ writes one audit entry for the whole run. The reads the pages need are at the en
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import gc
@@ -83,6 +84,42 @@ REQUIRED_COLUMNS = tuple(name for name, required, _help in COLUMNS if required)
 
 SOURCE_ID_MAX = Member._meta.get_field("import_source_id").max_length
 NAME_MAX = Member._meta.get_field("name").max_length
+
+
+_bulk_lock = threading.Lock()
+_bulk_users = 0
+_bulk_saved: tuple[bool, float] = (True, 0.005)
+
+
+@contextlib.contextmanager
+def bulk_python() -> Iterator[None]:
+    """Process settings for a bulk import, put back when the last import running ends.
+
+    The rows hold no reference cycles, so the cyclic collector would only walk the hundreds
+    of thousands of live objects again and again (a tenth of the run); and a writer whose
+    batch PostgreSQL has finished would wait for the reading thread to let go of the GIL
+    (5 ms by default) before it could send the next. Both settings hold for the whole
+    process, and two imports may overlap in one (in-process tasks), hence the count.
+    """
+    global _bulk_users, _bulk_saved
+    with _bulk_lock:
+        if _bulk_users == 0:
+            _bulk_saved = (gc.isenabled(), sys.getswitchinterval())
+            gc.disable()
+            sys.setswitchinterval(0.0005)
+        _bulk_users += 1
+    try:
+        yield
+    finally:
+        with _bulk_lock:
+            _bulk_users -= 1
+            if _bulk_users == 0:
+                gc_was_enabled, switch = _bulk_saved
+                sys.setswitchinterval(switch)
+                if gc_was_enabled:
+                    gc.enable()
+
+
 CITY_MAX = Member._meta.get_field("city").max_length
 EMAIL_MAX = Member._meta.get_field("email").max_length
 
@@ -911,16 +948,7 @@ class _Importer:
                 (self.id_sequence,) = cursor.fetchone()
         checker = _RowChecker(header=header, stores=stores, now=self.now, layout=self.layout)
         reader = _Reader(records=records, checker=checker)
-        # The rows hold no reference cycles; the cyclic collector would only walk the
-        # hundreds of thousands of live objects again and again (a tenth of the run).
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        # A writer whose batch PostgreSQL has finished waits for the reading thread to let go
-        # of the GIL (5 ms by default) before it can send the next: shorter turns keep both
-        # backends busy. Put back afterwards, as it holds for the whole process.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
-        try:
+        with bulk_python():
             # Inside a caller's transaction (a test case) other connections could not see
             # this import's row, so the batches go one by one through the caller's connection.
             self.parallel = self.use_copy and WRITERS > 1 and not connection.in_atomic_block
@@ -929,10 +957,6 @@ class _Importer:
             else:
                 for batch in reader.batches():
                     self._count(batch, self._write_batch(batch))
-        finally:
-            sys.setswitchinterval(switch)
-            if gc_was_enabled:
-                gc.enable()
 
     def _run_parallel(self, reader: _Reader) -> None:
         """Write alternate batches through `WRITERS` connections of their own, at once.

@@ -42,13 +42,11 @@ from __future__ import annotations
 
 import csv
 import datetime
-import gc
 import hashlib
 import json
 import os
 import queue
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -72,6 +70,7 @@ from members.imports import (
     _parse_date,
     _parse_datetime,
     _records,
+    bulk_python,
     import_phone_normalize,
 )
 from members.models import Member, Store, User
@@ -1447,37 +1446,29 @@ class _Importer:
         if self.kind == PointsImport.Kind.PURCHASES:
             self.calculator = EarningCalculator()
         reader = _Reader(records=records, checker=checker, parts=self.writers)
-        # As in the member import: the rows hold no reference cycles, so the cyclic
-        # collector would only walk the batches' objects again and again; and a writer
-        # whose statement has come back should not wait 5 ms for the reading thread to let
-        # go of the GIL. Both hold for the whole process, so they are put back afterwards.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
-        reader.start()
-        try:
-            if self.writers == 1:
-                for batch in reader.batches():
-                    self._flush(batch)
-                return
-            threads = [
-                threading.Thread(
-                    target=self._writer, args=(reader, part), name=f"points-import-writer-{part}"
-                )
-                for part in range(self.writers)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if self.failure is not None:
-                raise self.failure
-        finally:
-            reader.close()
-            sys.setswitchinterval(switch)
-            if gc_was_enabled:
-                gc.enable()
+        with bulk_python():
+            reader.start()
+            try:
+                if self.writers == 1:
+                    for batch in reader.batches():
+                        self._flush(batch)
+                    return
+                threads = [
+                    threading.Thread(
+                        target=self._writer,
+                        args=(reader, part),
+                        name=f"points-import-writer-{part}",
+                    )
+                    for part in range(self.writers)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                if self.failure is not None:
+                    raise self.failure
+            finally:
+                reader.close()
 
     def _writer(self, reader: _Reader, part: int) -> None:
         """One writer thread: the batches of its members, on its own connection."""

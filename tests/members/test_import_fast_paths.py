@@ -239,3 +239,21 @@ def test_enrolment_times_are_checked_against_now_in_utc_as_python_compares_them(
     if problem is None:
         # The COPY text names the same instant, whichever offset it is written with.
         assert datetime.datetime.fromisoformat(copy_text) == moment
+
+
+def test_overlapping_imports_put_the_process_settings_back_when_the_last_one_ends():
+    import gc
+    import sys
+
+    from members.imports import bulk_python
+
+    switch = sys.getswitchinterval()
+    assert gc.isenabled()
+    first, second = bulk_python(), bulk_python()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first import ends while the second still runs
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    assert sys.getswitchinterval() == switch
