@@ -168,7 +168,11 @@ class Entry(models.Model):
     transaction = models.ForeignKey(
         LedgerTransaction, on_delete=models.PROTECT, related_name="entries", db_index=False
     )
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # Not indexed: nothing looks entries up by account (the reconcile scans them all), and
+    # every posting would pay two more index entries for it.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     amount = models.BigIntegerField()
 
     class Meta:
@@ -238,7 +242,8 @@ class Lot(models.Model):
 
 
 class LotMovement(models.Model):
-    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements")
+    # Not indexed: movements are found by their transaction (a reversal); none by lot.
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements", db_index=False)
     transaction = models.ForeignKey(
         LedgerTransaction, on_delete=models.PROTECT, related_name="lot_movements"
     )

@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from members.jobs import nightly_jobs
@@ -23,6 +24,10 @@ def test_bench_nightly_prints_each_job_then_the_lookups():
     call_command("bench", "nightly", "--date", today, "--samples", "6", stdout=out, stderr=err)
 
     lines = [json.loads(line) for line in out.getvalue().strip().splitlines()]
+    if connection.vendor == "postgresql":
+        # What earlier commands left in memory is written out first, and timed apart.
+        checkpoint = lines.pop(0)
+        assert checkpoint["job"] == "checkpoint" and checkpoint["seconds"] >= 0
     *job_lines, lookups = lines
     assert [line["job"] for line in job_lines] == [job.name for job in nightly_jobs()]
     for line in job_lines:
@@ -45,7 +50,14 @@ def test_bench_nightly_can_run_one_job_without_lookups():
     loadgen(members=10, purchases=40, seed=1)
     out = StringIO()
     call_command(
-        "bench", "nightly", "--job", "reconcile", "--no-lookups", stdout=out, stderr=StringIO()
+        "bench",
+        "nightly",
+        "--job",
+        "reconcile",
+        "--no-lookups",
+        "--no-checkpoint",
+        stdout=out,
+        stderr=StringIO(),
     )
     reconcile, lookups = (json.loads(line) for line in out.getvalue().strip().splitlines())
     assert reconcile["job"] == "reconcile" and reconcile["rows"] == 15
