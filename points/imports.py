@@ -83,6 +83,8 @@ from . import earning
 from .earning import PurchaseContext, policy_get
 from .ledger import BUSINESS_TZ
 from .ledger_bulk import (
+    ENTRY_OWN,
+    LOT_OWN,
     TXN_OWN,
     BulkCheckFailed,
     BulkCredit,
@@ -1132,20 +1134,8 @@ class _PostStatement:
         )
         self.copy = f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
         txn = InsertLayout(LedgerTransaction, name="txn", own=("id", *TXN_OWN))
-        entry = InsertLayout(Entry, ("transaction_id", "account_id", "amount"), name="entry")
-        lot = InsertLayout(
-            Lot,
-            name="lot",
-            own=(
-                "account_id",
-                "transaction_id",
-                "points",
-                "remaining",
-                "earned_at",
-                "available_at",
-                "expires_at",
-            ),
-        )
+        entry = InsertLayout(Entry, ENTRY_OWN, name="entry")
+        lot = InsertLayout(Lot, name="lot", own=LOT_OWN)
         purchase = InsertLayout(
             Purchase,
             name="purchase",

@@ -165,8 +165,8 @@ TXN_OWN = (
     "member_id",
     "member_amount",
 )
-_ENTRY_OWN = ("transaction_id", "account_id", "amount")
-_LOT_OWN = (
+ENTRY_OWN = ("transaction_id", "account_id", "amount")
+LOT_OWN = (
     "account_id",
     "transaction_id",
     "points",
@@ -186,8 +186,8 @@ class _Layouts:
         if alias not in cls._cache:
             cls._cache[alias] = (
                 CopyLayout(LedgerTransaction, TXN_OWN, with_id=True),
-                CopyLayout(Entry, _ENTRY_OWN, with_id=False),
-                CopyLayout(Lot, _LOT_OWN, with_id=False),
+                CopyLayout(Entry, ENTRY_OWN, with_id=False),
+                CopyLayout(Lot, LOT_OWN, with_id=False),
             )
         return cls._cache[alias]
 
