@@ -460,7 +460,7 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
         # ~10 calls per expired group at commit; with the rights to, they are swapped for the
         # check of this statement's own entries below. Every id it writes comes from rows it
         # read under the account locks or from the transactions it inserts itself.
-        replaced = _row_triggers_off(cursor)
+        replaced = _bulk_session_set(cursor)
         cursor.execute(
             _EXPIRE_SQL,
             {
@@ -485,8 +485,9 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
     return lots
 
 
-def _row_triggers_off(cursor) -> bool:
-    """Switch this transaction's row triggers off if the role may; returns whether it did.
+def _bulk_session_set(cursor) -> bool:
+    """Bulk settings for this transaction, if the role may: row triggers off, WAL images
+    compressed; returns whether it did.
 
     With the same rights the full-page images in the WAL are compressed: a batch touches
     pages all over the lots and the ledger, and after each checkpoint the first change to a

@@ -1033,7 +1033,8 @@ class _SqlLoad:
         params = self.params
         members_sql, members = self._members_sql(append=append)
         txn = "%(txn_base)s + ord"
-        level, level_spend, level_points = self._level_sql("spend", "points")
+        # The level the last 12 months' figures reach, and that level's two thresholds.
+        level_12, level_spend, level_points = self._level_sql("spend12", "points12")
         valid_until = (
             f"((achieved_at AT TIME ZONE {_TZ})::date "
             "+ make_interval(months => %(valid_months)s) - interval '1 day')::date"
@@ -1180,9 +1181,7 @@ class _SqlLoad:
         qualified AS MATERIALIZED (
             SELECT member_id, level_id, {level_spend} AS level_spend,
                    {level_points} AS level_points
-            FROM (SELECT member_id, {
-            level.replace("spend", "spend12").replace("points", "points12")
-        } AS level_id FROM agg) AS leveled
+            FROM (SELECT member_id, {level_12} AS level_id FROM agg) AS leveled
             WHERE level_id IS NOT NULL
         ),
         -- Reached at the purchase whose running 12-month figures first met the level.

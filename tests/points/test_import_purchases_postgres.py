@@ -21,20 +21,10 @@ from points.models import (
     Purchase,
 )
 from tests.factories import MemberFactory, StoreFactory
+from tests.points.test_import_purchases import snapshot
 from tiers.models import QualifyingActivity
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def snapshot() -> tuple:
-    return (
-        Purchase.objects.count(),
-        LedgerTransaction.objects.count(),
-        Entry.objects.count(),
-        Lot.objects.count(),
-        QualifyingActivity.objects.count(),
-        list(Account.objects.order_by("pk").values_list("balance", "debt", "lifetime_earned")),
-    )
 
 
 def test_two_writers_post_every_purchase_once_and_a_rerun_adds_nothing(monkeypatch):
