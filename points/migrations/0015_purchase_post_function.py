@@ -1,0 +1,290 @@
+"""PostgreSQL: `points_purchase_post`, the one-round-trip posting of a plain purchase.
+
+`services.purchase_record` computes the points in Python (the same code as its ORM path,
+for every tier level the member might be on) and hands them here with the policy, category
+rates and tier multipliers it used. Under the member's account lock the function checks the
+replay, that those inputs are still what the tables hold (else 'stale': nothing written,
+Python reloads them), whether the purchase could lift the member to a higher tier (then
+Python runs `tier_upgrade_check` after it in the same transaction), then writes what
+the ORM path writes: ledger transaction, two entries, the lot after paying any debt first
+(as `ledger._credit`), the account's figures, the purchase, its lines, the tier activity.
+
+The ledger's guards (append-only entries, entries summing to zero at commit) stay on: the
+function's inserts fire them like the ORM's. SQLite has no such function; there, and for
+everything it does not cover, `purchase_record` takes the ORM path.
+"""
+
+from django.db import migrations
+
+FUNCTION = """
+CREATE OR REPLACE FUNCTION points_purchase_post(
+    p_member_id bigint,
+    p_member_active boolean,
+    p_has_referrer boolean,
+    p_store_id bigint,
+    p_receipt_no text,
+    p_occurred_at timestamptz,
+    p_amount numeric,
+    p_channel text,
+    p_fingerprint text,
+    p_key text,
+    p_now timestamptz,
+    p_eligible numeric,
+    p_available_at timestamptz,
+    p_expires_at timestamptz,
+    p_window_start timestamptz,
+    p_policy_id bigint,
+    p_base_rate numeric,
+    p_birthday_multiplier numeric,
+    p_pending_days integer,
+    p_promotions_stack boolean,
+    p_referral_on boolean,
+    p_categories text[],
+    p_category_rates numeric[],
+    p_level_ids bigint[],
+    p_level_multipliers numeric[],
+    p_level_points bigint[],
+    p_line_skus text[],
+    p_line_categories text[],
+    p_line_quantities numeric[],
+    p_line_amounts numeric[],
+    p_upgrade_ok boolean,
+    OUT outcome text,
+    OUT result_purchase_id bigint,
+    OUT result_transaction_id bigint,
+    OUT result_points bigint,
+    OUT result_may_upgrade boolean
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_account_id bigint;
+    v_debt bigint;
+    v_fingerprint text;
+    v_policy record;
+    v_level_id bigint;
+    v_counts_from timestamptz;
+    v_after timestamptz;
+    v_rank integer;
+    v_multiplier numeric;
+    v_index integer;
+    v_points bigint;
+    v_spend numeric;
+    v_earned bigint;
+    v_issuance_id bigint;
+    v_to_debt bigint;
+    v_created boolean := false;
+BEGIN
+    -- The member's account first (`ledger.account_lock`): every posting for this member
+    -- queues here, so the replay check below sees any earlier attempt. One created here is
+    -- as good as locked (a concurrent insert waits for this transaction), and is taken back
+    -- with an error if the purchase is then refused, as the ORM path rolls back its own.
+    SELECT id, debt INTO v_account_id, v_debt
+        FROM points_account WHERE member_id = p_member_id FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO points_account (kind, member_id, balance, debt, lifetime_earned, updated_at)
+            VALUES ('member', p_member_id, 0, 0, 0, p_now)
+            ON CONFLICT (member_id) DO NOTHING
+            RETURNING id, debt INTO v_account_id, v_debt;
+        v_created := FOUND;
+        IF NOT v_created THEN
+            SELECT id, debt INTO STRICT v_account_id, v_debt
+                FROM points_account WHERE member_id = p_member_id FOR UPDATE;
+        END IF;
+    END IF;
+
+    -- Every answer but 'created' leaves this block with nothing written.
+    <<checks>>
+    BEGIN
+        SELECT id, fingerprint INTO result_purchase_id, v_fingerprint
+            FROM points_purchase WHERE store_id = p_store_id AND receipt_no = p_receipt_no;
+        IF FOUND THEN
+            outcome := CASE WHEN v_fingerprint = p_fingerprint
+                THEN 'replayed' ELSE 'conflict' END;
+            EXIT checks;
+        END IF;
+        -- After the replay: a till retrying a purchase made before the member was frozen
+        -- still gets its answer.
+        IF NOT p_member_active THEN
+            outcome := 'inactive';
+            EXIT checks;
+        END IF;
+
+        -- What Python computed the points with must still be what the tables say: an
+        -- earning policy or a rate edited by an administrator takes effect at once.
+        SELECT id, base_rate, birthday_multiplier, pending_days, promotions_stack,
+                referral_bonus > 0 AND referral_cap_per_year > 0 AS referral_on
+            INTO v_policy FROM points_earningpolicy ORDER BY id LIMIT 1;
+        IF v_policy.id IS DISTINCT FROM p_policy_id
+            OR (v_policy.id IS NOT NULL AND (
+                v_policy.base_rate <> p_base_rate
+                OR v_policy.birthday_multiplier <> p_birthday_multiplier
+                OR v_policy.pending_days <> p_pending_days
+                OR v_policy.promotions_stack <> p_promotions_stack
+                OR v_policy.referral_on <> p_referral_on))
+        THEN
+            outcome := 'stale';
+            EXIT checks;
+        END IF;
+        IF cardinality(p_categories) > 0 AND EXISTS (
+            SELECT 1 FROM unnest(p_categories, p_category_rates) AS c(category, rate)
+                LEFT JOIN points_categoryrate r ON r.category = c.category
+                WHERE r.rate IS DISTINCT FROM c.rate
+        ) THEN
+            outcome := 'stale';
+            EXIT checks;
+        END IF;
+
+        -- A referee's first purchase pays the referrer: the ORM path locks both accounts.
+        IF p_referral_on AND p_has_referrer
+            AND NOT EXISTS (SELECT 1 FROM points_purchase WHERE member_id = p_member_id)
+        THEN
+            outcome := 'fallback';
+            EXIT checks;
+        END IF;
+
+        -- The member's tier row locked as `tier_upgrade_check` locks it (after the
+        -- account); no row is the lowest level.
+        SELECT level_id, counts_from INTO v_level_id, v_counts_from
+            FROM tiers_membertier WHERE member_id = p_member_id FOR UPDATE;
+        IF NOT FOUND THEN
+            SELECT id INTO v_level_id FROM tiers_tierlevel ORDER BY rank LIMIT 1;
+        END IF;
+        SELECT rank, earn_multiplier INTO v_rank, v_multiplier
+            FROM tiers_tierlevel WHERE id = v_level_id;
+        v_index := array_position(p_level_ids, v_level_id);
+        IF v_index IS NULL OR p_level_multipliers[v_index] IS DISTINCT FROM v_multiplier THEN
+            outcome := 'stale';
+            EXIT checks;
+        END IF;
+        v_points := p_level_points[v_index];
+
+        -- Would the rolling figures with this purchase reach a higher level? Then
+        -- `tier_upgrade_check` must run in the purchase's transaction: called in
+        -- autocommit (`p_upgrade_ok` false) nothing is written and Python calls again
+        -- inside a transaction, posts, and runs it. The sum is
+        -- `tiers.selectors.activity_figures` from `qualifying_window_start`, with no end.
+        result_may_upgrade := false;
+        IF EXISTS (SELECT 1 FROM tiers_tierlevel WHERE rank > v_rank) THEN
+            v_after := GREATEST(p_window_start, v_counts_from);
+            SELECT COALESCE(SUM(spend), 0), COALESCE(SUM(points), 0) INTO v_spend, v_earned
+                FROM tiers_qualifyingactivity
+                WHERE member_id = p_member_id AND occurred_at > v_after;
+            IF p_occurred_at > v_after THEN
+                v_spend := v_spend + p_amount;
+                v_earned := v_earned + v_points;
+            END IF;
+            IF EXISTS (
+                SELECT 1 FROM tiers_tierlevel
+                    WHERE rank > v_rank
+                    AND ((qualify_spend > 0 AND v_spend >= qualify_spend)
+                        OR (qualify_points > 0 AND v_earned >= qualify_points))
+            ) THEN
+                IF NOT p_upgrade_ok THEN
+                    outcome := 'upgrade';
+                    EXIT checks;
+                END IF;
+                result_may_upgrade := true;
+            END IF;
+        END IF;
+
+        IF v_points > 0 THEN
+            -- Created by the ORM path's `system_account` the first time; missing only in a
+            -- new database, where that path creates it.
+            SELECT id INTO v_issuance_id
+                FROM points_account WHERE kind = 'issuance' AND member_id IS NULL;
+            IF NOT FOUND THEN
+                outcome := 'fallback';
+                EXIT checks;
+            END IF;
+        END IF;
+    END checks;
+    IF outcome IS NOT NULL THEN
+        IF v_created THEN
+            -- Takes the new account back; Python reads the answer from the message.
+            RAISE EXCEPTION USING ERRCODE = 'LY001', MESSAGE = outcome;
+        END IF;
+        RETURN;
+    END IF;
+
+    IF v_points > 0 THEN
+        INSERT INTO points_ledgertransaction (
+            kind, idempotency_key, fingerprint, source, source_ref, reason, occurred_at,
+            recorded_at, member_amount, actor_id, member_id, reverses_id
+        ) VALUES (
+            'earn', p_key, p_fingerprint, 'purchase', p_receipt_no, '', p_occurred_at,
+            p_now, v_points, NULL, p_member_id, NULL
+        ) RETURNING id INTO result_transaction_id;
+        INSERT INTO points_entry (transaction_id, account_id, amount) VALUES
+            (result_transaction_id, v_account_id, v_points),
+            (result_transaction_id, v_issuance_id, -v_points);
+        -- `ledger._credit`: debt is paid first, the rest goes into a lot.
+        v_to_debt := LEAST(v_debt, v_points);
+        IF v_points - v_to_debt > 0 THEN
+            INSERT INTO points_lot (
+                account_id, transaction_id, points, remaining, earned_at, available_at,
+                expires_at
+            ) VALUES (
+                v_account_id, result_transaction_id, v_points - v_to_debt,
+                v_points - v_to_debt, p_occurred_at, p_available_at, p_expires_at
+            );
+        END IF;
+        UPDATE points_account SET
+            balance = balance + v_points,
+            debt = debt - v_to_debt,
+            lifetime_earned = lifetime_earned + v_points,
+            updated_at = p_now
+            WHERE id = v_account_id;
+    END IF;
+
+    INSERT INTO points_purchase (
+        channel, receipt_no, occurred_at, amount, points_used, eligible_amount, points_earned,
+        returned_amount, fingerprint, recorded_at, earn_transaction_id, member_id,
+        payment_transaction_id, recorded_by_id, store_id
+    ) VALUES (
+        p_channel, p_receipt_no, p_occurred_at, p_amount, 0, p_eligible, v_points,
+        0, p_fingerprint, p_now, result_transaction_id, p_member_id,
+        NULL, NULL, p_store_id
+    ) RETURNING id INTO result_purchase_id;
+    IF cardinality(p_line_skus) > 0 THEN
+        INSERT INTO points_purchaseline (purchase_id, sku, category, quantity, amount)
+            SELECT result_purchase_id, l.sku, l.category, l.quantity, l.amount
+            FROM unnest(p_line_skus, p_line_categories, p_line_quantities, p_line_amounts)
+                WITH ORDINALITY AS l(sku, category, quantity, amount, n)
+            ORDER BY l.n;
+    END IF;
+    -- Tiers count the whole amount and the points earned (`tier_activity_record`).
+    INSERT INTO tiers_qualifyingactivity (member_id, occurred_at, spend, points, source)
+        VALUES (p_member_id, p_occurred_at, p_amount, v_points, 'purchase');
+
+    outcome := 'created';
+    result_points := v_points;
+END;
+$$;
+"""
+
+DROP = """
+DROP FUNCTION IF EXISTS points_purchase_post(
+    bigint, boolean, boolean, bigint, text, timestamptz, numeric, text, text, text,
+    timestamptz, numeric, timestamptz, timestamptz, timestamptz, bigint, numeric, numeric,
+    integer, boolean, boolean, text[], numeric[], bigint[], numeric[], bigint[], text[],
+    text[], numeric[], numeric[], boolean
+);
+"""
+
+
+def create_function(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(FUNCTION, params=None)
+
+
+def drop_function(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("points", "0014_fillfactor_for_updated_rows"),
+        ("tiers", "0004_override_prior_and_day_index"),
+    ]
+
+    operations = [migrations.RunPython(create_function, drop_function)]
