@@ -13,11 +13,11 @@ trusted for more than saving a read, and no time-to-live is needed. The member's
 known before the call, so Python sends the points for every level and the function takes the
 member's.
 
-It covers the plain purchase only: `purchase_fast_applies` says when. A purchase that may
-lift the member to a higher tier is posted in a transaction with `tier_upgrade_check` after
-the function, as the ORM path runs it (the notice goes after commit). The function answers
-'fallback' without writing for a referee's first purchase (the referrer is paid) or a
-database without its issuance account; the caller then takes the ORM path.
+It covers the plain purchase only: `purchase_fast_applies` says when. A tier upgrade the
+purchase earns is written by the function too, as `tier_upgrade_check` writes it (its note
+translated here), and the member is told after commit as that path tells them. The function
+answers 'fallback' without writing for a referee's first purchase (the referrer is paid) or
+a database without its issuance account; the caller then takes the ORM path.
 """
 
 from __future__ import annotations
@@ -28,11 +28,19 @@ from decimal import ROUND_FLOOR, Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from members.models import Member, Store, User
-from tiers.models import TierLevel
-from tiers.selectors import QUALIFYING_MONTHS, months_before
-from tiers.services import tier_upgrade_check
+from tiers.models import TierLevel, TierPolicy
+from tiers.selectors import (
+    QUALIFYING_MONTHS,
+    business_date,
+    months_before,
+    tier_policy_get,
+    validity_end,
+)
+from tiers.services import tier_notices_after_commit
 
 from .earning import (
     PurchaseContext,
@@ -50,19 +58,20 @@ CENT = Decimal("0.01")
 
 # Every argument cast to the function's type, so an empty or all-null array names its type.
 _SQL = """
-SELECT outcome, result_purchase_id, result_transaction_id, result_points, result_may_upgrade
+SELECT outcome, result_purchase_id, result_transaction_id, result_points, result_history_id
 FROM points_purchase_post(
     %s::bigint, %s::boolean, %s::boolean, %s::bigint, %s::text, %s::timestamptz, %s::numeric,
     %s::text, %s::text, %s::text, %s::timestamptz, %s::numeric, %s::timestamptz,
     %s::timestamptz, %s::timestamptz, %s::bigint, %s::numeric, %s::numeric, %s::integer,
     %s::boolean, %s::boolean, %s::text[], %s::numeric[], %s::bigint[], %s::numeric[],
-    %s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::boolean
+    %s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::bigint,
+    %s::integer, %s::date, %s::text
 )
 """
 
 
-# Raised by the function to take back an account it created for a purchase it refused.
-_REFUSED = "LY001"
+# The error the function raises to take back what it wrote, its answer as the message.
+_TAKEN_BACK = "LY001"
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class EarningInputs:
     """What the points of a purchase depend on, as read from the tables at one time."""
 
     policy: EarningPolicy
+    tier_policy: TierPolicy
     rates: dict[str, Decimal]
     # (level id, earn multiplier), lowest rank first.
     levels: tuple[tuple[int, Decimal], ...]
@@ -88,6 +98,7 @@ def earning_inputs(*, reload: bool = False) -> EarningInputs:
         levels = tuple(TierLevel.objects.order_by("rank").values_list("pk", "earn_multiplier"))
         _inputs = EarningInputs(
             policy=policy_get(),
+            tier_policy=tier_policy_get(),
             rates=dict(CategoryRate.objects.values_list("category", "rate")),
             levels=levels,
             level_ids=int_array(pk for pk, _multiplier in levels),
@@ -132,7 +143,6 @@ def purchase_post_fast(
     request_fingerprint: str,
     key: str,
     now: datetime.datetime,
-    actor: User | None = None,
 ) -> FastPosting | None:
     """Post a plain purchase with one statement; None when the ORM path must post it."""
     line_pairs = [(line.category, line.amount) for line in lines]
@@ -145,9 +155,8 @@ def purchase_post_fast(
         categories=frozenset(categories),
     )
     window_start = months_before(occurred_at, QUALIFYING_MONTHS)
-    # Inside the caller's transaction an upgrade can run after the posting at once; in
-    # autocommit the function says 'upgrade' first and the call is made again in one.
-    in_transaction = connection.in_atomic_block
+    first_day = business_date(occurred_at)
+    note = _upgrade_note()
     reload = False
     for _attempt in range(3):
         inputs = earning_inputs(reload=reload)
@@ -195,33 +204,38 @@ def purchase_post_fast(
             [line.category for line in lines],
             [line.quantity for line in lines],
             [line.amount for line in lines],
-            in_transaction,
+            inputs.tier_policy.pk,
+            inputs.tier_policy.valid_months,
+            # Of a tier reached with this purchase, as `tier_upgrade_check` has it.
+            validity_end(first_day=first_day, months=inputs.tier_policy.valid_months),
+            note,
         ]
         try:
-            if in_transaction:
+            if connection.in_atomic_block:
                 # A savepoint, as the ORM path's atomic() block: a failure (a receipt taken
                 # by another member meanwhile) leaves the caller's transaction usable.
                 with transaction.atomic():
-                    outcome, purchase_id, transaction_id, points, may_upgrade = _execute(params)
-                    if outcome == "created" and may_upgrade:
-                        tier_upgrade_check(member=member, at=occurred_at, actor=actor)
+                    outcome, purchase_id, transaction_id, points, history_id = _execute(params)
             else:
-                outcome, purchase_id, transaction_id, points, may_upgrade = _execute(params)
+                # In autocommit the statement is its own transaction: one round trip.
+                outcome, purchase_id, transaction_id, points, history_id = _execute(params)
         except DatabaseError as error:
-            if getattr(error.__cause__, "sqlstate", None) != _REFUSED:
+            if getattr(error.__cause__, "sqlstate", None) != _TAKEN_BACK:
                 raise
-            # A refusal for a member whose account the call created, and took back.
+            # A refusal for a member whose account the call created, and took back; or
+            # 'retry', a first tier row written meanwhile by the nightly job.
             outcome, purchase_id = error.__cause__.diag.message_primary, None
-            transaction_id, points, may_upgrade = None, 0, False
+            transaction_id, points, history_id = None, 0, None
         if outcome == "stale":
             reload = True
             continue
-        if outcome == "upgrade":
-            in_transaction = True
+        if outcome == "retry":
             continue
         if outcome == "fallback":
             return None
         if outcome == "created":
+            if history_id is not None:
+                tier_notices_after_commit(history_ids=[history_id])
             purchase = Purchase(
                 pk=purchase_id,
                 member=member,
@@ -253,3 +267,19 @@ def _execute(params: list) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(_SQL, params)
         return cursor.fetchone()
+
+
+def _upgrade_note() -> str:
+    """`tier_upgrade_check`'s history note in the active language, with its figures left as
+    \\x01 (spend) and \\x02 (points) for the function to fill in."""
+    language = get_language()
+    note = _notes.get(language)
+    if note is None:
+        note = _notes[language] = _("spend ¥%(spend)s, points %(points)s in 12 months") % {
+            "spend": "\x01",
+            "points": "\x02",
+        }
+    return note
+
+
+_notes: dict[str | None, str] = {}

@@ -170,7 +170,6 @@ def purchase_record(
             request_fingerprint=request_fingerprint,
             key=key,
             now=timezone.now(),
-            actor=actor,
         )
         if posting is not None:
             if posting.outcome == "conflict":

@@ -264,14 +264,18 @@ def _quiet_hours(at: datetime.datetime) -> bool:
 
 
 def _notify_after_commit(histories: list[TierHistory]) -> None:
+    tier_notices_after_commit(history_ids=[h.pk for h in histories])
+
+
+def tier_notices_after_commit(*, history_ids: list[int]) -> None:
     """Tell the member after commit, unless it is quiet hours: then the 09:00 tier_notices
-    job sends what is still unsent."""
+    job sends what is still unsent. Public for the upgrades points' purchase function
+    writes in the database (`points.purchase_fast`)."""
     if _quiet_hours(timezone.now()):
         return
-    ids = [h.pk for h in histories]
 
     def send() -> None:
-        for history_id in ids:
+        for history_id in history_ids:
             tier_notice_send(history_id=history_id)
 
     transaction.on_commit(send)

@@ -4,10 +4,10 @@
 for every tier level the member might be on) and hands them here with the policy, category
 rates and tier multipliers it used. Under the member's account lock the function checks the
 replay, that those inputs are still what the tables hold (else 'stale': nothing written,
-Python reloads them), whether the purchase could lift the member to a higher tier (then
-Python runs `tier_upgrade_check` after it in the same transaction), then writes what
-the ORM path writes: ledger transaction, two entries, the lot after paying any debt first
-(as `ledger._credit`), the account's figures, the purchase, its lines, the tier activity.
+Python reloads them), then writes what the ORM path writes: ledger transaction, two
+entries, the lot after paying any debt first (as `ledger._credit`), the account's figures,
+the purchase, its lines, the tier activity, and the tier upgrade if the purchase earns one
+(as `tier_upgrade_check`: status, history, notice; Python sends the notice after commit).
 
 The ledger's guards (append-only entries, entries summing to zero at commit) stay on: the
 function's inserts fire them like the ORM's. SQLite has no such function; there, and for
@@ -48,12 +48,15 @@ CREATE OR REPLACE FUNCTION points_purchase_post(
     p_line_categories text[],
     p_line_quantities numeric[],
     p_line_amounts numeric[],
-    p_upgrade_ok boolean,
+    p_tier_policy_id bigint,
+    p_valid_months integer,
+    p_valid_until date,
+    p_note text,
     OUT outcome text,
     OUT result_purchase_id bigint,
     OUT result_transaction_id bigint,
     OUT result_points bigint,
-    OUT result_may_upgrade boolean
+    OUT result_history_id bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_account_id bigint;
@@ -72,6 +75,9 @@ DECLARE
     v_issuance_id bigint;
     v_to_debt bigint;
     v_created boolean := false;
+    v_has_status boolean;
+    v_target_id bigint;
+    v_tier_policy record;
 BEGIN
     -- The member's account first (`ledger.account_lock`): every posting for this member
     -- queues here, so the replay check below sees any earlier attempt. One created here is
@@ -145,7 +151,8 @@ BEGIN
         -- account); no row is the lowest level.
         SELECT level_id, counts_from INTO v_level_id, v_counts_from
             FROM tiers_membertier WHERE member_id = p_member_id FOR UPDATE;
-        IF NOT FOUND THEN
+        v_has_status := FOUND;
+        IF NOT v_has_status THEN
             SELECT id INTO v_level_id FROM tiers_tierlevel ORDER BY rank LIMIT 1;
         END IF;
         SELECT rank, earn_multiplier INTO v_rank, v_multiplier
@@ -157,12 +164,9 @@ BEGIN
         END IF;
         v_points := p_level_points[v_index];
 
-        -- Would the rolling figures with this purchase reach a higher level? Then
-        -- `tier_upgrade_check` must run in the purchase's transaction: called in
-        -- autocommit (`p_upgrade_ok` false) nothing is written and Python calls again
-        -- inside a transaction, posts, and runs it. The sum is
-        -- `tiers.selectors.activity_figures` from `qualifying_window_start`, with no end.
-        result_may_upgrade := false;
+        -- `tiers.services.tier_upgrade_check`: the highest level the rolling 12 months
+        -- (`activity_figures` from `qualifying_window_start`, with no end; this purchase
+        -- included) qualify for, if above the member's. Written below, after the purchase.
         IF EXISTS (SELECT 1 FROM tiers_tierlevel WHERE rank > v_rank) THEN
             v_after := GREATEST(p_window_start, v_counts_from);
             SELECT COALESCE(SUM(spend), 0), COALESCE(SUM(points), 0) INTO v_spend, v_earned
@@ -172,17 +176,21 @@ BEGIN
                 v_spend := v_spend + p_amount;
                 v_earned := v_earned + v_points;
             END IF;
-            IF EXISTS (
-                SELECT 1 FROM tiers_tierlevel
-                    WHERE rank > v_rank
-                    AND ((qualify_spend > 0 AND v_spend >= qualify_spend)
-                        OR (qualify_points > 0 AND v_earned >= qualify_points))
-            ) THEN
-                IF NOT p_upgrade_ok THEN
-                    outcome := 'upgrade';
+            SELECT id INTO v_target_id FROM tiers_tierlevel
+                WHERE rank > v_rank
+                AND ((qualify_spend > 0 AND v_spend >= qualify_spend)
+                    OR (qualify_points > 0 AND v_earned >= qualify_points))
+                ORDER BY rank DESC LIMIT 1;
+            IF v_target_id IS NOT NULL THEN
+                -- The new tier's validity was computed from the tier policy: still so?
+                SELECT id, valid_months INTO v_tier_policy
+                    FROM tiers_tierpolicy ORDER BY id LIMIT 1;
+                IF v_tier_policy.id IS DISTINCT FROM p_tier_policy_id
+                    OR v_tier_policy.valid_months <> p_valid_months
+                THEN
+                    outcome := 'stale';
                     EXIT checks;
                 END IF;
-                result_may_upgrade := true;
             END IF;
         END IF;
 
@@ -255,6 +263,50 @@ BEGIN
     INSERT INTO tiers_qualifyingactivity (member_id, occurred_at, spend, points, source)
         VALUES (p_member_id, p_occurred_at, p_amount, v_points, 'purchase');
 
+    -- The upgrade as `tiers.services._changes_apply` writes it: the status, the history
+    -- (its note translated by Python, the figures put in here), the notice Python sends
+    -- after commit.
+    IF v_target_id IS NOT NULL THEN
+        IF v_has_status THEN
+            UPDATE tiers_membertier SET
+                level_id = v_target_id,
+                achieved_at = p_occurred_at,
+                period_start = p_occurred_at,
+                valid_until = p_valid_until,
+                override_until = NULL,
+                override_reason = '',
+                prior_level_id = NULL,
+                prior_valid_until = NULL,
+                prior_period_start = NULL,
+                updated_at = p_now
+                WHERE member_id = p_member_id;
+        ELSE
+            INSERT INTO tiers_membertier (
+                member_id, level_id, achieved_at, period_start, valid_until, counts_from,
+                override_until, override_reason, prior_level_id, prior_valid_until,
+                prior_period_start, updated_at
+            ) VALUES (
+                p_member_id, v_target_id, p_occurred_at, p_occurred_at, p_valid_until, NULL,
+                NULL, '', NULL, NULL, NULL, p_now
+            ) ON CONFLICT (member_id) DO NOTHING;
+            IF NOT FOUND THEN
+                -- A manual tier or the nightly sweep (which do not take the points account)
+                -- wrote the member's first tier row meanwhile: all again, with that row.
+                RAISE EXCEPTION USING ERRCODE = 'LY001', MESSAGE = 'retry';
+            END IF;
+        END IF;
+        INSERT INTO tiers_tierhistory (
+            member_id, from_level_id, to_level_id, reason, at, valid_until, note, actor_id,
+            recorded_at
+        ) VALUES (
+            p_member_id, v_level_id, v_target_id, 'upgrade', p_occurred_at, p_valid_until,
+            replace(replace(p_note, chr(1), v_spend::text), chr(2), v_earned::text), NULL,
+            p_now
+        ) RETURNING id INTO result_history_id;
+        INSERT INTO tiers_tiernotice (history_id, member_id, sent_at, channels)
+            VALUES (result_history_id, p_member_id, NULL, '[]');
+    END IF;
+
     outcome := 'created';
     result_points := v_points;
 END;
@@ -266,7 +318,7 @@ DROP FUNCTION IF EXISTS points_purchase_post(
     bigint, boolean, boolean, bigint, text, timestamptz, numeric, text, text, text,
     timestamptz, numeric, timestamptz, timestamptz, timestamptz, bigint, numeric, numeric,
     integer, boolean, boolean, text[], numeric[], bigint[], numeric[], bigint[], text[],
-    text[], numeric[], numeric[], boolean
+    text[], numeric[], numeric[], bigint, integer, date, text
 );
 """
 

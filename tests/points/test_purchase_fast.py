@@ -42,8 +42,9 @@ from points.services import (
     return_record,
     reward_redeem,
 )
-from tests.factories import MemberFactory, StoreFactory
+from tests.factories import MemberFactory, StoreFactory, UserFactory
 from tiers.models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierNotice
+from tiers.services import tier_override_set
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -408,7 +409,7 @@ def test_an_upgrade_is_made_in_the_purchase_and_told_after_commit(
         ],
     )
     assert answers == [(1500, True), (600, True), (120, True), (10800, True)]
-    assert calls == ["created", "upgrade", "created", "created", "upgrade", "created"]
+    assert calls == ["created"] * 4
 
 
 def test_an_upgrade_inside_the_callers_transaction(settings, store, sms_outbox, outcomes):
@@ -420,7 +421,6 @@ def test_an_upgrade_inside_the_callers_transaction(settings, store, sms_outbox, 
 
     answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
     assert answers == [(2500, True), (2500, False), (12, True)]
-    # In a transaction the function may post and upgrade at once.
     assert calls == ["created", "replayed", "created", "conflict"]
 
 
@@ -523,3 +523,34 @@ def test_fifty_concurrent_replays_post_once(store, outcomes, has_account):
     assert Purchase.objects.filter(receipt_no="R1").count() == 1
     assert Account.objects.get(member=member).balance == 88 + has_account
     assert Counter(outcomes)["created"] == 1 + has_account
+
+
+def test_an_upgrade_over_a_manual_tier_ends_it(settings, store, sms_outbox, outcomes):
+    gold = TierLevel.objects.get(code="gold")
+    staff = UserFactory()
+
+    def scenario(till):
+        tier_override_set(
+            member=till.member,
+            level=gold,
+            until=datetime.date(2026, 12, 31),
+            reason="VIP",
+            actor=staff,
+            now=NOW,
+        )
+        return [till.buy("R1", "5000"), till.buy("R2", "16000")]  # ¥21,000: Platinum
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == [(7500, True), (24000, True)]
+    assert calls == ["created", "created"]
+
+
+def test_an_upgrade_in_quiet_hours_is_told_by_the_morning_job(
+    settings, store, sms_outbox, outcomes, time_machine
+):
+    time_machine.move_to(NOW.replace(hour=22), tick=False)
+    answers, calls = both_ways(
+        settings, store, sms_outbox, outcomes, lambda till: [till.buy("R1", "2500")]
+    )
+    assert (answers, calls) == ([(2500, True)], ["created"])
+    assert TierNotice.objects.filter(sent_at__isnull=True).count() == 2
