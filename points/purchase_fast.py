@@ -28,6 +28,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -264,7 +265,18 @@ def purchase_post_fast(
 
 
 def _execute(params: list) -> tuple:
-    with connection.cursor() as cursor:
+    # A cursor that binds on the server, unlike Django's default (client-side binding):
+    # psycopg prepares the statement after a few calls on the connection, so PostgreSQL
+    # parses and plans it once, not the whole text with its 35 values every time. Wrapped
+    # as Django wraps its own, so it is logged and counted like any other query.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)
+    if connection.queries_logged:
+        cursor = connection.make_debug_cursor(raw)
+    else:
+        cursor = connection.make_cursor(raw)
+    with cursor:
         cursor.execute(_SQL, params)
         return cursor.fetchone()
 

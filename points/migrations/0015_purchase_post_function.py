@@ -76,6 +76,7 @@ DECLARE
     v_to_debt bigint;
     v_created boolean := false;
     v_has_status boolean;
+    v_below_top boolean;
     v_target_id bigint;
     v_tier_policy record;
 BEGIN
@@ -147,15 +148,16 @@ BEGIN
             EXIT checks;
         END IF;
 
-        -- The member's tier row locked as `tier_upgrade_check` locks it (after the
-        -- account); no row is the lowest level.
+        -- The member's tier, read without a lock as `multiplier_for` reads it; no row is
+        -- the lowest level. Locked below only if the purchase earns an upgrade.
         SELECT level_id, counts_from INTO v_level_id, v_counts_from
-            FROM tiers_membertier WHERE member_id = p_member_id FOR UPDATE;
+            FROM tiers_membertier WHERE member_id = p_member_id;
         v_has_status := FOUND;
         IF NOT v_has_status THEN
             SELECT id INTO v_level_id FROM tiers_tierlevel ORDER BY rank LIMIT 1;
         END IF;
-        SELECT rank, earn_multiplier INTO v_rank, v_multiplier
+        SELECT rank, earn_multiplier, rank < (SELECT max(rank) FROM tiers_tierlevel)
+            INTO v_rank, v_multiplier, v_below_top
             FROM tiers_tierlevel WHERE id = v_level_id;
         v_index := array_position(p_level_ids, v_level_id);
         IF v_index IS NULL OR p_level_multipliers[v_index] IS DISTINCT FROM v_multiplier THEN
@@ -167,7 +169,7 @@ BEGIN
         -- `tiers.services.tier_upgrade_check`: the highest level the rolling 12 months
         -- (`activity_figures` from `qualifying_window_start`, with no end; this purchase
         -- included) qualify for, if above the member's. Written below, after the purchase.
-        IF EXISTS (SELECT 1 FROM tiers_tierlevel WHERE rank > v_rank) THEN
+        IF v_below_top THEN
             v_after := GREATEST(p_window_start, v_counts_from);
             SELECT COALESCE(SUM(spend), 0), COALESCE(SUM(points), 0) INTO v_spend, v_earned
                 FROM tiers_qualifyingactivity
@@ -190,6 +192,19 @@ BEGIN
                 THEN
                     outcome := 'stale';
                     EXIT checks;
+                END IF;
+                -- Locked now, as `tier_upgrade_check` holds it while it decides. Changed
+                -- meanwhile (the nightly job, a manual tier: they do not take the points
+                -- account)? Then all again from the new row.
+                IF v_has_status THEN
+                    PERFORM 1 FROM tiers_membertier
+                        WHERE member_id = p_member_id AND level_id = v_level_id
+                        AND counts_from IS NOT DISTINCT FROM v_counts_from
+                        FOR UPDATE;
+                    IF NOT FOUND THEN
+                        outcome := 'retry';
+                        EXIT checks;
+                    END IF;
                 END IF;
             END IF;
         END IF;
