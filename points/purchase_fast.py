@@ -15,7 +15,8 @@ member's.
 
 It covers the plain purchase only: `purchase_fast_applies` says when. A tier upgrade the
 purchase earns is written by the function too, as `tier_upgrade_check` writes it (its note
-translated here), and the member is told after commit as that path tells them. The function
+translated here), and the member is told after commit as that path tells them (a member
+no channel reaches has nothing sent: the function settles that notice at once). The function
 answers 'fallback' without writing for a referee's first purchase (the referrer is paid) or
 a database without its issuance account; the caller then takes the ORM path.
 """
@@ -41,7 +42,7 @@ from tiers.selectors import (
     tier_policy_get,
     validity_end,
 )
-from tiers.services import tier_notices_after_commit
+from tiers.services import tier_notices_after_commit, tier_notices_due_now
 
 from .earning import (
     PurchaseContext,
@@ -59,14 +60,15 @@ CENT = Decimal("0.01")
 
 # Every argument cast to the function's type, so an empty or all-null array names its type.
 _SQL = """
-SELECT outcome, result_purchase_id, result_transaction_id, result_points, result_history_id
+SELECT outcome, result_purchase_id, result_transaction_id, result_points,
+    result_notify_history_id
 FROM points_purchase_post(
     %s::bigint, %s::boolean, %s::boolean, %s::bigint, %s::text, %s::timestamptz, %s::numeric,
     %s::text, %s::text, %s::text, %s::timestamptz, %s::numeric, %s::timestamptz,
     %s::timestamptz, %s::timestamptz, %s::bigint, %s::numeric, %s::numeric, %s::integer,
     %s::boolean, %s::boolean, %s::text[], %s::numeric[], %s::bigint[], %s::numeric[],
     %s::bigint[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::bigint,
-    %s::integer, %s::date, %s::text
+    %s::integer, %s::date, %s::text, %s::boolean
 )
 """
 
@@ -210,6 +212,9 @@ def purchase_post_fast(
             # Of a tier reached with this purchase, as `tier_upgrade_check` has it.
             validity_end(first_day=first_day, months=inputs.tier_policy.valid_months),
             note,
+            # Settled in the function only when its statement is the transaction: inside
+            # the caller's, the notice waits for its commit, as `tier_upgrade_check`'s does.
+            tier_notices_due_now() and not connection.in_atomic_block,
         ]
         try:
             if connection.in_atomic_block:

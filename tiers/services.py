@@ -267,11 +267,16 @@ def _notify_after_commit(histories: list[TierHistory]) -> None:
     tier_notices_after_commit(history_ids=[h.pk for h in histories])
 
 
+def tier_notices_due_now() -> bool:
+    """Whether a change's notice goes out after commit (not in quiet hours)."""
+    return not _quiet_hours(timezone.now())
+
+
 def tier_notices_after_commit(*, history_ids: list[int]) -> None:
     """Tell the member after commit, unless it is quiet hours: then the 09:00 tier_notices
     job sends what is still unsent. Public for the upgrades points' purchase function
     writes in the database (`points.purchase_fast`)."""
-    if _quiet_hours(timezone.now()):
+    if not tier_notices_due_now():
         return
 
     def send() -> None:

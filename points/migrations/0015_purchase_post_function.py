@@ -52,11 +52,12 @@ CREATE OR REPLACE FUNCTION points_purchase_post(
     p_valid_months integer,
     p_valid_until date,
     p_note text,
+    p_notify_now boolean,
     OUT outcome text,
     OUT result_purchase_id bigint,
     OUT result_transaction_id bigint,
     OUT result_points bigint,
-    OUT result_history_id bigint
+    OUT result_notify_history_id bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_account_id bigint;
@@ -79,6 +80,7 @@ DECLARE
     v_below_top boolean;
     v_target_id bigint;
     v_tier_policy record;
+    v_history_id bigint;
 BEGIN
     -- The member's account first (`ledger.account_lock`): every posting for this member
     -- queues here, so the replay check below sees any earlier attempt. One created here is
@@ -279,8 +281,7 @@ BEGIN
         VALUES (p_member_id, p_occurred_at, p_amount, v_points, 'purchase');
 
     -- The upgrade as `tiers.services._changes_apply` writes it: the status, the history
-    -- (its note translated by Python, the figures put in here), the notice Python sends
-    -- after commit.
+    -- (its note translated by Python, the figures put in here) and its notice.
     IF v_target_id IS NOT NULL THEN
         IF v_has_status THEN
             UPDATE tiers_membertier SET
@@ -317,9 +318,23 @@ BEGIN
             p_member_id, v_level_id, v_target_id, 'upgrade', p_occurred_at, p_valid_until,
             replace(replace(p_note, chr(1), v_spend::text), chr(2), v_earned::text), NULL,
             p_now
-        ) RETURNING id INTO result_history_id;
-        INSERT INTO tiers_tiernotice (history_id, member_id, sent_at, channels)
-            VALUES (result_history_id, p_member_id, NULL, '[]');
+        ) RETURNING id INTO v_history_id;
+        -- Outside quiet hours `tier_notice_send` runs after commit; for a member no channel
+        -- reaches (`members.messaging.member_reachable`) it sends nothing and settles the
+        -- notice with no channel, so that is done here, as the morning job settles them.
+        -- Python sends the others' after commit.
+        IF p_notify_now AND NOT EXISTS (
+            SELECT 1 FROM members_member
+                WHERE id = p_member_id
+                AND ((consent_sms AND phone > '') OR (consent_email AND email > ''))
+        ) THEN
+            INSERT INTO tiers_tiernotice (history_id, member_id, sent_at, channels)
+                VALUES (v_history_id, p_member_id, p_now, '[]');
+        ELSE
+            INSERT INTO tiers_tiernotice (history_id, member_id, sent_at, channels)
+                VALUES (v_history_id, p_member_id, NULL, '[]');
+            result_notify_history_id := v_history_id;
+        END IF;
     END IF;
 
     outcome := 'created';
@@ -333,7 +348,7 @@ DROP FUNCTION IF EXISTS points_purchase_post(
     bigint, boolean, boolean, bigint, text, timestamptz, numeric, text, text, text,
     timestamptz, numeric, timestamptz, timestamptz, timestamptz, bigint, numeric, numeric,
     integer, boolean, boolean, text[], numeric[], bigint[], numeric[], bigint[], text[],
-    text[], numeric[], numeric[], bigint, integer, date, text
+    text[], numeric[], numeric[], bigint, integer, date, text, boolean
 );
 """
 

@@ -244,7 +244,7 @@ def both_ways(settings, store, sms_outbox, outcomes, scenario, **member_fields):
         settings.POINTS_PURCHASE_FAST_PATH = fast
         outcomes.clear()
         sms_outbox.clear()
-        member = MemberFactory(consent_sms=True, **member_fields)
+        member = MemberFactory(**{"consent_sms": True, **member_fields})
         prefix = "fast-" if fast else "orm-"
         answers = scenario(Till(member, store, prefix))
         member_rows = rows(member, prefix)
@@ -410,6 +410,22 @@ def test_an_upgrade_is_made_in_the_purchase_and_told_after_commit(
     )
     assert answers == [(1500, True), (600, True), (120, True), (10800, True)]
     assert calls == ["created"] * 4
+
+
+def test_an_upgrade_of_a_member_no_channel_reaches_is_settled_at_once(
+    settings, store, sms_outbox, outcomes
+):
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [till.buy("R1", "2500"), till.buy("R2", "6000")],
+        consent_sms=False,
+    )
+    assert (answers, calls) == ([(2500, True), (7200, True)], ["created", "created"])
+    assert TierNotice.objects.filter(sent_at__isnull=True).count() == 0
+    assert TierNotice.objects.count() == 4
 
 
 def test_an_upgrade_inside_the_callers_transaction(settings, store, sms_outbox, outcomes):
