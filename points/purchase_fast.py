@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -118,7 +118,7 @@ def purchase_fast_applies(*, points_to_use: int, actor: User | None) -> bool:
     database), nor outside PostgreSQL.
     """
     return (
-        connection.vendor == "postgresql"
+        connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
         and settings.POINTS_PURCHASE_FAST_PATH
         and points_to_use == 0
         and not (actor is not None and actor.is_authenticated)
@@ -148,8 +148,19 @@ def purchase_post_fast(
     now: datetime.datetime,
 ) -> FastPosting | None:
     """Post a plain purchase with one statement; None when the ORM path must post it."""
+    # The wrapper itself: `django.db.connection` looks it up again on every attribute.
+    db = connections[DEFAULT_DB_ALIAS]
     line_pairs = [(line.category, line.amount) for line in lines]
     categories = sorted({line.category for line in lines})
+    if lines:
+        line_arrays = [
+            [line.sku for line in lines],
+            [line.category for line in lines],
+            [line.quantity for line in lines],
+            [line.amount for line in lines],
+        ]
+    else:
+        line_arrays = ["{}"] * 4
     context = PurchaseContext(
         member=member,
         store_code=store.code,
@@ -198,15 +209,12 @@ def purchase_post_fast(
             policy.pending_days,
             policy.promotions_stack,
             bool(policy.referral_bonus and policy.referral_cap_per_year),
-            categories,
-            [inputs.rates.get(category) for category in categories],
+            categories if categories else "{}",
+            [inputs.rates.get(category) for category in categories] if categories else "{}",
             inputs.level_ids,
             inputs.level_multipliers,
             int_array(level_points),
-            [line.sku for line in lines],
-            [line.category for line in lines],
-            [line.quantity for line in lines],
-            [line.amount for line in lines],
+            *line_arrays,
             inputs.tier_policy.pk,
             inputs.tier_policy.valid_months,
             # Of a tier reached with this purchase, as `tier_upgrade_check` has it.
@@ -214,17 +222,18 @@ def purchase_post_fast(
             note,
             # Settled in the function only when its statement is the transaction: inside
             # the caller's, the notice waits for its commit, as `tier_upgrade_check`'s does.
-            tier_notices_due_now() and not connection.in_atomic_block,
+            tier_notices_due_now() and not db.in_atomic_block,
         ]
         try:
-            if connection.in_atomic_block:
+            if db.in_atomic_block:
                 # A savepoint, as the ORM path's atomic() block: a failure (a receipt taken
                 # by another member meanwhile) leaves the caller's transaction usable.
-                with transaction.atomic():
-                    outcome, purchase_id, transaction_id, points, history_id = _execute(params)
+                with transaction.atomic(using=db.alias):
+                    row = _execute(db, params)
             else:
                 # In autocommit the statement is its own transaction: one round trip.
-                outcome, purchase_id, transaction_id, points, history_id = _execute(params)
+                row = _execute(db, params)
+            outcome, purchase_id, transaction_id, points, history_id = row
         except DatabaseError as error:
             if getattr(error.__cause__, "sqlstate", None) != _TAKEN_BACK:
                 raise
@@ -242,26 +251,31 @@ def purchase_post_fast(
         if outcome == "created":
             if history_id is not None:
                 tier_notices_after_commit(history_ids=[history_id])
-            purchase = Purchase(
-                pk=purchase_id,
-                member=member,
-                store=store,
-                channel=channel,
-                receipt_no=receipt_no,
-                occurred_at=occurred_at,
-                amount=amount,
-                points_used=0,
-                eligible_amount=stored_eligible,
-                points_earned=points,
-                earn_transaction_id=transaction_id,
-                payment_transaction=None,
-                fingerprint=request_fingerprint,
-                recorded_by=None,
-                recorded_at=now,
+            # The row as written, built as a query would build it (a third of the time of
+            # keyword arguments), with the member and store objects the caller gave.
+            values = {
+                "id": purchase_id,
+                "member_id": member.pk,
+                "store_id": store.pk,
+                "channel": channel,
+                "receipt_no": receipt_no,
+                "occurred_at": occurred_at,
+                "amount": amount,
+                "points_used": 0,
+                "eligible_amount": stored_eligible,
+                "points_earned": points,
+                "returned_amount": Decimal("0.00"),
+                "earn_transaction_id": transaction_id,
+                "payment_transaction_id": None,
+                "fingerprint": request_fingerprint,
+                "recorded_by_id": None,
+                "recorded_at": now,
+            }
+            purchase = Purchase.from_db(
+                db.alias, _PURCHASE_COLUMNS, [values[c] for c in _PURCHASE_COLUMNS]
             )
-            # As if read from the database: a later save() updates the row.
-            purchase._state.adding = False
-            purchase._state.db = connection.alias
+            Purchase.member.field.set_cached_value(purchase, member)
+            Purchase.store.field.set_cached_value(purchase, store)
             return FastPosting(outcome=outcome, purchase=purchase)
         if outcome == "replayed":
             return FastPosting(outcome=outcome, purchase=Purchase.objects.get(pk=purchase_id))
@@ -269,18 +283,15 @@ def purchase_post_fast(
     return None
 
 
-def _execute(params: list) -> tuple:
-    # A cursor that binds on the server, unlike Django's default (client-side binding):
-    # psycopg prepares the statement after a few calls on the connection, so PostgreSQL
-    # parses and plans it once, not the whole text with its 35 values every time. Wrapped
-    # as Django wraps its own, so it is logged and counted like any other query.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    raw = ServerBindingCursor(connection.connection)
-    if connection.queries_logged:
-        cursor = connection.make_debug_cursor(raw)
-    else:
-        cursor = connection.make_cursor(raw)
+def _execute(db, params: list) -> tuple:
+    # A cursor that binds on the server, unlike Django's default (client-side binding): the
+    # 35 values go as parameters instead of being quoted into the text in Python, a third
+    # of the Python time of the call. Wrapped as Django wraps its own cursors, so the
+    # query is logged and counted like any other.
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw = ServerBindingCursor(db.connection)
+    cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         cursor.execute(_SQL, params)
         return cursor.fetchone()
@@ -300,3 +311,5 @@ def _upgrade_note() -> str:
 
 
 _notes: dict[str | None, str] = {}
+
+_PURCHASE_COLUMNS = [field.attname for field in Purchase._meta.concrete_fields]

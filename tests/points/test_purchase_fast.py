@@ -82,9 +82,9 @@ def outcomes(monkeypatch) -> list[str]:
     seen: list[str] = []
     execute = purchase_fast._execute
 
-    def spy(params):
+    def spy(db, params):
         try:
-            row = execute(params)
+            row = execute(db, params)
         except Exception as error:
             # A refusal for a member whose account the call created (and took back).
             seen.append(f"raised {error.__cause__.diag.message_primary}")
