@@ -86,9 +86,14 @@ BEGIN
     -- queues here, so the replay check below sees any earlier attempt. One created here is
     -- as good as locked (a concurrent insert waits for this transaction), and is taken back
     -- with an error if the purchase is then refused, as the ORM path rolls back its own.
-    SELECT id, debt INTO v_account_id, v_debt
-        FROM points_account WHERE member_id = p_member_id FOR UPDATE;
+    -- (With the issuance account's id, the other side of the entries: one statement less.)
+    SELECT a.id, a.debt, (
+            SELECT s.id FROM points_account s WHERE s.kind = 'issuance' AND s.member_id IS NULL
+        ) INTO v_account_id, v_debt, v_issuance_id
+        FROM points_account a WHERE a.member_id = p_member_id FOR UPDATE OF a;
     IF NOT FOUND THEN
+        SELECT id INTO v_issuance_id
+            FROM points_account WHERE kind = 'issuance' AND member_id IS NULL;
         INSERT INTO points_account (kind, member_id, balance, debt, lifetime_earned, updated_at)
             VALUES ('member', p_member_id, 0, 0, 0, p_now)
             ON CONFLICT (member_id) DO NOTHING
@@ -152,15 +157,14 @@ BEGIN
 
         -- The member's tier, read without a lock as `multiplier_for` reads it; no row is
         -- the lowest level. Locked below only if the purchase earns an upgrade.
-        SELECT level_id, counts_from INTO v_level_id, v_counts_from
-            FROM tiers_membertier WHERE member_id = p_member_id;
-        v_has_status := FOUND;
-        IF NOT v_has_status THEN
-            SELECT id INTO v_level_id FROM tiers_tierlevel ORDER BY rank LIMIT 1;
-        END IF;
-        SELECT rank, earn_multiplier, rank < (SELECT max(rank) FROM tiers_tierlevel)
-            INTO v_rank, v_multiplier, v_below_top
-            FROM tiers_tierlevel WHERE id = v_level_id;
+        SELECT s.member_id IS NOT NULL, s.counts_from, l.id, l.rank, l.earn_multiplier,
+                l.rank < (SELECT max(rank) FROM tiers_tierlevel)
+            INTO v_has_status, v_counts_from, v_level_id, v_rank, v_multiplier, v_below_top
+            FROM (SELECT p_member_id AS member_id) m
+            LEFT JOIN tiers_membertier s ON s.member_id = m.member_id
+            JOIN tiers_tierlevel l ON l.id = COALESCE(
+                s.level_id, (SELECT id FROM tiers_tierlevel ORDER BY rank LIMIT 1)
+            );
         v_index := array_position(p_level_ids, v_level_id);
         IF v_index IS NULL OR p_level_multipliers[v_index] IS DISTINCT FROM v_multiplier THEN
             outcome := 'stale';
@@ -173,18 +177,23 @@ BEGIN
         -- included) qualify for, if above the member's. Written below, after the purchase.
         IF v_below_top THEN
             v_after := GREATEST(p_window_start, v_counts_from);
-            SELECT COALESCE(SUM(spend), 0), COALESCE(SUM(points), 0) INTO v_spend, v_earned
-                FROM tiers_qualifyingactivity
-                WHERE member_id = p_member_id AND occurred_at > v_after;
-            IF p_occurred_at > v_after THEN
-                v_spend := v_spend + p_amount;
-                v_earned := v_earned + v_points;
-            END IF;
-            SELECT id INTO v_target_id FROM tiers_tierlevel
-                WHERE rank > v_rank
-                AND ((qualify_spend > 0 AND v_spend >= qualify_spend)
-                    OR (qualify_points > 0 AND v_earned >= qualify_points))
-                ORDER BY rank DESC LIMIT 1;
+            SELECT f.spend, f.points, (
+                    SELECT l.id FROM tiers_tierlevel l
+                        WHERE l.rank > v_rank
+                        AND ((l.qualify_spend > 0 AND f.spend >= l.qualify_spend)
+                            OR (l.qualify_points > 0 AND f.points >= l.qualify_points))
+                        ORDER BY l.rank DESC LIMIT 1
+                ) INTO v_spend, v_earned, v_target_id
+                FROM (
+                    SELECT COALESCE(SUM(a.spend), 0)
+                            + CASE WHEN p_occurred_at > v_after THEN p_amount ELSE 0 END
+                            AS spend,
+                        COALESCE(SUM(a.points), 0)
+                            + CASE WHEN p_occurred_at > v_after THEN v_points ELSE 0 END
+                            AS points
+                        FROM tiers_qualifyingactivity a
+                        WHERE a.member_id = p_member_id AND a.occurred_at > v_after
+                ) f;
             IF v_target_id IS NOT NULL THEN
                 -- The new tier's validity was computed from the tier policy: still so?
                 SELECT id, valid_months INTO v_tier_policy
@@ -211,15 +220,11 @@ BEGIN
             END IF;
         END IF;
 
-        IF v_points > 0 THEN
-            -- Created by the ORM path's `system_account` the first time; missing only in a
-            -- new database, where that path creates it.
-            SELECT id INTO v_issuance_id
-                FROM points_account WHERE kind = 'issuance' AND member_id IS NULL;
-            IF NOT FOUND THEN
-                outcome := 'fallback';
-                EXIT checks;
-            END IF;
+        -- The issuance account is created by the ORM path's `system_account` the first
+        -- time; missing only in a new database, where that path creates it.
+        IF v_points > 0 AND v_issuance_id IS NULL THEN
+            outcome := 'fallback';
+            EXIT checks;
         END IF;
     END checks;
     IF outcome IS NOT NULL THEN
