@@ -127,9 +127,10 @@ def purchase_record(
     """Record a purchase, spend any points used as payment and post the points it earns.
 
     The same store + receipt again returns the first result; with different details it is
-    refused (`IdempotencyConflict`). On PostgreSQL a plain purchase is posted by one database
-    function (`purchase_fast`), with the same rows as the ORM path below, which posts the
-    rest (points as payment, staff purchases, tier upgrades, referral bonuses) and SQLite's.
+    refused (`IdempotencyConflict`). On PostgreSQL a plain purchase (tier upgrade included) is
+    posted by one database function (`purchase_fast`), with the same rows as the ORM path
+    below, which posts the rest (points as payment, staff purchases, referral bonuses,
+    campaign promotions) and SQLite's.
     """
     now = now or timezone.now()
     receipt_no = receipt_no.strip()
@@ -177,8 +178,8 @@ def purchase_record(
             if posting.outcome == "inactive":
                 raise MemberInactive("the member is not active")
             return PurchaseResult(purchase=posting.purchase, created=posting.outcome == "created")
-        # Not for the fast path after all (a referee's first purchase, a member without an
-        # account yet): the ORM path below posts it, from the start.
+        # Not for the fast path after all (a referee's first purchase, a database without
+        # its issuance account): the ORM path below posts it, from the start.
 
     policy = policy_get()
     paid_by_points = (Decimal(points_to_use) / policy.points_per_yuan).quantize(
