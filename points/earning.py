@@ -55,7 +55,22 @@ def eligible_amount(*, amount: Decimal, lines: list[tuple[str, Decimal]]) -> Dec
             "category", "rate"
         )
     )
-    policy_rate = policy_get().base_rate or Decimal(1)
+    return eligible_amount_at_rates(
+        amount=amount, lines=lines, rates=rates, base_rate=policy_get().base_rate
+    )
+
+
+def eligible_amount_at_rates(
+    *,
+    amount: Decimal,
+    lines: list[tuple[str, Decimal]],
+    rates: dict[str, Decimal],
+    base_rate: Decimal,
+) -> Decimal:
+    """`eligible_amount` with the category rates and the policy's base rate given."""
+    if not lines:
+        return amount
+    policy_rate = base_rate or Decimal(1)
     total = Decimal(0)
     for category, line_amount in lines:
         rate = rates.get(category)
@@ -66,20 +81,30 @@ def eligible_amount(*, amount: Decimal, lines: list[tuple[str, Decimal]]) -> Dec
 
 def multiplier_for(*, context: PurchaseContext, policy: EarningPolicy) -> Decimal:
     tier = member_tier(member=context.member).level.earn_multiplier
+    return tier * promotion_multiplier(context=context, policy=policy)
+
+
+def promotion_multiplier(*, context: PurchaseContext, policy: EarningPolicy) -> Decimal:
+    """The promotions' part of `multiplier_for` (campaigns, the birthday month): all but
+    the tier."""
     promotions = [p(context) for p in _promotion_providers]
     promotions = [m for m in promotions if m is not None and m > 0]
     birthday = context.member.birthday
     if birthday and birthday.month == timezone.localtime(context.occurred_at).month:
         promotions.append(policy.birthday_multiplier)
     if not promotions:
-        promo = Decimal(1)
-    elif policy.promotions_stack:
+        return Decimal(1)
+    if policy.promotions_stack:
         promo = Decimal(1)
         for m in promotions:
             promo *= m
-    else:
-        promo = max(promotions)
-    return tier * promo
+        return promo
+    return max(promotions)
+
+
+def promotion_providers_active() -> bool:
+    """Whether another app registered promotions (their multipliers are read per purchase)."""
+    return bool(_promotion_providers)
 
 
 def points_for(*, eligible: Decimal, multiplier: Decimal, policy: EarningPolicy) -> int:

@@ -47,6 +47,7 @@ from .models import (
     Return,
     Reward,
 )
+from .purchase_fast import purchase_fast_applies, purchase_post_fast
 from .rules import referral_bonus_post, referral_referrer
 
 CENT = Decimal("0.01")
@@ -126,7 +127,10 @@ def purchase_record(
     """Record a purchase, spend any points used as payment and post the points it earns.
 
     The same store + receipt again returns the first result; with different details it is
-    refused (`IdempotencyConflict`).
+    refused (`IdempotencyConflict`). On PostgreSQL a plain purchase (tier upgrade included) is
+    posted by one database function (`purchase_fast`), with the same rows as the ORM path
+    below, which posts the rest (points as payment, staff purchases, referral bonuses,
+    campaign promotions) and SQLite's.
     """
     now = now or timezone.now()
     receipt_no = receipt_no.strip()
@@ -143,6 +147,39 @@ def purchase_record(
         raise InvalidPurchase("the lines do not add up to the amount")
     if any(line.amount < 0 for line in lines):
         raise InvalidPurchase("a line amount cannot be negative")
+
+    if purchase_fast_applies(points_to_use=points_to_use, actor=actor):
+        request_fingerprint = _purchase_fingerprint(
+            member=member,
+            store=store,
+            receipt_no=receipt_no,
+            occurred_at=occurred_at,
+            amount=amount,
+            channel=channel,
+            lines=lines,
+            points_to_use=points_to_use,
+        )
+        key = f"purchase:{store.code}:{receipt_no}"
+        posting = purchase_post_fast(
+            member=member,
+            store=store,
+            receipt_no=receipt_no,
+            occurred_at=occurred_at,
+            amount=amount,
+            channel=channel,
+            lines=lines,
+            request_fingerprint=request_fingerprint,
+            key=key,
+            now=timezone.now(),
+        )
+        if posting is not None:
+            if posting.outcome == "conflict":
+                raise IdempotencyConflict(key)
+            if posting.outcome == "inactive":
+                raise MemberInactive("the member is not active")
+            return PurchaseResult(purchase=posting.purchase, created=posting.outcome == "created")
+        # Not for the fast path after all (a referee's first purchase, a database without
+        # its issuance account): the ORM path below posts it, from the start.
 
     policy = policy_get()
     paid_by_points = (Decimal(points_to_use) / policy.points_per_yuan).quantize(

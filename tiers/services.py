@@ -264,14 +264,23 @@ def _quiet_hours(at: datetime.datetime) -> bool:
 
 
 def _notify_after_commit(histories: list[TierHistory]) -> None:
+    tier_notices_after_commit(history_ids=[h.pk for h in histories])
+
+
+def tier_notices_due_now() -> bool:
+    """Whether a change's notice goes out after commit (not in quiet hours)."""
+    return not _quiet_hours(timezone.now())
+
+
+def tier_notices_after_commit(*, history_ids: list[int]) -> None:
     """Tell the member after commit, unless it is quiet hours: then the 09:00 tier_notices
-    job sends what is still unsent."""
-    if _quiet_hours(timezone.now()):
+    job sends what is still unsent. Public for the upgrades points' purchase function
+    writes in the database (`points.purchase_fast`)."""
+    if not tier_notices_due_now():
         return
-    ids = [h.pk for h in histories]
 
     def send() -> None:
-        for history_id in ids:
+        for history_id in history_ids:
             tier_notice_send(history_id=history_id)
 
     transaction.on_commit(send)

@@ -1,0 +1,572 @@
+"""The PostgreSQL fast path of `purchase_record` writes what the ORM path writes.
+
+Each worked example runs twice, for two members alike in all but their numbers: once with
+the fast path off (the ORM path, the reference) and once with it on, and every row the
+purchases wrote — purchase, lines, ledger transaction, entries, lot, lot movements, the
+account's figures, tier activity, tier status, history and notices, messages sent — must
+be the same. The clock stands still, so the times written are the same too. These tests
+commit (no test transaction), so the function runs as in production: in autocommit, as its
+own transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections import Counter
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection, transaction
+
+from members.models import Member
+from points import purchase_fast
+from points.ledger import IdempotencyConflict, PointsError, system_account
+from points.models import (
+    Account,
+    CategoryRate,
+    EarningPolicy,
+    Entry,
+    LedgerTransaction,
+    Lot,
+    LotMovement,
+    Purchase,
+    PurchaseLine,
+    Reward,
+)
+from points.services import (
+    LineInput,
+    MemberInactive,
+    purchase_record,
+    return_record,
+    reward_redeem,
+)
+from tests.factories import MemberFactory, StoreFactory, UserFactory
+from tiers.models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierNotice
+from tiers.services import tier_override_set
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+SH = ZoneInfo("Asia/Shanghai")
+MARCH = datetime.datetime(2026, 3, 15, 14, 0, tzinfo=SH)
+NOW = datetime.datetime(2026, 3, 20, 12, 0, tzinfo=SH)  # not quiet hours: notices go out
+
+
+@pytest.fixture(autouse=True)
+def clock(time_machine):
+    time_machine.move_to(NOW, tick=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(monkeypatch):
+    # Each test flushes the tables: the levels cached by an earlier one are gone. (That the
+    # function notices a stale cache is a test of its own.)
+    monkeypatch.setattr(purchase_fast, "_inputs", None)
+
+
+@pytest.fixture(autouse=True)
+def _issuance_account():
+    # Made by a data migration, which the flush of an earlier test took away.
+    system_account(Account.Kind.ISSUANCE)
+
+
+@pytest.fixture
+def store():
+    return StoreFactory(code="SH001")
+
+
+@pytest.fixture
+def outcomes(monkeypatch) -> list[str]:
+    """The function's answers, in order (empty when the ORM path posted everything)."""
+    seen: list[str] = []
+    execute = purchase_fast._execute
+
+    def spy(db, params):
+        try:
+            row = execute(db, params)
+        except Exception as error:
+            # A refusal for a member whose account the call created (and took back).
+            seen.append(f"raised {error.__cause__.diag.message_primary}")
+            raise
+        seen.append(row[0])
+        return row
+
+    monkeypatch.setattr(purchase_fast, "_execute", spy)
+    return seen
+
+
+class Till:
+    """Purchases of one member; receipts carry a prefix that `rows` takes out again."""
+
+    def __init__(self, member: Member, store, prefix: str) -> None:
+        self.member = member
+        self.store = store
+        self.prefix = prefix
+
+    def buy(self, receipt: str, amount: str, *, when=MARCH, lines=(), channel="store"):
+        """(points earned, created), or the error's class name."""
+        try:
+            result = purchase_record(
+                member=self.member,
+                store=self.store,
+                receipt_no=self.prefix + receipt,
+                occurred_at=when,
+                amount=Decimal(amount),
+                channel=channel,
+                lines=list(lines),
+            )
+        except PointsError as error:
+            return type(error).__name__
+        # What the caller gets must be what was stored.
+        stored = Purchase.objects.get(pk=result.purchase.pk)
+        for field in ("points_earned", "eligible_amount", "amount", "earn_transaction_id"):
+            assert getattr(result.purchase, field) == getattr(stored, field), field
+        return result.purchase.points_earned, result.created
+
+
+def rows(member: Member, prefix: str) -> dict[str, object]:
+    """Every row the member's purchases wrote, without ids and the receipts' prefix."""
+
+    def clean(values):
+        return tuple(v.replace(prefix, "") if isinstance(v, str) else v for v in values)
+
+    def listed(queryset, *fields):
+        return [clean(values) for values in queryset.values_list(*fields)]
+
+    for purchase in Purchase.objects.filter(member=member).select_related("earn_transaction"):
+        if purchase.earn_transaction is not None:
+            assert purchase.fingerprint == purchase.earn_transaction.fingerprint
+    return {
+        "account": listed(
+            Account.objects.filter(member=member),
+            "kind",
+            "balance",
+            "debt",
+            "lifetime_earned",
+            "updated_at",
+        ),
+        "purchases": listed(
+            Purchase.objects.filter(member=member).order_by("id"),
+            "store__code",
+            "channel",
+            "receipt_no",
+            "occurred_at",
+            "amount",
+            "points_used",
+            "eligible_amount",
+            "points_earned",
+            "returned_amount",
+            "earn_transaction__idempotency_key",
+            "payment_transaction__idempotency_key",
+            "recorded_by",
+            "recorded_at",
+        ),
+        "lines": listed(
+            PurchaseLine.objects.filter(purchase__member=member).order_by("id"),
+            "purchase__receipt_no",
+            "sku",
+            "category",
+            "quantity",
+            "amount",
+        ),
+        "transactions": listed(
+            LedgerTransaction.objects.filter(member=member).order_by("id"),
+            "kind",
+            "idempotency_key",
+            "source",
+            "source_ref",
+            "reason",
+            "occurred_at",
+            "recorded_at",
+            "actor",
+            "member_amount",
+            "reverses__idempotency_key",
+        ),
+        "entries": listed(
+            Entry.objects.filter(transaction__member=member).order_by("transaction_id", "id"),
+            "transaction__idempotency_key",
+            "account__kind",
+            "amount",
+        ),
+        "lots": listed(
+            Lot.objects.filter(account__member=member).order_by("id"),
+            "transaction__idempotency_key",
+            "points",
+            "remaining",
+            "earned_at",
+            "available_at",
+            "expires_at",
+        ),
+        "movements": listed(
+            LotMovement.objects.filter(transaction__member=member).order_by("id"),
+            "lot__transaction__idempotency_key",
+            "transaction__idempotency_key",
+            "amount",
+        ),
+        "activity": listed(
+            QualifyingActivity.objects.filter(member=member).order_by("id"),
+            "occurred_at",
+            "spend",
+            "points",
+            "source",
+        ),
+        "tier": listed(
+            MemberTier.objects.filter(member=member),
+            "level__code",
+            "achieved_at",
+            "period_start",
+            "counts_from",
+            "valid_until",
+            "override_until",
+            "prior_level",
+            "updated_at",
+        ),
+        "history": listed(
+            TierHistory.objects.filter(member=member).order_by("id"),
+            "from_level__code",
+            "to_level__code",
+            "reason",
+            "at",
+            "valid_until",
+            "note",
+            "actor",
+            "recorded_at",
+        ),
+        "notices": listed(TierNotice.objects.filter(member=member), "sent_at", "channels"),
+    }
+
+
+def both_ways(settings, store, sms_outbox, outcomes, scenario, **member_fields):
+    """Run `scenario(till)` by the ORM path, then by the fast path; return what each saw."""
+    seen = {}
+    for fast in (False, True):
+        settings.POINTS_PURCHASE_FAST_PATH = fast
+        outcomes.clear()
+        sms_outbox.clear()
+        member = MemberFactory(**{"consent_sms": True, **member_fields})
+        prefix = "fast-" if fast else "orm-"
+        answers = scenario(Till(member, store, prefix))
+        member_rows = rows(member, prefix)
+        member_rows["sms"] = [m.text for m in sms_outbox if m.phone == member.phone]
+        seen[fast] = (answers, member_rows, list(outcomes))
+    orm, fast = seen[False], seen[True]
+    assert orm[2] == [], "the ORM path must not call the function"
+    assert fast[:2] == orm[:2]
+    return orm[0], fast[2]
+
+
+def test_a_plain_purchase(settings, store, sms_outbox, outcomes):
+    answers, calls = both_ways(
+        settings, store, sms_outbox, outcomes, lambda till: [till.buy("R1", "128.50")]
+    )
+    assert answers == [(128, True)]
+    assert calls == ["created"]
+
+
+def test_the_first_purchase_creates_the_account_and_the_next_ones_use_it(
+    settings, store, sms_outbox, outcomes
+):
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [
+            till.buy("R1", "10"),
+            till.buy("R2", "20.99", channel="online"),
+            till.buy("R3", "0.50"),  # earns nothing: no ledger transaction, still activity
+        ],
+    )
+    assert answers == [(10, True), (20, True), (0, True)]
+    assert calls == ["created"] * 3
+
+
+def test_lines_with_excluded_and_special_rate_categories(settings, store, sms_outbox, outcomes):
+    CategoryRate.objects.create(category="gift_card", rate=0)
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal("2.5"))
+    lines = [
+        LineInput(sku="GC100", category="gift_card", amount=Decimal("100")),
+        LineInput(sku="LIP", category="cosmetics", amount=Decimal("33.33"), quantity=Decimal(3)),
+        LineInput(sku="TEE", category="apparel", amount=Decimal("66.67")),
+    ]
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [
+            till.buy("R1", "200", lines=lines),
+            till.buy("R2", "100", lines=lines[:1]),  # a gift card only: nothing earned
+        ],
+    )
+    assert answers == [(149, True), (0, True)]  # 0 + 83.325 + 66.67 → 149
+    assert calls == ["created", "created"]
+
+
+def test_the_birthday_month_earns_double(settings, store, sms_outbox, outcomes):
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [
+            till.buy("R1", "100"),
+            till.buy("R2", "100", when=MARCH + datetime.timedelta(days=30)),  # April
+        ],
+        birthday=datetime.date(1990, 3, 2),
+    )
+    assert answers == [(200, True), (100, True)]
+    assert calls == ["created", "created"]
+
+
+def test_debt_is_paid_before_a_lot_is_filled(settings, store, sms_outbox, outcomes):
+    reward = Reward.objects.create(
+        code="CNY10",
+        kind="amount_off",
+        name_zh="10元券",
+        name_en="¥10 off",
+        points_price=1000,
+        amount_off=Decimal(10),
+    )
+
+    def scenario(till):
+        answers = [till.buy("R1", "1000")]
+        reward_redeem(member=till.member, reward=reward, idempotency_key=till.prefix + "k1")
+        return_record(
+            store=till.store,
+            receipt_no=till.prefix + "X1",
+            original_receipt_no=till.prefix + "R1",
+            amount=Decimal("1000"),
+            occurred_at=MARCH,
+        )
+        assert Account.objects.get(member=till.member).debt == 1000
+        answers.append(till.buy("R2", "300"))  # all of it pays debt: no lot
+        answers.append(till.buy("R3", "1000"))  # 700 debt, 300 into a lot
+        return answers
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == [(1000, True), (300, True), (1000, True)]
+    assert calls == ["created", "created", "created"]
+
+
+def test_pending_days_delay_the_points(settings, store, sms_outbox, outcomes):
+    EarningPolicy.objects.create(pending_days=7, base_rate=Decimal("1.5"))
+    answers, calls = both_ways(
+        settings, store, sms_outbox, outcomes, lambda till: [till.buy("R1", "99.99")]
+    )
+    assert answers == [(149, True)]
+    assert calls[-1] == "created"
+
+
+def test_a_replay_gets_the_first_answer_and_other_details_are_refused(
+    settings, store, sms_outbox, outcomes
+):
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [
+            till.buy("R1", "100"),
+            till.buy("R1", "100"),
+            till.buy("R1", "101"),
+            till.buy("R1", "100", channel="online"),
+        ],
+    )
+    assert answers == [
+        (100, True),
+        (100, False),
+        IdempotencyConflict.__name__,
+        IdempotencyConflict.__name__,
+    ]
+    assert calls == ["created", "replayed", "conflict", "conflict"]
+
+
+def test_the_same_receipt_for_another_member_is_refused_and_writes_nothing(store, outcomes):
+    first = MemberFactory()
+    Till(first, store, "").buy("R1", "100")
+    other = MemberFactory()  # no account yet: the one the call creates is taken back
+
+    assert Till(other, store, "").buy("R1", "100") == IdempotencyConflict.__name__
+    assert outcomes == ["created", "raised conflict"]
+    assert not Account.objects.filter(member=other).exists()
+
+
+def test_an_upgrade_is_made_in_the_purchase_and_told_after_commit(
+    settings, store, sms_outbox, outcomes
+):
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [
+            till.buy("R1", "1500"),
+            till.buy("R2", "600"),  # ¥2,100 in 12 months: Silver
+            till.buy("R3", "100"),  # at Silver's ×1.2
+            till.buy("R4", "9000"),  # Silver to Platinum? ¥11,200: Gold
+        ],
+    )
+    assert answers == [(1500, True), (600, True), (120, True), (10800, True)]
+    assert calls == ["created"] * 4
+
+
+def test_an_upgrade_of_a_member_no_channel_reaches_is_settled_at_once(
+    settings, store, sms_outbox, outcomes
+):
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [till.buy("R1", "2500"), till.buy("R2", "6000")],
+        consent_sms=False,
+    )
+    assert (answers, calls) == ([(2500, True), (7200, True)], ["created", "created"])
+    assert TierNotice.objects.filter(sent_at__isnull=True).count() == 0
+    assert TierNotice.objects.count() == 4
+
+
+def test_an_upgrade_inside_the_callers_transaction(settings, store, sms_outbox, outcomes):
+    def scenario(till):
+        with transaction.atomic():
+            answers = [till.buy("R1", "2500"), till.buy("R1", "2500"), till.buy("R2", "10")]
+            assert till.buy("R1", "1") == IdempotencyConflict.__name__
+        return answers
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == [(2500, True), (2500, False), (12, True)]
+    assert calls == ["created", "replayed", "created", "conflict"]
+
+
+def test_an_inactive_member_earns_nothing_but_a_replay_gets_its_answer(
+    settings, store, sms_outbox, outcomes
+):
+    def scenario(till):
+        answers = [till.buy("R1", "100")]
+        Member.objects.filter(pk=till.member.pk).update(status=Member.Status.FROZEN)
+        till.member.refresh_from_db()
+        answers += [till.buy("R1", "100"), till.buy("R2", "100")]
+        return answers
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == [(100, True), (100, False), MemberInactive.__name__]
+    assert calls == ["created", "replayed", "inactive"]
+
+
+def test_a_frozen_member_without_an_account_gets_none(store, outcomes):
+    member = MemberFactory(status=Member.Status.FROZEN)
+    assert Till(member, store, "").buy("R1", "100") == MemberInactive.__name__
+    assert outcomes == ["raised inactive"]
+    assert not Account.objects.filter(member=member).exists()
+
+
+def test_an_edited_policy_or_tier_multiplier_takes_effect_at_once(store, outcomes):
+    policy = EarningPolicy.objects.create()
+    till = Till(MemberFactory(), store, "")
+    assert till.buy("R1", "100") == (100, True)
+    outcomes.clear()  # the first may have found the cache of an earlier test stale
+    # Edited behind the cache's back (no save(), no updated_at): the function notices.
+    EarningPolicy.objects.filter(pk=policy.pk).update(base_rate=2)
+    assert till.buy("R2", "100") == (200, True)
+    TierLevel.objects.filter(rank=1).update(earn_multiplier=Decimal("1.50"))
+    assert till.buy("R3", "100") == (300, True)
+    CategoryRate.objects.create(category="snacks", rate=Decimal(1))
+    snacks = [LineInput(sku="S", category="snacks", amount=Decimal(100))]
+    assert till.buy("R4", "100", lines=snacks) == (150, True)  # 100 × 1/2 × 2 × 1.5
+    assert outcomes == ["stale", "created", "stale", "created", "stale", "created"]
+
+
+def test_a_referees_first_purchase_takes_the_orm_path_and_pays_the_referrer(store, outcomes):
+    referrer = MemberFactory()
+    referee = MemberFactory(referrer=referrer)
+    till = Till(referee, store, "")
+    assert till.buy("R1", "100") == (100, True)
+    assert till.buy("R2", "100") == (100, True)
+    assert outcomes == ["raised fallback", "created"]
+    assert LedgerTransaction.objects.get(idempotency_key=f"rule:referral:{referee.pk}")
+    assert Account.objects.get(member=referrer).balance == EarningPolicy().referral_bonus
+
+
+def race(count: int, work) -> Counter:
+    barrier = threading.Barrier(count)
+    results: Counter = Counter()
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            result = work()
+        except PointsError as error:
+            result = error.code
+        except Exception as error:
+            result = f"unexpected {type(error).__name__}: {error}"
+        finally:
+            connection.close()
+        with lock:
+            results[result] += 1
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.parametrize("has_account", [True, False])
+def test_fifty_concurrent_replays_post_once(store, outcomes, has_account):
+    member = MemberFactory()
+    if has_account:
+        Till(member, store, "").buy("R0", "1")
+    when = datetime.datetime(2026, 3, 15, 14, 0, tzinfo=SH)
+
+    results = race(
+        50,
+        lambda: (
+            purchase_record(
+                member=member,
+                store=store,
+                receipt_no="R1",
+                occurred_at=when,
+                amount=Decimal("88.80"),
+            ).created
+        ),
+    )
+
+    assert results == Counter({True: 1, False: 49})
+    assert Purchase.objects.filter(receipt_no="R1").count() == 1
+    assert Account.objects.get(member=member).balance == 88 + has_account
+    assert Counter(outcomes)["created"] == 1 + has_account
+
+
+def test_an_upgrade_over_a_manual_tier_ends_it(settings, store, sms_outbox, outcomes):
+    gold = TierLevel.objects.get(code="gold")
+    staff = UserFactory()
+
+    def scenario(till):
+        tier_override_set(
+            member=till.member,
+            level=gold,
+            until=datetime.date(2026, 12, 31),
+            reason="VIP",
+            actor=staff,
+            now=NOW,
+        )
+        return [till.buy("R1", "5000"), till.buy("R2", "16000")]  # ¥21,000: Platinum
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == [(7500, True), (24000, True)]
+    assert calls == ["created", "created"]
+
+
+def test_an_upgrade_in_quiet_hours_is_told_by_the_morning_job(
+    settings, store, sms_outbox, outcomes, time_machine
+):
+    time_machine.move_to(NOW.replace(hour=22), tick=False)
+    answers, calls = both_ways(
+        settings, store, sms_outbox, outcomes, lambda till: [till.buy("R1", "2500")]
+    )
+    assert (answers, calls) == ([(2500, True)], ["created"])
+    assert TierNotice.objects.filter(sent_at__isnull=True).count() == 2
