@@ -24,6 +24,7 @@ a database without its issuance account; the caller then takes the ORM path.
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
@@ -58,6 +59,8 @@ from .models import CategoryRate, EarningPolicy, Purchase
 
 CENT = Decimal("0.01")
 
+logger = logging.getLogger(__name__)
+
 # Every argument cast to the function's type, so an empty or all-null array names its type.
 _SQL = """
 SELECT outcome, result_purchase_id, result_transaction_id, result_points,
@@ -75,6 +78,7 @@ FROM points_purchase_post(
 
 # The error the function raises to take back what it wrote, its answer as the message.
 _TAKEN_BACK = "LY001"
+_UNDEFINED_FUNCTION = "42883"
 
 
 @dataclass(frozen=True)
@@ -225,17 +229,18 @@ def purchase_post_fast(
             tier_notices_due_now() and not db.in_atomic_block,
         ]
         try:
-            if db.in_atomic_block:
-                # A savepoint, as the ORM path's atomic() block: a failure (a receipt taken
-                # by another member meanwhile) leaves the caller's transaction usable.
-                with transaction.atomic(using=db.alias):
-                    row = _execute(db, params)
-            else:
-                # In autocommit the statement is its own transaction: one round trip.
-                row = _execute(db, params)
+            # In autocommit the statement is its own transaction: one round trip.
+            execute = _execute_in_savepoint if db.in_atomic_block else _execute
+            row = execute(db, params)
             outcome, purchase_id, transaction_id, points, history_id = row
         except DatabaseError as error:
-            if getattr(error.__cause__, "sqlstate", None) != _TAKEN_BACK:
+            sqlstate = getattr(error.__cause__, "sqlstate", None)
+            if sqlstate == _UNDEFINED_FUNCTION:
+                # Code deployed before its migration, or the migration reversed: the ORM
+                # path posts the same rows, only slower.
+                logger.warning("points_purchase_post is missing: run `manage.py migrate`")
+                return None
+            if sqlstate != _TAKEN_BACK:
                 raise
             # A refusal for a member whose account the call created, and took back; or
             # 'retry', a first tier row written meanwhile by the nightly job.
@@ -281,6 +286,30 @@ def purchase_post_fast(
             return FastPosting(outcome=outcome, purchase=Purchase.objects.get(pk=purchase_id))
         return FastPosting(outcome=outcome, purchase=None)
     return None
+
+
+class _NotPosted(Exception):
+    """Carries an answer other than 'created' out of its savepoint, rolling it back."""
+
+    def __init__(self, row: tuple) -> None:
+        self.row = row
+
+
+def _execute_in_savepoint(db, params: list) -> tuple:
+    """The call inside a caller's transaction, in a savepoint as the ORM path's atomic()
+    block: a failure (a receipt taken by another member meanwhile) leaves the caller's
+    transaction usable. Any answer but 'created' rolls the savepoint back, so the account
+    lock it took ends with it, as the ORM path's ends when its refusal leaves the block:
+    held on, the ORM path's referral posting would lock the referrer after the member,
+    against the member-id order every other posting keeps."""
+    try:
+        with transaction.atomic(using=db.alias):
+            row = _execute(db, params)
+            if row[0] != "created":
+                raise _NotPosted(row)
+    except _NotPosted as answer:
+        return answer.row
+    return row
 
 
 def _execute(db, params: list) -> tuple:

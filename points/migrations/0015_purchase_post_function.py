@@ -155,8 +155,11 @@ BEGIN
             EXIT checks;
         END IF;
 
-        -- The member's tier, read without a lock as `multiplier_for` reads it; no row is
-        -- the lowest level. Locked below only if the purchase earns an upgrade.
+        -- The member's tier row, locked as `tier_upgrade_check` locks it (`_status_locked`)
+        -- for every purchase, upgrade or not: the nightly evaluation of the member's period
+        -- waits for this purchase to count, or this purchase for the evaluation to end.
+        -- After the account, as there. No row is the lowest level.
+        PERFORM 1 FROM tiers_membertier WHERE member_id = p_member_id FOR UPDATE;
         SELECT s.member_id IS NOT NULL, s.counts_from, l.id, l.rank, l.earn_multiplier,
                 l.rank < (SELECT max(rank) FROM tiers_tierlevel)
             INTO v_has_status, v_counts_from, v_level_id, v_rank, v_multiplier, v_below_top
@@ -203,19 +206,6 @@ BEGIN
                 THEN
                     outcome := 'stale';
                     EXIT checks;
-                END IF;
-                -- Locked now, as `tier_upgrade_check` holds it while it decides. Changed
-                -- meanwhile (the nightly job, a manual tier: they do not take the points
-                -- account)? Then all again from the new row.
-                IF v_has_status THEN
-                    PERFORM 1 FROM tiers_membertier
-                        WHERE member_id = p_member_id AND level_id = v_level_id
-                        AND counts_from IS NOT DISTINCT FROM v_counts_from
-                        FOR UPDATE;
-                    IF NOT FOUND THEN
-                        outcome := 'retry';
-                        EXIT checks;
-                    END IF;
                 END IF;
             END IF;
         END IF;

@@ -18,7 +18,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from members.models import Member
 from points import purchase_fast
@@ -570,3 +570,84 @@ def test_an_upgrade_in_quiet_hours_is_told_by_the_morning_job(
     )
     assert (answers, calls) == ([(2500, True)], ["created"])
     assert TierNotice.objects.filter(sent_at__isnull=True).count() == 2
+
+
+def locked_elsewhere(sql: str, params: list) -> bool:
+    """Whether another connection finds the row locked (FOR UPDATE NOWAIT refused)."""
+    seen = {}
+
+    def probe():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql + " FOR UPDATE NOWAIT", params)
+            seen["locked"] = False
+        except OperationalError:
+            seen["locked"] = True
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return seen["locked"]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_purchase_holds_the_tier_row_as_the_nightly_evaluation_would_wait_for_it(
+    settings, store, outcomes, fast
+):
+    settings.POINTS_PURCHASE_FAST_PATH = fast
+    member = MemberFactory()
+    Till(member, store, "").buy("R0", "2500")  # Silver: the member has a tier row
+    assert MemberTier.objects.filter(member=member).exists()
+
+    with transaction.atomic():
+        Till(member, store, "").buy("R1", "10")  # no upgrade
+        locked = locked_elsewhere(
+            "SELECT 1 FROM tiers_membertier WHERE member_id = %s", [member.pk]
+        )
+
+    assert locked
+    assert outcomes == (["created", "created"] if fast else [])
+
+
+def test_a_refusal_in_a_callers_transaction_lets_go_of_the_account(store, outcomes):
+    first = MemberFactory()
+    Till(first, store, "").buy("R1", "100")
+    other = MemberFactory()
+    Till(other, store, "").buy("R0", "5")  # has an account of its own
+
+    with transaction.atomic():
+        with pytest.raises(IdempotencyConflict):
+            purchase_record(
+                member=other,
+                store=store,
+                receipt_no="R1",
+                occurred_at=MARCH,
+                amount=Decimal("100"),
+            )
+        # The caller goes on (another sale, say): the member's account is not held.
+        locked = locked_elsewhere("SELECT 1 FROM points_account WHERE member_id = %s", [other.pk])
+
+    assert not locked
+    assert outcomes == ["created", "created", "conflict"]
+
+
+def test_without_the_function_the_orm_path_posts(store, outcomes, caplog):
+    member = MemberFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER FUNCTION points_purchase_post RENAME TO points_purchase_post_away")
+    try:
+        result = purchase_record(
+            member=member, store=store, receipt_no="R1", occurred_at=MARCH, amount=Decimal("50")
+        )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER FUNCTION points_purchase_post_away RENAME TO points_purchase_post"
+            )
+
+    assert result.created
+    assert result.purchase.points_earned == 50
+    assert Account.objects.get(member=member).balance == 50
+    assert "points_purchase_post is missing" in caplog.text
