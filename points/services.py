@@ -148,18 +148,18 @@ def purchase_record(
     if any(line.amount < 0 for line in lines):
         raise InvalidPurchase("a line amount cannot be negative")
 
+    request_fingerprint = _purchase_fingerprint(
+        member=member,
+        store=store,
+        receipt_no=receipt_no,
+        occurred_at=occurred_at,
+        amount=amount,
+        channel=channel,
+        lines=lines,
+        points_to_use=points_to_use,
+    )
+    key = f"purchase:{store.code}:{receipt_no}"
     if purchase_fast_applies(points_to_use=points_to_use, actor=actor):
-        request_fingerprint = _purchase_fingerprint(
-            member=member,
-            store=store,
-            receipt_no=receipt_no,
-            occurred_at=occurred_at,
-            amount=amount,
-            channel=channel,
-            lines=lines,
-            points_to_use=points_to_use,
-        )
-        key = f"purchase:{store.code}:{receipt_no}"
         posting = purchase_post_fast(
             member=member,
             store=store,
@@ -190,17 +190,6 @@ def purchase_record(
     if paid_by_points > amount:
         raise InvalidPurchase("points used pay more than the amount")
 
-    request_fingerprint = _purchase_fingerprint(
-        member=member,
-        store=store,
-        receipt_no=receipt_no,
-        occurred_at=occurred_at,
-        amount=amount,
-        channel=channel,
-        lines=lines,
-        points_to_use=points_to_use,
-    )
-    key = f"purchase:{store.code}:{receipt_no}"
     # A first purchase pays the referral bonus: both accounts are then locked, the lower
     # member id first (as a merge does), so the two can never wait on each other.
     referrer = referral_referrer(member=member, policy=policy)

@@ -78,7 +78,9 @@ def test_fifty_concurrent_redemptions_when_the_balance_covers_one(cny10):
     assert Coupon.objects.count() == 1
 
 
-def test_fifty_concurrent_replays_of_one_purchase_post_once():
+@pytest.mark.parametrize("fast_path", [True, False], ids=["function", "orm"])
+def test_fifty_concurrent_replays_of_one_purchase_post_once(settings, fast_path):
+    settings.POINTS_PURCHASE_FAST_PATH = fast_path
     store = StoreFactory()
     member = MemberFactory()
     when = timezone.now()
