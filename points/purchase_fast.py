@@ -32,7 +32,6 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils.translation import get_language
-from django.utils.translation import gettext as _
 
 from members.models import Member, Store, User
 from tiers.models import TierLevel, TierPolicy
@@ -43,7 +42,7 @@ from tiers.selectors import (
     tier_policy_get,
     validity_end,
 )
-from tiers.services import tier_notices_after_commit, tier_notices_due_now
+from tiers.services import tier_notices_after_commit, tier_notices_due_now, upgrade_note
 
 from .earning import (
     PurchaseContext,
@@ -332,10 +331,7 @@ def _upgrade_note() -> str:
     language = get_language()
     note = _notes.get(language)
     if note is None:
-        note = _notes[language] = _("spend ¥%(spend)s, points %(points)s in 12 months") % {
-            "spend": "\x01",
-            "points": "\x02",
-        }
+        note = _notes[language] = upgrade_note(spend="\x01", points="\x02")
     return note
 
 

@@ -108,13 +108,10 @@ def tier_notices_send(*, progress: Progress | None = None) -> int:
     in one statement, with no channel.
     """
     unsent = TierNotice.objects.filter(sent_at__isnull=True)
-    sent = unsent.exclude(member_reachable(path="member__")).update(
-        sent_at=timezone.now(), channels=[]
-    )
+    reachable = member_reachable(path="member__")
+    sent = unsent.exclude(reachable).update(sent_at=timezone.now(), channels=[])
     pending = list(
-        unsent.filter(member_reachable(path="member__"))
-        .order_by("history_id")
-        .values_list("history_id", flat=True)
+        unsent.filter(reachable).order_by("history_id").values_list("history_id", flat=True)
     )
     for index, history_id in enumerate(pending, start=1):
         sent += tier_notice_send(history_id=history_id)
@@ -263,8 +260,12 @@ def _quiet_hours(at: datetime.datetime) -> bool:
     return hour >= QUIET_FROM or hour < QUIET_UNTIL
 
 
-def _notify_after_commit(histories: list[TierHistory]) -> None:
-    tier_notices_after_commit(history_ids=[h.pk for h in histories])
+def upgrade_note(*, spend: object, points: object) -> str:
+    """The history note of an upgrade, in the active language."""
+    return _("spend ¥%(spend)s, points %(points)s in 12 months") % {
+        "spend": spend,
+        "points": points,
+    }
 
 
 def tier_notices_due_now() -> bool:
@@ -337,11 +338,10 @@ def _upgrade_check(
         valid_until=validity_end(first_day=business_date(at), months=policy.valid_months),
         period_start=at,
         actor=actor,
-        note=_("spend ¥%(spend)s, points %(points)s in 12 months")
-        % {"spend": figures.spend, "points": figures.points},
+        note=upgrade_note(spend=figures.spend, points=figures.points),
     )
     histories = _changes_apply(changes=[change], statuses={member.pk: status} if status else {})
-    _notify_after_commit(histories)
+    tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories[0]
 
 
@@ -429,7 +429,7 @@ def _override_set(
                 "reason": reason,
             },
         )
-        _notify_after_commit(histories)
+        tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories[0]
 
 
@@ -811,8 +811,7 @@ def _sweep_apply(
                         at=end,
                         valid_until=valid_until,
                         period_start=end,
-                        note=_("spend ¥%(spend)s, points %(points)s in 12 months")
-                        % {"spend": figures.spend, "points": figures.points},
+                        note=upgrade_note(spend=figures.spend, points=figures.points),
                     )
                 )
             if changes:
