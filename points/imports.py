@@ -662,7 +662,7 @@ class EarningCalculator:
         self.policy_rate = self.policy.base_rate or Decimal(1)
         self.birthday_multiplier = self.policy.birthday_multiplier
         self.pending = datetime.timedelta(days=self.policy.pending_days)
-        self.per_row = bool(earning._promotion_providers)
+        self.per_row = earning.promotion_providers_active()
         levels = tier_levels()
         self.base_tier = levels[0].earn_multiplier if levels else _ONE
         self.member_objects: dict[int, Member] = {}
@@ -713,20 +713,8 @@ class EarningCalculator:
             occurred_at=occurred_at,
             categories=frozenset((category,)) if category else frozenset(),
         )
-        tier, _in_month, birthday_month = members[member_ref[0]]
-        promotions = [provider(context) for provider in earning._promotion_providers]
-        promotions = [m for m in promotions if m is not None and m > 0]
-        if birthday_month == occurred_at.astimezone(BUSINESS_TZ).month:
-            promotions.append(self.birthday_multiplier)
-        if not promotions:
-            promo = _ONE
-        elif self.policy.promotions_stack:
-            promo = _ONE
-            for m in promotions:
-                promo *= m
-        else:
-            promo = max(promotions)
-        return tier * promo
+        tier = members[member_ref[0]][0]
+        return tier * earning.promotion_multiplier(context=context, policy=self.policy)
 
     def _member(self, member_ref: tuple[Any, ...]) -> Member:
         member = self.member_objects.get(member_ref[0])
