@@ -48,11 +48,20 @@ from members.benchmarks import GIVEN_FEMALE, GIVEN_MALE, MOBILE_PREFIXES, SURNAM
 from members.models import Member, Store
 from members.numbers import _DAMM_TABLE, damm_check_digit
 from members.services import REFERRAL_ALPHABET, store_ensure
-from tiers.models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierPolicy
+from tiers.models import MemberTier, QualifyingActivity, TierHistory
+from tiers.selectors import (
+    add_months,
+    business_date,
+    months_before,
+    tier_levels,
+    tier_policy_get,
+    validity_end,
+)
 
 from .earning import policy_get
-from .ledger import BUSINESS_TZ, expiry_for, fingerprint, system_account
+from .ledger import BUSINESS_TZ, expiry_for, system_account
 from .models import Account, Entry, LedgerTransaction, Lot, Purchase
+from .services import _purchase_fingerprint
 
 STORES = (
     ("SH001", "上海南京路店", "上海"),
@@ -212,12 +221,11 @@ class _Tiers:
 
     @classmethod
     def load(cls) -> _Tiers:
-        levels = list(TierLevel.objects.order_by("rank"))
-        policy = TierPolicy.objects.order_by("pk").first()
+        levels = tier_levels()
         return cls(
             base_id=levels[0].pk if levels else None,
             levels=[(lv.pk, lv.qualify_spend, lv.qualify_points) for lv in reversed(levels[1:])],
-            valid_months=policy.valid_months if policy else 12,
+            valid_months=tier_policy_get().valid_months,
         )
 
     def level_for(self, *, spend: Decimal, points: int) -> tuple[int, Decimal, int] | None:
@@ -228,21 +236,6 @@ class _Tiers:
             ):
                 return level
         return None
-
-
-def _add_months(day: datetime.date, months: int) -> datetime.date:
-    month = day.month - 1 + months
-    year = day.year + month // 12
-    month = month % 12 + 1
-    last = [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30, 31,
-            30, 31, 31, 30, 31, 30, 31][month - 1]  # fmt: skip
-    return datetime.date(year, month, min(day.day, last))
-
-
-def tier_valid_until(*, achieved_at: datetime.datetime, months: int) -> datetime.date:
-    """The last day a tier reached at `achieved_at` holds: its business date + months − 1 day."""
-    day = achieved_at.astimezone(BUSINESS_TZ).date()
-    return _add_months(day, months) - datetime.timedelta(days=1)
 
 
 # --- Entry point ----------------------------------------------------------------------------
@@ -414,13 +407,16 @@ class _OrmLoad:
             points = self.earning.points(
                 amount=amount, occurred_at=occurred, birthday=member.birthday
             )
-            request_fingerprint = purchase_fingerprint(
-                member_no=member.member_no,
-                store_code=store.code,
+            # occurred_at in UTC: the text the SQL path builds (see the tests).
+            request_fingerprint = _purchase_fingerprint(
+                member=member,
+                store=store,
                 receipt_no=receipt_no,
-                occurred_at=occurred,
+                occurred_at=occurred.astimezone(datetime.UTC),
                 amount=amount,
                 channel=channel,
+                lines=(),
+                points_to_use=0,
             )
             txn = None
             if points:
@@ -503,7 +499,7 @@ class _OrmLoad:
             return 0
         rows = list(
             QualifyingActivity.objects.filter(
-                member=member, occurred_at__gt=_add_months_dt(self.now, -12)
+                member=member, occurred_at__gt=months_before(self.now, 12)
             )
             .order_by("occurred_at", "id")
             .values_list("occurred_at", "spend", "points")
@@ -523,7 +519,9 @@ class _OrmLoad:
                 qualify_points > 0 and points >= qualify_points
             ):
                 break
-        valid_until = tier_valid_until(achieved_at=achieved_at, months=self.tiers.valid_months)
+        valid_until = validity_end(
+            first_day=business_date(achieved_at), months=self.tiers.valid_months
+        )
         MemberTier.objects.create(
             member=member,
             level_id=level_id,
@@ -542,37 +540,6 @@ class _OrmLoad:
             recorded_at=self.now,
         )
         return 1
-
-
-def _add_months_dt(moment: datetime.datetime, months: int) -> datetime.datetime:
-    """The same local time `months` later (or earlier), Asia/Shanghai; clamped to month end."""
-    local = moment.astimezone(BUSINESS_TZ)
-    return datetime.datetime.combine(_add_months(local.date(), months), local.timetz())
-
-
-def purchase_fingerprint(
-    *,
-    member_no: str,
-    store_code: str,
-    receipt_no: str,
-    occurred_at: datetime.datetime,
-    amount: Decimal,
-    channel: str,
-) -> str:
-    """services._purchase_fingerprint of a purchase without lines or points used, as loadgen
-    writes it (occurred_at in UTC); the SQL path builds the same text (see the tests)."""
-    return fingerprint(
-        {
-            "member": member_no,
-            "store": store_code,
-            "receipt_no": receipt_no,
-            "occurred_at": occurred_at.astimezone(datetime.UTC).isoformat(),
-            "amount": str(amount.quantize(Decimal("0.01"))),
-            "channel": channel,
-            "lines": [],
-            "points_to_use": 0,
-        }
-    )
 
 
 # --- PostgreSQL path: the database makes the data -----------------------------------------
@@ -730,7 +697,7 @@ class _SqlLoad:
             "first": first_ordinal,
             "now": now,
             "now_epoch": int(now.timestamp()),
-            "since": _add_months_dt(now, -12),
+            "since": months_before(now, 12),
             "token": secrets.token_hex(3).upper(),
             "issuance": system_account(Account.Kind.ISSUANCE).pk,
             "store_ids": [store.pk for store in self.stores],
@@ -1320,12 +1287,12 @@ class _SqlLoad:
 def _months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, datetime.datetime]]:
     """(start, month number, lot expiry) of every business month a purchase can fall in."""
     local = now.astimezone(BUSINESS_TZ)
-    day = _add_months(local.date().replace(day=1), -(HISTORY_DAYS // 28 + 2))
+    day = add_months(local.date().replace(day=1), -(HISTORY_DAYS // 28 + 2))
     months = []
     while day <= local.date():
         start = datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
         months.append((start, day.month, expiry_for(start)))
-        day = _add_months(day, 1)
+        day = add_months(day, 1)
     return months
 
 

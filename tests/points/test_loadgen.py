@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from decimal import Decimal
 from io import StringIO
@@ -15,10 +16,18 @@ from members.models import Member
 from members.numbers import member_no_is_valid
 from points.jobs import reconcile_job
 from points.ledger import expiry_for
-from points.loadgen import _add_months_dt, _Tiers, purchase_fingerprint, tier_valid_until
 from points.loadgen import loadgen as points_loadgen
 from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
+from points.services import _purchase_fingerprint
 from tiers.models import MemberTier, QualifyingActivity, TierHistory
+from tiers.selectors import (
+    Figures,
+    business_date,
+    months_before,
+    qualified_level,
+    tier_levels,
+    validity_end,
+)
 
 
 def loadgen(*args: str) -> str:
@@ -41,13 +50,16 @@ def assert_consistent(*, members: int, purchases: int) -> None:
     assert Member.objects.values("phone").distinct().count() == members
     # Each purchase's earning: its key, its fingerprint, its lot expiring as the ledger says.
     for purchase in Purchase.objects.select_related("member", "store", "earn_transaction")[:50]:
-        request = purchase_fingerprint(
-            member_no=purchase.member.member_no,
-            store_code=purchase.store.code,
+        # As a till would have sent it, occurred_at in UTC.
+        request = _purchase_fingerprint(
+            member=purchase.member,
+            store=purchase.store,
             receipt_no=purchase.receipt_no,
-            occurred_at=purchase.occurred_at,
+            occurred_at=purchase.occurred_at.astimezone(datetime.UTC),
             amount=purchase.amount,
             channel=purchase.channel,
+            lines=(),
+            points_to_use=0,
         )
         assert purchase.fingerprint == request
         txn = purchase.earn_transaction
@@ -57,23 +69,28 @@ def assert_consistent(*, members: int, purchases: int) -> None:
         assert lot.expires_at == expiry_for(purchase.occurred_at)
         assert lot.points == lot.remaining == purchase.points_earned
     # Tiers: the level the last 12 months qualify for, reached at the purchase that made it.
-    tiers = _Tiers.load()
-    since = _add_months_dt(timezone.now(), -12)
+    levels = tier_levels()
+    since = months_before(timezone.now(), 12)
     for member in Member.objects.all()[:60]:
         rows = QualifyingActivity.objects.filter(member=member, occurred_at__gt=since)
-        level = tiers.level_for(
-            spend=sum((row.spend for row in rows), Decimal(0)),
-            points=sum(row.points for row in rows),
+        level = qualified_level(
+            levels=levels,
+            figures=Figures(
+                spend=sum((row.spend for row in rows), Decimal(0)),
+                points=sum(row.points for row in rows),
+            ),
         )
         status = MemberTier.objects.filter(member=member).first()
-        if level is None:
+        if level == levels[0]:
             assert status is None
             continue
-        assert status.level_id == level[0]
+        assert status.level_id == level.pk
         assert status.period_start == status.achieved_at
-        assert status.valid_until == tier_valid_until(achieved_at=status.achieved_at, months=12)
+        assert status.valid_until == validity_end(
+            first_day=business_date(status.achieved_at), months=12
+        )
         history = TierHistory.objects.get(member=member)
-        assert (history.reason, history.to_level_id) == ("import", level[0])
+        assert (history.reason, history.to_level_id) == ("import", level.pk)
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details, details
 
