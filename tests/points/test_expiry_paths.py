@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from members.models import Member
 from points import ledger
 from points.jobs import reconcile_job
 from points.models import Account, Entry, LedgerTransaction, Lot, LotMovement
@@ -112,12 +113,19 @@ def test_two_connections_expire_every_due_lot_once():
 
 @pytest.mark.django_db
 def test_the_sql_reminder_plan_finds_what_the_python_plan_finds():
+    from members.messaging import member_reachable
     from points import jobs
     from points.models import ExpiryReminder
 
     store = StoreFactory()
-    for index in range(4):
-        member_with_lots(store, f"R{index}-")
+    members = [member_with_lots(store, f"R{index}-") for index in range(4)]
+    # Two whom SMS reaches, two whom nothing does: the SQL plan settles the latter at once.
+    Member.objects.filter(pk__in=[m.pk for m in members[:2]]).update(consent_sms=True)
+    Member.objects.filter(pk__in=[m.pk for m in members[2:]]).update(
+        consent_sms=False, consent_email=False
+    )
+    reachable = set(Member.objects.filter(member_reachable()).values_list("pk", flat=True))
+    assert reachable == {m.pk for m in members[:2]}
     # 2027-01-25: January's lots have 6 days left (the 7-day reminder), February's 34 (none);
     # 2027-01-31 and 2027-02-01 move the window on.
     for day in ("2027-01-25", "2027-01-31", "2027-02-01"):
@@ -137,3 +145,7 @@ def test_the_sql_reminder_plan_finds_what_the_python_plan_finds():
             )
         assert plans[0] == plans[1]
         assert plans[0], day  # each of these days has reminders due
+        settled = set(
+            ExpiryReminder.objects.filter(sent_at__isnull=False).values_list("member_id", flat=True)
+        )
+        assert settled == {member_id for member_id, *_rest in plans[1]} - reachable, day
