@@ -460,7 +460,10 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
         # ~10 calls per expired group at commit; with the rights to, they are swapped for the
         # check of this statement's own entries below. Every id it writes comes from rows it
         # read under the account locks or from the transactions it inserts itself.
-        replaced = _bulk_session_set(cursor)
+        # ledger_bulk builds on this module: imported here.
+        from .ledger_bulk import bulk_checks_begin
+
+        replaced = bulk_checks_begin(wal_compression=True)
         cursor.execute(
             _EXPIRE_SQL,
             {
@@ -483,22 +486,6 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
         if replaced:
             cursor.execute("SET LOCAL session_replication_role = origin")
     return lots
-
-
-def _bulk_session_set(cursor) -> bool:
-    """Bulk settings for this transaction, if the role may: row triggers off, WAL images
-    compressed; returns whether it did.
-
-    With the same rights the full-page images in the WAL are compressed: a batch touches
-    pages all over the lots and the ledger, and after each checkpoint the first change to a
-    page logs all of it, which is most of what the expiry writes.
-    """
-    cursor.execute("SELECT current_setting('is_superuser') = 'on'")
-    if not cursor.fetchone()[0]:
-        return False
-    cursor.execute("SET LOCAL session_replication_role = replica")
-    cursor.execute("SET LOCAL wal_compression = lz4")
-    return True
 
 
 def _sequence_of(model) -> str:

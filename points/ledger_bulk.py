@@ -313,26 +313,34 @@ class _Stamp:
         return text
 
 
-def _can_replace_triggers() -> bool:
+def superuser() -> bool:
+    """Whether this connection's role may set `session_replication_role` and WAL settings."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('is_superuser') = 'on'")
         return bool(cursor.fetchone()[0])
 
 
-def bulk_checks_begin() -> bool:
+def bulk_checks_begin(*, wal_compression: bool = False) -> bool:
     """PostgreSQL: swap the per-row ledger triggers for set-based checks in this transaction.
 
     The guards of migration 0005 and the foreign keys run as row triggers at commit: ~12
     trigger calls per imported purchase, more than half of the database's time. With the
     rights to (superuser), `session_replication_role = replica` turns them off for this
-    transaction only; `bulk_checks_end` then checks the same things for the whole batch in
-    a few statements and raises (rolling the batch back) if anything is off. Without the
-    rights nothing changes and the triggers do their work. Returns whether it was done.
+    transaction only; `bulk_checks_end` (or the caller's own check of its statement) then
+    checks the same things for the whole batch and raises (rolling the batch back) if
+    anything is off. Without the rights nothing changes and the triggers do their work.
+    Returns whether it was done.
+
+    `wal_compression`: with the same rights, compress the full-page images in the WAL. A
+    batch that touches pages all over the ledger (the expiry, loadgen) logs each page whole
+    at its first change after a checkpoint, which is most of what it writes.
     """
-    if connection.vendor != "postgresql" or not _can_replace_triggers():
+    if connection.vendor != "postgresql" or not superuser():
         return False
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
+        if wal_compression:
+            cursor.execute("SET LOCAL wal_compression = lz4")
     return True
 
 

@@ -60,6 +60,7 @@ from tiers.selectors import (
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, expiry_for, system_account
+from .ledger_bulk import bulk_checks_begin, superuser
 from .models import Account, Entry, LedgerTransaction, Lot, Purchase
 from .services import _purchase_fingerprint
 
@@ -834,10 +835,7 @@ class _SqlLoad:
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL synchronous_commit = off")
-            replica = _is_superuser(cursor)
-            if replica:
-                cursor.execute("SET LOCAL session_replication_role = replica")
-                cursor.execute("SET LOCAL wal_compression = lz4")
+            replica = bulk_checks_begin(wal_compression=True)
             cursor.execute("SELECT setseed(%(seed)s)", params)
             cursor.execute(self.sql, params)
             members, purchases, points, tiers, unbalanced = cursor.fetchone()
@@ -1255,7 +1253,7 @@ class _SqlLoad:
                 with connection.cursor() as cursor:
                     cursor.execute("SET maintenance_work_mem = '1GB'")
                     # An index build logs every page it writes; compressed, about half the WAL.
-                    if _is_superuser(cursor):
+                    if superuser():
                         cursor.execute("SET wal_compression = lz4")
                     # Two connections already keep both cores busy.
                     cursor.execute("SET max_parallel_maintenance_workers = 0")
@@ -1315,8 +1313,3 @@ def _foreign_keys_drop(cursor, table: str) -> list[str]:
         cursor.execute(f"ALTER TABLE {quote(referrer)} DROP CONSTRAINT {quote(name)}")
         again.append(f"ALTER TABLE {quote(referrer)} ADD CONSTRAINT {quote(name)} {definition}")
     return again
-
-
-def _is_superuser(cursor) -> bool:
-    cursor.execute("SELECT current_setting('is_superuser') = 'on'")
-    return bool(cursor.fetchone()[0])
