@@ -23,15 +23,17 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import queue
+import threading
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -122,6 +124,65 @@ def _job_lock(name: str, *, wait: float) -> Iterator[bool]:
             except DatabaseError:
                 # The connection is gone, and the lock with it.
                 logger.warning("could not release the lock of job %s", name, exc_info=True)
+
+
+def on_connections(
+    *,
+    items: Sequence[Any],
+    work: Callable[[Any], Any],
+    workers: int,
+    done: Callable[[Any], None] | None = None,
+) -> None:
+    """`work(item)` for every item, in order of hand-out, on `workers` threads with a database
+    connection each; `done(result)` runs in the calling thread as each item ends.
+
+    The first error stops the handing out and is raised here once the threads have ended.
+    Off PostgreSQL, inside a caller's transaction (another connection could not see what
+    it holds) or with one worker, everything runs here on the caller's connection.
+    """
+    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if workers <= 1 or not parallel or len(items) < 2:
+        for item in items:
+            result = work(item)
+            if done:
+                done(result)
+        return
+    pending = list(reversed(items))
+    results: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    lock = threading.Lock()
+
+    def loop() -> None:
+        try:
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    item = pending.pop()
+                results.put((True, work(item)))
+        except BaseException as error:  # raised again by the calling thread
+            with lock:
+                pending.clear()
+            results.put((False, error))
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    threads = [threading.Thread(target=loop) for _ in range(min(workers, len(items)))]
+    for thread in threads:
+        thread.start()
+    error = None
+    try:
+        for _item in items:
+            ok, value = results.get()
+            if not ok:
+                error = value
+                break
+            if done:
+                done(value)
+    finally:
+        for thread in threads:
+            thread.join()
+    if error is not None:
+        raise error
 
 
 def job_progress(*, done: int, total: int | None = None) -> None:

@@ -13,18 +13,17 @@ import calendar
 import datetime
 import hashlib
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from members.jobs import on_connections
 from members.models import Member, User
 
 from .models import Account, Entry, LedgerTransaction, Lot, LotMovement
@@ -568,64 +567,21 @@ def lots_expire(
     batches = [account_ids[i : i + batch_size] for i in range(0, len(account_ids), batch_size)]
     if progress:
         progress(0, total)
-    # Other connections cannot see what an open transaction of the caller's holds.
-    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
-    if workers <= 1 or not parallel or len(batches) < 2:
-        done = 0
-        for batch in batches:
-            done += lots_expire_batch(account_ids=batch, at=at)
-            if progress:
-                progress(done, total)
-        return done
-    return _lots_expire_threads(
-        batches=batches, at=at, workers=workers, progress=progress, total=total
-    )
+    expired = 0
 
-
-def _lots_expire_threads(
-    *,
-    batches: list[list[int]],
-    at: datetime.datetime,
-    workers: int,
-    progress: Callable[[int, int], None] | None,
-    total: int,
-) -> int:
-    pending = list(reversed(batches))
-    results: queue.Queue[int | BaseException] = queue.Queue()
-    lock = threading.Lock()
-
-    def work() -> None:
-        try:
-            while True:
-                with lock:
-                    if not pending:
-                        return
-                    batch = pending.pop()
-                results.put(lots_expire_batch(account_ids=batch, at=at))
-        except BaseException as error:  # handed to the calling thread
-            with lock:
-                pending.clear()
-            results.put(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    done, error = 0, None
-    for _batch in batches:
-        result = results.get()
-        if isinstance(result, BaseException):
-            error = error or result
-            break
-        done += result
+    def batch_done(lots: int) -> None:
+        nonlocal expired
+        expired += lots
         if progress:
-            progress(done, total)
-    for thread in threads:
-        thread.join()
-    if error is not None:
-        raise error
-    return done
+            progress(expired, total)
+
+    on_connections(
+        items=batches,
+        work=lambda batch: lots_expire_batch(account_ids=batch, at=at),
+        workers=workers,
+        done=batch_done,
+    )
+    return expired
 
 
 def points_refund(

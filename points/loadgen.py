@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
 from members.benchmarks import GIVEN_FEMALE, GIVEN_MALE, MOBILE_PREFIXES, SURNAMES
+from members.jobs import on_connections
 from members.models import Member, Store
 from members.numbers import _DAMM_TABLE, damm_check_digit
 from members.services import REFERRAL_ALPHABET, store_ensure
@@ -784,44 +785,10 @@ class _SqlLoad:
                 )
                 self.params[name] = cursor.fetchone()[0] - max(count - 1, 0)
 
-    def _parallel(self, items: list[Any], work: Callable[[Any], None]) -> None:
-        """Run `work` on every item, on `workers` threads with a connection each.
-
-        Inside a transaction of the caller (a test, say) everything stays on its connection:
-        another one could not see what the transaction holds.
-        """
-        if self.workers == 1 or connection.in_atomic_block:
-            for item in items:
-                work(item)
-            return
-        pending = list(reversed(items))
-        errors: list[BaseException] = []
-
-        def loop() -> None:
-            try:
-                while not errors:
-                    with self.lock:
-                        if not pending:
-                            return
-                        item = pending.pop()
-                    work(item)
-            except BaseException as error:  # re-raised by the calling thread
-                errors.append(error)
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=loop) for _ in range(min(self.workers, len(items)))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
-
     def _run_chunks(self, chunks: list[_Chunk]) -> None:
         if self.progress:
             self.progress("purchases", 0, self.purchases)
-        self._parallel(chunks, self._chunk_write)
+        on_connections(items=chunks, work=self._chunk_write, workers=self.workers)
 
     def _chunk_write(self, chunk: _Chunk) -> None:
         params = {
@@ -1269,7 +1236,7 @@ class _SqlLoad:
                     self.progress("indexes", done[0], len(statements))
 
         for round_ in rounds:
-            self._parallel(round_, build)
+            on_connections(items=round_, work=build, workers=self.workers)
         if failed:
             raise LoadgenCheckFailed(
                 "these indexes or constraints could not be built again; the database needs "
