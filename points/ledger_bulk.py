@@ -106,11 +106,19 @@ class InsertLayout:
     ORM would write it). The defaults go as named parameters `<name>_<n>`: append `tail` to
     the statement's select list and pass `params` with the statement's own."""
 
-    def __init__(self, model: type[Model], own: Sequence[str], *, name: str) -> None:
+    def __init__(
+        self,
+        model: type[Model],
+        own: Sequence[str],
+        *,
+        name: str,
+        now: datetime.datetime | None = None,
+    ) -> None:
+        """`now`: the value of auto_now fields (default: the time of the call)."""
         fields = {f.attname: f for f in model._meta.concrete_fields}
         rest = [field for attname, field in fields.items() if attname not in own]
         rest = [field for field in rest if not field.primary_key]
-        now = timezone.now()
+        now = now or timezone.now()
         self.params: dict[str, Any] = {}
         for index, field in enumerate(rest):
             if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):

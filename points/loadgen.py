@@ -61,7 +61,7 @@ from tiers.selectors import (
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, expiry_for, system_account
-from .ledger_bulk import bulk_checks_begin, superuser
+from .ledger_bulk import InsertLayout, bulk_checks_begin, superuser
 from .models import Account, Entry, LedgerTransaction, Lot, Purchase
 from .services import _purchase_fingerprint
 
@@ -548,35 +548,13 @@ class _OrmLoad:
 
 
 def _insert(model: type[Model], own: dict[str, str], source: str, params: dict[str, Any]) -> str:
-    """INSERT INTO model's table (every column) SELECT the `own` expressions FROM source.
-
-    Columns not in `own` get the model default as a parameter (auto_now: the load's time), so
-    a field added later is written as the ORM would write it; the primary key, unless given,
-    comes from its identity sequence.
-    """
-    quote = connection.ops.quote_name
-    table = model._meta.db_table
-    columns, values = [], []
-    for model_field in model._meta.concrete_fields:
-        name = model_field.attname
-        if name in own:
-            values.append(own[name])
-        elif model_field.primary_key:
-            continue
-        else:
-            key = f"d_{table}_{model_field.column}"
-            if getattr(model_field, "auto_now", False) or getattr(
-                model_field, "auto_now_add", False
-            ):
-                default = params["now"]
-            else:
-                default = model_field.get_default()
-            params[key] = model_field.get_db_prep_save(default, connection)
-            values.append(f"%({key})s")
-        columns.append(quote(model_field.column))
+    """INSERT INTO model's table (every column) SELECT the `own` expressions FROM source; the
+    other columns as `InsertLayout` fills them (auto_now: the load's time, in `params`)."""
+    layout = InsertLayout(model, list(own), name=f"d_{model._meta.db_table}", now=params["now"])
+    params.update(layout.params)
     return (
-        f"INSERT INTO {quote(table)} ({', '.join(columns)}) "  # noqa: S608 - names from models
-        f"SELECT {', '.join(values)} FROM {source}"
+        f"INSERT INTO {layout.table} ({layout.columns}) "  # noqa: S608 - names from models
+        f"SELECT {', '.join(own.values())}{layout.tail} FROM {source}"
     )
 
 
