@@ -202,24 +202,7 @@ class _Layouts:
 
 def accounts_lock(*, member_ids: Iterable[int]) -> dict[int, Account]:
     """Create the missing member accounts, then lock them all in id order; by member id."""
-    wanted = set(member_ids)
-    if not wanted:
-        return {}
-    rows = _accounts_query(wanted, lock=True)
-    missing = wanted - {member_id for _pk, member_id, *_rest in rows}
-    if missing:
-        # ignore_conflicts: a live posting may create one of them at the same moment. In
-        # member order, so two writers creating overlapping accounts wait rather than deadlock.
-        Account.objects.bulk_create(
-            [
-                Account(kind=Account.Kind.MEMBER, member_id=member_id)
-                for member_id in sorted(missing)
-            ],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
-        # Locked in id order, all of them again: the new ones may sit between the others.
-        rows = _accounts_query(wanted, lock=True)
+    rows = _accounts_lock_query(set(member_ids), columns=_ACCOUNT_COLUMNS)
     accounts = {}
     for pk, member_id, balance, debt, lifetime in rows:
         accounts[member_id] = Account(
@@ -235,13 +218,18 @@ def accounts_lock(*, member_ids: Iterable[int]) -> dict[int, Account]:
 
 def accounts_lock_rows(*, member_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     """`accounts_lock` without the model objects: (account id, debt) by member id."""
-    wanted = set(member_ids)
+    rows = _accounts_lock_query(set(member_ids), columns=("id", "member_id", "debt"))
+    return {member_id: (pk, debt) for pk, member_id, debt in rows}
+
+
+def _accounts_lock_query(wanted: set[int], *, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """`columns` (the first two: id, member_id) of these members' accounts, created where
+    missing, all locked in id order."""
     if not wanted:
-        return {}
-    columns = ("id", "member_id", "debt")
+        return []
     rows = _accounts_query(wanted, lock=True, columns=columns)
     if len(rows) < len(wanted):
-        missing = wanted - {member_id for _pk, member_id, _debt in rows}
+        missing = wanted - {row[1] for row in rows}
         # ignore_conflicts: a live posting may create one of them at the same moment. In
         # member order, so two writers creating overlapping accounts wait rather than deadlock.
         Account.objects.bulk_create(
@@ -254,7 +242,7 @@ def accounts_lock_rows(*, member_ids: Iterable[int]) -> dict[int, tuple[int, int
         )
         # Locked in id order, all of them again: the new ones may sit between the others.
         rows = _accounts_query(wanted, lock=True, columns=columns)
-    return {member_id: (pk, debt) for pk, member_id, debt in rows}
+    return rows
 
 
 _ACCOUNT_COLUMNS = ("id", "member_id", "balance", "debt", "lifetime_earned")
