@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -81,7 +82,7 @@ from tiers.selectors import tier_levels
 
 from . import earning
 from .earning import PurchaseContext, policy_get
-from .ledger import BUSINESS_TZ
+from .ledger import BUSINESS_TZ, expiry_for
 from .ledger_bulk import (
     ENTRY_OWN,
     LOT_OWN,
@@ -750,10 +751,10 @@ class EarningCalculator:
             # A category rate is in points per ¥1; relative to the base rate it scales the spend.
             eligible = amount * rate / self.policy_rate
             eligible_text = str(eligible.quantize(CENT, rounding=ROUND_FLOOR))
-        # With promotions the multiplier may be any Decimal: Decimal arithmetic, as
-        # `earning.points_for`.
-        value = (eligible * self.base_rate * multiplier).quantize(_ONE, rounding=ROUND_FLOOR)
-        return eligible_text, max(int(value), 0)
+        # With promotions the multiplier may be any Decimal: Decimal arithmetic.
+        return eligible_text, earning.points_for(
+            eligible=eligible, multiplier=multiplier, policy=self.policy
+        )
 
 
 _json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
@@ -787,20 +788,10 @@ def purchase_fingerprint(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-_EXPIRY_CACHE: dict[tuple[int, int], datetime.datetime] = {}
-
-
+@functools.cache
 def _expiry(year: int, month: int) -> datetime.datetime:
-    """ledger.expiry_for of a month (Beijing): the end of the 12th month after it."""
-    value = _EXPIRY_CACHE.get((year, month))
-    if value is None:
-        next_month = month + 1
-        next_year = year + 1 + (next_month > 12)
-        next_month = next_month - 12 if next_month > 12 else next_month
-        value = _EXPIRY_CACHE[(year, month)] = datetime.datetime(
-            next_year, next_month, 1, tzinfo=BUSINESS_TZ
-        )
-    return value
+    """`ledger.expiry_for` of a month (Beijing), remembered: a file spans a few months."""
+    return expiry_for(datetime.datetime(year, month, 1, tzinfo=BUSINESS_TZ))
 
 
 # --- Database lookups per batch ------------------------------------------------------------
