@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import Member, Store
 from .numbers import InvalidPhone, member_no_is_valid, phone_normalize
-from .selectors import audit_action_choices, staff_stores
+from .selectors import audit_action_choices, staff_store_ids, staff_stores
 from .services import Consents
 
 # What the enrolment service's error codes mean to the cashier who typed the data.
@@ -33,6 +33,12 @@ NO_STORE_MESSAGE = _(
 STORE_NOT_YOURS_MESSAGE = _(
     "You can only do this for your own stores. Choose one of the stores listed."
 )
+
+
+def no_store_message(*, user: Any) -> str:
+    """NO_STORE_MESSAGE for a login that acts for no store at all (pages show it on top),
+    else ""."""
+    return str(NO_STORE_MESSAGE) if staff_store_ids(user=user) == frozenset() else ""
 
 
 def store_field_limit(field: forms.ModelChoiceField, *, user: Any) -> None:

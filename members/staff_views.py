@@ -33,11 +33,10 @@ from .selectors import (
     member_consent_history,
     member_get_for_staff,
     member_summary,
-    staff_store_ids,
     staff_stores,
 )
 from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
-from .staff_forms import ENROL_ERRORS, NO_STORE_MESSAGE, AuditFilterForm, MemberEnrolForm
+from .staff_forms import ENROL_ERRORS, AuditFilterForm, MemberEnrolForm, no_store_message
 
 AUDIT_PAGE_SIZE = 50
 # The store last chosen on the enrolment form: a till enrols at the same store all day.
@@ -67,16 +66,13 @@ def _member_or_404(member_no: str) -> Member:
     return member
 
 
-def _no_store_message(request: HttpRequest) -> str:
-    """What a store staff member or manager whose login has no store is told (else "")."""
-    return str(NO_STORE_MESSAGE) if staff_store_ids(user=request.user) == frozenset() else ""
-
-
 @require_GET
 @staff_required()
 def home(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "staff/home.html", {"q": "", "no_store_message": _no_store_message(request)}
+        request,
+        "staff/home.html",
+        {"q": "", "no_store_message": no_store_message(user=request.user)},
     )
 
 
@@ -200,7 +196,7 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
         "existing": existing,
         "existing_field": existing_field,
         "privacy_version": settings.PRIVACY_NOTICE_VERSION,
-        "no_store_message": _no_store_message(request),
+        "no_store_message": no_store_message(user=request.user),
     }
     return render(request, "staff/member_enrol.html", context, status=status)
 

@@ -35,7 +35,7 @@ from members.selectors import (
     staff_stores,
     store_list,
 )
-from members.staff_forms import NO_STORE_MESSAGE
+from members.staff_forms import no_store_message
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
@@ -136,11 +136,6 @@ def _initial_store(request: HttpRequest) -> Store | None:
 
 def _remember_store(request: HttpRequest, store: Store) -> None:
     request.session[STORE_SESSION_KEY] = store.pk
-
-
-def _no_store_message(request: HttpRequest) -> str:
-    """What a store staff member or manager whose login has no store is told (else "")."""
-    return str(NO_STORE_MESSAGE) if staff_store_ids(user=request.user) == frozenset() else ""
 
 
 def reward_name(reward: Reward) -> str:
@@ -275,7 +270,7 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
         "points_per_yuan": points_per_yuan,
         "points_typed": points,
         "points_typed_yuan": _yuan(points, points_per_yuan) if points else None,
-        "no_store_message": _no_store_message(request),
+        "no_store_message": no_store_message(user=request.user),
         **_member_card(member, points_per_yuan),
     }
     fragment = None
@@ -377,7 +372,7 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
         form = ReturnRecordForm(initial={"store": _initial_store(request)}, user=request.user)
         lookup = _original_lookup(request.GET)
     fragment = "original" if request.method == "GET" else None
-    context = {"form": form, "no_store_message": _no_store_message(request), **lookup}
+    context = {"form": form, "no_store_message": no_store_message(user=request.user), **lookup}
     return _render(
         request, "points/staff/return_record.html", context, fragment=fragment, status=status
     )
@@ -459,7 +454,7 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
         "code": code,
         "error": error,
         "not_found": bool(code) and coupon is None,
-        "no_store_message": _no_store_message(request),
+        "no_store_message": no_store_message(user=request.user),
         **_coupon_context(coupon),
     }
     return _render(
