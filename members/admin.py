@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from . import roles
 from .models import ApiToken, AuditEntry, JobRun, Member, MemberImport, Store, User
 from .numbers import InvalidPhone, phone_normalize
-from .services import PROFILE_FIELDS, member_update_profile
+from .services import PROFILE_FIELDS, member_update_profile, user_stores_set
 
 
 def is_administrator(user) -> bool:
@@ -94,19 +94,19 @@ class UserAdmin(AdministratorAdmin, DjangoUserAdmin):
     add_form = UserCreationForm
     ordering = ("email",)
     list_display = ("email", "phone", "name", "is_staff", "is_active", "date_joined")
-    list_filter = ("is_staff", "is_superuser", "is_active", "groups")
+    list_filter = ("is_staff", "is_superuser", "is_active", "groups", "stores")
     search_fields = ("email", "phone", "name")
     readonly_fields = ("last_login", "date_joined", "pending_enrolment")
     fieldsets = (
         (None, {"fields": ("email", "phone", "phone_verified", "name", "password")}),
-        (_("Roles"), {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        (_("Roles"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "stores")}),
         (_("Dates"), {"fields": ("last_login", "date_joined", "pending_enrolment")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "name", "phone")}),
         (None, {"classes": ("wide",), "fields": ("password1", "password2")}),
     )
-    filter_horizontal = ("groups",)
+    filter_horizontal = ("groups", "stores")
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         # Administrators manage staff accounts and their roles (PRODUCT.md, Roles).
@@ -114,6 +114,13 @@ class UserAdmin(AdministratorAdmin, DjangoUserAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return super().has_add_permission(request) or is_administrator(request.user)
+
+    def save_related(self, request: HttpRequest, form, formsets, change) -> None:
+        # The stores a login acts for change through the audited service, not save_m2m.
+        stores = form.cleaned_data.pop("stores", None)
+        super().save_related(request, form, formsets, change)
+        if stores is not None:
+            user_stores_set(user=form.instance, stores=stores, actor=request.user)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         # Only a superuser makes another: the administrator role cannot raise itself above it.

@@ -59,6 +59,19 @@ class User(AbstractBaseUser, PermissionsMixin):
     # What the shopper chose at sign-up, applied once the phone is verified and the member
     # record exists (or is found, for a shopper enrolled at the till).
     pending_enrolment = models.JSONField(default=dict, blank=True)
+    # The stores a store staff member or manager acts for (members.selectors.staff_store_ids
+    # is the one place that reads it); roles with `members.all_stores` act for every store.
+    stores = models.ManyToManyField(
+        "Store",
+        blank=True,
+        related_name="staff",
+        verbose_name=_("stores"),
+        help_text=_(
+            "The stores this member of staff records purchases, returns, coupons and "
+            "enrolments for, and sees the figures of. Administrators, marketers and auditors "
+            "see every store."
+        ),
+    )
 
     objects = UserManager()
 
@@ -94,6 +107,7 @@ class Store(models.Model):
         ordering = ["code"]
         verbose_name = _("store")
         verbose_name_plural = _("stores")
+        permissions = [("all_stores", _("Can act for and see every store"))]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"

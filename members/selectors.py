@@ -165,6 +165,31 @@ def store_get(*, code: str) -> Store | None:
     return Store.objects.filter(code=code, is_active=True).first()
 
 
+# Administrators, marketers and auditors have it (migrations/0008_staff_stores.py).
+ALL_STORES_PERMISSION = "members.all_stores"
+
+
+def staff_store_ids(*, user: Any) -> frozenset[int] | None:
+    """The stores a back-office user may act for and see the figures of; None for all.
+
+    The one home of the rule "store staff and managers act for their stores only": a login
+    with `members.all_stores` (administrators, marketers, auditors, superusers) acts for
+    every store; anyone else only for the stores on their login, which may be none.
+    """
+    if user.has_perm(ALL_STORES_PERMISSION):
+        return None
+    if not user.is_authenticated:
+        return frozenset()
+    return frozenset(user.stores.values_list("id", flat=True))
+
+
+def staff_stores(*, user: Any) -> QuerySet[Store]:
+    """The active stores a back-office user may choose on a form (`staff_store_ids`)."""
+    store_ids = staff_store_ids(user=user)
+    stores = store_list()
+    return stores if store_ids is None else stores.filter(pk__in=store_ids)
+
+
 def audit_entry_list(
     *,
     action: str = "",
@@ -202,6 +227,7 @@ _audit_action_labels: dict[str, StrOrPromise] = {
     "api_token.revoke": gettext_lazy("API token revoked"),
     "store.create": gettext_lazy("Store created"),
     "user.create": gettext_lazy("Login created"),
+    "user.stores": gettext_lazy("Stores of a login changed"),
     "user.password_set_after_code": gettext_lazy("Password set after a code login"),
 }
 

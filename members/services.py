@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -479,6 +480,11 @@ def _api_token_label(token: ApiToken) -> str:
     return f"API token {token.prefix} ({token.store.code})"
 
 
+def api_token_label(*, token: ApiToken) -> str:
+    """How an API token is named as the actor of an audit entry."""
+    return _api_token_label(token)
+
+
 def api_token_create(
     *, store: Store, name: str = "", actor: User | None = None
 ) -> tuple[ApiToken, str]:
@@ -563,10 +569,11 @@ def user_create(
     name: str = "",
     phone: str | None = None,
     roles: tuple[str, ...] | list[str] = (),
+    stores: Iterable[Store] = (),
     is_superuser: bool = False,
     actor: User | None = None,
 ) -> User:
-    """Create a login with a verified primary e-mail, in the given role groups.
+    """Create a login with a verified primary e-mail, in the given role groups and stores.
 
     For staff accounts and demo logins made by an administrator, not for shoppers (they sign
     up and verify their phone themselves). A phone given here is taken as verified.
@@ -603,11 +610,34 @@ def user_create(
         user.set_password(password)
         user.save()
         user.groups.set(groups)
+        stores = list(stores)
+        user.stores.set(stores)
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
         audit_log(
             actor=actor,
             action="user.create",
             target=user,
-            details={"roles": sorted(group.name for group in groups), "superuser": is_superuser},
+            details={
+                "roles": sorted(group.name for group in groups),
+                "stores": sorted(store.code for store in stores),
+                "superuser": is_superuser,
+            },
         )
     return user
+
+
+def user_stores_set(*, user: User, stores: Iterable[Store], actor: User | None = None) -> None:
+    """Make `stores` the stores a staff login acts for (members.selectors.staff_store_ids)."""
+    stores = list(stores)
+    with transaction.atomic():
+        before = sorted(user.stores.values_list("code", flat=True))
+        after = sorted(store.code for store in stores)
+        if before == after:
+            return
+        user.stores.set(stores)
+        audit_log(
+            actor=actor,
+            action="user.stores",
+            target=user,
+            details={"before": before, "after": after},
+        )

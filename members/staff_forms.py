@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import Member, Store
 from .numbers import InvalidPhone, member_no_is_valid, phone_normalize
-from .selectors import audit_action_choices, store_list
+from .selectors import audit_action_choices, staff_store_ids, staff_stores
 from .services import Consents
 
 # What the enrolment service's error codes mean to the cashier who typed the data.
@@ -24,6 +24,37 @@ ENROL_ERRORS = {
     "invalid_gender": _("Choose one of the options."),
     "invalid_birthday": _("Enter a real birthday (not in the future)."),
 }
+
+# Shown to a store staff member or manager whose login has no store (staff_store_ids).
+NO_STORE_MESSAGE = _(
+    "Your login is not linked to any store yet, so you cannot record anything for a store. "
+    "Ask an administrator to add your store to your account."
+)
+STORE_NOT_YOURS_MESSAGE = _(
+    "You can only do this for your own stores. Choose one of the stores listed."
+)
+
+
+def no_store_message(*, user: Any) -> str:
+    """NO_STORE_MESSAGE for a login that acts for no store at all (pages show it on top),
+    else ""."""
+    return str(NO_STORE_MESSAGE) if staff_store_ids(user=user) == frozenset() else ""
+
+
+def store_field_limit(field: forms.ModelChoiceField, *, user: Any) -> None:
+    """Offer only the stores `user` may act for; a store posted from outside them (another
+    store's id, a tampered form) is refused with a message saying why, never recorded."""
+    stores = staff_stores(user=user)
+    field.queryset = stores
+    field.empty_label = None
+    if stores.exists():
+        field.error_messages = {**field.error_messages, "invalid_choice": STORE_NOT_YOURS_MESSAGE}
+    else:
+        field.error_messages = {
+            **field.error_messages,
+            "invalid_choice": NO_STORE_MESSAGE,
+            "required": NO_STORE_MESSAGE,
+        }
 
 
 class MemberEnrolForm(forms.Form):
@@ -60,10 +91,9 @@ class MemberEnrolForm(forms.Form):
         },
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["store"].queryset = store_list()
-        self.fields["store"].empty_label = None
+        store_field_limit(self.fields["store"], user=user)
 
     def clean_phone(self) -> str:
         # Checked here as well as in the service so every field's error shows at once.

@@ -33,10 +33,10 @@ from .selectors import (
     member_consent_history,
     member_get_for_staff,
     member_summary,
-    store_list,
+    staff_stores,
 )
 from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
-from .staff_forms import ENROL_ERRORS, AuditFilterForm, MemberEnrolForm
+from .staff_forms import ENROL_ERRORS, AuditFilterForm, MemberEnrolForm, no_store_message
 
 AUDIT_PAGE_SIZE = 50
 # The store last chosen on the enrolment form: a till enrols at the same store all day.
@@ -69,7 +69,11 @@ def _member_or_404(member_no: str) -> Member:
 @require_GET
 @staff_required()
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "staff/home.html", {"q": ""})
+    return render(
+        request,
+        "staff/home.html",
+        {"q": "", "no_store_message": no_store_message(user=request.user)},
+    )
 
 
 @require_GET
@@ -128,11 +132,9 @@ def member_reveal_phone(request: HttpRequest, member_no: str) -> HttpResponse:
 
 
 def _enrol_initial_store(request: HttpRequest) -> Store | None:
-    """The store chosen last time on this session if still active, else the first active one.
-
-    There is no link from a staff login to a store yet, so this is the best default.
-    """
-    stores = store_list()
+    """The store chosen last time on this session if still one of the user's, else the
+    first of the user's stores."""
+    stores = staff_stores(user=request.user)
     remembered = request.session.get(ENROL_STORE_SESSION_KEY)
     store = stores.filter(pk=remembered).first() if remembered else None
     return store or stores.first()
@@ -145,7 +147,7 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
     existing_field = ""
     status = 200
     if request.method == "POST":
-        form = MemberEnrolForm(request.POST)
+        form = MemberEnrolForm(request.POST, user=request.user)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -186,13 +188,15 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
             initial={
                 "phone": request.GET.get("phone", "").strip(),
                 "store": _enrol_initial_store(request),
-            }
+            },
+            user=request.user,
         )
     context = {
         "form": form,
         "existing": existing,
         "existing_field": existing_field,
         "privacy_version": settings.PRIVACY_NOTICE_VERSION,
+        "no_store_message": no_store_message(user=request.user),
     }
     return render(request, "staff/member_enrol.html", context, status=status)
 

@@ -23,6 +23,7 @@ from members.api import TierOut
 from members.api_common import ErrorOut, InvalidOut, error_body, invalid_body
 from members.models import Member, Store
 from members.selectors import member_find_open, member_summary, store_get
+from members.services import api_token_label
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
@@ -40,6 +41,7 @@ from .services import (
     CouponNotFound,
     CouponUsed,
     CouponVoid,
+    CrossStoreReturnRefused,
     InvalidPurchase,
     LimitReached,
     LineInput,
@@ -281,6 +283,13 @@ def _points_error_status(exc: PointsError) -> Status:
             422,
             _("The amount is more than what is left of the purchase to return."),
         ),
+        CrossStoreReturnRefused: (
+            422,
+            _(
+                "This purchase was made at another store: returns are accepted only at the "
+                "store of the purchase."
+            ),
+        ),
         RewardUnavailable: (422, _("This reward is not available now.")),
         OutOfStock: (422, _("This reward is out of stock.")),
         LimitReached: (422, _("The member has reached the limit for this reward.")),
@@ -438,7 +447,9 @@ def purchase_create(request: HttpRequest, payload: PurchaseIn):
         "amount returned, rounded down. Points that were already spent take the balance "
         "negative.\n\n"
         "- `store` must be the API token's store (**403** `forbidden_store`). The purchase is "
-        "looked up at `original_store` (a store code, default: `store`).\n"
+        "looked up at `original_store` (a store code, default: `store`). A return for a "
+        "purchase at another store is audited; when the retailer does not accept those "
+        "(setting `POINTS_CROSS_STORE_RETURNS` off) it gives **422** `cross_store_return`.\n"
         "- An unknown original receipt gives **404** `not_found`; returning more than is left "
         "of the purchase gives **422** `return_exceeds_purchase`.\n"
         "- The same store + `receipt_no` again gives **200** with the first return's "
@@ -473,6 +484,7 @@ def return_create(request: HttpRequest, payload: ReturnIn):
             amount=payload.amount,
             occurred_at=_business_time(payload.occurred_at),
             original_store=original_store,
+            actor_label=api_token_label(token=request.auth),
         )
     except PointsError as exc:
         return _points_error_status(exc)

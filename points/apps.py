@@ -115,6 +115,7 @@ class PointsConfig(AppConfig):
         for action, label in (
             ("purchase.record", _("Purchase recorded")),
             ("purchase.return", _("Return recorded")),
+            ("purchase.return_cross_store", _("Return for a purchase at another store")),
             ("points.adjust", _("Points adjusted")),
             ("reward.redeem", _("Reward redeemed")),
             ("reward.void", _("Redemption voided, points refunded")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,8 +147,15 @@ def purchase_get_by_receipt(*, store: Store, receipt_no: str) -> Purchase | None
     )
 
 
-def purchase_list_with_returns(*, member: Member, limit: int = 10) -> list[Purchase]:
-    return list(purchase_list(member=member).prefetch_related("returns")[:limit])
+def purchase_list_with_returns(
+    *, member: Member, limit: int = 10, store_ids: Collection[int] | None = None
+) -> list[Purchase]:
+    """The member's latest purchases with their returns; only those at `store_ids` if given
+    (a store staff member's stores, members.selectors.staff_store_ids)."""
+    purchases = purchase_list(member=member)
+    if store_ids is not None:
+        purchases = purchases.filter(store_id__in=store_ids)
+    return list(purchases.prefetch_related("returns")[:limit])
 
 
 def ledger_history_for_staff(*, member: Member, kind: str = "") -> QuerySet[LedgerTransaction]:

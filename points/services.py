@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -63,6 +64,12 @@ class PurchaseNotFound(InvalidPurchase):
 
 class ReturnExceedsPurchase(PointsError):
     code = "return_exceeds_purchase"
+
+
+class CrossStoreReturnRefused(PointsError):
+    """A return at one store for a purchase at another, with POINTS_CROSS_STORE_RETURNS off."""
+
+    code = "cross_store_return"
 
 
 class AdjustmentNotAllowed(PointsError):
@@ -326,11 +333,15 @@ def return_record(
     occurred_at: datetime.datetime,
     original_store: Store | None = None,
     actor: User | None = None,
+    actor_label: str = "",
 ) -> ReturnResult:
     """Record a (partial) return: reverse the purchase's points in proportion, rounded down.
 
     Proportion is taken on the running total returned, so two half returns reverse exactly
     what one full return would. Returning more than is left of the purchase is refused.
+    A return at another store than the purchase's is refused when POINTS_CROSS_STORE_RETURNS
+    is off, and audited (`purchase.return_cross_store`) when it is on, whoever records it;
+    `actor_label` names a non-person actor (an API token) in that entry.
     """
     receipt_no = receipt_no.strip()
     amount = Decimal(amount).quantize(CENT)
@@ -361,6 +372,11 @@ def return_record(
             if existing.fingerprint != request_fingerprint:
                 raise IdempotencyConflict(key)
             return ReturnResult(purchase_return=existing, created=False)
+        cross_store = original_store.pk != store.pk
+        if cross_store and not settings.POINTS_CROSS_STORE_RETURNS:
+            raise CrossStoreReturnRefused(
+                f"the purchase was made at {original_store.code}, not at {store.code}"
+            )
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         if purchase.returned_amount + amount > purchase.amount:
             raise ReturnExceedsPurchase(
@@ -427,6 +443,22 @@ def return_record(
                 target=purchase_return,
                 member=purchase.member,
                 details={"receipt_no": receipt_no, "amount": str(amount), "points": points},
+            )
+        if cross_store:
+            audit_log(
+                actor=actor,
+                actor_label=actor_label,
+                action="purchase.return_cross_store",
+                target=purchase_return,
+                member=purchase.member,
+                details={
+                    "store": store.code,
+                    "receipt_no": receipt_no,
+                    "original_store": original_store.code,
+                    "original_receipt_no": purchase.receipt_no,
+                    "amount": str(amount),
+                    "points": points,
+                },
             )
     return ReturnResult(purchase_return=purchase_return, created=True)
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from members.models import Member, Store
 from members.numbers import member_no_is_valid
 from members.selectors import member_get_by_number, store_list
+from members.staff_forms import store_field_limit
 
 from .ledger import BUSINESS_TZ
 from .models import LedgerTransaction
@@ -93,12 +94,11 @@ class PurchaseRecordForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "100", "min": "0", "inputmode": "numeric"}),
     )
 
-    def __init__(self, *args: Any, points_per_yuan: int = 100, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, points_per_yuan: int = 100, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.points_per_yuan = points_per_yuan
         self.member_obj: Member | None = None
-        self.fields["store"].queryset = store_list()
-        self.fields["store"].empty_label = None
+        store_field_limit(self.fields["store"], user=user)
         self.fields["points_to_use"].widget.attrs["step"] = str(points_per_yuan)
         # htmx: show who the member is and what the points are worth while typing.
         url = reverse("staff:purchase-record")
@@ -222,12 +222,11 @@ class ReturnRecordForm(forms.Form):
     amount = _money_field(_("Amount returned (¥)"))
     occurred_at = _datetime_field(_("Time of return"))
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        stores = store_list()
-        self.fields["store"].queryset = stores
-        self.fields["store"].empty_label = None
-        self.fields["original_store"].queryset = stores
+        # The return is recorded at one of the user's stores; the purchase may be anywhere.
+        store_field_limit(self.fields["store"], user=user)
+        self.fields["original_store"].queryset = store_list()
         self.fields["original_store"].empty_label = _("Same store")
         # htmx: look the original purchase up as soon as its receipt number is typed.
         lookup = {
@@ -295,10 +294,9 @@ class CouponUseForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["store"].queryset = store_list()
-        self.fields["store"].empty_label = None
+        store_field_limit(self.fields["store"], user=user)
 
     def clean_code(self) -> str:
         return coupon_code_from_scan(self.cleaned_data["code"])

@@ -28,7 +28,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from members.jobs import job_run
 from members.models import JobRun, Member, Store
 from members.permissions import staff_required
-from members.selectors import member_get_by_number, member_get_for_staff, store_list
+from members.selectors import (
+    member_get_by_number,
+    member_get_for_staff,
+    staff_store_ids,
+    staff_stores,
+    store_list,
+)
+from members.staff_forms import no_store_message
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
@@ -53,6 +60,7 @@ from .services import (
     CouponNotFound,
     CouponUsed,
     CouponVoid,
+    CrossStoreReturnRefused,
     InvalidPurchase,
     MemberInactive,
     PurchaseNotFound,
@@ -115,7 +123,9 @@ def _member_or_404(member_no: str) -> Member:
 
 
 def _initial_store(request: HttpRequest) -> Store | None:
-    stores = store_list()
+    """The store last used on this session if it is still one of the user's, else the
+    first of the user's stores."""
+    stores = staff_stores(user=request.user)
     for key in (STORE_SESSION_KEY, ENROL_STORE_SESSION_KEY):
         remembered = request.session.get(key)
         store = stores.filter(pk=remembered).first() if remembered else None
@@ -154,6 +164,13 @@ def points_error_message(error: PointsError) -> str:
         (MemberInactive, _("This member's account is frozen or closed: it cannot earn or spend.")),
         (PurchaseNotFound, _("There is no purchase with this receipt number at this store.")),
         (ReturnExceedsPurchase, _("The amount is more than what is left of the purchase.")),
+        (
+            CrossStoreReturnRefused,
+            _(
+                "This purchase was made at another store: returns are accepted only at the "
+                "store of the purchase."
+            ),
+        ),
         (CouponNotFound, _("There is no coupon with this code.")),
         (CouponUsed, _("This coupon has already been used.")),
         (CouponExpired, _("This coupon has expired.")),
@@ -190,7 +207,7 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
     status = 200
     existing: Purchase | None = None
     if request.method == "POST":
-        form = PurchaseRecordForm(request.POST, points_per_yuan=points_per_yuan)
+        form = PurchaseRecordForm(request.POST, user=request.user, points_per_yuan=points_per_yuan)
         if form.is_valid():
             data = form.cleaned_data
             member = form.member_obj
@@ -243,6 +260,7 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
         member = member_get_by_number(member_no=member_no) if member_no else None
         form = PurchaseRecordForm(
             initial={"member": member_no, "store": _initial_store(request)},
+            user=request.user,
             points_per_yuan=points_per_yuan,
         )
     points = _points_typed(request)
@@ -252,6 +270,7 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
         "points_per_yuan": points_per_yuan,
         "points_typed": points,
         "points_typed_yuan": _yuan(points, points_per_yuan) if points else None,
+        "no_store_message": no_store_message(user=request.user),
         **_member_card(member, points_per_yuan),
     }
     fragment = None
@@ -295,7 +314,7 @@ def _original_lookup(source: Any) -> dict[str, Any]:
 def return_record_view(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
-        form = ReturnRecordForm(request.POST)
+        form = ReturnRecordForm(request.POST, user=request.user)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -329,6 +348,8 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
                     "receipt_no",
                     _("This return receipt was already recorded for a different return."),
                 )
+            except CrossStoreReturnRefused as error:
+                form.add_error("original_store", points_error_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))
             else:
@@ -348,10 +369,10 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
         status = 400
         lookup = _original_lookup(request.POST)
     else:
-        form = ReturnRecordForm(initial={"store": _initial_store(request)})
+        form = ReturnRecordForm(initial={"store": _initial_store(request)}, user=request.user)
         lookup = _original_lookup(request.GET)
     fragment = "original" if request.method == "GET" else None
-    context = {"form": form, **lookup}
+    context = {"form": form, "no_store_message": no_store_message(user=request.user), **lookup}
     return _render(
         request, "points/staff/return_record.html", context, fragment=fragment, status=status
     )
@@ -396,7 +417,7 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         status = 400
-        use_form = CouponUseForm(request.POST)
+        use_form = CouponUseForm(request.POST, user=request.user)
         lookup = CouponLookupForm({"code": request.POST.get("code", "")})
         code = coupon_code_from_scan(request.POST.get("code", ""))
         if use_form.is_valid():
@@ -423,7 +444,9 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
     else:
         lookup = CouponLookupForm(request.GET or None)
         code = lookup.cleaned_data["code"] if lookup.is_bound and lookup.is_valid() else ""
-        use_form = CouponUseForm(initial={"code": code, "store": _initial_store(request)})
+        use_form = CouponUseForm(
+            initial={"code": code, "store": _initial_store(request)}, user=request.user
+        )
     coupon = coupon_get(code=code) if code else None
     context = {
         "lookup": lookup,
@@ -431,6 +454,7 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
         "code": code,
         "error": error,
         "not_found": bool(code) and coupon is None,
+        "no_store_message": no_store_message(user=request.user),
         **_coupon_context(coupon),
     }
     return _render(
@@ -564,7 +588,12 @@ def balance_panel(member: Member, request: HttpRequest) -> dict | None:
 def purchases_panel(member: Member, request: HttpRequest) -> dict | None:
     if not _can_see_points(request):
         return None
-    return {"purchases": purchase_list_with_returns(member=member, limit=PANEL_PURCHASES)}
+    # Store staff and managers see the purchases at their stores only.
+    store_ids = staff_store_ids(user=request.user)
+    purchases = purchase_list_with_returns(
+        member=member, limit=PANEL_PURCHASES, store_ids=store_ids
+    )
+    return {"purchases": purchases, "own_stores_only": store_ids is not None}
 
 
 def ledger_panel(member: Member, request: HttpRequest) -> dict | None:

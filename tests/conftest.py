@@ -110,7 +110,8 @@ def _tier_levels_present(request):
         tier_levels_restore()
 
 
-def make_role_user(role: str, **kwargs):
+def make_role_user(role: str, *, stores=(), **kwargs):
+    """A user in `role`, acting for `stores` (store staff and managers act for those only)."""
     from django.contrib.auth.models import Permission
 
     group = Group.objects.filter(name=role).first()
@@ -122,6 +123,7 @@ def make_role_user(role: str, **kwargs):
             )
     user = UserFactory(**kwargs)
     user.groups.add(group)
+    user.stores.set(stores)
     return user
 
 
@@ -132,8 +134,9 @@ def role_user(db):
 
 
 @pytest.fixture
-def staff_user(db):
-    return make_role_user("store_staff", email="staff@example.com", name="店员小王")
+def staff_user(db, store):
+    """A store staff member of store SH001 (the `store` fixture)."""
+    return make_role_user("store_staff", email="staff@example.com", name="店员小王", stores=[store])
 
 
 @pytest.fixture

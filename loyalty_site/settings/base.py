@@ -240,6 +240,9 @@ POINTS_EXPIRY_BATCH = env.int("POINTS_EXPIRY_BATCH", default=5000)
 # A plain purchase posted by one PostgreSQL function instead of ~18 ORM statements
 # (points/purchase_fast.py); off, every purchase takes the ORM path (the reference).
 POINTS_PURCHASE_FAST_PATH = env.bool("POINTS_PURCHASE_FAST_PATH", default=True)
+# A return at one store for a purchase made at another (POS API and back office). Every such
+# return is audited (`purchase.return_cross_store`); off, it is refused (API: 422).
+POINTS_CROSS_STORE_RETURNS = env.bool("POINTS_CROSS_STORE_RETURNS", default=True)
 
 LOGGING = {
     "version": 1,

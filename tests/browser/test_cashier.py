@@ -22,8 +22,8 @@ def log_in(page, email: str) -> None:
 
 
 def test_cashier_finds_a_member_by_phone_and_reveals_it_with_an_audit_entry(page):
-    StoreFactory(code="SH001", name="上海南京路店")
-    make_role_user("store_staff", email="cashier@example.com")
+    store = StoreFactory(code="SH001", name="上海南京路店")
+    make_role_user("store_staff", email="cashier@example.com", stores=[store])
     MemberFactory(name="周杰", phone="+8613711112222")
     MemberFactory(name="周敏", phone="+8613733334444")
 
@@ -46,8 +46,8 @@ def test_cashier_finds_a_member_by_phone_and_reveals_it_with_an_audit_entry(page
 
 
 def test_cashier_enrols_a_new_shopper_from_an_unknown_phone(page):
-    StoreFactory(code="SH001", name="上海南京路店")
-    make_role_user("store_staff", email="cashier@example.com")
+    store = StoreFactory(code="SH001", name="上海南京路店")
+    make_role_user("store_staff", email="cashier@example.com", stores=[store])
 
     log_in(page, "cashier@example.com")
     page.fill("input[name=q]", "13655556666")

@@ -54,7 +54,7 @@ def test_member_redeems_cny10_and_a_cashier_accepts_the_coupon_after_a_purchase(
     assert Account.objects.get(member=member).balance == 500
 
     # A cashier, in another browser, records a purchase for the member and accepts the coupon.
-    make_role_user("store_staff", email="cashier@example.com")
+    make_role_user("store_staff", email="cashier@example.com", stores=[store])
     cashier = browser.new_context(
         viewport={"width": 1024, "height": 800}, locale="zh-CN"
     ).new_page()

@@ -36,7 +36,7 @@ def test_member_sees_tier_progress_change_after_a_purchase_at_the_till(browser, 
     assert "800" in panel.locator(".tier-needed").inner_text()
 
     # A cashier records a ¥500 purchase: still Regular, but closer.
-    make_role_user("store_staff", email="cashier@example.com")
+    make_role_user("store_staff", email="cashier@example.com", stores=[store])
     cashier = browser.new_context(
         viewport={"width": 1024, "height": 800}, locale="zh-CN"
     ).new_page()

@@ -101,13 +101,17 @@ def test_the_phone_comes_prefilled_from_a_search_that_found_nobody(staff_client,
     assert re.search(r'<input[^>]*name="phone"[^>]*value="13900001111"', html)
 
 
-def test_the_store_defaults_to_the_first_active_store(staff_client):
-    StoreFactory(code="AA000", name="已关闭", is_active=False)
+def test_the_store_defaults_to_the_first_of_the_staff_members_active_stores(
+    staff_client, staff_user
+):
+    closed = StoreFactory(code="AA000", name="已关闭", is_active=False)
     beijing = StoreFactory(code="BJ001", name="北京店")
-    StoreFactory(code="SH001", name="上海店")
+    StoreFactory(code="AB001", name="别人的店")
+    staff_user.stores.add(closed, beijing)
     html = page(staff_client.get(ENROL_URL))
     assert selected_store(html) == str(beijing.pk)
     assert "已关闭" not in html
+    assert "别人的店" not in html
 
 
 def test_the_store_chosen_last_time_is_offered_again(staff_client):
@@ -173,7 +177,7 @@ def test_only_phone_name_and_privacy_are_needed(staff_client, store):
         ({"birthday": "2999-01-01"}, "birthday", "Enter a real birthday"),
         ({"birthday": "17/05/1990x"}, "birthday", "Enter a valid date."),
         ({"accept_privacy": None}, "accept_privacy", "must see and accept the privacy notice"),
-        ({"store": "999999"}, "store", "Select a valid choice."),
+        ({"store": "999999"}, "store", "You can only do this for your own stores."),
     ],
 )
 def test_bad_input_gets_a_message_at_the_field_and_writes_nothing(

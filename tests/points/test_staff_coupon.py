@@ -156,8 +156,11 @@ def test_an_unknown_code_says_so(staff_client, coupon, store):
     assert "There is no coupon with this code." in page(response)
 
 
-def test_the_store_is_remembered_from_the_last_coupon(staff_client, member, reward, coupon):
+def test_the_store_is_remembered_from_the_last_coupon(
+    staff_client, staff_user, member, reward, coupon
+):
     other = StoreFactory(code="BJ001", name="北京店")
+    staff_user.stores.add(other)
     staff_client.post(URL, {"code": coupon.code, "store": other.pk})
     second = reward_redeem(member=member, reward=reward, idempotency_key="k2").coupon
     html = page(staff_client.get(f"{URL}?code={second.code}"))

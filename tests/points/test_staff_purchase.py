@@ -118,9 +118,11 @@ def test_a_purchase_is_recorded_and_the_member_page_says_what_it_earned(
     assert AuditEntry.objects.filter(action="purchase.record", actor=staff_user).count() == 1
 
 
-def test_the_time_defaults_to_now_and_the_store_to_the_last_one_used(staff_client, member):
+def test_the_time_defaults_to_now_and_the_store_to_the_last_one_used(
+    staff_client, staff_user, member
+):
     other = StoreFactory(code="BJ001", name="北京王府井店")
-    StoreFactory(code="AA001", name="AAA")
+    staff_user.stores.add(other, StoreFactory(code="AA001", name="AAA"))
     staff_client.post(URL, form_data(member, other))
     html = page(staff_client.get(URL))
     assert 'value="2026-03-15T14:00"' in html

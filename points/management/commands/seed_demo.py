@@ -27,7 +27,13 @@ from django.utils import timezone
 from members import roles
 from members.models import Member, Store, User
 from members.numbers import phone_normalize
-from members.services import Consents, member_enroll, store_ensure, user_create
+from members.services import (
+    Consents,
+    member_enroll,
+    store_ensure,
+    user_create,
+    user_stores_set,
+)
 from points.catalogue import category_rate_ensure, earning_policy_ensure, reward_ensure
 from points.ledger import BUSINESS_TZ
 from points.models import Purchase, Return, Reward
@@ -50,13 +56,15 @@ class DemoLogin:
     name: str
     role: str | None
     superuser: bool = False
+    # Store staff and managers act for these stores only (members.selectors.staff_store_ids).
+    stores: tuple[str, ...] = ()
 
 
 MEMBER_LOGIN = DemoLogin("member@example.com", "李晓梅", None)
 MEMBER_LOGIN_PHONE = "13800000001"
 STAFF_LOGINS = (
-    DemoLogin("staff@example.com", "王芳", roles.STORE_STAFF),
-    DemoLogin("manager@example.com", "张伟", roles.STORE_MANAGER),
+    DemoLogin("staff@example.com", "王芳", roles.STORE_STAFF, stores=("SH001",)),
+    DemoLogin("manager@example.com", "张伟", roles.STORE_MANAGER, stores=("SH001",)),
     DemoLogin("marketer@example.com", "陈静", roles.MARKETER),
     DemoLogin("admin@example.com", "刘洋", roles.ADMINISTRATOR, superuser=True),
     DemoLogin("auditor@example.com", "赵敏", roles.AUDITOR),
@@ -311,15 +319,21 @@ class Command(BaseCommand):
 
         new_logins = 0
         for login in STAFF_LOGINS:
-            if not User.objects.filter(email=login.email).exists():
+            login_stores = [stores[code] for code in login.stores]
+            existing_login = User.objects.filter(email=login.email).first()
+            if existing_login is None:
                 user_create(
                     email=login.email,
                     password=DEMO_PASSWORD,
                     name=login.name,
                     roles=[login.role] if login.role else [],
+                    stores=login_stores,
                     is_superuser=login.superuser,
                 )
                 new_logins += 1
+            elif login_stores and not existing_login.stores.exists():
+                # A demo loaded before logins had stores: give them theirs once.
+                user_stores_set(user=existing_login, stores=login_stores)
         if self._member_login(stores["SH001"]):
             new_logins += 1
 
