@@ -307,6 +307,7 @@ def test_the_rules_page_explains_the_default_policy(member_client, clock):
     assert "200 points when you join." in html
     assert "100 points, once, when you complete your profile." in html
     assert "300 points for each friend you refer, after their first purchase" in html
+    assert "Invite friends" in html
     assert "Points expire at the end of the 12th month after the month they were earned." in html
     assert "points earned on 2026-03-15 can be used until 2027-03-31" in html
     assert "We remind you 30 and 7 days before points expire" in html
