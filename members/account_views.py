@@ -1,4 +1,8 @@
-"""Account pages of our own beside allauth's: a new password right after a login by code.
+"""Account pages of our own beside allauth's: sign-up from a friend's referral link, and a new
+password right after a login by code.
+
+Sign-up is allauth's page; a friend's link (`/accounts/signup/?ref=CODE`) only fills in the
+referral code, which the shopper can still change or clear.
 
 allauth's "Change password" asks for the old password, and its reset by code goes out by
 e-mail only, so a shopper who joined with a phone alone and forgot the password could log in
@@ -13,6 +17,7 @@ import datetime
 import time
 
 from allauth.account.authentication import get_authentication_records
+from allauth.account.views import SignupView
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import SetPasswordForm
@@ -24,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from .selectors import referral_code_clean
 from .services import user_password_set_after_code
 
 # How long after a login by code the old password may be skipped: long enough to open the
@@ -88,3 +94,15 @@ def password_after_code(request: HttpRequest) -> HttpResponse:
     else:
         form = SetPasswordForm(user)
     return render(request, "account/password_after_code.html", {"form": form})
+
+
+class ReferralSignupView(SignupView):
+    def get_initial(self) -> dict:
+        initial = super().get_initial()
+        code = referral_code_clean(self.request.GET.get("ref", ""))
+        if code:
+            initial["referral_code"] = code[:20]
+        return initial
+
+
+signup = ReferralSignupView.as_view()

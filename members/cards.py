@@ -26,9 +26,14 @@ def member_no_grouped(member_no: str) -> str:
 
 
 def member_qr_svg(*, member_no: str, title: str) -> SafeString:
+    return qr_svg(payload=member_qr_payload(member_no), title=title)
+
+
+def qr_svg(*, payload: str, title: str) -> SafeString:
+    """Any text (a member card, a referral link) as an inline QR code SVG."""
     # micro=False: segno would otherwise pick a Micro QR for short payloads, which most
     # phone cameras and many till scanners cannot read.
-    qr = segno.make(member_qr_payload(member_no), error="m", micro=False)
+    qr = segno.make(payload, error="m", micro=False)
     # segno escapes the title itself.
     svg = qr.svg_inline(
         scale=1,

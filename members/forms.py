@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .models import ConsentEvent, Member, User
-from .selectors import store_list
+from .selectors import member_get_by_referral_code, referral_code_clean, store_list
 from .services import user_signup_prepare
 
 
@@ -28,8 +28,15 @@ class SignupExtraForm(forms.Form):
     )
     consent_sms = forms.BooleanField(label=_("Send me offers by SMS"), required=False)
     consent_email = forms.BooleanField(label=_("Send me offers by e-mail"), required=False)
+    referral_code = forms.CharField(
+        label=_("Friend's referral code"),
+        max_length=20,
+        required=False,
+        help_text=_("If a friend invited you, their code: they get a thank-you in points."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters"}),
+    )
 
-    field_order = ["phone", "name", "email", "password1", "password2"]
+    field_order = ["phone", "name", "email", "password1", "password2", "referral_code"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -45,6 +52,14 @@ class SignupExtraForm(forms.Form):
             raise forms.ValidationError(_("Enter your name."))
         return name
 
+    def clean_referral_code(self) -> str:
+        code = referral_code_clean(self.cleaned_data["referral_code"])
+        if code and member_get_by_referral_code(code=code) is None:
+            raise forms.ValidationError(
+                _("No member has this referral code. Check it with your friend, or leave it empty.")
+            )
+        return code
+
     def signup(self, request, user: User) -> None:
         # Applied by member_signup_complete once the phone is verified.
         user_signup_prepare(
@@ -52,6 +67,7 @@ class SignupExtraForm(forms.Form):
             name=self.cleaned_data["name"],
             consent_sms=self.cleaned_data["consent_sms"],
             consent_email=self.cleaned_data["consent_email"],
+            referral_code=self.cleaned_data["referral_code"],
         )
 
 

@@ -81,6 +81,24 @@ def member_get_by_number(*, member_no: str) -> Member | None:
     return Member.objects.select_related("home_store").filter(member_no=member_no).first()
 
 
+def referral_code_clean(code: str) -> str:
+    """A referral code as typed or linked (spaces, dashes, lower case) in its stored form."""
+    return "".join(ch for ch in (code or "").upper() if ch.isalnum())
+
+
+def member_get_by_referral_code(*, code: str) -> Member | None:
+    """The active member whose referral code this is; closed and frozen members refer no one."""
+    code = referral_code_clean(code)
+    if not code:
+        return None
+    return Member.objects.filter(referral_code=code, status=Member.Status.ACTIVE).first()
+
+
+def member_referral_count(*, member: Member) -> int:
+    """How many members joined with this member's referral code."""
+    return Member.objects.filter(referrer=member).count()
+
+
 def member_get_for_staff(*, member_no: str) -> Member | None:
     """A member with everything the staff 360 page shows about them, in one query."""
     if not member_no_is_valid(member_no):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from .hooks import member_enrolled, member_profile_changed
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
+from .selectors import member_get_by_referral_code
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I look-alikes
 
@@ -280,12 +281,17 @@ def member_signup_complete(*, user: User) -> Member:
     # is what was verified, so enrol by phone and leave the e-mail off rather than refuse.
     if email and Member.objects.filter(email=email.lower()).exclude(phone=user.phone).exists():
         email = None
+    # Looked up again now: the code was checked at sign-up, but its member may have closed
+    # the account since. A member already enrolled at a till keeps having no referrer: the
+    # friend did not bring them in (member_enroll only sets it on a new member).
+    referrer = member_get_by_referral_code(code=pending.get("referral_code") or "")
     with transaction.atomic():
         member = member_enroll(
             phone=user.phone or "",
             name=user.name or pending.get("name", ""),
             email=email,
             channel=Member.Channel.ONLINE,
+            referrer=referrer,
             consents=consents,
             user=user,
         )
@@ -294,17 +300,21 @@ def member_signup_complete(*, user: User) -> Member:
     return member
 
 
-def user_signup_prepare(*, user: User, name: str, consent_sms: bool, consent_email: bool) -> User:
+def user_signup_prepare(
+    *, user: User, name: str, consent_sms: bool, consent_email: bool, referral_code: str = ""
+) -> User:
     """Keep what the shopper chose at sign-up until the phone is verified.
 
     No member exists yet: an unverified phone must not claim (or create) a member record,
-    so the choices wait on the login and `member_signup_complete` applies them.
+    so the choices (and the friend's referral code) wait on the login and
+    `member_signup_complete` applies them.
     """
     user.name = name.strip()
     user.pending_enrolment = {
         "privacy_version": settings.PRIVACY_NOTICE_VERSION,
         "consent_sms": bool(consent_sms),
         "consent_email": bool(consent_email),
+        "referral_code": referral_code,
     }
     user.save(update_fields=["name", "pending_enrolment"])
     return user

@@ -14,6 +14,7 @@ MEMBER_NO = r"(?P<member_no>8[0-9]{11})"
 portal_patterns = [
     path("", views.home, name="home"),
     path("profile/", views.profile, name="profile"),
+    path("invite/", views.referral, name="referral"),
     path("privacy/", views.consent, name="consent"),
     path("privacy/notice/", views.privacy_notice, name="privacy-notice"),
     path("privacy/export/", views.data_export, name="data-export"),
@@ -21,6 +22,8 @@ portal_patterns = [
 ]
 
 account_patterns = [
+    # Before allauth's own "signup/", which it replaces (same name and URL).
+    path("signup/", account_views.signup, name="account_signup"),
     path(
         "password/after-code/",
         account_views.password_after_code,

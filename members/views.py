@@ -16,17 +16,23 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .account_views import password_after_code_login_at
-from .cards import member_barcode_svg, member_no_grouped, member_qr_svg
+from .cards import member_barcode_svg, member_no_grouped, member_qr_svg, qr_svg
 from .forms import AccountCloseForm, ConsentForm, ProfileForm
 from .models import ConsentEvent, Member, User
 from .panels import portal_panels_render
-from .selectors import member_consent_history, member_export, member_summary
+from .selectors import (
+    member_consent_history,
+    member_export,
+    member_referral_count,
+    member_summary,
+)
 from .services import InvalidMemberData, member_close, member_set_consent, member_update_profile
 
 MemberView = Callable[..., HttpResponse]
@@ -78,6 +84,27 @@ def home(request: HttpRequest) -> HttpResponse:
             "barcode_svg": member_barcode_svg(member_no=member.member_no, title=card_title),
             # Points (balance, expiring soon) and later apps add their panels here.
             "panels": portal_panels_render(member=member, request=request),
+        },
+    )
+
+
+@require_GET
+@member_required
+def referral(request: HttpRequest, member: Member) -> HttpResponse:
+    """The member's referral code, their sign-up link and its QR code, to share with friends."""
+    link = request.build_absolute_uri(f"{reverse('account_signup')}?ref={member.referral_code}")
+    return render(
+        request,
+        "portal/referral.html",
+        {
+            "member": member,
+            "link": link,
+            "qr_svg": qr_svg(
+                payload=link,
+                title=_("Sign-up link with referral code %(code)s")
+                % {"code": member.referral_code},
+            ),
+            "referred": member_referral_count(member=member),
         },
     )
 

@@ -7,12 +7,15 @@ a new posting (an adjustment in the back office), never an edit.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from members.admin import AdministratorAdmin, ReadOnlyAdmin
 
 from .models import (
+    Category,
     CategoryRate,
     Coupon,
     EarningPolicy,
@@ -53,8 +56,34 @@ class EarningPolicyAdmin(AdministratorAdmin):
         return False
 
 
+@admin.register(Category)
+class CategoryAdmin(AdministratorAdmin):
+    """The list tills, the purchase form and imports use; members read the names."""
+
+    list_display = ("code", "name_zh", "name_en")
+    search_fields = ("code", "name_zh", "name_en")
+
+
+class CategoryRateForm(forms.ModelForm):
+    """A rate is for a category of the list, so the rules page can name it to members."""
+
+    category = forms.ChoiceField(label=_("category"))
+
+    class Meta:
+        model = CategoryRate
+        fields = ("category", "rate", "note")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [
+            ("", "---------"),
+            *((c.code, f"{c.code} · {c.name_zh} · {c.name_en}") for c in Category.objects.all()),
+        ]
+
+
 @admin.register(CategoryRate)
 class CategoryRateAdmin(AdministratorAdmin):
+    form = CategoryRateForm
     list_display = ("category", "rate", "note")
     search_fields = ("category", "note")
 

@@ -121,6 +121,7 @@ class PointsConfig(AppConfig):
             ("reward.void", _("Redemption voided, points refunded")),
             ("coupon.use", _("Coupon used")),
             ("policy.create", _("Earning policy created")),
+            ("category.create", _("Category created")),
             ("category_rate.create", _("Category rate created")),
             ("reward.create", _("Reward created")),
         ):

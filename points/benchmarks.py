@@ -176,6 +176,14 @@ class LedgerBenchmark(Benchmark):
         }
 
 
+# The codes the synthetic file uses, with their names: the import accepts list codes only.
+BENCH_CATEGORIES = {
+    "apparel": ("服装", "Apparel"),
+    "cosmetics": ("美妆", "Cosmetics"),
+    "snacks": ("零食", "Snacks"),
+}
+
+
 def synthetic_purchases_csv(*, rows: int, seed: int | None = None, bad_ratio: float = 0.0) -> bytes:
     """A till export of `rows` purchases by the members in the database."""
     from members.models import Member, Store
@@ -188,7 +196,7 @@ def synthetic_purchases_csv(*, rows: int, seed: int | None = None, bad_ratio: fl
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("store", "receipt_no", "member_no", "occurred_at", "amount", "category"))
-    categories = ("", "", "", "apparel", "cosmetics", "snacks")
+    categories = ("", "", "", *BENCH_CATEGORIES)
     for index in range(rows):
         when = now - datetime.timedelta(seconds=rng.randrange(365 * 86400))
         row = [
@@ -224,6 +232,7 @@ class PurchaseImportBenchmark(Benchmark):
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         from members.models import Member
+        from points.catalogue import category_ensure
         from points.imports import ImportProgress, points_import_file
         from points.loadgen import loadgen
         from points.models import PointsImport
@@ -231,6 +240,8 @@ class PurchaseImportBenchmark(Benchmark):
         if not Member.objects.exists():
             log("no members yet: loadgen --members 10,000 …")
             loadgen(members=10_000, purchases=0)
+        for code, (name_zh, name_en) in BENCH_CATEGORIES.items():
+            category_ensure(code=code, name_zh=name_zh, name_en=name_en)
         rows = options["rows"]
         content = synthetic_purchases_csv(rows=rows, seed=options["seed"])
         log(

@@ -1,6 +1,7 @@
-"""Writes for setup: the earning policy row, category rates and rewards (seed_demo, scripts).
+"""Writes for setup: the earning policy row, categories, their rates and rewards (seed_demo,
+scripts).
 
-Administrators edit all three in the Django admin; these "ensure" services create what is
+Administrators edit them all in the Django admin; these "ensure" services create what is
 missing and leave whatever exists alone (it may have been edited since), so running the
 setup again is safe.
 """
@@ -13,7 +14,7 @@ from django.db import transaction
 
 from members.services import audit_log
 
-from .models import CategoryRate, EarningPolicy, Reward, RewardTierPrice
+from .models import Category, CategoryRate, EarningPolicy, Reward, RewardTierPrice
 
 
 def earning_policy_ensure() -> EarningPolicy:
@@ -24,6 +25,24 @@ def earning_policy_ensure() -> EarningPolicy:
             policy = EarningPolicy.objects.create()
             audit_log(actor=None, action="policy.create", target=policy)
     return policy
+
+
+def category_ensure(*, code: str, name_zh: str, name_en: str) -> Category:
+    code = code.strip()
+    if not code:
+        raise ValueError("a category needs a code")
+    with transaction.atomic():
+        category, created = Category.objects.get_or_create(
+            code=code, defaults={"name_zh": name_zh, "name_en": name_en}
+        )
+        if created:
+            audit_log(
+                actor=None,
+                action="category.create",
+                target=category,
+                details={"code": code},
+            )
+    return category
 
 
 def category_rate_ensure(*, category: str, rate: Decimal, note: str = "") -> CategoryRate:

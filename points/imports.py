@@ -103,6 +103,7 @@ from .ledger_bulk import (
 )
 from .models import (
     Account,
+    Category,
     CategoryRate,
     Entry,
     LedgerTransaction,
@@ -136,7 +137,14 @@ PURCHASE_COLUMNS: tuple[tuple[str, bool, Any], ...] = (
     ),
     ("amount", True, _("Amount paid in yuan, e.g. 128.50.")),
     ("channel", False, _("store, online, app or mini_program. Blank: store.")),
-    ("category", False, _("Product category; special-rate and excluded categories apply.")),
+    (
+        "category",
+        False,
+        _(
+            "Product category: a code of the category list; special-rate and excluded "
+            "categories apply."
+        ),
+    ),
     ("sku", False, _("SKU of the item.")),
 )
 BALANCE_COLUMNS: tuple[tuple[str, bool, Any], ...] = (
@@ -173,6 +181,10 @@ MESSAGES: dict[str, Any] = {
     "occurred_at_future": _("The time of purchase %(value)s is in the future."),
     "amount_invalid": _("“%(value)s” is not an amount above 0 with at most 2 decimals."),
     "channel_invalid": _("“%(value)s” is not a channel: use store, online, app or mini_program."),
+    "category_unknown": _(
+        "“%(value)s” is not a category of the list: an administrator adds it in the admin "
+        "(Categories), then run the file again."
+    ),
     "receipt_duplicate": _("The same store and receipt number are on line %(line)s."),
     "receipt_conflict": _(
         "Receipt %(value)s of this store was already recorded with other details."
@@ -315,12 +327,22 @@ class _Checker:
     `_purchase`, the full check, which also words the errors.
     """
 
-    def __init__(self, *, kind: str, header: _Header, stores: dict[str, tuple[int, str]]):
+    def __init__(
+        self,
+        *,
+        kind: str,
+        header: _Header,
+        stores: dict[str, tuple[int, str]],
+        categories: frozenset[str] = frozenset(),
+    ):
         self.kind = kind
         self.width = header.width
         names = [name for name, _required, _help in COLUMNS[kind]]
         self.cells = itemgetter(*(header.positions.get(name, header.width) for name in names))
         self.stores = stores
+        # The codes of the category list (points.Category): the staff purchase form accepts
+        # only these, and so does the import.
+        self.categories = categories
         self.now = timezone.now()
         self.today = timezone.localdate(self.now)
         self.seen: dict[Any, int] = {}
@@ -386,7 +408,7 @@ class _Checker:
             or not receipt_no
             or len(receipt_no) > RECEIPT_MAX
             or not member_no
-            or len(category) > CATEGORY_MAX
+            or (category and category not in self.categories)
             or len(sku) > SKU_MAX
             or _AMOUNT.fullmatch(amount) is None
         ):
@@ -493,6 +515,8 @@ class _Checker:
                 row.channel = channel.lower()
         if len(category) > CATEGORY_MAX:
             row.error("category", "too_long", name="category", max=CATEGORY_MAX)
+        elif category and category not in self.categories:
+            row.error("category", "category_unknown", value=category[:40])
         row.category = category
         if len(sku) > SKU_MAX:
             row.error("sku", "too_long", name="sku", max=SKU_MAX)
@@ -1410,7 +1434,12 @@ class _Importer:
     def run(self, content: bytes) -> None:
         header, records = _read_file(content, self.kind)
         stores = {code.upper(): (pk, code) for pk, code in Store.objects.values_list("id", "code")}
-        checker = _Checker(kind=self.kind, header=header, stores=stores)
+        checker = _Checker(
+            kind=self.kind,
+            header=header,
+            stores=stores,
+            categories=frozenset(Category.objects.values_list("code", flat=True)),
+        )
         self.now = checker.now
         if self.kind == PointsImport.Kind.PURCHASES:
             self.calculator = EarningCalculator()

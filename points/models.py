@@ -22,6 +22,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Store, User
@@ -296,6 +297,35 @@ class EarningPolicy(models.Model):
 
     def __str__(self) -> str:
         return str(_("Earning policy"))
+
+
+class Category(models.Model):
+    """A product category of the retailer's catalogue, by the code tills and files send.
+
+    Purchase lines and category rates keep the code itself (a till may send a code before an
+    administrator has named it); this list gives each code its zh/en names for members and
+    is what the staff purchase form and the purchase import accept.
+    """
+
+    code = models.CharField(_("code"), max_length=50, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=100)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        constraints = [
+            models.CheckConstraint(condition=~Q(code=""), name="points_category_code_not_blank")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+    @property
+    def name(self) -> str:
+        """The name in the language of the request: Chinese by default, else English."""
+        return self.name_zh if (get_language() or "zh").startswith("zh") else self.name_en
 
 
 class CategoryRate(models.Model):

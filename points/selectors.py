@@ -15,6 +15,7 @@ from members.models import JobRun, Member, Store
 from .ledger import BUSINESS_TZ, Balance, balance_of
 from .models import (
     Account,
+    Category,
     CategoryRate,
     Coupon,
     LedgerTransaction,
@@ -117,6 +118,15 @@ def coupon_get(*, code: str) -> Coupon | None:
 
 def category_rate_list() -> QuerySet[CategoryRate]:
     return CategoryRate.objects.order_by("category")
+
+
+def category_list() -> QuerySet[Category]:
+    return Category.objects.order_by("code")
+
+
+def category_names() -> dict[str, str]:
+    """Each category's name in the language of the request, by code (one query)."""
+    return {category.code: category.name for category in category_list()}
 
 
 def redemption_counts(*, member: Member) -> dict[int, int]:

@@ -19,12 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Store
-from members.numbers import member_no_is_valid
-from members.selectors import member_get_by_number, store_list
+from members.selectors import member_search, store_list
 from members.staff_forms import store_field_limit
 
 from .ledger import BUSINESS_TZ
 from .models import LedgerTransaction
+from .selectors import category_list
 from .services import CENT, STAFF_ADJUSTMENT_LIMIT, LineInput
 
 LINE_ROWS = 5
@@ -67,17 +67,35 @@ def _not_in_future(value: datetime.datetime) -> datetime.datetime:
     return value
 
 
-def clean_member_no(value: str) -> str:
-    return "".join((value or "").split())
+def member_for_till(text: str) -> tuple[Member | None, str]:
+    """The member a cashier means by a phone, a member number or a scanned card, else why not.
+
+    The staff search's own lookup (`member_search`), so both read the field alike; a name
+    is not enough to record a purchase against.
+    """
+    found = member_search(query=text)
+    if found.problem == "bad_check_digit":
+        return None, _(
+            "This is not a valid member number (check digit wrong) — re-type or scan it."
+        )
+    if found.problem == "invalid_phone":
+        return None, _("This is neither a mobile phone number nor a member number.")
+    if found.kind == "name":
+        return None, _("Enter the member's mobile phone or member number, or scan the card.")
+    if not found.members:
+        if found.kind == "phone":
+            return None, _("No member with this phone number.")
+        return None, _("No member with this number.")
+    return found.members[0], ""
 
 
 class PurchaseRecordForm(forms.Form):
     """A purchase typed in at the till: the receipt, the amount and, optionally, its lines."""
 
     member = forms.CharField(
-        label=_("Member number"),
-        max_length=20,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        label=_("Member: phone, member number or card scan"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
     )
     store = _store_field(_("Store"))
     receipt_no = forms.CharField(
@@ -118,12 +136,22 @@ class PurchaseRecordForm(forms.Form):
                 "hx-swap": "outerHTML",
             }
         )
+        # The managed category list (points.Category): a code not on it is refused, as the
+        # purchase import refuses it, rather than silently earning at the base rate.
+        categories = [("", "—"), *((c.code, f"{c.name} ({c.code})") for c in category_list())]
         for row in range(1, LINE_ROWS + 1):
             self.fields[f"line{row}_sku"] = forms.CharField(
                 label=_("SKU, line %(row)s") % {"row": row}, max_length=64, required=False
             )
-            self.fields[f"line{row}_category"] = forms.CharField(
-                label=_("Category, line %(row)s") % {"row": row}, max_length=50, required=False
+            self.fields[f"line{row}_category"] = forms.ChoiceField(
+                label=_("Category, line %(row)s") % {"row": row},
+                choices=categories,
+                required=False,
+                error_messages={
+                    "invalid_choice": _(
+                        "“%(value)s” is not a category of the list: pick one from the list."
+                    )
+                },
             )
             self.fields[f"line{row}_amount"] = _money_field(
                 _("Amount (¥), line %(row)s") % {"row": row}, required=False
@@ -139,15 +167,10 @@ class PurchaseRecordForm(forms.Form):
         ]
 
     def clean_member(self) -> str:
-        member_no = clean_member_no(self.cleaned_data["member"])
-        if not member_no_is_valid(member_no):
-            raise forms.ValidationError(
-                _("This is not a valid member number (check digit wrong) — re-type or scan it.")
-            )
-        self.member_obj = member_get_by_number(member_no=member_no)
+        self.member_obj, problem = member_for_till(self.cleaned_data["member"])
         if self.member_obj is None:
-            raise forms.ValidationError(_("No member with this number."))
-        return member_no
+            raise forms.ValidationError(problem)
+        return self.member_obj.member_no
 
     def clean_receipt_no(self) -> str:
         receipt_no = self.cleaned_data["receipt_no"].strip()

@@ -29,7 +29,6 @@ from members.jobs import job_run
 from members.models import JobRun, Member, Store
 from members.permissions import staff_required
 from members.selectors import (
-    member_get_by_number,
     member_get_for_staff,
     staff_store_ids,
     staff_stores,
@@ -78,8 +77,8 @@ from .staff_forms import (
     PointsAdjustForm,
     PurchaseRecordForm,
     ReturnRecordForm,
-    clean_member_no,
     coupon_code_from_scan,
+    member_for_till,
 )
 
 # The store last chosen on a points form: a till records at the same store all day. The
@@ -256,10 +255,10 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
         status = 400
         member = form.member_obj
     else:
-        member_no = clean_member_no(request.GET.get("member", ""))
-        member = member_get_by_number(member_no=member_no) if member_no else None
+        typed = request.GET.get("member", "").strip()
+        member = member_for_till(typed)[0] if typed else None
         form = PurchaseRecordForm(
-            initial={"member": member_no, "store": _initial_store(request)},
+            initial={"member": typed, "store": _initial_store(request)},
             user=request.user,
             points_per_yuan=points_per_yuan,
         )

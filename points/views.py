@@ -41,6 +41,7 @@ from .ledger import (
 from .models import Coupon, LedgerTransaction, Reward
 from .selectors import (
     account_get,
+    category_names,
     category_rate_list,
     coupon_get,
     coupon_list,
@@ -278,6 +279,8 @@ def points_history(request: HttpRequest, member: Member) -> HttpResponse:
 def points_rules(request: HttpRequest, member: Member) -> HttpResponse:
     policy = policy_get()
     rates = list(category_rate_list())
+    # The list's name in the member's language; a rate's note is for staff, not shown here.
+    names = category_names()
     today = timezone.localdate()
     # A worked example from today's date, so the rule and the example can never disagree.
     example_last_day = expiry_for(timezone.now()).astimezone(BUSINESS_TZ).date()
@@ -291,11 +294,16 @@ def points_rules(request: HttpRequest, member: Member) -> HttpResponse:
             "base_rate": _plain_number(policy.base_rate),
             "birthday_multiplier": _plain_number(policy.birthday_multiplier),
             "birthday_counts": policy.birthday_multiplier > 1,
-            "excluded": [rate for rate in rates if rate.rate == 0],
+            "excluded": [
+                names.get(rate.category, rate.category) for rate in rates if not rate.rate
+            ],
             "special": [
-                {"category": rate.category, "note": rate.note, "rate": _plain_number(rate.rate)}
+                {
+                    "category": names.get(rate.category, rate.category),
+                    "rate": _plain_number(rate.rate),
+                }
                 for rate in rates
-                if rate.rate != 0
+                if rate.rate
             ],
             # "30 and 7": the reminder job's own schedule, in the member's language.
             "reminder_days": _(" and ").join(str(d) for d in sorted(REMINDER_DAYS, reverse=True)),

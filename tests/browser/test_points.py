@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from points.models import Account, Coupon, Reward
+from points.models import Account, Category, Coupon, PurchaseLine, Reward
 from points.services import purchase_record
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, StoreFactory, UserFactory
@@ -86,3 +86,30 @@ def test_member_redeems_cny10_and_a_cashier_accepts_the_coupon_after_a_purchase(
     used = page.locator(".coupon-item.coupon-used")
     assert used.count() == 1
     assert "10元优惠券" in used.inner_text()
+
+
+def test_a_cashier_on_a_phone_finds_the_member_by_phone_and_picks_a_category(page):
+    store = StoreFactory(code="SH001", name="上海南京路店")
+    member = MemberFactory(name="陈小红", phone="+8613912345670")
+    Category.objects.create(
+        code="cosmetics_personal_care", name_zh="美妆及个人护理用品", name_en="Cosmetics"
+    )
+    make_role_user("store_staff", email="cashier@example.com")
+    log_in(page, "cashier@example.com", "/staff/")
+    page.goto(f"{page.base_url}/staff/purchases/new/")
+
+    page.fill("input[name=member]", "139 1234 5670")
+    page.locator(".found-member-name").wait_for()
+    assert "陈小红" in page.locator(".found-member-name").inner_text()
+    page.fill("input[name=receipt_no]", "R-2001")
+    page.fill("input[name=amount]", "99.00")
+    page.fill("input[name=line1_sku]", "LIP-1")
+    page.select_option("select[name=line1_category]", "cosmetics_personal_care")
+    page.fill("input[name=line1_amount]", "99.00")
+    # Nothing scrolls sideways on a 390 px phone, long category names included.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("form.purchase-form button[type=submit]").click()
+    page.wait_for_url(re.compile(rf"/staff/members/{member.member_no}/$"))
+
+    line = PurchaseLine.objects.get()
+    assert (line.purchase.store, line.category) == (store, "cosmetics_personal_care")

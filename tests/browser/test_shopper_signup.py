@@ -7,6 +7,7 @@ import re
 import pytest
 
 from members.models import Member
+from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,3 +52,32 @@ def test_shopper_signs_up_with_a_phone_code_and_sees_the_member_card(page, sms_o
     page.locator("form:has(input[name=password]) button[type=submit]").first.click()
     page.locator(".member-card").wait_for()
     assert grouped in page.locator(".member-card").inner_text()
+
+
+def test_a_friend_joins_from_a_referral_link_and_shares_their_own_on_a_phone(page, sms_outbox):
+    referrer = MemberFactory(referral_code="ABCD2345")
+    page.goto(page.base_url + "/accounts/signup/?ref=ABCD2345")
+    assert page.input_value("input[name=referral_code]") == "ABCD2345"
+
+    page.fill("input[name=phone]", "13912345679")
+    page.fill("input[name=name]", "陈小明")
+    page.fill("input[name=password1]", "a-long-pass-4321")
+    page.fill("input[name=password2]", "a-long-pass-4321")
+    page.check("input[name=accept_privacy]")
+    page.locator("form:has(input[name=phone]) button[type=submit]").first.click()
+    page.locator("input[name=code]").wait_for()
+    page.fill("input[name=code]", code_from(sms_outbox))
+    page.locator("form:has(input[name=code]) button[type=submit]").first.click()
+    page.locator(".member-card").wait_for()
+
+    member = Member.objects.get(phone="+8613912345679")
+    assert member.referrer == referrer
+
+    page.get_by_role("link", name="邀请好友").click()
+    card = page.locator(".referral-card")
+    card.wait_for()
+    assert member.referral_code in card.inner_text()
+    assert f"?ref={member.referral_code}" in card.inner_text()
+    assert card.locator(".qr svg").count() == 1
+    # Nothing scrolls sideways on a 390 px phone, the long link included.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

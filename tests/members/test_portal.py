@@ -111,7 +111,7 @@ def test_the_barcode_is_code_128_of_the_member_number(member_client, member):
 
 
 def test_portal_pages_have_no_inline_styles_or_scripts(member_client):
-    for name in ("home", "profile", "consent", "privacy-notice", "account-close"):
+    for name in ("home", "profile", "consent", "privacy-notice", "account-close", "referral"):
         html = page(member_client.get(reverse(f"portal:{name}")))
         assert " style=" not in html, name
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), name
@@ -373,3 +373,43 @@ def test_allauths_change_phone_page_sends_members_to_a_store_and_a_forced_change
     member.refresh_from_db()
     member.user.refresh_from_db()
     assert member.phone == member.user.phone == "+8613800000001"
+
+
+# --- referral ---------------------------------------------------------------------------------
+
+
+def test_the_home_page_shows_the_referral_code_and_links_to_the_invite_page(member_client, member):
+    html = page(member_client.get("/"))
+    assert f"Your referral code: {member.referral_code}" in html
+    assert f'href="{reverse("portal:referral")}"' in html
+
+
+def test_the_invite_page_shows_the_code_the_sign_up_link_and_its_qr_code(member_client, member):
+    html = page(member_client.get(reverse("portal:referral")))
+
+    link = f"http://testserver/accounts/signup/?ref={member.referral_code}"
+    assert f'<p class="referral-code">{member.referral_code}</p>' in html
+    assert f'<a href="{link}">{link}</a>' in html
+    expected = segno.make(link, error="m", micro=False)
+    dark = {
+        (col + 4, row + 4)
+        for row, line in enumerate(expected.matrix)
+        for col, value in enumerate(line)
+        if value
+    }
+    assert qr_cells(html) == dark
+    assert "0 friends have joined with your code so far." in html
+
+
+def test_the_invite_page_counts_the_friends_who_joined_with_the_code(member_client, member):
+    MemberFactory(referrer=member)
+
+    html = page(member_client.get(reverse("portal:referral")))
+
+    assert "1 friend has joined with your code so far." in html
+
+
+def test_the_invite_page_needs_a_login(client):
+    response = client.get(reverse("portal:referral"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))

@@ -237,3 +237,77 @@ def test_a_number_someone_typed_but_never_verified_does_not_lock_out_its_owner(c
     squatter.refresh_from_db()
     assert squatter.phone is None
     assert not hasattr(squatter, "member") or squatter.member is None
+
+
+# --- a friend's referral code -------------------------------------------------------------
+
+
+def test_a_friends_referral_link_fills_in_the_code(client):
+    friend = MemberFactory(referral_code="ABCD2345")
+
+    page = client.get(f"{SIGNUP_URL}?ref=abcd-2345").content.decode()
+
+    assert 'for="id_referral_code"' in page
+    assert re.search(r'<input[^>]*name="referral_code"[^>]*value="ABCD2345"', page)
+    assert friend.referral_code == "ABCD2345"
+
+
+def test_the_signup_page_without_a_link_leaves_the_code_empty(client):
+    page = client.get(SIGNUP_URL).content.decode()
+    field = re.search(r'<input[^>]*name="referral_code"[^>]*>', page).group(0)
+    assert "value=" not in field
+
+
+@pytest.mark.parametrize("code", ["NOSUCH23", "1"])
+def test_a_referral_code_nobody_has_is_a_form_error_and_nothing_is_written(
+    client, sms_outbox, code
+):
+    MemberFactory(referral_code="ABCD2345")
+
+    response = client.post(SIGNUP_URL, signup_data(referral_code=code))
+
+    assert response.status_code == 200
+    assert "No member has this referral code." in response.content.decode()
+    assert not User.objects.filter(phone="+8613812345678").exists()
+    assert sms_outbox == []
+
+
+def test_a_closed_members_code_refers_no_one(client, sms_outbox):
+    MemberFactory(referral_code="ABCD2345", status=Member.Status.CLOSED)
+
+    response = client.post(SIGNUP_URL, signup_data(referral_code="ABCD2345"))
+
+    assert "No member has this referral code." in response.content.decode()
+
+
+def test_signing_up_with_a_friends_code_makes_the_friend_the_referrer(client, sms_outbox):
+    friend = MemberFactory(referral_code="ABCD2345")
+
+    client.post(SIGNUP_URL, signup_data(referral_code=" abcd 2345 "))
+    client.post(VERIFY_URL, {"code": code_from(sms_outbox)})
+
+    member = Member.objects.get(phone="+8613812345678")
+    assert member.referrer == friend
+    assert member.referral_code != friend.referral_code
+
+
+def test_signing_up_without_a_code_has_no_referrer(client, sms_outbox):
+    client.post(SIGNUP_URL, signup_data())
+    client.post(VERIFY_URL, {"code": code_from(sms_outbox)})
+
+    assert Member.objects.get(phone="+8613812345678").referrer is None
+
+
+def test_a_member_enrolled_at_the_till_does_not_get_a_referrer_by_joining_online(
+    client, sms_outbox
+):
+    friend = MemberFactory(referral_code="ABCD2345")
+    at_till = MemberFactory(phone="+8613812345678", user=None)
+
+    client.post(SIGNUP_URL, signup_data(referral_code="ABCD2345"))
+    client.post(VERIFY_URL, {"code": code_from(sms_outbox)})
+
+    at_till.refresh_from_db()
+    assert at_till.user is not None
+    assert at_till.referrer is None
+    assert not friend.referees.exists()

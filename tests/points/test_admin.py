@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from points.models import (
+    Category,
     CategoryRate,
     Coupon,
     EarningPolicy,
@@ -29,6 +30,7 @@ SH = ZoneInfo("Asia/Shanghai")
 
 CHANGELISTS = [
     "earningpolicy",
+    "category",
     "categoryrate",
     "reward",
     "purchase",
@@ -232,3 +234,30 @@ def test_store_staff_cannot_open_the_points_admin(client, ledger):
 
     assert client.get("/admin/points/earningpolicy/").status_code == 403
     assert client.get("/admin/points/reward/add/").status_code == 403
+
+
+def test_an_administrator_adds_a_category_with_its_chinese_and_english_names(admin_client):
+    response = admin_client.post(
+        "/admin/points/category/add/",
+        {"code": "snacks", "name_zh": "零食", "name_en": "Snacks"},
+    )
+
+    assert response.status_code == 302
+    category = Category.objects.get(code="snacks")
+    assert (category.name_zh, category.name_en) == ("零食", "Snacks")
+
+
+def test_a_category_rate_is_for_a_category_of_the_list(admin_client):
+    Category.objects.create(code="tobacco", name_zh="烟草", name_en="Tobacco")
+
+    refused = admin_client.post(
+        "/admin/points/categoryrate/add/", {"category": "tabacco", "rate": "0", "note": ""}
+    )
+    accepted = admin_client.post(
+        "/admin/points/categoryrate/add/", {"category": "tobacco", "rate": "0", "note": ""}
+    )
+
+    assert refused.status_code == 200
+    assert "category" in refused.context["adminform"].form.errors
+    assert accepted.status_code == 302
+    assert list(CategoryRate.objects.values_list("category", "rate")) == [("tobacco", 0)]

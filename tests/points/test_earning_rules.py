@@ -7,6 +7,7 @@ referrer after the referee's first purchase, at most 20 referral bonuses a calen
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -226,3 +227,49 @@ def test_a_changed_bonus_amount_does_not_make_a_replay_a_conflict(store):
 
     assert balance(member) == 200
     assert policy.signup_bonus == 500
+
+
+def test_a_friend_who_joins_online_with_the_code_pays_the_referrer_once_after_buying(
+    client, store, staff_user, sms_outbox, settings
+):
+    """End to end, as the rules page promises: sign-up page → first purchase at the till."""
+    settings.LANGUAGE_CODE = "en"
+    referrer = MemberFactory(referral_code="ABCD2345")
+
+    signup = client.get("/accounts/signup/?ref=ABCD2345").content.decode()
+    assert re.search(r'name="referral_code"[^>]*value="ABCD2345"', signup)
+    client.post(
+        "/accounts/signup/",
+        {
+            "phone": "13812345678",
+            "name": "王芳",
+            "password1": "a-long-enough-pass-42",
+            "password2": "a-long-enough-pass-42",
+            "accept_privacy": "on",
+            "referral_code": "ABCD2345",
+        },
+    )
+    code = re.search(r"\b([0-9]{6})\b", sms_outbox[-1].text).group(1)
+    client.post("/accounts/phone/verify/", {"code": code})
+    friend = Member.objects.get(phone="+8613812345678")
+    assert friend.referrer == referrer
+    assert balance(friend) == 200  # the friend's own sign-up bonus
+    assert balance(referrer) == 0  # joining is not a purchase
+
+    client.force_login(staff_user)
+    now = datetime.datetime.now(tz=SH).replace(second=0, microsecond=0)
+    for receipt in ("R1", "R1", "R2"):  # a double-submitted first purchase, then another
+        client.post(
+            "/staff/purchases/new/",
+            {
+                "member": "13812345678",
+                "store": store.pk,
+                "receipt_no": receipt,
+                "occurred_at": now.strftime("%Y-%m-%dT%H:%M"),
+                "amount": "88.00",
+            },
+        )
+
+    assert balance(referrer) == 300
+    assert rule_postings(referrer) == [(f"rule:referral:{friend.pk}", 300)]
+    assert balance(friend) == 200 + 88 + 88

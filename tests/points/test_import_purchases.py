@@ -16,10 +16,16 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from points.imports import ImportFileError, points_import_file, purchase_fingerprint
+from points.imports import (
+    ImportFileError,
+    import_error_message,
+    points_import_file,
+    purchase_fingerprint,
+)
 from points.jobs import reconcile_job
 from points.models import (
     Account,
+    Category,
     CategoryRate,
     Entry,
     LedgerTransaction,
@@ -59,6 +65,13 @@ def snapshot() -> tuple:
 def reconciles() -> bool:
     _checked, details = reconcile_job(datetime.date(2026, 6, 1))
     return "failed" not in details
+
+
+@pytest.fixture(autouse=True)
+def categories(db):
+    """The category list the files' codes come from (points.Category)."""
+    for code in ("apparel", "cosmetics", "gift_card", "snacks", "tobacco"):
+        Category.objects.create(code=code, name_zh=code, name_en=code)
 
 
 @pytest.fixture
@@ -524,3 +537,35 @@ def test_campaign_promotions_apply_per_row_as_at_the_till(members, store, monkey
         ).purchase
         assert Purchase.objects.get(receipt_no=receipt).points_earned == live.points_earned
     assert Purchase.objects.get(receipt_no="C1").points_earned == 120  # the best, ×3
+
+
+def test_a_category_not_on_the_list_is_a_bad_row_until_an_administrator_adds_it(members):
+    alice, _bob = members
+    text = (
+        "store,receipt_no,member_no,occurred_at,amount,category,sku\n"
+        f"SH001,C1,{alice.member_no},2026-04-10T14:00:00,10,cosmetics,LIP01\n"
+        f"SH001,C2,{alice.member_no},2026-04-10T14:00:00,20,tabacco,CIG01\n"
+        f"SH001,C3,{alice.member_no},2026-04-10T14:00:00,30,Cosmetics,LIP02\n"
+    )
+
+    first = run(text)
+
+    assert (first.created_count, first.bad_count) == (1, 2)
+    errors = list(first.errors.order_by("line"))
+    assert [(e.line, e.column, e.code) for e in errors] == [
+        (3, "category", "category_unknown"),
+        (4, "category", "category_unknown"),
+    ]
+    with translation.override("en"):
+        assert import_error_message(errors[0]) == (
+            "“tabacco” is not a category of the list: an administrator adds it in the admin "
+            "(Categories), then run the file again."
+        )
+    assert list(Purchase.objects.values_list("receipt_no", flat=True)) == ["C1"]
+
+    Category.objects.create(code="tabacco", name_zh="烟草", name_en="Tobacco")
+    second = run(text)
+
+    assert (second.created_count, second.existing_count, second.bad_count) == (1, 1, 1)
+    assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["C1", "C2"]
+    assert reconciles()

@@ -13,6 +13,7 @@ from points.imports import points_import_file
 from points.jobs import reconcile_job
 from points.models import (
     Account,
+    Category,
     CategoryRate,
     Entry,
     LedgerTransaction,
@@ -34,6 +35,7 @@ def test_two_writers_post_every_purchase_once_and_a_rerun_adds_nothing(monkeypat
     StoreFactory(code="BJ001", name="北京王府井店", city="北京")
     members = MemberFactory.create_batch(25)
     frozen = MemberFactory(status="frozen")
+    Category.objects.create(code="cosmetics", name_zh="美妆", name_en="Cosmetics")
     CategoryRate.objects.create(category="cosmetics", rate=Decimal("2"))
     lines = ["store,receipt_no,member_no,phone,occurred_at,amount,category"]
     for i in range(120):

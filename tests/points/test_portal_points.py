@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from points.models import CategoryRate, EarningPolicy, Reward
+from points.models import Category, CategoryRate, EarningPolicy, Reward
 from points.services import points_adjust, purchase_record, return_record, reward_redeem
 from tests.factories import MemberFactory, UserFactory
 
@@ -307,6 +307,7 @@ def test_the_rules_page_explains_the_default_policy(member_client, clock):
     assert "200 points when you join." in html
     assert "100 points, once, when you complete your profile." in html
     assert "300 points for each friend you refer, after their first purchase" in html
+    assert "Invite friends" in html
     assert "Points expire at the end of the 12th month after the month they were earned." in html
     assert "points earned on 2026-03-15 can be used until 2027-03-31" in html
     assert "We remind you 30 and 7 days before points expire" in html
@@ -325,13 +326,16 @@ def test_the_rules_page_follows_the_live_policy_and_category_rates(member_client
         referral_cap_per_year=5,
         coupon_valid_days=45,
     )
-    CategoryRate.objects.create(category="gift_card", rate=0, note="Gift cards")
+    categories()
+    CategoryRate.objects.create(category="gift_card", rate=0, note="Gift cards are money")
     CategoryRate.objects.create(category="tobacco", rate=0)
     CategoryRate.objects.create(category="cosmetics", rate=Decimal("1.5"))
     html = text(page(member_client.get(reverse("portal:points-rules"))))
     assert "You earn 2 points for every ¥1 you spend" in html
-    assert "These earn no points: gift_card (Gift cards) , tobacco" in html
-    assert "cosmetics earns 1.5 points for every ¥1." in html
+    assert "These earn no points: Gift cards , Tobacco" in html
+    assert "Cosmetics earns 1.5 points for every ¥1." in html
+    # The note is the administrator's, in whatever language they wrote it.
+    assert "Gift cards are money" not in html
     assert "In your birthday month you earn ×3 points." in html
     assert "can be spent 7 days after it" in html
     assert "At the till, 50 points = ¥1 off what you pay." in html
@@ -339,6 +343,48 @@ def test_the_rules_page_follows_the_live_policy_and_category_rates(member_client
     assert "120 points, once, when you complete your profile." in html
     assert "400 points for each friend you refer, after their first purchase (up to 5" in html
     assert "usually valid for 45 days" in html
+
+
+def categories():
+    Category.objects.create(code="gift_card", name_zh="礼品卡", name_en="Gift cards")
+    Category.objects.create(code="tobacco", name_zh="烟草", name_en="Tobacco")
+    Category.objects.create(code="cosmetics", name_zh="美妆", name_en="Cosmetics")
+
+
+def rules_text(client) -> str:
+    html = page(client.get(reverse("portal:points-rules")))
+    main = html.split("<main", 1)[1].split("</main>", 1)[0]
+    return text(main.split(">", 1)[1])
+
+
+@pytest.fixture
+def category_rates(db):
+    categories()
+    CategoryRate.objects.create(category="gift_card", rate=0, note="Gift cards are money")
+    CategoryRate.objects.create(category="tobacco", rate=0, note="不积分")
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal(2), note="Double points")
+
+
+def test_the_chinese_rules_page_names_categories_in_chinese_and_has_no_english(
+    member_client, clock, category_rates, settings
+):
+    settings.LANGUAGE_CODE = "zh-hans"
+
+    main = rules_text(member_client)
+
+    assert "以下商品不积分： 礼品卡 、 烟草" in main
+    assert "美妆" in main
+    assert re.findall(r"[A-Za-z]+", main) == []
+
+
+def test_the_english_rules_page_names_categories_in_english_and_has_no_chinese(
+    member_client, clock, category_rates
+):
+    main = rules_text(member_client)
+
+    assert "These earn no points: Gift cards , Tobacco" in main
+    assert "Cosmetics earns 2 points for every ¥1." in main
+    assert re.findall(r"[\u4e00-\u9fff]+", main) == []
 
 
 # --- access ---------------------------------------------------------------------------------

@@ -11,8 +11,17 @@ import pytest
 from django.urls import reverse
 
 from members.models import AuditEntry, Member
+from members.numbers import member_qr_payload
 from members.roles import ROLES
-from points.models import Account, Entry, LedgerTransaction, Lot, Purchase, PurchaseLine
+from points.models import (
+    Account,
+    Category,
+    Entry,
+    LedgerTransaction,
+    Lot,
+    Purchase,
+    PurchaseLine,
+)
 from points.selectors import points_balance
 from points.services import purchase_record
 from tests.factories import MemberFactory, StoreFactory, UserFactory
@@ -130,6 +139,7 @@ def test_the_time_defaults_to_now_and_the_store_to_the_last_one_used(
 
 
 def test_lines_are_kept_when_they_add_up(staff_client, member, store):
+    Category.objects.create(code="food", name_zh="食品", name_en="Food")
     data = form_data(
         member,
         store,
@@ -281,7 +291,10 @@ def test_a_double_submitted_form_records_the_purchase_once(staff_client, member,
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"member": "8123"}, "not a valid member number"),
+        ({"member": "8123"}, "neither a mobile phone number nor a member number"),
+        ({"member": "81234567890"}, "neither a mobile phone number nor a member number"),
+        ({"member": "李娜"}, "Enter the member&#x27;s mobile phone or member number, or scan"),
+        ({"member": "13900000000"}, "No member with this phone number."),
         ({"amount": "0"}, "Ensure this value is greater than or equal to 0.01."),
         ({"amount": "abc"}, "Enter a number."),
         ({"receipt_no": "  "}, "This field is required."),
@@ -327,3 +340,99 @@ def test_an_unknown_member_number_says_so(staff_client, member, store):
     assert response.status_code == 400
     assert "No member with this number." in page(response)
     assert not Purchase.objects.exists()
+
+
+# --- who: a phone, a member number or a scanned card, as the staff search reads them ---------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param(lambda m: m.member_no, id="member number"),
+        pytest.param(
+            lambda m: f"{m.member_no[:4]} {m.member_no[4:8]} {m.member_no[8:]}", id="grouped"
+        ),
+        pytest.param(lambda m: "13812345678", id="phone"),
+        pytest.param(lambda m: "+86 138 1234 5678", id="phone with country code"),
+        pytest.param(lambda m: member_qr_payload(m.member_no), id="card scan"),
+    ],
+)
+def test_the_member_field_takes_a_phone_a_member_number_or_a_card_scan(
+    staff_client, member, store, typed
+):
+    response = staff_client.post(URL, form_data(member, store, member=typed(member)), follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("staff:member-detail", args=[member.member_no])
+    assert "Purchase recorded: +128 points" in page(response)
+    assert Purchase.objects.get().member == member
+
+
+def test_typing_the_phone_shows_the_member_with_htmx(staff_client, member, store):
+    html = page(
+        staff_client.get(f"{URL}?member=13812345678", headers=HTMX | {"HX-Trigger-Name": "member"})
+    )
+    assert html.strip().startswith('<div id="purchase-member"')
+    assert "李娜" in html
+
+
+# --- lines: categories come from the managed list ---------------------------------------------
+
+
+@pytest.fixture
+def categories(db):
+    Category.objects.create(code="cosmetics", name_zh="美妆", name_en="Cosmetics")
+    Category.objects.create(code="tobacco", name_zh="烟草", name_en="Tobacco")
+
+
+def test_line_categories_are_picked_from_the_list_by_name(staff_client, member, categories):
+    html = page(staff_client.get(URL))
+
+    select = re.search(r'<select name="line1_category".*?</select>', html, flags=re.S).group(0)
+    assert '<option value="cosmetics">Cosmetics (cosmetics)</option>' in select
+    assert '<option value="tobacco">Tobacco (tobacco)</option>' in select
+
+
+def test_line_categories_are_named_in_chinese_on_the_chinese_page(
+    staff_client, member, categories, settings
+):
+    settings.LANGUAGE_CODE = "zh-hans"
+    html = page(staff_client.get(URL))
+
+    assert '<option value="cosmetics">美妆 (cosmetics)</option>' in html
+    assert "Cosmetics (" not in html
+
+
+def test_a_line_category_not_on_the_list_is_refused_and_nothing_is_written(
+    staff_client, member, store, categories
+):
+    before = written()
+    data = form_data(
+        member, store, line1_sku="CIG-1", line1_category="tabacco", line1_amount="128.50"
+    )
+
+    response = staff_client.post(URL, data)
+
+    assert response.status_code == 400
+    assert "“tabacco” is not a category of the list: pick one from the list." in page(response)
+    assert written() == before
+
+
+def test_a_line_category_from_the_list_earns_its_rate(staff_client, member, store, categories):
+    from points.models import CategoryRate
+
+    CategoryRate.objects.create(category="tobacco", rate=0)
+    data = form_data(
+        member,
+        store,
+        amount="100.00",
+        line1_sku="CIG-1",
+        line1_category="tobacco",
+        line1_amount="40",
+        line2_sku="LIP-1",
+        line2_category="cosmetics",
+        line2_amount="60",
+    )
+
+    response = staff_client.post(URL, data, follow=True)
+
+    assert "Purchase recorded: +60 points" in page(response)

@@ -34,7 +34,12 @@ from members.services import (
     user_create,
     user_stores_set,
 )
-from points.catalogue import category_rate_ensure, earning_policy_ensure, reward_ensure
+from points.catalogue import (
+    category_ensure,
+    category_rate_ensure,
+    earning_policy_ensure,
+    reward_ensure,
+)
 from points.ledger import BUSINESS_TZ
 from points.models import Purchase, Return, Reward
 from points.selectors import purchase_list
@@ -135,6 +140,15 @@ def demo_shoppers(count: int, *, today: datetime.date) -> list[DemoShopper]:
 
 # --- Points: rates, rewards, purchase history ---------------------------------------------
 
+# The catalogue's categories: (code, Chinese name, English name).
+CATEGORIES = (
+    ("apparel", "服装", "Apparel"),
+    ("cosmetics", "美妆", "Cosmetics"),
+    ("food", "食品", "Food"),
+    ("gift_card", "礼品卡", "Gift cards"),
+    ("home", "家居", "Home"),
+    ("tobacco", "烟草", "Tobacco"),
+)
 CATEGORY_RATES = (
     ("gift_card", Decimal(0), "Gift cards are money: no points"),
     ("tobacco", Decimal(0), "No points on tobacco"),
@@ -374,6 +388,8 @@ class Command(BaseCommand):
 
     def _points(self, *, stores: dict[str, Store], shoppers: list[DemoShopper]) -> None:
         earning_policy_ensure()
+        for code, name_zh, name_en in CATEGORIES:
+            category_ensure(code=code, name_zh=name_zh, name_en=name_en)
         for category, rate, note in CATEGORY_RATES:
             category_rate_ensure(category=category, rate=rate, note=note)
         new_rewards = sum(reward_ensure(**reward)[1] for reward in REWARDS)
