@@ -66,6 +66,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.imports import (
+    OverlongLine,
     _decode,
     _members_matching,
     _parse_date,
@@ -73,6 +74,7 @@ from members.imports import (
     _records,
     bulk_python,
     import_phone_normalize,
+    text_without_nul,
 )
 from members.models import Member, Store, User
 from members.numbers import InvalidPhone
@@ -119,7 +121,10 @@ BATCH_SIZE = 5000
 # several times the Python's, and a batch's statements use one core.
 WRITERS = 2
 MAX_ERRORS_SHOWN = 500
+# The most points one opening balance may bring, or one imported purchase earn.
 MAX_POINTS = 100_000_000
+# How far ahead an opening balance may expire, in years after this one.
+MAX_EXPIRY_YEARS = 10
 
 _MEMBER_HELP = _("Member number; or leave it blank and give phone.")
 _PHONE_HELP = _("Mobile phone of the member, used when member_no is blank.")
@@ -171,7 +176,10 @@ MESSAGES: dict[str, Any] = {
     "datetime_invalid": _("“%(value)s” is not a date (YYYY-MM-DD) or ISO date and time."),
     "date_invalid": _("“%(value)s” is not a date in the form YYYY-MM-DD."),
     "occurred_at_future": _("The time of purchase %(value)s is in the future."),
+    "occurred_at_too_early": _("The time of purchase %(value)s is before %(earliest)s."),
     "amount_invalid": _("“%(value)s” is not an amount above 0 with at most 2 decimals."),
+    "amount_too_large": _("The amount %(value)s is above the limit of ¥%(max)s for one purchase."),
+    "points_too_many": _("The purchase would earn %(points)s points, more than %(max)s."),
     "channel_invalid": _("“%(value)s” is not a channel: use store, online, app or mini_program."),
     "receipt_duplicate": _("The same store and receipt number are on line %(line)s."),
     "receipt_conflict": _(
@@ -180,6 +188,10 @@ MESSAGES: dict[str, Any] = {
     "points_invalid": _("“%(value)s” is not a whole number of points above 0."),
     "expires_on_past": _("The points would expire on %(value)s, which is not in the future."),
     "earned_on_future": _("The day earned %(value)s is in the future."),
+    "earned_on_too_early": _("The day earned %(value)s is before %(earliest)s."),
+    "expires_on_too_late": _("The points would expire on %(value)s, after %(latest)s."),
+    "nul_character": _("%(name)s holds a NUL character (\\0), which cannot be stored."),
+    "field_too_long": _("A field of this line is longer than %(max)s characters."),
     "source_id_duplicate": _("The same source_id is on line %(line)s."),
     "balance_conflict": _("source_id %(value)s was already imported with other details."),
 }
@@ -221,7 +233,7 @@ class _Header:
 def _header(fields: list[str], kind: str) -> _Header:
     spec = COLUMNS[kind]
     names = [name for name, _required, _help in spec]
-    columns = [name.strip().lower() for name in fields]
+    columns = [text_without_nul(name.strip().lower()) for name in fields]
     positions: dict[str, int] = {}
     for index, name in enumerate(columns):
         if name in names and name not in positions:
@@ -245,7 +257,8 @@ def _header(fields: list[str], kind: str) -> _Header:
     return _Header(positions=positions, width=len(fields), columns=columns, ignored=ignored)
 
 
-def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
+def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, list[str]]], bool]:
+    """The header, the records after it, and whether the file holds a NUL anywhere."""
     try:
         text = _decode(content)
     except MemberError as exc:
@@ -257,7 +270,7 @@ def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, 
         raise ImportFileError(gettext("This is not a CSV file.")) from None
     except StopIteration:
         raise ImportFileError(gettext("The file is empty.")) from None
-    return _header(first[1], kind), records
+    return _header(first[1], kind), records, "\x00" in text
 
 
 # --- Rows -------------------------------------------------------------------------------
@@ -315,14 +328,32 @@ class _Checker:
     `_purchase`, the full check, which also words the errors.
     """
 
-    def __init__(self, *, kind: str, header: _Header, stores: dict[str, tuple[int, str]]):
+    def __init__(
+        self,
+        *,
+        kind: str,
+        header: _Header,
+        stores: dict[str, tuple[int, str]],
+        nul: bool = False,
+    ):
         self.kind = kind
         self.width = header.width
-        names = [name for name, _required, _help in COLUMNS[kind]]
-        self.cells = itemgetter(*(header.positions.get(name, header.width) for name in names))
+        self.names = [name for name, _required, _help in COLUMNS[kind]]
+        self.cells = itemgetter(*(header.positions.get(name, header.width) for name in self.names))
         self.stores = stores
+        self.nul = nul  # the file holds a NUL somewhere: every row is looked at for one
         self.now = timezone.now()
         self.today = timezone.localdate(self.now)
+        # Imports take older dates than the till, but none before this day (Beijing time),
+        # and no amount above the till's limit: a value out of these bounds is its row's
+        # error, never a value that a column or COPY refuses half-way through a batch.
+        self.earliest_day = settings.IMPORT_EARLIEST_DATE
+        self.earliest_text = self.earliest_day.isoformat()
+        self.earliest = datetime.datetime.combine(
+            self.earliest_day, datetime.time(), tzinfo=ZoneInfo(settings.TIME_ZONE)
+        )
+        self.max_amount = settings.POINTS_PURCHASE_MAX_AMOUNT
+        self.latest_expiry = datetime.date(self.today.year + MAX_EXPIRY_YEARS, 12, 31)
         self.seen: dict[Any, int] = {}
         # The fast path for times without an offset (made aware in the default zone, as
         # `_parse_datetime` does): the zone's offset is looked up once per hour of the day,
@@ -330,12 +361,17 @@ class _Checker:
         self.tz = ZoneInfo(settings.TIME_ZONE)
         local_now = self.now.astimezone(self.tz)
         self.now_local = local_now.replace(tzinfo=None)
+        self.earliest_local = self.earliest.replace(tzinfo=None)
         self.now_offset = local_now.utcoffset()
         self.offsets: dict[str, str] = {}
         self.in_business_zone = self.tz.key == BUSINESS_TZ.key
         self.store_by_text: dict[str, tuple[int, str] | None] = {}
 
     def check(self, line: int, fields: list[str]) -> _Good | _Row:
+        if type(fields) is OverlongLine:
+            row = _Row(line=line, ref="")
+            row.error("", "field_too_long", max=csv.field_size_limit())
+            return row
         if len(fields) != self.width and (
             len(fields) < self.width or any(value.strip() for value in fields[self.width :])
         ):
@@ -344,6 +380,15 @@ class _Checker:
             return row
         fields.append("")
         cells = [value.strip() for value in self.cells(fields)]
+        if self.nul and any("\x00" in value for value in cells):
+            # Its error, in each column that holds one; nothing of the row goes further
+            # (PostgreSQL stores no NUL in text).
+            ref = cells[1] if self.kind == PointsImport.Kind.PURCHASES else cells[0]
+            row = _Row(line=line, ref=text_without_nul(ref)[:100])
+            for name, value in zip(self.names, cells, strict=True):
+                if "\x00" in value:
+                    row.error(name, "nul_character", name=name)
+            return row
         if self.kind == PointsImport.Kind.PURCHASES:
             return self._purchase_fast(line, *cells) or self._purchase_good(
                 self._purchase(line, *cells)
@@ -363,7 +408,7 @@ class _Checker:
             naive = datetime.datetime.fromisoformat(text)
         except ValueError:
             return None
-        if naive.tzinfo is not None or not self.in_business_zone:
+        if naive.tzinfo is not None or not self.in_business_zone or naive < self.earliest_local:
             return None
         iso = naive.isoformat()
         hour = iso[:13]
@@ -395,7 +440,7 @@ class _Checker:
         if when is None:
             return None
         value = Decimal(amount)
-        if not value > 0:
+        if not 0 < value <= self.max_amount:
             return None
         if len(amount) < 4 or amount[-3] != "." or amount[0] == "0":
             amount = str(value.quantize(CENT))
@@ -480,10 +525,19 @@ class _Checker:
                 row.error("occurred_at", "datetime_invalid", value=occurred_at[:40])
             elif row.occurred_at > self.now:
                 row.error("occurred_at", "occurred_at_future", value=occurred_at[:40])
+            elif row.occurred_at < self.earliest:
+                row.error(
+                    "occurred_at",
+                    "occurred_at_too_early",
+                    value=occurred_at[:40],
+                    earliest=self.earliest_text,
+                )
         if not amount:
             row.error("amount", "required", name="amount")
         elif _AMOUNT.fullmatch(amount) is None or not (value := Decimal(amount)) > 0:
             row.error("amount", "amount_invalid", value=amount[:40])
+        elif value > self.max_amount:
+            row.error("amount", "amount_too_large", value=amount, max=str(self.max_amount))
         else:
             row.amount = value.quantize(CENT)
         if channel:
@@ -525,6 +579,13 @@ class _Checker:
                 row.error("expires_on", "date_invalid", value=expires_on[:40])
             elif day <= self.today:
                 row.error("expires_on", "expires_on_past", value=expires_on)
+            elif day > self.latest_expiry:
+                row.error(
+                    "expires_on",
+                    "expires_on_too_late",
+                    value=expires_on,
+                    latest=self.latest_expiry.isoformat(),
+                )
             else:
                 row.expires_on = day
                 # The end of that day in Beijing, stored as the next midnight (expiry_for).
@@ -537,6 +598,10 @@ class _Checker:
                 row.error("earned_on", "date_invalid", value=earned_on[:40])
             elif day > self.today:
                 row.error("earned_on", "earned_on_future", value=earned_on)
+            elif day < self.earliest_day:
+                row.error(
+                    "earned_on", "earned_on_too_early", value=earned_on, earliest=self.earliest_text
+                )
             else:
                 row.earned_at = datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
         if source_id:
@@ -944,6 +1009,8 @@ def _purchases_prepare(
     existing = _existing_purchases([(g[1], g[3]) for g in good])
     members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
     active = Member.Status.ACTIVE
+    # A category rate may count a purchase's spend several times over, never this much.
+    max_eligible = settings.POINTS_PURCHASE_MAX_AMOUNT * 1000
     per_row = calculator.per_row
     multiplier = calculator.multiplier
     earn = calculator.earn
@@ -1010,6 +1077,11 @@ def _purchases_prepare(
         else:
             factor = multiplier(members, ref[0], month[1])
         eligible_text, points = earn(amount, amount_text, category, factor)
+        if points > MAX_POINTS or Decimal(eligible_text) > max_eligible:
+            # Only an administrator's rate or promotion gone wrong earns this much: the
+            # row's error, not a number too large for its column.
+            bad.append(_bad_row(g, "amount", "points_too_many", points=points, max=MAX_POINTS))
+            continue
         prepared.append(
             (
                 ref[0],
@@ -1408,9 +1480,9 @@ class _Importer:
         self.failure: BaseException | None = None
 
     def run(self, content: bytes) -> None:
-        header, records = _read_file(content, self.kind)
+        header, records, nul = _read_file(content, self.kind)
         stores = {code.upper(): (pk, code) for pk, code in Store.objects.values_list("id", "code")}
-        checker = _Checker(kind=self.kind, header=header, stores=stores)
+        checker = _Checker(kind=self.kind, header=header, stores=stores, nul=nul)
         self.now = checker.now
         if self.kind == PointsImport.Kind.PURCHASES:
             self.calculator = EarningCalculator()
@@ -1608,7 +1680,7 @@ def points_import_start(
     """Check the file as a whole and record it, ready to run; raises `ImportFileError`."""
     if kind not in COLUMNS:
         raise ValueError(f"unknown import kind {kind}")
-    header, records = _read_file(content, kind)
+    header, records, _nul = _read_file(content, kind)
     try:
         total = sum(1 for _record in records)
     except csv.Error:
@@ -1621,7 +1693,7 @@ def points_import_start(
         actor = None
     return PointsImport.objects.create(
         kind=kind,
-        file_name=os.path.basename(file_name)[:255] or f"{kind}.csv",
+        file_name=text_without_nul(os.path.basename(file_name))[:255] or f"{kind}.csv",
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
         content=content if keep_content else b"",

@@ -524,3 +524,107 @@ def test_campaign_promotions_apply_per_row_as_at_the_till(members, store, monkey
         ).purchase
         assert Purchase.objects.get(receipt_no=receipt).points_earned == live.points_earned
     assert Purchase.objects.get(receipt_no="C1").points_earned == 120  # the best, ×3
+
+
+# --- Bad values: each is its row's error, the good rows are written ------------------------
+
+OVERLONG = "x" * 200_000  # past the csv module's field limit
+
+
+def bad_values_file(alice, bob) -> str:
+    a, b = alice.member_no, bob.member_no
+    return (
+        "store,receipt_no,member_no,phone,occurred_at,amount,channel,category,sku\n"
+        f"SH001,V1,{a},,2026-04-10T10:00:00,200000.00,,,\n"  # 2: good, at the limit
+        f"SH001,V2,{a},,2026-04-10T10:00:00,200000.01,,,\n"  # 3: above the limit
+        f"SH001,V3,{a},,2026-04-10T10:00:00,3000000000,,,\n"  # 4: far above
+        f"SH001,V4,{a},,0001-01-01T00:00:00,10,,,\n"  # 5: year 1
+        f"SH001,V5,{a},,9999-12-31T00:00:00,10,,,\n"  # 6: year 9999
+        f"SH001,V6,{a},,1989-12-31T23:59:59,10,,,\n"  # 7: the day before the earliest
+        f"SH001,V7,{a},,1990-01-01T00:00:00,10,,,\n"  # 8: good, the earliest
+        f"SH001,V\x008,{a},,2026-04-10T10:00:00,10,,,\n"  # 9: NUL in the receipt
+        f"SH001,V9,{a},,2026-04-10T10:00:00,10,,cat\x00,\n"  # 10: NUL in the category
+        f"SH001,V10,{a},,2026-04-10T10:00:00,10,,{'c' * 51},\n"  # 11: category too long
+        f'SH001,V11,{a},,2026-04-10T10:00:00,10,,,"{OVERLONG}"\n'  # 12: a field past the limit
+        f"SH001,V12,{b},,2026-03-10T10:00:00,200000,,gold,\n"  # 13: earns too many points
+        f"SH001,V13,{b},,2026-04-10T10:00:00,10,,,\n"  # 14: good
+    )
+
+
+BAD_VALUE_PROBLEMS = [
+    (3, "amount", "The amount 200000.01 is above the limit of ¥200000 for one purchase."),
+    (4, "amount", "The amount 3000000000 is above the limit of ¥200000 for one purchase."),
+    (5, "occurred_at", "The time of purchase 0001-01-01T00:00:00 is before 1990-01-01."),
+    (6, "occurred_at", "The time of purchase 9999-12-31T00:00:00 is in the future."),
+    (7, "occurred_at", "The time of purchase 1989-12-31T23:59:59 is before 1990-01-01."),
+    (9, "receipt_no", "receipt_no holds a NUL character (\\0), which cannot be stored."),
+    (10, "category", "category holds a NUL character (\\0), which cannot be stored."),
+    (11, "category", "category is longer than 50 characters."),
+    (12, "", "A field of this line is longer than 131072 characters."),
+    (13, "amount", "The purchase would earn 3999996000 points, more than 100000000."),
+]
+
+
+def problems_of(points_import: PointsImport) -> list[tuple[int, str, str]]:
+    from points.imports import import_error_message, points_import_error_list
+
+    with translation.override("en"):
+        return [
+            (error.line, error.column, import_error_message(error))
+            for error in points_import_error_list(points_import=points_import)
+        ]
+
+
+def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(members):
+    alice, bob = members
+    # 9,999.99 points per ¥1, and Bob's birthday month doubles it: an administrator's slip.
+    CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
+
+    points_import = run(bad_values_file(alice, bob))
+
+    assert points_import.status == PointsImport.Status.DONE
+    assert problems_of(points_import) == BAD_VALUE_PROBLEMS
+    assert (points_import.created_count, points_import.bad_count) == (3, 10)
+    assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["V1", "V13", "V7"]
+    assert points_import.errors.get(line=9).ref == "V␀8"
+    assert Account.objects.get(member=alice).balance == 200_010
+    assert reconciles()
+
+    before = snapshot()
+    again = run(bad_values_file(alice, bob))
+    assert (again.created_count, again.existing_count, again.bad_count) == (0, 3, 10)
+    assert problems_of(again) == BAD_VALUE_PROBLEMS
+    assert snapshot() == before
+
+
+def test_the_amount_limit_and_the_earliest_date_are_settings(members, settings):
+    alice, _bob = members
+    settings.POINTS_PURCHASE_MAX_AMOUNT = Decimal("500")
+    settings.IMPORT_EARLIEST_DATE = datetime.date(2020, 1, 1)
+
+    points_import = run(
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,S1,{alice.member_no},2026-04-10T10:00:00,500.01\n"
+        f"SH001,S2,{alice.member_no},2019-12-31T10:00:00,10\n"
+        f"SH001,S3,{alice.member_no},2020-01-01T10:00:00,500\n"
+    )
+
+    assert problems_of(points_import) == [
+        (2, "amount", "The amount 500.01 is above the limit of ¥500 for one purchase."),
+        (3, "occurred_at", "The time of purchase 2019-12-31T10:00:00 is before 2020-01-01."),
+    ]
+    assert points_import.created_count == 1
+
+
+def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(members):
+    content = (
+        "store,receipt_no,member_no,occurred_at,amount,category\nSH001,R1,M1,2026-04-10,10,毛毛\n"
+    )
+
+    with translation.override("en"), pytest.raises(ImportFileError) as error:
+        points_import_file(
+            kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content.encode("gbk")
+        )
+
+    assert str(error.value).startswith("The file is not UTF-8 text. In Excel choose “Save as”")
+    assert not PointsImport.objects.exists()
