@@ -628,3 +628,69 @@ def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(members)
 
     assert str(error.value).startswith("The file is not UTF-8 text. In Excel choose “Save as”")
     assert not PointsImport.objects.exists()
+
+
+@pytest.mark.parametrize("kind", [PointsImport.Kind.PURCHASES, PointsImport.Kind.BALANCES])
+def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
+    # Rows an older version wrote, or someone typed in: NUL characters (where the database
+    # holds them), huge numbers, params of the wrong shape, a problem code no longer known.
+    from django.db import connection
+
+    from points.models import PointsImportError
+
+    nul = "\x00" if connection.vendor != "postgresql" else ""
+    huge = 2**31 - 1
+    done = PointsImport.objects.create(
+        kind=kind,
+        file_name=f"bad{nul}.csv",
+        sha256="0" * 64,
+        status=PointsImport.Status.DONE,
+        total_rows=1,
+        processed_rows=huge,
+        created_count=huge,
+        existing_count=huge,
+        bad_count=huge,
+        points_posted=2**63 - 1,
+        columns=[f"store{nul}", 10**40],
+        ignored_columns=[f"x{nul}", 10**40, {"a": 1}],
+        failure=f"DataError: {nul}",
+    )
+    PointsImport.objects.create(
+        kind=kind, file_name="waiting.csv", sha256="1" * 64, status=PointsImport.Status.RUNNING
+    )
+    for line, code, params in [
+        (huge, "field_count", {"found": 10**40, "expected": 3}),
+        (1, "amount_invalid", {"value": f"3000000000{nul}"}),
+        (2, "too_long", {"wrong": "keys"}),
+        (3, "member_inactive", ["a", "list"]),
+        (4, "store_unknown", "a string"),
+        (5, "no_such_code", {}),
+    ]:
+        PointsImportError.objects.create(
+            points_import=done,
+            line=line,
+            ref=f"R{nul}{line}",
+            column="amount",
+            code=code,
+            params=params,
+        )
+    client.force_login(make_role_user("administrator"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = (
+        "staff:purchase-import" if kind == PointsImport.Kind.PURCHASES else "staff:balance-import"
+    )
+
+    listing = client.get(reverse(page))
+    detail = client.get(reverse(f"{page}-detail", args=[done.pk]))
+    fragment = client.get(reverse(f"{page}-detail", args=[done.pk]), HTTP_HX_REQUEST="true")
+    errors = client.get(reverse(f"{page}-errors", args=[done.pk]))
+    text = b"".join(errors.streaming_content).decode()
+
+    assert listing.status_code == detail.status_code == fragment.status_code == 200
+    assert errors.status_code == 200
+    html = detail.content.decode()
+    assert f"The line has {10**40} fields but the header has 3." in html
+    assert "no_such_code" in html
+    assert f"<td>{huge}</td>" in html
+    assert "waiting.csv" in listing.content.decode()
+    assert text.count("\r\n") == 7  # the header and the six problems
