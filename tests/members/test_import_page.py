@@ -163,6 +163,11 @@ def test_the_error_report_downloads_as_csv(admin_client, django_capture_on_commi
     [
         (b"", "The submitted file is empty."),
         ("编号,手机\n1,138\n".encode("gb18030"), "The file is not UTF-8 text."),
+        # GBK bytes that are valid UTF-8 too ("卢梅" reads "¬÷"): refused the same way.
+        (
+            "source_id,phone,name\nG1,13900000001,卢梅\n".encode("gbk"),
+            "The file is not UTF-8 text.",
+        ),
         ("P1,13812340001,张伟\n".encode(), "The first line must be a header naming the columns"),
         (b"source_id,phone,name\n", "The file has a header but no members below it."),
         (b"PK\x03\x04\x14\x00\x00\x00", "This is not a CSV file."),
