@@ -46,7 +46,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -148,6 +148,7 @@ MESSAGES: dict[str, Any] = {
     "enrolled_at_too_early": _("The enrolment time %(value)s is before %(earliest)s."),
     "nul_character": _("%(name)s holds a NUL character (\\0), which cannot be stored."),
     "field_too_long": _("A field of this line is longer than %(max)s characters."),
+    "row_refused": _("The database refused this row: %(reason)s"),
     "city_too_long": _("city is longer than %(max)s characters."),
     "store_unknown": _("There is no store with the code “%(value)s”."),
     "consent_invalid": _("“%(value)s” is not yes or no: use 1/0, true/false, yes/no or 是/否."),
@@ -276,6 +277,11 @@ def _is_chinese(char: str) -> bool:
 def text_without_nul(text: str) -> str:
     """The text with each NUL shown as ␀: PostgreSQL stores no NUL in text or JSON."""
     return text.replace("\x00", "\u2400") if "\x00" in text else text
+
+
+def refusal_reason(exc: Exception) -> str:
+    """The first line of a database error, for an import report."""
+    return text_without_nul(str(exc).strip().split("\n", 1)[0])[:300]
 
 
 class OverlongLine(list):
@@ -1121,6 +1127,45 @@ class _Importer:
             raise failure
 
     def _write_batch(self, rows: list[_Row]) -> _BatchResult:
+        """Write a batch; one whose values the database refuses is written in halves.
+
+        The row checker keeps every value the database would refuse from a batch; should
+        one get past it all the same, the batch's transaction rolls back and its halves are
+        written on their own, down to the row the database refuses, which is reported as
+        that row's error: the run goes on, and no batch is ever written in part.
+        """
+        try:
+            return self._write_batch_retrying(rows)
+        except (DataError, OverflowError) as exc:
+            if len(rows) == 1:
+                return self._write_refused(rows[0], exc)
+            middle = len(rows) // 2
+            first = self._write_batch(rows[:middle])
+            second = self._write_batch(rows[middle:])
+            return _BatchResult(
+                created=first.created + second.created,
+                existing=first.existing + second.existing,
+                bad_lines=first.bad_lines + second.bad_lines,
+                errors=[*first.errors, *second.errors],
+            )
+
+    def _write_refused(self, row: _Row, exc: Exception) -> _BatchResult:
+        error = MemberImportError(
+            member_import_id=self.member_import.pk,
+            line=row.line,
+            source_id=text_without_nul(row.source_id)[:100],
+            column="",
+            code="row_refused",
+            params={"reason": refusal_reason(exc)},
+        )
+        with transaction.atomic():
+            error.save()
+            MemberImport.objects.filter(pk=self.member_import.pk).update(
+                processed_rows=F("processed_rows") + 1, bad_count=F("bad_count") + 1
+            )
+        return _BatchResult(bad_lines=1, errors=[error])
+
+    def _write_batch_retrying(self, rows: list[_Row]) -> _BatchResult:
         for attempt in range(3):
             try:
                 with transaction.atomic():

@@ -58,7 +58,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
@@ -74,6 +74,7 @@ from members.imports import (
     _records,
     bulk_python,
     import_phone_normalize,
+    refusal_reason,
     text_without_nul,
 )
 from members.models import Member, Store, User
@@ -192,6 +193,7 @@ MESSAGES: dict[str, Any] = {
     "expires_on_too_late": _("The points would expire on %(value)s, after %(latest)s."),
     "nul_character": _("%(name)s holds a NUL character (\\0), which cannot be stored."),
     "field_too_long": _("A field of this line is longer than %(max)s characters."),
+    "row_refused": _("The database refused this row: %(reason)s"),
     "source_id_duplicate": _("The same source_id is on line %(line)s."),
     "balance_conflict": _("source_id %(value)s was already imported with other details."),
 }
@@ -1524,11 +1526,55 @@ class _Importer:
             connection.close()
 
     def _flush(self, batch: _Batch) -> None:
+        result = self._write_split(batch)
+        with self.lock:
+            self.processed += batch.size
+            self.created += result.created
+            self.existing += result.existing
+            self.bad += result.bad_lines
+            self.points += result.points
+            if self.progress is not None:
+                self.progress(self._progress())
+
+    def _write_split(self, batch: _Batch) -> _BatchResult:
+        """Write a batch; one whose values the database refuses is written in halves.
+
+        The row checker keeps every value the database would refuse from a batch; should
+        one get past it all the same, the batch's transaction rolls back and its halves are
+        written on their own, down to the row the database refuses, which is reported as
+        that row's error: the run goes on, and no batch is ever written in part.
+        """
+        try:
+            return self._write_retrying(batch)
+        except (DataError, OverflowError) as exc:
+            good = batch.good
+            if not good:
+                raise
+            if len(good) == 1:
+                row = good[0]
+                line, ref = (row[0], row[3]) if type(row) is tuple else (row.line, row.ref)
+                refused = _Row(line=line, ref=text_without_nul(ref)[:100])
+                refused.error("", "row_refused", reason=refusal_reason(exc))
+                return self._write_retrying(
+                    _Batch(size=batch.size, good=[], bad=[*batch.bad, refused])
+                )
+            middle = len(good) // 2
+            first = self._write_split(
+                _Batch(size=middle + len(batch.bad), good=good[:middle], bad=batch.bad)
+            )
+            second = self._write_split(_Batch(size=len(good) - middle, good=good[middle:], bad=[]))
+            return _BatchResult(
+                created=first.created + second.created,
+                existing=first.existing + second.existing,
+                bad_lines=first.bad_lines + second.bad_lines,
+                points=first.points + second.points,
+            )
+
+    def _write_retrying(self, batch: _Batch) -> _BatchResult:
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    result = self._write(batch)
-                break
+                    return self._write(batch)
             except IntegrityError:
                 # A till recorded one of these receipts after our check: the batch was rolled
                 # back whole; check it again (nothing of the attempt is kept).
@@ -1540,14 +1586,7 @@ class _Importer:
                 # rolling this batch back whole; write it again.
                 if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "40P01":
                     raise
-        with self.lock:
-            self.processed += batch.size
-            self.created += result.created
-            self.existing += result.existing
-            self.bad += result.bad_lines
-            self.points += result.points
-            if self.progress is not None:
-                self.progress(self._progress())
+        raise AssertionError("unreachable")
 
     def _progress(self) -> ImportProgress:
         return ImportProgress(

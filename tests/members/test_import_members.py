@@ -581,3 +581,41 @@ def test_a_workbook_or_utf16_file_is_still_refused_as_a_whole(world):
         with translation.override("en"), pytest.raises(ImportFileError) as error:
             run_import(world, content)
         assert str(error.value).startswith("This is not a CSV file.")
+
+
+def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_written(
+    world, monkeypatch
+):
+    # Should a value the row checker does not know of reach the database and be refused,
+    # the batch is written in halves down to that row, which is reported; the run goes on.
+    from django.db import DataError
+
+    from members import imports
+
+    write = imports._Importer._write
+
+    def refusing_write(self, rows, *, check_codes):
+        result = write(self, rows, check_codes=check_codes)
+        if any(row.source_id == "R3" for row in rows):
+            raise DataError("value out of range for type integer\nCONTEXT: COPY members_member")
+        return result
+
+    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    content = "source_id,phone,name\n" + "".join(
+        f"R{i},1390000050{i},会员{i}\n" for i in range(1, 6)
+    )
+
+    member_import = run_import(world, content)
+
+    assert member_import.status == MemberImport.Status.DONE
+    assert problems(member_import) == [
+        (4, "", "The database refused this row: value out of range for type integer")
+    ]
+    assert (member_import.created_count, member_import.bad_count) == (4, 1)
+    stored = MemberImport.objects.get(pk=member_import.pk)
+    assert (stored.processed_rows, stored.created_count, stored.bad_count) == (5, 4, 1)
+    assert sorted(
+        Member.objects.filter(import_source_id__startswith="R").values_list(
+            "import_source_id", flat=True
+        )
+    ) == ["R1", "R2", "R4", "R5"]

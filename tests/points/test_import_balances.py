@@ -216,3 +216,33 @@ def test_the_earliest_day_earned_is_a_setting(alice, settings):
     )
 
     assert [(e.line, e.code) for e in points_import.errors.all()] == [(2, "earned_on_too_early")]
+
+
+def test_a_balance_the_database_refuses_after_all_is_its_error_and_the_rest_is_written(
+    alice, monkeypatch
+):
+    from django.db import DataError
+
+    from points import imports
+
+    write = imports._Importer._write
+
+    def refusing_write(self, batch):
+        result = write(self, batch)
+        if any(row.ref == "OLD-2" for row in batch.good):
+            raise DataError("numeric field overflow")
+        return result
+
+    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+
+    points_import = run(
+        "source_id,member_no,points,expires_on\n"
+        + "".join(f"OLD-{i},{alice.member_no},{i}00,{next_year()}-06-30\n" for i in range(1, 4))
+    )
+
+    assert points_import.status == PointsImport.Status.DONE
+    assert [(e.line, e.code, e.params) for e in points_import.errors.all()] == [
+        (3, "row_refused", {"reason": "numeric field overflow"})
+    ]
+    assert (points_import.created_count, points_import.points_posted) == (2, 400)
+    assert Account.objects.get(member=alice).balance == 400

@@ -694,3 +694,42 @@ def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
     assert f"<td>{huge}</td>" in html
     assert "waiting.csv" in listing.content.decode()
     assert text.count("\r\n") == 7  # the header and the six problems
+
+
+def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_written(
+    members, monkeypatch
+):
+    # Should a value the row checker does not know of reach the database and be refused,
+    # the batch is written in halves down to that row, which is reported; the run goes on.
+    from django.db import DataError
+
+    from points import imports
+
+    alice, _bob = members
+    write = imports._Importer._write
+
+    def refusing_write(self, batch):
+        result = write(self, batch)
+        if any(good[3] == "R3" for good in batch.good):
+            raise DataError("integer out of range\nCONTEXT: SQL statement")
+        return result
+
+    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    content = "store,receipt_no,member_no,occurred_at,amount\n" + "".join(
+        f"SH001,R{i},{alice.member_no},2026-04-10T10:00:00,{i}0\n" for i in range(1, 6)
+    )
+    content += "SH001,R6,M999999999,2026-04-10T10:00:00,10\n"
+
+    points_import = run(content)
+
+    assert points_import.status == PointsImport.Status.DONE
+    assert problems_of(points_import) == [
+        (4, "", "The database refused this row: integer out of range"),
+        (7, "member_no", "There is no member with the number “M999999999”."),
+    ]
+    stored = PointsImport.objects.get(pk=points_import.pk)
+    assert (stored.processed_rows, stored.created_count, stored.bad_count) == (6, 4, 2)
+    assert stored.points_posted == 10 + 20 + 40 + 50
+    assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["R1", "R2", "R4", "R5"]
+    assert Account.objects.get(member=alice).balance == 120
+    assert reconciles()
