@@ -562,7 +562,17 @@ def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(world, c
 
 @pytest.mark.parametrize(
     "name",
-    ["Zoë Müller", "José", "Иван Петров", "Νίκος", "محمد", "王·五", "阿依古丽·买买提", "Łucja"],
+    [
+        "Zoë Müller",
+        "José",
+        "Иван Петров",
+        "Νίκος",
+        "محمد",
+        "王·五",
+        "阿依古丽·买买提",
+        "Łucja",
+        "é",
+    ],
 )
 def test_utf8_names_in_other_alphabets_are_not_taken_for_gbk(world, name):
     content = f"source_id,phone,name,city\nU1,13900000401,{name},上海\n".encode()
