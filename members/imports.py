@@ -11,6 +11,12 @@ and e-mails that already exist, one query checks the freshly drawn member number
 codes, and one transaction writes the members, their consent events, the batch's error rows
 and the progress counters. On PostgreSQL the members and consent events go in through COPY.
 
+A bad value is its row's error, never a value the database refuses half-way through a batch:
+the checker bounds every cell (lengths, dates from `IMPORT_EARLIEST_DATE` to now, no NUL,
+which PostgreSQL stores nowhere, no field past the csv module's limit). Should the database
+refuse a row all the same, the batch is written in halves down to that row, which is
+reported (`_Importer._write_batch`).
+
 `member_import_start` checks the file as a whole (encoding, header, at least one row) and
 raises `ImportFileError` before anything is written; `member_import_run` does the rows and
 writes one audit entry for the whole run. The reads the pages need are at the end.

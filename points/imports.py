@@ -30,6 +30,12 @@ database's share is most of the work (about 30 index entries per purchase), so `
 connections write batches side by side, the rows dealt out by member so that they seldom
 wait for each other's account locks.
 
+Imports take older dates than the till, from `IMPORT_EARLIEST_DATE` (1990-01-01) to now, and
+amounts up to the till's `POINTS_PURCHASE_MAX_AMOUNT`; a purchase earns at most `MAX_POINTS`.
+Every value out of bounds (or holding a NUL, or past the csv module's field limit) is its
+row's error, found by the checker before anything reaches COPY or the ORM; a row the
+database refuses all the same is written around and reported (`_Importer._write_split`).
+
 Opening balances (`source_id, member_no|phone, points, expires_on, earned_on?`) are
 idempotent by source_id (ledger key `import:balance:<source_id>`). Each is one earning
 transaction (source IMPORT, counter account issuance) and one lot that expires at the end of
