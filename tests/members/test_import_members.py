@@ -629,3 +629,10 @@ def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_writt
             "import_source_id", flat=True
         )
     ) == ["R1", "R2", "R4", "R5"]
+
+
+def test_a_nul_in_an_ignored_column_of_the_header_is_shown_not_stored(world):
+    member_import = run_import(world, "source_id,phone,name,no\x00te\nN1,13900000601,甲,x\n")
+
+    assert member_import.created_count == 1
+    assert MemberImport.objects.get(pk=member_import.pk).ignored_columns == ["no␀te"]

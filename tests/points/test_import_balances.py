@@ -246,3 +246,12 @@ def test_a_balance_the_database_refuses_after_all_is_its_error_and_the_rest_is_w
     ]
     assert (points_import.created_count, points_import.points_posted) == (2, 400)
     assert Account.objects.get(member=alice).balance == 400
+
+
+def test_a_nul_in_an_ignored_column_of_the_header_is_shown_not_stored(alice):
+    points_import = run(
+        f"source_id,member_no,points,expires_on,no\x00te\nN1,{alice.member_no},5,{next_year()}-06-30,x\n"
+    )
+
+    assert points_import.created_count == 1
+    assert PointsImport.objects.get(pk=points_import.pk).ignored_columns == ["no␀te"]
