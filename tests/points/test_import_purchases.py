@@ -733,3 +733,24 @@ def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_writt
     assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["R1", "R2", "R4", "R5"]
     assert Account.objects.get(member=alice).balance == 120
     assert reconciles()
+
+
+def test_the_command_reports_bad_values_by_line_and_ends_with_the_counts(members, tmp_path):
+    alice, bob = members
+    CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
+    path = tmp_path / "p.csv"
+    path.write_bytes(bad_values_file(alice, bob).encode())
+    out = StringIO()
+
+    with translation.override("en"):
+        call_command("import_purchases", str(path), "--quiet-progress", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert (
+        "line 9: receipt_no: receipt_no holds a NUL character (\\0), which cannot be stored."
+        in lines
+    )
+    assert "line 12: A field of this line is longer than 131072 characters." in lines
+    assert (
+        "Imported p.csv: 13 rows. Imported: 3. Already imported: 0. Bad rows: 10." in out.getvalue()
+    )
