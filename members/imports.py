@@ -11,6 +11,12 @@ and e-mails that already exist, one query checks the freshly drawn member number
 codes, and one transaction writes the members, their consent events, the batch's error rows
 and the progress counters. On PostgreSQL the members and consent events go in through COPY.
 
+A bad value is its row's error, never a value the database refuses half-way through a batch:
+the checker bounds every cell (lengths, dates from `IMPORT_EARLIEST_DATE` to now, no NUL,
+which PostgreSQL stores nowhere, no field past the csv module's limit). Should the database
+refuse a row all the same, the batch is written in halves down to that row, which is
+reported (`_Importer._write_batch`).
+
 `member_import_start` checks the file as a whole (encoding, header, at least one row) and
 raises `ImportFileError` before anything is written; `member_import_run` does the rows and
 writes one audit entry for the whole run. The reads the pages need are at the end.
@@ -24,6 +30,7 @@ import datetime
 import gc
 import hashlib
 import io
+import itertools
 import json
 import os
 import queue
@@ -32,6 +39,7 @@ import struct
 import sys
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -45,7 +53,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -144,6 +152,10 @@ MESSAGES: dict[str, Any] = {
     "birthday_out_of_range": _("The birthday %(value)s is before 1900 or in the future."),
     "datetime_invalid": _("“%(value)s” is not a date (YYYY-MM-DD) or ISO date and time."),
     "enrolled_at_future": _("The enrolment time %(value)s is in the future."),
+    "enrolled_at_too_early": _("The enrolment time %(value)s is before %(earliest)s."),
+    "nul_character": _("%(name)s holds a NUL character (\\0), which cannot be stored."),
+    "field_too_long": _("A field of this line is longer than %(max)s characters."),
+    "row_refused": _("The database refused this row: %(reason)s"),
     "city_too_long": _("city is longer than %(max)s characters."),
     "store_unknown": _("There is no store with the code “%(value)s”."),
     "consent_invalid": _("“%(value)s” is not yes or no: use 1/0, true/false, yes/no or 是/否."),
@@ -174,22 +186,134 @@ ProgressCallback = Callable[[ImportProgress], None]
 # --- Reading the file -------------------------------------------------------------------
 
 
+# Zip (an .xlsx or .ods workbook), an old .xls workbook, a PDF.
+_BINARY_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF")
+
+
 def _decode(content: bytes) -> str:
     if not content or not content.strip():
         raise ImportFileError(gettext("The file is empty."))
-    if b"\x00" in content[:8192]:
+    # A workbook, or UTF-16 text (every other byte NUL), is refused as a whole; a stray NUL
+    # in a text file is the error of its row (the checkers report it).
+    head = content[:8192]
+    if head.startswith(_BINARY_SIGNATURES) or head.count(b"\x00") * 8 > len(head):
         raise ImportFileError(
             gettext("This is not a CSV file. Save the sheet as “CSV UTF-8” and upload that.")
         )
     try:
-        return content.decode("utf-8-sig")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
+        text = None
+    if text is None or (_has_two_byte_chars(content) and _reads_as_gbk(text)):
         raise ImportFileError(
             gettext(
                 "The file is not UTF-8 text. In Excel choose “Save as” → “CSV UTF-8 "
                 "(comma delimited)” and upload that file."
             )
         ) from None
+    return text
+
+
+# A character that UTF-8 spells with two bytes; GBK spells every Chinese character with two,
+# and a GBK lead byte 0xC2-0xDF followed by a byte 0x80-0xBF is such a character too.
+_TWO_BYTE_CHAR = re.compile("[\u0080-\u07ff]")
+_CHINESE_WORD = re.compile("[\u3400-\u9fff\uf900-\ufaff]+")
+_CELL_END = re.compile('[,"\r\n]')
+_GBK_CELLS_LOOKED_AT = 1000
+_TWO_BYTE_LEADS = bytes(range(0xC2, 0xE0))
+
+
+def _has_two_byte_chars(content: bytes) -> bool:
+    # A third of the time of searching the text: most files hold none (ASCII and Chinese).
+    return len(content.translate(None, _TWO_BYTE_LEADS)) != len(content)
+
+
+def _reads_as_gbk(text: str) -> bool:
+    """Whether a file that is valid UTF-8 is really GBK (Excel's "CSV" on a Chinese Windows).
+
+    Some Chinese characters are GBK bytes that happen to be valid UTF-8 as well: 卢梅 is
+    C2 AC C3 B7 in GBK, which UTF-8 reads as "¬÷". Detectors such as charset-normalizer
+    take any valid UTF-8 as UTF-8, so the cells are judged here: a cell whose non-ASCII
+    characters are all two-byte UTF-8 ones, that GBK reads as Chinese, and that as UTF-8 is
+    no word of one alphabet (symbols and numbers among letters, letters of several
+    alphabets, or accented Latin letters without a plain one) speaks for GBK; a cell that
+    GBK cannot read as Chinese, that holds Chinese already, or that is a word of one alphabet
+    (Иван, Νίκος), for UTF-8, as does every word in Chinese characters.
+    """
+    gbk = utf8 = 0
+    for index, cell in enumerate(_two_byte_cells(text)):
+        if index == _GBK_CELLS_LOOKED_AT:
+            break
+        verdict = _cell_reads_as_gbk(cell.strip())
+        if verdict is True:
+            gbk += 1
+        elif verdict is False:
+            utf8 += 1
+    if gbk <= utf8:
+        return False
+    # Words in Chinese characters are UTF-8 too (GBK bytes seldom read as Chinese in
+    # UTF-8): one "é" among a file of Chinese names is no GBK.
+    chinese = sum(1 for _word in itertools.islice(_CHINESE_WORD.finditer(text), gbk))
+    return gbk > utf8 + chinese
+
+
+def _two_byte_cells(text: str) -> Iterator[str]:
+    """The cells (text between commas, quotes and line breaks) with a two-byte character."""
+    position = 0
+    while (match := _TWO_BYTE_CHAR.search(text, position)) is not None:
+        start = max(text.rfind(mark, position, match.start()) for mark in ',"\r\n') + 1
+        end_match = _CELL_END.search(text, match.end())
+        end = len(text) if end_match is None else end_match.start()
+        yield text[max(start, position) : end]
+        position = end
+
+
+def _cell_reads_as_gbk(cell: str) -> bool | None:
+    """True: GBK; False: UTF-8; None: no telling (a cell with ASCII letters or digits, as
+    "Zoë" or "café", is UTF-8 text in a Latin alphabet, or of no weight either way)."""
+    if any(char.isascii() and char.isalnum() for char in cell):
+        return None
+    if any(_is_chinese(char) for char in cell):  # 王·五: Chinese text with a symbol
+        return False
+    try:
+        as_gbk = cell.encode("utf-8").decode("gbk")
+    except UnicodeDecodeError:
+        return False
+    if not all(char.isascii() or _is_chinese(char) for char in as_gbk):
+        return False
+    alphabets = set()
+    for char in cell:
+        if char.isascii():
+            continue
+        if unicodedata.category(char)[0] not in "LM":
+            return True
+        alphabets.add(unicodedata.name(char, "?").split(" ", 1)[0])
+    return len(alphabets) != 1 or "LATIN" in alphabets
+
+
+def _is_chinese(char: str) -> bool:
+    # CJK ideographs (extension A and the unified block), compatibility ideographs, CJK
+    # punctuation, full-width forms.
+    return (
+        "\u3400" <= char <= "\u9fff"
+        or "\uf900" <= char <= "\ufaff"
+        or "\u3000" <= char <= "\u303f"
+        or "\uff00" <= char <= "\uffef"
+    )
+
+
+def text_without_nul(text: str) -> str:
+    """The text with each NUL shown as ␀: PostgreSQL stores no NUL in text or JSON."""
+    return text.replace("\x00", "\u2400") if "\x00" in text else text
+
+
+def refusal_reason(exc: Exception) -> str:
+    """The first line of a database error, for an import report."""
+    return text_without_nul(str(exc).strip().split("\n", 1)[0])[:300]
+
+
+class OverlongLine(list):
+    """The fields of a line that the csv module could not read: a field over its limit."""
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -224,8 +348,20 @@ def _plain_lines(text: str) -> list[str] | None:
 def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     next_line = 1
-    for fields in reader:
+    while True:
         line = next_line
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            # A field over the csv module's limit: the reader skips the rest of the line
+            # and goes on; the line is reported as that row's error.
+            next_line = reader.line_num + 1
+            if line == 1:
+                raise
+            yield line, OverlongLine()
+            continue
         next_line = reader.line_num + 1
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
@@ -241,7 +377,7 @@ class _Header:
 
 
 def _header(fields: list[str]) -> _Header:
-    columns = [name.strip().lower() for name in fields]
+    columns = [text_without_nul(name.strip().lower()) for name in fields]
     positions: dict[str, int] = {}
     for index, name in enumerate(columns):
         if name in COLUMN_NAMES and name not in positions:
@@ -257,10 +393,6 @@ def _header(fields: list[str]) -> _Header:
         )
     ignored = [name for index, name in enumerate(columns) if positions.get(name) != index]
     return _Header(positions=positions, width=len(fields), columns=columns, ignored=ignored)
-
-
-def _read_file(content: bytes) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
-    return _read_text(_decode(content))
 
 
 def _read_text(text: str) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
@@ -445,8 +577,10 @@ class _RowChecker:
         stores: dict[str, int],
         now: datetime.datetime,
         layout: _CopyLayout | None = None,
+        nul: bool = False,
     ):
         self.width = header.width
+        self.nul = nul  # the file holds a NUL somewhere: every row is looked at for one
         # Absent optional columns read the empty cell appended after the last field.
         self.cells = itemgetter(
             *(header.positions.get(name, header.width) for name in COLUMN_NAMES)
@@ -458,6 +592,10 @@ class _RowChecker:
         # Times are compared with now, and written to COPY, in UTC: that asks their time
         # zone for its offset once, where comparing with another zone's asks it each time.
         self.now_utc = now.astimezone(datetime.UTC)
+        self.earliest = datetime.datetime.combine(
+            settings.IMPORT_EARLIEST_DATE, _MIDNIGHT, self.zone
+        )
+        self.earliest_text = settings.IMPORT_EARLIEST_DATE.isoformat()
         self.layout = layout
         # cell text → (value, problem code or None, COPY text)
         self.birthdays: dict[str, tuple[datetime.date | None, str | None, str]] = {}
@@ -479,6 +617,8 @@ class _RowChecker:
         moment = _parse_datetime(text, self.zone)
         if moment is None:
             found = (None, "datetime_invalid", "")
+        elif moment < self.earliest:
+            found = (moment, "enrolled_at_too_early", "")
         else:
             try:
                 utc = moment.astimezone(datetime.UTC)
@@ -495,18 +635,25 @@ class _RowChecker:
         # Trailing empty cells (some spreadsheets add them) are fine; anything else that
         # does not line up with the header is a broken line, not a member.
         width = self.width
+        if type(fields) is OverlongLine:
+            row = _Row(line, "")
+            row.error("", "field_too_long", max=csv.field_size_limit())
+            return row
         if len(fields) != width and (
             len(fields) < width or any(value.strip() for value in fields[width:])
         ):
-            source_id = fields[0].strip() if fields else ""
+            source_id = text_without_nul(fields[0].strip()) if fields else ""
             row = _Row(line, source_id)
             row.error("", "field_count", found=len(fields), expected=width)
             return row
         fields.append("")
+        cells = self.cells(fields)
+        if self.nul and any("\x00" in value for value in cells):
+            return self._nul_row(line, cells)
         (
             source_id, phone, name, email, gender, birthday, city, store, enrolled_at,
             consent_sms, consent_email,
-        ) = map(str.strip, self.cells(fields))  # fmt: skip
+        ) = map(str.strip, cells)  # fmt: skip
         row = _Row(line, source_id, "", name, None, "", None, city)
 
         if not source_id:
@@ -566,6 +713,8 @@ class _RowChecker:
             )
             if problem == "datetime_invalid":
                 row.error("enrolled_at", problem, value=enrolled_at[:40])
+            elif problem == "enrolled_at_too_early":
+                row.error("enrolled_at", problem, value=enrolled_at, earliest=self.earliest_text)
             elif problem is not None:
                 row.error("enrolled_at", problem, value=enrolled_at)
 
@@ -580,6 +729,16 @@ class _RowChecker:
 
         if self.layout is not None and not row.errors:
             self.layout.render(row, birthday=birthday_text, enrolled_at=enrolled_text)
+        return row
+
+    @staticmethod
+    def _nul_row(line: int, cells: tuple[str, ...]) -> _Row:
+        """A row with a NUL: that is its error, in each column that holds one (nothing of
+        it reaches the database, which stores no NUL, nor its other checks)."""
+        row = _Row(line, text_without_nul(cells[0].strip()))
+        for name, value in zip(COLUMN_NAMES, cells, strict=True):
+            if "\x00" in value:
+                row.error(name, "nul_character", name=name)
         return row
 
 
@@ -940,13 +1099,16 @@ class _Importer:
         self.parallel = False  # batches written through connections of their own, at once
 
     def run(self, content: bytes) -> None:
-        header, records = _read_file(content)
+        text = _decode(content)
+        header, records = _read_text(text)
         stores = {code.upper(): pk for code, pk in Store.objects.values_list("code", "id")}
         if self.use_copy:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Member._meta.db_table])
                 (self.id_sequence,) = cursor.fetchone()
-        checker = _RowChecker(header=header, stores=stores, now=self.now, layout=self.layout)
+        checker = _RowChecker(
+            header=header, stores=stores, now=self.now, layout=self.layout, nul="\x00" in text
+        )
         reader = _Reader(records=records, checker=checker)
         with bulk_python():
             # Inside a caller's transaction (a test case) other connections could not see
@@ -993,6 +1155,45 @@ class _Importer:
             raise failure
 
     def _write_batch(self, rows: list[_Row]) -> _BatchResult:
+        """Write a batch; one whose values the database refuses is written in halves.
+
+        The row checker keeps every value the database would refuse from a batch; should
+        one get past it all the same, the batch's transaction rolls back and its halves are
+        written on their own, down to the row the database refuses, which is reported as
+        that row's error: the run goes on, and no batch is ever written in part.
+        """
+        try:
+            return self._write_batch_retrying(rows)
+        except (DataError, OverflowError) as exc:
+            if len(rows) == 1:
+                return self._write_refused(rows[0], exc)
+            middle = len(rows) // 2
+            first = self._write_batch(rows[:middle])
+            second = self._write_batch(rows[middle:])
+            return _BatchResult(
+                created=first.created + second.created,
+                existing=first.existing + second.existing,
+                bad_lines=first.bad_lines + second.bad_lines,
+                errors=[*first.errors, *second.errors],
+            )
+
+    def _write_refused(self, row: _Row, exc: Exception) -> _BatchResult:
+        error = MemberImportError(
+            member_import_id=self.member_import.pk,
+            line=row.line,
+            source_id=text_without_nul(row.source_id)[:100],
+            column="",
+            code="row_refused",
+            params={"reason": refusal_reason(exc)},
+        )
+        with transaction.atomic():
+            error.save()
+            MemberImport.objects.filter(pk=self.member_import.pk).update(
+                processed_rows=F("processed_rows") + 1, bad_count=F("bad_count") + 1
+            )
+        return _BatchResult(bad_lines=1, errors=[error])
+
+    def _write_batch_retrying(self, rows: list[_Row]) -> _BatchResult:
         for attempt in range(3):
             try:
                 with transaction.atomic():
@@ -1217,7 +1418,9 @@ class _Importer:
                     copy.write(events_text)
 
 
-_UNTRUSTED_SOURCE = frozenset({"source_id_duplicate", "source_id_too_long", "field_count"})
+_UNTRUSTED_SOURCE = frozenset(
+    {"source_id_duplicate", "source_id_too_long", "field_count", "nul_character"}
+)
 
 
 def _untrusted_source(row: _Row) -> bool:
@@ -1258,7 +1461,7 @@ def member_import_start(
     else:
         actor = None
     return MemberImport.objects.create(
-        file_name=os.path.basename(file_name)[:255] or "members.csv",
+        file_name=text_without_nul(os.path.basename(file_name))[:255] or "members.csv",
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
         content=content if keep_content else b"",

@@ -30,6 +30,12 @@ database's share is most of the work (about 30 index entries per purchase), so `
 connections write batches side by side, the rows dealt out by member so that they seldom
 wait for each other's account locks.
 
+Imports take older dates than the till, from `IMPORT_EARLIEST_DATE` (1990-01-01) to now, and
+amounts up to the till's `POINTS_PURCHASE_MAX_AMOUNT`; a purchase earns at most `MAX_POINTS`.
+Every value out of bounds (or holding a NUL, or past the csv module's field limit) is its
+row's error, found by the checker before anything reaches COPY or the ORM; a row the
+database refuses all the same is written around and reported (`_Importer._write_split`).
+
 Opening balances (`source_id, member_no|phone, points, expires_on, earned_on?`) are
 idempotent by source_id (ledger key `import:balance:<source_id>`). Each is one earning
 transaction (source IMPORT, counter account issuance) and one lot that expires at the end of
@@ -58,7 +64,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
@@ -66,6 +72,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.imports import (
+    OverlongLine,
     _decode,
     _members_matching,
     _parse_date,
@@ -73,6 +80,8 @@ from members.imports import (
     _records,
     bulk_python,
     import_phone_normalize,
+    refusal_reason,
+    text_without_nul,
 )
 from members.models import Member, Store, User
 from members.numbers import InvalidPhone
@@ -120,7 +129,10 @@ BATCH_SIZE = 5000
 # several times the Python's, and a batch's statements use one core.
 WRITERS = 2
 MAX_ERRORS_SHOWN = 500
+# The most points one opening balance may bring, or one imported purchase earn.
 MAX_POINTS = 100_000_000
+# How far ahead an opening balance may expire, in years after this one.
+MAX_EXPIRY_YEARS = 10
 
 _MEMBER_HELP = _("Member number; or leave it blank and give phone.")
 _PHONE_HELP = _("Mobile phone of the member, used when member_no is blank.")
@@ -179,7 +191,10 @@ MESSAGES: dict[str, Any] = {
     "datetime_invalid": _("“%(value)s” is not a date (YYYY-MM-DD) or ISO date and time."),
     "date_invalid": _("“%(value)s” is not a date in the form YYYY-MM-DD."),
     "occurred_at_future": _("The time of purchase %(value)s is in the future."),
+    "occurred_at_too_early": _("The time of purchase %(value)s is before %(earliest)s."),
     "amount_invalid": _("“%(value)s” is not an amount above 0 with at most 2 decimals."),
+    "amount_too_large": _("The amount %(value)s is above the limit of ¥%(max)s for one purchase."),
+    "points_too_many": _("The purchase would earn %(points)s points, more than %(max)s."),
     "channel_invalid": _("“%(value)s” is not a channel: use store, online, app or mini_program."),
     "category_unknown": _(
         "“%(value)s” is not a category of the list: an administrator adds it in the admin "
@@ -192,6 +207,11 @@ MESSAGES: dict[str, Any] = {
     "points_invalid": _("“%(value)s” is not a whole number of points above 0."),
     "expires_on_past": _("The points would expire on %(value)s, which is not in the future."),
     "earned_on_future": _("The day earned %(value)s is in the future."),
+    "earned_on_too_early": _("The day earned %(value)s is before %(earliest)s."),
+    "expires_on_too_late": _("The points would expire on %(value)s, after %(latest)s."),
+    "nul_character": _("%(name)s holds a NUL character (\\0), which cannot be stored."),
+    "field_too_long": _("A field of this line is longer than %(max)s characters."),
+    "row_refused": _("The database refused this row: %(reason)s"),
     "source_id_duplicate": _("The same source_id is on line %(line)s."),
     "balance_conflict": _("source_id %(value)s was already imported with other details."),
 }
@@ -233,7 +253,7 @@ class _Header:
 def _header(fields: list[str], kind: str) -> _Header:
     spec = COLUMNS[kind]
     names = [name for name, _required, _help in spec]
-    columns = [name.strip().lower() for name in fields]
+    columns = [text_without_nul(name.strip().lower()) for name in fields]
     positions: dict[str, int] = {}
     for index, name in enumerate(columns):
         if name in names and name not in positions:
@@ -257,7 +277,8 @@ def _header(fields: list[str], kind: str) -> _Header:
     return _Header(positions=positions, width=len(fields), columns=columns, ignored=ignored)
 
 
-def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
+def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, list[str]]], bool]:
+    """The header, the records after it, and whether the file holds a NUL anywhere."""
     try:
         text = _decode(content)
     except MemberError as exc:
@@ -269,7 +290,7 @@ def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, 
         raise ImportFileError(gettext("This is not a CSV file.")) from None
     except StopIteration:
         raise ImportFileError(gettext("The file is empty.")) from None
-    return _header(first[1], kind), records
+    return _header(first[1], kind), records, "\x00" in text
 
 
 # --- Rows -------------------------------------------------------------------------------
@@ -334,17 +355,29 @@ class _Checker:
         header: _Header,
         stores: dict[str, tuple[int, str]],
         categories: frozenset[str] = frozenset(),
+        nul: bool = False,
     ):
         self.kind = kind
         self.width = header.width
-        names = [name for name, _required, _help in COLUMNS[kind]]
-        self.cells = itemgetter(*(header.positions.get(name, header.width) for name in names))
+        self.names = [name for name, _required, _help in COLUMNS[kind]]
+        self.cells = itemgetter(*(header.positions.get(name, header.width) for name in self.names))
         self.stores = stores
         # The codes of the category list (points.Category): the staff purchase form accepts
         # only these, and so does the import.
         self.categories = categories
+        self.nul = nul  # the file holds a NUL somewhere: every row is looked at for one
         self.now = timezone.now()
         self.today = timezone.localdate(self.now)
+        # Imports take older dates than the till, but none before this day (Beijing time),
+        # and no amount above the till's limit: a value out of these bounds is its row's
+        # error, never a value that a column or COPY refuses half-way through a batch.
+        self.earliest_day = settings.IMPORT_EARLIEST_DATE
+        self.earliest_text = self.earliest_day.isoformat()
+        self.earliest = datetime.datetime.combine(
+            self.earliest_day, datetime.time(), tzinfo=ZoneInfo(settings.TIME_ZONE)
+        )
+        self.max_amount = settings.POINTS_PURCHASE_MAX_AMOUNT
+        self.latest_expiry = datetime.date(self.today.year + MAX_EXPIRY_YEARS, 12, 31)
         self.seen: dict[Any, int] = {}
         # The fast path for times without an offset (made aware in the default zone, as
         # `_parse_datetime` does): the zone's offset is looked up once per hour of the day,
@@ -352,12 +385,17 @@ class _Checker:
         self.tz = ZoneInfo(settings.TIME_ZONE)
         local_now = self.now.astimezone(self.tz)
         self.now_local = local_now.replace(tzinfo=None)
+        self.earliest_local = self.earliest.replace(tzinfo=None)
         self.now_offset = local_now.utcoffset()
         self.offsets: dict[str, str] = {}
         self.in_business_zone = self.tz.key == BUSINESS_TZ.key
         self.store_by_text: dict[str, tuple[int, str] | None] = {}
 
     def check(self, line: int, fields: list[str]) -> _Good | _Row:
+        if type(fields) is OverlongLine:
+            row = _Row(line=line, ref="")
+            row.error("", "field_too_long", max=csv.field_size_limit())
+            return row
         if len(fields) != self.width and (
             len(fields) < self.width or any(value.strip() for value in fields[self.width :])
         ):
@@ -366,6 +404,15 @@ class _Checker:
             return row
         fields.append("")
         cells = [value.strip() for value in self.cells(fields)]
+        if self.nul and any("\x00" in value for value in cells):
+            # Its error, in each column that holds one; nothing of the row goes further
+            # (PostgreSQL stores no NUL in text).
+            ref = cells[1] if self.kind == PointsImport.Kind.PURCHASES else cells[0]
+            row = _Row(line=line, ref=text_without_nul(ref)[:100])
+            for name, value in zip(self.names, cells, strict=True):
+                if "\x00" in value:
+                    row.error(name, "nul_character", name=name)
+            return row
         if self.kind == PointsImport.Kind.PURCHASES:
             return self._purchase_fast(line, *cells) or self._purchase_good(
                 self._purchase(line, *cells)
@@ -385,7 +432,7 @@ class _Checker:
             naive = datetime.datetime.fromisoformat(text)
         except ValueError:
             return None
-        if naive.tzinfo is not None or not self.in_business_zone:
+        if naive.tzinfo is not None or not self.in_business_zone or naive < self.earliest_local:
             return None
         iso = naive.isoformat()
         hour = iso[:13]
@@ -417,7 +464,7 @@ class _Checker:
         if when is None:
             return None
         value = Decimal(amount)
-        if not value > 0:
+        if not 0 < value <= self.max_amount:
             return None
         if len(amount) < 4 or amount[-3] != "." or amount[0] == "0":
             amount = str(value.quantize(CENT))
@@ -502,10 +549,19 @@ class _Checker:
                 row.error("occurred_at", "datetime_invalid", value=occurred_at[:40])
             elif row.occurred_at > self.now:
                 row.error("occurred_at", "occurred_at_future", value=occurred_at[:40])
+            elif row.occurred_at < self.earliest:
+                row.error(
+                    "occurred_at",
+                    "occurred_at_too_early",
+                    value=occurred_at[:40],
+                    earliest=self.earliest_text,
+                )
         if not amount:
             row.error("amount", "required", name="amount")
         elif _AMOUNT.fullmatch(amount) is None or not (value := Decimal(amount)) > 0:
             row.error("amount", "amount_invalid", value=amount[:40])
+        elif value > self.max_amount:
+            row.error("amount", "amount_too_large", value=amount, max=str(self.max_amount))
         else:
             row.amount = value.quantize(CENT)
         if channel:
@@ -549,6 +605,13 @@ class _Checker:
                 row.error("expires_on", "date_invalid", value=expires_on[:40])
             elif day <= self.today:
                 row.error("expires_on", "expires_on_past", value=expires_on)
+            elif day > self.latest_expiry:
+                row.error(
+                    "expires_on",
+                    "expires_on_too_late",
+                    value=expires_on,
+                    latest=self.latest_expiry.isoformat(),
+                )
             else:
                 row.expires_on = day
                 # The end of that day in Beijing, stored as the next midnight (expiry_for).
@@ -561,6 +624,10 @@ class _Checker:
                 row.error("earned_on", "date_invalid", value=earned_on[:40])
             elif day > self.today:
                 row.error("earned_on", "earned_on_future", value=earned_on)
+            elif day < self.earliest_day:
+                row.error(
+                    "earned_on", "earned_on_too_early", value=earned_on, earliest=self.earliest_text
+                )
             else:
                 row.earned_at = datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
         if source_id:
@@ -968,6 +1035,8 @@ def _purchases_prepare(
     existing = _existing_purchases([(g[1], g[3]) for g in good])
     members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
     active = Member.Status.ACTIVE
+    # A category rate may count a purchase's spend several times over, never this much.
+    max_eligible = settings.POINTS_PURCHASE_MAX_AMOUNT * 1000
     per_row = calculator.per_row
     multiplier = calculator.multiplier
     earn = calculator.earn
@@ -1034,6 +1103,11 @@ def _purchases_prepare(
         else:
             factor = multiplier(members, ref[0], month[1])
         eligible_text, points = earn(amount, amount_text, category, factor)
+        if points > MAX_POINTS or Decimal(eligible_text) > max_eligible:
+            # Only an administrator's rate or promotion gone wrong earns this much: the
+            # row's error, not a number too large for its column.
+            bad.append(_bad_row(g, "amount", "points_too_many", points=points, max=MAX_POINTS))
+            continue
         prepared.append(
             (
                 ref[0],
@@ -1432,13 +1506,14 @@ class _Importer:
         self.failure: BaseException | None = None
 
     def run(self, content: bytes) -> None:
-        header, records = _read_file(content, self.kind)
+        header, records, nul = _read_file(content, self.kind)
         stores = {code.upper(): (pk, code) for pk, code in Store.objects.values_list("id", "code")}
         checker = _Checker(
             kind=self.kind,
             header=header,
             stores=stores,
             categories=frozenset(Category.objects.values_list("code", flat=True)),
+            nul=nul,
         )
         self.now = checker.now
         if self.kind == PointsImport.Kind.PURCHASES:
@@ -1481,11 +1556,55 @@ class _Importer:
             connection.close()
 
     def _flush(self, batch: _Batch) -> None:
+        result = self._write_split(batch)
+        with self.lock:
+            self.processed += batch.size
+            self.created += result.created
+            self.existing += result.existing
+            self.bad += result.bad_lines
+            self.points += result.points
+            if self.progress is not None:
+                self.progress(self._progress())
+
+    def _write_split(self, batch: _Batch) -> _BatchResult:
+        """Write a batch; one whose values the database refuses is written in halves.
+
+        The row checker keeps every value the database would refuse from a batch; should
+        one get past it all the same, the batch's transaction rolls back and its halves are
+        written on their own, down to the row the database refuses, which is reported as
+        that row's error: the run goes on, and no batch is ever written in part.
+        """
+        try:
+            return self._write_retrying(batch)
+        except (DataError, OverflowError) as exc:
+            good = batch.good
+            if not good:
+                raise
+            if len(good) == 1:
+                row = good[0]
+                line, ref = (row[0], row[3]) if type(row) is tuple else (row.line, row.ref)
+                refused = _Row(line=line, ref=text_without_nul(ref)[:100])
+                refused.error("", "row_refused", reason=refusal_reason(exc))
+                return self._write_retrying(
+                    _Batch(size=batch.size, good=[], bad=[*batch.bad, refused])
+                )
+            middle = len(good) // 2
+            first = self._write_split(
+                _Batch(size=middle + len(batch.bad), good=good[:middle], bad=batch.bad)
+            )
+            second = self._write_split(_Batch(size=len(good) - middle, good=good[middle:], bad=[]))
+            return _BatchResult(
+                created=first.created + second.created,
+                existing=first.existing + second.existing,
+                bad_lines=first.bad_lines + second.bad_lines,
+                points=first.points + second.points,
+            )
+
+    def _write_retrying(self, batch: _Batch) -> _BatchResult:
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    result = self._write(batch)
-                break
+                    return self._write(batch)
             except IntegrityError:
                 # A till recorded one of these receipts after our check: the batch was rolled
                 # back whole; check it again (nothing of the attempt is kept).
@@ -1497,14 +1616,7 @@ class _Importer:
                 # rolling this batch back whole; write it again.
                 if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "40P01":
                     raise
-        with self.lock:
-            self.processed += batch.size
-            self.created += result.created
-            self.existing += result.existing
-            self.bad += result.bad_lines
-            self.points += result.points
-            if self.progress is not None:
-                self.progress(self._progress())
+        raise AssertionError("unreachable")
 
     def _progress(self) -> ImportProgress:
         return ImportProgress(
@@ -1637,7 +1749,7 @@ def points_import_start(
     """Check the file as a whole and record it, ready to run; raises `ImportFileError`."""
     if kind not in COLUMNS:
         raise ValueError(f"unknown import kind {kind}")
-    header, records = _read_file(content, kind)
+    header, records, _nul = _read_file(content, kind)
     try:
         total = sum(1 for _record in records)
     except csv.Error:
@@ -1650,7 +1762,7 @@ def points_import_start(
         actor = None
     return PointsImport.objects.create(
         kind=kind,
-        file_name=os.path.basename(file_name)[:255] or f"{kind}.csv",
+        file_name=text_without_nul(os.path.basename(file_name))[:255] or f"{kind}.csv",
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
         content=content if keep_content else b"",

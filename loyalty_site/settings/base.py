@@ -5,6 +5,8 @@ Production is this module plus the environment; `dev` and `test` only change def
 
 from __future__ import annotations
 
+import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -243,6 +245,13 @@ POINTS_PURCHASE_FAST_PATH = env.bool("POINTS_PURCHASE_FAST_PATH", default=True)
 # A return at one store for a purchase made at another (POS API and back office). Every such
 # return is audited (`purchase.return_cross_store`); off, it is refused (API: 422).
 POINTS_CROSS_STORE_RETURNS = env.bool("POINTS_CROSS_STORE_RETURNS", default=True)
+# The largest amount of one purchase in yuan, at the till and in an import.
+POINTS_PURCHASE_MAX_AMOUNT = Decimal(env.str("POINTS_PURCHASE_MAX_AMOUNT", default="200000"))
+# The earliest day an imported purchase, enrolment or opening balance may carry (YYYY-MM-DD,
+# Beijing time); nothing later than now is taken either.
+IMPORT_EARLIEST_DATE = datetime.date.fromisoformat(
+    env.str("IMPORT_EARLIEST_DATE", default="1990-01-01")
+)
 
 LOGGING = {
     "version": 1,

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from members.imports import (
+    OverlongLine,
     _csv_records,
     _header,
     _numbers_draw,
@@ -209,11 +210,22 @@ def test_splitting_the_lines_ourselves_finds_the_records_the_csv_module_finds(te
     assert records_of(_records, text) == records_of(_csv_records, text)
 
 
-def test_a_line_longer_than_the_csv_modules_limit_is_refused_either_way():
-    text = "source_id,phone,name\nA1,13800000000," + "x" * (csv.field_size_limit() + 1) + "\n"
+def test_a_line_longer_than_the_csv_modules_limit_is_one_overlong_record_either_way():
+    long = "x" * (csv.field_size_limit() + 1)
+    text = f"source_id,phone,name\nA1,13800000000,{long}\nA2,13800000001,乙\n"
 
     assert records_of(_records, text) == records_of(_csv_records, text)
-    assert records_of(_records, text) == "field larger than field limit (131072)"
+    records = records_of(_records, text)
+    assert records == [
+        (1, ["source_id", "phone", "name"]),
+        (2, []),
+        (3, ["A2", "13800000001", "乙"]),
+    ]
+    assert type(records[1][1]) is OverlongLine
+    # A header that long is no header: the file is refused.
+    assert records_of(_records, f"source_id,{long}\nA1\n") == (
+        "field larger than field limit (131072)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -224,7 +236,9 @@ def test_a_line_longer_than_the_csv_modules_limit_is_refused_either_way():
         ("2019-03-08", None),
         ("2099-01-01", "enrolled_at_future"),
         # At the ends of the calendar the time in UTC is out of Python's range.
-        ("0001-01-01", None),
+        ("0001-01-01", "enrolled_at_too_early"),
+        ("1989-12-31T23:59:59", "enrolled_at_too_early"),
+        ("1990-01-01", None),
         ("9999-12-31T23:00:00-05:00", "enrolled_at_future"),
     ],
 )
@@ -235,7 +249,8 @@ def test_enrolment_times_are_checked_against_now_in_utc_as_python_compares_them(
     moment, found, copy_text = checker._moment(text)
 
     assert found == problem
-    assert found == ("enrolled_at_future" if moment > now else None)
+    if found != "enrolled_at_too_early":
+        assert found == ("enrolled_at_future" if moment > now else None)
     if problem is None:
         # The COPY text names the same instant, whichever offset it is written with.
         assert datetime.datetime.fromisoformat(copy_text) == moment

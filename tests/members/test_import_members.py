@@ -463,3 +463,176 @@ def test_bench_import_prints_its_result_as_json_on_the_last_line():
     # About 1% bad rows, deliberately; everything else is created.
     assert member_import.bad_count < 20
     assert member_import.created_count == 300 - member_import.bad_count
+
+
+# --- Bad values: each is its row's error, the good rows are written ------------------------
+
+OVERLONG = "x" * 200_000  # past the csv module's field limit
+
+BAD_VALUES = (
+    "source_id,phone,name,birthday,city,enrolled_at\n"
+    "V1,13900000101,好人,,,1990-01-01\n"
+    "V2,13900000102,坏\x00人,,,\n"
+    "V3,13900000103,早人,,,1989-12-31T23:59:59\n"
+    "V4,13900000104,古人,,,0001-01-01\n"
+    "V5,13900000105,来人,,,9999-12-31\n"
+    "V6,13900000106,老人,0001-01-01,,\n"
+    "V7,13900000107,新人,9999-12-31,,\n"
+    f"V8,13900000108,{'名' * 101},,,\n"
+    f"V9,13900000109,城人,,{'城' * 101},\n"
+    "V\x0010,13900000110,零人,,,\n"
+    "V11,3000000000,大人,,,\n"
+    f'V12,13900000112,"{OVERLONG}",,,\n'
+    "V13,13900000113,好人二,,,2020-05-05\n"
+)
+
+BAD_VALUE_PROBLEMS = [
+    (3, "name", "name holds a NUL character (\\0), which cannot be stored."),
+    (4, "enrolled_at", "The enrolment time 1989-12-31T23:59:59 is before 1990-01-01."),
+    (5, "enrolled_at", "The enrolment time 0001-01-01 is before 1990-01-01."),
+    (6, "enrolled_at", "The enrolment time 9999-12-31 is in the future."),
+    (7, "birthday", "The birthday 0001-01-01 is before 1900 or in the future."),
+    (8, "birthday", "The birthday 9999-12-31 is before 1900 or in the future."),
+    (9, "name", "name is longer than 100 characters."),
+    (10, "city", "city is longer than 50 characters."),
+    (11, "source_id", "source_id holds a NUL character (\\0), which cannot be stored."),
+    (12, "phone", "“3000000000” is not a valid mobile phone number."),
+    (13, "", "A field of this line is longer than 131072 characters."),
+]
+
+
+def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(world):
+    member_import = run_import(world, BAD_VALUES)
+
+    assert member_import.status == MemberImport.Status.DONE
+    assert problems(member_import) == BAD_VALUE_PROBLEMS
+    assert (member_import.created_count, member_import.bad_count) == (2, 11)
+    assert sorted(
+        Member.objects.filter(import_source_id__startswith="V").values_list(
+            "import_source_id", flat=True
+        )
+    ) == ["V1", "V13"]
+    # The report shows the NUL of a source_id as ␀; nothing with a NUL reaches the database.
+    assert member_import.errors.get(line=11).source_id == "V␀10"
+
+    again = run_import(world, BAD_VALUES)
+    assert (again.created_count, again.existing_count, again.bad_count) == (0, 2, 11)
+    assert problems(again) == BAD_VALUE_PROBLEMS
+
+
+def test_the_earliest_enrolment_date_is_a_setting(world, settings):
+    settings.IMPORT_EARLIEST_DATE = datetime.date(2000, 1, 1)
+
+    member_import = run_import(
+        world, "source_id,phone,name,enrolled_at\nW1,13900000201,甲,1999-12-31\n"
+    )
+
+    assert problems(member_import) == [
+        (2, "enrolled_at", "The enrolment time 1999-12-31 is before 2000-01-01.")
+    ]
+
+
+def gbk(text: str) -> bytes:
+    content = text.encode("gbk")
+    content.decode("utf-8")  # these GBK bytes happen to be valid UTF-8 too
+    return content
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        # 卢梅, 鲁平, 莫平 in GBK read as UTF-8 "¬÷", "³ƽ", "Īƽ"; 毛毛 as "ëë".
+        gbk(
+            "source_id,phone,name\nG1,13900000301,卢梅\nG2,13900000302,鲁平\nG3,13900000303,莫平\n"
+        ),
+        gbk("source_id,phone,name\nG1,13900000301,毛毛\n"),
+        gbk("source_id,phone,name\nG1,13900000301,鲁平\n"),
+    ],
+)
+def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(world, content):
+    with translation.override("en"), pytest.raises(ImportFileError) as error:
+        run_import(world, content)
+
+    assert str(error.value) == (
+        "The file is not UTF-8 text. In Excel choose “Save as” → “CSV UTF-8 (comma delimited)” "
+        "and upload that file."
+    )
+    assert not MemberImport.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Zoë Müller",
+        "José",
+        "Иван Петров",
+        "Νίκος",
+        "محمد",
+        "王·五",
+        "阿依古丽·买买提",
+        "Łucja",
+        "é",
+    ],
+)
+def test_utf8_names_in_other_alphabets_are_not_taken_for_gbk(world, name):
+    content = f"source_id,phone,name,city\nU1,13900000401,{name},上海\n".encode()
+
+    member_import = run_import(world, content)
+
+    assert member_import.created_count == 1
+    assert Member.objects.get(import_source_id="U1").name == name
+
+
+def test_a_workbook_or_utf16_file_is_still_refused_as_a_whole(world):
+    for content in (
+        b"PK\x03\x04\x14\x00\x06\x00",
+        "source_id,phone,name\nA1,13800000000,张三\n".encode("utf-16-le"),
+    ):
+        with translation.override("en"), pytest.raises(ImportFileError) as error:
+            run_import(world, content)
+        assert str(error.value).startswith("This is not a CSV file.")
+
+
+def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_written(
+    world, monkeypatch
+):
+    # Should a value the row checker does not know of reach the database and be refused,
+    # the batch is written in halves down to that row, which is reported; the run goes on.
+    from django.db import DataError
+
+    from members import imports
+
+    write = imports._Importer._write
+
+    def refusing_write(self, rows, *, check_codes):
+        result = write(self, rows, check_codes=check_codes)
+        if any(row.source_id == "R3" for row in rows):
+            raise DataError("value out of range for type integer\nCONTEXT: COPY members_member")
+        return result
+
+    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    content = "source_id,phone,name\n" + "".join(
+        f"R{i},1390000050{i},会员{i}\n" for i in range(1, 6)
+    )
+
+    member_import = run_import(world, content)
+
+    assert member_import.status == MemberImport.Status.DONE
+    assert problems(member_import) == [
+        (4, "", "The database refused this row: value out of range for type integer")
+    ]
+    assert (member_import.created_count, member_import.bad_count) == (4, 1)
+    stored = MemberImport.objects.get(pk=member_import.pk)
+    assert (stored.processed_rows, stored.created_count, stored.bad_count) == (5, 4, 1)
+    assert sorted(
+        Member.objects.filter(import_source_id__startswith="R").values_list(
+            "import_source_id", flat=True
+        )
+    ) == ["R1", "R2", "R4", "R5"]
+
+
+def test_a_nul_in_an_ignored_column_of_the_header_is_shown_not_stored(world):
+    member_import = run_import(world, "source_id,phone,name,no\x00te\nN1,13900000601,甲,x\n")
+
+    assert member_import.created_count == 1
+    assert MemberImport.objects.get(pk=member_import.pk).ignored_columns == ["no␀te"]

@@ -63,3 +63,20 @@ def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
     assert Member.objects.count() == first.created_count
     assert ConsentEvent.objects.count() == events
     assert AuditEntry.objects.filter(action="member.import").count() == 2  # one a run
+
+
+def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
+    # NUL characters, dates of the year 1 and 9999, over-long cells: the row checker stops
+    # each before COPY, so every batch's good rows are written and the run ends done.
+    from members import imports
+    from tests.members.test_import_members import BAD_VALUE_PROBLEMS, BAD_VALUES
+
+    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+
+    done = member_import_file(file_name="bad.csv", content=BAD_VALUES.encode(), actor_label="t")
+
+    assert done.status == MemberImport.Status.DONE
+    assert [(line, column) for line, column, _code in problems(done)] == [
+        (line, column) for line, column, _text in BAD_VALUE_PROBLEMS
+    ]
+    assert sorted(Member.objects.values_list("import_source_id", flat=True)) == ["V1", "V13"]

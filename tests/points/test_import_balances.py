@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from points.imports import points_import_file
+from points.imports import import_error_message, points_import_error_list, points_import_file
 from points.jobs import reconcile_job
 from points.models import Account, Entry, LedgerTransaction, Lot, PointsImport
 from tests.conftest import make_role_user
@@ -150,3 +150,108 @@ def test_the_command_and_the_upload_page(
     text = detail.content.decode()
     assert "There is no member with the number “M999999999”." in text
     assert 'class="count-existing">1<' in text
+
+
+# --- Bad values: each is its row's error, the good rows are written ------------------------
+
+OVERLONG = "x" * 200_000  # past the csv module's field limit
+
+
+def bad_values_file(alice) -> str:
+    a, year = alice.member_no, next_year()
+    return (
+        "source_id,member_no,points,expires_on,earned_on\n"
+        f"V1,{a},100,{year}-06-30,1990-01-01\n"  # 2: good, the earliest day
+        f"V2,{a},100,{year}-06-30,1989-12-31\n"  # 3: the day before
+        f"V3,{a},100,{year}-06-30,0001-01-01\n"  # 4: year 1
+        f"V4,{a},100,9999-12-31,\n"  # 5: expires in year 9999
+        f"V5,{a},100,{year}-06-30,9999-12-31\n"  # 6: earned in year 9999
+        f"V6,{a},3000000000,{year}-06-30,\n"  # 7: too many points
+        f"V7,{a},10\x000,{year}-06-30,\n"  # 8: NUL in the points
+        f"V\x008,{a},100,{year}-06-30,\n"  # 9: NUL in the source_id
+        f"{'V' * 101},{a},100,{year}-06-30,\n"  # 10: source_id too long
+        f'V10,{a},100,{year}-06-30,"{OVERLONG}"\n'  # 11: a field past the limit
+        f"V11,{a},200,{year}-06-30,\n"  # 12: good
+    )
+
+
+def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(alice):
+    latest = f"{timezone.localdate().year + 10}-12-31"
+
+    points_import = run(bad_values_file(alice))
+
+    assert points_import.status == PointsImport.Status.DONE
+    with translation.override("en"):
+        problems = [
+            (error.line, error.column, import_error_message(error))
+            for error in points_import_error_list(points_import=points_import)
+        ]
+    assert problems == [
+        (3, "earned_on", "The day earned 1989-12-31 is before 1990-01-01."),
+        (4, "earned_on", "The day earned 0001-01-01 is before 1990-01-01."),
+        (5, "expires_on", f"The points would expire on 9999-12-31, after {latest}."),
+        (6, "earned_on", "The day earned 9999-12-31 is in the future."),
+        (7, "points", "“3000000000” is not a whole number of points above 0."),
+        (8, "points", "points holds a NUL character (\\0), which cannot be stored."),
+        (9, "source_id", "source_id holds a NUL character (\\0), which cannot be stored."),
+        (10, "source_id", "source_id is longer than 100 characters."),
+        (11, "", "A field of this line is longer than 131072 characters."),
+    ]
+    assert (points_import.created_count, points_import.bad_count) == (2, 9)
+    assert Account.objects.get(member=alice).balance == 300
+    assert points_import.errors.get(line=9).ref == "V␀8"
+
+    before = snapshot()
+    again = run(bad_values_file(alice))
+    assert (again.created_count, again.existing_count, again.bad_count) == (0, 2, 9)
+    assert snapshot() == before
+
+
+def test_the_earliest_day_earned_is_a_setting(alice, settings):
+    settings.IMPORT_EARLIEST_DATE = datetime.date(2020, 1, 1)
+
+    points_import = run(
+        "source_id,member_no,points,expires_on,earned_on\n"
+        f"E1,{alice.member_no},100,{next_year()}-06-30,2019-12-31\n"
+    )
+
+    assert [(e.line, e.code) for e in points_import.errors.all()] == [(2, "earned_on_too_early")]
+
+
+def test_a_balance_the_database_refuses_after_all_is_its_error_and_the_rest_is_written(
+    alice, monkeypatch
+):
+    from django.db import DataError
+
+    from points import imports
+
+    write = imports._Importer._write
+
+    def refusing_write(self, batch):
+        result = write(self, batch)
+        if any(row.ref == "OLD-2" for row in batch.good):
+            raise DataError("numeric field overflow")
+        return result
+
+    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+
+    points_import = run(
+        "source_id,member_no,points,expires_on\n"
+        + "".join(f"OLD-{i},{alice.member_no},{i}00,{next_year()}-06-30\n" for i in range(1, 4))
+    )
+
+    assert points_import.status == PointsImport.Status.DONE
+    assert [(e.line, e.code, e.params) for e in points_import.errors.all()] == [
+        (3, "row_refused", {"reason": "numeric field overflow"})
+    ]
+    assert (points_import.created_count, points_import.points_posted) == (2, 400)
+    assert Account.objects.get(member=alice).balance == 400
+
+
+def test_a_nul_in_an_ignored_column_of_the_header_is_shown_not_stored(alice):
+    points_import = run(
+        f"source_id,member_no,points,expires_on,no\x00te\nN1,{alice.member_no},5,{next_year()}-06-30,x\n"
+    )
+
+    assert points_import.created_count == 1
+    assert PointsImport.objects.get(pk=points_import.pk).ignored_columns == ["no␀te"]

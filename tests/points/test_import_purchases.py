@@ -569,3 +569,235 @@ def test_a_category_not_on_the_list_is_a_bad_row_until_an_administrator_adds_it(
     assert (second.created_count, second.existing_count, second.bad_count) == (1, 1, 1)
     assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["C1", "C2"]
     assert reconciles()
+
+
+# --- Bad values: each is its row's error, the good rows are written ------------------------
+
+OVERLONG = "x" * 200_000  # past the csv module's field limit
+
+
+def bad_values_file(alice, bob) -> str:
+    a, b = alice.member_no, bob.member_no
+    return (
+        "store,receipt_no,member_no,phone,occurred_at,amount,channel,category,sku\n"
+        f"SH001,V1,{a},,2026-04-10T10:00:00,200000.00,,,\n"  # 2: good, at the limit
+        f"SH001,V2,{a},,2026-04-10T10:00:00,200000.01,,,\n"  # 3: above the limit
+        f"SH001,V3,{a},,2026-04-10T10:00:00,3000000000,,,\n"  # 4: far above
+        f"SH001,V4,{a},,0001-01-01T00:00:00,10,,,\n"  # 5: year 1
+        f"SH001,V5,{a},,9999-12-31T00:00:00,10,,,\n"  # 6: year 9999
+        f"SH001,V6,{a},,1989-12-31T23:59:59,10,,,\n"  # 7: the day before the earliest
+        f"SH001,V7,{a},,1990-01-01T00:00:00,10,,,\n"  # 8: good, the earliest
+        f"SH001,V\x008,{a},,2026-04-10T10:00:00,10,,,\n"  # 9: NUL in the receipt
+        f"SH001,V9,{a},,2026-04-10T10:00:00,10,,cat\x00,\n"  # 10: NUL in the category
+        f"SH001,V10,{a},,2026-04-10T10:00:00,10,,{'c' * 51},\n"  # 11: category too long
+        f'SH001,V11,{a},,2026-04-10T10:00:00,10,,,"{OVERLONG}"\n'  # 12: a field past the limit
+        f"SH001,V12,{b},,2026-03-10T10:00:00,200000,,gold,\n"  # 13: earns too many points
+        f"SH001,V13,{b},,2026-04-10T10:00:00,10,,,\n"  # 14: good
+    )
+
+
+BAD_VALUE_PROBLEMS = [
+    (3, "amount", "The amount 200000.01 is above the limit of ¥200000 for one purchase."),
+    (4, "amount", "The amount 3000000000 is above the limit of ¥200000 for one purchase."),
+    (5, "occurred_at", "The time of purchase 0001-01-01T00:00:00 is before 1990-01-01."),
+    (6, "occurred_at", "The time of purchase 9999-12-31T00:00:00 is in the future."),
+    (7, "occurred_at", "The time of purchase 1989-12-31T23:59:59 is before 1990-01-01."),
+    (9, "receipt_no", "receipt_no holds a NUL character (\\0), which cannot be stored."),
+    (10, "category", "category holds a NUL character (\\0), which cannot be stored."),
+    (11, "category", "category is longer than 50 characters."),
+    (12, "", "A field of this line is longer than 131072 characters."),
+    (13, "amount", "The purchase would earn 3999996000 points, more than 100000000."),
+]
+
+
+def problems_of(points_import: PointsImport) -> list[tuple[int, str, str]]:
+    from points.imports import import_error_message, points_import_error_list
+
+    with translation.override("en"):
+        return [
+            (error.line, error.column, import_error_message(error))
+            for error in points_import_error_list(points_import=points_import)
+        ]
+
+
+def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(members):
+    alice, bob = members
+    # 9,999.99 points per ¥1, and Bob's birthday month doubles it: an administrator's slip.
+    Category.objects.create(code="gold", name_zh="黄金", name_en="Gold")
+    CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
+
+    points_import = run(bad_values_file(alice, bob))
+
+    assert points_import.status == PointsImport.Status.DONE
+    assert problems_of(points_import) == BAD_VALUE_PROBLEMS
+    assert (points_import.created_count, points_import.bad_count) == (3, 10)
+    assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["V1", "V13", "V7"]
+    assert points_import.errors.get(line=9).ref == "V␀8"
+    assert Account.objects.get(member=alice).balance == 200_010
+    assert reconciles()
+
+    before = snapshot()
+    again = run(bad_values_file(alice, bob))
+    assert (again.created_count, again.existing_count, again.bad_count) == (0, 3, 10)
+    assert problems_of(again) == BAD_VALUE_PROBLEMS
+    assert snapshot() == before
+
+
+def test_the_amount_limit_and_the_earliest_date_are_settings(members, settings):
+    alice, _bob = members
+    settings.POINTS_PURCHASE_MAX_AMOUNT = Decimal("500")
+    settings.IMPORT_EARLIEST_DATE = datetime.date(2020, 1, 1)
+
+    points_import = run(
+        "store,receipt_no,member_no,occurred_at,amount\n"
+        f"SH001,S1,{alice.member_no},2026-04-10T10:00:00,500.01\n"
+        f"SH001,S2,{alice.member_no},2019-12-31T10:00:00,10\n"
+        f"SH001,S3,{alice.member_no},2020-01-01T10:00:00,500\n"
+    )
+
+    assert problems_of(points_import) == [
+        (2, "amount", "The amount 500.01 is above the limit of ¥500 for one purchase."),
+        (3, "occurred_at", "The time of purchase 2019-12-31T10:00:00 is before 2020-01-01."),
+    ]
+    assert points_import.created_count == 1
+
+
+def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(members):
+    content = (
+        "store,receipt_no,member_no,occurred_at,amount,category\nSH001,R1,M1,2026-04-10,10,毛毛\n"
+    )
+
+    with translation.override("en"), pytest.raises(ImportFileError) as error:
+        points_import_file(
+            kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content.encode("gbk")
+        )
+
+    assert str(error.value).startswith("The file is not UTF-8 text. In Excel choose “Save as”")
+    assert not PointsImport.objects.exists()
+
+
+@pytest.mark.parametrize("kind", [PointsImport.Kind.PURCHASES, PointsImport.Kind.BALANCES])
+def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
+    # Rows an older version wrote, or someone typed in: NUL characters (where the database
+    # holds them), huge numbers, params of the wrong shape, a problem code no longer known.
+    from django.db import connection
+
+    from points.models import PointsImportError
+
+    nul = "\x00" if connection.vendor != "postgresql" else ""
+    huge = 2**31 - 1
+    done = PointsImport.objects.create(
+        kind=kind,
+        file_name=f"bad{nul}.csv",
+        sha256="0" * 64,
+        status=PointsImport.Status.DONE,
+        total_rows=1,
+        processed_rows=huge,
+        created_count=huge,
+        existing_count=huge,
+        bad_count=huge,
+        points_posted=2**63 - 1,
+        columns=[f"store{nul}", 10**40],
+        ignored_columns=[f"x{nul}", 10**40, {"a": 1}],
+        failure=f"DataError: {nul}",
+    )
+    PointsImport.objects.create(
+        kind=kind, file_name="waiting.csv", sha256="1" * 64, status=PointsImport.Status.RUNNING
+    )
+    for line, code, params in [
+        (huge, "field_count", {"found": 10**40, "expected": 3}),
+        (1, "amount_invalid", {"value": f"3000000000{nul}"}),
+        (2, "too_long", {"wrong": "keys"}),
+        (3, "member_inactive", ["a", "list"]),
+        (4, "store_unknown", "a string"),
+        (5, "no_such_code", {}),
+    ]:
+        PointsImportError.objects.create(
+            points_import=done,
+            line=line,
+            ref=f"R{nul}{line}",
+            column="amount",
+            code=code,
+            params=params,
+        )
+    client.force_login(make_role_user("administrator"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = (
+        "staff:purchase-import" if kind == PointsImport.Kind.PURCHASES else "staff:balance-import"
+    )
+
+    listing = client.get(reverse(page))
+    detail = client.get(reverse(f"{page}-detail", args=[done.pk]))
+    fragment = client.get(reverse(f"{page}-detail", args=[done.pk]), HTTP_HX_REQUEST="true")
+    errors = client.get(reverse(f"{page}-errors", args=[done.pk]))
+    text = b"".join(errors.streaming_content).decode()
+
+    assert listing.status_code == detail.status_code == fragment.status_code == 200
+    assert errors.status_code == 200
+    html = detail.content.decode()
+    assert f"The line has {10**40} fields but the header has 3." in html
+    assert "no_such_code" in html
+    assert f"<td>{huge}</td>" in html
+    assert "waiting.csv" in listing.content.decode()
+    assert text.count("\r\n") == 7  # the header and the six problems
+
+
+def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_written(
+    members, monkeypatch
+):
+    # Should a value the row checker does not know of reach the database and be refused,
+    # the batch is written in halves down to that row, which is reported; the run goes on.
+    from django.db import DataError
+
+    from points import imports
+
+    alice, _bob = members
+    write = imports._Importer._write
+
+    def refusing_write(self, batch):
+        result = write(self, batch)
+        if any(good[3] == "R3" for good in batch.good):
+            raise DataError("integer out of range\nCONTEXT: SQL statement")
+        return result
+
+    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    content = "store,receipt_no,member_no,occurred_at,amount\n" + "".join(
+        f"SH001,R{i},{alice.member_no},2026-04-10T10:00:00,{i}0\n" for i in range(1, 6)
+    )
+    content += "SH001,R6,M999999999,2026-04-10T10:00:00,10\n"
+
+    points_import = run(content)
+
+    assert points_import.status == PointsImport.Status.DONE
+    assert problems_of(points_import) == [
+        (4, "", "The database refused this row: integer out of range"),
+        (7, "member_no", "There is no member with the number “M999999999”."),
+    ]
+    stored = PointsImport.objects.get(pk=points_import.pk)
+    assert (stored.processed_rows, stored.created_count, stored.bad_count) == (6, 4, 2)
+    assert stored.points_posted == 10 + 20 + 40 + 50
+    assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["R1", "R2", "R4", "R5"]
+    assert Account.objects.get(member=alice).balance == 120
+    assert reconciles()
+
+
+def test_the_command_reports_bad_values_by_line_and_ends_with_the_counts(members, tmp_path):
+    alice, bob = members
+    Category.objects.create(code="gold", name_zh="黄金", name_en="Gold")
+    CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
+    path = tmp_path / "p.csv"
+    path.write_bytes(bad_values_file(alice, bob).encode())
+    out = StringIO()
+
+    with translation.override("en"):
+        call_command("import_purchases", str(path), "--quiet-progress", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert (
+        "line 9: receipt_no: receipt_no holds a NUL character (\\0), which cannot be stored."
+        in lines
+    )
+    assert "line 12: A field of this line is longer than 131072 characters." in lines
+    assert (
+        "Imported p.csv: 13 rows. Imported: 3. Already imported: 0. Bad rows: 10." in out.getvalue()
+    )

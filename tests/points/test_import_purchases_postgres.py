@@ -22,7 +22,10 @@ from points.models import (
     Purchase,
 )
 from tests.factories import MemberFactory, StoreFactory
-from tests.points.test_import_purchases import snapshot
+from tests.points.test_import_balances import bad_values_file as balances_bad_values_file
+from tests.points.test_import_purchases import BAD_VALUE_PROBLEMS as PURCHASE_PROBLEMS
+from tests.points.test_import_purchases import bad_values_file as purchases_bad_values_file
+from tests.points.test_import_purchases import problems_of, snapshot
 from tiers.models import QualifyingActivity
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -93,3 +96,48 @@ def test_opening_balances_go_through_the_same_two_writers(monkeypatch):
     assert Lot.objects.count() == LedgerTransaction.objects.count() == 40
     _checked, details = reconcile_job(datetime.date(2026, 6, 1))
     assert "failed" not in details
+
+
+def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
+    # Every value COPY or a column would refuse is caught by the row checker first: the run
+    # ends done, with the good rows of every batch written and each bad row reported.
+    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    StoreFactory(code="SH001")
+    alice = MemberFactory(birthday=datetime.date(1990, 7, 1))
+    bob = MemberFactory(birthday=datetime.date(1985, 3, 9))
+    CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
+    content = purchases_bad_values_file(alice, bob).encode()
+
+    done = points_import_file(
+        kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content, writers=2
+    )
+
+    assert done.status == PointsImport.Status.DONE
+    assert problems_of(done) == PURCHASE_PROBLEMS
+    assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["V1", "V13", "V7"]
+    _checked, details = reconcile_job(datetime.date(2026, 6, 1))
+    assert "failed" not in details
+
+
+def test_bad_balance_values_are_row_errors_on_the_two_writers_too(monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    alice = MemberFactory()
+    content = balances_bad_values_file(alice).encode()
+
+    done = points_import_file(
+        kind=PointsImport.Kind.BALANCES, file_name="b.csv", content=content, writers=2
+    )
+
+    assert done.status == PointsImport.Status.DONE
+    assert [(e.line, e.code) for e in done.errors.order_by("line")] == [
+        (3, "earned_on_too_early"),
+        (4, "earned_on_too_early"),
+        (5, "expires_on_too_late"),
+        (6, "earned_on_future"),
+        (7, "points_invalid"),
+        (8, "nul_character"),
+        (9, "nul_character"),
+        (10, "too_long"),
+        (11, "field_too_long"),
+    ]
+    assert (done.created_count, done.points_posted) == (2, 300)
