@@ -172,3 +172,31 @@ def test_a_wrong_sms_login_code_does_not_log_in(client, phone_only_shopper, sms_
 
     assert "Incorrect code." in response.content.decode()
     assert client.get("/").wsgi_request.user.is_anonymous
+
+
+def test_the_code_page_in_chinese_asks_for_a_verification_code_and_says_when_it_is_wrong(
+    client, phone_only_shopper, sms_outbox, settings
+):
+    settings.LANGUAGE_CODE = "zh-hans"
+    login_page = client.get(LOGIN_URL).content.decode()
+    assert "发送登录验证码给我" in login_page
+
+    response = client.post(reverse("account_request_login_code"), {"phone": "13800000002"})
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(r'<label for="id_code"[^>]*>\s*验证码', page), page
+    assert "券码" not in page
+    code = re.search(r"\b(\d{6})\b", sms_outbox[0].text).group(1)
+
+    wrong = client.post(response["Location"], {"code": "000000" if code != "000000" else "1"})
+
+    assert "验证码错误。" in wrong.content.decode()
+    assert "错误代码" not in wrong.content.decode()
+
+
+def test_coupon_codes_and_verification_codes_have_their_own_chinese_words():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        # The coupon pages say "Coupon code", so allauth's "Code" is free to be 验证码.
+        assert translation.gettext("Coupon code") == "券码"
+        assert translation.gettext("Code") == "验证码"
