@@ -11,6 +11,8 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.stages import PhoneVerificationStage
+from allauth.core import context
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.core.ratelimit import RateLimited, respond_429
 from django import forms
 from django.core.exceptions import PermissionDenied
@@ -21,7 +23,7 @@ from django.utils.translation import gettext_lazy
 from .models import Member, User
 from .numbers import InvalidPhone, phone_normalize
 from .services import MemberError, user_phone_set
-from .sms import sms_send
+from .sms import sms_budget_take, sms_send
 
 
 class StaffFriendlyPhoneVerificationStage(PhoneVerificationStage):
@@ -80,17 +82,20 @@ class AccountAdapter(DefaultAccountAdapter):
         return super()._get_login_attempts_cache_key(request, **credentials)
 
     def send_verification_code_sms(self, user: Any, phone: str, code: str, **kwargs: Any) -> None:
+        self._sms_budget_take()
         sms_send(
             phone=phone, text=_("Your 会员 Loyalty verification code is %(code)s.") % {"code": code}
         )
 
     def send_unknown_account_sms(self, phone: str, **kwargs: Any) -> None:
-        sms_send(
-            phone=phone,
-            text=_("Someone asked for a 会员 Loyalty code for this number, but it has no account."),
-        )
+        # Nothing goes to a number without an account: anyone can type any number, and its
+        # owner asked for nothing. The page answers as for a member ("code sent"), and the
+        # request counts against the budget like one that sends, so neither the page nor
+        # the budget tells which numbers are members.
+        self._sms_budget_take()
 
     def send_account_already_exists_sms(self, phone: str) -> None:
+        self._sms_budget_take()
         sms_send(
             phone=phone,
             text=_(
@@ -98,6 +103,14 @@ class AccountAdapter(DefaultAccountAdapter):
                 "account. Log in instead, or ignore this message."
             ),
         )
+
+    def _sms_budget_take(self) -> None:
+        """Count one text of the log-in and sign-up pages; answer 429 once the hour's is spent."""
+        request = context.request
+        if request is None:
+            return
+        if not sms_budget_take(ip=self.get_client_ip(request)):
+            raise ImmediateHttpResponse(respond_429(request))
 
     def set_phone(self, user: User, phone: str, verified: bool) -> None:
         member = Member.objects.filter(user_id=user.pk).only("phone").first() if user.pk else None

@@ -171,6 +171,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SMS_BACKEND = env.str("SMS_BACKEND", default="members.sms.ConsoleBackend")
 SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_TOKEN = env.str("SMS_GATEWAY_TOKEN", default="")
+# Texts the log-in, sign-up and code pages may send in an hour: per client address, and in
+# total (members.sms.sms_budget_take). Reaching either is logged as a warning.
+SMS_HOURLY_LIMIT_PER_IP = env.int("SMS_HOURLY_LIMIT_PER_IP", default=10)
+SMS_HOURLY_LIMIT_TOTAL = env.int("SMS_HOURLY_LIMIT_TOTAL", default=1000)
 
 # Content Security Policy: no inline scripts anywhere; every script is a static file.
 CONTENT_SECURITY_POLICY = {
