@@ -200,3 +200,28 @@ def test_coupon_codes_and_verification_codes_have_their_own_chinese_words():
         # The coupon pages say "Coupon code", so allauth's "Code" is free to be 验证码.
         assert translation.gettext("Coupon code") == "券码"
         assert translation.gettext("Code") == "验证码"
+
+
+@pytest.mark.parametrize(
+    "role", ["store_staff", "store_manager", "marketer", "administrator", "auditor"]
+)
+def test_each_staff_role_lands_in_the_back_office_after_logging_in(client, role):
+    make_role_user(role, email="staff@example.com")
+
+    response = log_in(client, "staff@example.com")
+
+    assert response["Location"] == reverse("staff:home")
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_a_member_lands_on_the_portal_and_a_next_page_is_honoured(client, shopper):
+    assert log_in(client, "member@example.com")["Location"] == reverse("portal:home")
+    client.logout()
+    staff = make_role_user("marketer", email="staff@example.com")
+
+    response = client.post(
+        f"{LOGIN_URL}?next=/staff/audit/",
+        {"login": staff.email, "password": PASSWORD, "next": "/staff/audit/"},
+    )
+
+    assert response["Location"] == "/staff/audit/"
