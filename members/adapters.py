@@ -80,15 +80,29 @@ class AccountAdapter(DefaultAccountAdapter):
         ]
 
     def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
-        # allauth keys failed log-ins by e-mail or username only, so every phone log-in would
-        # share one empty key: five typos by anyone would lock out every phone user. Key
-        # phone attempts by the normalised number instead.
-        phone = credentials.get("phone")
-        if phone and not credentials.get("email"):
-            return super()._get_login_attempts_cache_key(
-                request, email="phone:" + _normalise_or_keep(phone)
-            )
-        return super()._get_login_attempts_cache_key(request, **credentials)
+        # allauth counts failed log-ins per typed e-mail (and would put every phone log-in
+        # under one empty key). Count them per account instead, so a login's e-mail and its
+        # phone share one counter: five wrong passwords in all, not five by each. A login
+        # that names no account is counted by what was typed (the number normalised).
+        user = self._login_account(credentials)
+        if user is not None:
+            key = f"user:{user.pk}"
+        elif credentials.get("phone") and not credentials.get("email"):
+            key = "phone:" + _normalise_or_keep(credentials["phone"])
+        else:
+            return super()._get_login_attempts_cache_key(request, **credentials)
+        return super()._get_login_attempts_cache_key(request, email=key)
+
+    def _login_account(self, credentials: dict[str, Any]) -> User | None:
+        """The account a log-in attempt names, as allauth's authentication would find it."""
+        from allauth.account.utils import filter_users_by_email
+
+        if credentials.get("email"):
+            users = filter_users_by_email(credentials["email"], prefer_verified=True)
+            return users[0] if users else None
+        if credentials.get("phone"):
+            return self.get_user_by_phone(credentials["phone"])
+        return None
 
     def send_verification_code_sms(self, user: Any, phone: str, code: str, **kwargs: Any) -> None:
         self._sms_budget_take()

@@ -225,3 +225,23 @@ def test_a_member_lands_on_the_portal_and_a_next_page_is_honoured(client, shoppe
     )
 
     assert response["Location"] == "/staff/audit/"
+
+
+def test_failed_logins_by_email_and_by_phone_count_together_for_one_account(client, shopper):
+    for login in ("member@example.com", "13800000001", "member@example.com", "+8613800000001"):
+        assert THROTTLED not in log_in(client, login, "wrong-password").content.decode()
+    log_in(client, "MEMBER@example.com", "wrong-password")  # the fifth, whatever the case
+
+    response = log_in(client, "13800000001", PASSWORD)
+
+    assert THROTTLED in response.content.decode()
+    assert client.get("/").wsgi_request.user.is_anonymous
+
+
+def test_failed_logins_of_another_account_do_not_count_against_this_one(client, shopper):
+    other = UserFactory(email="other@example.com", phone="+8613800000009", phone_verified=True)
+    for _attempt in range(5):
+        log_in(client, "other@example.com", "wrong-password")
+
+    assert log_in(client, "13800000001", PASSWORD).status_code == 302
+    assert other.pk != shopper.pk
