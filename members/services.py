@@ -278,6 +278,15 @@ def member_signup_complete(*, user: User) -> Member:
     pending = user.pending_enrolment or {}
     if pending.get(TILL_MEMBER_LOGIN_KEY):
         # A till member's first code login: they chose at the till, nothing was asked now.
+        # That member must still be there to attach to (not closed, merged or linked since
+        # the code was sent): this login never accepted a privacy notice to enrol afresh.
+        if not Member.objects.filter(
+            member_no=pending[TILL_MEMBER_LOGIN_KEY],
+            phone=user.phone,
+            user__isnull=True,
+            status__in=[Member.Status.ACTIVE, Member.Status.FROZEN],
+        ).exists():
+            raise MemberError("the membership this code login was made for has changed")
         consents = Consents()
     else:
         consents = Consents(

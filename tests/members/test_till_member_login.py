@@ -203,3 +203,19 @@ def test_online_sign_up_gets_no_welcome_sms_only_its_code(
 
     assert Member.objects.get().user is not None
     assert len(sms_outbox) == 1
+
+
+def test_a_code_for_a_membership_closed_meanwhile_enrols_nobody(
+    client, till_member, sms_outbox, staff_user
+):
+    from members.services import member_close
+
+    response = request_code(client, "13812345678")
+    member_close(member=till_member, actor=staff_user)
+
+    response = client.post(response["Location"], {"code": code_from(sms_outbox)})
+
+    assert response.status_code == 403
+    assert "Please ask at a store." in response.content.decode()
+    assert Member.objects.count() == 1
+    assert client.get("/").wsgi_request.user.is_anonymous
