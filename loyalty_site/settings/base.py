@@ -176,6 +176,10 @@ SMS_GATEWAY_TOKEN = env.str("SMS_GATEWAY_TOKEN", default="")
 # total (members.sms.sms_budget_take). Reaching either is logged as a warning.
 SMS_HOURLY_LIMIT_PER_IP = env.int("SMS_HOURLY_LIMIT_PER_IP", default=10)
 SMS_HOURLY_LIMIT_TOTAL = env.int("SMS_HOURLY_LIMIT_TOTAL", default=1000)
+# Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N: the
+# client address (SMS budget, allauth's rate limits) is then the one the outermost proxy
+# saw, not the proxy's own. 0 (no proxy): REMOTE_ADDR, which a client cannot forge.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Content Security Policy: no inline scripts anywhere; every script is a static file.
 CONTENT_SECURITY_POLICY = {

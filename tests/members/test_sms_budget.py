@@ -163,3 +163,21 @@ def test_asking_for_the_sign_up_code_again_counts_too(client, sms_outbox, settin
     assert resend.status_code == 429
     assert len(sms_outbox) == 1
     assert reverse("account_login") in resend.content.decode()  # the way back
+
+
+def test_behind_a_proxy_each_client_address_has_its_own_budget(members, sms_outbox, settings):
+    settings.SMS_HOURLY_LIMIT_PER_IP = 1
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+
+    def via_proxy(phone: str, client_ip: str):
+        return Client().post(
+            REQUEST_CODE_URL,
+            {"phone": phone},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=client_ip,
+        )
+
+    assert via_proxy("13800000001", "203.0.113.7").status_code == 302
+    assert via_proxy("13800000002", "198.51.100.1").status_code == 302
+    assert via_proxy("13800000003", "203.0.113.7").status_code == 429
+    assert len(sms_outbox) == 2
