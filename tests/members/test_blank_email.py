@@ -90,10 +90,9 @@ def test_a_profile_saved_with_a_blank_email_stores_null():
     assert [Member.objects.get(pk=m.pk).email for m in members] == [None, None]
 
 
-def test_two_till_enrolments_without_an_email_store_null(client, store):
-    client.force_login(make_role_user("store_staff", email="staff@example.com"))
+def test_two_till_enrolments_without_an_email_store_null(staff_client, store):
     for phone in ("13812345678", "13912345678"):
-        response = client.post(
+        response = staff_client.post(
             "/staff/members/new/",
             {
                 "phone": phone,

@@ -14,7 +14,6 @@ from django.urls import reverse
 
 from members.models import ConsentEvent, Member, User
 from members.services import api_token_create
-from tests.conftest import make_role_user
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,12 +122,10 @@ def test_a_code_asked_for_but_not_used_does_not_stop_the_member_signing_up(
 
 
 def test_a_cashier_enrolment_texts_the_member_how_to_log_in_without_marketing_consent(
-    client, store, sms_outbox, django_capture_on_commit_callbacks
+    staff_client, store, sms_outbox, django_capture_on_commit_callbacks
 ):
-    client.force_login(make_role_user("store_staff", email="staff@example.com"))
-
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
+        response = staff_client.post(
             "/staff/members/new/",
             {
                 "phone": "138 1234 5678",
