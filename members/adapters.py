@@ -11,17 +11,21 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.stages import PhoneVerificationStage
+from allauth.core import context
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.core.ratelimit import RateLimited, respond_429
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .models import Member, User
 from .numbers import InvalidPhone, phone_normalize
+from .permissions import BACKOFFICE_PERMISSION
 from .services import MemberError, user_phone_set
-from .sms import sms_send
+from .sms import sms_budget_take, sms_send
 
 
 class StaffFriendlyPhoneVerificationStage(PhoneVerificationStage):
@@ -60,6 +64,13 @@ class AccountAdapter(DefaultAccountAdapter):
                 _("Enter a valid mobile phone number, e.g. 13812345678."), code="invalid_phone"
             ) from None
 
+    def get_login_redirect_url(self, request: HttpRequest) -> str:
+        # Where each role works: staff roles in the back office, members in the portal.
+        # allauth only asks when the log-in came without a ?next= to honour.
+        if request.user.has_perm(BACKOFFICE_PERMISSION):
+            return reverse("staff:home")
+        return super().get_login_redirect_url(request)
+
     def get_login_stages(self) -> list[str]:
         return [
             "members.adapters.StaffFriendlyPhoneVerificationStage"
@@ -69,28 +80,45 @@ class AccountAdapter(DefaultAccountAdapter):
         ]
 
     def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
-        # allauth keys failed log-ins by e-mail or username only, so every phone log-in would
-        # share one empty key: five typos by anyone would lock out every phone user. Key
-        # phone attempts by the normalised number instead.
-        phone = credentials.get("phone")
-        if phone and not credentials.get("email"):
-            return super()._get_login_attempts_cache_key(
-                request, email="phone:" + _normalise_or_keep(phone)
-            )
-        return super()._get_login_attempts_cache_key(request, **credentials)
+        # allauth counts failed log-ins per typed e-mail (and would put every phone log-in
+        # under one empty key). Count them per account instead, so a login's e-mail and its
+        # phone share one counter: five wrong passwords in all, not five by each. A login
+        # that names no account is counted by what was typed (the number normalised).
+        user = self._login_account(credentials)
+        if user is not None:
+            key = f"user:{user.pk}"
+        elif credentials.get("phone") and not credentials.get("email"):
+            key = "phone:" + _normalise_or_keep(credentials["phone"])
+        else:
+            return super()._get_login_attempts_cache_key(request, **credentials)
+        return super()._get_login_attempts_cache_key(request, email=key)
+
+    def _login_account(self, credentials: dict[str, Any]) -> User | None:
+        """The account a log-in attempt names, as allauth's authentication would find it."""
+        from allauth.account.utils import filter_users_by_email
+
+        if credentials.get("email"):
+            users = filter_users_by_email(credentials["email"], prefer_verified=True)
+            return users[0] if users else None
+        if credentials.get("phone"):
+            return self.get_user_by_phone(credentials["phone"])
+        return None
 
     def send_verification_code_sms(self, user: Any, phone: str, code: str, **kwargs: Any) -> None:
+        self._sms_budget_take()
         sms_send(
             phone=phone, text=_("Your 会员 Loyalty verification code is %(code)s.") % {"code": code}
         )
 
     def send_unknown_account_sms(self, phone: str, **kwargs: Any) -> None:
-        sms_send(
-            phone=phone,
-            text=_("Someone asked for a 会员 Loyalty code for this number, but it has no account."),
-        )
+        # Nothing goes to a number without an account: anyone can type any number, and its
+        # owner asked for nothing. The page answers as for a member ("code sent"), and the
+        # request counts against the budget like one that sends, so neither the page nor
+        # the budget tells which numbers are members.
+        self._sms_budget_take()
 
     def send_account_already_exists_sms(self, phone: str) -> None:
+        self._sms_budget_take()
         sms_send(
             phone=phone,
             text=_(
@@ -98,6 +126,14 @@ class AccountAdapter(DefaultAccountAdapter):
                 "account. Log in instead, or ignore this message."
             ),
         )
+
+    def _sms_budget_take(self) -> None:
+        """Count one text of the log-in and sign-up pages; answer 429 once the hour's is spent."""
+        request = context.request
+        if request is None:
+            return
+        if not sms_budget_take(ip=self.get_client_ip(request)):
+            raise ImmediateHttpResponse(respond_429(request))
 
     def set_phone(self, user: User, phone: str, verified: bool) -> None:
         member = Member.objects.filter(user_id=user.pk).only("phone").first() if user.pk else None

@@ -132,6 +132,7 @@ def member_enrol(request: HttpRequest, payload: MemberEnrolIn):
                 sms=payload.consent_sms,
                 email=payload.consent_email,
             ),
+            welcome_sms=True,
         )
     except InvalidMemberData as exc:
         messages = _enrol_field_messages()

@@ -11,6 +11,7 @@ import logging
 from django.core.mail import send_mail
 from django.db.models import Q
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from .models import Member
 from .sms import sms_send
@@ -44,3 +45,25 @@ def member_notify(*, member: Member, subject: str, text: str) -> list[str]:
             except Exception:
                 logger.exception("e-mail to member %s failed", member.pk)
     return channels
+
+
+def member_welcome_send(*, member: Member) -> bool:
+    """Text a member enrolled at the till how to log in online; True when it went out.
+
+    A service message, not marketing: it goes whatever the member chose about offers, and
+    only to members without a login yet (whoever has one knows how to log in).
+    """
+    if not member.phone or member.user_id is not None:
+        return False
+    with translation.override("zh-hans"):
+        text = _(
+            "Welcome to 会员 Loyalty! Your member number is %(member_no)s. To log in online, "
+            "choose “Send me a sign-in code” on the log-in page and enter this mobile "
+            "number; no sign-up needed."
+        ) % {"member_no": member.member_no}
+        try:
+            sms_send(phone=member.phone, text=text)
+        except Exception:
+            logger.exception("welcome SMS to member %s failed", member.pk)
+            return False
+    return True

@@ -22,6 +22,25 @@ from django.utils.translation import gettext_lazy as _
 from .numbers import phone_mask
 
 
+class BlankAsNullEmailField(models.EmailField):
+    """An optional, unique e-mail that is stored as NULL when blank, whichever path wrote it.
+
+    Both e-mail columns are unique, so one stored '' would refuse every other login or
+    member without an e-mail (allauth's sign-up and "remove e-mail" write '' for "none").
+    Converting here, where every INSERT and UPDATE passes, makes NULL the one spelling of
+    "no e-mail"; the check constraints in Meta refuse '' from anything that bypasses the ORM.
+    """
+
+    def get_db_prep_save(self, value, connection):
+        if isinstance(value, str) and not value.strip():
+            value = None
+        return super().get_db_prep_save(value, connection)
+
+
+def _email_not_blank(name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=~Q(email=""), name=name)
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
@@ -45,7 +64,7 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """A login. Members log in with phone or e-mail; staff usually with e-mail."""
 
-    email = models.EmailField(_("e-mail"), unique=True, null=True, blank=True)
+    email = BlankAsNullEmailField(_("e-mail"), unique=True, null=True, blank=True)
     phone = models.CharField(_("mobile phone"), max_length=20, unique=True, null=True, blank=True)
     phone_verified = models.BooleanField(_("phone verified"), default=False)
     name = models.CharField(_("name"), max_length=100, blank=True)
@@ -82,6 +101,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        constraints = [_email_not_blank("members_user_email_not_blank")]
 
     def __str__(self) -> str:
         # Shown in audit trails and staff pages: a phone only ever masked (138****1234).
@@ -140,7 +160,7 @@ class Member(models.Model):
     )
     # Null once anonymised: the number is free for someone else, the row stays for the ledger.
     phone = models.CharField(_("mobile phone"), max_length=20, null=True)  # noqa: DJ001
-    email = models.EmailField(_("e-mail"), null=True, blank=True)  # noqa: DJ001
+    email = BlankAsNullEmailField(_("e-mail"), null=True, blank=True)
     name = models.CharField(_("name"), max_length=100)
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
@@ -247,6 +267,7 @@ class Member(models.Model):
                 name="members_member_email_unique",
                 condition=Q(email__isnull=False),
             ),
+            _email_not_blank("members_member_email_not_blank"),
             models.UniqueConstraint(
                 fields=["referral_code"], name="members_member_referral_code_unique"
             ),

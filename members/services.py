@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .hooks import member_enrolled, member_profile_changed
+from .messaging import member_welcome_send
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
 from .selectors import member_get_by_referral_code
@@ -163,12 +164,14 @@ def member_enroll(
     actor: User | None = None,
     user: User | None = None,
     api_token: ApiToken | None = None,
+    welcome_sms: bool = False,
 ) -> Member:
     """Enrol a shopper, the one way in for the till, the API and online sign-up.
 
     With `user` (online sign-up, phone already verified) a member already enrolled with that
     phone and no login yet is linked to the user rather than duplicated. Otherwise a phone
     or e-mail that is already a member raises `MemberAlreadyExists` and nothing is written.
+    `welcome_sms` (enrolment at a till) texts the new member how to log in, once committed.
     """
     phone_e164, name, email = _clean_enrolment(
         phone=phone, name=name, email=email, gender=gender, birthday=birthday
@@ -226,6 +229,10 @@ def member_enroll(
         )
         # In the same transaction: a sign-up bonus commits with the enrolment or not at all.
         member_enrolled(member=member)
+        if welcome_sms and user is None:
+            # After commit: a slow gateway must not hold the new member's locks, and a
+            # rolled-back enrolment must not have been welcomed.
+            transaction.on_commit(lambda: member_welcome_send(member=member))
     return member
 
 
@@ -271,11 +278,24 @@ def member_signup_complete(*, user: User) -> Member:
     if hasattr(user, "member") and user.member is not None:
         return user.member
     pending = user.pending_enrolment or {}
-    consents = Consents(
-        privacy_version=pending.get("privacy_version") or settings.PRIVACY_NOTICE_VERSION,
-        sms=bool(pending.get("consent_sms")),
-        email=bool(pending.get("consent_email")),
-    )
+    if pending.get(TILL_MEMBER_LOGIN_KEY):
+        # A till member's first code login: they chose at the till, nothing was asked now.
+        # That member must still be there to attach to (not closed, merged or linked since
+        # the code was sent): this login never accepted a privacy notice to enrol afresh.
+        if not Member.objects.filter(
+            member_no=pending[TILL_MEMBER_LOGIN_KEY],
+            phone=user.phone,
+            user__isnull=True,
+            status__in=[Member.Status.ACTIVE, Member.Status.FROZEN],
+        ).exists():
+            raise MemberError("the membership this code login was made for has changed")
+        consents = Consents()
+    else:
+        consents = Consents(
+            privacy_version=pending.get("privacy_version") or settings.PRIVACY_NOTICE_VERSION,
+            sms=bool(pending.get("consent_sms")),
+            email=bool(pending.get("consent_email")),
+        )
     email = user.email
     # The login's e-mail may already be on another member (given at a till, say). The phone
     # is what was verified, so enrol by phone and leave the e-mail off rather than refuse.
@@ -298,6 +318,56 @@ def member_signup_complete(*, user: User) -> Member:
         User.objects.filter(pk=user.pk).update(pending_enrolment={})
     user.pending_enrolment = {}
     return member
+
+
+# Marks the login made for a till member's first code login (pending_enrolment).
+TILL_MEMBER_LOGIN_KEY = "till_member_no"
+
+
+def user_for_member_code_login(*, phone: str) -> User | None:
+    """The login that a member enrolled at the till, without one, logs in with by SMS code.
+
+    allauth sends log-in codes to logins only, and a till enrolment has none. The login made
+    here has no phone, e-mail or password: it opens only with a code sent to the member's
+    own number, and proving that code attaches it to the member (`user_phone_set` →
+    `member_signup_complete` finds the till enrolment by phone). Until then it is bound to
+    nobody, so an online sign-up with the number still gets the member. Asking again reuses
+    it, so requests for codes do not pile up logins.
+    """
+    try:
+        phone_e164 = phone_normalize(phone)
+    except InvalidPhone:
+        return None
+    member = (
+        Member.objects.filter(
+            phone=phone_e164,
+            user__isnull=True,
+            status__in=[Member.Status.ACTIVE, Member.Status.FROZEN],
+        )
+        .only("member_no", "name")
+        .first()
+    )
+    if member is None:
+        return None
+    with transaction.atomic():
+        user = (
+            User.objects.filter(
+                member__isnull=True,
+                phone__isnull=True,
+                email__isnull=True,
+                is_active=True,
+                **{f"pending_enrolment__{TILL_MEMBER_LOGIN_KEY}": member.member_no},
+            )
+            .order_by("pk")
+            .first()
+        )
+        if user is None:
+            user = User(
+                name=member.name, pending_enrolment={TILL_MEMBER_LOGIN_KEY: member.member_no}
+            )
+            user.set_unusable_password()
+            user.save()
+    return user
 
 
 def user_signup_prepare(

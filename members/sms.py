@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -58,3 +60,40 @@ class HttpGatewayBackend:
 def sms_send(*, phone: str, text: str) -> None:
     backend = import_string(settings.SMS_BACKEND)()
     backend.send(SmsMessage(phone=phone, text=text))
+
+
+# --- The hourly budget of the log-in and sign-up pages --------------------------------------
+# Anyone can type any number into those pages, and each text costs money and bothers its
+# owner: one address may ask for SMS_HOURLY_LIMIT_PER_IP texts an hour, everybody together
+# for SMS_HOURLY_LIMIT_TOTAL. Counted in the cache (Redis in production, shared by every
+# web process) per clock hour.
+
+
+def sms_budget_take(*, ip: str) -> bool:
+    """Count one text asked for from `ip`; False (nothing may be sent) once a budget is spent.
+
+    The first refusal of each budget in an hour is logged as a warning: that is the moment an
+    operator wants to hear about (an attack, or limits set too low for real traffic).
+    """
+    hour = int(time.time() // 3600)
+    for key, limit, label in (
+        (f"sms-budget:{hour}:ip:{ip}", settings.SMS_HOURLY_LIMIT_PER_IP, f"address {ip}"),
+        (f"sms-budget:{hour}:total", settings.SMS_HOURLY_LIMIT_TOTAL, "all addresses"),
+    ):
+        # add() then incr(): atomic in Redis and in the local-memory cache alike.
+        cache.add(key, 0, timeout=3600 + 60)
+        try:
+            used = cache.incr(key)
+        except ValueError:  # expired between add() and incr()
+            cache.add(key, 1, timeout=3600 + 60)
+            used = 1
+        if used > limit:
+            if used == limit + 1:
+                logger.warning(
+                    "SMS hourly budget reached for %s: %s texts; further requests this hour "
+                    "are refused",
+                    label,
+                    limit,
+                )
+            return False
+    return True

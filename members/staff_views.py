@@ -161,6 +161,7 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
                     store=data["store"],
                     consents=form.consents(),
                     actor=request.user,
+                    welcome_sms=True,
                 )
             except MemberAlreadyExists as error:
                 # Also what a double-clicked submit lands on: the first click enrolled them.

@@ -23,7 +23,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the back office's log-in rules (loyalty_site/admin.py).
+    "loyalty_site.apps.LoyaltyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -121,6 +122,7 @@ ACCOUNT_ADAPTER = "members.adapters.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"phone", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["phone*", "email", "password1*", "password2*"]
 ACCOUNT_SIGNUP_FORM_CLASS = "members.forms.SignupExtraForm"
+ACCOUNT_FORMS = {"request_login_code": "members.account_forms.RequestLoginCodeForm"}
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = "optional"
 ACCOUNT_PHONE_VERIFICATION_ENABLED = True
@@ -172,6 +174,14 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SMS_BACKEND = env.str("SMS_BACKEND", default="members.sms.ConsoleBackend")
 SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_TOKEN = env.str("SMS_GATEWAY_TOKEN", default="")
+# Texts the log-in, sign-up and code pages may send in an hour: per client address, and in
+# total (members.sms.sms_budget_take). Reaching either is logged as a warning.
+SMS_HOURLY_LIMIT_PER_IP = env.int("SMS_HOURLY_LIMIT_PER_IP", default=10)
+SMS_HOURLY_LIMIT_TOTAL = env.int("SMS_HOURLY_LIMIT_TOTAL", default=1000)
+# Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N: the
+# client address (SMS budget, allauth's rate limits) is then the one the outermost proxy
+# saw, not the proxy's own. 0 (no proxy): REMOTE_ADDR, which a client cannot forge.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Content Security Policy: no inline scripts anywhere; every script is a static file.
 CONTENT_SECURITY_POLICY = {

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from members.models import AuditEntry, JobRun, Member, MemberImport, User
 from members.services import api_token_create, audit_log
 from tests.conftest import make_role_user
-from tests.factories import MemberFactory
+from tests.factories import MemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,14 +58,60 @@ def test_the_admin_index_lists_the_members_models(admin_client):
         assert f'href="{url}"' in page
 
 
-def test_the_admin_is_closed_to_logins_without_admin_access(client, rows):
+def test_the_admin_is_closed_to_logins_without_admin_access(client, rows, settings):
+    settings.LANGUAGE_CODE = "en"
     staff = make_role_user("administrator", email="nostaff@example.com")  # is_staff off
     client.force_login(staff)
 
     response = client.get("/admin/members/member/")
 
+    # A page that says so, not a trip to the log-in page (which sends a logged-in user
+    # straight back here: a redirect loop).
+    assert response.status_code == 403
+    assert "No access to the admin site" in response.content.decode()
+
+
+@pytest.mark.parametrize("role", ["marketer", "auditor", "store_staff", "store_manager"])
+def test_back_office_roles_without_admin_access_are_refused_with_a_way_to_the_back_office(
+    client, role, settings
+):
+    settings.LANGUAGE_CODE = "en"
+    client.force_login(make_role_user(role, email=f"{role}@example.com"))
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "The admin site is for administrators." in page
+    assert 'href="/staff/"' in page
+
+
+def test_the_refusal_page_is_in_chinese_by_default(client):
+    client.force_login(make_role_user("marketer", email="marketer@example.com"))
+
+    page = client.get("/admin/").content.decode()
+
+    assert "没有管理后台的访问权限" in page
+
+
+def test_a_member_is_refused_the_admin_with_a_way_back_to_the_portal(client, settings):
+    settings.LANGUAGE_CODE = "en"
+    user = UserFactory(email="member@example.com")
+    MemberFactory(user=user)
+    client.force_login(user)
+
+    response = client.get("/admin/members/member/")
+
+    assert response.status_code == 403
+    assert 'href="/staff/"' not in response.content.decode()
+    assert 'href="/"' in response.content.decode()
+
+
+def test_an_anonymous_visitor_is_sent_to_log_in(client):
+    response = client.get("/admin/")
+
     assert response.status_code == 302
-    assert "/login/" in response["Location"]
+    assert response["Location"].startswith("/admin/login/")
 
 
 def test_an_api_token_shows_its_prefix_never_the_token_or_its_hash(admin_client, rows):

@@ -172,3 +172,76 @@ def test_a_wrong_sms_login_code_does_not_log_in(client, phone_only_shopper, sms_
 
     assert "Incorrect code." in response.content.decode()
     assert client.get("/").wsgi_request.user.is_anonymous
+
+
+def test_the_code_page_in_chinese_asks_for_a_verification_code_and_says_when_it_is_wrong(
+    client, phone_only_shopper, sms_outbox, settings
+):
+    settings.LANGUAGE_CODE = "zh-hans"
+    login_page = client.get(LOGIN_URL).content.decode()
+    assert "发送登录验证码给我" in login_page
+
+    response = client.post(reverse("account_request_login_code"), {"phone": "13800000002"})
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(r'<label for="id_code"[^>]*>\s*验证码', page), page
+    assert "券码" not in page
+    code = re.search(r"\b(\d{6})\b", sms_outbox[0].text).group(1)
+
+    wrong = client.post(response["Location"], {"code": "000000" if code != "000000" else "1"})
+
+    assert "验证码错误。" in wrong.content.decode()
+    assert "错误代码" not in wrong.content.decode()
+
+
+def test_coupon_codes_and_verification_codes_have_their_own_chinese_words():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        # The coupon pages say "Coupon code", so allauth's "Code" is free to be 验证码.
+        assert translation.gettext("Coupon code") == "券码"
+        assert translation.gettext("Code") == "验证码"
+
+
+@pytest.mark.parametrize(
+    "role", ["store_staff", "store_manager", "marketer", "administrator", "auditor"]
+)
+def test_each_staff_role_lands_in_the_back_office_after_logging_in(client, role):
+    make_role_user(role, email="staff@example.com")
+
+    response = log_in(client, "staff@example.com")
+
+    assert response["Location"] == reverse("staff:home")
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_a_member_lands_on_the_portal_and_a_next_page_is_honoured(client, shopper):
+    assert log_in(client, "member@example.com")["Location"] == reverse("portal:home")
+    client.logout()
+    staff = make_role_user("marketer", email="staff@example.com")
+
+    response = client.post(
+        f"{LOGIN_URL}?next=/staff/audit/",
+        {"login": staff.email, "password": PASSWORD, "next": "/staff/audit/"},
+    )
+
+    assert response["Location"] == "/staff/audit/"
+
+
+def test_failed_logins_by_email_and_by_phone_count_together_for_one_account(client, shopper):
+    for login in ("member@example.com", "13800000001", "member@example.com", "+8613800000001"):
+        assert THROTTLED not in log_in(client, login, "wrong-password").content.decode()
+    log_in(client, "MEMBER@example.com", "wrong-password")  # the fifth, whatever the case
+
+    response = log_in(client, "13800000001", PASSWORD)
+
+    assert THROTTLED in response.content.decode()
+    assert client.get("/").wsgi_request.user.is_anonymous
+
+
+def test_failed_logins_of_another_account_do_not_count_against_this_one(client, shopper):
+    other = UserFactory(email="other@example.com", phone="+8613800000009", phone_verified=True)
+    for _attempt in range(5):
+        log_in(client, "other@example.com", "wrong-password")
+
+    assert log_in(client, "13800000001", PASSWORD).status_code == 302
+    assert other.pk != shopper.pk

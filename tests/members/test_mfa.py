@@ -132,3 +132,60 @@ def test_staff_with_totp_must_give_a_code_when_logging_in(client):
 
     assert response["Location"] == reverse("mfa_authenticate")
     assert client.get("/").wsgi_request.user.is_anonymous
+
+
+# --- The Django admin asks for the same as /staff/ -----------------------------------------
+
+
+def administrator(**kwargs):
+    return make_role_user("administrator", email="admin@example.com", is_staff=True, **kwargs)
+
+
+@override_settings(STAFF_REQUIRE_MFA=True)
+@pytest.mark.parametrize("url", ["/admin/", "/admin/members/member/"])
+def test_with_mfa_required_an_administrator_without_totp_is_sent_to_set_it_up(client, url):
+    client.force_login(administrator())
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("mfa_activate_totp")
+    follow = client.get(response["Location"], follow=True)
+    assert "Set up an authenticator app before using the admin site." in follow.content.decode()
+
+
+@override_settings(STAFF_REQUIRE_MFA=True)
+def test_with_mfa_required_an_administrator_with_totp_opens_the_admin(client):
+    admin = administrator()
+    TOTP.activate(admin, generate_totp_secret())
+    client.force_login(admin)
+
+    assert client.get("/admin/members/member/").status_code == 200
+
+
+@override_settings(STAFF_REQUIRE_MFA=False)
+def test_without_mfa_required_an_administrator_opens_the_admin_with_a_password(client):
+    client.force_login(administrator())
+
+    assert client.get("/admin/members/member/").status_code == 200
+
+
+@override_settings(STAFF_REQUIRE_MFA=True)
+def test_a_password_alone_does_not_open_the_admin(client):
+    admin = administrator()
+    secret = generate_totp_secret()
+    TOTP.activate(admin, secret)
+    with time_machine.travel(timezone.now(), tick=False):
+        login = client.get("/admin/login/?next=/admin/members/member/", follow=True)
+        assert login.request["PATH_INFO"] == "/accounts/login/"
+
+        response = client.post(
+            "/accounts/login/?next=/admin/members/member/",
+            {"login": "admin@example.com", "password": PASSWORD},
+        )
+        assert response["Location"] == reverse("mfa_authenticate")
+        assert client.get("/admin/members/member/")["Location"].startswith("/admin/login/")
+
+        response = client.post(reverse("mfa_authenticate"), {"code": totp_now(secret)})
+        assert response["Location"] == "/admin/members/member/"
+        assert client.get("/admin/members/member/").status_code == 200
