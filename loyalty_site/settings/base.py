@@ -241,6 +241,19 @@ POINTS_EXPIRY_BATCH = env.int("POINTS_EXPIRY_BATCH", default=5000)
 # (points/purchase_fast.py); off, every purchase takes the ORM path (the reference).
 POINTS_PURCHASE_FAST_PATH = env.bool("POINTS_PURCHASE_FAST_PATH", default=True)
 
+# Limits that protect the ledger (points adjustments by hand, manual tiers, the reconcile).
+# Store staff (points.adjust_points): points per adjustment, and in all per member per
+# business day (the absolute values of every adjustment made under the store-staff limit).
+POINTS_ADJUST_STAFF_MAX = env.int("POINTS_ADJUST_STAFF_MAX", default=500)
+POINTS_ADJUST_STAFF_DAILY_MAX = env.int("POINTS_ADJUST_STAFF_DAILY_MAX", default=2000)
+# Store managers (points.adjust_unlimited): points per adjustment. Above it an
+# administrator's request (points.approve_adjustment) waits for a second administrator.
+POINTS_ADJUST_MANAGER_MAX = env.int("POINTS_ADJUST_MANAGER_MAX", default=100_000)
+# A manual tier ends at most this many months after the day it is set.
+TIER_OVERRIDE_MAX_MONTHS = env.int("TIER_OVERRIDE_MAX_MONTHS", default=24)
+# The nightly reconcile lists the postings of the day that moved at least this many points.
+RECONCILE_LARGE_POSTING_POINTS = env.int("RECONCILE_LARGE_POSTING_POINTS", default=100_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
