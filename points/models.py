@@ -51,7 +51,7 @@ class Account(models.Model):
         verbose_name_plural = _("points accounts")
         permissions = [
             ("adjust_points", _("Can adjust points (up to the staff limit)")),
-            ("adjust_unlimited", _("Can adjust points without a limit")),
+            ("adjust_unlimited", _("Can adjust points up to the manager limit")),
             ("import_points", _("Can import purchases and opening balances from CSV")),
         ]
         constraints = [
@@ -570,6 +570,99 @@ class Redemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.reward_id} {self.points_spent}"
+
+
+class PointsAdjustment(models.Model):
+    """A correction of a member's points by hand, and the limit it was made under.
+
+    Store staff, managers and administrators each have a limit per adjustment (settings
+    POINTS_ADJUST_*); store staff also a total per member per business day, the sum of this
+    table's `points` (absolute) for the member's posted store-staff adjustments of the day.
+    An administrator's adjustment above the manager limit waits here (pending) until a
+    second administrator approves it, and only then is it posted to the ledger.
+    """
+
+    class Authority(models.TextChoices):
+        STAFF = "staff", _("Store staff")
+        MANAGER = "manager", _("Store manager")
+        ADMINISTRATOR = "administrator", _("Administrator")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        POSTED = "posted", _("Posted")
+        REJECTED = "rejected", _("Rejected")
+
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="points_adjustments", db_index=False
+    )
+    points = models.BigIntegerField(_("points"))
+    reason = models.CharField(_("reason"), max_length=300)
+    # The form's key: the ledger transaction's is `adjust:<key>`.
+    key = models.CharField(max_length=100, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    authority = models.CharField(_("limit"), max_length=20, choices=Authority.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    requested_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(_("requested"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("approved or rejected by"),
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decision_note = models.CharField(_("note"), max_length=300, blank=True)
+    transaction = models.OneToOneField(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adjustment",
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("points adjustment")
+        verbose_name_plural = _("points adjustments")
+        permissions = [
+            (
+                "approve_adjustment",
+                _("Can request and approve points adjustments above the manager limit"),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "requested_at"], name="points_adjustment_day_idx"),
+            models.Index(
+                fields=["requested_at"],
+                condition=Q(status="pending"),
+                name="points_adjustment_pending_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(points=0), name="points_adjustment_points_nonzero"),
+            models.CheckConstraint(
+                condition=Q(status="posted", transaction__isnull=False)
+                | (~Q(status="posted") & Q(transaction__isnull=True)),
+                name="points_adjustment_posted_iff_transaction",
+            ),
+            # The second pair of eyes: whoever asked cannot decide.
+            models.CheckConstraint(
+                condition=~Q(decided_by=F("requested_by")),
+                name="points_adjustment_decider_not_requester",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.points:+d} ({self.get_status_display()})"
 
 
 class Coupon(models.Model):

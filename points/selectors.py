@@ -18,6 +18,7 @@ from .models import (
     Coupon,
     LedgerTransaction,
     Lot,
+    PointsAdjustment,
     Purchase,
     Redemption,
     Reward,
@@ -30,6 +31,49 @@ def account_get(*, member: Member) -> Account | None:
 
 def points_balance(*, member: Member, at: datetime.datetime | None = None) -> Balance:
     return balance_of(account=account_get(member=member), at=at or timezone.now())
+
+
+def adjustment_staff_day_used(*, member: Member, at: datetime.datetime) -> int:
+    """Points (absolute) of the member's posted store-staff adjustments on `at`'s business
+    day (Asia/Shanghai), whoever of the store staff made them."""
+    day = timezone.localtime(at, BUSINESS_TZ).date()
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
+    rows = PointsAdjustment.objects.filter(
+        member=member,
+        authority=PointsAdjustment.Authority.STAFF,
+        status=PointsAdjustment.Status.POSTED,
+        requested_at__gte=start,
+        requested_at__lt=start + datetime.timedelta(days=1),
+    ).values_list("points", flat=True)
+    return sum(abs(points) for points in rows)
+
+
+def adjustment_list_pending() -> QuerySet[PointsAdjustment]:
+    """Adjustments waiting for a second administrator, oldest first."""
+    return (
+        PointsAdjustment.objects.filter(status=PointsAdjustment.Status.PENDING)
+        .select_related("member", "requested_by")
+        .order_by("requested_at", "id")
+    )
+
+
+def adjustment_list_decided(*, limit: int) -> list[PointsAdjustment]:
+    """The latest approved or rejected requests above the manager limit."""
+    return list(
+        PointsAdjustment.objects.filter(
+            authority=PointsAdjustment.Authority.ADMINISTRATOR, decided_at__isnull=False
+        )
+        .select_related("member", "requested_by", "decided_by")
+        .order_by("-decided_at", "-id")[:limit]
+    )
+
+
+def adjustment_get(*, adjustment_id: int) -> PointsAdjustment | None:
+    return (
+        PointsAdjustment.objects.select_related("member", "requested_by")
+        .filter(pk=adjustment_id)
+        .first()
+    )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from members.numbers import member_no_is_valid
 from members.selectors import member_get_by_number, store_list
 
 from .ledger import BUSINESS_TZ
-from .models import LedgerTransaction
-from .services import CENT, STAFF_ADJUSTMENT_LIMIT, LineInput
+from .models import LedgerTransaction, PointsAdjustment
+from .services import CENT, LineInput, adjustment_authority, adjustment_limit
 
 LINE_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -318,6 +318,8 @@ class PointsAdjustForm(forms.Form):
     # Made when the form is shown: a double-clicked submit posts the same key, and the
     # service returns the first posting instead of adjusting twice.
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+    # The second submit, from the confirmation ("balance X → Y"); the first only asks.
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", uuid.uuid4())
@@ -328,15 +330,23 @@ class PointsAdjustForm(forms.Form):
         points = self.cleaned_data["points"]
         if points == 0:
             raise forms.ValidationError(_("Enter the points to add or take away (not 0)."))
-        if abs(points) > STAFF_ADJUSTMENT_LIMIT and not self.user.has_perm(
-            "points.adjust_unlimited"
-        ):
+        authority = adjustment_authority(user=self.user)
+        limit = adjustment_limit(authority=authority)
+        if abs(points) > limit and authority == PointsAdjustment.Authority.STAFF:
             raise forms.ValidationError(
                 _(
                     "Store staff can adjust up to %(limit)s points at a time. Ask a store "
                     "manager for a larger adjustment."
                 )
-                % {"limit": STAFF_ADJUSTMENT_LIMIT}
+                % {"limit": limit}
+            )
+        if abs(points) > limit and authority == PointsAdjustment.Authority.MANAGER:
+            raise forms.ValidationError(
+                _(
+                    "Store managers can adjust up to %(limit)s points at a time. Ask an "
+                    "administrator for a larger adjustment."
+                )
+                % {"limit": limit}
             )
         return points
 
@@ -345,6 +355,15 @@ class PointsAdjustForm(forms.Form):
         if not reason:
             raise forms.ValidationError(_("Give a reason: it is kept in the audit log."))
         return reason
+
+
+class AdjustmentDecisionForm(forms.Form):
+    note = forms.CharField(
+        label=_("Note (optional)"),
+        max_length=300,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
 
 
 class LedgerFilterForm(forms.Form):
