@@ -19,6 +19,7 @@ would queue on its lock; their balance is the sum of their entries, read when re
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -497,23 +498,62 @@ class Reward(models.Model):
             models.CheckConstraint(
                 condition=Q(points_price__gt=0), name="points_reward_price_positive"
             ),
+            # Each coupon kind needs its figures. A NULL would pass a plain `amount_off > 0`
+            # (a CHECK fails only on false), hence the explicit IS NOT NULL.
             models.CheckConstraint(
-                condition=~Q(kind="amount_off") | Q(amount_off__gt=0),
-                name="points_reward_amount_off_has_amount",
+                condition=~Q(kind="amount_off") | Q(amount_off__isnull=False, amount_off__gt=0),
+                name="points_reward_amount_off_needs_amount",
+                violation_error_message=_("A coupon for an amount off needs the amount (above 0)."),
             ),
             models.CheckConstraint(
-                condition=~Q(kind="percent_off") | Q(percent_off__gt=0, percent_off__lt=100),
-                name="points_reward_percent_off_in_range",
+                condition=~Q(kind="percent_off")
+                | Q(percent_off__isnull=False, percent_off__gt=0, percent_off__lte=100),
+                name="points_reward_percent_off_needs_percent",
+                violation_error_message=_("A percent-off coupon needs a percent from 1 to 100."),
             ),
             models.CheckConstraint(
                 condition=~Q(kind="spend_save")
-                | Q(amount_off__gt=0, min_spend__gt=F("amount_off")),
-                name="points_reward_spend_save_has_threshold",
+                | Q(
+                    amount_off__isnull=False,
+                    min_spend__isnull=False,
+                    amount_off__gt=0,
+                    min_spend__gt=F("amount_off"),
+                ),
+                name="points_reward_spend_save_needs_threshold",
+                violation_error_message=_(
+                    "A spend ¥X save ¥Y coupon needs the spend threshold and the amount saved, "
+                    "the amount below the threshold."
+                ),
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name_zh}"
+
+    def clean(self) -> None:
+        """The same rules as the constraints, said on the field to fill in (the admin)."""
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.AMOUNT_OFF and not (self.amount_off and self.amount_off > 0):
+            errors["amount_off"] = _("A coupon for an amount off needs the amount (above 0).")
+        if self.kind == self.Kind.PERCENT_OFF and not (
+            self.percent_off and 0 < self.percent_off <= 100
+        ):
+            errors["percent_off"] = _("A percent-off coupon needs a percent from 1 to 100.")
+        if self.kind == self.Kind.SPEND_SAVE:
+            if not (self.amount_off and self.amount_off > 0):
+                errors["amount_off"] = _("A spend ¥X save ¥Y coupon needs the amount saved.")
+            if not self.min_spend:
+                errors["min_spend"] = _("A spend ¥X save ¥Y coupon needs the spend threshold.")
+            elif self.amount_off and self.amount_off >= self.min_spend:
+                errors["amount_off"] = _("The amount saved must be below the spend threshold.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_coupon(self) -> bool:
+        """Redeeming it gives a coupon for the till (a donation gives a receipt instead)."""
+        return self.kind != self.Kind.DONATION
 
 
 class RewardTierPrice(models.Model):
