@@ -600,6 +600,7 @@ class Redemption(models.Model):
     )
     created_at = models.DateTimeField(_("redeemed"), default=timezone.now)
     voided_at = models.DateTimeField(_("voided"), null=True, blank=True)
+    void_reason = models.CharField(_("reason for voiding"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("redemption")
@@ -610,6 +611,12 @@ class Redemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.reward_id} {self.points_spent}"
+
+    @property
+    def donation_receipt_no(self) -> str:
+        """The number on a donation's receipt: its day (Asia/Shanghai) and its id."""
+        day = timezone.localtime(self.created_at).strftime("%Y%m%d")
+        return f"DN{day}-{self.pk:06d}"
 
 
 class PointsAdjustment(models.Model):

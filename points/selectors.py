@@ -153,6 +153,25 @@ def coupon_list(*, member: Member) -> QuerySet[Coupon]:
     )
 
 
+def coupon_list_portal(*, member: Member) -> QuerySet[Coupon]:
+    """The member's coupons for the till: a donation (given before donations had receipts)
+    is not one."""
+    return coupon_list(member=member).exclude(reward__kind=Reward.Kind.DONATION)
+
+
+def donation_list(*, member: Member) -> QuerySet[Redemption]:
+    return (
+        Redemption.objects.filter(member=member, reward__kind=Reward.Kind.DONATION)
+        .select_related("reward")
+        .order_by("-created_at", "-id")
+    )
+
+
+def donation_get(*, member: Member, redemption_id: int) -> Redemption | None:
+    """One of the member's donations (anyone else's is as unknown as a missing one)."""
+    return donation_list(member=member).filter(pk=redemption_id).first()
+
+
 def coupon_get(*, code: str) -> Coupon | None:
     code = (code or "").strip().upper().replace(" ", "").replace("-", "")
     return Coupon.objects.select_related("reward", "member").filter(code=code).first()

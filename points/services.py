@@ -820,6 +820,12 @@ class CouponVoid(CouponError):
     code = "coupon_void"
 
 
+class CouponNotAccepted(CouponError):
+    """A donation: the member gave the points away; there is nothing to take at a till."""
+
+    code = "not_a_coupon"
+
+
 COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -844,7 +850,8 @@ def reward_price_for(*, reward: Reward, member: Member) -> int:
 @dataclass(frozen=True)
 class RedemptionResult:
     redemption: Redemption
-    coupon: Coupon
+    # None for a donation: the member gets a receipt (redemption.donation_receipt_no).
+    coupon: Coupon | None
     created: bool
 
 
@@ -870,7 +877,8 @@ def reward_redeem(
         existing = transaction_replayed(key=key, request_fingerprint=request_fingerprint)
         if existing is not None:
             redemption = existing.redemption
-            return RedemptionResult(redemption=redemption, coupon=redemption.coupon, created=False)
+            coupon = Coupon.objects.filter(redemption=redemption).first()
+            return RedemptionResult(redemption=redemption, coupon=coupon, created=False)
         reward = Reward.objects.get(pk=reward.pk)
         if (
             not reward.is_active
@@ -909,6 +917,20 @@ def reward_redeem(
         redemption = Redemption.objects.create(
             member=member, reward=reward, points_spent=price, transaction=txn, created_at=now
         )
+        if not reward.is_coupon:
+            # A donation is given, not shown at a till: a receipt, no coupon to accept.
+            audit_log(
+                actor=actor,
+                action="reward.donate",
+                target=redemption,
+                member=member,
+                details={
+                    "reward": reward.code,
+                    "points": price,
+                    "receipt": redemption.donation_receipt_no,
+                },
+            )
+            return RedemptionResult(redemption=redemption, coupon=None, created=True)
         valid_days = reward.coupon_valid_days or policy_get().coupon_valid_days
         coupon = Coupon.objects.create(
             code=coupon_code_generate(),
@@ -929,11 +951,27 @@ def reward_redeem(
     return RedemptionResult(redemption=redemption, coupon=coupon, created=True)
 
 
+class VoidRefused(PointsError):
+    code = "void_refused"
+
+
+class DonationNotVoidable(VoidRefused):
+    code = "donation_not_voidable"
+
+
 def redemption_void(
-    *, redemption: Redemption, actor: User, now: datetime.datetime | None = None
+    *,
+    redemption: Redemption,
+    actor: User | None,
+    reason: str,
+    now: datetime.datetime | None = None,
 ) -> Redemption:
-    """Void an unused redemption: the coupon is void, stock and points go back."""
+    """Void an unused redemption, for a reason (kept on it, on the refund and in the audit
+    log): the coupon is void, stock and points go back. A donation is given: not voided."""
     now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise VoidRefused("a reason is required")
     with transaction.atomic():
         # The member as stored now: a merge may have moved the redemption since it was read.
         owner = Member.objects.get(redemptions=redemption.pk)
@@ -941,7 +979,9 @@ def redemption_void(
         redemption = Redemption.objects.select_for_update().get(pk=redemption.pk)
         if redemption.status == Redemption.Status.VOID:
             return redemption
-        coupon = Coupon.objects.select_for_update().get(redemption=redemption)
+        coupon = Coupon.objects.select_for_update().filter(redemption=redemption).first()
+        if coupon is None or not redemption.reward.is_coupon:
+            raise DonationNotVoidable("a donation is given and cannot be voided")
         if coupon.status == Coupon.Status.USED:
             raise CouponUsed("the coupon was already used")
         # An expired coupon was the member's to use; letting it lapse does not refund it.
@@ -953,11 +993,13 @@ def redemption_void(
             key=f"void:{redemption.pk}",
             occurred_at=now,
             actor=actor,
+            reason=reason[:300],
         )
         redemption.status = Redemption.Status.VOID
         redemption.voided_at = now
+        redemption.void_reason = reason[:300]
         redemption.refund_transaction = refund
-        redemption.save(update_fields=["status", "voided_at", "refund_transaction"])
+        redemption.save(update_fields=["status", "voided_at", "void_reason", "refund_transaction"])
         coupon.status = Coupon.Status.VOID
         coupon.save(update_fields=["status"])
         if redemption.reward.stock is not None:
@@ -967,7 +1009,7 @@ def redemption_void(
             action="reward.void",
             target=redemption,
             member=redemption.member,
-            details={"points": redemption.points_spent, "coupon": coupon.code},
+            details={"points": redemption.points_spent, "coupon": coupon.code, "reason": reason},
         )
     return redemption
 
@@ -987,6 +1029,9 @@ def coupon_use(
         coupon = Coupon.objects.select_for_update().filter(code=code).first()
         if coupon is None:
             raise CouponNotFound("no coupon with this code")
+        # A donation's code (from before donations gave receipts) buys nothing at a till.
+        if not Reward.objects.get(pk=coupon.reward_id).is_coupon:
+            raise CouponNotAccepted("this is a donation receipt, not a coupon")
         if coupon.status == Coupon.Status.USED:
             raise CouponUsed("this coupon was already used")
         if coupon.status == Coupon.Status.VOID:

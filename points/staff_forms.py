@@ -357,6 +357,25 @@ class PointsAdjustForm(forms.Form):
         return reason
 
 
+class RedemptionVoidForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for voiding"),
+        max_length=300,
+        error_messages={"required": _("Give a reason: it is kept with the refund.")},
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    confirm = forms.BooleanField(
+        label=_("Yes, void this coupon and refund the points"),
+        error_messages={"required": _("Tick the box to confirm.")},
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("Give a reason: it is kept with the refund."))
+        return reason
+
+
 class AdjustmentDecisionForm(forms.Form):
     note = forms.CharField(
         label=_("Note (optional)"),

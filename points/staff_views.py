@@ -63,9 +63,11 @@ from .services import (
     AdjustmentNotAllowed,
     ApprovalRequired,
     CouponExpired,
+    CouponNotAccepted,
     CouponNotFound,
     CouponUsed,
     CouponVoid,
+    DonationNotVoidable,
     InvalidPurchase,
     MemberInactive,
     PurchaseNotFound,
@@ -89,6 +91,7 @@ from .staff_forms import (
     LedgerFilterForm,
     PointsAdjustForm,
     PurchaseRecordForm,
+    RedemptionVoidForm,
     ReturnRecordForm,
     clean_member_no,
     coupon_code_from_scan,
@@ -178,6 +181,11 @@ def points_error_message(error: PointsError) -> str:
         (CouponUsed, _("This coupon has already been used.")),
         (CouponExpired, _("This coupon has expired.")),
         (CouponVoid, _("This coupon was cancelled (its redemption was voided).")),
+        (
+            CouponNotAccepted,
+            _("This is a donation receipt, not a coupon: there is nothing to accept at the till."),
+        ),
+        (DonationNotVoidable, _("A donation is given to the charity: it cannot be voided.")),
         (AdjustmentNotAllowed, _("This adjustment is not allowed.")),
         (IdempotencyConflict, _("This was already recorded with different details.")),
     ]
@@ -458,23 +466,44 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @staff_required("points.change_redemption")
 def redemption_void_view(request: HttpRequest, redemption_id: int) -> HttpResponse:
+    """Asks first: the coupon, the points that go back, a reason and a tick to confirm."""
     redemption = redemption_get(redemption_id=redemption_id)
     if redemption is None:
         raise Http404(_("No such redemption."))
-    try:
-        redemption_void(redemption=redemption, actor=request.user)
-    except PointsError as error:
-        messages.error(request, points_error_message(error))
+    status = 200
+    if request.method == "POST":
+        form = RedemptionVoidForm(request.POST)
+        if form.is_valid():
+            try:
+                redemption_void(
+                    redemption=redemption,
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
+            except PointsError as error:
+                form.add_error(None, points_error_message(error))
+            else:
+                messages.success(
+                    request,
+                    _("Redemption voided: %(points)s points refunded")
+                    % {"points": redemption.points_spent},
+                )
+                return redirect("staff:member-detail", member_no=redemption.member.member_no)
+        status = 400
     else:
-        messages.success(
-            request,
-            _("Redemption voided: %(points)s points refunded")
-            % {"points": redemption.points_spent},
-        )
-    return redirect("staff:member-detail", member_no=redemption.member.member_no)
+        form = RedemptionVoidForm()
+    coupon = Coupon.objects.filter(redemption=redemption).first()
+    context = {
+        "form": form,
+        "redemption": redemption,
+        "member": redemption.member,
+        "reward": reward_name(redemption.reward),
+        **({"coupon_code": coupon.code} if coupon is not None else {}),
+    }
+    return render(request, "points/staff/redemption_void.html", context, status=status)
 
 
 # --- Adjust points ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ portal_patterns = [
     ),
     path("coupons/", views.coupons, name="coupons"),
     path("coupons/<str:coupon_code>/", views.coupon_detail, name="coupon-detail"),
+    path("donations/<int:redemption_id>/", views.donation_receipt, name="donation-receipt"),
 ]
 
 staff_patterns = [

@@ -497,7 +497,9 @@ class LedgerMachine(RuleBasedStateMachine):
         redemption = Redemption.objects.get(pk=shadow_redemption.pk)
 
         def call():
-            return redemption_void(redemption=redemption, actor=self.staff, now=self.now)
+            return redemption_void(
+                redemption=redemption, actor=self.staff, reason="changed mind", now=self.now
+            )
 
         if shadow_redemption.void:
             assert self.replayed(call).status == Redemption.Status.VOID
