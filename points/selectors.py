@@ -247,6 +247,14 @@ class ReconcileRun:
     accounts_checked: int | None
     mismatches: list[ReconcileMismatch]
     unbalanced: list[dict[str, Any]]
+    large_postings: list[dict[str, Any]]
+    large_postings_count: int
+    large_postings_threshold: int | None
+
+    @property
+    def large_postings_day(self) -> datetime.date | None:
+        """The business day whose postings were looked at (the day before the run's date)."""
+        return self.run.business_date - datetime.timedelta(days=1)
 
     @property
     def failed(self) -> bool:
@@ -293,6 +301,9 @@ def reconcile_runs(*, limit: int = 20) -> list[ReconcileRun]:
                 accounts_checked=details.get("accounts_checked"),
                 mismatches=mismatches,
                 unbalanced=details.get("unbalanced_transactions", []),
+                large_postings=details.get("large_postings", []),
+                large_postings_count=details.get("large_postings_count", 0),
+                large_postings_threshold=details.get("large_postings_threshold"),
             )
         )
     return report
