@@ -22,6 +22,10 @@ def grant_approval(apps, schema_editor):
         group.permissions.add(*perms)
     for group in Group.objects.filter(name="auditor"):
         group.permissions.add(*perms.filter(codename="view_pointsadjustment"))
+    # Managers are limited now (POINTS_ADJUST_MANAGER_MAX): the stored name says so too.
+    Permission.objects.filter(content_type__app_label="points", codename="adjust_unlimited").update(
+        name="Can adjust points up to the manager limit"
+    )
 
 
 def revoke_approval(apps, schema_editor):
