@@ -436,6 +436,7 @@ def _override_set(
                 "to": level.code,
                 "until": until.isoformat(),
                 "reason": reason,
+                "max_months": settings.TIER_OVERRIDE_MAX_MONTHS,
             },
         )
         tier_notices_after_commit(history_ids=[h.pk for h in histories])

@@ -332,6 +332,9 @@ def test_an_administrators_large_adjustment_waits_for_a_second_administrator(
     assert (adjustment.status, adjustment.decided_by) == ("posted", second)
     entry = AuditEntry.objects.get(action="points.adjust_approve")
     assert entry.actor == second and entry.details["requested_by"] == str(requester)
+    trail = page(client.get(reverse("staff:member-detail", args=[member.member_no])))
+    assert "Points adjustment sent for approval" in trail
+    assert "Points adjustment approved and posted" in trail
 
 
 def test_a_rejected_request_posts_nothing(client, role_user, member):
