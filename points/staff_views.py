@@ -803,6 +803,7 @@ def coupons_panel(member: Member, request: HttpRequest) -> dict | None:
             context["coupon_state"] == Coupon.Status.ISSUED
             and coupon.redemption_id is not None
             and coupon.redemption.status == coupon.redemption.Status.ACTIVE
+            and coupon.reward.is_coupon
         )
         rows.append(context)
     return {"coupons": rows}

@@ -172,6 +172,19 @@ def test_the_portal_shows_an_old_donation_code_as_its_receipt(member_client, old
     assert "<svg" not in page(response)
 
 
+def test_no_void_button_for_an_old_donation_code(client, role_user, member, old_donation_coupon):
+    client.force_login(role_user("store_manager"))
+    detail = page(client.get(reverse("staff:member-detail", args=[member.member_no])))
+    assert old_donation_coupon.code in detail
+    assert "Void (refund" not in detail
+    response = client.post(
+        reverse("staff:redemption-void", args=[old_donation_coupon.redemption_id]),
+        {"reason": "oops", "confirm": "on"},
+    )
+    assert response.status_code == 400
+    assert "A donation is given to the charity: it cannot be voided." in page(response)
+
+
 def test_a_donation_is_not_voided(member, charity):
     redemption = reward_redeem(member=member, reward=charity, idempotency_key="k").redemption
     with pytest.raises(DonationNotVoidable):
