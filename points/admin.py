@@ -23,6 +23,7 @@ from .models import (
     ExpiryReminder,
     LedgerTransaction,
     Lot,
+    PointsAdjustment,
     Purchase,
     PurchaseLine,
     Redemption,
@@ -210,3 +211,14 @@ class ExpiryReminderAdmin(ReadOnlyAdmin):
     search_fields = ("member__member_no",)
     list_select_related = ("member",)
     raw_id_fields = ("member",)
+
+
+@admin.register(PointsAdjustment)
+class PointsAdjustmentAdmin(ReadOnlyAdmin):
+    """Approved or rejected in the back office (/staff/adjustments/approvals/), never here."""
+
+    list_display = ("requested_at", "member", "points", "authority", "status", "requested_by")
+    list_filter = ("status", "authority")
+    search_fields = ("member__member_no", "reason", "key")
+    list_select_related = ("member", "requested_by")
+    raw_id_fields = ("member", "requested_by", "decided_by", "transaction")

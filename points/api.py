@@ -38,6 +38,7 @@ from .selectors import (
 from .services import (
     CENT,
     CouponExpired,
+    CouponNotAccepted,
     CouponNotFound,
     CouponUsed,
     CouponVoid,
@@ -157,7 +158,9 @@ class CouponOut(Schema):
 
 class RedemptionOut(Schema):
     redemption_id: int
-    coupon: CouponOut
+    # None for a donation: no coupon to accept at a till, a receipt number instead.
+    coupon: CouponOut | None
+    donation_receipt_no: str | None = None
     points_spent: int
     balance: BalanceOut
 
@@ -298,6 +301,10 @@ def _points_error_status(exc: PointsError) -> Status:
         CouponUsed: (409, _("This coupon has already been used.")),
         CouponExpired: (422, _("This coupon has expired.")),
         CouponVoid: (422, _("This coupon was cancelled.")),
+        CouponNotAccepted: (
+            422,
+            _("This is a donation receipt, not a coupon: there is nothing to accept at the till."),
+        ),
     }
     for kind in type(exc).__mro__:
         if kind in messages:
@@ -609,12 +616,13 @@ def redemption_create(request: HttpRequest, payload: RedemptionIn):
         )
     except PointsError as exc:
         return _points_error_status(exc)
+    coupon = result.coupon
     body = {
         "redemption_id": result.redemption.pk,
-        "coupon": {
-            "code": result.coupon.code,
-            "valid_until": timezone.localtime(result.coupon.valid_until),
-        },
+        "coupon": None
+        if coupon is None
+        else {"code": coupon.code, "valid_until": timezone.localtime(coupon.valid_until)},
+        "donation_receipt_no": result.redemption.donation_receipt_no if coupon is None else None,
         "points_spent": result.redemption.points_spent,
         "balance": _balance_body(member),
     }
@@ -635,7 +643,8 @@ def redemption_create(request: HttpRequest, payload: RedemptionIn):
         "any case, with spaces or dashes.\n\n"
         "- A coupon is used once: again gives **409** `coupon_used`.\n"
         "- **422** `coupon_expired` after its validity, **422** `coupon_void` when its "
-        "redemption was cancelled; an unknown code gives **404** `not_found`."
+        "redemption was cancelled, **422** `not_a_coupon` for a donation's receipt; an "
+        "unknown code gives **404** `not_found`."
     ),
 )
 def coupon_accept(request: HttpRequest, code: str, payload: CouponUseIn):

@@ -11,7 +11,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,7 +22,7 @@ from members.models import Member
 
 from .birthday import birthday_gifts_issue, birthday_notices_send
 from .ledger import BUSINESS_TZ
-from .models import Account, Entry, ExpiryReminder, Lot
+from .models import Account, Entry, ExpiryReminder, LedgerTransaction, Lot
 from .services import coupons_expire, points_expire
 
 REMINDER_DAYS = (30, 7)
@@ -175,10 +177,17 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {Account._meta.db_table}")  # noqa: S608
         checked = cursor.fetchone()[0]
+    large, large_count = _large_postings(business_date)
     details: dict[str, Any] = {
         "accounts_checked": checked,
         "mismatches": mismatches,
         "unbalanced_transactions": unbalanced,
+        # Not a failure: postings big enough for the auditor to look at.
+        "large_postings_threshold": settings.RECONCILE_LARGE_POSTING_POINTS,
+        "large_postings_from": start_of(business_date - datetime.timedelta(days=1)).isoformat(),
+        "large_postings_until": start_of(business_date).isoformat(),
+        "large_postings_count": large_count,
+        "large_postings": large,
     }
     problems = []
     if mismatches or unbalanced:
@@ -192,6 +201,50 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     if problems:
         details["failed"] = "; ".join(problems)
     return checked, details
+
+
+LARGE_POSTINGS_LISTED = 1000
+
+
+def _large_postings(business_date: datetime.date) -> tuple[list[dict[str, Any]], int]:
+    """The postings recorded on the business day the night closes (the day before
+    `business_date`, Asia/Shanghai) that moved a member's account by at least
+    RECONCILE_LARGE_POSTING_POINTS either way: the first LARGE_POSTINGS_LISTED of them by
+    time, and how many there were. One range query on recorded_at (a BRIN index on
+    PostgreSQL, migration 0019), whatever the size of the ledger."""
+    threshold = settings.RECONCILE_LARGE_POSTING_POINTS
+    rows = LedgerTransaction.objects.filter(
+        recorded_at__gte=start_of(business_date - datetime.timedelta(days=1)),
+        recorded_at__lt=start_of(business_date),
+    ).filter(Q(member_amount__gte=threshold) | Q(member_amount__lte=-threshold))
+    listed = [
+        {
+            "transaction": row["pk"],
+            "member": row["member_id"],
+            "member_no": row["member__member_no"],
+            "points": int(row["member_amount"]),
+            "kind": row["kind"],
+            "source": row["source"],
+            "reference": row["source_ref"],
+            "reason": row["reason"],
+            "actor": row["actor_id"],
+            "recorded_at": row["recorded_at"].isoformat(),
+        }
+        for row in rows.order_by("recorded_at", "pk").values(
+            "pk",
+            "member_id",
+            "member__member_no",
+            "member_amount",
+            "kind",
+            "source",
+            "source_ref",
+            "reason",
+            "actor_id",
+            "recorded_at",
+        )[:LARGE_POSTINGS_LISTED]
+    ]
+    count = len(listed) if len(listed) < LARGE_POSTINGS_LISTED else rows.count()
+    return listed, count
 
 
 def _side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:

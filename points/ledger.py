@@ -591,6 +591,7 @@ def points_refund(
     key: str,
     occurred_at: datetime.datetime,
     actor: User | None = None,
+    reason: str = "refund",
 ) -> LedgerTransaction:
     """Give back what a spending transaction took (a voided redemption).
 
@@ -610,7 +611,7 @@ def points_refund(
         request_fingerprint=fingerprint({"refund": original.pk}),
         source=original.source,
         source_ref=original.source_ref,
-        reason="refund",
+        reason=reason,
         occurred_at=occurred_at,
         actor=actor,
         reverses=original,

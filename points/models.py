@@ -19,6 +19,7 @@ would queue on its lock; their balance is the sum of their entries, read when re
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -52,7 +53,7 @@ class Account(models.Model):
         verbose_name_plural = _("points accounts")
         permissions = [
             ("adjust_points", _("Can adjust points (up to the staff limit)")),
-            ("adjust_unlimited", _("Can adjust points without a limit")),
+            ("adjust_unlimited", _("Can adjust points up to the manager limit")),
             ("import_points", _("Can import purchases and opening balances from CSV")),
         ]
         constraints = [
@@ -527,23 +528,62 @@ class Reward(models.Model):
             models.CheckConstraint(
                 condition=Q(points_price__gt=0), name="points_reward_price_positive"
             ),
+            # Each coupon kind needs its figures. A NULL would pass a plain `amount_off > 0`
+            # (a CHECK fails only on false), hence the explicit IS NOT NULL.
             models.CheckConstraint(
-                condition=~Q(kind="amount_off") | Q(amount_off__gt=0),
-                name="points_reward_amount_off_has_amount",
+                condition=~Q(kind="amount_off") | Q(amount_off__isnull=False, amount_off__gt=0),
+                name="points_reward_amount_off_needs_amount",
+                violation_error_message=_("A coupon for an amount off needs the amount (above 0)."),
             ),
             models.CheckConstraint(
-                condition=~Q(kind="percent_off") | Q(percent_off__gt=0, percent_off__lt=100),
-                name="points_reward_percent_off_in_range",
+                condition=~Q(kind="percent_off")
+                | Q(percent_off__isnull=False, percent_off__gt=0, percent_off__lte=100),
+                name="points_reward_percent_off_needs_percent",
+                violation_error_message=_("A percent-off coupon needs a percent from 1 to 100."),
             ),
             models.CheckConstraint(
                 condition=~Q(kind="spend_save")
-                | Q(amount_off__gt=0, min_spend__gt=F("amount_off")),
-                name="points_reward_spend_save_has_threshold",
+                | Q(
+                    amount_off__isnull=False,
+                    min_spend__isnull=False,
+                    amount_off__gt=0,
+                    min_spend__gt=F("amount_off"),
+                ),
+                name="points_reward_spend_save_needs_threshold",
+                violation_error_message=_(
+                    "A spend ¥X save ¥Y coupon needs the spend threshold and the amount saved, "
+                    "the amount below the threshold."
+                ),
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name_zh}"
+
+    def clean(self) -> None:
+        """The same rules as the constraints, said on the field to fill in (the admin)."""
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.AMOUNT_OFF and not (self.amount_off and self.amount_off > 0):
+            errors["amount_off"] = _("A coupon for an amount off needs the amount (above 0).")
+        if self.kind == self.Kind.PERCENT_OFF and not (
+            self.percent_off and 0 < self.percent_off <= 100
+        ):
+            errors["percent_off"] = _("A percent-off coupon needs a percent from 1 to 100.")
+        if self.kind == self.Kind.SPEND_SAVE:
+            if not (self.amount_off and self.amount_off > 0):
+                errors["amount_off"] = _("A spend ¥X save ¥Y coupon needs the amount saved.")
+            if not self.min_spend:
+                errors["min_spend"] = _("A spend ¥X save ¥Y coupon needs the spend threshold.")
+            elif self.amount_off and self.amount_off >= self.min_spend:
+                errors["amount_off"] = _("The amount saved must be below the spend threshold.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_coupon(self) -> bool:
+        """Redeeming it gives a coupon for the till (a donation gives a receipt instead)."""
+        return self.kind != self.Kind.DONATION
 
 
 class RewardTierPrice(models.Model):
@@ -590,6 +630,7 @@ class Redemption(models.Model):
     )
     created_at = models.DateTimeField(_("redeemed"), default=timezone.now)
     voided_at = models.DateTimeField(_("voided"), null=True, blank=True)
+    void_reason = models.CharField(_("reason for voiding"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("redemption")
@@ -600,6 +641,105 @@ class Redemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.reward_id} {self.points_spent}"
+
+    @property
+    def donation_receipt_no(self) -> str:
+        """The number on a donation's receipt: its day (Asia/Shanghai) and its id."""
+        day = timezone.localtime(self.created_at).strftime("%Y%m%d")
+        return f"DN{day}-{self.pk:06d}"
+
+
+class PointsAdjustment(models.Model):
+    """A correction of a member's points by hand, and the limit it was made under.
+
+    Store staff, managers and administrators each have a limit per adjustment (settings
+    POINTS_ADJUST_*); store staff also a total per member per business day, the sum of this
+    table's `points` (absolute) for the member's posted store-staff adjustments of the day.
+    An administrator's adjustment above the manager limit waits here (pending) until a
+    second administrator approves it, and only then is it posted to the ledger.
+    """
+
+    class Authority(models.TextChoices):
+        STAFF = "staff", _("Store staff")
+        MANAGER = "manager", _("Store manager")
+        ADMINISTRATOR = "administrator", _("Administrator")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        POSTED = "posted", _("Posted")
+        REJECTED = "rejected", _("Rejected")
+
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="points_adjustments", db_index=False
+    )
+    points = models.BigIntegerField(_("points"))
+    reason = models.CharField(_("reason"), max_length=300)
+    # The form's key: the ledger transaction's is `adjust:<key>`.
+    key = models.CharField(max_length=100, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    authority = models.CharField(_("limit"), max_length=20, choices=Authority.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    requested_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(_("requested"), default=timezone.now)
+    decided_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("approved or rejected by"),
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decision_note = models.CharField(_("note"), max_length=300, blank=True)
+    transaction = models.OneToOneField(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adjustment",
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("points adjustment")
+        verbose_name_plural = _("points adjustments")
+        permissions = [
+            (
+                "approve_adjustment",
+                _("Can request and approve points adjustments above the manager limit"),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "requested_at"], name="points_adjustment_day_idx"),
+            models.Index(
+                fields=["requested_at"],
+                condition=Q(status="pending"),
+                name="points_adjustment_pending_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(points=0), name="points_adjustment_points_nonzero"),
+            models.CheckConstraint(
+                condition=Q(status="posted", transaction__isnull=False)
+                | (~Q(status="posted") & Q(transaction__isnull=True)),
+                name="points_adjustment_posted_iff_transaction",
+            ),
+            # The second pair of eyes: whoever asked cannot decide.
+            models.CheckConstraint(
+                condition=~Q(decided_by=F("requested_by")),
+                name="points_adjustment_decider_not_requester",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.points:+d} ({self.get_status_display()})"
 
 
 class Coupon(models.Model):

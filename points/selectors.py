@@ -20,6 +20,7 @@ from .models import (
     Coupon,
     LedgerTransaction,
     Lot,
+    PointsAdjustment,
     Purchase,
     Redemption,
     Reward,
@@ -32,6 +33,49 @@ def account_get(*, member: Member) -> Account | None:
 
 def points_balance(*, member: Member, at: datetime.datetime | None = None) -> Balance:
     return balance_of(account=account_get(member=member), at=at or timezone.now())
+
+
+def adjustment_staff_day_used(*, member: Member, at: datetime.datetime) -> int:
+    """Points (absolute) of the member's posted store-staff adjustments on `at`'s business
+    day (Asia/Shanghai), whoever of the store staff made them."""
+    day = timezone.localtime(at, BUSINESS_TZ).date()
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
+    rows = PointsAdjustment.objects.filter(
+        member=member,
+        authority=PointsAdjustment.Authority.STAFF,
+        status=PointsAdjustment.Status.POSTED,
+        requested_at__gte=start,
+        requested_at__lt=start + datetime.timedelta(days=1),
+    ).values_list("points", flat=True)
+    return sum(abs(points) for points in rows)
+
+
+def adjustment_list_pending() -> QuerySet[PointsAdjustment]:
+    """Adjustments waiting for a second administrator, oldest first."""
+    return (
+        PointsAdjustment.objects.filter(status=PointsAdjustment.Status.PENDING)
+        .select_related("member", "requested_by")
+        .order_by("requested_at", "id")
+    )
+
+
+def adjustment_list_decided(*, limit: int) -> list[PointsAdjustment]:
+    """The latest approved or rejected requests above the manager limit."""
+    return list(
+        PointsAdjustment.objects.filter(
+            authority=PointsAdjustment.Authority.ADMINISTRATOR, decided_at__isnull=False
+        )
+        .select_related("member", "requested_by", "decided_by")
+        .order_by("-decided_at", "-id")[:limit]
+    )
+
+
+def adjustment_get(*, adjustment_id: int) -> PointsAdjustment | None:
+    return (
+        PointsAdjustment.objects.select_related("member", "requested_by")
+        .filter(pk=adjustment_id)
+        .first()
+    )
 
 
 @dataclass(frozen=True)
@@ -109,6 +153,25 @@ def coupon_list(*, member: Member) -> QuerySet[Coupon]:
     return (
         Coupon.objects.filter(member=member).select_related("reward").order_by("-issued_at", "-id")
     )
+
+
+def coupon_list_portal(*, member: Member) -> QuerySet[Coupon]:
+    """The member's coupons for the till: a donation (given before donations had receipts)
+    is not one."""
+    return coupon_list(member=member).exclude(reward__kind=Reward.Kind.DONATION)
+
+
+def donation_list(*, member: Member) -> QuerySet[Redemption]:
+    return (
+        Redemption.objects.filter(member=member, reward__kind=Reward.Kind.DONATION)
+        .select_related("reward")
+        .order_by("-created_at", "-id")
+    )
+
+
+def donation_get(*, member: Member, redemption_id: int) -> Redemption | None:
+    """One of the member's donations (anyone else's is as unknown as a missing one)."""
+    return donation_list(member=member).filter(pk=redemption_id).first()
 
 
 def coupon_get(*, code: str) -> Coupon | None:
@@ -202,6 +265,14 @@ class ReconcileRun:
     accounts_checked: int | None
     mismatches: list[ReconcileMismatch]
     unbalanced: list[dict[str, Any]]
+    large_postings: list[dict[str, Any]]
+    large_postings_count: int
+    large_postings_threshold: int | None
+
+    @property
+    def large_postings_day(self) -> datetime.date | None:
+        """The business day whose postings were looked at (the day before the run's date)."""
+        return self.run.business_date - datetime.timedelta(days=1)
 
     @property
     def failed(self) -> bool:
@@ -248,6 +319,9 @@ def reconcile_runs(*, limit: int = 20) -> list[ReconcileRun]:
                 accounts_checked=details.get("accounts_checked"),
                 mismatches=mismatches,
                 unbalanced=details.get("unbalanced_transactions", []),
+                large_postings=details.get("large_postings", []),
+                large_postings_count=details.get("large_postings_count", 0),
+                large_postings_threshold=details.get("large_postings_threshold"),
             )
         )
     return report

@@ -42,6 +42,7 @@ from .models import (
     Coupon,
     LedgerTransaction,
     LotMovement,
+    PointsAdjustment,
     Purchase,
     PurchaseLine,
     Redemption,
@@ -50,6 +51,7 @@ from .models import (
 )
 from .purchase_fast import purchase_fast_applies, purchase_post_fast
 from .rules import referral_bonus_post, referral_referrer
+from .selectors import adjustment_staff_day_used
 
 CENT = Decimal("0.01")
 
@@ -463,7 +465,122 @@ def return_record(
     return ReturnResult(purchase_return=purchase_return, created=True)
 
 
-STAFF_ADJUSTMENT_LIMIT = 500
+class AdjustmentLimitExceeded(AdjustmentNotAllowed):
+    """An adjustment above the limit of the one who asks for it."""
+
+    code = "adjustment_limit"
+
+    def __init__(self, message: str, *, authority: str, limit: int, daily: bool = False) -> None:
+        self.authority = authority
+        self.limit = limit
+        self.daily = daily
+        # For a daily refusal: what the member's store-staff adjustments of the day used.
+        self.used = 0
+        super().__init__(message)
+
+
+class ApprovalRequired(AdjustmentLimitExceeded):
+    """Above the manager limit: an administrator's request waits for a second administrator."""
+
+    code = "approval_required"
+
+
+class AdjustmentDecisionRefused(AdjustmentNotAllowed):
+    code = "adjustment_decision_refused"
+
+
+def adjustment_authority(*, user: User | None) -> str:
+    """The limit a user adjusts under: the highest their permissions give (staff otherwise)."""
+    Authority = PointsAdjustment.Authority
+    if user is not None and user.is_authenticated:
+        if user.has_perm("points.approve_adjustment"):
+            return Authority.ADMINISTRATOR
+        if user.has_perm("points.adjust_unlimited"):
+            return Authority.MANAGER
+    return Authority.STAFF
+
+
+def adjustment_limit(*, authority: str) -> int:
+    """Points per adjustment: store staff POINTS_ADJUST_STAFF_MAX, others the manager limit
+    (an administrator may ask for more, with a second administrator's approval)."""
+    if authority == PointsAdjustment.Authority.STAFF:
+        return settings.POINTS_ADJUST_STAFF_MAX
+    return settings.POINTS_ADJUST_MANAGER_MAX
+
+
+def adjustment_check(
+    *, member: Member, points: int, reason: str, actor: User, now: datetime.datetime
+) -> str:
+    """Refuse an adjustment the rules or the actor's limits do not allow; returns the
+    authority it is made under. Raises `ApprovalRequired` when only a second administrator
+    can let it through. Called by the service under the account lock, and by the form's
+    confirmation step (without it) to show the refusal before anything is asked."""
+    if member.status not in (Member.Status.ACTIVE, Member.Status.FROZEN):
+        raise AdjustmentNotAllowed("the member's account is closed")
+    if not (reason or "").strip():
+        raise AdjustmentNotAllowed("a reason is required")
+    if points == 0:
+        raise AdjustmentNotAllowed("an adjustment must change the balance")
+    authority = adjustment_authority(user=actor)
+    limit = adjustment_limit(authority=authority)
+    if abs(points) > limit:
+        if authority == PointsAdjustment.Authority.ADMINISTRATOR:
+            raise ApprovalRequired(
+                f"adjustments above {limit} points need a second administrator's approval",
+                authority=authority,
+                limit=limit,
+            )
+        raise AdjustmentLimitExceeded(
+            f"adjustments above {limit} points need a higher role",
+            authority=authority,
+            limit=limit,
+        )
+    if authority == PointsAdjustment.Authority.STAFF:
+        daily = settings.POINTS_ADJUST_STAFF_DAILY_MAX
+        used = adjustment_staff_day_used(member=member, at=now)
+        if used + abs(points) > daily:
+            error = AdjustmentLimitExceeded(
+                f"store staff adjust at most {daily} points per member per day; "
+                f"{used} are used today",
+                authority=authority,
+                limit=daily,
+                daily=True,
+            )
+            error.used = used
+            raise error
+    return authority
+
+
+def _adjustment_fingerprint(*, member: Member, points: int, reason: str) -> str:
+    return fingerprint({"member": member.member_no, "points": points, "reason": reason})
+
+
+def _adjustment_post(
+    *,
+    account: Account,
+    member: Member,
+    points: int,
+    reason: str,
+    key: str,
+    request_fingerprint: str,
+    actor: User | None,
+    now: datetime.datetime,
+) -> LedgerTransaction:
+    common = {
+        "account": account,
+        "points": abs(points),
+        "kind": LedgerTransaction.Kind.ADJUST,
+        "counter_kind": Account.Kind.ADJUSTMENT,
+        "key": f"adjust:{key}",
+        "request_fingerprint": request_fingerprint,
+        "source": LedgerTransaction.Source.STAFF,
+        "reason": reason,
+        "occurred_at": now,
+        "actor": actor,
+    }
+    if points > 0:
+        return points_credit(**common, counts_as_earned=False)
+    return points_debit(**common, now=now)
 
 
 def points_adjust(
@@ -475,52 +592,202 @@ def points_adjust(
     idempotency_key: str,
     now: datetime.datetime | None = None,
 ) -> LedgerTransaction:
-    """A manual correction by staff: reason required; store staff limited per adjustment."""
+    """A manual correction by staff, posted at once: reason required; within the actor's
+    limit (store staff per adjustment and per member per day, managers per adjustment);
+    audited with the limit it was made under. Above the manager limit an administrator
+    uses `points_adjust_request` instead (`ApprovalRequired` says so)."""
     now = now or timezone.now()
     reason = (reason or "").strip()
-    if member.status not in (Member.Status.ACTIVE, Member.Status.FROZEN):
-        raise AdjustmentNotAllowed("the member's account is closed")
-    if not reason:
-        raise AdjustmentNotAllowed("a reason is required")
-    if points == 0:
-        raise AdjustmentNotAllowed("an adjustment must change the balance")
-    if abs(points) > STAFF_ADJUSTMENT_LIMIT and not actor.has_perm("points.adjust_unlimited"):
-        raise AdjustmentNotAllowed(
-            f"adjustments above {STAFF_ADJUSTMENT_LIMIT} points need a manager"
-        )
-    key = f"adjust:{idempotency_key}"
-    request_fingerprint = fingerprint(
-        {"member": member.member_no, "points": points, "reason": reason}
-    )
+    request_fingerprint = _adjustment_fingerprint(member=member, points=points, reason=reason)
     with transaction.atomic():
         account = account_lock(member=member)
-        existing = transaction_replayed(key=key, request_fingerprint=request_fingerprint)
+        existing = transaction_replayed(
+            key=f"adjust:{idempotency_key}", request_fingerprint=request_fingerprint
+        )
         if existing is not None:
             return existing
-        common = {
-            "account": account,
-            "points": abs(points),
-            "kind": LedgerTransaction.Kind.ADJUST,
-            "counter_kind": Account.Kind.ADJUSTMENT,
-            "key": key,
-            "request_fingerprint": request_fingerprint,
-            "source": LedgerTransaction.Source.STAFF,
-            "reason": reason,
-            "occurred_at": now,
-            "actor": actor,
-        }
-        if points > 0:
-            txn = points_credit(**common, counts_as_earned=False)
-        else:
-            txn = points_debit(**common, now=now)
+        if PointsAdjustment.objects.filter(key=idempotency_key).exists():
+            raise IdempotencyConflict(idempotency_key)  # the key of a pending request
+        # Under the lock: two tills adjusting the same member queue here, so the day's
+        # total for store staff is read after the other one's adjustment committed.
+        authority = adjustment_check(
+            member=member, points=points, reason=reason, actor=actor, now=now
+        )
+        txn = _adjustment_post(
+            account=account,
+            member=member,
+            points=points,
+            reason=reason,
+            key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+            actor=actor,
+            now=now,
+        )
+        adjustment = PointsAdjustment.objects.create(
+            member=member,
+            points=points,
+            reason=reason,
+            key=idempotency_key,
+            fingerprint=request_fingerprint,
+            authority=authority,
+            status=PointsAdjustment.Status.POSTED,
+            requested_by=actor if actor is not None and actor.is_authenticated else None,
+            requested_at=now,
+            transaction=txn,
+        )
         audit_log(
             actor=actor,
             action="points.adjust",
             target=txn,
             member=member,
-            details={"points": points, "reason": reason},
+            details={
+                "points": points,
+                "reason": reason,
+                "authority": authority,
+                "limit": adjustment_limit(authority=authority),
+                "adjustment": adjustment.pk,
+            },
         )
     return txn
+
+
+def points_adjust_request(
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    actor: User,
+    idempotency_key: str,
+    now: datetime.datetime | None = None,
+) -> PointsAdjustment:
+    """An administrator's adjustment above the manager limit: kept pending, nothing posted,
+    until a second administrator approves it (`points_adjust_approve`). The same key again
+    returns the same request; with other values it is refused."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    request_fingerprint = _adjustment_fingerprint(member=member, points=points, reason=reason)
+    with transaction.atomic():
+        account_lock(member=member)
+        existing = PointsAdjustment.objects.filter(key=idempotency_key).first()
+        if existing is not None:
+            if existing.fingerprint != request_fingerprint or existing.member_id != member.pk:
+                raise IdempotencyConflict(idempotency_key)
+            return existing
+        try:
+            adjustment_check(member=member, points=points, reason=reason, actor=actor, now=now)
+        except ApprovalRequired:
+            pass
+        else:
+            raise AdjustmentNotAllowed("this adjustment is within the limit: post it directly")
+        adjustment = PointsAdjustment.objects.create(
+            member=member,
+            points=points,
+            reason=reason,
+            key=idempotency_key,
+            fingerprint=request_fingerprint,
+            authority=PointsAdjustment.Authority.ADMINISTRATOR,
+            status=PointsAdjustment.Status.PENDING,
+            requested_by=actor,
+            requested_at=now,
+        )
+        audit_log(
+            actor=actor,
+            action="points.adjust_request",
+            target=adjustment,
+            member=member,
+            details={
+                "points": points,
+                "reason": reason,
+                "limit": settings.POINTS_ADJUST_MANAGER_MAX,
+            },
+        )
+    return adjustment
+
+
+def _adjustment_decidable(*, adjustment: PointsAdjustment, actor: User) -> None:
+    if not actor.has_perm("points.approve_adjustment"):
+        raise AdjustmentDecisionRefused("only an administrator can decide on this adjustment")
+    if adjustment.requested_by_id == actor.pk:
+        raise AdjustmentDecisionRefused("a second administrator must decide, not the requester")
+
+
+def points_adjust_approve(
+    *, adjustment: PointsAdjustment, actor: User, now: datetime.datetime | None = None
+) -> PointsAdjustment:
+    """A second administrator approves a pending adjustment: only now is it posted, once
+    (approving again returns it as it is; a rejected one stays rejected)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        member = Member.objects.get(points_adjustments=adjustment.pk)
+        account = account_lock(member=member)
+        adjustment = PointsAdjustment.objects.select_for_update().get(pk=adjustment.pk)
+        _adjustment_decidable(adjustment=adjustment, actor=actor)
+        if adjustment.status == PointsAdjustment.Status.POSTED:
+            return adjustment
+        if adjustment.status == PointsAdjustment.Status.REJECTED:
+            raise AdjustmentDecisionRefused("this adjustment was rejected")
+        if member.status not in (Member.Status.ACTIVE, Member.Status.FROZEN):
+            raise AdjustmentNotAllowed("the member's account is closed")
+        txn = _adjustment_post(
+            account=account,
+            member=member,
+            points=adjustment.points,
+            reason=adjustment.reason,
+            key=adjustment.key,
+            request_fingerprint=adjustment.fingerprint,
+            actor=actor,
+            now=now,
+        )
+        adjustment.status = PointsAdjustment.Status.POSTED
+        adjustment.transaction = txn
+        adjustment.decided_by = actor
+        adjustment.decided_at = now
+        adjustment.save(update_fields=["status", "transaction", "decided_by", "decided_at"])
+        audit_log(
+            actor=actor,
+            action="points.adjust_approve",
+            target=adjustment,
+            member=member,
+            details={
+                "points": adjustment.points,
+                "reason": adjustment.reason,
+                "requested_by": str(adjustment.requested_by or ""),
+                "transaction": txn.pk,
+            },
+        )
+    return adjustment
+
+
+def points_adjust_reject(
+    *,
+    adjustment: PointsAdjustment,
+    actor: User,
+    note: str = "",
+    now: datetime.datetime | None = None,
+) -> PointsAdjustment:
+    """A second administrator rejects a pending adjustment: nothing is posted."""
+    now = now or timezone.now()
+    note = (note or "").strip()
+    with transaction.atomic():
+        adjustment = PointsAdjustment.objects.select_for_update().get(pk=adjustment.pk)
+        _adjustment_decidable(adjustment=adjustment, actor=actor)
+        if adjustment.status == PointsAdjustment.Status.REJECTED:
+            return adjustment
+        if adjustment.status == PointsAdjustment.Status.POSTED:
+            raise AdjustmentDecisionRefused("this adjustment was already approved and posted")
+        adjustment.status = PointsAdjustment.Status.REJECTED
+        adjustment.decided_by = actor
+        adjustment.decided_at = now
+        adjustment.decision_note = note[:300]
+        adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit_log(
+            actor=actor,
+            action="points.adjust_reject",
+            target=adjustment,
+            member=adjustment.member,
+            details={"points": adjustment.points, "reason": adjustment.reason, "note": note},
+        )
+    return adjustment
 
 
 def points_expire(*, at: datetime.datetime, batch_size: int | None = None, workers: int = 1) -> int:
@@ -531,8 +798,6 @@ def points_expire(*, at: datetime.datetime, batch_size: int | None = None, worke
     outside a transaction, `workers` connections take the batches in turn.
     """
     # Imported here to keep this change to the expiry lines of a busy module.
-    from django.conf import settings
-
     from members.jobs import job_progress
 
     return lots_expire(
@@ -586,6 +851,12 @@ class CouponVoid(CouponError):
     code = "coupon_void"
 
 
+class CouponNotAccepted(CouponError):
+    """A donation: the member gave the points away; there is nothing to take at a till."""
+
+    code = "not_a_coupon"
+
+
 COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -610,7 +881,8 @@ def reward_price_for(*, reward: Reward, member: Member) -> int:
 @dataclass(frozen=True)
 class RedemptionResult:
     redemption: Redemption
-    coupon: Coupon
+    # None for a donation: the member gets a receipt (redemption.donation_receipt_no).
+    coupon: Coupon | None
     created: bool
 
 
@@ -636,7 +908,8 @@ def reward_redeem(
         existing = transaction_replayed(key=key, request_fingerprint=request_fingerprint)
         if existing is not None:
             redemption = existing.redemption
-            return RedemptionResult(redemption=redemption, coupon=redemption.coupon, created=False)
+            coupon = Coupon.objects.filter(redemption=redemption).first()
+            return RedemptionResult(redemption=redemption, coupon=coupon, created=False)
         reward = Reward.objects.get(pk=reward.pk)
         if (
             not reward.is_active
@@ -675,6 +948,20 @@ def reward_redeem(
         redemption = Redemption.objects.create(
             member=member, reward=reward, points_spent=price, transaction=txn, created_at=now
         )
+        if not reward.is_coupon:
+            # A donation is given, not shown at a till: a receipt, no coupon to accept.
+            audit_log(
+                actor=actor,
+                action="reward.donate",
+                target=redemption,
+                member=member,
+                details={
+                    "reward": reward.code,
+                    "points": price,
+                    "receipt": redemption.donation_receipt_no,
+                },
+            )
+            return RedemptionResult(redemption=redemption, coupon=None, created=True)
         valid_days = reward.coupon_valid_days or policy_get().coupon_valid_days
         coupon = Coupon.objects.create(
             code=coupon_code_generate(),
@@ -695,11 +982,27 @@ def reward_redeem(
     return RedemptionResult(redemption=redemption, coupon=coupon, created=True)
 
 
+class VoidRefused(PointsError):
+    code = "void_refused"
+
+
+class DonationNotVoidable(VoidRefused):
+    code = "donation_not_voidable"
+
+
 def redemption_void(
-    *, redemption: Redemption, actor: User, now: datetime.datetime | None = None
+    *,
+    redemption: Redemption,
+    actor: User | None,
+    reason: str,
+    now: datetime.datetime | None = None,
 ) -> Redemption:
-    """Void an unused redemption: the coupon is void, stock and points go back."""
+    """Void an unused redemption, for a reason (kept on it, on the refund and in the audit
+    log): the coupon is void, stock and points go back. A donation is given: not voided."""
     now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise VoidRefused("a reason is required")
     with transaction.atomic():
         # The member as stored now: a merge may have moved the redemption since it was read.
         owner = Member.objects.get(redemptions=redemption.pk)
@@ -707,7 +1010,9 @@ def redemption_void(
         redemption = Redemption.objects.select_for_update().get(pk=redemption.pk)
         if redemption.status == Redemption.Status.VOID:
             return redemption
-        coupon = Coupon.objects.select_for_update().get(redemption=redemption)
+        coupon = Coupon.objects.select_for_update().filter(redemption=redemption).first()
+        if coupon is None or not redemption.reward.is_coupon:
+            raise DonationNotVoidable("a donation is given and cannot be voided")
         if coupon.status == Coupon.Status.USED:
             raise CouponUsed("the coupon was already used")
         # An expired coupon was the member's to use; letting it lapse does not refund it.
@@ -719,11 +1024,13 @@ def redemption_void(
             key=f"void:{redemption.pk}",
             occurred_at=now,
             actor=actor,
+            reason=reason[:300],
         )
         redemption.status = Redemption.Status.VOID
         redemption.voided_at = now
+        redemption.void_reason = reason[:300]
         redemption.refund_transaction = refund
-        redemption.save(update_fields=["status", "voided_at", "refund_transaction"])
+        redemption.save(update_fields=["status", "voided_at", "void_reason", "refund_transaction"])
         coupon.status = Coupon.Status.VOID
         coupon.save(update_fields=["status"])
         if redemption.reward.stock is not None:
@@ -733,7 +1040,7 @@ def redemption_void(
             action="reward.void",
             target=redemption,
             member=redemption.member,
-            details={"points": redemption.points_spent, "coupon": coupon.code},
+            details={"points": redemption.points_spent, "coupon": coupon.code, "reason": reason},
         )
     return redemption
 
@@ -753,6 +1060,9 @@ def coupon_use(
         coupon = Coupon.objects.select_for_update().filter(code=code).first()
         if coupon is None:
             raise CouponNotFound("no coupon with this code")
+        # A donation's code (from before donations gave receipts) buys nothing at a till.
+        if not Reward.objects.get(pk=coupon.reward_id).is_coupon:
+            raise CouponNotAccepted("this is a donation receipt, not a coupon")
         if coupon.status == Coupon.Status.USED:
             raise CouponUsed("this coupon was already used")
         if coupon.status == Coupon.Status.VOID:

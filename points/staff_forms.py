@@ -23,9 +23,9 @@ from members.selectors import member_search, store_list
 from members.staff_forms import store_field_limit
 
 from .ledger import BUSINESS_TZ
-from .models import LedgerTransaction
+from .models import LedgerTransaction, PointsAdjustment
 from .selectors import category_list
-from .services import CENT, STAFF_ADJUSTMENT_LIMIT, LineInput
+from .services import CENT, LineInput, adjustment_authority, adjustment_limit
 
 LINE_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -339,6 +339,8 @@ class PointsAdjustForm(forms.Form):
     # Made when the form is shown: a double-clicked submit posts the same key, and the
     # service returns the first posting instead of adjusting twice.
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+    # The second submit, from the confirmation ("balance X → Y"); the first only asks.
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", uuid.uuid4())
@@ -349,15 +351,23 @@ class PointsAdjustForm(forms.Form):
         points = self.cleaned_data["points"]
         if points == 0:
             raise forms.ValidationError(_("Enter the points to add or take away (not 0)."))
-        if abs(points) > STAFF_ADJUSTMENT_LIMIT and not self.user.has_perm(
-            "points.adjust_unlimited"
-        ):
+        authority = adjustment_authority(user=self.user)
+        limit = adjustment_limit(authority=authority)
+        if abs(points) > limit and authority == PointsAdjustment.Authority.STAFF:
             raise forms.ValidationError(
                 _(
                     "Store staff can adjust up to %(limit)s points at a time. Ask a store "
                     "manager for a larger adjustment."
                 )
-                % {"limit": STAFF_ADJUSTMENT_LIMIT}
+                % {"limit": limit}
+            )
+        if abs(points) > limit and authority == PointsAdjustment.Authority.MANAGER:
+            raise forms.ValidationError(
+                _(
+                    "Store managers can adjust up to %(limit)s points at a time. Ask an "
+                    "administrator for a larger adjustment."
+                )
+                % {"limit": limit}
             )
         return points
 
@@ -366,6 +376,34 @@ class PointsAdjustForm(forms.Form):
         if not reason:
             raise forms.ValidationError(_("Give a reason: it is kept in the audit log."))
         return reason
+
+
+class RedemptionVoidForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for voiding"),
+        max_length=300,
+        error_messages={"required": _("Give a reason: it is kept with the refund.")},
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    confirm = forms.BooleanField(
+        label=_("Yes, void this coupon and refund the points"),
+        error_messages={"required": _("Tick the box to confirm.")},
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("Give a reason: it is kept with the refund."))
+        return reason
+
+
+class AdjustmentDecisionForm(forms.Form):
+    note = forms.CharField(
+        label=_("Note (optional)"),
+        max_length=300,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
 
 
 class LedgerFilterForm(forms.Form):

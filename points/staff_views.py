@@ -15,6 +15,7 @@ import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -37,9 +38,19 @@ from members.selectors import (
 from members.staff_forms import no_store_message
 
 from .earning import policy_get
-from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
-from .models import Coupon, Purchase, Reward
+from .ledger import (
+    BUSINESS_TZ,
+    Balance,
+    IdempotencyConflict,
+    InsufficientPoints,
+    PointsError,
+    PointsInDebt,
+)
+from .models import Coupon, PointsAdjustment, Purchase, Reward
 from .selectors import (
+    adjustment_get,
+    adjustment_list_decided,
+    adjustment_list_pending,
     coupon_get,
     coupon_list_for_staff,
     ledger_history_for_staff,
@@ -53,29 +64,41 @@ from .selectors import (
 )
 from .services import (
     CENT,
-    STAFF_ADJUSTMENT_LIMIT,
+    AdjustmentDecisionRefused,
+    AdjustmentLimitExceeded,
     AdjustmentNotAllowed,
+    ApprovalRequired,
     CouponExpired,
+    CouponNotAccepted,
     CouponNotFound,
     CouponUsed,
     CouponVoid,
     CrossStoreReturnRefused,
+    DonationNotVoidable,
     InvalidPurchase,
     MemberInactive,
     PurchaseNotFound,
     ReturnExceedsPurchase,
+    adjustment_authority,
+    adjustment_check,
+    adjustment_limit,
     coupon_use,
     points_adjust,
+    points_adjust_approve,
+    points_adjust_reject,
+    points_adjust_request,
     purchase_record,
     redemption_void,
     return_record,
 )
 from .staff_forms import (
+    AdjustmentDecisionForm,
     CouponLookupForm,
     CouponUseForm,
     LedgerFilterForm,
     PointsAdjustForm,
     PurchaseRecordForm,
+    RedemptionVoidForm,
     ReturnRecordForm,
     coupon_code_from_scan,
     member_for_till,
@@ -174,6 +197,11 @@ def points_error_message(error: PointsError) -> str:
         (CouponUsed, _("This coupon has already been used.")),
         (CouponExpired, _("This coupon has expired.")),
         (CouponVoid, _("This coupon was cancelled (its redemption was voided).")),
+        (
+            CouponNotAccepted,
+            _("This is a donation receipt, not a coupon: there is nothing to accept at the till."),
+        ),
+        (DonationNotVoidable, _("A donation is given to the charity: it cannot be voided.")),
         (AdjustmentNotAllowed, _("This adjustment is not allowed.")),
         (IdempotencyConflict, _("This was already recorded with different details.")),
     ]
@@ -461,71 +489,246 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @staff_required("points.change_redemption")
 def redemption_void_view(request: HttpRequest, redemption_id: int) -> HttpResponse:
+    """Asks first: the coupon, the points that go back, a reason and a tick to confirm."""
     redemption = redemption_get(redemption_id=redemption_id)
     if redemption is None:
         raise Http404(_("No such redemption."))
-    try:
-        redemption_void(redemption=redemption, actor=request.user)
-    except PointsError as error:
-        messages.error(request, points_error_message(error))
-    else:
-        messages.success(
-            request,
-            _("Redemption voided: %(points)s points refunded")
-            % {"points": redemption.points_spent},
-        )
-    return redirect("staff:member-detail", member_no=redemption.member.member_no)
-
-
-# --- Adjust points ------------------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-@staff_required("points.adjust_points")
-def points_adjust_view(request: HttpRequest, member_no: str) -> HttpResponse:
-    member = _member_or_404(member_no)
     status = 200
     if request.method == "POST":
-        form = PointsAdjustForm(request.POST, user=request.user)
+        form = RedemptionVoidForm(request.POST)
         if form.is_valid():
-            data = form.cleaned_data
             try:
-                txn = points_adjust(
-                    member=member,
-                    points=data["points"],
-                    reason=data["reason"],
+                redemption_void(
+                    redemption=redemption,
                     actor=request.user,
-                    idempotency_key=str(data["idempotency_key"]),
+                    reason=form.cleaned_data["reason"],
                 )
-            except IdempotencyConflict:
-                form.add_error(
-                    None,
-                    _("This form was already submitted with other values. Reload and retry."),
-                )
-            except (InsufficientPoints, PointsInDebt) as error:
-                form.add_error("points", points_error_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))
             else:
                 messages.success(
                     request,
-                    _("Points adjusted: %(points)+d (%(reason)s)")
-                    % {"points": txn.member_amount, "reason": txn.reason},
+                    _("Redemption voided: %(points)s points refunded")
+                    % {"points": redemption.points_spent},
                 )
-                return redirect("staff:member-detail", member_no=member.member_no)
+                return redirect("staff:member-detail", member_no=redemption.member.member_no)
         status = 400
     else:
+        form = RedemptionVoidForm()
+    coupon = Coupon.objects.filter(redemption=redemption).first()
+    context = {
+        "form": form,
+        "redemption": redemption,
+        "member": redemption.member,
+        "reward": reward_name(redemption.reward),
+        **({"coupon_code": coupon.code} if coupon is not None else {}),
+    }
+    return render(request, "points/staff/redemption_void.html", context, status=status)
+
+
+# --- Adjust points ------------------------------------------------------------------------
+
+
+def _adjust_preview(
+    *, member: Member, points: int, reason: str, user: Any
+) -> tuple[Balance, bool, PointsError | None]:
+    """What the confirmation shows: the balance now, whether a second administrator must
+    approve, and the refusal the service would give (checked again under the lock)."""
+    balance = points_balance(member=member)
+    needs_approval = False
+    try:
+        adjustment_check(
+            member=member, points=points, reason=reason, actor=user, now=timezone.now()
+        )
+    except ApprovalRequired:
+        needs_approval = True
+    except PointsError as error:
+        return balance, False, error
+    if points < 0 and balance.debt:
+        return balance, needs_approval, PointsInDebt(debt=balance.debt)
+    if points < 0 and balance.available < -points:
+        return (
+            balance,
+            needs_approval,
+            InsufficientPoints(needed=-points, available=balance.available),
+        )
+    return balance, needs_approval, None
+
+
+def adjustment_error_message(error: PointsError) -> str:
+    if isinstance(error, AdjustmentLimitExceeded) and error.daily:
+        return _(
+            "Store staff can adjust at most %(limit)s points per member per day (added and "
+            "taken away together); %(used)s are used today. Ask a store manager."
+        ) % {"limit": error.limit, "used": error.used}
+    if isinstance(error, AdjustmentLimitExceeded):
+        return _("This adjustment is above your limit of %(limit)s points.") % {
+            "limit": error.limit
+        }
+    if isinstance(error, AdjustmentDecisionRefused):
+        return _(
+            "A second administrator must approve or reject this adjustment, not the one who "
+            "asked for it."
+        )
+    return points_error_message(error)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required("points.adjust_points")
+def points_adjust_view(request: HttpRequest, member_no: str) -> HttpResponse:
+    """Two submits: the first shows "balance X → Y" and asks to confirm, the second posts
+    (or, above the manager limit, sends an administrator's request for approval)."""
+    member = _member_or_404(member_no)
+    status = 200
+    confirming: dict[str, Any] | None = None
+    if request.method == "POST":
+        form = PointsAdjustForm(request.POST, user=request.user)
+        if form.is_valid() and "edit" not in request.POST:
+            data = form.cleaned_data
+            balance, needs_approval, problem = _adjust_preview(
+                member=member, points=data["points"], reason=data["reason"], user=request.user
+            )
+            if problem is not None:
+                field = "points" if isinstance(problem, InsufficientPoints | PointsInDebt) else None
+                form.add_error(field, adjustment_error_message(problem))
+            elif not data["confirm"]:
+                confirming = {
+                    "points": data["points"],
+                    "reason": data["reason"],
+                    "key": data["idempotency_key"],
+                    "before": balance.available,
+                    "after": balance.available + data["points"],
+                    "needs_approval": needs_approval,
+                }
+                return render(
+                    request,
+                    "points/staff/points_adjust.html",
+                    {
+                        "form": form,
+                        "member": member,
+                        "balance": balance,
+                        "confirming": confirming,
+                    },
+                )
+            else:
+                response = _adjust_post(request, form=form, member=member, data=data)
+                if response is not None:
+                    return response
+            status = 400
+        elif "edit" not in request.POST:
+            status = 400
+    else:
         form = PointsAdjustForm(user=request.user)
+    authority = adjustment_authority(user=request.user)
     context = {
         "form": form,
         "member": member,
         "balance": points_balance(member=member),
-        "limit": STAFF_ADJUSTMENT_LIMIT,
+        "limit": adjustment_limit(authority=authority),
+        "daily_limit": settings.POINTS_ADJUST_STAFF_DAILY_MAX,
+        "authority": authority,
     }
     return render(request, "points/staff/points_adjust.html", context, status=status)
+
+
+def _adjust_post(
+    request: HttpRequest, *, form: PointsAdjustForm, member: Member, data: dict[str, Any]
+) -> HttpResponse | None:
+    """The confirmed submit: post, or ask for approval; None when refused (form errors)."""
+    arguments = {
+        "member": member,
+        "points": data["points"],
+        "reason": data["reason"],
+        "actor": request.user,
+        "idempotency_key": str(data["idempotency_key"]),
+    }
+    try:
+        try:
+            txn = points_adjust(**arguments)
+        except ApprovalRequired:
+            adjustment = points_adjust_request(**arguments)
+            messages.info(
+                request,
+                _(
+                    "Adjustment of %(points)+d points sent for approval: a second "
+                    "administrator must approve it before it is posted."
+                )
+                % {"points": adjustment.points},
+            )
+            return redirect("staff:adjustment-approvals")
+    except IdempotencyConflict:
+        form.add_error(
+            None, _("This form was already submitted with other values. Reload and retry.")
+        )
+    except (InsufficientPoints, PointsInDebt) as error:
+        form.add_error("points", points_error_message(error))
+    except PointsError as error:
+        form.add_error(None, adjustment_error_message(error))
+    else:
+        messages.success(
+            request,
+            _("Points adjusted: %(points)+d (%(reason)s)")
+            % {"points": txn.member_amount, "reason": txn.reason},
+        )
+        return redirect("staff:member-detail", member_no=member.member_no)
+    return None
+
+
+# --- Adjustments waiting for a second administrator ---------------------------------------
+
+DECIDED_ADJUSTMENTS = 20
+
+
+@require_GET
+@staff_required("points.approve_adjustment")
+def adjustment_approvals_view(request: HttpRequest) -> HttpResponse:
+    pending = list(adjustment_list_pending())
+    for adjustment in pending:
+        balance = points_balance(member=adjustment.member)
+        adjustment.balance_before = balance.available
+        adjustment.balance_after = balance.available + adjustment.points
+        adjustment.mine = adjustment.requested_by_id == request.user.pk
+    context = {
+        "pending": pending,
+        "decided": adjustment_list_decided(limit=DECIDED_ADJUSTMENTS),
+        "form": AdjustmentDecisionForm(),
+        "limit": settings.POINTS_ADJUST_MANAGER_MAX,
+    }
+    return render(request, "points/staff/adjustment_approvals.html", context)
+
+
+@require_POST
+@staff_required("points.approve_adjustment")
+def adjustment_decide_view(request: HttpRequest, adjustment_id: int, decision: str) -> HttpResponse:
+    adjustment = adjustment_get(adjustment_id=adjustment_id)
+    if adjustment is None:
+        raise Http404(_("No such adjustment."))
+    form = AdjustmentDecisionForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        if decision == "approve":
+            adjustment = points_adjust_approve(adjustment=adjustment, actor=request.user)
+        else:
+            adjustment = points_adjust_reject(adjustment=adjustment, actor=request.user, note=note)
+    except PointsError as error:
+        messages.error(request, adjustment_error_message(error))
+    else:
+        if adjustment.status == PointsAdjustment.Status.POSTED:
+            messages.success(
+                request,
+                _("Adjustment approved and posted: %(points)+d points for %(member)s")
+                % {"points": adjustment.points, "member": adjustment.member.member_no},
+            )
+        else:
+            messages.success(
+                request,
+                _("Adjustment rejected: nothing was posted for %(member)s")
+                % {"member": adjustment.member.member_no},
+            )
+    return redirect("staff:adjustment-approvals")
 
 
 # --- Full points history of a member -----------------------------------------------------
@@ -628,6 +831,7 @@ def coupons_panel(member: Member, request: HttpRequest) -> dict | None:
             context["coupon_state"] == Coupon.Status.ISSUED
             and coupon.redemption_id is not None
             and coupon.redemption.status == coupon.redemption.Status.ACTIVE
+            and coupon.reward.is_coupon
         )
         rows.append(context)
     return {"coupons": rows}

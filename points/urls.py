@@ -20,6 +20,7 @@ portal_patterns = [
     ),
     path("coupons/", views.coupons, name="coupons"),
     path("coupons/<str:coupon_code>/", views.coupon_detail, name="coupon-detail"),
+    path("donations/<int:redemption_id>/", views.donation_receipt, name="donation-receipt"),
 ]
 
 staff_patterns = [
@@ -38,6 +39,23 @@ staff_patterns = [
         rf"^members/{MEMBER_NO}/points/$", staff_views.member_ledger_view, name="member-ledger"
     ),
     path("reconcile/", staff_views.reconcile_view, name="reconcile"),
+    path(
+        "adjustments/approvals/",
+        staff_views.adjustment_approvals_view,
+        name="adjustment-approvals",
+    ),
+    path(
+        "adjustments/<int:adjustment_id>/approve/",
+        staff_views.adjustment_decide_view,
+        {"decision": "approve"},
+        name="adjustment-approve",
+    ),
+    path(
+        "adjustments/<int:adjustment_id>/reject/",
+        staff_views.adjustment_decide_view,
+        {"decision": "reject"},
+        name="adjustment-reject",
+    ),
     path("members/duplicates/", merge_views.duplicates_view, name="duplicates"),
     path("members/merge/", merge_views.member_merge_view, name="member-merge"),
     path("purchases/import/", import_views.purchase_import, name="purchase-import"),

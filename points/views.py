@@ -44,7 +44,9 @@ from .selectors import (
     category_names,
     category_rate_list,
     coupon_get,
-    coupon_list,
+    coupon_list_portal,
+    donation_get,
+    donation_list,
     ledger_history,
     points_balance,
     points_expiring,
@@ -408,8 +410,12 @@ def reward_redeem_confirm(request: HttpRequest, member: Member, reward_code: str
                         _("Done! You redeemed %(reward)s for %(points)s points.")
                         % {"reward": reward_name(reward), "points": result.redemption.points_spent},
                     )
+                elif result.coupon is None:
+                    messages.info(request, _("You already gave this: here is your receipt."))
                 else:
                     messages.info(request, _("You already redeemed this: here is your coupon."))
+                if result.coupon is None:
+                    return redirect("portal:donation-receipt", redemption_id=result.redemption.pk)
                 return redirect("portal:coupon-detail", coupon_code=result.coupon.code)
     offer = _offer_now(reward=reward, member=member)
     balance = points_balance(member=member)
@@ -467,8 +473,16 @@ def _coupon_view(coupon: Coupon, *, at: datetime.datetime) -> CouponView:
 @member_required
 def coupons(request: HttpRequest, member: Member) -> HttpResponse:
     now = timezone.now()
-    mine = [_coupon_view(coupon, at=now) for coupon in coupon_list(member=member)]
-    return render(request, "points/portal/coupons.html", {"member": member, "coupons": mine})
+    mine = [_coupon_view(coupon, at=now) for coupon in coupon_list_portal(member=member)]
+    donations = [
+        {"redemption": redemption, "name": reward_name(redemption.reward)}
+        for redemption in donation_list(member=member)[:DONATIONS_SHOWN]
+    ]
+    return render(
+        request,
+        "points/portal/coupons.html",
+        {"member": member, "coupons": mine, "donations": donations},
+    )
 
 
 @require_GET
@@ -478,6 +492,11 @@ def coupon_detail(request: HttpRequest, member: Member, coupon_code: str) -> Htt
     # Someone else's coupon is as unknown as one that does not exist: no hint it is real.
     if coupon is None or coupon.member_id != member.pk:
         raise Http404("no such coupon")
+    if not coupon.reward.is_coupon:
+        # A donation's code from before donations had receipts: its receipt, not a QR code.
+        if coupon.redemption_id is None:
+            raise Http404("no such coupon")
+        return redirect("portal:donation-receipt", redemption_id=coupon.redemption_id)
     view = _coupon_view(coupon, at=timezone.now())
     title = _("Coupon %(code)s") % {"code": coupon.code}
     return render(
@@ -492,5 +511,30 @@ def coupon_detail(request: HttpRequest, member: Member, coupon_code: str) -> Htt
             "qr_svg": coupon_qr_svg(code=coupon.code, title=title)
             if view.status == Coupon.Status.ISSUED
             else "",
+        },
+    )
+
+
+# --- donations ------------------------------------------------------------------------------
+
+DONATIONS_SHOWN = 50
+
+
+@require_GET
+@member_required
+def donation_receipt(request: HttpRequest, member: Member, redemption_id: int) -> HttpResponse:
+    """The receipt of a donation: who gave how many points to which cause, and when."""
+    redemption = donation_get(member=member, redemption_id=redemption_id)
+    if redemption is None:
+        raise Http404("no such donation")
+    return render(
+        request,
+        "points/portal/donation_receipt.html",
+        {
+            "member": member,
+            "redemption": redemption,
+            "name": reward_name(redemption.reward),
+            "description": reward_description(redemption.reward),
+            "day": timezone.localtime(redemption.created_at, BUSINESS_TZ).date(),
         },
     )

@@ -3,10 +3,12 @@ from __future__ import annotations
 import datetime
 
 from django import forms
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import TierLevel
+from .selectors import override_last_day
 
 
 class TierOverrideForm(forms.Form):
@@ -28,4 +30,10 @@ class TierOverrideForm(forms.Form):
         until = self.cleaned_data["until"]
         if until < timezone.localdate():
             raise forms.ValidationError(_("The end date cannot be in the past."))
+        last_day = override_last_day(today=timezone.localdate())
+        if until > last_day:
+            raise forms.ValidationError(
+                _("A manual tier ends within %(months)s months: %(day)s at the latest.")
+                % {"months": settings.TIER_OVERRIDE_MAX_MONTHS, "day": last_day.isoformat()}
+            )
         return until

@@ -50,6 +50,11 @@ def validity_end(*, first_day: datetime.date, months: int) -> datetime.date:
     return add_months(first_day, months) - datetime.timedelta(days=1)
 
 
+def override_last_day(*, today: datetime.date) -> datetime.date:
+    """The latest end date a manual tier set on `today` may have (TIER_OVERRIDE_MAX_MONTHS)."""
+    return add_months(today, settings.TIER_OVERRIDE_MAX_MONTHS)
+
+
 def tier_policy_get() -> TierPolicy:
     policy = TierPolicy.objects.order_by("pk").first()
     return policy if policy is not None else TierPolicy()

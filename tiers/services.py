@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -30,6 +31,7 @@ from .selectors import (
     activity_figures,
     business_date,
     months_before,
+    override_last_day,
     qualified_level,
     qualifying_window_start,
     retains,
@@ -360,8 +362,15 @@ def tier_override_set(
     reason = reason.strip()
     if not reason:
         raise TierError(_("Give a reason for the manual tier."))
-    if until < business_date(now):
+    today = business_date(now)
+    if until < today:
         raise TierError(_("The end date cannot be in the past."))
+    last_day = override_last_day(today=today)
+    if until > last_day:
+        raise TierError(
+            _("A manual tier ends within %(months)s months: %(day)s at the latest.")
+            % {"months": settings.TIER_OVERRIDE_MAX_MONTHS, "day": last_day.isoformat()}
+        )
     if level.is_base:
         raise TierError(_("Choose a level above the base level; it returns by itself."))
     for attempt in range(2):
@@ -427,6 +436,7 @@ def _override_set(
                 "to": level.code,
                 "until": until.isoformat(),
                 "reason": reason,
+                "max_months": settings.TIER_OVERRIDE_MAX_MONTHS,
             },
         )
         tier_notices_after_commit(history_ids=[h.pk for h in histories])

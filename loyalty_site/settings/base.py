@@ -263,6 +263,19 @@ IMPORT_EARLIEST_DATE = datetime.date.fromisoformat(
     env.str("IMPORT_EARLIEST_DATE", default="1990-01-01")
 )
 
+# Limits that protect the ledger (points adjustments by hand, manual tiers, the reconcile).
+# Store staff (points.adjust_points): points per adjustment, and in all per member per
+# business day (the absolute values of every adjustment made under the store-staff limit).
+POINTS_ADJUST_STAFF_MAX = env.int("POINTS_ADJUST_STAFF_MAX", default=500)
+POINTS_ADJUST_STAFF_DAILY_MAX = env.int("POINTS_ADJUST_STAFF_DAILY_MAX", default=2000)
+# Store managers (points.adjust_unlimited): points per adjustment. Above it an
+# administrator's request (points.approve_adjustment) waits for a second administrator.
+POINTS_ADJUST_MANAGER_MAX = env.int("POINTS_ADJUST_MANAGER_MAX", default=100_000)
+# A manual tier ends at most this many months after the day it is set.
+TIER_OVERRIDE_MAX_MONTHS = env.int("TIER_OVERRIDE_MAX_MONTHS", default=24)
+# The nightly reconcile lists the postings of the day that moved at least this many points.
+RECONCILE_LARGE_POSTING_POINTS = env.int("RECONCILE_LARGE_POSTING_POINTS", default=100_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -139,7 +139,7 @@ def test_imported_members_without_an_email_store_null():
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_turns_stored_blank_emails_into_null():
     executor = MigrationExecutor(connection)
-    executor.migrate([("members", "0007_jobrun_progress")])
+    executor.migrate([("members", "0008_staff_stores")])
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO members_user (password, email, phone_verified, name, is_staff,"

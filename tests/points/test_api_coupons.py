@@ -128,7 +128,7 @@ def test_a_coupon_on_its_last_valid_minute_is_accepted(use, coupon, clock):
 
 
 def test_a_voided_coupon_is_refused(use, coupon, staff_user):
-    redemption_void(redemption=coupon.redemption, actor=staff_user)
+    redemption_void(redemption=coupon.redemption, actor=staff_user, reason="till error")
 
     response = use(coupon.code)
 

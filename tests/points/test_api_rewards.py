@@ -203,6 +203,7 @@ def test_redeeming_cny10_spends_1000_points_and_issues_a_coupon(pos, store, cny1
     assert response.json() == {
         "redemption_id": redemption.pk,
         "coupon": {"code": coupon.code, "valid_until": "2026-04-14T14:00:00+08:00"},
+        "donation_receipt_no": None,
         "points_spent": 1000,
         "balance": {"available": 500, "pending": 0},
     }

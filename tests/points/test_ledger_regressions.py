@@ -121,7 +121,7 @@ def test_voiding_a_redemption_after_a_merge_refunds_the_kept_member_and_reconcil
     ).redemption
     member_merge(source=source, target=target, actor=admin, now=now)
 
-    redemption_void(redemption=redemption, actor=admin, now=now)
+    redemption_void(redemption=redemption, actor=admin, reason="mistake", now=now)
 
     assert Account.objects.get(member=target).balance == 300
     assert Account.objects.get(member=source).balance == 0
@@ -156,6 +156,9 @@ def test_an_expired_coupon_cannot_be_voided_for_a_refund(store, role_user):
     ).redemption
     with pytest.raises(CouponExpired):
         redemption_void(
-            redemption=redemption, actor=role_user("store_manager"), now=now + dt.timedelta(days=31)
+            redemption=redemption,
+            actor=role_user("store_manager"),
+            reason="late",
+            now=now + dt.timedelta(days=31),
         )
     assert Account.objects.get(member=member).balance == 200

@@ -89,6 +89,7 @@ SH = ZoneInfo("Asia/Shanghai")
 START = datetime.datetime(2026, 1, 5, 9, 30, tzinfo=SH)
 HORIZON = START + datetime.timedelta(days=730)
 STAFF_LIMIT = 500
+STAFF_DAILY_LIMIT = 2000  # per member per business day, store staff's adjustments together
 EXAMPLES = int(os.environ.get("LEDGER_STATEFUL_EXAMPLES", "80"))
 
 # Rewards of the example: a limited one (stock and a per-member limit) and CNY10.
@@ -224,6 +225,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.returns: list[dict] = []
         self.redemptions: list[ShadowRedemption] = []
         self.adjustments: list[dict] = []
+        # Points (absolute) store staff adjusted per (member, business day).
+        self.staff_day: dict[tuple[int, datetime.date], int] = {}
         self.expired_up_to: datetime.datetime | None = None
         self.policy = EarningPolicy.objects.create()
         self.rewards = {}
@@ -494,7 +497,9 @@ class LedgerMachine(RuleBasedStateMachine):
         redemption = Redemption.objects.get(pk=shadow_redemption.pk)
 
         def call():
-            return redemption_void(redemption=redemption, actor=self.staff, now=self.now)
+            return redemption_void(
+                redemption=redemption, actor=self.staff, reason="changed mind", now=self.now
+            )
 
         if shadow_redemption.void:
             assert self.replayed(call).status == Redemption.Status.VOID
@@ -571,7 +576,11 @@ class LedgerMachine(RuleBasedStateMachine):
         def call():
             return points_adjust(**request, now=self.now)
 
-        if points == 0 or (abs(points) > STAFF_LIMIT and not manager):
+        day = (shadow.member.pk, self.now.astimezone(SH).date())
+        used = self.staff_day.get(day, 0)
+        if points == 0 or (
+            not manager and (abs(points) > STAFF_LIMIT or used + abs(points) > STAFF_DAILY_LIMIT)
+        ):
             self.refused(AdjustmentNotAllowed, call)
             return
         refusal = self.spend_refusal(shadow, -points) if points < 0 else None
@@ -580,6 +589,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         txn = call()
         assert txn.member_amount == points
+        if not manager:
+            self.staff_day[day] = used + abs(points)
         if points > 0:
             self.credit(
                 shadow,

@@ -97,7 +97,7 @@ def test_my_coupons_list_every_status_with_dates(member_client, member, store, c
     used = redeem(member, store, cny10, "k2", at=NOW - datetime.timedelta(days=2))
     coupon_use(code=used.code, store=store, receipt_no="R9", now=NOW - datetime.timedelta(days=1))
     voided = redeem(member, store, cny10, "k3", at=NOW - datetime.timedelta(days=3))
-    redemption_void(redemption=voided.redemption, actor=UserFactory(), now=NOW)
+    redemption_void(redemption=voided.redemption, actor=UserFactory(), reason="test", now=NOW)
     # Past its date but not yet marked by the nightly job: the member sees it as expired.
     redeem(member, store, cny10, "k4", at=NOW - datetime.timedelta(days=40))
 

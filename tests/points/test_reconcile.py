@@ -177,3 +177,88 @@ def test_outside_a_transaction_both_checks_run_side_by_side_and_find_it(store):
     _checked, details = reconcile_job(TODAY)
     assert details["unbalanced_transactions"] == [{"transaction": txn.pk, "sum": -50}]
     assert details["failed"].startswith("0 account(s) and 1 transaction(s)")
+
+
+# --- Large postings for the auditor --------------------------------------------------------
+
+
+@pytest.fixture
+def manager(role_user):
+    return role_user("store_manager")
+
+
+def adjust_at(member, points, at, manager, key, time_machine):
+    from points.services import points_adjust
+
+    time_machine.move_to(at, tick=False)
+    return points_adjust(
+        member=member, points=points, reason="correction", actor=manager, idempotency_key=key
+    )
+
+
+def test_the_nights_large_postings_are_listed_for_the_auditor(purchases, manager, time_machine):
+    big = adjust_at(
+        purchases,
+        100_000,
+        datetime.datetime(2026, 3, 31, 10, tzinfo=SH),
+        manager,
+        "a",
+        time_machine,
+    )
+    # Below the threshold, or another day: not listed.
+    adjust_at(
+        purchases, 99_999, datetime.datetime(2026, 3, 31, 11, tzinfo=SH), manager, "b", time_machine
+    )
+    adjust_at(
+        purchases,
+        100_000,
+        datetime.datetime(2026, 3, 30, 23, 59, tzinfo=SH),
+        manager,
+        "c",
+        time_machine,
+    )
+    adjust_at(
+        purchases,
+        100_000,
+        datetime.datetime(2026, 4, 1, 0, 0, tzinfo=SH),
+        manager,
+        "d",
+        time_machine,
+    )
+    taken = adjust_at(
+        purchases,
+        -100_000,
+        datetime.datetime(2026, 3, 31, 23, 59, tzinfo=SH),
+        manager,
+        "e",
+        time_machine,
+    )
+    _checked, details = reconcile_job(TODAY)
+    assert "failed" not in details  # a large posting is for a look, not a failure
+    assert details["large_postings_threshold"] == 100_000
+    assert details["large_postings_count"] == 2
+    assert [
+        (row["transaction"], row["points"], row["member_no"]) for row in details["large_postings"]
+    ] == [(big.pk, 100_000, purchases.member_no), (taken.pk, -100_000, purchases.member_no)]
+    assert details["large_postings"][0]["kind"] == "adjust"
+    assert details["large_postings"][0]["reason"] == "correction"
+
+
+def test_the_threshold_is_a_setting(purchases, settings, manager, time_machine):
+    settings.RECONCILE_LARGE_POSTING_POINTS = 100
+    at = datetime.datetime(2026, 3, 15, 12, tzinfo=SH)
+    adjust_at(purchases, 150, at, manager, "a", time_machine)
+    adjust_at(purchases, -99, at, manager, "b", time_machine)
+    _checked, details = reconcile_job(datetime.date(2026, 3, 16))
+    assert [row["points"] for row in details["large_postings"]] == [150]
+    assert details["large_postings_count"] == 1
+
+
+def test_the_job_run_keeps_the_list(purchases, settings, manager, time_machine):
+    settings.RECONCILE_LARGE_POSTING_POINTS = 100
+    adjust_at(
+        purchases, -120, datetime.datetime(2026, 3, 15, 12, tzinfo=SH), manager, "a", time_machine
+    )
+    run = job_run(name="reconcile", business_date=datetime.date(2026, 3, 16))
+    assert run.status == JobRun.Status.SUCCEEDED
+    assert [row["points"] for row in run.details["large_postings"]] == [-120]

@@ -119,7 +119,7 @@ def test_a_coupon_is_used_once_and_never_after_it_expires(store, cny10):
 def test_voiding_an_unused_redemption_puts_the_points_back_in_their_lots(store, cny10):
     member = member_with_points(store, 1200)
     result = reward_redeem(member=member, reward=cny10, idempotency_key="k1", now=NOW)
-    redemption_void(redemption=result.redemption, actor=None, now=NOW)
+    redemption_void(redemption=result.redemption, actor=None, reason="Changed mind", now=NOW)
     assert Account.objects.get(member=member).balance == 1200
     assert Lot.objects.get().remaining == 1200
     result.coupon.refresh_from_db()

@@ -174,10 +174,13 @@ def void_url(coupon) -> str:
     return reverse("staff:redemption-void", args=[coupon.redemption_id])
 
 
+VOID = {"reason": "Customer changed their mind", "confirm": "on"}
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_only_managers_and_administrators_may_void(client, role_user, role, coupon):
     client.force_login(role_user(role))
-    response = client.post(void_url(coupon))
+    response = client.post(void_url(coupon), VOID)
     allowed = role in ("store_manager", "administrator")
     assert response.status_code == (302 if allowed else 403)
     coupon.refresh_from_db()
@@ -188,9 +191,9 @@ def test_voiding_refunds_the_points_and_voids_the_coupon(client, role_user, memb
     client.force_login(role_user("store_manager"))
     assert points_balance(member=member).available == 2000
     detail = page(client.get(reverse("staff:member-detail", args=[member.member_no])))
-    assert f'action="{void_url(coupon)}"' in detail
+    assert f'href="{void_url(coupon)}"' in detail
     assert "Void (refund 1000 points)" in detail
-    response = client.post(void_url(coupon), follow=True)
+    response = client.post(void_url(coupon), VOID, follow=True)
     assert "Redemption voided: 1000 points refunded" in page(response)
     assert points_balance(member=member).available == 3000
     coupon.refresh_from_db()
@@ -198,7 +201,11 @@ def test_voiding_refunds_the_points_and_voids_the_coupon(client, role_user, memb
     assert Redemption.objects.get().status == Redemption.Status.VOID
     reward.refresh_from_db()
     assert reward.stock == 5
-    assert AuditEntry.objects.filter(action="reward.void").count() == 1
+    entry = AuditEntry.objects.get(action="reward.void")
+    assert entry.details["reason"] == "Customer changed their mind"
+    redemption = Redemption.objects.get()
+    assert redemption.void_reason == "Customer changed their mind"
+    assert redemption.refund_transaction.reason == "Customer changed their mind"
     looked_up = page(client.get(f"{URL}?code={coupon.code}"))
     assert "This coupon was cancelled" in looked_up
 
@@ -208,7 +215,8 @@ def test_a_used_coupon_cannot_be_voided(client, role_user, member, coupon, store
     client.force_login(role_user("store_manager"))
     detail = page(client.get(reverse("staff:member-detail", args=[member.member_no])))
     assert "Void (refund" not in detail
-    response = client.post(void_url(coupon), follow=True)
+    response = client.post(void_url(coupon), VOID)
+    assert response.status_code == 400
     assert "This coupon has already been used." in page(response)
     assert points_balance(member=member).available == 2000
 
@@ -217,3 +225,33 @@ def test_store_staff_see_no_void_button(staff_client, member, coupon):
     detail = page(staff_client.get(reverse("staff:member-detail", args=[member.member_no])))
     assert coupon.code in detail
     assert "Void (refund" not in detail
+
+
+def test_voiding_asks_first_with_the_points_that_go_back(client, role_user, coupon):
+    client.force_login(role_user("store_manager"))
+    html = page(client.get(void_url(coupon)))
+    assert coupon.code in html
+    assert '<label for="id_reason">Reason for voiding</label>' in html
+    assert "Yes, void this coupon and refund the points" in html
+    assert "Void and refund 1000 points" in html
+    coupon.refresh_from_db()
+    assert coupon.status == Coupon.Status.ISSUED
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"confirm": "on"}, "Give a reason: it is kept with the refund."),
+        ({"reason": "   ", "confirm": "on"}, "Give a reason: it is kept with the refund."),
+        ({"reason": "Changed mind"}, "Tick the box to confirm."),
+    ],
+)
+def test_voiding_needs_a_reason_and_the_tick(client, role_user, member, coupon, data, message):
+    client.force_login(role_user("store_manager"))
+    response = client.post(void_url(coupon), data)
+    assert response.status_code == 400
+    assert message in page(response)
+    coupon.refresh_from_db()
+    assert coupon.status == Coupon.Status.ISSUED
+    assert points_balance(member=member).available == 2000
+    assert not AuditEntry.objects.filter(action="reward.void").exists()

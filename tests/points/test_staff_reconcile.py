@@ -117,3 +117,13 @@ def test_the_nav_links_the_report_for_auditors_only(auditor, client, role_user):
     assert URL in page(auditor.get(reverse("staff:home")))
     client.force_login(role_user("store_staff"))
     assert URL not in page(client.get(reverse("staff:home")))
+
+
+def test_the_report_lists_the_days_large_postings(auditor, member, settings):
+    settings.RECONCILE_LARGE_POSTING_POINTS = 100
+    # The member's purchase was recorded on 2026-03-15: the night of the 16th looks at it.
+    job_run(name="reconcile", business_date=datetime.date(2026, 3, 16))
+    html = page(auditor.get(URL))
+    assert "1 posting of 100 points or more on 2026-03-15" in html
+    assert f'href="/staff/members/{member.member_no}/points/">{member.member_no}</a>' in html
+    assert "<td>100</td>" in html
