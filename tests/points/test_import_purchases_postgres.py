@@ -105,6 +105,7 @@ def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
     StoreFactory(code="SH001")
     alice = MemberFactory(birthday=datetime.date(1990, 7, 1))
     bob = MemberFactory(birthday=datetime.date(1985, 3, 9))
+    Category.objects.create(code="gold", name_zh="黄金", name_en="Gold")
     CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
     content = purchases_bad_values_file(alice, bob).encode()
 
