@@ -48,6 +48,7 @@ from .models import (
     Reward,
 )
 from .purchase_fast import purchase_fast_applies, purchase_post_fast
+from .purchase_limits import purchase_limits_check, return_time_check
 from .rules import referral_bonus_post, referral_referrer
 
 CENT = Decimal("0.01")
@@ -126,6 +127,9 @@ def purchase_record(
 ) -> PurchaseResult:
     """Record a purchase, spend any points used as payment and post the points it earns.
 
+    A purchase over the cap or dated outside the window around `now` is refused
+    (`purchase_limits`: `AmountOverLimit`, `OccurredAtOutOfRange`); `now` is the time it
+    is recorded (the demo data passes its own to record a history as it happened).
     The same store + receipt again returns the first result; with different details it is
     refused (`IdempotencyConflict`). On PostgreSQL a plain purchase (tier upgrade included) is
     posted by one database function (`purchase_fast`), with the same rows as the ORM path
@@ -159,6 +163,18 @@ def purchase_record(
         points_to_use=points_to_use,
     )
     key = f"purchase:{store.code}:{receipt_no}"
+    try:
+        purchase_limits_check(amount=amount, occurred_at=occurred_at, now=now)
+    except PointsError:
+        # Before either path writes. A receipt already recorded gets the answer it gets in
+        # range: a till retrying a purchase recorded while it was in range (a day later, or
+        # after the cap was lowered) gets its first answer, other details a conflict.
+        existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).first()
+        if existing is None:
+            raise
+        if existing.fingerprint != request_fingerprint:
+            raise IdempotencyConflict(key) from None
+        return PurchaseResult(purchase=existing, created=False)
     if purchase_fast_applies(points_to_use=points_to_use, actor=actor):
         posting = purchase_post_fast(
             member=member,
@@ -330,7 +346,8 @@ def return_record(
     """Record a (partial) return: reverse the purchase's points in proportion, rounded down.
 
     Proportion is taken on the running total returned, so two half returns reverse exactly
-    what one full return would. Returning more than is left of the purchase is refused.
+    what one full return would. Returning more than is left of the purchase, or a return
+    dated before the purchase (`ReturnBeforePurchase`), is refused.
     """
     receipt_no = receipt_no.strip()
     amount = Decimal(amount).quantize(CENT)
@@ -362,6 +379,7 @@ def return_record(
                 raise IdempotencyConflict(key)
             return ReturnResult(purchase_return=existing, created=False)
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        return_time_check(occurred_at=occurred_at, purchased_at=purchase.occurred_at)
         if purchase.returned_amount + amount > purchase.amount:
             raise ReturnExceedsPurchase(
                 f"¥{amount} is more than the ¥{purchase.net_amount} left of this purchase"

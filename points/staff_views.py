@@ -33,6 +33,12 @@ from members.selectors import member_get_by_number, member_get_for_staff, store_
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
 from .models import Coupon, Purchase, Reward
+from .purchase_limits import (
+    AmountOverLimit,
+    OccurredAtOutOfRange,
+    ReturnBeforePurchase,
+    limit_message,
+)
 from .selectors import (
     coupon_get,
     coupon_list_for_staff,
@@ -215,6 +221,11 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
                 )
             except (InsufficientPoints, PointsInDebt) as error:
                 form.add_error("points_to_use", points_error_message(error))
+            except AmountOverLimit as error:
+                form.add_error("amount", limit_message(error))
+            except OccurredAtOutOfRange as error:
+                # The form checked it a moment ago; the window moved on since.
+                form.add_error("occurred_at", limit_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))
             else:
@@ -329,6 +340,8 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
                     "receipt_no",
                     _("This return receipt was already recorded for a different return."),
                 )
+            except ReturnBeforePurchase as error:
+                form.add_error("occurred_at", limit_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))
             else:

@@ -240,6 +240,11 @@ POINTS_EXPIRY_BATCH = env.int("POINTS_EXPIRY_BATCH", default=5000)
 # A plain purchase posted by one PostgreSQL function instead of ~18 ORM statements
 # (points/purchase_fast.py); off, every purchase takes the ORM path (the reference).
 POINTS_PURCHASE_FAST_PATH = env.bool("POINTS_PURCHASE_FAST_PATH", default=True)
+# The limits of a live purchase (the POS API, the staff form; points/purchase_limits.py):
+# at most this many yuan, dated at most so many days back and minutes ahead of the server.
+POINTS_PURCHASE_MAX_AMOUNT = env.int("POINTS_PURCHASE_MAX_AMOUNT", default=200_000)
+POINTS_PURCHASE_MAX_DAYS_BACK = env.int("POINTS_PURCHASE_MAX_DAYS_BACK", default=30)
+POINTS_PURCHASE_MAX_MINUTES_AHEAD = env.int("POINTS_PURCHASE_MAX_MINUTES_AHEAD", default=5)
 
 LOGGING = {
     "version": 1,

@@ -137,12 +137,22 @@ def test_the_same_points_as_purchase_record(members, store):
     )
     imported = Purchase.objects.get(receipt_no="IMP1")
     live = purchase_record(
-        member=alice, store=store, receipt_no="LIVE1", occurred_at=when, amount=Decimal("88.80")
+        member=alice,
+        store=store,
+        receipt_no="LIVE1",
+        occurred_at=when,
+        now=when,
+        amount=Decimal("88.80"),
     ).purchase
     assert imported.points_earned == live.points_earned == 177
     # The same receipt through the till is a replay of the imported purchase, not a conflict.
     replay = purchase_record(
-        member=alice, store=store, receipt_no="IMP1", occurred_at=when, amount=Decimal("88.8")
+        member=alice,
+        store=store,
+        receipt_no="IMP1",
+        occurred_at=when,
+        now=when,
+        amount=Decimal("88.8"),
     )
     assert replay.created is False
     assert replay.purchase.pk == imported.pk
@@ -429,6 +439,7 @@ def test_tier_birthday_and_category_rates_earn_what_the_till_gives(members, stor
             store=store,
             receipt_no=f"LIVE-{receipt}",
             occurred_at=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
+            now=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
             amount=Decimal(amount),
             lines=[LineInput(sku=sku, category=category, amount=Decimal(amount))]
             if sku or category
@@ -519,6 +530,7 @@ def test_campaign_promotions_apply_per_row_as_at_the_till(members, store, monkey
             store=store,
             receipt_no=f"LIVE-{receipt}",
             occurred_at=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
+            now=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
             amount=Decimal("40.10"),
             channel=channel,
         ).purchase

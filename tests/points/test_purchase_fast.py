@@ -312,7 +312,7 @@ def test_the_birthday_month_earns_double(settings, store, sms_outbox, outcomes):
         outcomes,
         lambda till: [
             till.buy("R1", "100"),
-            till.buy("R2", "100", when=MARCH + datetime.timedelta(days=30)),  # April
+            till.buy("R2", "100", when=MARCH - datetime.timedelta(days=25)),  # February
         ],
         birthday=datetime.date(1990, 3, 2),
     )
