@@ -1107,7 +1107,7 @@ class _PostStatement:
             f"txn_id bigint NOT NULL DEFAULT nextval({_literal(txn_seq)}), "
             "member_id bigint, account_id bigint, store_id bigint, store_code text, "
             "channel text, receipt_no text, occurred_at timestamptz, available_at timestamptz, "
-            "amount numeric(12, 2), eligible numeric(12, 2), points bigint, into_lot bigint, "
+            "amount numeric(12, 2), eligible numeric(18, 2), points bigint, into_lot bigint, "
             "expires_at timestamptz, fingerprint text, sku text, category text"
             ") ON COMMIT DELETE ROWS"
         )
