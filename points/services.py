@@ -27,6 +27,7 @@ from .ledger import (
     IdempotencyConflict,
     PointsError,
     account_lock,
+    expiry_for,
     fingerprint,
     lots_expire,
     points_credit,
@@ -175,7 +176,11 @@ def purchase_record(
         if existing.fingerprint != request_fingerprint:
             raise IdempotencyConflict(key) from None
         return PurchaseResult(purchase=existing, created=False)
-    if purchase_fast_applies(points_to_use=points_to_use, actor=actor):
+    # A lot already past its expiry (a window set wider than a year) is expired as it is
+    # posted: the ORM path's `points_credit` does that, the fast path does not.
+    if expiry_for(occurred_at) > now and purchase_fast_applies(
+        points_to_use=points_to_use, actor=actor
+    ):
         posting = purchase_post_fast(
             member=member,
             store=store,
@@ -277,6 +282,7 @@ def purchase_record(
                 occurred_at=occurred_at,
                 available_at=occurred_at + datetime.timedelta(days=policy.pending_days),
                 actor=actor,
+                now=now,
             )
         purchase = Purchase.objects.create(
             member=member,

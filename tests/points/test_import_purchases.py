@@ -536,3 +536,36 @@ def test_campaign_promotions_apply_per_row_as_at_the_till(members, store, monkey
         ).purchase
         assert Purchase.objects.get(receipt_no=receipt).points_earned == live.points_earned
     assert Purchase.objects.get(receipt_no="C1").points_earned == 120  # the best, ×3
+
+
+def test_a_purchase_older_than_its_points_life_is_posted_and_expired_at_once(members, time_machine):
+    # Points earned in March 2025 expired on 1 April 2026: imported in June 2026 they are
+    # earned and expired in the import's transaction, never part of the balance.
+    time_machine.move_to(datetime.datetime(2026, 6, 1, 10, 0, tzinfo=SH), tick=False)
+    alice, _bob = members
+    text = (
+        "store,receipt_no,member_no,phone,occurred_at,amount\n"
+        f"SH001,OLD,{alice.member_no},,2025-03-10T10:00:00,300\n"
+        f"SH001,NEW,{alice.member_no},,2026-05-10T10:00:00,40\n"
+    )
+
+    points_import = run(text)
+
+    assert (points_import.created_count, points_import.bad_count) == (2, 0)
+    assert points_import.points_posted == 340
+    account = Account.objects.get(member=alice)
+    assert (account.balance, account.lifetime_earned) == (40, 340)
+    old = Purchase.objects.get(receipt_no="OLD")
+    assert old.points_earned == 300
+    assert list(Lot.objects.filter(transaction=old.earn_transaction).values_list("remaining")) == [
+        (0,)
+    ]
+    expiry = LedgerTransaction.objects.get(member=alice, kind="expire")
+    assert (expiry.member_amount, expiry.occurred_at) == (
+        -300,
+        datetime.datetime(2026, 4, 1, tzinfo=SH),
+    )
+    assert reconciles()
+    before = snapshot()
+    assert run(text).existing_count == 2
+    assert snapshot() == before
