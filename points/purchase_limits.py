@@ -14,7 +14,9 @@ The cap also bounds every points figure: the largest points one purchase can ear
 largest tier multiplier (99.99) × the largest promotion multiplier (99.99): 200,000 × 9,999.99
 × 99.99 × 99.99 ≈ 2.0 × 10^13 points, past the 2^31 of an integer column after a single
 purchase. So every points column is a 64-bit integer (up to 9.2 × 10^18: some 460,000 such
-purchases on one account).
+purchases on one account). Campaign promotions (none registered yet) must keep the
+promotion multiplier (the product, when the policy stacks them) within 99.99 for that figure
+to stay the largest.
 """
 
 from __future__ import annotations
