@@ -28,6 +28,12 @@ from members.services import api_token_label
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, IdempotencyConflict, InsufficientPoints, PointsError, PointsInDebt
 from .models import Coupon, Purchase, Reward
+from .purchase_limits import (
+    AmountOverLimit,
+    OccurredAtOutOfRange,
+    ReturnBeforePurchase,
+    limit_message,
+)
 from .selectors import (
     account_get,
     points_balance,
@@ -279,6 +285,8 @@ def _points_error_status(exc: PointsError) -> Status:
             "until new earnings cover it."
         ) % {"debt": exc.debt}
         return Status(422, error_body("negative_balance", message))
+    if isinstance(exc, AmountOverLimit | OccurredAtOutOfRange | ReturnBeforePurchase):
+        return Status(422, error_body(exc.code, limit_message(exc)))
     messages: dict[type[PointsError], tuple[int, str]] = {
         MemberInactive: (422, _("This member's account is frozen: it cannot earn or spend.")),
         PurchaseNotFound: (404, _("There is no purchase with this receipt number at this store.")),
@@ -391,7 +399,12 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "- `store` must be the API token's store (**403** `forbidden_store`); a code that is "
         "not an active store gives **400** `invalid`.\n"
         "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time.\n"
-        "- `amount` is in yuan with at most 2 decimals. `lines` are optional; when given, "
+        "- `occurred_at` may be at most 30 days back and 5 minutes ahead of the server's "
+        "clock (settings `POINTS_PURCHASE_MAX_DAYS_BACK`, `POINTS_PURCHASE_MAX_MINUTES_AHEAD`): "
+        "otherwise **422** `occurred_at_out_of_range`.\n"
+        "- `amount` is in yuan with at most 2 decimals, at most ¥200,000 (setting "
+        "`POINTS_PURCHASE_MAX_AMOUNT`; more gives **422** `amount_over_limit`). `lines` are "
+        "optional; when given, "
         "their amounts must add up to `amount` (**400** `invalid`). Each line has `sku`, "
         "`category`, `quantity` (default 1) and `amount`.\n"
         "- `channel` is `store` (default), `online`, `app` or `mini_program`.\n"
@@ -458,7 +471,8 @@ def purchase_create(request: HttpRequest, payload: PurchaseIn):
         "purchase at another store is audited; when the retailer does not accept those "
         "(setting `POINTS_CROSS_STORE_RETURNS` off) it gives **422** `cross_store_return`.\n"
         "- An unknown original receipt gives **404** `not_found`; returning more than is left "
-        "of the purchase gives **422** `return_exceeds_purchase`.\n"
+        "of the purchase gives **422** `return_exceeds_purchase`; a return dated before the "
+        "purchase **422** `return_before_purchase`.\n"
         "- The same store + `receipt_no` again gives **200** with the first return's "
         "`points_reversed` and the current balance; with different details **409** "
         "`idempotency_conflict`.\n\n"

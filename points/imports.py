@@ -91,7 +91,7 @@ from tiers.selectors import tier_levels
 
 from . import earning
 from .earning import PurchaseContext, policy_get
-from .ledger import BUSINESS_TZ, expiry_for
+from .ledger import BUSINESS_TZ, expiry_for, lots_expire_overdue
 from .ledger_bulk import (
     ENTRY_OWN,
     LOT_OWN,
@@ -1144,10 +1144,20 @@ def purchases_post_batch(
         raise TransactionManagementError("purchases_post_batch needs the caller's transaction")
     if use_copy():
         accounts = accounts_lock_rows(member_ids={p[0] for p in purchases})
-        return _post_sql(
+        posted = _post_sql(
             purchases, accounts=accounts, calculator=calculator, actor_id=actor_id, now=now
         )
-    return _post_orm(purchases, calculator=calculator, actor_id=actor_id, now=now)
+    else:
+        posted = _post_orm(purchases, calculator=calculator, actor_id=actor_id, now=now)
+    # A purchase from before its points' life (more than a year back) is posted and its lot
+    # expired at once, in this transaction: it never counts in the balance.
+    overdue = {p[0] for p in purchases if p[12] and _expiry(*p[5]) <= now}
+    if overdue:
+        lots_expire_overdue(
+            account_ids=Account.objects.filter(member_id__in=overdue).values_list("pk", flat=True),
+            at=now,
+        )
+    return posted
 
 
 def _lot_split(purchases: list[_Prepared], accounts: dict[int, tuple[int, int]]) -> dict[int, int]:
@@ -1205,7 +1215,7 @@ class _PostStatement:
             f"txn_id bigint NOT NULL DEFAULT nextval({_literal(txn_seq)}), "
             "member_id bigint, account_id bigint, store_id bigint, store_code text, "
             "channel text, receipt_no text, occurred_at timestamptz, available_at timestamptz, "
-            "amount numeric(12, 2), eligible numeric(12, 2), points bigint, into_lot bigint, "
+            "amount numeric(12, 2), eligible numeric(18, 2), points bigint, into_lot bigint, "
             "expires_at timestamptz, fingerprint text, sku text, category text"
             ") ON COMMIT DELETE ROWS"
         )

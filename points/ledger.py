@@ -248,10 +248,17 @@ def points_credit(
     expires_at: datetime.datetime | None = None,
     actor: User | None = None,
     counts_as_earned: bool = True,
+    now: datetime.datetime | None = None,
 ) -> LedgerTransaction:
-    """Post an earning (or a positive adjustment) to a locked account."""
+    """Post an earning (or a positive adjustment) to a locked account.
+
+    An earning whose lot is past its expiry at `now` already (a backdated purchase) is
+    expired in the same transaction: it never counts in the balance, not even until the
+    nightly job.
+    """
     if points <= 0:
         raise ValueError("a credit must be positive")
+    expires_at = expires_at or expiry_for(occurred_at)
     txn = _post(
         account=account,
         counter_account=system_account(counter_kind),
@@ -271,9 +278,13 @@ def points_credit(
         points=points,
         earned_at=occurred_at,
         available_at=available_at or occurred_at,
-        expires_at=expires_at or expiry_for(occurred_at),
+        expires_at=expires_at,
         counts_as_earned=counts_as_earned,
     )
+    now = now or timezone.now()
+    if expires_at <= now:
+        lots_expire_overdue(account_ids=[account.pk], at=now)
+        account.refresh_from_db(fields=["balance", "debt", "lifetime_earned", "updated_at"])
     return txn
 
 
@@ -544,6 +555,15 @@ def _lots_expire_batch_orm(*, account_ids: list[int], at: datetime.datetime) -> 
         touched = {lot.account_id for lot in lots}
         Account.objects.bulk_update([by_id[pk] for pk in touched], ["balance"])
     return len(lots)
+
+
+def lots_expire_overdue(*, account_ids: Iterable[int], at: datetime.datetime) -> int:
+    """Expire, in the caller's transaction, every lot of these accounts past its expiry at
+    `at`: what a backdated earning posts is expired as it is posted (as the nightly job would
+    expire it, the same transactions), so balance = Σ entries = Σ open lots holds throughout
+    and the lot never counts in the balance. Portable ORM statements, none of the expiry
+    job's session settings. Returns the number of lots expired."""
+    return _lots_expire_batch_orm(account_ids=sorted(set(account_ids)), at=at)
 
 
 def lots_expire(

@@ -368,11 +368,14 @@ class Purchase(models.Model):
     receipt_no = models.CharField(_("receipt number"), max_length=64)
     occurred_at = models.DateTimeField(_("time of purchase"))
     amount = models.DecimalField(_("amount (¥)"), max_digits=12, decimal_places=2)
-    points_used = models.PositiveIntegerField(_("points used as payment"), default=0)
+    # 64-bit, as every points figure: one purchase at the cap can earn past 2^31 points with
+    # the largest rates and multipliers an administrator can enter (points/purchase_limits.py).
+    points_used = models.PositiveBigIntegerField(_("points used as payment"), default=0)
+    # The spend at the base rate: a category rate scales it, up to 10^6 times the amount.
     eligible_amount = models.DecimalField(
-        _("amount earning points (¥)"), max_digits=12, decimal_places=2
+        _("amount earning points (¥)"), max_digits=18, decimal_places=2
     )
-    points_earned = models.PositiveIntegerField(_("points earned"), default=0)
+    points_earned = models.PositiveBigIntegerField(_("points earned"), default=0)
     returned_amount = models.DecimalField(
         _("returned (¥)"), max_digits=12, decimal_places=2, default=0
     )
@@ -453,7 +456,7 @@ class Return(models.Model):
     receipt_no = models.CharField(_("return receipt number"), max_length=64)
     amount = models.DecimalField(_("amount returned (¥)"), max_digits=12, decimal_places=2)
     occurred_at = models.DateTimeField(_("time of return"))
-    points_reversed = models.PositiveIntegerField(_("points reversed"), default=0)
+    points_reversed = models.PositiveBigIntegerField(_("points reversed"), default=0)
     transaction = models.OneToOneField(
         LedgerTransaction,
         null=True,

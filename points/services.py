@@ -28,6 +28,7 @@ from .ledger import (
     IdempotencyConflict,
     PointsError,
     account_lock,
+    expiry_for,
     fingerprint,
     lots_expire,
     points_credit,
@@ -50,6 +51,7 @@ from .models import (
     Reward,
 )
 from .purchase_fast import purchase_fast_applies, purchase_post_fast
+from .purchase_limits import purchase_limits_check, return_time_check
 from .rules import referral_bonus_post, referral_referrer
 from .selectors import adjustment_staff_day_used
 
@@ -135,6 +137,9 @@ def purchase_record(
 ) -> PurchaseResult:
     """Record a purchase, spend any points used as payment and post the points it earns.
 
+    A purchase over the cap or dated outside the window around `now` is refused
+    (`purchase_limits`: `AmountOverLimit`, `OccurredAtOutOfRange`); `now` is the time it
+    is recorded (the demo data passes its own to record a history as it happened).
     The same store + receipt again returns the first result; with different details it is
     refused (`IdempotencyConflict`). On PostgreSQL a plain purchase (tier upgrade included) is
     posted by one database function (`purchase_fast`), with the same rows as the ORM path
@@ -168,7 +173,23 @@ def purchase_record(
         points_to_use=points_to_use,
     )
     key = f"purchase:{store.code}:{receipt_no}"
-    if purchase_fast_applies(points_to_use=points_to_use, actor=actor):
+    try:
+        purchase_limits_check(amount=amount, occurred_at=occurred_at, now=now)
+    except PointsError:
+        # Before either path writes. A receipt already recorded gets the answer it gets in
+        # range: a till retrying a purchase recorded while it was in range (a day later, or
+        # after the cap was lowered) gets its first answer, other details a conflict.
+        existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).first()
+        if existing is None:
+            raise
+        if existing.fingerprint != request_fingerprint:
+            raise IdempotencyConflict(key) from None
+        return PurchaseResult(purchase=existing, created=False)
+    # A lot already past its expiry (a window set wider than a year) is expired as it is
+    # posted: the ORM path's `points_credit` does that, the fast path does not.
+    if expiry_for(occurred_at) > now and purchase_fast_applies(
+        points_to_use=points_to_use, actor=actor
+    ):
         posting = purchase_post_fast(
             member=member,
             store=store,
@@ -270,6 +291,7 @@ def purchase_record(
                 occurred_at=occurred_at,
                 available_at=occurred_at + datetime.timedelta(days=policy.pending_days),
                 actor=actor,
+                now=now,
             )
         purchase = Purchase.objects.create(
             member=member,
@@ -340,7 +362,8 @@ def return_record(
     """Record a (partial) return: reverse the purchase's points in proportion, rounded down.
 
     Proportion is taken on the running total returned, so two half returns reverse exactly
-    what one full return would. Returning more than is left of the purchase is refused.
+    what one full return would. Returning more than is left of the purchase, or a return
+    dated before the purchase (`ReturnBeforePurchase`), is refused.
     A return at another store than the purchase's is refused when POINTS_CROSS_STORE_RETURNS
     is off, and audited (`purchase.return_cross_store`) when it is on, whoever records it;
     `actor_label` names a non-person actor (an API token) in that entry.
@@ -380,6 +403,7 @@ def return_record(
                 f"the purchase was made at {original_store.code}, not at {store.code}"
             )
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        return_time_check(occurred_at=occurred_at, purchased_at=purchase.occurred_at)
         if purchase.returned_amount + amount > purchase.amount:
             raise ReturnExceedsPurchase(
                 f"¥{amount} is more than the ¥{purchase.net_amount} left of this purchase"

@@ -1,7 +1,8 @@
 """Back-office forms for points: purchases, returns, coupons at the till, adjustments.
 
 The forms check what a cashier can fix by re-typing (formats, lines adding up, steps of
-100 points, the adjustment limit) so every field's problem shows at once; the services
+100 points, the adjustment limit, a purchase's cap and time window) so every field's problem
+shows at once; the services
 check the rest again under the account lock and the views turn their refusals into
 messages on the same form.
 """
@@ -24,6 +25,13 @@ from members.staff_forms import store_field_limit
 
 from .ledger import BUSINESS_TZ
 from .models import LedgerTransaction, PointsAdjustment
+from .purchase_limits import (
+    AmountOverLimit,
+    OccurredAtOutOfRange,
+    limit_message,
+    purchase_amount_check,
+    purchase_time_check,
+)
 from .selectors import category_list
 from .services import CENT, LineInput, adjustment_authority, adjustment_limit
 
@@ -179,7 +187,21 @@ class PurchaseRecordForm(forms.Form):
         return receipt_no
 
     def clean_occurred_at(self) -> datetime.datetime:
-        return _not_in_future(self.cleaned_data["occurred_at"])
+        # The service's own rule, checked here too so it shows beside the other fields.
+        occurred_at = self.cleaned_data["occurred_at"]
+        try:
+            purchase_time_check(occurred_at=occurred_at, now=timezone.now())
+        except OccurredAtOutOfRange as error:
+            raise forms.ValidationError(limit_message(error)) from error
+        return occurred_at
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        try:
+            purchase_amount_check(amount=amount)
+        except AmountOverLimit as error:
+            raise forms.ValidationError(limit_message(error)) from error
+        return amount
 
     def clean_points_to_use(self) -> int:
         points = self.cleaned_data["points_to_use"] or 0

@@ -47,6 +47,12 @@ from .ledger import (
     PointsInDebt,
 )
 from .models import Coupon, PointsAdjustment, Purchase, Reward
+from .purchase_limits import (
+    AmountOverLimit,
+    OccurredAtOutOfRange,
+    ReturnBeforePurchase,
+    limit_message,
+)
 from .selectors import (
     adjustment_get,
     adjustment_list_decided,
@@ -259,6 +265,11 @@ def purchase_record_view(request: HttpRequest) -> HttpResponse:
                 )
             except (InsufficientPoints, PointsInDebt) as error:
                 form.add_error("points_to_use", points_error_message(error))
+            except AmountOverLimit as error:
+                form.add_error("amount", limit_message(error))
+            except OccurredAtOutOfRange as error:
+                # The form checked it a moment ago; the window moved on since.
+                form.add_error("occurred_at", limit_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))
             else:
@@ -377,6 +388,8 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
                 )
             except CrossStoreReturnRefused as error:
                 form.add_error("original_store", points_error_message(error))
+            except ReturnBeforePurchase as error:
+                form.add_error("occurred_at", limit_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))
             else:

@@ -255,8 +255,12 @@ POINTS_PURCHASE_FAST_PATH = env.bool("POINTS_PURCHASE_FAST_PATH", default=True)
 # A return at one store for a purchase made at another (POS API and back office). Every such
 # return is audited (`purchase.return_cross_store`); off, it is refused (API: 422).
 POINTS_CROSS_STORE_RETURNS = env.bool("POINTS_CROSS_STORE_RETURNS", default=True)
-# The largest amount of one purchase in yuan, at the till and in an import.
+# The limits of a purchase (points/purchase_limits.py): at most this many yuan, at the till
+# and in an import; a live one (the POS API, the staff form) dated at most so many days back
+# and minutes ahead of the server.
 POINTS_PURCHASE_MAX_AMOUNT = Decimal(env.str("POINTS_PURCHASE_MAX_AMOUNT", default="200000"))
+POINTS_PURCHASE_MAX_DAYS_BACK = env.int("POINTS_PURCHASE_MAX_DAYS_BACK", default=30)
+POINTS_PURCHASE_MAX_MINUTES_AHEAD = env.int("POINTS_PURCHASE_MAX_MINUTES_AHEAD", default=5)
 # The earliest day an imported purchase, enrolment or opening balance may carry (YYYY-MM-DD,
 # Beijing time); nothing later than now is taken either.
 IMPORT_EARLIEST_DATE = datetime.date.fromisoformat(

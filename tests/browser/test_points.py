@@ -40,6 +40,7 @@ def test_member_redeems_cny10_and_a_cashier_accepts_the_coupon_after_a_purchase(
         store=store,
         receipt_no="R-OLD",
         occurred_at=timezone.now(),
+        now=timezone.now(),
         amount=Decimal(1500),
     )
 

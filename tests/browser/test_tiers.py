@@ -24,6 +24,7 @@ def test_member_sees_tier_progress_change_after_a_purchase_at_the_till(browser, 
         store=store,
         receipt_no="R-OLD",
         occurred_at=timezone.now(),
+        now=timezone.now(),
         amount=Decimal(1200),
     )
 

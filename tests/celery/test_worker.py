@@ -92,13 +92,19 @@ def test_the_nightly_chain_runs_every_job_on_the_worker(celery_worker):
             store=store,
             receipt_no=f"OLD{n}",
             occurred_at=now - datetime.timedelta(days=400),
+            now=now - datetime.timedelta(days=400),
             amount=Decimal(100 + n),
         )
     soon = MemberFactory(consent_sms=True)
     # Bought in this month last year: the points lapse at the end of this month.
     a_year_ago = timezone.localtime(now).replace(year=today.year - 1, day=1, hour=12)
     purchase_record(
-        member=soon, store=store, receipt_no="SOON", occurred_at=a_year_ago, amount=Decimal(80)
+        member=soon,
+        store=store,
+        receipt_no="SOON",
+        occurred_at=a_year_ago,
+        now=a_year_ago,
+        amount=Decimal(80),
     )
     assert expiry_for(a_year_ago) > start_of(today)
     due = due_lots(today)
@@ -138,6 +144,7 @@ def test_a_worker_killed_during_expiry_ends_as_if_it_had_not_been(celery_worker,
         store=StoreFactory(code="SH001"),
         receipt_no="SOON",
         occurred_at=timezone.localtime().replace(year=today.year - 1, day=1, hour=12),
+        now=timezone.localtime().replace(year=today.year - 1, day=1, hour=12),
         amount=Decimal(80),
     )
     loadgen(members=600, purchases=2400, seed=11, append=True)

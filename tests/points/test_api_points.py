@@ -41,7 +41,12 @@ def url(member_no: str) -> str:
 
 def buy(member, store, receipt, amount, when):
     purchase_record(
-        member=member, store=store, receipt_no=receipt, occurred_at=when, amount=Decimal(amount)
+        member=member,
+        store=store,
+        receipt_no=receipt,
+        occurred_at=when,
+        now=when,
+        amount=Decimal(amount),
     )
 
 
@@ -116,6 +121,7 @@ def test_a_negative_balance_is_shown_plainly(get, store):
         store=store,
         receipt_no="R2",
         occurred_at=NOW - datetime.timedelta(days=2),
+        now=NOW - datetime.timedelta(days=2),
         amount=Decimal(5),
         points_to_use=500,
     )

@@ -337,6 +337,116 @@ def test_points_cannot_be_used_while_the_balance_is_negative(pos, member, store)
     assert written() == before
 
 
+# --- Limits -------------------------------------------------------------------------------
+
+
+def test_a_purchase_of_exactly_the_cap_is_recorded(pos, member):
+    response = pos.post(sale(member, amount="200000.00"))
+
+    assert response.status_code == 201
+    assert response.json()["points_earned"] == 200_000
+
+
+@pytest.mark.parametrize("amount", ["200000.01", "250000", "9999999999.99"])
+def test_a_purchase_over_the_cap_gets_422_amount_over_limit_and_writes_nothing(pos, member, amount):
+    before = written()
+
+    response = pos.post(sale(member, amount=amount))
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "amount_over_limit",
+        "detail": "A purchase can be at most ¥200,000.00.",
+    }
+    assert written() == before
+
+
+def test_the_cap_is_a_setting(pos, member, settings):
+    settings.POINTS_PURCHASE_MAX_AMOUNT = 100
+
+    over = pos.post(sale(member, amount="100.01"))
+    at_cap = pos.post(sale(member, receipt_no="R1002", amount="100.00"))
+
+    assert over.json()["error"] == "amount_over_limit"
+    assert over.json()["detail"] == "A purchase can be at most ¥100.00."
+    assert at_cap.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "2026-02-13T14:00:00",  # 30 days back to the minute
+        "2026-03-15T14:05:00",  # 5 minutes ahead: a till's clock running fast
+    ],
+)
+def test_a_purchase_at_the_edges_of_the_window_is_recorded(pos, member, occurred_at):
+    response = pos.post(sale(member, occurred_at=occurred_at))
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "2026-02-13T13:59:00",  # 30 days and a minute back
+        "2025-03-15T14:00:00",  # a year back: the wrong year typed
+        "1970-01-01T00:00:00Z",  # a till that lost its clock
+        "2026-03-15T14:06:00",  # 6 minutes ahead
+        "2027-03-15T14:00:00",  # a year ahead
+    ],
+)
+def test_a_purchase_outside_the_window_gets_422_occurred_at_out_of_range(pos, member, occurred_at):
+    before = written()
+
+    response = pos.post(sale(member, occurred_at=occurred_at))
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "occurred_at_out_of_range",
+        "detail": "The time of purchase must be between 2026-02-13 14:00 and 2026-03-15 "
+        "14:05 (Asia/Shanghai time).",
+    }
+    assert written() == before
+
+
+def test_the_window_is_a_setting(pos, member, settings):
+    settings.POINTS_PURCHASE_MAX_DAYS_BACK = 1
+    settings.POINTS_PURCHASE_MAX_MINUTES_AHEAD = 0
+
+    back = pos.post(sale(member, occurred_at="2026-03-14T13:59:00"))
+    ahead = pos.post(sale(member, occurred_at="2026-03-15T14:01:00"))
+    inside = pos.post(sale(member, occurred_at="2026-03-14T14:00:00"))
+
+    assert back.json()["error"] == ahead.json()["error"] == "occurred_at_out_of_range"
+    assert inside.status_code == 201
+
+
+def test_a_retry_after_the_window_moved_on_gets_the_first_answer(pos, member, time_machine):
+    first = pos.post(sale(member, amount="128.50"))
+    time_machine.move_to(NOW + datetime.timedelta(days=45), tick=False)
+
+    again = pos.post(sale(member))
+    changed = pos.post(sale(member, amount="128.60"))
+    other = pos.post(sale(member, receipt_no="R1002"))
+
+    assert again.status_code == 200
+    assert again.json()["purchase_id"] == first.json()["purchase_id"]
+    assert changed.json()["error"] == "idempotency_conflict"
+    assert other.json()["error"] == "occurred_at_out_of_range"
+    assert Purchase.objects.count() == 1
+
+
+def test_the_limits_say_what_they_are_in_chinese(pos, member):
+    response = pos.client.post(
+        URL,
+        json.dumps(sale(member, amount="300000")),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {pos.raw_token}", "Accept-Language": "zh-hans"},
+    )
+
+    assert response.json()["detail"] == "单笔消费金额最多为 ¥200,000.00。"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

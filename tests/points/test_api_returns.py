@@ -191,6 +191,29 @@ def test_returning_more_than_is_left_after_an_earlier_return_gets_422(pos, purch
     assert written() == before
 
 
+@pytest.mark.parametrize(
+    "occurred_at", ["2026-03-13T13:59:00", "2026-03-13T05:59:59Z", "2025-03-13T14:00:00"]
+)
+def test_a_return_dated_before_its_purchase_gets_422_and_writes_nothing(pos, purchase, occurred_at):
+    before = written()
+
+    response = pos.post(refund(occurred_at=occurred_at))
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "return_before_purchase",
+        "detail": "A return cannot be dated before its purchase (2026-03-13 14:00).",
+    }
+    assert written() == before
+
+
+def test_a_return_at_the_very_time_of_its_purchase_is_recorded(pos, purchase):
+    response = pos.post(refund(occurred_at="2026-03-13T06:00:00Z"))  # 14:00 in Shanghai
+
+    assert response.status_code == 201
+    assert response.json()["points_reversed"] == 50
+
+
 def test_an_unknown_original_receipt_gets_404(pos, purchase):
     before = written()
 

@@ -35,6 +35,7 @@ def member_with_lots(store, prefix: str):
             store=store,
             receipt_no=f"{prefix}{receipt}",
             occurred_at=day,
+            now=day,
             amount=Decimal(amount),
         )
     return member

@@ -150,12 +150,22 @@ def test_the_same_points_as_purchase_record(members, store):
     )
     imported = Purchase.objects.get(receipt_no="IMP1")
     live = purchase_record(
-        member=alice, store=store, receipt_no="LIVE1", occurred_at=when, amount=Decimal("88.80")
+        member=alice,
+        store=store,
+        receipt_no="LIVE1",
+        occurred_at=when,
+        now=when,
+        amount=Decimal("88.80"),
     ).purchase
     assert imported.points_earned == live.points_earned == 177
     # The same receipt through the till is a replay of the imported purchase, not a conflict.
     replay = purchase_record(
-        member=alice, store=store, receipt_no="IMP1", occurred_at=when, amount=Decimal("88.8")
+        member=alice,
+        store=store,
+        receipt_no="IMP1",
+        occurred_at=when,
+        now=when,
+        amount=Decimal("88.8"),
     )
     assert replay.created is False
     assert replay.purchase.pk == imported.pk
@@ -442,6 +452,7 @@ def test_tier_birthday_and_category_rates_earn_what_the_till_gives(members, stor
             store=store,
             receipt_no=f"LIVE-{receipt}",
             occurred_at=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
+            now=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
             amount=Decimal(amount),
             lines=[LineInput(sku=sku, category=category, amount=Decimal(amount))]
             if sku or category
@@ -532,6 +543,7 @@ def test_campaign_promotions_apply_per_row_as_at_the_till(members, store, monkey
             store=store,
             receipt_no=f"LIVE-{receipt}",
             occurred_at=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
+            now=datetime.datetime.fromisoformat(at).replace(tzinfo=SH),
             amount=Decimal("40.10"),
             channel=channel,
         ).purchase
@@ -633,7 +645,9 @@ def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(members):
     assert (points_import.created_count, points_import.bad_count) == (3, 10)
     assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["V1", "V13", "V7"]
     assert points_import.errors.get(line=9).ref == "V␀8"
-    assert Account.objects.get(member=alice).balance == 200_010
+    # V7's 10 points (1990) expired long ago: earned and expired at once, never in the balance.
+    account = Account.objects.get(member=alice)
+    assert (account.balance, account.lifetime_earned) == (200_000, 200_010)
     assert reconciles()
 
     before = snapshot()
@@ -801,3 +815,36 @@ def test_the_command_reports_bad_values_by_line_and_ends_with_the_counts(members
     assert (
         "Imported p.csv: 13 rows. Imported: 3. Already imported: 0. Bad rows: 10." in out.getvalue()
     )
+
+
+def test_a_purchase_older_than_its_points_life_is_posted_and_expired_at_once(members, time_machine):
+    # Points earned in March 2025 expired on 1 April 2026: imported in June 2026 they are
+    # earned and expired in the import's transaction, never part of the balance.
+    time_machine.move_to(datetime.datetime(2026, 6, 1, 10, 0, tzinfo=SH), tick=False)
+    alice, _bob = members
+    text = (
+        "store,receipt_no,member_no,phone,occurred_at,amount\n"
+        f"SH001,OLD,{alice.member_no},,2025-03-10T10:00:00,300\n"
+        f"SH001,NEW,{alice.member_no},,2026-05-10T10:00:00,40\n"
+    )
+
+    points_import = run(text)
+
+    assert (points_import.created_count, points_import.bad_count) == (2, 0)
+    assert points_import.points_posted == 340
+    account = Account.objects.get(member=alice)
+    assert (account.balance, account.lifetime_earned) == (40, 340)
+    old = Purchase.objects.get(receipt_no="OLD")
+    assert old.points_earned == 300
+    assert list(Lot.objects.filter(transaction=old.earn_transaction).values_list("remaining")) == [
+        (0,)
+    ]
+    expiry = LedgerTransaction.objects.get(member=alice, kind="expire")
+    assert (expiry.member_amount, expiry.occurred_at) == (
+        -300,
+        datetime.datetime(2026, 4, 1, tzinfo=SH),
+    )
+    assert reconciles()
+    before = snapshot()
+    assert run(text).existing_count == 2
+    assert snapshot() == before

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from points.models import Account, LedgerTransaction, Reward
+from points.jobs import reconcile_job
+from points.models import Account, LedgerTransaction, Lot, Reward
 from points.services import (
     points_expire,
     purchase_record,
@@ -162,3 +163,59 @@ def test_an_expired_coupon_cannot_be_voided_for_a_refund(store, role_user):
             now=now + dt.timedelta(days=31),
         )
     assert Account.objects.get(member=member).balance == 200
+
+
+def test_a_purchase_recorded_after_its_points_expired_never_counts_in_the_balance(store, settings):
+    # Recorded (`now`) in February 2027 for a January 2026 sale, with the window set wider
+    # than a year: the points are earned and expire at once, in the same transaction.
+    settings.POINTS_PURCHASE_MAX_DAYS_BACK = 400
+    member = MemberFactory(birthday=None)
+
+    purchase = purchase_record(
+        member=member,
+        store=store,
+        receipt_no="OLD",
+        occurred_at=JANUARY,
+        amount=Decimal("100"),
+        now=AFTER_EXPIRY,
+    ).purchase
+
+    assert purchase.points_earned == 100
+    account = Account.objects.get(member=member)
+    assert (account.balance, account.debt, account.lifetime_earned) == (0, 0, 100)
+    assert list(Lot.objects.filter(account=account).values_list("points", "remaining")) == [
+        (100, 0)
+    ]
+    expiry = LedgerTransaction.objects.get(member=member, kind="expire")
+    assert (expiry.member_amount, expiry.occurred_at) == (
+        -100,
+        datetime.datetime(2027, 2, 1, tzinfo=SH),
+    )
+    assert "failed" not in reconcile_job(AFTER_EXPIRY.date())[1]
+    assert points_expire(at=AFTER_EXPIRY) == 0  # nothing left for the nightly job
+    # Its return takes back nothing: the points are gone already.
+    assert give_back(store, "X1", "OLD", "100").points_reversed == 0
+
+
+def test_a_late_earning_pays_the_debt_first_and_only_the_rest_expires(store, settings):
+    settings.POINTS_PURCHASE_MAX_DAYS_BACK = 400
+    member = MemberFactory(birthday=None)
+    buy(member, store, "R1", "100", when=AFTER_EXPIRY)
+    buy(member, store, "R2", "1", when=AFTER_EXPIRY, points_to_use=100)
+    give_back(store, "X1", "R1", "100")  # the 100 were spent: debt 100
+    account = Account.objects.get(member=member)
+    assert (account.balance, account.debt) == (-100, 100)
+
+    purchase_record(
+        member=member,
+        store=store,
+        receipt_no="OLD",
+        occurred_at=JANUARY,
+        amount=Decimal("150"),
+        now=AFTER_EXPIRY,
+    )
+
+    account.refresh_from_db()
+    assert (account.balance, account.debt) == (0, 0)
+    assert LedgerTransaction.objects.get(member=member, kind="expire").member_amount == -50
+    assert "failed" not in reconcile_job(AFTER_EXPIRY.date())[1]

@@ -34,6 +34,7 @@ def member_with_march_points(store):
         store=store,
         receipt_no="R1",
         occurred_at=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
+        now=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
         amount=Decimal(300),
     )
     return member
@@ -73,6 +74,7 @@ def test_members_without_sms_consent_get_no_text_but_the_reminder_is_recorded(st
         store=store,
         receipt_no="R1",
         occurred_at=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
+        now=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
         amount=Decimal(50),
     )
     run_nightly("2027-03-01")

@@ -57,7 +57,12 @@ def cny10(db):
 
 def redeem(member, store, reward, key, *, at=NOW) -> Coupon:
     purchase_record(
-        member=member, store=store, receipt_no=f"R-{key}", occurred_at=at, amount=Decimal(1000)
+        member=member,
+        store=store,
+        receipt_no=f"R-{key}",
+        occurred_at=at,
+        now=at,
+        amount=Decimal(1000),
     )
     return reward_redeem(member=member, reward=reward, idempotency_key=key, now=at).coupon
 

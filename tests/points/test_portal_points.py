@@ -57,7 +57,12 @@ def cny10(db):
 
 def buy(member, store, amount, *, receipt, at=NOW):
     return purchase_record(
-        member=member, store=store, receipt_no=receipt, occurred_at=at, amount=Decimal(amount)
+        member=member,
+        store=store,
+        receipt_no=receipt,
+        occurred_at=at,
+        now=at,
+        amount=Decimal(amount),
     ).purchase
 
 
@@ -428,6 +433,7 @@ def test_download_my_data_includes_purchases_points_history_and_coupons(client, 
         store=store,
         receipt_no="R-77",
         occurred_at=timezone.now(),
+        now=timezone.now(),
         amount=Decimal(1200),
     )
     reward = Reward.objects.create(

@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import OperationalError, connection, transaction
+from django.db.models import Sum
 
 from members.models import Member
 from points import purchase_fast
+from points.jobs import reconcile_job
 from points.ledger import IdempotencyConflict, PointsError, system_account
 from points.models import (
     Account,
@@ -312,12 +314,56 @@ def test_the_birthday_month_earns_double(settings, store, sms_outbox, outcomes):
         outcomes,
         lambda till: [
             till.buy("R1", "100"),
-            till.buy("R2", "100", when=MARCH + datetime.timedelta(days=30)),  # April
+            till.buy("R2", "100", when=MARCH - datetime.timedelta(days=25)),  # February
         ],
         birthday=datetime.date(1990, 3, 2),
     )
     assert answers == [(200, True), (100, True)]
     assert calls == ["created", "created"]
+
+
+def test_the_largest_legal_purchase_posts_and_balances_past_2_to_the_31(
+    settings, store, sms_outbox, outcomes
+):
+    """The cap (¥200,000) × the largest category rate (9,999.99, relative to a base rate of
+    0.01) × the largest tier multiplier (99.99) × the birthday month's (99.99): some 2 × 10^13
+    points a purchase, in every column on both paths; then a whole return of one of them."""
+    EarningPolicy.objects.create(base_rate=Decimal("0.01"), birthday_multiplier=Decimal("99.99"))
+    CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
+    TierLevel.objects.update(earn_multiplier=Decimal("99.99"))
+    gold = [LineInput(sku="BAR", category="gold", amount=Decimal("200000.00"))]
+
+    def scenario(till):
+        answers = [
+            till.buy("R1", "200000.00", lines=gold),
+            till.buy("R2", "200000.00", lines=gold),
+        ]
+        returned = return_record(
+            store=store,
+            receipt_no=till.prefix + "RT1",
+            original_receipt_no=till.prefix + "R1",
+            amount=Decimal("200000.00"),
+            occurred_at=MARCH + datetime.timedelta(hours=1),
+        )
+        return [*answers, returned.purchase_return.points_reversed]
+
+    answers, calls = both_ways(
+        settings, store, sms_outbox, outcomes, scenario, birthday=datetime.date(1990, 3, 2)
+    )
+    # 200,000 × 9,999.99 × 99.99 × 99.99, rounded down.
+    most = 19_995_980_203_999
+    assert answers == [(most, True), (most, True), most]
+    assert calls == ["created", "created"]
+    assert most > 2**31
+    member = Purchase.objects.get(receipt_no="fast-R1").member
+    account = Account.objects.get(member=member)
+    assert (account.balance, account.lifetime_earned) == (most, most)
+    assert Purchase.objects.get(receipt_no="fast-R2").eligible_amount == Decimal("199999800000.00")
+    assert QualifyingActivity.objects.filter(member=member).aggregate(total=Sum("points")) == {
+        "total": most
+    }
+    _checked, details = reconcile_job(NOW.date())
+    assert details["mismatches"] == details["unbalanced_transactions"] == []
 
 
 def test_debt_is_paid_before_a_lot_is_filled(settings, store, sms_outbox, outcomes):

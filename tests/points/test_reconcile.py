@@ -32,6 +32,7 @@ def purchases(store):
             store=store,
             receipt_no=receipt,
             occurred_at=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
+            now=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
             amount=Decimal(amount),
         )
     return member
@@ -120,6 +121,7 @@ def test_an_old_unbalanced_transaction_is_found_however_many_came_after(purchase
             store=store,
             receipt_no=receipt,
             occurred_at=datetime.datetime(2026, 4, 1, 12, tzinfo=SH),
+            now=datetime.datetime(2026, 4, 1, 12, tzinfo=SH),
             amount=Decimal(30),
         )
     second = job_run(name="reconcile", business_date=TODAY + datetime.timedelta(days=1))
@@ -169,6 +171,7 @@ def test_outside_a_transaction_both_checks_run_side_by_side_and_find_it(store):
         store=store,
         receipt_no="S1",
         occurred_at=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
+        now=datetime.datetime(2026, 3, 15, 12, tzinfo=SH),
         amount=Decimal(70),
     )
     assert "failed" not in reconcile_job(TODAY)[1]

@@ -52,6 +52,7 @@ def buy(member, store, receipt, amount, *, days_ago=1):
         store=store,
         receipt_no=receipt,
         occurred_at=NOW - datetime.timedelta(days=days_ago),
+        now=NOW - datetime.timedelta(days=days_ago),
         amount=Decimal(amount),
     ).purchase
 
@@ -77,6 +78,7 @@ def test_the_balance_shows_available_pending_and_a_negative_balance(
         store=store,
         receipt_no="SPEND",
         occurred_at=NOW - datetime.timedelta(days=3),
+        now=NOW - datetime.timedelta(days=3),
         amount=Decimal(10),
         points_to_use=1000,
     )
@@ -145,6 +147,7 @@ def test_lots_show_earned_points_remaining_and_last_day(staff_client, member, st
         store=store,
         receipt_no="SPEND",
         occurred_at=NOW - datetime.timedelta(days=1),
+        now=NOW - datetime.timedelta(days=1),
         amount=Decimal(100),
         points_to_use=100,
     )

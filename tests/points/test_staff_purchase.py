@@ -298,7 +298,6 @@ def test_a_double_submitted_form_records_the_purchase_once(staff_client, member,
         ({"amount": "0"}, "Ensure this value is greater than or equal to 0.01."),
         ({"amount": "abc"}, "Enter a number."),
         ({"receipt_no": "  "}, "This field is required."),
-        ({"occurred_at": "2026-03-16T14:00"}, "This time is in the future."),
         ({"points_to_use": "-100"}, "Ensure this value is greater than or equal to 0."),
     ],
 )
@@ -307,6 +306,62 @@ def test_bad_input_gets_a_message_and_writes_nothing(staff_client, member, store
     response = staff_client.post(URL, form_data(member, store, **change))
     assert response.status_code == 400
     assert message in page(response)
+    assert written() == before
+
+
+WINDOW = (
+    "The time of purchase must be between 2026-02-13 14:00 and 2026-03-15 14:05 "
+    "(Asia/Shanghai time)."
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"amount": "200000.01"}, "amount", "A purchase can be at most ¥200,000.00."),
+        ({"occurred_at": "2026-03-15T14:06"}, "occurred_at", WINDOW),
+        ({"occurred_at": "2026-03-16T14:00"}, "occurred_at", WINDOW),
+        ({"occurred_at": "2026-02-13T13:59"}, "occurred_at", WINDOW),
+        ({"occurred_at": "2025-03-15T13:30"}, "occurred_at", WINDOW),
+    ],
+)
+def test_a_purchase_outside_the_limits_is_refused_beside_its_field(
+    staff_client, member, store, change, field, message
+):
+    before = written()
+
+    response = staff_client.post(URL, form_data(member, store, **change))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == [message]
+    assert message in page(response)
+    assert written() == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": "200000.00"},
+        {"occurred_at": "2026-02-13T14:00"},
+        {"occurred_at": "2026-03-15T14:05"},
+    ],
+)
+def test_a_purchase_at_the_limits_is_recorded(staff_client, member, store, change):
+    response = staff_client.post(URL, form_data(member, store, **change))
+
+    assert response.status_code == 302
+    assert Purchase.objects.count() == 1
+
+
+def test_a_refusal_by_the_service_shows_beside_the_time(staff_client, member, store, monkeypatch):
+    # The window moved on between the form's check and the service's (a minute boundary).
+    monkeypatch.setattr("points.staff_forms.purchase_time_check", lambda **kwargs: None)
+    before = written()
+
+    response = staff_client.post(URL, form_data(member, store, occurred_at="2026-01-01T10:00"))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["occurred_at"] == [WINDOW]
     assert written() == before
 
 

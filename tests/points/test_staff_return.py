@@ -173,6 +173,10 @@ def test_a_return_receipt_used_for_another_return_is_refused(staff_client, store
         ({"receipt_no": ""}, "This field is required."),
         ({"original_receipt_no": " "}, "This field is required."),
         ({"occurred_at": "tomorrow"}, "Enter a valid date/time."),
+        (
+            {"occurred_at": "2026-03-13T13:59"},
+            "A return cannot be dated before its purchase (2026-03-13 14:00).",
+        ),
     ],
 )
 def test_bad_input_gets_a_message_and_writes_nothing(
@@ -183,3 +187,15 @@ def test_bad_input_gets_a_message_and_writes_nothing(
     assert response.status_code == 400
     assert message in page(response)
     assert written() == before
+
+
+def test_a_return_dated_before_its_purchase_is_refused_beside_the_time(
+    staff_client, store, purchase
+):
+    response = staff_client.post(URL, form_data(store, occurred_at="2026-03-01T09:00"))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["occurred_at"] == [
+        "A return cannot be dated before its purchase (2026-03-13 14:00)."
+    ]
+    assert not Return.objects.exists()

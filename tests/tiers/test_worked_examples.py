@@ -50,6 +50,7 @@ class Till:
             store=self.store,
             receipt_no=f"R{self.receipts}",
             occurred_at=when,
+            now=when,
             amount=Decimal(amount),
             lines=list(lines),
         ).purchase

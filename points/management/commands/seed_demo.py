@@ -427,7 +427,8 @@ class Command(BaseCommand):
                         occurred_at=demo.occurred_at,
                         amount=demo.amount,
                         lines=demo.lines,
-                        now=now,
+                        # Recorded as it happened: a history, not a live purchase today.
+                        now=demo.occurred_at,
                     )
                     new_purchases += 1
                     if demo.returned:
