@@ -140,7 +140,7 @@ def test_a_coupon_shows_its_code_big_and_as_a_qr_code(member_client, member, sto
     assert "Valid until 2026-04-14" in shown
     assert "Issued" in shown
     assert "the cashier scans the QR code, or types the code under it" in shown
-    assert "¥10 off your purchase." in shown
+    assert "¥10.00 off your purchase." in shown
 
 
 def test_a_used_coupon_has_no_qr_code_and_says_when_it_was_used(
