@@ -19,7 +19,6 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
@@ -419,7 +418,9 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
                     _("Coupon %(code)s marked used: %(reward)s")
                     % {"code": coupon.code, "reward": reward_name(coupon.reward)},
                 )
-                return redirect(f"{reverse('staff:coupon-accept')}?code={coupon.code}")
+                # Back to an empty lookup, ready for the next coupon: the message is the one
+                # outcome (the coupon's card would now also say "used", read as a refusal).
+                return redirect("staff:coupon-accept")
     else:
         lookup = CouponLookupForm(request.GET or None)
         code = lookup.cleaned_data["code"] if lookup.is_bound and lookup.is_valid() else ""
