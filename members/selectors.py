@@ -33,14 +33,37 @@ class MemberSearchResult:
     kind: str
     # A reason the query cannot match anyone, to show instead of "no results".
     problem: str = ""
-    # More names matched than `limit`: the list is cut and the person should type more.
-    truncated: bool = False
+    # How many members match in all (a name search shows them `limit` to a page).
+    total: int = 0
+    page: int = 1
+    limit: int = SEARCH_LIMIT
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_shown(self) -> int:
+        return (self.page - 1) * self.limit + 1 if self.members else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.limit + len(self.members)
 
 
-def member_search(*, query: str, limit: int = SEARCH_LIMIT) -> MemberSearchResult:
+def member_search(*, query: str, limit: int = SEARCH_LIMIT, page: int = 1) -> MemberSearchResult:
     """One box for the till: a scanned card, a member number, a phone or a name.
 
     A 12-digit number with a wrong check digit is reported, never matched to someone else.
+    A name search returns `page` (from 1) of `limit` members and how many match in all.
     """
     text = (query or "").strip()
     if not text:
@@ -53,18 +76,34 @@ def member_search(*, query: str, limit: int = SEARCH_LIMIT) -> MemberSearchResul
         number = scanned if scanned is not None else digits
         if not member_no_is_valid(number):
             return MemberSearchResult(members=[], kind="member_no", problem="bad_check_digit")
-        return MemberSearchResult(members=list(members.filter(member_no=number)), kind="member_no")
+        found = list(members.filter(member_no=number))
+        return MemberSearchResult(members=found, kind="member_no", total=len(found))
 
     if digits.lstrip("+").isdigit():
         try:
             phone = phone_normalize(digits)
         except InvalidPhone:
             return MemberSearchResult(members=[], kind="phone", problem="invalid_phone")
-        return MemberSearchResult(members=list(members.filter(phone=phone)), kind="phone")
+        found = list(members.filter(phone=phone))
+        return MemberSearchResult(members=found, kind="phone", total=len(found))
 
-    # One row more than shown tells us whether the list was cut, without a COUNT query.
-    found = list(members.filter(name__startswith=text)[: limit + 1])
-    return MemberSearchResult(members=found[:limit], kind="name", truncated=len(found) > limit)
+    named = members.filter(name__startswith=text)
+    page = max(1, page)
+    offset = (page - 1) * limit
+    # One row more than shown tells whether there are more; only then (or past the first
+    # page) is a COUNT needed for the true total.
+    found = list(named[offset : offset + limit + 1])
+    if page == 1 and len(found) <= limit:
+        total = len(found)
+    else:
+        total = named.count()
+        if not found and total:  # a page past the end: show the last one
+            page = -(-total // limit)
+            offset = (page - 1) * limit
+            found = list(named[offset : offset + limit])
+    return MemberSearchResult(
+        members=found[:limit], kind="name", total=total, page=page, limit=limit
+    )
 
 
 def member_get_by_phone(*, phone: str) -> Member | None:

@@ -76,7 +76,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @staff_required("members.view_member")
 def member_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    result = selectors.member_search(query=query)
+    page = request.GET.get("page", "")
+    result = selectors.member_search(query=query, page=int(page) if page.isdigit() else 1)
     # A phone, a number or a scanned card names one person: the cashier wants that member's
     # page, not a list of one. A name search always lists, even a single hit.
     if result.kind in ("phone", "member_no") and len(result.members) == 1:
