@@ -11,6 +11,7 @@ import pytest
 import segno
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from members.models import AuditEntry, ConsentEvent, Member, User
 from members.numbers import member_qr_payload
@@ -173,12 +174,26 @@ def test_a_member_updates_their_profile(member_client, member):
     assert "Your profile has been saved." in page(member_client.get(response["Location"]))
 
 
+def test_a_too_old_birthday_says_it_is_too_early_not_in_the_future(member_client, member, settings):
+    member_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    valid = {"name": "李小龙", "email": "", "gender": "", "city": "", "home_store": ""}
+    too_old = (timezone.localdate() - datetime.timedelta(days=121 * 366)).isoformat()
+    for birthday in ("1899-12-31", too_old):
+        html = page(member_client.post(reverse("portal:profile"), {**valid, "birthday": birthday}))
+        assert "出生日期太早" in html, birthday
+        assert "不能是未来日期" not in html, birthday
+    html = page(member_client.post(reverse("portal:profile"), {**valid, "birthday": "2999-01-01"}))
+    assert "不能是未来日期" in html
+    assert "出生日期太早" not in html
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"name": "  "}, "Enter your name."),
         ({"email": "not-an-email"}, "Enter a valid email address."),
         ({"birthday": "2999-01-01"}, "Enter a real birthday (not in the future)."),
+        ({"birthday": "1899-12-31"}, "This birthday is too early"),
         ({"birthday": "17/05/1990x"}, "Enter a valid date."),
         ({"gender": "X"}, "Select a valid choice."),
         ({"home_store": "999999"}, "Select a valid choice."),
