@@ -6,11 +6,13 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from django.apps import apps
 from django.db.models import Count, Q, QuerySet
 from django.utils.functional import Promise
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store
 from .numbers import (
@@ -256,6 +258,107 @@ def audit_action_label(action: str) -> StrOrPromise:
 def audit_action_choices() -> list[tuple[str, StrOrPromise]]:
     """(code, label) of every known action, by code so related actions sit together."""
     return sorted(_audit_action_labels.items())
+
+
+# What each key of an audit entry's details means to a reader, and how values read: a person
+# sees "Points 20", "Granted Yes", never `granted True`. Apps to the right register theirs
+# with `audit_detail_register`; a key nobody registered shows as itself.
+_audit_detail_labels: dict[str, StrOrPromise] = {
+    "already_imported": gettext_lazy("Already imported"),
+    "amount": gettext_lazy("Amount"),
+    "bad_rows": gettext_lazy("Rows with problems"),
+    "birthday": gettext_lazy("Birthday"),
+    "category": gettext_lazy("Category"),
+    "channel": gettext_lazy("Channel"),
+    "city": gettext_lazy("City"),
+    "code": pgettext_lazy("audit detail", "Code"),
+    "coupon": gettext_lazy("Coupon"),
+    "coupons": gettext_lazy("Coupons"),
+    "created": gettext_lazy("Created"),
+    "date": gettext_lazy("Date"),
+    "email": gettext_lazy("E-mail"),
+    "failure": gettext_lazy("Failure"),
+    "fields": gettext_lazy("Fields"),
+    "file_name": gettext_lazy("File"),
+    "from": pgettext_lazy("audit detail", "From"),
+    "gender": gettext_lazy("Gender"),
+    "granted": gettext_lazy("Granted"),
+    "home_store": gettext_lazy("Home store"),
+    "imported": gettext_lazy("Imported"),
+    "job": gettext_lazy("Job"),
+    "kind": gettext_lazy("Kind"),
+    "name": gettext_lazy("Name"),
+    "phone": gettext_lazy("Mobile phone"),
+    "points": gettext_lazy("Points"),
+    "points_price": gettext_lazy("Price in points"),
+    "prefix": gettext_lazy("Prefix"),
+    "purchases": gettext_lazy("Purchases"),
+    "rate": gettext_lazy("Rate"),
+    "reason": gettext_lazy("Reason"),
+    "receipt_no": gettext_lazy("Receipt"),
+    "redemptions": gettext_lazy("Redemptions"),
+    "reward": gettext_lazy("Reward"),
+    "roles": gettext_lazy("Roles"),
+    "rows": gettext_lazy("Rows"),
+    "seconds": gettext_lazy("Seconds"),
+    "sha256": gettext_lazy("SHA-256"),
+    "source": gettext_lazy("Source"),
+    "status": gettext_lazy("Status"),
+    "store": gettext_lazy("Store"),
+    "superuser": gettext_lazy("Superuser"),
+    "target": gettext_lazy("Target"),
+    "to": pgettext_lazy("audit detail", "To"),
+    "until": gettext_lazy("Until"),
+}
+
+
+def audit_detail_register(*, key: str, label: StrOrPromise) -> None:
+    _audit_detail_labels[key] = label
+
+
+def audit_detail_label(key: str) -> StrOrPromise:
+    return _audit_detail_labels.get(key, key)
+
+
+def audit_detail_value(value: Any) -> str:
+    """A details value as text: yes/no for booleans, lists joined, nested keys labelled."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(audit_detail_label(str(item))) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{audit_detail_label(key)}: {audit_detail_value(item)}" for key, item in value.items()
+        )
+    return str(value)
+
+
+@dataclass(frozen=True)
+class AuditDetail:
+    key: str
+    label: str
+    value: str
+
+
+def audit_details(entry: AuditEntry) -> list[AuditDetail]:
+    details = entry.details if isinstance(entry.details, dict) else {}
+    return [
+        AuditDetail(key=key, label=str(audit_detail_label(key)), value=audit_detail_value(value))
+        for key, value in details.items()
+    ]
+
+
+@lru_cache(maxsize=1)
+def _models_by_name() -> dict[str, Any]:
+    return {model._meta.model_name: model for model in apps.get_models()}
+
+
+def audit_target_label(target_type: str) -> str:
+    """The model named by an entry's `target_type` ("ledgertransaction"), as people say it."""
+    model = _models_by_name().get(target_type) if target_type else None
+    return str(model._meta.verbose_name) if model is not None else target_type
 
 
 # --- The member as the POS sees it ------------------------------------------------------
