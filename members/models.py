@@ -493,7 +493,10 @@ class JobRun(models.Model):
         verbose_name = _("job run")
         verbose_name_plural = _("job runs")
         indexes = [models.Index(fields=["job", "-business_date"], name="members_jobrun_job_idx")]
-        permissions = [("view_jobs", _("Can see scheduled job runs"))]
+        permissions = [
+            ("view_jobs", _("Can see scheduled job runs")),
+            ("run_jobs", _("Can run a nightly job again for a date")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job} {self.business_date} {self.status}"

@@ -239,6 +239,7 @@ _audit_action_labels: dict[str, StrOrPromise] = {
     "member.reveal_phone": gettext_lazy("Full phone number shown"),
     "member.close": gettext_lazy("Account closed"),
     "member.import": gettext_lazy("Members imported from CSV"),
+    "job.rerun": gettext_lazy("Nightly job run again"),
     "api_token.create": gettext_lazy("API token issued"),
     "api_token.revoke": gettext_lazy("API token revoked"),
     "store.create": gettext_lazy("Store created"),

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .hooks import member_enrolled, member_profile_changed
+from .jobs import nightly_job_get
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
 
@@ -637,3 +638,18 @@ def user_create(
             details={"roles": sorted(group.name for group in groups), "superuser": is_superuser},
         )
     return user
+
+
+def job_rerun_request(*, name: str, business_date: datetime.date, actor: User) -> None:
+    """Record that `actor` asked for job `name` to run again for `business_date`.
+
+    The caller queues the run (members.tasks.nightly_job_task) after commit; the job runner
+    records the run itself. Raises KeyError for a job nobody registered.
+    """
+    nightly_job_get(name)
+    with transaction.atomic():
+        audit_log(
+            actor=actor,
+            action="job.rerun",
+            details={"job": name, "date": business_date.isoformat()},
+        )
