@@ -136,13 +136,17 @@ class MemberAdmin(AdministratorAdmin):
     list_display = (
         "member_no",
         "name",
-        "phone_masked",
+        "phone_shown",
         "status",
         "enrolment_channel",
         "home_store",
     )
     list_filter = ("status", "enrolment_channel", "home_store")
     search_fields = ("member_no", "name", "phone", "email")
+
+    @admin.display(description=_("mobile phone"))
+    def phone_shown(self, member: Member) -> str:
+        return member.phone_masked
     list_select_related = ("home_store",)
     fields = (
         "member_no",
