@@ -143,10 +143,6 @@ class MemberAdmin(AdministratorAdmin):
     )
     list_filter = ("status", "enrolment_channel", "home_store")
     search_fields = ("member_no", "name", "phone", "email")
-
-    @admin.display(description=_("mobile phone"))
-    def phone_shown(self, member: Member) -> str:
-        return member.phone_masked
     list_select_related = ("home_store",)
     fields = (
         "member_no",
@@ -163,6 +159,10 @@ class MemberAdmin(AdministratorAdmin):
         "merged_into",
     )
     show_full_result_count = False  # a COUNT(*) of every member on each page is slow
+
+    @admin.display(description=_("mobile phone"))
+    def phone_shown(self, member: Member) -> str:
+        return member.phone_masked
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         return tuple(field for field in self.fields if field not in PROFILE_FIELDS)
