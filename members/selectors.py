@@ -321,10 +321,20 @@ def audit_detail_label(key: str) -> StrOrPromise:
     return _audit_detail_labels.get(key, key)
 
 
-def audit_detail_value(value: Any) -> str:
+# Coded values of some keys, as their choices name them ("portal" → "Member portal").
+_audit_value_choices: dict[str, dict[str, StrOrPromise]] = {
+    "kind": dict(ConsentEvent.Kind.choices),
+    "source": dict(ConsentEvent.Source.choices),
+    "channel": dict(Member.Channel.choices),
+}
+
+
+def audit_detail_value(value: Any, *, key: str = "") -> str:
     """A details value as text: yes/no for booleans, lists joined, nested keys labelled."""
     if value is None or value == "" or value == []:
         return "—"
+    if isinstance(value, str) and value in _audit_value_choices.get(key, {}):
+        return str(_audit_value_choices[key][value])
     if isinstance(value, bool):
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, list | tuple):
@@ -346,7 +356,9 @@ class AuditDetail:
 def audit_details(entry: AuditEntry) -> list[AuditDetail]:
     details = entry.details if isinstance(entry.details, dict) else {}
     return [
-        AuditDetail(key=key, label=str(audit_detail_label(key)), value=audit_detail_value(value))
+        AuditDetail(
+            key=key, label=str(audit_detail_label(key)), value=audit_detail_value(value, key=key)
+        )
         for key, value in details.items()
     ]
 

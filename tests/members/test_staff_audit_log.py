@@ -98,7 +98,7 @@ def test_entries_show_newest_first_in_shanghai_time_with_readable_actions(audito
     assert "cashier@example.com" in oldest
     assert f"member {member.pk}" in oldest
     assert f'href="{reverse("staff:member-detail", args=[member.member_no])}"' in oldest
-    assert "<dt>Channel</dt><dd>store</dd>" in oldest
+    assert "<dt>Channel</dt><dd>Store</dd>" in oldest  # the choice, not the code
     assert "<dt>Store</dt><dd>SH001</dd>" in oldest
 
 
@@ -120,6 +120,7 @@ def test_details_read_as_labels_and_words_not_keys_and_true(auditor_client, sett
     )
     profile, consent = rows(page(auditor_client.get(AUDIT_URL)))
     assert "<dt>Granted</dt><dd>Yes</dd>" in consent
+    assert "<dt>Source</dt><dd>Member portal</dd>" in consent
     assert "True" not in consent
     assert "<dt>Fields</dt><dd>Name, Home store</dd>" in profile
     assert "<dt>note</dt><dd>—</dd>" in profile  # a key nobody labelled shows as itself
