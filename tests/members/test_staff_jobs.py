@@ -34,7 +34,7 @@ def page(response) -> str:
 
 
 def rows(html: str) -> list[str]:
-    table = html.split('<table class="job-runs">', 1)[1].split("</table>", 1)[0]
+    table = html.split('<table class="job-runs', 1)[1].split("</table>", 1)[0]
     return re.findall(r"<tr class=\"job-run .*?</tr>", table, re.S)
 
 
