@@ -19,12 +19,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Store
+from members.money import money_format
 from members.numbers import member_no_is_valid
 from members.selectors import member_get_by_number, store_list
 
 from .ledger import BUSINESS_TZ
 from .models import LedgerTransaction
-from .services import CENT, STAFF_ADJUSTMENT_LIMIT, LineInput
+from .services import STAFF_ADJUSTMENT_LIMIT, LineInput
 
 LINE_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -190,17 +191,17 @@ class PurchaseRecordForm(forms.Form):
             if total != amount:
                 self.add_error(
                     None,
-                    _("The lines add up to ¥%(lines)s, not the amount of ¥%(amount)s.")
-                    % {"lines": total.quantize(CENT), "amount": amount.quantize(CENT)},
+                    _("The lines add up to %(lines)s, not the amount of %(amount)s.")
+                    % {"lines": money_format(total), "amount": money_format(amount)},
                 )
         points = cleaned.get("points_to_use") or 0
         if amount is not None and points and Decimal(points) / self.points_per_yuan > amount:
             self.add_error(
                 "points_to_use",
-                _("%(points)s points pay ¥%(value)s, more than the amount.")
+                _("%(points)s points pay %(value)s, more than the amount.")
                 % {
                     "points": points,
-                    "value": (Decimal(points) / self.points_per_yuan).quantize(CENT),
+                    "value": money_format(Decimal(points) / self.points_per_yuan),
                 },
             )
         return cleaned

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from members.jobs import job_run
 from members.models import JobRun, Member, Store
+from members.money import money_format
 from members.permissions import staff_required
 from members.selectors import member_get_by_number, member_get_for_staff, store_list
 
@@ -320,8 +321,8 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
                 left = original.net_amount if original else Decimal(0)
                 form.add_error(
                     "amount",
-                    _("¥%(amount)s is more than the ¥%(left)s left of this purchase to return.")
-                    % {"amount": data["amount"].quantize(CENT), "left": left.quantize(CENT)},
+                    _("%(amount)s is more than the %(left)s left of this purchase to return.")
+                    % {"amount": money_format(data["amount"]), "left": money_format(left)},
                 )
             except IdempotencyConflict:
                 form.add_error(
