@@ -143,7 +143,7 @@ class MemberAdmin(AdministratorAdmin):
     list_display = (
         "member_no",
         "name",
-        "phone_masked",
+        "phone_shown",
         "status",
         "enrolment_channel",
         "home_store",
@@ -166,6 +166,10 @@ class MemberAdmin(AdministratorAdmin):
         "merged_into",
     )
     show_full_result_count = False  # a COUNT(*) of every member on each page is slow
+
+    @admin.display(description=_("mobile phone"))
+    def phone_shown(self, member: Member) -> str:
+        return member.phone_masked
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         return tuple(field for field in self.fields if field not in PROFILE_FIELDS)

@@ -15,7 +15,13 @@ from ninja.responses import Status
 from .api_common import ErrorOut, InvalidOut, error_body, invalid_body
 from .models import Member
 from .selectors import member_find_open, member_summary, store_get
-from .services import Consents, InvalidMemberData, MemberAlreadyExists, member_enroll
+from .services import (
+    Consents,
+    InvalidMemberData,
+    MemberAlreadyExists,
+    birthday_earliest,
+    member_enroll,
+)
 
 router = Router(tags=["members"])
 
@@ -73,7 +79,9 @@ def _enrol_field_messages() -> dict[str, str]:
         "too_long": _("This value is too long."),
         "invalid_email": _("Enter a valid e-mail address."),
         "invalid_gender": _("Choose F, M, O or leave it empty."),
-        "invalid_birthday": _("Enter a birthday between 1900-01-01 and today."),
+        "invalid_birthday": _("Enter a real birthday (not in the future)."),
+        "birthday_too_early": _("This birthday is too early: enter a date from %(earliest)s on.")
+        % {"earliest": birthday_earliest().isoformat()},
         "email_taken": _("Another member already uses this e-mail address."),
     }
 

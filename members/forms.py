@@ -7,13 +7,24 @@ from typing import Any
 
 from django import forms
 from django.urls import reverse_lazy
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .models import ConsentEvent, Member, User
 from .selectors import member_get_by_referral_code, referral_code_clean, store_list
-from .services import user_signup_prepare
+from .services import birthday_earliest, birthday_problem, user_signup_prepare
+
+
+def birthday_validate(birthday: datetime.date) -> None:
+    """A form's birthday check: one message for a date in the future, one for too early."""
+    problem = birthday_problem(birthday=birthday)
+    if problem == "birthday_in_future":
+        raise forms.ValidationError(_("Enter a real birthday (not in the future)."))
+    if problem:
+        raise forms.ValidationError(
+            _("This birthday is too early: enter a date from %(earliest)s on.")
+            % {"earliest": birthday_earliest().isoformat()}
+        )
 
 
 class SignupExtraForm(forms.Form):
@@ -120,10 +131,8 @@ class ProfileForm(forms.Form):
 
     def clean_birthday(self) -> datetime.date | None:
         birthday = self.cleaned_data["birthday"]
-        if birthday is not None and not (
-            datetime.date(1900, 1, 1) <= birthday <= timezone.localdate()
-        ):
-            raise forms.ValidationError(_("Enter a real birthday (not in the future)."))
+        if birthday is not None:
+            birthday_validate(birthday)
         return birthday
 
 

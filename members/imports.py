@@ -61,7 +61,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import ConsentEvent, Member, MemberImport, MemberImportError, Store, User
 from .numbers import InvalidPhone, member_no_from_digits, member_nos_from_digits, phone_normalize
-from .services import REFERRAL_ALPHABET, MemberError, audit_log
+from .services import REFERRAL_ALPHABET, MemberError, audit_log, birthday_problem
 
 BATCH_SIZE = 5000
 MAX_ERRORS_SHOWN = 500
@@ -149,7 +149,9 @@ MESSAGES: dict[str, Any] = {
     "email_taken": _("The e-mail address already belongs to member %(member_no)s."),
     "gender_invalid": _("“%(value)s” is not a gender: use F, M, O, 女, 男 or leave it blank."),
     "date_invalid": _("“%(value)s” is not a date in the form YYYY-MM-DD."),
-    "birthday_out_of_range": _("The birthday %(value)s is before 1900 or in the future."),
+    "birthday_out_of_range": _(
+        "The birthday %(value)s is in the future or too early (before 1900 or over 120 years ago)."
+    ),
     "datetime_invalid": _("“%(value)s” is not a date (YYYY-MM-DD) or ISO date and time."),
     "enrolled_at_future": _("The enrolment time %(value)s is in the future."),
     "enrolled_at_too_early": _("The enrolment time %(value)s is before %(earliest)s."),
@@ -488,7 +490,6 @@ _CONSENTS = dict.fromkeys(("1", "true", "yes", "y", "t", "是"), True) | dict.fr
     ("0", "false", "no", "n", "f", "否"), False
 )
 _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
-_OLDEST_BIRTHDAY = datetime.date(1900, 1, 1)
 
 
 @lru_cache(maxsize=65536)
@@ -605,7 +606,7 @@ class _RowChecker:
         day = _parse_date(text)
         if day is None:
             found = (None, "date_invalid", "")
-        elif not _OLDEST_BIRTHDAY <= day <= self.today:
+        elif birthday_problem(birthday=day, today=self.today):
             found = (day, "birthday_out_of_range", "")
         else:
             found = (day, None, day.isoformat())

@@ -28,9 +28,9 @@ import threading
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, connection, connections
@@ -53,6 +53,8 @@ class NightlyJob:
     function: JobFunction
     # What the Jobs page calls it (translatable); the name when not given.
     label: str | Promise = ""
+    # What the Jobs page calls each figure the job returns in its details.
+    figures: Mapping[str, str | Promise] = field(default_factory=dict)
 
     @property
     def title(self) -> str | Promise:
@@ -63,10 +65,23 @@ _jobs: dict[str, NightlyJob] = {}
 
 
 def nightly_job_register(
-    *, name: str, order: int, function: JobFunction, label: str | Promise = ""
+    *,
+    name: str,
+    order: int,
+    function: JobFunction,
+    label: str | Promise = "",
+    figures: Mapping[str, str | Promise] | None = None,
 ) -> None:
     """Add a job to the chain; beat's times for it are in settings.CELERY_BEAT_SCHEDULE."""
-    _jobs[name] = NightlyJob(name=name, order=order, function=function, label=label)
+    _jobs[name] = NightlyJob(
+        name=name, order=order, function=function, label=label, figures=figures or {}
+    )
+
+
+def job_figure_label(job: str, key: str) -> str | Promise:
+    """What the Jobs page calls a figure of `job`'s details; the key when nobody named it."""
+    registered = _jobs.get(job)
+    return registered.figures.get(key, key) if registered is not None else key
 
 
 def nightly_jobs() -> list[NightlyJob]:

@@ -77,7 +77,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
     # What the shopper chose at sign-up, applied once the phone is verified and the member
     # record exists (or is found, for a shopper enrolled at the till).
-    pending_enrolment = models.JSONField(default=dict, blank=True)
+    pending_enrolment = models.JSONField(
+        default=dict, blank=True, verbose_name=_("pending enrolment")
+    )
     # The stores a store staff member or manager acts for (members.selectors.staff_store_ids
     # is the one place that reads it); roles with `members.all_stores` act for every store.
     stores = models.ManyToManyField(
@@ -156,7 +158,12 @@ class Member(models.Model):
 
     member_no = models.CharField(_("member number"), max_length=12)
     user = models.OneToOneField(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="member"
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="member",
+        verbose_name=_("login"),
     )
     # Null once anonymised: the number is free for someone else, the row stays for the ledger.
     phone = models.CharField(_("mobile phone"), max_length=20, null=True)  # noqa: DJ001
@@ -191,7 +198,13 @@ class Member(models.Model):
         verbose_name=_("enrolment store"),
     )
     enrolled_by = models.ForeignKey(
-        User, null=True, blank=True, db_index=False, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        db_index=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("enrolled by"),
     )
     referral_code = models.CharField(_("referral code"), max_length=12)
     # Indexed by partial indexes in Meta (non-NULL only): most members have neither.
@@ -214,9 +227,11 @@ class Member(models.Model):
     consent_sms = models.BooleanField(_("SMS marketing"), default=False)
     consent_email = models.BooleanField(_("e-mail marketing"), default=False)
     # Set by CSV import: re-running the same file must find the row it wrote before.
-    import_source_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    import_source_id = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, verbose_name=_("import source ID")
+    )
     enrolled_at = models.DateTimeField(_("enrolled"), default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
     merged_into = models.ForeignKey(
         "self",
@@ -320,7 +335,11 @@ class ConsentEvent(models.Model):
 
     # Not indexed alone: members_consent_member_idx starts with member and serves its lookups.
     member = models.ForeignKey(
-        Member, on_delete=models.CASCADE, db_index=False, related_name="consent_events"
+        Member,
+        on_delete=models.CASCADE,
+        db_index=False,
+        related_name="consent_events",
+        verbose_name=_("member"),
     )
     kind = models.CharField(_("consent"), max_length=20, choices=Kind.choices)
     granted = models.BooleanField(_("granted"))
@@ -328,7 +347,13 @@ class ConsentEvent(models.Model):
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     # Indexed in Meta for the non-NULL rows only (a user's deletion sets it NULL).
     actor = models.ForeignKey(
-        User, null=True, blank=True, db_index=False, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        db_index=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor"),
     )
     recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
 
@@ -392,13 +417,15 @@ class AuditEntry(models.Model):
 class ApiToken(models.Model):
     """A bearer token for a POS or e-shop system, bound to one store. Only its hash is kept."""
 
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="api_tokens")
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="api_tokens", verbose_name=_("store")
+    )
     name = models.CharField(_("name"), max_length=100, blank=True)
-    token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=8)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, verbose_name=_("token hash"))
+    prefix = models.CharField(max_length=8, verbose_name=_("prefix"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked"))
 
     class Meta:
         verbose_name = _("API token")
@@ -429,7 +456,7 @@ class MemberImport(models.Model):
     file_name = models.CharField(_("file"), max_length=255)
     sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
     size = models.PositiveBigIntegerField(_("size"), default=0)
-    content = models.BinaryField()
+    content = models.BinaryField(verbose_name=_("file content"))
     columns = models.JSONField(_("columns"), default=list, blank=True)
     ignored_columns = models.JSONField(_("ignored columns"), default=list, blank=True)
     status = models.CharField(
@@ -476,13 +503,15 @@ class MemberImport(models.Model):
 class MemberImportError(models.Model):
     """One problem with one line of an imported file; a bad line may have several."""
 
-    member_import = models.ForeignKey(MemberImport, on_delete=models.CASCADE, related_name="errors")
+    member_import = models.ForeignKey(
+        MemberImport, on_delete=models.CASCADE, related_name="errors", verbose_name=_("import")
+    )
     line = models.PositiveIntegerField(_("line"))
     source_id = models.CharField(_("source_id"), max_length=100, blank=True)
     column = models.CharField(_("column"), max_length=30, blank=True)
     code = models.CharField(_("problem"), max_length=40)
     # What the message needs besides the code: the value given, the other line, the member.
-    params = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True, verbose_name=_("parameters"))
 
     class Meta:
         ordering = ["line", "id"]
@@ -528,7 +557,10 @@ class JobRun(models.Model):
         verbose_name = _("job run")
         verbose_name_plural = _("job runs")
         indexes = [models.Index(fields=["job", "-business_date"], name="members_jobrun_job_idx")]
-        permissions = [("view_jobs", _("Can see scheduled job runs"))]
+        permissions = [
+            ("view_jobs", _("Can see scheduled job runs")),
+            ("run_jobs", _("Can run a nightly job again for a date")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job} {self.business_date} {self.status}"

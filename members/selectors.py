@@ -6,11 +6,13 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from django.apps import apps
 from django.db.models import Count, Q, QuerySet
 from django.utils.functional import Promise
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store
 from .numbers import (
@@ -33,14 +35,37 @@ class MemberSearchResult:
     kind: str
     # A reason the query cannot match anyone, to show instead of "no results".
     problem: str = ""
-    # More names matched than `limit`: the list is cut and the person should type more.
-    truncated: bool = False
+    # How many members match in all (a name search shows them `limit` to a page).
+    total: int = 0
+    page: int = 1
+    limit: int = SEARCH_LIMIT
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_shown(self) -> int:
+        return (self.page - 1) * self.limit + 1 if self.members else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.limit + len(self.members)
 
 
-def member_search(*, query: str, limit: int = SEARCH_LIMIT) -> MemberSearchResult:
+def member_search(*, query: str, limit: int = SEARCH_LIMIT, page: int = 1) -> MemberSearchResult:
     """One box for the till: a scanned card, a member number, a phone or a name.
 
     A 12-digit number with a wrong check digit is reported, never matched to someone else.
+    A name search returns `page` (from 1) of `limit` members and how many match in all.
     """
     text = (query or "").strip()
     if not text:
@@ -53,18 +78,34 @@ def member_search(*, query: str, limit: int = SEARCH_LIMIT) -> MemberSearchResul
         number = scanned if scanned is not None else digits
         if not member_no_is_valid(number):
             return MemberSearchResult(members=[], kind="member_no", problem="bad_check_digit")
-        return MemberSearchResult(members=list(members.filter(member_no=number)), kind="member_no")
+        found = list(members.filter(member_no=number))
+        return MemberSearchResult(members=found, kind="member_no", total=len(found))
 
     if digits.lstrip("+").isdigit():
         try:
             phone = phone_normalize(digits)
         except InvalidPhone:
             return MemberSearchResult(members=[], kind="phone", problem="invalid_phone")
-        return MemberSearchResult(members=list(members.filter(phone=phone)), kind="phone")
+        found = list(members.filter(phone=phone))
+        return MemberSearchResult(members=found, kind="phone", total=len(found))
 
-    # One row more than shown tells us whether the list was cut, without a COUNT query.
-    found = list(members.filter(name__startswith=text)[: limit + 1])
-    return MemberSearchResult(members=found[:limit], kind="name", truncated=len(found) > limit)
+    named = members.filter(name__startswith=text)
+    page = max(1, page)
+    offset = (page - 1) * limit
+    # One row more than shown tells whether there are more; only then (or past the first
+    # page) is a COUNT needed for the true total.
+    found = list(named[offset : offset + limit + 1])
+    if page == 1 and len(found) <= limit:
+        total = len(found)
+    else:
+        total = named.count()
+        if not found and total:  # a page past the end: show the last one
+            page = -(-total // limit)
+            offset = (page - 1) * limit
+            found = list(named[offset : offset + limit])
+    return MemberSearchResult(
+        members=found[:limit], kind="name", total=total, page=page, limit=limit
+    )
 
 
 def member_get_by_phone(*, phone: str) -> Member | None:
@@ -241,6 +282,7 @@ _audit_action_labels: dict[str, StrOrPromise] = {
     "member.reveal_phone": gettext_lazy("Full phone number shown"),
     "member.close": gettext_lazy("Account closed"),
     "member.import": gettext_lazy("Members imported from CSV"),
+    "job.rerun": gettext_lazy("Nightly job run again"),
     "api_token.create": gettext_lazy("API token issued"),
     "api_token.revoke": gettext_lazy("API token revoked"),
     "store.create": gettext_lazy("Store created"),
@@ -261,6 +303,119 @@ def audit_action_label(action: str) -> StrOrPromise:
 def audit_action_choices() -> list[tuple[str, StrOrPromise]]:
     """(code, label) of every known action, by code so related actions sit together."""
     return sorted(_audit_action_labels.items())
+
+
+# What each key of an audit entry's details means to a reader, and how values read: a person
+# sees "Points 20", "Granted Yes", never `granted True`. Apps to the right register theirs
+# with `audit_detail_register`; a key nobody registered shows as itself.
+_audit_detail_labels: dict[str, StrOrPromise] = {
+    "already_imported": gettext_lazy("Already imported"),
+    "amount": gettext_lazy("Amount"),
+    "bad_rows": gettext_lazy("Rows with problems"),
+    "birthday": gettext_lazy("Birthday"),
+    "category": gettext_lazy("Category"),
+    "channel": gettext_lazy("Channel"),
+    "city": gettext_lazy("City"),
+    "code": pgettext_lazy("audit detail", "Code"),
+    "coupon": gettext_lazy("Coupon"),
+    "coupons": gettext_lazy("Coupons"),
+    "created": gettext_lazy("Created"),
+    "date": gettext_lazy("Date"),
+    "email": gettext_lazy("E-mail"),
+    "failure": gettext_lazy("Failure"),
+    "fields": gettext_lazy("Fields"),
+    "file_name": gettext_lazy("File"),
+    "from": pgettext_lazy("audit detail", "From"),
+    "gender": gettext_lazy("Gender"),
+    "granted": gettext_lazy("Granted"),
+    "home_store": gettext_lazy("Home store"),
+    "imported": gettext_lazy("Imported"),
+    "job": gettext_lazy("Job"),
+    "kind": gettext_lazy("Kind"),
+    "name": gettext_lazy("Name"),
+    "phone": gettext_lazy("Mobile phone"),
+    "points": gettext_lazy("Points"),
+    "points_price": gettext_lazy("Price in points"),
+    "prefix": gettext_lazy("Prefix"),
+    "purchases": gettext_lazy("Purchases"),
+    "rate": gettext_lazy("Rate"),
+    "reason": gettext_lazy("Reason"),
+    "receipt_no": gettext_lazy("Receipt"),
+    "redemptions": gettext_lazy("Redemptions"),
+    "reward": gettext_lazy("Reward"),
+    "roles": gettext_lazy("Roles"),
+    "rows": gettext_lazy("Rows"),
+    "seconds": gettext_lazy("Seconds"),
+    "sha256": gettext_lazy("SHA-256"),
+    "source": gettext_lazy("Source"),
+    "status": gettext_lazy("Status"),
+    "store": gettext_lazy("Store"),
+    "superuser": gettext_lazy("Superuser"),
+    "target": gettext_lazy("Target"),
+    "to": pgettext_lazy("audit detail", "To"),
+    "until": gettext_lazy("Until"),
+}
+
+
+def audit_detail_register(*, key: str, label: StrOrPromise) -> None:
+    _audit_detail_labels[key] = label
+
+
+def audit_detail_label(key: str) -> StrOrPromise:
+    return _audit_detail_labels.get(key, key)
+
+
+# Coded values of some keys, as their choices name them ("portal" → "Member portal").
+_audit_value_choices: dict[str, dict[str, StrOrPromise]] = {
+    "kind": dict(ConsentEvent.Kind.choices),
+    "source": dict(ConsentEvent.Source.choices),
+    "channel": dict(Member.Channel.choices),
+}
+
+
+def audit_detail_value(value: Any, *, key: str = "") -> str:
+    """A details value as text: yes/no for booleans, lists joined, nested keys labelled."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, str) and value in _audit_value_choices.get(key, {}):
+        return str(_audit_value_choices[key][value])
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(audit_detail_label(str(item))) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{audit_detail_label(key)}: {audit_detail_value(item)}" for key, item in value.items()
+        )
+    return str(value)
+
+
+@dataclass(frozen=True)
+class AuditDetail:
+    key: str
+    label: str
+    value: str
+
+
+def audit_details(entry: AuditEntry) -> list[AuditDetail]:
+    details = entry.details if isinstance(entry.details, dict) else {}
+    return [
+        AuditDetail(
+            key=key, label=str(audit_detail_label(key)), value=audit_detail_value(value, key=key)
+        )
+        for key, value in details.items()
+    ]
+
+
+@lru_cache(maxsize=1)
+def _models_by_name() -> dict[str, Any]:
+    return {model._meta.model_name: model for model in apps.get_models()}
+
+
+def audit_target_label(target_type: str) -> str:
+    """The model named by an entry's `target_type` ("ledgertransaction"), as people say it."""
+    model = _models_by_name().get(target_type) if target_type else None
+    return str(model._meta.verbose_name) if model is not None else target_type
 
 
 # --- The member as the POS sees it ------------------------------------------------------

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .hooks import member_enrolled, member_profile_changed
+from .jobs import nightly_job_get
 from .messaging import member_welcome_send
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
@@ -120,6 +121,30 @@ def _consent_events(
     return events
 
 
+# The oldest birthday anyone may enter: not before 1900, nor more than 120 years ago.
+BIRTHDAY_EARLIEST = datetime.date(1900, 1, 1)
+BIRTHDAY_MAX_AGE_YEARS = 120
+
+
+def birthday_earliest(*, today: datetime.date | None = None) -> datetime.date:
+    today = today or timezone.localdate()
+    try:
+        years_ago = today.replace(year=today.year - BIRTHDAY_MAX_AGE_YEARS)
+    except ValueError:  # 29 February
+        years_ago = today.replace(year=today.year - BIRTHDAY_MAX_AGE_YEARS, day=28)
+    return max(BIRTHDAY_EARLIEST, years_ago)
+
+
+def birthday_problem(*, birthday: datetime.date, today: datetime.date | None = None) -> str:
+    """ "birthday_in_future", "birthday_too_early" or "" for a birthday one may enter."""
+    today = today or timezone.localdate()
+    if birthday > today:
+        return "birthday_in_future"
+    if birthday < birthday_earliest(today=today):
+        return "birthday_too_early"
+    return ""
+
+
 def _clean_enrolment(
     *, phone: str, name: str, email: str | None, gender: str, birthday: datetime.date | None
 ) -> tuple[str, str, str | None]:
@@ -142,8 +167,10 @@ def _clean_enrolment(
             errors["email"] = "invalid_email"
     if gender not in Member.Gender.values:
         errors["gender"] = "invalid_gender"
-    if birthday is not None and not (datetime.date(1900, 1, 1) <= birthday <= timezone.localdate()):
-        errors["birthday"] = "invalid_birthday"
+    problem = birthday_problem(birthday=birthday) if birthday is not None else ""
+    if problem:
+        # The API has always called a birthday in the future "invalid_birthday".
+        errors["birthday"] = "invalid_birthday" if problem == "birthday_in_future" else problem
     if errors:
         raise InvalidMemberData(errors)
     return phone_e164, name, email
@@ -720,4 +747,19 @@ def user_stores_set(*, user: User, stores: Iterable[Store], actor: User | None =
             action="user.stores",
             target=user,
             details={"before": before, "after": after},
+        )
+
+
+def job_rerun_request(*, name: str, business_date: datetime.date, actor: User) -> None:
+    """Record that `actor` asked for job `name` to run again for `business_date`.
+
+    The caller queues the run (members.tasks.nightly_job_task) after commit; the job runner
+    records the run itself. Raises KeyError for a job nobody registered.
+    """
+    nightly_job_get(name)
+    with transaction.atomic():
+        audit_log(
+            actor=actor,
+            action="job.rerun",
+            details={"job": name, "date": business_date.isoformat()},
         )

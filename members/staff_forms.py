@@ -7,9 +7,9 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .forms import birthday_validate
 from .models import Member, Store
 from .numbers import InvalidPhone, member_no_is_valid, phone_normalize
 from .selectors import audit_action_choices, staff_store_ids, staff_stores
@@ -112,10 +112,8 @@ class MemberEnrolForm(forms.Form):
 
     def clean_birthday(self) -> datetime.date | None:
         birthday = self.cleaned_data["birthday"]
-        if birthday is not None and not (
-            datetime.date(1900, 1, 1) <= birthday <= timezone.localdate()
-        ):
-            raise forms.ValidationError(ENROL_ERRORS["invalid_birthday"])
+        if birthday is not None:
+            birthday_validate(birthday)
         return birthday
 
     def consents(self) -> Consents:

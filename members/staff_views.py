@@ -6,14 +6,18 @@ only the fragment that changes (django-template-partials); every page works with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -28,7 +32,9 @@ from .panels import staff_member_panels_render
 from .permissions import staff_required
 from .selectors import (
     audit_action_label,
+    audit_details,
     audit_entry_list,
+    audit_target_label,
     member_audit_trail,
     member_consent_history,
     member_get_for_staff,
@@ -39,6 +45,7 @@ from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
 from .staff_forms import ENROL_ERRORS, AuditFilterForm, MemberEnrolForm, no_store_message
 
 AUDIT_PAGE_SIZE = 50
+AUDIT_CSV_BATCH = 2000
 # The store last chosen on the enrolment form: a till enrols at the same store all day.
 ENROL_STORE_SESSION_KEY = "staff_enrol_store"
 
@@ -80,7 +87,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @staff_required("members.view_member")
 def member_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    result = selectors.member_search(query=query)
+    page = request.GET.get("page", "")
+    result = selectors.member_search(query=query, page=int(page) if page.isdigit() else 1)
     # A phone, a number or a scanned card names one person: the cashier wants that member's
     # page, not a list of one. A name search always lists, even a single hit.
     if result.kind in ("phone", "member_no") and len(result.members) == 1:
@@ -96,6 +104,8 @@ def _with_action_labels(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
     entries = list(entries)
     for entry in entries:
         entry.action_label = audit_action_label(entry.action)
+        entry.target_label = audit_target_label(entry.target_type)
+        entry.detail_rows = audit_details(entry)
     return entries
 
 
@@ -202,6 +212,17 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/member_enrol.html", context, status=status)
 
 
+def _audit_entries(form: AuditFilterForm) -> QuerySet[AuditEntry]:
+    filters = form.cleaned_data if form.is_bound else {}
+    return audit_entry_list(
+        action=filters.get("action", ""),
+        actor=filters.get("actor", ""),
+        member_no=filters.get("member_no", ""),
+        since=filters.get("since"),
+        until=filters.get("until"),
+    )
+
+
 @require_GET
 @staff_required("members.view_auditentry")
 def audit_log(request: HttpRequest) -> HttpResponse:
@@ -211,18 +232,75 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if form.is_bound and not form.is_valid():
         status = 400
     else:
-        filters = form.cleaned_data if form.is_bound else {}
-        entries = audit_entry_list(
-            action=filters.get("action", ""),
-            actor=filters.get("actor", ""),
-            member_no=filters.get("member_no", ""),
-            since=filters.get("since"),
-            until=filters.get("until"),
-        )
-        page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(_audit_entries(form), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
         page.object_list = _with_action_labels(page.object_list)
     # The filters without the page number, for the pager's links.
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "filter_query": query.urlencode()}
     return render(request, "staff/audit_log.html", context, status=status)
+
+
+def csv_cell(value: object) -> str:
+    """A cell a spreadsheet shows as text: one starting = + - @ tab or CR gets a leading '
+    so Excel or LibreOffice never runs it as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in CSV_FORMULA_STARTS else text
+
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _audit_csv_row(writer: Any, entry: AuditEntry) -> str:
+    _with_action_labels([entry])
+    target = f"{entry.target_label} {entry.target_id}" if entry.target_type else ""
+    details = "; ".join(f"{row.label}: {row.value}" for row in entry.detail_rows)
+    return writer.writerow(
+        [
+            csv_cell(value)
+            for value in (
+                timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                entry.actor_label,
+                entry.action_label,
+                target,
+                entry.member.member_no if entry.member else "",
+                details,
+            )
+        ]
+    )
+
+
+@require_GET
+@staff_required("members.view_auditentry")
+def audit_log_csv(request: HttpRequest) -> HttpResponse:
+    """The filtered log as CSV (UTF-8 with a BOM, so Excel reads the Chinese right)."""
+    form = AuditFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return audit_log(request)
+    entries = _audit_entries(form)
+    writer = csv.writer(_Echo())
+    header = [_("Time"), _("Actor"), _("Action"), _("Target"), _("Member"), _("Details")]
+
+    language = translation.get_language()
+
+    def rows() -> Iterator[str]:
+        yield "\ufeff"
+        yield writer.writerow(header)
+        # The rows are written while the response streams, after the view has returned.
+        with translation.override(language):
+            yield from (
+                _audit_csv_row(writer, entry) for entry in entries.iterator(AUDIT_CSV_BATCH)
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-log-{timezone.localdate().isoformat()}.csv"'
+    )
+    return response

@@ -53,6 +53,8 @@ staff_patterns = [
         name="member-reveal-phone",
     ),
     path("audit/", staff_views.audit_log, name="audit-log"),
+    path("audit/export.csv", staff_views.audit_log_csv, name="audit-log-csv"),
     path("jobs/", job_views.job_runs, name="jobs"),
+    path("jobs/rerun/", job_views.job_rerun, name="job-rerun"),
     path("jobs/<int:run_id>/", job_views.job_run_detail, name="job-run-detail"),
 ]

@@ -22,6 +22,7 @@ from ninja.responses import Status
 from members.api import TierOut
 from members.api_common import ErrorOut, InvalidOut, error_body, invalid_body
 from members.models import Member, Store
+from members.money import money_format
 from members.selectors import member_find_open, member_summary, store_get
 from members.services import api_token_label
 
@@ -357,9 +358,9 @@ def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
     if payload.lines and not fields:
         total = sum(line.amount for line in payload.lines)
         if total != payload.amount:
-            fields["lines"] = _("The lines add up to ¥%(total)s, not the amount ¥%(amount)s.") % {
-                "total": total.quantize(CENT),
-                "amount": payload.amount.quantize(CENT),
+            fields["lines"] = _("The lines add up to %(total)s, not the amount %(amount)s.") % {
+                "total": money_format(total),
+                "amount": money_format(payload.amount),
             }
     points = payload.points_to_use or 0
     if points < 0:

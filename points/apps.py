@@ -71,22 +71,36 @@ class PointsConfig(AppConfig):
 
         # Order of `run_nightly`: tiers evaluate first, reconcile checks last.
         nightly_job_register(
-            name="points_expiry", order=20, function=jobs.expiry_job, label=_("Points expiry")
+            name="points_expiry",
+            order=20,
+            function=jobs.expiry_job,
+            label=_("Points expiry"),
+            figures={"lots_expired": _("Lots expired"), "coupons_expired": _("Coupons expired")},
         )
         nightly_job_register(
             name="expiry_reminders",
             order=30,
             function=jobs.reminders_job,
             label=_("Expiry reminders"),
+            figures={"reminders": _("Reminders sent")},
         )
         nightly_job_register(
             name="birthday_benefits",
             order=40,
             function=jobs.birthday_job,
             label=_("Birthday coupons"),
+            figures={"coupons": _("Coupons issued"), "notices": _("Notices sent")},
         )
         nightly_job_register(
-            name="reconcile", order=90, function=jobs.reconcile_job, label=_("Ledger reconcile")
+            name="reconcile",
+            order=90,
+            function=jobs.reconcile_job,
+            label=_("Ledger reconcile"),
+            figures={
+                "accounts_checked": _("Accounts checked"),
+                "mismatches": _("Accounts that do not reconcile"),
+                "unbalanced_transactions": _("Transactions that do not sum to zero"),
+            },
         )
 
     def _register_staff_panels(self) -> None:

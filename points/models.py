@@ -40,13 +40,18 @@ class Account(models.Model):
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     member = models.OneToOneField(
-        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="points_account"
+        Member,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="points_account",
+        verbose_name=_("member"),
     )
     balance = models.BigIntegerField(_("balance"), default=0)
     # Points reversed after they were spent: owed back before anything can be redeemed.
     debt = models.BigIntegerField(_("debt"), default=0)
     lifetime_earned = models.BigIntegerField(_("points earned"), default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     class Meta:
         verbose_name = _("points account")
@@ -105,8 +110,8 @@ class LedgerTransaction(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     # Unique by the constraint below: a unique=True field would also get a LIKE index
     # (varchar_pattern_ops) on PostgreSQL, as big as the unique one and never used.
-    idempotency_key = models.CharField(max_length=200)
-    fingerprint = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    fingerprint = models.CharField(max_length=64, verbose_name=_("request fingerprint"))
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     source_ref = models.CharField(_("reference"), max_length=100, blank=True)
     reason = models.CharField(_("reason"), max_length=300, blank=True)
@@ -115,15 +120,25 @@ class LedgerTransaction(models.Model):
     # Both mostly empty (a job or a till posts with no actor; few postings reverse another):
     # indexed only where set, below, so the millions of empty ones cost no index entries.
     actor = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("actor"),
     )
     # The member whose account moves (the giving side of a transfer): the history query.
     # Indexed by points_txn_member_time_idx, which leads with it.
     member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, related_name="ledger_transactions", db_index=False
+        Member,
+        on_delete=models.PROTECT,
+        related_name="ledger_transactions",
+        db_index=False,
+        verbose_name=_("member"),
     )
     # Points the member's account gained (positive) or lost (negative) in this transaction.
-    member_amount = models.BigIntegerField()
+    member_amount = models.BigIntegerField(verbose_name=_("member's points"))
     # A return reverses part of an earning; several partial returns may reverse one earning,
     # never more than it earned in total (checked under the account lock).
     reverses = models.ForeignKey(
@@ -133,6 +148,7 @@ class LedgerTransaction(models.Model):
         on_delete=models.PROTECT,
         related_name="reversals",
         db_index=False,
+        verbose_name=_("reverses"),
     )
 
     class Meta:
@@ -168,14 +184,22 @@ class LedgerTransaction(models.Model):
 class Entry(models.Model):
     # Indexed by points_entry_one_per_account, which leads with it.
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="entries", db_index=False
+        LedgerTransaction,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,
+        verbose_name=_("transaction"),
     )
     # Not indexed: nothing looks entries up by account (the reconcile scans them all), and
     # every posting would pay two more index entries for it.
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="entries", db_index=False
+        Account,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,
+        verbose_name=_("account"),
     )
-    amount = models.BigIntegerField()
+    amount = models.BigIntegerField(verbose_name=_("points"))
 
     class Meta:
         verbose_name = _("entry")
@@ -203,9 +227,14 @@ class LotQuerySet(models.QuerySet["Lot"]):
 
 
 class Lot(models.Model):
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="lots", verbose_name=_("account")
+    )
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="lots"
+        LedgerTransaction,
+        on_delete=models.PROTECT,
+        related_name="lots",
+        verbose_name=_("transaction"),
     )
     points = models.BigIntegerField(_("points"))
     remaining = models.BigIntegerField(_("remaining"))
@@ -245,14 +274,25 @@ class Lot(models.Model):
 
 class LotMovement(models.Model):
     # Not indexed: movements are found by their transaction (a reversal); none by lot.
-    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="movements", db_index=False)
+    lot = models.ForeignKey(
+        Lot,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        db_index=False,
+        verbose_name=_("lot"),
+    )
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="lot_movements"
+        LedgerTransaction,
+        on_delete=models.PROTECT,
+        related_name="lot_movements",
+        verbose_name=_("transaction"),
     )
     # Negative: taken from the lot; positive: given back (a voided redemption).
-    amount = models.BigIntegerField()
+    amount = models.BigIntegerField(verbose_name=_("points"))
 
     class Meta:
+        verbose_name = _("lot movement")
+        verbose_name_plural = _("lot movements")
         constraints = [
             models.CheckConstraint(
                 condition=~Q(amount=0), name="points_lotmovement_amount_nonzero"
@@ -282,7 +322,7 @@ class EarningPolicy(models.Model):
     )
     coupon_valid_days = models.PositiveSmallIntegerField(_("coupon validity (days)"), default=30)
     promotions_stack = models.BooleanField(_("promotion multipliers stack"), default=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     class Meta:
         verbose_name = _("earning policy")
@@ -357,10 +397,18 @@ class Purchase(models.Model):
 
     # Both indexed by the composite index and constraint below, which lead with them.
     member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, related_name="purchases", db_index=False
+        Member,
+        on_delete=models.PROTECT,
+        related_name="purchases",
+        db_index=False,
+        verbose_name=_("member"),
     )
     store = models.ForeignKey(
-        Store, on_delete=models.PROTECT, related_name="purchases", db_index=False
+        Store,
+        on_delete=models.PROTECT,
+        related_name="purchases",
+        db_index=False,
+        verbose_name=_("store"),
     )
     channel = models.CharField(
         _("channel"), max_length=20, choices=Channel.choices, default=Channel.STORE
@@ -385,6 +433,7 @@ class Purchase(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="earning_purchase",
+        verbose_name=_("earning transaction"),
     )
     payment_transaction = models.OneToOneField(
         LedgerTransaction,
@@ -392,13 +441,20 @@ class Purchase(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="paid_purchase",
+        verbose_name=_("payment transaction"),
     )
-    fingerprint = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=64, verbose_name=_("request fingerprint"))
     # Empty for the API's and imports' purchases: indexed only where set, below.
     recorded_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("recorded by"),
     )
-    recorded_at = models.DateTimeField(default=timezone.now)
+    recorded_at = models.DateTimeField(default=timezone.now, verbose_name=_("recorded"))
 
     class Meta:
         verbose_name = _("purchase")
@@ -433,13 +489,17 @@ class Purchase(models.Model):
 
 
 class PurchaseLine(models.Model):
-    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines")
+    purchase = models.ForeignKey(
+        Purchase, on_delete=models.CASCADE, related_name="lines", verbose_name=_("purchase")
+    )
     sku = models.CharField(_("SKU"), max_length=64)
     category = models.CharField(_("category"), max_length=50, blank=True)
     quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=3, default=1)
     amount = models.DecimalField(_("amount (¥)"), max_digits=12, decimal_places=2)
 
     class Meta:
+        verbose_name = _("purchase line")
+        verbose_name_plural = _("purchase lines")
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gte=0), name="points_line_amount_nonnegative"
@@ -451,8 +511,12 @@ class PurchaseLine(models.Model):
 
 
 class Return(models.Model):
-    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="returns")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="returns")
+    purchase = models.ForeignKey(
+        Purchase, on_delete=models.PROTECT, related_name="returns", verbose_name=_("purchase")
+    )
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="returns", verbose_name=_("store")
+    )
     receipt_no = models.CharField(_("return receipt number"), max_length=64)
     amount = models.DecimalField(_("amount returned (¥)"), max_digits=12, decimal_places=2)
     occurred_at = models.DateTimeField(_("time of return"))
@@ -463,12 +527,18 @@ class Return(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="purchase_return",
+        verbose_name=_("transaction"),
     )
-    fingerprint = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=64, verbose_name=_("request fingerprint"))
     recorded_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("recorded by"),
     )
-    recorded_at = models.DateTimeField(default=timezone.now)
+    recorded_at = models.DateTimeField(default=timezone.now, verbose_name=_("recorded"))
 
     class Meta:
         verbose_name = _("return")
@@ -521,7 +591,7 @@ class Reward(models.Model):
         _("coupon valid for (days)"), null=True, blank=True
     )
     is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
 
     class Meta:
         ordering = ["points_price", "code"]
@@ -592,11 +662,15 @@ class Reward(models.Model):
 class RewardTierPrice(models.Model):
     """A lower points price for members of a tier (by rank) and above."""
 
-    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="tier_prices")
+    reward = models.ForeignKey(
+        Reward, on_delete=models.CASCADE, related_name="tier_prices", verbose_name=_("reward")
+    )
     tier_rank = models.PositiveSmallIntegerField(_("tier rank"))
     points_price = models.PositiveIntegerField(_("points price"))
 
     class Meta:
+        verbose_name = _("tier price")
+        verbose_name_plural = _("tier prices")
         constraints = [
             models.UniqueConstraint(
                 fields=["reward", "tier_rank"], name="points_rewardtierprice_unique"
@@ -615,11 +689,18 @@ class Redemption(models.Model):
         ACTIVE = "active", _("Active")
         VOID = "void", _("Void")
 
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
-    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="redemptions", verbose_name=_("member")
+    )
+    reward = models.ForeignKey(
+        Reward, on_delete=models.PROTECT, related_name="redemptions", verbose_name=_("reward")
+    )
     points_spent = models.PositiveIntegerField(_("points spent"))
     transaction = models.OneToOneField(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="redemption"
+        LedgerTransaction,
+        on_delete=models.PROTECT,
+        related_name="redemption",
+        verbose_name=_("transaction"),
     )
     refund_transaction = models.OneToOneField(
         LedgerTransaction,
@@ -627,6 +708,7 @@ class Redemption(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="refunded_redemption",
+        verbose_name=_("refund transaction"),
     )
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
@@ -673,13 +755,17 @@ class PointsAdjustment(models.Model):
         REJECTED = "rejected", _("Rejected")
 
     member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, related_name="points_adjustments", db_index=False
+        Member,
+        on_delete=models.PROTECT,
+        related_name="points_adjustments",
+        db_index=False,
+        verbose_name=_("member"),
     )
     points = models.BigIntegerField(_("points"))
     reason = models.CharField(_("reason"), max_length=300)
     # The form's key: the ledger transaction's is `adjust:<key>`.
-    key = models.CharField(max_length=100, unique=True)
-    fingerprint = models.CharField(max_length=64)
+    key = models.CharField(_("idempotency key"), max_length=100, unique=True)
+    fingerprint = models.CharField(_("request fingerprint"), max_length=64)
     authority = models.CharField(_("limit"), max_length=20, choices=Authority.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     requested_by = models.ForeignKey(
@@ -707,6 +793,7 @@ class PointsAdjustment(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="adjustment",
+        verbose_name=_("ledger transaction"),
     )
 
     class Meta:
@@ -759,10 +846,19 @@ class Coupon(models.Model):
         BIRTHDAY = "birthday", _("Birthday")
 
     code = models.CharField(_("code"), max_length=20, unique=True)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="coupons")
-    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="coupons")
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="coupons", verbose_name=_("member")
+    )
+    reward = models.ForeignKey(
+        Reward, on_delete=models.PROTECT, related_name="coupons", verbose_name=_("reward")
+    )
     redemption = models.OneToOneField(
-        Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="coupon"
+        Redemption,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="coupon",
+        verbose_name=_("redemption"),
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     status = models.CharField(
@@ -772,11 +868,21 @@ class Coupon(models.Model):
     valid_until = models.DateTimeField(_("valid until"))
     used_at = models.DateTimeField(_("used"), null=True, blank=True)
     used_store = models.ForeignKey(
-        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("used at store"),
     )
     used_receipt_no = models.CharField(_("receipt number"), max_length=64, blank=True)
     used_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("accepted by"),
     )
 
     class Meta:
@@ -804,12 +910,14 @@ class Coupon(models.Model):
 class ExpiryReminder(models.Model):
     """A reminder that points expire soon; the unique key makes each one go out once."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="expiry_reminders")
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="expiry_reminders", verbose_name=_("member")
+    )
     expires_on = models.DateField(_("last day of the points"))
     days_before = models.PositiveSmallIntegerField(_("days before"))
     points = models.BigIntegerField(_("points"))
     channels = models.JSONField(_("sent by"), default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
     class Meta:
@@ -846,7 +954,7 @@ class PointsImport(models.Model):
     file_name = models.CharField(_("file"), max_length=255)
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     size = models.PositiveBigIntegerField(_("size"), default=0)
-    content = models.BinaryField()
+    content = models.BinaryField(verbose_name=_("file content"))
     columns = models.JSONField(_("columns"), default=list, blank=True)
     ignored_columns = models.JSONField(_("ignored columns"), default=list, blank=True)
     status = models.CharField(
@@ -895,13 +1003,15 @@ class PointsImport(models.Model):
 class PointsImportError(models.Model):
     """One problem with one line of an imported file; a bad line may have several."""
 
-    points_import = models.ForeignKey(PointsImport, on_delete=models.CASCADE, related_name="errors")
+    points_import = models.ForeignKey(
+        PointsImport, on_delete=models.CASCADE, related_name="errors", verbose_name=_("import")
+    )
     line = models.PositiveIntegerField(_("line"))
     # The row's own key: the receipt number, or the source_id of an opening balance.
     ref = models.CharField(_("reference"), max_length=100, blank=True)
     column = models.CharField(_("column"), max_length=30, blank=True)
     code = models.CharField(_("problem"), max_length=40)
-    params = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True, verbose_name=_("parameters"))
 
     class Meta:
         ordering = ["line", "id"]
@@ -919,11 +1029,17 @@ class BirthdayGift(models.Model):
     """The birthday coupon of one member for one year: given once, told once."""
 
     member = models.ForeignKey(
-        Member, on_delete=models.CASCADE, related_name="birthday_gifts", db_index=False
+        Member,
+        on_delete=models.CASCADE,
+        related_name="birthday_gifts",
+        db_index=False,
+        verbose_name=_("member"),
     )
     year = models.PositiveSmallIntegerField(_("year"))
-    coupon = models.OneToOneField(Coupon, on_delete=models.PROTECT, related_name="birthday_gift")
-    created_at = models.DateTimeField(default=timezone.now)
+    coupon = models.OneToOneField(
+        Coupon, on_delete=models.PROTECT, related_name="birthday_gift", verbose_name=_("coupon")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
     notified_at = models.DateTimeField(_("told"), null=True, blank=True)
 
     class Meta:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from members.models import JobRun, Member, Store
 
@@ -207,6 +208,51 @@ def reward_names(*, codes: set[str]) -> dict[str, Reward]:
     return (
         {reward.code: reward for reward in Reward.objects.filter(code__in=codes)} if codes else {}
     )
+
+
+# What a member reads for each ledger transaction: never the staff's reason, an internal code
+# or who posted it (staff read those on their own ledger page).
+RULE_LABELS = {
+    "signup": lambda: _("Sign-up bonus"),
+    "profile": lambda: _("Completed-profile bonus"),
+    "referral": lambda: _("Referral bonus"),
+}
+
+
+def ledger_member_label(*, txn: LedgerTransaction, reward_name: str | None = None) -> str:
+    """The member-facing description of one ledger transaction, in the active language.
+
+    `reward_name` is the reward's name in the member's language, for reward transactions.
+    """
+    Source = LedgerTransaction.Source
+    ref = txn.source_ref
+    if txn.source == Source.PURCHASE:
+        return _("Purchase, receipt %(receipt)s") % {"receipt": ref}
+    if txn.source == Source.PAYMENT:
+        return _("Points used to pay, receipt %(receipt)s") % {"receipt": ref}
+    if txn.source == Source.RETURN:
+        return _("Return, receipt %(receipt)s") % {"receipt": ref}
+    if txn.source == Source.REWARD:
+        name = reward_name or ref
+        if txn.kind == LedgerTransaction.Kind.REVERSE:
+            return _("Refund of %(reward)s") % {"reward": name}
+        return name
+    if txn.source == Source.EXPIRY:
+        return _("Points reached the end of their validity")
+    if txn.source == Source.RULE:
+        # The rule is the second part of the key `rule:<rule>:<subject>` (points/rules.py).
+        rule = txn.idempotency_key.split(":")[1] if txn.idempotency_key.count(":") >= 2 else ""
+        label = RULE_LABELS.get(rule)
+        return label() if label is not None else _("Bonus points")
+    if txn.source == Source.STAFF:
+        return _("Points adjustment")
+    if txn.source == Source.IMPORT:
+        return _("Opening balance")
+    if txn.source == Source.MERGE:
+        return _("Points moved when accounts were merged")
+    if txn.source == Source.CAMPAIGN:
+        return _("Campaign bonus")
+    return str(txn.get_kind_display())
 
 
 # --- Back office (points/staff_views.py) ------------------------------------------------

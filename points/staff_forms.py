@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Store
+from members.money import money_format
 from members.selectors import member_search, store_list
 from members.staff_forms import store_field_limit
 
@@ -33,7 +34,7 @@ from .purchase_limits import (
     purchase_time_check,
 )
 from .selectors import category_list
-from .services import CENT, LineInput, adjustment_authority, adjustment_limit
+from .services import LineInput, adjustment_authority, adjustment_limit
 
 LINE_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -235,17 +236,17 @@ class PurchaseRecordForm(forms.Form):
             if total != amount:
                 self.add_error(
                     None,
-                    _("The lines add up to ¥%(lines)s, not the amount of ¥%(amount)s.")
-                    % {"lines": total.quantize(CENT), "amount": amount.quantize(CENT)},
+                    _("The lines add up to %(lines)s, not the amount of %(amount)s.")
+                    % {"lines": money_format(total), "amount": money_format(amount)},
                 )
         points = cleaned.get("points_to_use") or 0
         if amount is not None and points and Decimal(points) / self.points_per_yuan > amount:
             self.add_error(
                 "points_to_use",
-                _("%(points)s points pay ¥%(value)s, more than the amount.")
+                _("%(points)s points pay %(value)s, more than the amount.")
                 % {
                     "points": points,
-                    "value": (Decimal(points) / self.points_per_yuan).quantize(CENT),
+                    "value": money_format(Decimal(points) / self.points_per_yuan),
                 },
             )
         return cleaned

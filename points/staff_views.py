@@ -20,7 +20,6 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
@@ -28,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from members.jobs import job_run
 from members.models import JobRun, Member, Store
+from members.money import money_format
 from members.permissions import staff_required
 from members.selectors import (
     member_get_for_staff,
@@ -378,8 +378,8 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
                 left = original.net_amount if original else Decimal(0)
                 form.add_error(
                     "amount",
-                    _("¥%(amount)s is more than the ¥%(left)s left of this purchase to return.")
-                    % {"amount": data["amount"].quantize(CENT), "left": left.quantize(CENT)},
+                    _("%(amount)s is more than the %(left)s left of this purchase to return.")
+                    % {"amount": money_format(data["amount"]), "left": money_format(left)},
                 )
             except IdempotencyConflict:
                 form.add_error(
@@ -480,7 +480,9 @@ def coupon_accept_view(request: HttpRequest) -> HttpResponse:
                     _("Coupon %(code)s marked used: %(reward)s")
                     % {"code": coupon.code, "reward": reward_name(coupon.reward)},
                 )
-                return redirect(f"{reverse('staff:coupon-accept')}?code={coupon.code}")
+                # Back to an empty lookup, ready for the next coupon: the message is the one
+                # outcome (the coupon's card would now also say "used", read as a refusal).
+                return redirect("staff:coupon-accept")
     else:
         lookup = CouponLookupForm(request.GET or None)
         code = lookup.cleaned_data["code"] if lookup.is_bound and lookup.is_valid() else ""

@@ -48,6 +48,7 @@ from .selectors import (
     donation_get,
     donation_list,
     ledger_history,
+    ledger_member_label,
     points_balance,
     points_expiring,
     points_expiring_soon,
@@ -208,28 +209,6 @@ class HistoryLine:
         return f"{self.points:+d}"
 
 
-def _describe(txn: LedgerTransaction, rewards: dict[str, Reward]) -> str:
-    Source = LedgerTransaction.Source
-    ref = txn.source_ref
-    if txn.source == Source.PURCHASE:
-        return _("Purchase, receipt %(receipt)s") % {"receipt": ref}
-    if txn.source == Source.PAYMENT:
-        return _("Points used to pay, receipt %(receipt)s") % {"receipt": ref}
-    if txn.source == Source.RETURN:
-        return _("Return, receipt %(receipt)s") % {"receipt": ref}
-    if txn.source == Source.REWARD:
-        reward = rewards.get(ref)
-        name = reward_name(reward) if reward is not None else ref
-        if txn.kind == LedgerTransaction.Kind.REVERSE:
-            return _("Refund of %(reward)s") % {"reward": name}
-        return name
-    if txn.source == Source.EXPIRY:
-        return _("Points reached the end of their validity")
-    detail = txn.reason or ref
-    label = txn.get_source_display()
-    return f"{label}: {detail}" if detail else label
-
-
 def history_lines(txns: list[LedgerTransaction]) -> list[HistoryLine]:
     codes = {t.source_ref for t in txns if t.source == LedgerTransaction.Source.REWARD}
     rewards = reward_names(codes=codes)  # one query for the whole page
@@ -239,7 +218,12 @@ def history_lines(txns: list[LedgerTransaction]) -> list[HistoryLine]:
             kind=txn.kind,
             kind_label=txn.get_kind_display(),
             points=txn.member_amount,
-            description=_describe(txn, rewards),
+            description=ledger_member_label(
+                txn=txn,
+                reward_name=reward_name(rewards[txn.source_ref])
+                if txn.source == LedgerTransaction.Source.REWARD and txn.source_ref in rewards
+                else None,
+            ),
         )
         for txn in txns
     ]

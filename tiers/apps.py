@@ -56,7 +56,17 @@ class TiersConfig(AppConfig):
             order=10,
             function=jobs.tier_evaluation_job,
             label=_("Tier evaluation"),
+            figures={
+                "retained": _("Tiers kept"),
+                "downgraded": _("Moved down"),
+                "upgraded": _("Moved up"),
+                "overrides_ended": _("Tiers set by hand that ended"),
+            },
         )
         nightly_job_register(
-            name="tier_notices", order=35, function=jobs.tier_notices_job, label=_("Tier notices")
+            name="tier_notices",
+            order=35,
+            function=jobs.tier_notices_job,
+            label=_("Tier notices"),
+            figures={"notices": _("Notices sent")},
         )

@@ -122,9 +122,15 @@ class MemberTier(models.Model):
     """
 
     member = models.OneToOneField(
-        Member, on_delete=models.CASCADE, primary_key=True, related_name="tier_status"
+        Member,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="tier_status",
+        verbose_name=_("member"),
     )
-    level = models.ForeignKey(TierLevel, on_delete=models.PROTECT, related_name="+")
+    level = models.ForeignKey(
+        TierLevel, on_delete=models.PROTECT, related_name="+", verbose_name=_("tier")
+    )
     achieved_at = models.DateTimeField(_("reached"))
     period_start = models.DateTimeField(_("retention counted after"))
     # After a downgrade (or the end of a manual tier) the spend of the tier's old period has
@@ -136,10 +142,19 @@ class MemberTier(models.Model):
     # The tier the member had earned before a manual tier: it comes back when the manual
     # tier ends, if it is still valid and better than what the last 12 months qualify for.
     prior_level = models.ForeignKey(
-        TierLevel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        TierLevel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("previous tier"),
     )
-    prior_valid_until = models.DateField(null=True, blank=True)
-    prior_period_start = models.DateTimeField(null=True, blank=True)
+    prior_valid_until = models.DateField(
+        null=True, blank=True, verbose_name=_("previous tier valid until")
+    )
+    prior_period_start = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("previous period start")
+    )
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
 
     class Meta:
@@ -177,12 +192,23 @@ class TierHistory(models.Model):
         IMPORT = "import", _("Import")
 
     member = models.ForeignKey(
-        Member, on_delete=models.CASCADE, related_name="tier_history", db_index=False
+        Member,
+        on_delete=models.CASCADE,
+        related_name="tier_history",
+        db_index=False,
+        verbose_name=_("member"),
     )
     from_level = models.ForeignKey(
-        TierLevel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        TierLevel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("from tier"),
     )
-    to_level = models.ForeignKey(TierLevel, on_delete=models.PROTECT, related_name="+")
+    to_level = models.ForeignKey(
+        TierLevel, on_delete=models.PROTECT, related_name="+", verbose_name=_("to tier")
+    )
     reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
     # Business time of the change (the purchase, the anniversary), not when it was written.
     at = models.DateTimeField(_("at"))
@@ -194,6 +220,7 @@ class TierHistory(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("actor"),
     )
     recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
 
@@ -212,13 +239,21 @@ class TierNotice(models.Model):
     """The message telling a member about a tier change: claimed before it is sent, once."""
 
     history = models.OneToOneField(
-        TierHistory, on_delete=models.CASCADE, primary_key=True, related_name="notice"
+        TierHistory,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="notice",
+        verbose_name=_("tier change"),
     )
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+    )
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     channels = models.JSONField(_("sent by"), default=list, blank=True)
 
     class Meta:
+        verbose_name = _("tier notice")
+        verbose_name_plural = _("tier notices")
         indexes = [
             models.Index(
                 fields=["history"],
@@ -247,13 +282,17 @@ class QualifyingActivity(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # Indexed by the composite index below, not on its own.
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("member")
+    )
     occurred_at = models.DateTimeField(_("at"))
     spend = models.DecimalField(_("spend"), max_digits=12, decimal_places=2, default=Decimal(0))
     points = models.BigIntegerField(_("points earned"), default=0)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
 
     class Meta:
+        verbose_name = _("qualifying activity")
+        verbose_name_plural = _("qualifying activities")
         indexes = [
             # Every rolling-window sum is a range scan of one member's rows (index-only on
             # PostgreSQL, which also stores the figures in the index).

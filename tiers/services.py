@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from members.messaging import member_notify, member_reachable
 from members.models import Member, User
+from members.money import money_format
 from members.services import MemberError, audit_log
 
 from .models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierNotice, TierPolicy
@@ -264,8 +265,8 @@ def _quiet_hours(at: datetime.datetime) -> bool:
 
 def upgrade_note(*, spend: object, points: object) -> str:
     """The history note of an upgrade, in the active language."""
-    return _("spend ¥%(spend)s, points %(points)s in 12 months") % {
-        "spend": spend,
+    return _("spend %(spend)s, points %(points)s in 12 months") % {
+        "spend": money_format(spend),
         "points": points,
     }
 
@@ -634,9 +635,9 @@ def _period_end_change(
     valid_until = next_until
     period_start = end
     counts_from = status.counts_from
-    note = _("since %(start)s: spend ¥%(spend)s, points %(points)s") % {
+    note = _("since %(start)s: spend %(spend)s, points %(points)s") % {
         "start": business_date(status.period_start).isoformat(),
-        "spend": since.spend,
+        "spend": money_format(since.spend),
         "points": since.points,
     }
     if overrides:

@@ -95,7 +95,7 @@ def test_a_cashier_on_a_phone_finds_the_member_by_phone_and_picks_a_category(pag
     Category.objects.create(
         code="cosmetics_personal_care", name_zh="美妆及个人护理用品", name_en="Cosmetics"
     )
-    make_role_user("store_staff", email="cashier@example.com")
+    make_role_user("store_staff", email="cashier@example.com", stores=[store])
     log_in(page, "cashier@example.com", "/staff/")
     page.goto(f"{page.base_url}/staff/purchases/new/")
 

@@ -186,6 +186,7 @@ def test_a_retried_enrolment_finds_the_member_the_first_request_created(pos):
         ({"birthday": "1990-02-30"}, "birthday"),
         ({"birthday": "17/05/1990"}, "birthday"),
         ({"birthday": "2999-01-01"}, "birthday"),
+        ({"birthday": "1899-12-31"}, "birthday"),
         ({"gender": "X"}, "gender"),
         ({"email": "not-an-email"}, "email"),
         ({"email": "someone@"}, "email"),

@@ -150,3 +150,20 @@ def test_closing_leaves_no_e_mail_or_phone_in_the_audit_trail_and_drops_mfa():
 def test_a_login_without_e_mail_is_shown_with_a_masked_phone():
     user = UserFactory(email=None, phone="+8613812345678")
     assert str(user) == "138****5678"
+
+
+def test_a_birthday_too_long_ago_is_too_early_and_one_tomorrow_in_the_future():
+    from members.services import birthday_earliest, birthday_problem
+
+    today = datetime.date(2026, 3, 15)
+    assert birthday_earliest(today=today) == datetime.date(1906, 3, 15)  # 120 years
+    assert birthday_earliest(today=datetime.date(2010, 1, 1)) == datetime.date(1900, 1, 1)
+    assert birthday_earliest(today=datetime.date(2020, 2, 29)) == datetime.date(1900, 2, 28)
+    assert birthday_problem(birthday=datetime.date(1906, 3, 14), today=today) == (
+        "birthday_too_early"
+    )
+    assert birthday_problem(birthday=datetime.date(1906, 3, 15), today=today) == ""
+    assert birthday_problem(birthday=today, today=today) == ""
+    assert birthday_problem(birthday=datetime.date(2026, 3, 16), today=today) == (
+        "birthday_in_future"
+    )

@@ -491,8 +491,18 @@ BAD_VALUE_PROBLEMS = [
     (4, "enrolled_at", "The enrolment time 1989-12-31T23:59:59 is before 1990-01-01."),
     (5, "enrolled_at", "The enrolment time 0001-01-01 is before 1990-01-01."),
     (6, "enrolled_at", "The enrolment time 9999-12-31 is in the future."),
-    (7, "birthday", "The birthday 0001-01-01 is before 1900 or in the future."),
-    (8, "birthday", "The birthday 9999-12-31 is before 1900 or in the future."),
+    (
+        7,
+        "birthday",
+        "The birthday 0001-01-01 is in the future or too early"
+        " (before 1900 or over 120 years ago).",
+    ),
+    (
+        8,
+        "birthday",
+        "The birthday 9999-12-31 is in the future or too early"
+        " (before 1900 or over 120 years ago).",
+    ),
     (9, "name", "name is longer than 100 characters."),
     (10, "city", "city is longer than 50 characters."),
     (11, "source_id", "source_id holds a NUL character (\\0), which cannot be stored."),

@@ -11,6 +11,7 @@ import pytest
 import segno
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from members.models import AuditEntry, ConsentEvent, Member, User
 from members.numbers import member_qr_payload
@@ -173,12 +174,26 @@ def test_a_member_updates_their_profile(member_client, member):
     assert "Your profile has been saved." in page(member_client.get(response["Location"]))
 
 
+def test_a_too_old_birthday_says_it_is_too_early_not_in_the_future(member_client, member, settings):
+    member_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    valid = {"name": "李小龙", "email": "", "gender": "", "city": "", "home_store": ""}
+    too_old = (timezone.localdate() - datetime.timedelta(days=121 * 366)).isoformat()
+    for birthday in ("1899-12-31", too_old):
+        html = page(member_client.post(reverse("portal:profile"), {**valid, "birthday": birthday}))
+        assert "出生日期太早" in html, birthday
+        assert "不能是未来日期" not in html, birthday
+    html = page(member_client.post(reverse("portal:profile"), {**valid, "birthday": "2999-01-01"}))
+    assert "不能是未来日期" in html
+    assert "出生日期太早" not in html
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"name": "  "}, "Enter your name."),
         ({"email": "not-an-email"}, "Enter a valid email address."),
         ({"birthday": "2999-01-01"}, "Enter a real birthday (not in the future)."),
+        ({"birthday": "1899-12-31"}, "This birthday is too early"),
         ({"birthday": "17/05/1990x"}, "Enter a valid date."),
         ({"gender": "X"}, "Select a valid choice."),
         ({"home_store": "999999"}, "Select a valid choice."),
@@ -227,7 +242,7 @@ def test_a_member_switches_sms_offers_on_and_off_and_sees_the_history(member_cli
     assert events == [("sms", True, "portal"), ("sms", False, "portal")]
 
     html = page(member_client.get(url))
-    rows = re.findall(r"<tr>\s*<td>(.*?)</tr>", html, re.S)
+    rows = re.findall(r"<tr>\s*<td[ >](.*?)</tr>", html, re.S)
     assert len(rows) == 2
     assert "Withdrawn" in rows[0] and "Member portal" in rows[0]  # newest first
     assert "Granted" in rows[1]
@@ -239,7 +254,7 @@ def test_the_history_shows_the_privacy_notice_version_accepted(member_client, me
         member=member, kind="privacy_notice", granted=True, version="2026-01", source="signup"
     )
     html = page(member_client.get(reverse("portal:consent")))
-    row = re.findall(r"<tr>\s*<td>(.*?)</tr>", html, re.S)[0]
+    row = re.findall(r"<tr>\s*<td[ >](.*?)</tr>", html, re.S)[0]
     assert "Privacy notice" in row and "Accepted" in row and "2026-01" in row
     assert "Online sign-up" in row
 
@@ -389,7 +404,7 @@ def test_the_invite_page_shows_the_code_the_sign_up_link_and_its_qr_code(member_
 
     link = f"http://testserver/accounts/signup/?ref={member.referral_code}"
     assert f'<p class="referral-code">{member.referral_code}</p>' in html
-    assert f'<a href="{link}">{link}</a>' in html
+    assert f'<a href="{link}"><code>{link}</code></a>' in html
     expected = segno.make(link, error="m", micro=False)
     dark = {
         (col + 4, row + 4)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import re
 
 import pytest
@@ -96,8 +98,37 @@ def test_entries_show_newest_first_in_shanghai_time_with_readable_actions(audito
     assert "cashier@example.com" in oldest
     assert f"member {member.pk}" in oldest
     assert f'href="{reverse("staff:member-detail", args=[member.member_no])}"' in oldest
-    assert "<dt>channel</dt><dd>store</dd>" in oldest
-    assert "<dt>store</dt><dd>SH001</dd>" in oldest
+    assert "<dt>Channel</dt><dd>Store</dd>" in oldest  # the choice, not the code
+    assert "<dt>Store</dt><dd>SH001</dd>" in oldest
+
+
+def test_details_read_as_labels_and_words_not_keys_and_true(auditor_client, settings):
+    member = MemberFactory(name="张伟")
+    audit_log(
+        actor=None,
+        action="member.consent",
+        target=member,
+        member=member,
+        details={"kind": "sms", "granted": True, "source": "portal"},
+    )
+    audit_log(
+        actor=None,
+        action="member.update_profile",
+        target=member,
+        member=member,
+        details={"fields": ["name", "home_store"], "note": None},
+    )
+    profile, consent = rows(page(auditor_client.get(AUDIT_URL)))
+    assert "<dt>Granted</dt><dd>Yes</dd>" in consent
+    assert "<dt>Source</dt><dd>Member portal</dd>" in consent
+    assert "True" not in consent
+    assert "<dt>Fields</dt><dd>Name, Home store</dd>" in profile
+    assert "<dt>note</dt><dd>—</dd>" in profile  # a key nobody labelled shows as itself
+    assert "None" not in profile
+
+    auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    profile, consent = rows(page(auditor_client.get(AUDIT_URL)))
+    assert "<dt>已授权</dt><dd>是</dd>" in consent
 
 
 def test_an_action_without_a_label_shows_its_code(auditor_client):
@@ -237,6 +268,63 @@ def test_a_full_page_takes_a_fixed_number_of_queries(auditor_client, django_asse
     with django_assert_max_num_queries(6):
         html = page(auditor_client.get(AUDIT_URL))
     assert len(rows(html)) == 50
+
+
+# --- CSV export --------------------------------------------------------------------------
+
+CSV_URL = "/staff/audit/export.csv"
+
+
+def csv_rows(response) -> list[list[str]]:
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")  # so Excel reads the Chinese right
+    return list(csv.reader(io.StringIO(body[1:])))
+
+
+def test_the_log_exports_as_csv_with_its_filters(auditor_client, history):
+    html = page(auditor_client.get(AUDIT_URL, {"action": "member.enrol"}))
+    assert f'href="{CSV_URL}?action=member.enrol"' in html
+
+    response = auditor_client.get(CSV_URL, {"action": "member.enrol"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response["Content-Disposition"]
+    header, *lines = csv_rows(response)
+    assert header == ["Time", "Actor", "Action", "Target", "Member", "Details"]
+    assert [line[0][:10] for line in lines] == ["2026-03-05", "2026-03-01"]
+    assert lines[0][2] == "Member enrolled"
+    assert lines[0][4] == history["second"].member_no
+
+
+def test_csv_cells_that_look_like_formulas_are_made_text(auditor_client):
+    for label in ('=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", "ok"):
+        audit_log(actor=None, action="store.create", actor_label=label, details={"name": "=1+1"})
+    _header, *lines = csv_rows(auditor_client.get(CSV_URL))
+    actors = sorted(line[1] for line in lines)
+    assert actors == sorted(
+        ['\'=HYPERLINK("http://x")', "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "ok"]
+    )
+    assert all(line[5] == "Name: =1+1" for line in lines)  # not at the start: harmless
+
+
+def test_the_csv_is_in_the_readers_language(auditor_client, settings):
+    audit_log(actor=None, action="store.create", details={"code": "SH001"})
+    auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    header, line = csv_rows(auditor_client.get(CSV_URL))
+    assert header[0] == "时间"
+    assert line[2] == "已创建门店"
+    assert line[5] == "代码: SH001"
+
+
+def test_the_csv_export_needs_the_audit_permission(client, role_user):
+    client.force_login(role_user("store_staff"))
+    assert client.get(CSV_URL).status_code == 403
+
+
+def test_bad_filters_on_the_export_show_the_form_not_a_file(auditor_client):
+    response = auditor_client.get(CSV_URL, {"since": "2026-02-30"})
+    assert response.status_code == 400
+    assert "Enter a valid date." in page(response)
 
 
 def test_the_audit_log_has_no_inline_styles_or_scripts(auditor_client, history):

@@ -175,6 +175,7 @@ def test_only_phone_name_and_privacy_are_needed(staff_client, store):
         ({"name": "   "}, "name", "This field is required."),
         ({"email": "not-an-email"}, "email", "Enter a valid email address."),
         ({"birthday": "2999-01-01"}, "birthday", "Enter a real birthday"),
+        ({"birthday": "1899-12-31"}, "birthday", "This birthday is too early"),
         ({"birthday": "17/05/1990x"}, "birthday", "Enter a valid date."),
         ({"accept_privacy": None}, "accept_privacy", "must see and accept the privacy notice"),
         ({"store": "999999"}, "store", "You can only do this for your own stores."),

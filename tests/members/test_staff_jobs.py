@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from members.jobs import ALREADY_RUNNING, INTERRUPTED
-from members.models import JobRun
+from members.models import AuditEntry, JobRun
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def page(response) -> str:
 
 
 def rows(html: str) -> list[str]:
-    table = html.split('<table class="job-runs">', 1)[1].split("</table>", 1)[0]
+    table = html.split('<table class="job-runs', 1)[1].split("</table>", 1)[0]
     return re.findall(r"<tr class=\"job-run .*?</tr>", table, re.S)
 
 
@@ -94,8 +94,10 @@ def test_runs_are_listed_newest_first_with_their_figures(manager_client):
 
     listed = rows(html)
     assert len(listed) == 2
-    assert "Points expiry" in listed[0] and "lots_expired" in listed[0]
-    assert "Ledger reconcile" in listed[1] and "accounts_checked" in listed[1]
+    assert "Points expiry" in listed[0] and "<dt>Lots expired</dt><dd>7</dd>" in listed[0]
+    assert "<dt>Coupons expired</dt><dd>0</dd>" in listed[0]
+    assert "lots_expired" not in listed[0]
+    assert "Ledger reconcile" in listed[1] and "<dt>Accounts checked</dt><dd>120</dd>" in listed[1]
     assert "2027-04-01" in listed[0] and "Succeeded" in listed[0]
     assert "2 runs" in html
 
@@ -197,7 +199,8 @@ def test_the_detail_page_shows_everything_about_a_run(manager_client):
 
     assert "reconcile for 2027-04-01" in html
     assert "Failed" in html and "do not reconcile" in html
-    assert "accounts_checked" in html
+    assert "<dt>Accounts checked</dt><dd>3</dd>" in html
+    assert "Accounts that do not reconcile <span" in html  # the list's heading
     assert "&quot;balance&quot;: 999" in html  # the mismatch list, as JSON
     assert "hx-trigger" not in html
 
@@ -214,3 +217,68 @@ def test_the_detail_of_a_running_run_refreshes_its_status(manager_client):
 
 def test_an_unknown_run_is_not_found(manager_client):
     assert manager_client.get(f"{JOBS_URL}999999/").status_code == 404
+
+
+# --- running a job again -----------------------------------------------------------------
+
+RERUN_URL = "/staff/jobs/rerun/"
+
+
+@pytest.fixture
+def admin_client(client, role_user):
+    client.force_login(role_user("administrator", email="admin@example.com"))
+    return client
+
+
+def test_an_administrator_runs_a_job_again_for_a_date_and_it_is_audited(
+    admin_client, django_capture_on_commit_callbacks
+):
+    form = page(admin_client.get(JOBS_URL))
+    assert f'action="{RERUN_URL}"' in form and 'method="post"' in form
+    assert '<label for="id_business_date">Business date</label>' in form
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            RERUN_URL, {"job": "points_expiry", "business_date": "2026-03-01"}
+        )
+
+    assert response.status_code == 302 and response["Location"] == JOBS_URL
+    # No broker in tests: the task ran through the same runner as a nightly run.
+    (ran,) = JobRun.objects.all()
+    assert (ran.job, ran.business_date, ran.status) == (
+        "points_expiry",
+        datetime.date(2026, 3, 1),
+        "succeeded",
+    )
+    entry = AuditEntry.objects.get(action="job.rerun")
+    assert entry.actor.email == "admin@example.com"
+    assert entry.details == {"job": "points_expiry", "date": "2026-03-01"}
+    assert "Points expiry for 2026-03-01 was queued" in page(admin_client.get(JOBS_URL))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"job": "drop_tables", "business_date": "2026-03-01"}, "Select a valid choice."),
+        ({"job": "points_expiry", "business_date": "2026-02-30"}, "Enter a valid date."),
+        ({"job": "points_expiry", "business_date": "2999-01-01"}, "has not come yet"),
+    ],
+)
+def test_a_bad_rerun_request_gets_a_message_and_runs_nothing(admin_client, data, message):
+    response = admin_client.post(RERUN_URL, data)
+    assert response.status_code == 400
+    assert message in page(response)
+    assert not JobRun.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["auditor", "store_manager"])
+def test_only_administrators_may_run_a_job_again(client, role_user, role):
+    client.force_login(role_user(role))
+    assert RERUN_URL not in page(client.get(JOBS_URL))
+    response = client.post(RERUN_URL, {"job": "points_expiry", "business_date": "2026-03-01"})
+    assert response.status_code == 403
+    assert not JobRun.objects.exists()
+
+
+def test_running_a_job_again_needs_a_post(admin_client):
+    assert admin_client.get(RERUN_URL).status_code == 405

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -12,6 +13,7 @@ from members.models import AuditEntry, ConsentEvent, Member
 from members.numbers import damm_check_digit, member_qr_payload
 from members.roles import ROLES
 from members.services import Consents, member_enroll, member_set_consent
+from points.services import purchase_record
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +136,25 @@ def test_tier_points_purchases_and_coupons_have_their_own_sections(staff_client,
     for heading in ("Tier", "Points", "Recent purchases", "Coupons"):
         assert f">{heading}</h2>" in html, heading
     assert "Regular" in html
+
+
+def test_the_page_has_one_tier_panel_and_shows_money_as_yuan_with_cents(
+    staff_client, member, store, settings
+):
+    now = datetime.datetime.now(datetime.UTC)
+    for receipt, amount in (("R1", "1943.80"), ("R2", "154.50")):
+        purchase_record(
+            member=member, store=store, receipt_no=receipt, occurred_at=now, amount=Decimal(amount)
+        )
+    for language in ("zh-hans", "en"):
+        staff_client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        html = page(staff_client.get(detail_url(member)))
+        assert html.count('id="tier-heading"') == 1, language
+        assert 'class="card member-tier"' in html
+        assert "¥2,098.30" in html, language  # the last 12 months' spend on the tier panel
+        assert "¥1,943.80" in html and "¥154.50" in html, language  # recent purchases
+        assert not re.search(r"¥\d+\.\d{3,}", html), language  # no raw decimals
+        assert not re.search(r"¥\d{4,}", html), language  # thousands are grouped
 
 
 def test_the_page_takes_the_same_queries_however_long_the_history(

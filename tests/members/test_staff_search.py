@@ -190,12 +190,27 @@ def test_half_a_phone_number_asks_for_the_rest_instead_of_saying_nobody(staff_cl
     assert "No member found." not in html
 
 
-def test_many_name_matches_show_the_first_twenty_and_ask_for_more_of_the_name(staff_client):
-    for _ in range(21):
+def test_many_name_matches_show_the_true_count_and_page_through_them(staff_client):
+    for _ in range(24):
         MemberFactory(name="王小明")
     html = page(staff_client.get(SEARCH_URL, {"q": "王"}))
     assert html.count('class="member-result"') == 20
-    assert "type more of the name" in html
+    assert "24 members found — showing 1–20" in html
+    assert "Page 1 of 2" in html
+    assert 'href="/staff/members/?q=%E7%8E%8B&amp;page=2"' in html
+
+    second = page(staff_client.get(SEARCH_URL, {"q": "王", "page": "2"}))
+    assert second.count('class="member-result"') == 4
+    assert "24 members found — showing 21–24" in second
+    assert "Page 2 of 2" in second
+    assert "page=1" in second
+    # The two pages list different members.
+    ids = set(re.findall(r'class="member-result-no">(\d+)<', html))
+    assert ids.isdisjoint(re.findall(r'class="member-result-no">(\d+)<', second))
+
+    # A page past the end shows the last one; a bad page number the first.
+    assert "Page 2 of 2" in page(staff_client.get(SEARCH_URL, {"q": "王", "page": "9"}))
+    assert "Page 1 of 2" in page(staff_client.get(SEARCH_URL, {"q": "王", "page": "x"}))
 
 
 def test_the_result_list_takes_the_same_few_queries_for_two_members_or_twenty(

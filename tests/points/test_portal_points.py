@@ -11,6 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from members.models import Member
+from members.services import member_enroll
 from points.models import Category, CategoryRate, EarningPolicy, Reward
 from points.services import points_adjust, purchase_record, return_record, reward_redeem
 from tests.factories import MemberFactory, UserFactory
@@ -169,13 +171,56 @@ def test_the_history_shows_the_summary_expiry_dates_and_every_movement(
     assert "150 points expire on 2026-04-30" in html
     assert "1520 points expire on 2027-03-31" in html
     assert history_rows(html) == [
-        "2026-03-15 14:00 Adjusted +20 Staff: Goodwill for a late delivery",
+        "2026-03-15 14:00 Adjusted +20 Points adjustment",
         "2026-03-15 14:00 Reversed -50 Return, receipt RT1",
         "2026-03-15 14:00 Redeemed -1000 ¥10 off",
         # Business time in Asia/Shanghai, not UTC (which would say 15:30).
         "2026-03-14 23:30 Earned +1500 Purchase, receipt R1",
         "2025-04-03 09:00 Earned +1200 Purchase, receipt R2",
     ]
+
+
+def test_the_history_names_bonuses_and_adjustments_in_the_members_language(
+    client, store, clock, settings
+):
+    """A member reads 注册奖励 / 完善资料奖励 / 积分调整: never the staff's reason, the rule's
+    internal code or "店员"; staff still read the reason on their ledger."""
+    user = UserFactory(email="zw@example.com", phone="+8613812345678", phone_verified=True)
+    member = member_enroll(
+        user=user,
+        phone="13812345678",
+        name="张伟",
+        channel=Member.Channel.STORE,
+        store=store,
+        email="zw@example.com",
+        gender="M",
+        birthday=datetime.date(1988, 8, 8),
+        city="上海",
+    )
+    staff = UserFactory(email="boss@example.com", is_superuser=True)
+    points_adjust(
+        member=member, points=-30, reason="Duplicate receipt R9", actor=staff, idempotency_key="a1"
+    )
+    client.force_login(member.user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    rows = history_rows(page(client.get(reverse("portal:points-history"))))
+    descriptions = [row.split(" ", 4)[-1] for row in rows]
+    assert descriptions == ["积分调整", "完善资料奖励", "注册奖励"]
+    html = page(client.get(reverse("portal:points-history")))
+    for internal in ("Duplicate receipt", "店员", "signup", "profile"):
+        assert internal not in text(html)
+
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    rows = history_rows(page(client.get(reverse("portal:points-history"))))
+    assert [row.split(" ", 4)[-1] for row in rows] == [
+        "Points adjustment",
+        "Completed-profile bonus",
+        "Sign-up bonus",
+    ]
+
+    client.force_login(staff)
+    staff_html = page(client.get(reverse("staff:member-ledger", args=[member.member_no])))
+    assert "Duplicate receipt R9" in staff_html
 
 
 def test_reward_names_in_the_history_follow_the_language(

@@ -162,6 +162,10 @@ def test_lines_that_do_not_add_up_are_refused_and_nothing_is_written(staff_clien
     assert response.status_code == 400
     assert "The lines add up to ¥70.00, not the amount of ¥100.00." in page(response)
     assert written() == before
+    data = form_data(member, store, amount="2098.3", line1_sku="A", line1_amount="1943.8")
+    assert "The lines add up to ¥1,943.80, not the amount of ¥2,098.30." in page(
+        staff_client.post(URL, data)
+    )
 
 
 def test_a_line_without_a_sku_says_so(staff_client, member, store):

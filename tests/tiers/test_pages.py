@@ -45,7 +45,7 @@ def test_portal_home_shows_the_tier_card_with_progress(client, member, store):
     html = client.get(reverse("portal:home"), headers={"Accept-Language": "en"}).content.decode()
     assert '<span class="tier-name">Regular</span>' in html
     assert 'id="next-spend"' in html and 'max="2000"' in html and 'value="1200"' in html
-    assert "Still needed: ¥800 of spending or 800 points earned." in html
+    assert "Still needed: ¥800.00 of spending or 800 points earned." in html
 
 
 def test_portal_tiers_page_lists_every_level_and_the_members_own(client, member, store):
