@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
-from .api_common import ErrorOut, InvalidOut, error_body, invalid_body
+from .api_common import ErrorOut, InvalidOut, error_body, invalid_body, text_field
 from .models import Member
 from .selectors import member_find_open, member_summary, store_get
 from .services import Consents, InvalidMemberData, MemberAlreadyExists, member_enroll
@@ -46,12 +46,23 @@ class MemberExistsOut(ErrorOut):
     member_no: str
 
 
+# The longest values the API reads: the model's columns, and room for a phone typed with
+# spaces and dashes or a member number typed in groups.
+PHONE_MAX = 32
+NAME_MAX = 100
+STORE_CODE_MAX = 20
+EMAIL_MAX = 254  # RFC 5321's longest address
+MEMBER_NO_MAX = 32
+
+
 class MemberEnrolIn(Schema):
-    phone: str
-    name: str
-    store: str
-    birthday: datetime.date | None = None
-    email: str | None = None
+    phone: str = text_field(min_length=1, max_length=PHONE_MAX)
+    name: str = text_field(min_length=1, max_length=NAME_MAX)
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    birthday: datetime.date | None = Field(
+        None, description="`YYYY-MM-DD`, between 1900-01-01 and today."
+    )
+    email: str | None = text_field(None, max_length=EMAIL_MAX)
     gender: Literal["", "F", "M", "O"] | None = None
     # What the shopper agreed to at the till (PIPL): the privacy notice shown and accepted,
     # and marketing by SMS / e-mail. Left out, nothing is recorded for them.
@@ -61,8 +72,12 @@ class MemberEnrolIn(Schema):
 
 
 class MemberLookupQuery(Schema):
-    phone: str = ""
-    member_no: str = ""
+    phone: str = text_field(
+        "", max_length=PHONE_MAX, description="Give this or `member_no`, not both."
+    )
+    member_no: str = text_field(
+        "", max_length=MEMBER_NO_MAX, description="Give this or `phone`, not both."
+    )
 
 
 def _enrol_field_messages() -> dict[str, str]:
@@ -86,6 +101,7 @@ def _enrol_field_messages() -> dict[str, str]:
         401: ErrorOut,
         403: ErrorOut,
         409: MemberExistsOut,
+        413: ErrorOut,
     },
     summary="Enrol a member at the till",
     description=(

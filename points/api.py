@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Field, P, PathEx, Router, Schema
 from ninja.responses import Status
 
-from members.api import TierOut
-from members.api_common import ErrorOut, InvalidOut, error_body, invalid_body
+from members.api import MEMBER_NO_MAX, STORE_CODE_MAX, TierOut
+from members.api_common import NO_NUL, ErrorOut, InvalidOut, error_body, invalid_body, text_field
 from members.models import Member, Store
 from members.selectors import member_find_open, member_summary, store_get
 
@@ -65,6 +65,9 @@ RECEIPT_MAX = 64
 SKU_MAX = 64
 CATEGORY_MAX = 50
 IDEMPOTENCY_KEY_MAX = 100
+REWARD_CODE_MAX = 30
+COUPON_CODE_MAX = 40  # a 20-character code, typed with spaces or dashes
+LINES_MAX = 1000
 
 
 # --- Schemas ------------------------------------------------------------------------------
@@ -75,22 +78,36 @@ class BalanceOut(Schema):
     pending: int
 
 
+def money_field(*, allow_zero: bool = False) -> Any:
+    """Yuan, at most 2 decimals, as a JSON number or a string."""
+    limits = {"ge": 0} if allow_zero else {"gt": 0}
+    return Field(
+        ...,
+        **limits,
+        le=MAX_AMOUNT,
+        decimal_places=2,
+        description="Yuan with at most 2 decimal places, as a number or a string.",
+    )
+
+
 class LineIn(Schema):
-    sku: str
-    category: str = ""
-    quantity: Decimal = Decimal(1)
-    amount: Decimal
+    sku: str = text_field(min_length=1, max_length=SKU_MAX)
+    category: str = text_field("", max_length=CATEGORY_MAX)
+    quantity: Decimal = Field(Decimal(1), gt=0, le=MAX_QUANTITY, decimal_places=3)
+    amount: Decimal = money_field(allow_zero=True)
 
 
 class PurchaseIn(Schema):
-    member_no: str
-    store: str
-    receipt_no: str
-    occurred_at: datetime.datetime
-    amount: Decimal
+    member_no: str = text_field(min_length=1, max_length=MEMBER_NO_MAX)
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    receipt_no: str = text_field(min_length=1, max_length=RECEIPT_MAX)
+    occurred_at: datetime.datetime = Field(
+        ..., description="ISO 8601; without an offset, Asia/Shanghai time."
+    )
+    amount: Decimal = money_field()
     channel: Literal["store", "online", "app", "mini_program"] = "store"
-    lines: list[LineIn] = []
-    points_to_use: int | None = None
+    lines: list[LineIn] = Field([], max_length=LINES_MAX)
+    points_to_use: int | None = Field(None, ge=0)
 
 
 class PurchaseOut(Schema):
@@ -102,12 +119,14 @@ class PurchaseOut(Schema):
 
 
 class ReturnIn(Schema):
-    store: str
-    receipt_no: str
-    original_receipt_no: str
-    amount: Decimal
-    occurred_at: datetime.datetime
-    original_store: str | None = None
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    receipt_no: str = text_field(min_length=1, max_length=RECEIPT_MAX)
+    original_receipt_no: str = text_field(min_length=1, max_length=RECEIPT_MAX)
+    amount: Decimal = money_field()
+    occurred_at: datetime.datetime = Field(
+        ..., description="ISO 8601; without an offset, Asia/Shanghai time."
+    )
+    original_store: str | None = text_field(None, max_length=STORE_CODE_MAX)
 
 
 class ReturnOut(Schema):
@@ -143,9 +162,9 @@ class RewardOut(Schema):
 
 
 class RedemptionIn(Schema):
-    member_no: str
-    reward: str
-    idempotency_key: str
+    member_no: str = text_field(min_length=1, max_length=MEMBER_NO_MAX)
+    reward: str = text_field(min_length=1, max_length=REWARD_CODE_MAX)
+    idempotency_key: str = text_field(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
 
 class CouponOut(Schema):
@@ -161,8 +180,8 @@ class RedemptionOut(Schema):
 
 
 class CouponUseIn(Schema):
-    store: str
-    receipt_no: str = ""
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    receipt_no: str = text_field("", max_length=RECEIPT_MAX)
 
 
 class CouponRewardOut(Schema):
@@ -209,24 +228,33 @@ def _member_or_404(member_no: str) -> Member | Status:
     return member
 
 
-def _business_time(value: datetime.datetime) -> datetime.datetime:
+# The years a business time may fall in, so that the ledger's date arithmetic (expiry a year
+# on, tier windows a year back) stays within what Python and the database can hold: a
+# time in year 1 or 9999 is a 400, never an overflow. How far back or ahead of now a
+# purchase may be is a business rule of the services', not this.
+BUSINESS_YEARS = (1900, 2999)
+
+
+def _business_time(value: datetime.datetime) -> datetime.datetime | None:
     """A till's clock without an offset is Asia/Shanghai. Normalised to that zone so a
-    retry that writes the same instant differently is still the same request."""
+    retry that writes the same instant differently is still the same request. None for a
+    time outside BUSINESS_YEARS."""
     if timezone.is_naive(value):
         value = value.replace(tzinfo=BUSINESS_TZ)
-    return value.astimezone(BUSINESS_TZ)
+    try:
+        value = value.astimezone(BUSINESS_TZ)
+    except OverflowError:  # year 1 minus an offset, or year 9999 plus one
+        return None
+    if not BUSINESS_YEARS[0] <= value.year <= BUSINESS_YEARS[1]:
+        return None
+    return value
 
 
-def _money_problem(value: Decimal, *, allow_zero: bool = False) -> str | None:
-    if not value.is_finite() or value != value.quantize(CENT):
-        return _("Enter an amount in yuan with at most 2 decimal places, such as 128.50.")
-    if value < 0 and allow_zero:
-        return _("The amount cannot be negative.")
-    if value <= 0 and not allow_zero:
-        return _("The amount must be more than 0.")
-    if value > MAX_AMOUNT:
-        return _("The amount is too large.")
-    return None
+def _business_time_problem() -> str:
+    return _("Enter a date and time between the years %(first)s and %(last)s.") % {
+        "first": BUSINESS_YEARS[0],
+        "last": BUSINESS_YEARS[1],
+    }
 
 
 def _text_problem(value: str, *, max_length: int) -> str | None:
@@ -302,34 +330,30 @@ def _points_error_status(exc: PointsError) -> Status:
     raise exc
 
 
-ERRORS = {400: InvalidOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+# Every POST may also answer 413 `too_large`: a body over 1 MB (loyalty_site.api).
+ERRORS = {
+    400: InvalidOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+}
 
 
 # --- Purchases ----------------------------------------------------------------------------
 
 
 def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
+    # Lengths, amounts and quantities are the schema's (PurchaseIn): checked before this.
     fields: dict[str, str] = {}
     if problem := _text_problem(payload.receipt_no, max_length=RECEIPT_MAX):
         fields["receipt_no"] = problem
-    if problem := _money_problem(payload.amount):
-        fields["amount"] = problem
+    if _business_time(payload.occurred_at) is None:
+        fields["occurred_at"] = _business_time_problem()
     for i, line in enumerate(payload.lines):
         if problem := _text_problem(line.sku, max_length=SKU_MAX):
             fields[f"lines.{i}.sku"] = problem
-        if len(line.category.strip()) > CATEGORY_MAX:
-            fields[f"lines.{i}.category"] = _("This value is too long.")
-        if (
-            not line.quantity.is_finite()
-            or line.quantity <= 0
-            or line.quantity > MAX_QUANTITY
-            or line.quantity != line.quantity.quantize(QUANTITY_STEP)
-        ):
-            fields[f"lines.{i}.quantity"] = _(
-                "The quantity must be more than 0, with at most 3 decimal places."
-            )
-        if problem := _money_problem(line.amount, allow_zero=True):
-            fields[f"lines.{i}.amount"] = problem
     if payload.lines and not fields:
         total = sum(line.amount for line in payload.lines)
         if total != payload.amount:
@@ -338,9 +362,7 @@ def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
                 "amount": payload.amount.quantize(CENT),
             }
     points = payload.points_to_use or 0
-    if points < 0:
-        fields["points_to_use"] = _("Points used cannot be negative.")
-    elif points:
+    if points:
         step = policy_get().points_per_yuan
         if points % step:
             fields["points_to_use"] = _("Points are used in steps of %(step)s.") % {"step": step}
@@ -374,10 +396,11 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "payment and posts the points it earns.\n\n"
         "- `store` must be the API token's store (**403** `forbidden_store`); a code that is "
         "not an active store gives **400** `invalid`.\n"
-        "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time.\n"
+        "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time. A time "
+        "outside the years 1900 to 2999 gives **400** `invalid`.\n"
         "- `amount` is in yuan with at most 2 decimals. `lines` are optional; when given, "
         "their amounts must add up to `amount` (**400** `invalid`). Each line has `sku`, "
-        "`category`, `quantity` (default 1) and `amount`.\n"
+        "`category`, `quantity` (default 1) and `amount`; at most 1,000 lines.\n"
         "- `channel` is `store` (default), `online`, `app` or `mini_program`.\n"
         "- `points_to_use` pays part of the amount with points (100 points = ¥1, in steps "
         "of 100): more than available gives **422** `insufficient_points`, a negative "
@@ -456,8 +479,8 @@ def return_create(request: HttpRequest, payload: ReturnIn):
         fields["receipt_no"] = problem
     if problem := _text_problem(payload.original_receipt_no, max_length=RECEIPT_MAX):
         fields["original_receipt_no"] = problem
-    if problem := _money_problem(payload.amount):
-        fields["amount"] = problem
+    if _business_time(payload.occurred_at) is None:
+        fields["occurred_at"] = _business_time_problem()
     original_store = store
     if payload.original_store and payload.original_store.strip():
         original_store = store_get(code=payload.original_store.strip())
@@ -489,7 +512,7 @@ def return_create(request: HttpRequest, payload: ReturnIn):
 
 @router.get(
     "/members/{member_no}/points",
-    response={200: PointsOut, 401: ErrorOut, 404: ErrorOut},
+    response={200: PointsOut, 400: InvalidOut, 401: ErrorOut, 404: ErrorOut},
     summary="A member's points",
     description=(
         "`available` can be spent now (negative when returns reversed points that were "
@@ -500,7 +523,10 @@ def return_create(request: HttpRequest, payload: ReturnIn):
         "An unknown or closed member gives **404** `not_found`."
     ),
 )
-def member_points(request: HttpRequest, member_no: str):
+def member_points(
+    request: HttpRequest,
+    member_no: PathEx[str, P(max_length=MEMBER_NO_MAX, pattern=NO_NUL)],
+):
     member = _member_or_404(member_no)
     if isinstance(member, Status):
         return member
@@ -626,7 +652,11 @@ def redemption_create(request: HttpRequest, payload: RedemptionIn):
         "redemption was cancelled; an unknown code gives **404** `not_found`."
     ),
 )
-def coupon_accept(request: HttpRequest, code: str, payload: CouponUseIn):
+def coupon_accept(
+    request: HttpRequest,
+    code: PathEx[str, P(max_length=COUPON_CODE_MAX, pattern=NO_NUL)],
+    payload: CouponUseIn,
+):
     store = _store_or_error(request, payload.store)
     if isinstance(store, Status):
         return store
