@@ -10,8 +10,10 @@ Money is in yuan: sent as a JSON number or string, returned as a string with 2 d
 from __future__ import annotations
 
 import datetime
+import logging
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from django.http import HttpRequest
 from django.utils import timezone, translation
@@ -56,6 +58,8 @@ from .services import (
 )
 
 router = Router(tags=["points"])
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The model's limits, so that a bad request is a 400 and never a database error.
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -110,12 +114,18 @@ class PurchaseIn(Schema):
     points_to_use: int | None = Field(None, ge=0)
 
 
+AFTER_WRITE = (
+    "The member's figures after the write; null only when they could not be read just "
+    "then: the write itself is recorded (ask again with the same request to get them)."
+)
+
+
 class PurchaseOut(Schema):
     purchase_id: int
     points_earned: int
     points_used: int
-    balance: BalanceOut
-    tier: TierOut
+    balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
+    tier: TierOut | None = Field(..., description=AFTER_WRITE)
 
 
 class ReturnIn(Schema):
@@ -131,7 +141,7 @@ class ReturnIn(Schema):
 
 class ReturnOut(Schema):
     points_reversed: int
-    balance: BalanceOut
+    balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
 
 
 class ExpiringOut(Schema):
@@ -176,7 +186,7 @@ class RedemptionOut(Schema):
     redemption_id: int
     coupon: CouponOut
     points_spent: int
-    balance: BalanceOut
+    balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
 
 
 class CouponUseIn(Schema):
@@ -265,8 +275,21 @@ def _text_problem(value: str, *, max_length: int) -> str | None:
     return None
 
 
-def _balance_body(member: Member) -> dict[str, int]:
-    balance = points_balance(member=member)
+def _read_after_write(read: Callable[[], T]) -> T | None:
+    """A figure for the answer to a write that is already committed, or None if reading it
+    fails: a till told "500" about a purchase that was recorded might record it again under
+    another receipt number, so the answer is built from what is in hand instead."""
+    try:
+        return read()
+    except Exception:
+        logger.exception("POS API: reading the figures after a committed write failed")
+        return None
+
+
+def _balance_body(member_of: Callable[[], Member]) -> dict[str, int] | None:
+    balance = _read_after_write(lambda: points_balance(member=member_of()))
+    if balance is None:
+        return None
     return {"available": balance.available, "pending": balance.pending}
 
 
@@ -372,11 +395,16 @@ def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
 
 
 def _purchase_body(purchase: Purchase) -> dict[str, object]:
-    summary = member_summary(member=purchase.member)
-    return {
+    body: dict[str, object] = {
         "purchase_id": purchase.pk,
         "points_earned": purchase.points_earned,
         "points_used": purchase.points_used,
+    }
+    summary = _read_after_write(lambda: member_summary(member=purchase.member))
+    if summary is None:
+        return {**body, "balance": None, "tier": None}
+    return {
+        **body,
         "balance": {"available": summary.points.available, "pending": summary.points.pending},
         "tier": {
             "code": summary.tier.code,
@@ -502,7 +530,7 @@ def return_create(request: HttpRequest, payload: ReturnIn):
     purchase_return = result.purchase_return
     body = {
         "points_reversed": purchase_return.points_reversed,
-        "balance": _balance_body(purchase_return.purchase.member),
+        "balance": _balance_body(lambda: purchase_return.purchase.member),
     }
     return Status(201 if result.created else 200, body)
 
@@ -630,7 +658,7 @@ def redemption_create(request: HttpRequest, payload: RedemptionIn):
             "valid_until": timezone.localtime(result.coupon.valid_until),
         },
         "points_spent": result.redemption.points_spent,
-        "balance": _balance_body(member),
+        "balance": _balance_body(lambda: member),
     }
     return Status(201 if result.created else 200, body)
 
