@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from decimal import Decimal
 from typing import Literal
@@ -13,8 +14,9 @@ from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from .api_common import ErrorOut, InvalidOut, error_body, invalid_body, text_field
-from .models import Member
-from .selectors import member_find_open, member_summary, store_get
+from .models import ApiToken, Member
+from .numbers import phone_mask
+from .selectors import MemberSummary, member_find_open, member_summary, store_get
 from .services import Consents, InvalidMemberData, MemberAlreadyExists, member_enroll
 
 router = Router(tags=["members"])
@@ -36,7 +38,13 @@ class PointsOut(Schema):
 
 class MemberOut(Schema):
     member_no: str
-    phone: str
+    phone: str = Field(
+        ...,
+        description=(
+            "Masked, `138****1234`, unless an administrator allowed this API token whole "
+            "numbers; then E.164, `+8613812341234`."
+        ),
+    )
     name: str
     tier: TierOut
     points: PointsOut
@@ -78,6 +86,15 @@ class MemberLookupQuery(Schema):
     member_no: str = text_field(
         "", max_length=MEMBER_NO_MAX, description="Give this or `phone`, not both."
     )
+
+
+def _member_body(member: Member, token: ApiToken) -> MemberSummary:
+    """The member object as this token may see it: a till needs the member's number, not
+    their phone (PIPL), so the phone is masked unless the token is allowed whole ones."""
+    summary = member_summary(member=member)
+    if token.full_phone or not summary.phone:
+        return summary
+    return dataclasses.replace(summary, phone=phone_mask(summary.phone))
 
 
 def _enrol_field_messages() -> dict[str, str]:
@@ -166,7 +183,7 @@ def member_enrol(request: HttpRequest, payload: MemberEnrolIn):
                 member_no=exc.member.member_no,
             ),
         )
-    return Status(201, member_summary(member=member))
+    return Status(201, _member_body(member, token))
 
 
 @router.get(
@@ -187,4 +204,4 @@ def member_lookup(request: HttpRequest, query: Query[MemberLookupQuery]):
     member = member_find_open(phone=phone, member_no=member_no)
     if member is None:
         return Status(404, error_body("not_found", _("No member matches.")))
-    return Status(200, member_summary(member=member))
+    return Status(200, _member_body(member, request.auth))
