@@ -76,7 +76,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def answer_a_lost_key_race(post: Callable[P, R]) -> Callable[P, R]:
+def _answer_a_lost_key_race(post: Callable[P, R]) -> Callable[P, R]:
     """Two requests with one idempotency key for different members, at the same moment (two
     tills sending one receipt number): each locks only its own member's account, so both
     pass the replay check, and the later insert of the key waits for the first request's
@@ -139,7 +139,7 @@ def _purchase_fingerprint(
     )
 
 
-@answer_a_lost_key_race
+@_answer_a_lost_key_race
 def purchase_record(
     *,
     member: Member,
@@ -346,7 +346,7 @@ class ReturnResult:
     created: bool
 
 
-@answer_a_lost_key_race
+@_answer_a_lost_key_race
 def return_record(
     *,
     store: Store,
@@ -612,7 +612,7 @@ class RedemptionResult:
     created: bool
 
 
-@answer_a_lost_key_race
+@_answer_a_lost_key_race
 def reward_redeem(
     *,
     member: Member,
