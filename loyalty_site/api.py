@@ -166,7 +166,10 @@ def authentication_error(request: HttpRequest, exc: AuthenticationError) -> Http
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     code = HTTP_ERROR_CODES.get(exc.status_code, "error")
-    return api.create_response(request, error_body(code, str(exc)), status=exc.status_code)
+    detail = str(exc)
+    if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
+        detail = _("The request body is not valid JSON (UTF-8).")  # ninja's, untranslated
+    return api.create_response(request, error_body(code, detail), status=exc.status_code)
 
 
 @api.exception_handler(Http404)

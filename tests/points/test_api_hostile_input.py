@@ -176,3 +176,23 @@ def test_a_points_query_for_a_number_no_card_has_gets_400(client, headers, membe
 
     assert response.status_code == 400
     assert set(response.json()["fields"]) == {"member_no"}
+
+
+@pytest.mark.parametrize("body", ["{member_no: 8", "[" * 100_000, "\x00", b"\xff\xfe"])
+def test_a_body_that_is_not_json_says_so_in_the_tills_language(client, headers, body):
+    response = client.post(
+        "/api/v1/purchases", body, content_type="application/json", headers=headers
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid",
+        "detail": "The request body is not valid JSON (UTF-8).",
+    }
+    chinese = client.post(
+        "/api/v1/purchases",
+        body,
+        content_type="application/json",
+        headers={**headers, "Accept-Language": "zh-hans"},
+    )
+    assert chinese.json()["detail"] == "请求正文不是有效的 JSON（UTF-8）。"
