@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run       install, migrate, load the demo data, serve http://127.0.0.1:8000"
-	@echo "make test      install, run the whole test suite (PostgreSQL/Redis if DATABASE_URL/REDIS_URL set)"
+	@echo "make test      install (Chromium too), run the whole test suite (PostgreSQL/Redis if DATABASE_URL/REDIS_URL set)"
 	@echo "make lint      ruff check, ruff format --check, makemigrations --check"
 	@echo "make format    ruff format and ruff check --fix"
 	@echo "make messages  update and compile the zh_Hans translations (needs gettext)"
@@ -38,7 +38,10 @@ run: install
 	$(MANAGE) run_nightly
 	UV="$(UV)" bash scripts/run.sh
 
+# The browser tests drive Debian's Chromium: installed here when missing (as root), or the
+# run stops first and says what to install.
 test: install
+	sh scripts/ensure_chromium.sh
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: install

@@ -20,7 +20,12 @@ from django.utils.translation import gettext_lazy as _
 from . import roles
 from .models import ApiToken, AuditEntry, JobRun, Member, MemberImport, Store, User
 from .numbers import InvalidPhone, phone_normalize
-from .services import PROFILE_FIELDS, member_update_profile, user_stores_set
+from .services import (
+    PROFILE_FIELDS,
+    api_token_set_full_phone,
+    member_update_profile,
+    user_stores_set,
+)
 
 
 def is_administrator(user) -> bool:
@@ -196,12 +201,44 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
+class ApiTokenAdmin(AdministratorAdmin):
+    """Tokens are created and revoked with `create_api_token` and the service; here an
+    administrator only decides whether a token sees whole phone numbers (audited)."""
+
     # The hash stays out of sight too: only the prefix names a token.
-    list_display = ("prefix", "store", "name", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("store",)
+    list_display = (
+        "prefix",
+        "store",
+        "name",
+        "full_phone",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("store", "full_phone")
     search_fields = ("prefix", "name")
-    fields = ("prefix", "store", "name", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "prefix",
+        "store",
+        "name",
+        "full_phone",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = ("prefix", "store", "name", "created_at", "last_used_at", "revoked_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+        # Not obj.save(): the service writes the audit entry.
+        api_token_set_full_phone(
+            token=obj, allowed=form.cleaned_data["full_phone"], actor=request.user
+        )
 
 
 @admin.register(JobRun)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from decimal import Decimal
 from typing import Literal
@@ -12,9 +13,10 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
-from .api_common import ErrorOut, InvalidOut, error_body, invalid_body
-from .models import Member
-from .selectors import member_find_open, member_summary, store_get
+from .api_common import ErrorOut, InvalidOut, error_body, invalid_body, text_field
+from .models import ApiToken, Member
+from .numbers import phone_mask
+from .selectors import MemberSummary, member_find_open, member_summary, store_get
 from .services import (
     Consents,
     InvalidMemberData,
@@ -42,7 +44,13 @@ class PointsOut(Schema):
 
 class MemberOut(Schema):
     member_no: str
-    phone: str
+    phone: str = Field(
+        ...,
+        description=(
+            "Masked, `138****1234`, unless an administrator allowed this API token whole "
+            "numbers; then E.164, `+8613812341234`."
+        ),
+    )
     name: str
     tier: TierOut
     points: PointsOut
@@ -52,12 +60,24 @@ class MemberExistsOut(ErrorOut):
     member_no: str
 
 
+# The longest values the API reads: the model's columns, and room for a phone typed with
+# spaces and dashes or a member number typed in groups.
+PHONE_MAX = 32
+NAME_MAX = 100
+STORE_CODE_MAX = 20
+EMAIL_MAX = 254  # RFC 5321's longest address
+MEMBER_NO_MAX = 32
+
+
 class MemberEnrolIn(Schema):
-    phone: str
-    name: str
-    store: str
-    birthday: datetime.date | None = None
-    email: str | None = None
+    phone: str = text_field(min_length=1, max_length=PHONE_MAX)
+    name: str = text_field(min_length=1, max_length=NAME_MAX)
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    birthday: datetime.date | None = Field(
+        None,
+        description="`YYYY-MM-DD`, not in the future and at most 120 years ago (from 1900-01-01).",
+    )
+    email: str | None = text_field(None, max_length=EMAIL_MAX)
     gender: Literal["", "F", "M", "O"] | None = None
     # What the shopper agreed to at the till (PIPL): the privacy notice shown and accepted,
     # and marketing by SMS / e-mail. Left out, nothing is recorded for them.
@@ -67,8 +87,21 @@ class MemberEnrolIn(Schema):
 
 
 class MemberLookupQuery(Schema):
-    phone: str = ""
-    member_no: str = ""
+    phone: str = text_field(
+        "", max_length=PHONE_MAX, description="Give this or `member_no`, not both."
+    )
+    member_no: str = text_field(
+        "", max_length=MEMBER_NO_MAX, description="Give this or `phone`, not both."
+    )
+
+
+def _member_body(member: Member, token: ApiToken) -> MemberSummary:
+    """The member object as this token may see it: a till needs the member's number, not
+    their phone (PIPL), so the phone is masked unless the token is allowed whole ones."""
+    summary = member_summary(member=member)
+    if token.full_phone or not summary.phone:
+        return summary
+    return dataclasses.replace(summary, phone=phone_mask(summary.phone))
 
 
 def _enrol_field_messages() -> dict[str, str]:
@@ -94,6 +127,7 @@ def _enrol_field_messages() -> dict[str, str]:
         401: ErrorOut,
         403: ErrorOut,
         409: MemberExistsOut,
+        413: ErrorOut,
     },
     summary="Enrol a member at the till",
     description=(
@@ -159,7 +193,7 @@ def member_enrol(request: HttpRequest, payload: MemberEnrolIn):
                 member_no=exc.member.member_no,
             ),
         )
-    return Status(201, member_summary(member=member))
+    return Status(201, _member_body(member, token))
 
 
 @router.get(
@@ -180,4 +214,4 @@ def member_lookup(request: HttpRequest, query: Query[MemberLookupQuery]):
     member = member_find_open(phone=phone, member_no=member_no)
     if member is None:
         return Status(404, error_body("not_found", _("No member matches.")))
-    return Status(200, member_summary(member=member))
+    return Status(200, _member_body(member, request.auth))

@@ -7,15 +7,39 @@ let each operation declare its error responses, so they appear in the OpenAPI do
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Schema
+from ninja import Field, Schema
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer
 
 from .models import ApiToken
 from .selectors import api_token_authenticate
 from .services import api_token_mark_used
+
+# No text the API takes may hold a NUL character: PostgreSQL cannot store one in a text
+# column (the query would fail, a 500), and no till has a reason to send one. Every string
+# the API reads declares this pattern, so the OpenAPI document says so and a NUL is a 400.
+NO_NUL = r"^[^\x00]*$"
+
+
+def text_field(
+    default: Any = ...,
+    *,
+    max_length: int,
+    min_length: int | None = None,
+    description: str | None = None,
+) -> Any:
+    """A string field of a request: its length limits, and no NUL character."""
+    return Field(
+        default,
+        min_length=min_length,
+        max_length=max_length,
+        pattern=NO_NUL,
+        description=description,
+    )
 
 
 class ErrorOut(Schema):

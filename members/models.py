@@ -426,6 +426,16 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
     last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used"))
     revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked"))
+    # PIPL: a till needs a member's number, not their phone; the API shows 138****1234
+    # unless an administrator allows this token whole numbers (audited).
+    full_phone = models.BooleanField(
+        _("sees full phone numbers"),
+        default=False,
+        help_text=_(
+            "Off: the API shows members' phones masked (138****1234). Turn on only for a "
+            "system that must contact members itself."
+        ),
+    )
 
     class Meta:
         verbose_name = _("API token")

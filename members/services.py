@@ -634,6 +634,23 @@ def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> ApiToken:
     return token
 
 
+def api_token_set_full_phone(*, token: ApiToken, allowed: bool, actor: User | None) -> ApiToken:
+    """Allow (or stop) a token seeing members' whole phone numbers in the API; audited."""
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().select_related("store").get(pk=token.pk)
+        if token.full_phone == allowed:
+            return token
+        token.full_phone = allowed
+        token.save(update_fields=["full_phone"])
+        audit_log(
+            actor=actor,
+            action="api_token.full_phone",
+            target=token,
+            details={"store": token.store.code, "prefix": token.prefix, "full_phone": allowed},
+        )
+    return token
+
+
 def api_token_mark_used(*, token: ApiToken) -> None:
     """Record that the token was used, at most once per API_TOKEN_TOUCH_INTERVAL."""
     now = timezone.now()

@@ -10,17 +10,19 @@ Money is in yuan: sent as a JSON number or string, returned as a string with 2 d
 from __future__ import annotations
 
 import datetime
+import logging
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Field, P, PathEx, Router, Schema
 from ninja.responses import Status
 
-from members.api import TierOut
-from members.api_common import ErrorOut, InvalidOut, error_body, invalid_body
+from members.api import MEMBER_NO_MAX, STORE_CODE_MAX, TierOut
+from members.api_common import NO_NUL, ErrorOut, InvalidOut, error_body, invalid_body, text_field
 from members.models import Member, Store
 from members.money import money_format
 from members.selectors import member_find_open, member_summary, store_get
@@ -66,6 +68,8 @@ from .services import (
 )
 
 router = Router(tags=["points"])
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The model's limits, so that a bad request is a 400 and never a database error.
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -75,6 +79,9 @@ RECEIPT_MAX = 64
 SKU_MAX = 64
 CATEGORY_MAX = 50
 IDEMPOTENCY_KEY_MAX = 100
+REWARD_CODE_MAX = 30
+COUPON_CODE_MAX = 40  # a 20-character code, typed with spaces or dashes
+LINES_MAX = 1000
 
 
 # --- Schemas ------------------------------------------------------------------------------
@@ -85,44 +92,66 @@ class BalanceOut(Schema):
     pending: int
 
 
+def money_field(*, allow_zero: bool = False) -> Any:
+    """Yuan, at most 2 decimals, as a JSON number or a string."""
+    limits = {"ge": 0} if allow_zero else {"gt": 0}
+    return Field(
+        ...,
+        **limits,
+        le=MAX_AMOUNT,
+        decimal_places=2,
+        description="Yuan with at most 2 decimal places, as a number or a string.",
+    )
+
+
 class LineIn(Schema):
-    sku: str
-    category: str = ""
-    quantity: Decimal = Decimal(1)
-    amount: Decimal
+    sku: str = text_field(min_length=1, max_length=SKU_MAX)
+    category: str = text_field("", max_length=CATEGORY_MAX)
+    quantity: Decimal = Field(Decimal(1), gt=0, le=MAX_QUANTITY, decimal_places=3)
+    amount: Decimal = money_field(allow_zero=True)
 
 
 class PurchaseIn(Schema):
-    member_no: str
-    store: str
-    receipt_no: str
-    occurred_at: datetime.datetime
-    amount: Decimal
+    member_no: str = text_field(min_length=1, max_length=MEMBER_NO_MAX)
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    receipt_no: str = text_field(min_length=1, max_length=RECEIPT_MAX)
+    occurred_at: datetime.datetime = Field(
+        ..., description="ISO 8601; without an offset, Asia/Shanghai time."
+    )
+    amount: Decimal = money_field()
     channel: Literal["store", "online", "app", "mini_program"] = "store"
-    lines: list[LineIn] = []
-    points_to_use: int | None = None
+    lines: list[LineIn] = Field([], max_length=LINES_MAX)
+    points_to_use: int | None = Field(None, ge=0)
+
+
+AFTER_WRITE = (
+    "The member's figures after the write; null only when they could not be read just "
+    "then: the write itself is recorded (ask again with the same request to get them)."
+)
 
 
 class PurchaseOut(Schema):
     purchase_id: int
     points_earned: int
     points_used: int
-    balance: BalanceOut
-    tier: TierOut
+    balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
+    tier: TierOut | None = Field(..., description=AFTER_WRITE)
 
 
 class ReturnIn(Schema):
-    store: str
-    receipt_no: str
-    original_receipt_no: str
-    amount: Decimal
-    occurred_at: datetime.datetime
-    original_store: str | None = None
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    receipt_no: str = text_field(min_length=1, max_length=RECEIPT_MAX)
+    original_receipt_no: str = text_field(min_length=1, max_length=RECEIPT_MAX)
+    amount: Decimal = money_field()
+    occurred_at: datetime.datetime = Field(
+        ..., description="ISO 8601; without an offset, Asia/Shanghai time."
+    )
+    original_store: str | None = text_field(None, max_length=STORE_CODE_MAX)
 
 
 class ReturnOut(Schema):
     points_reversed: int
-    balance: BalanceOut
+    balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
 
 
 class ExpiringOut(Schema):
@@ -153,9 +182,9 @@ class RewardOut(Schema):
 
 
 class RedemptionIn(Schema):
-    member_no: str
-    reward: str
-    idempotency_key: str
+    member_no: str = text_field(min_length=1, max_length=MEMBER_NO_MAX)
+    reward: str = text_field(min_length=1, max_length=REWARD_CODE_MAX)
+    idempotency_key: str = text_field(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
 
 class CouponOut(Schema):
@@ -169,12 +198,12 @@ class RedemptionOut(Schema):
     coupon: CouponOut | None
     donation_receipt_no: str | None = None
     points_spent: int
-    balance: BalanceOut
+    balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
 
 
 class CouponUseIn(Schema):
-    store: str
-    receipt_no: str = ""
+    store: str = text_field(min_length=1, max_length=STORE_CODE_MAX)
+    receipt_no: str = text_field("", max_length=RECEIPT_MAX)
 
 
 class CouponRewardOut(Schema):
@@ -221,24 +250,33 @@ def _member_or_404(member_no: str) -> Member | Status:
     return member
 
 
-def _business_time(value: datetime.datetime) -> datetime.datetime:
+# The years a business time may fall in, so that the ledger's date arithmetic (expiry a year
+# on, tier windows a year back) stays within what Python and the database can hold: a
+# time in year 1 or 9999 is a 400, never an overflow. How far back or ahead of now a
+# purchase may be is a business rule of the services', not this.
+BUSINESS_YEARS = (1900, 2999)
+
+
+def _business_time(value: datetime.datetime) -> datetime.datetime | None:
     """A till's clock without an offset is Asia/Shanghai. Normalised to that zone so a
-    retry that writes the same instant differently is still the same request."""
+    retry that writes the same instant differently is still the same request. None for a
+    time outside BUSINESS_YEARS."""
     if timezone.is_naive(value):
         value = value.replace(tzinfo=BUSINESS_TZ)
-    return value.astimezone(BUSINESS_TZ)
+    try:
+        value = value.astimezone(BUSINESS_TZ)
+    except OverflowError:  # year 1 minus an offset, or year 9999 plus one
+        return None
+    if not BUSINESS_YEARS[0] <= value.year <= BUSINESS_YEARS[1]:
+        return None
+    return value
 
 
-def _money_problem(value: Decimal, *, allow_zero: bool = False) -> str | None:
-    if not value.is_finite() or value != value.quantize(CENT):
-        return _("Enter an amount in yuan with at most 2 decimal places, such as 128.50.")
-    if value < 0 and allow_zero:
-        return _("The amount cannot be negative.")
-    if value <= 0 and not allow_zero:
-        return _("The amount must be more than 0.")
-    if value > MAX_AMOUNT:
-        return _("The amount is too large.")
-    return None
+def _business_time_problem() -> str:
+    return _("Enter a date and time between the years %(first)s and %(last)s.") % {
+        "first": BUSINESS_YEARS[0],
+        "last": BUSINESS_YEARS[1],
+    }
 
 
 def _text_problem(value: str, *, max_length: int) -> str | None:
@@ -249,8 +287,21 @@ def _text_problem(value: str, *, max_length: int) -> str | None:
     return None
 
 
-def _balance_body(member: Member) -> dict[str, int]:
-    balance = points_balance(member=member)
+def _read_after_write(read: Callable[[], T]) -> T | None:
+    """A figure for the answer to a write that is already committed, or None if reading it
+    fails: a till told "500" about a purchase that was recorded might record it again under
+    another receipt number, so the answer is built from what is in hand instead."""
+    try:
+        return read()
+    except Exception:
+        logger.exception("POS API: reading the figures after a committed write failed")
+        return None
+
+
+def _balance_body(member_of: Callable[[], Member]) -> dict[str, int] | None:
+    balance = _read_after_write(lambda: points_balance(member=member_of()))
+    if balance is None:
+        return None
     return {"available": balance.available, "pending": balance.pending}
 
 
@@ -327,34 +378,30 @@ def _points_error_status(exc: PointsError) -> Status:
     raise exc
 
 
-ERRORS = {400: InvalidOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+# Every POST may also answer 413 `too_large`: a body over 1 MB (loyalty_site.api).
+ERRORS = {
+    400: InvalidOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+}
 
 
 # --- Purchases ----------------------------------------------------------------------------
 
 
 def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
+    # Lengths, amounts and quantities are the schema's (PurchaseIn): checked before this.
     fields: dict[str, str] = {}
     if problem := _text_problem(payload.receipt_no, max_length=RECEIPT_MAX):
         fields["receipt_no"] = problem
-    if problem := _money_problem(payload.amount):
-        fields["amount"] = problem
+    if _business_time(payload.occurred_at) is None:
+        fields["occurred_at"] = _business_time_problem()
     for i, line in enumerate(payload.lines):
         if problem := _text_problem(line.sku, max_length=SKU_MAX):
             fields[f"lines.{i}.sku"] = problem
-        if len(line.category.strip()) > CATEGORY_MAX:
-            fields[f"lines.{i}.category"] = _("This value is too long.")
-        if (
-            not line.quantity.is_finite()
-            or line.quantity <= 0
-            or line.quantity > MAX_QUANTITY
-            or line.quantity != line.quantity.quantize(QUANTITY_STEP)
-        ):
-            fields[f"lines.{i}.quantity"] = _(
-                "The quantity must be more than 0, with at most 3 decimal places."
-            )
-        if problem := _money_problem(line.amount, allow_zero=True):
-            fields[f"lines.{i}.amount"] = problem
     if payload.lines and not fields:
         total = sum(line.amount for line in payload.lines)
         if total != payload.amount:
@@ -363,9 +410,7 @@ def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
                 "amount": money_format(payload.amount),
             }
     points = payload.points_to_use or 0
-    if points < 0:
-        fields["points_to_use"] = _("Points used cannot be negative.")
-    elif points:
+    if points:
         step = policy_get().points_per_yuan
         if points % step:
             fields["points_to_use"] = _("Points are used in steps of %(step)s.") % {"step": step}
@@ -375,11 +420,16 @@ def _purchase_field_problems(payload: PurchaseIn) -> dict[str, str]:
 
 
 def _purchase_body(purchase: Purchase) -> dict[str, object]:
-    summary = member_summary(member=purchase.member)
-    return {
+    body: dict[str, object] = {
         "purchase_id": purchase.pk,
         "points_earned": purchase.points_earned,
         "points_used": purchase.points_used,
+    }
+    summary = _read_after_write(lambda: member_summary(member=purchase.member))
+    if summary is None:
+        return {**body, "balance": None, "tier": None}
+    return {
+        **body,
         "balance": {"available": summary.points.available, "pending": summary.points.pending},
         "tier": {
             "code": summary.tier.code,
@@ -399,7 +449,8 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "payment and posts the points it earns.\n\n"
         "- `store` must be the API token's store (**403** `forbidden_store`); a code that is "
         "not an active store gives **400** `invalid`.\n"
-        "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time.\n"
+        "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time. A time "
+        "outside the years 1900 to 2999 gives **400** `invalid`.\n"
         "- `occurred_at` may be at most 30 days back and 5 minutes ahead of the server's "
         "clock (settings `POINTS_PURCHASE_MAX_DAYS_BACK`, `POINTS_PURCHASE_MAX_MINUTES_AHEAD`): "
         "otherwise **422** `occurred_at_out_of_range`.\n"
@@ -407,7 +458,7 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "`POINTS_PURCHASE_MAX_AMOUNT`; more gives **422** `amount_over_limit`). `lines` are "
         "optional; when given, "
         "their amounts must add up to `amount` (**400** `invalid`). Each line has `sku`, "
-        "`category`, `quantity` (default 1) and `amount`.\n"
+        "`category`, `quantity` (default 1) and `amount`; at most 1,000 lines.\n"
         "- `channel` is `store` (default), `online`, `app` or `mini_program`.\n"
         "- `points_to_use` pays part of the amount with points (100 points = ¥1, in steps "
         "of 100): more than available gives **422** `insufficient_points`, a negative "
@@ -489,8 +540,8 @@ def return_create(request: HttpRequest, payload: ReturnIn):
         fields["receipt_no"] = problem
     if problem := _text_problem(payload.original_receipt_no, max_length=RECEIPT_MAX):
         fields["original_receipt_no"] = problem
-    if problem := _money_problem(payload.amount):
-        fields["amount"] = problem
+    if _business_time(payload.occurred_at) is None:
+        fields["occurred_at"] = _business_time_problem()
     original_store = store
     if payload.original_store and payload.original_store.strip():
         original_store = store_get(code=payload.original_store.strip())
@@ -513,7 +564,7 @@ def return_create(request: HttpRequest, payload: ReturnIn):
     purchase_return = result.purchase_return
     body = {
         "points_reversed": purchase_return.points_reversed,
-        "balance": _balance_body(purchase_return.purchase.member),
+        "balance": _balance_body(lambda: purchase_return.purchase.member),
     }
     return Status(201 if result.created else 200, body)
 
@@ -523,7 +574,7 @@ def return_create(request: HttpRequest, payload: ReturnIn):
 
 @router.get(
     "/members/{member_no}/points",
-    response={200: PointsOut, 401: ErrorOut, 404: ErrorOut},
+    response={200: PointsOut, 400: InvalidOut, 401: ErrorOut, 404: ErrorOut},
     summary="A member's points",
     description=(
         "`available` can be spent now (negative when returns reversed points that were "
@@ -534,7 +585,10 @@ def return_create(request: HttpRequest, payload: ReturnIn):
         "An unknown or closed member gives **404** `not_found`."
     ),
 )
-def member_points(request: HttpRequest, member_no: str):
+def member_points(
+    request: HttpRequest,
+    member_no: PathEx[str, P(max_length=MEMBER_NO_MAX, pattern=NO_NUL)],
+):
     member = _member_or_404(member_no)
     if isinstance(member, Status):
         return member
@@ -639,7 +693,7 @@ def redemption_create(request: HttpRequest, payload: RedemptionIn):
         else {"code": coupon.code, "valid_until": timezone.localtime(coupon.valid_until)},
         "donation_receipt_no": result.redemption.donation_receipt_no if coupon is None else None,
         "points_spent": result.redemption.points_spent,
-        "balance": _balance_body(member),
+        "balance": _balance_body(lambda: member),
     }
     return Status(201 if result.created else 200, body)
 
@@ -662,7 +716,11 @@ def redemption_create(request: HttpRequest, payload: RedemptionIn):
         "unknown code gives **404** `not_found`."
     ),
 )
-def coupon_accept(request: HttpRequest, code: str, payload: CouponUseIn):
+def coupon_accept(
+    request: HttpRequest,
+    code: PathEx[str, P(max_length=COUPON_CODE_MAX, pattern=NO_NUL)],
+    payload: CouponUseIn,
+):
     store = _store_or_error(request, payload.store)
     if isinstance(store, Status):
         return store

@@ -8,12 +8,15 @@ and other slow work go in `transaction.on_commit`.
 from __future__ import annotations
 
 import datetime
+import functools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -80,6 +83,31 @@ class AdjustmentNotAllowed(PointsError):
     code = "adjustment_not_allowed"
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _answer_a_lost_key_race(post: Callable[P, R]) -> Callable[P, R]:
+    """Two requests with one idempotency key for different members, at the same moment (two
+    tills sending one receipt number): each locks only its own member's account, so both
+    pass the replay check, and the later insert of the key waits for the first request's
+    commit and then fails on the unique constraint. Nothing of the loser was written (its
+    transaction or savepoint is rolled back), so it is simply asked again: the first
+    request's posting is now committed, and the replay check answers as for any later
+    request with that key, `IdempotencyConflict` (or the first result, for the same
+    request). An IntegrityError that the second attempt meets too is not a race: it is raised.
+    """
+
+    @functools.wraps(post)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return post(*args, **kwargs)
+        except IntegrityError:
+            return post(*args, **kwargs)
+
+    return wrapped
+
+
 @dataclass(frozen=True)
 class LineInput:
     sku: str
@@ -122,6 +150,7 @@ def _purchase_fingerprint(
     )
 
 
+@_answer_a_lost_key_race
 def purchase_record(
     *,
     member: Member,
@@ -348,6 +377,7 @@ class ReturnResult:
     created: bool
 
 
+@_answer_a_lost_key_race
 def return_record(
     *,
     store: Store,
@@ -910,6 +940,7 @@ class RedemptionResult:
     created: bool
 
 
+@_answer_a_lost_key_race
 def reward_redeem(
     *,
     member: Member,

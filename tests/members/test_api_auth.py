@@ -220,7 +220,7 @@ def test_the_openapi_document_lists_the_operations_and_their_errors(client):
     paths = schema["paths"]
     enrol = paths["/api/v1/members"]["post"]
     lookup_op = paths["/api/v1/members/lookup"]["get"]
-    assert set(enrol["responses"]) == {"201", "400", "401", "403", "409"}
+    assert set(enrol["responses"]) == {"201", "400", "401", "403", "409", "413"}
     assert set(lookup_op["responses"]) == {"200", "400", "401", "404"}
     assert "forbidden_store" in enrol["description"]
     assert {p["name"] for p in lookup_op["parameters"]} == {"phone", "member_no"}

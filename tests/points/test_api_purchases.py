@@ -565,3 +565,34 @@ def test_the_recorded_time_is_the_servers_not_the_tills(pos, member):
     purchase = Purchase.objects.get()
     assert purchase.recorded_at == timezone.now()
     assert purchase.occurred_at == datetime.datetime(2026, 3, 14, 9, 0, tzinfo=SH)
+
+
+@pytest.fixture
+def figures_unreadable():
+    """The member's figures cannot be read once the purchase is written (a contributor to
+    the member object fails, as a database gone away would)."""
+    from members.selectors import _member_summary_contributors, member_summary_contributor_register
+
+    def broken(member, summary):
+        raise RuntimeError("the tier service is down")
+
+    member_summary_contributor_register(broken)
+    yield
+    _member_summary_contributors.remove(broken)
+
+
+def test_a_recorded_purchase_answers_201_with_what_is_in_hand_when_figures_fail(
+    pos, member, figures_unreadable, caplog
+):
+    response = pos.post(sale(member))
+
+    assert response.status_code == 201
+    purchase = Purchase.objects.get()
+    assert response.json() == {
+        "purchase_id": purchase.pk,
+        "points_earned": 128,
+        "points_used": 0,
+        "balance": None,
+        "tier": None,
+    }
+    assert "the tier service is down" in caplog.text
