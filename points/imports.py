@@ -122,6 +122,7 @@ from .models import (
     Purchase,
     PurchaseLine,
 )
+from .purchase_limits import purchase_amount_limit
 from .services import CENT
 
 BATCH_SIZE = 5000
@@ -376,7 +377,7 @@ class _Checker:
         self.earliest = datetime.datetime.combine(
             self.earliest_day, datetime.time(), tzinfo=ZoneInfo(settings.TIME_ZONE)
         )
-        self.max_amount = settings.POINTS_PURCHASE_MAX_AMOUNT
+        self.max_amount = purchase_amount_limit()
         self.latest_expiry = datetime.date(self.today.year + MAX_EXPIRY_YEARS, 12, 31)
         self.seen: dict[Any, int] = {}
         # The fast path for times without an offset (made aware in the default zone, as
@@ -1036,7 +1037,7 @@ def _purchases_prepare(
     members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
     active = Member.Status.ACTIVE
     # A category rate may count a purchase's spend several times over, never this much.
-    max_eligible = settings.POINTS_PURCHASE_MAX_AMOUNT * 1000
+    max_eligible = purchase_amount_limit() * 1000
     per_row = calculator.per_row
     multiplier = calculator.multiplier
     earn = calculator.earn
