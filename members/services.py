@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from .hooks import member_enrolled, member_profile_changed
 from .jobs import nightly_job_get
-from .messaging import member_welcome_send
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
 from .selectors import member_get_by_referral_code
@@ -257,9 +256,11 @@ def member_enroll(
         # In the same transaction: a sign-up bonus commits with the enrolment or not at all.
         member_enrolled(member=member)
         if welcome_sms and user is None:
-            # After commit: a slow gateway must not hold the new member's locks, and a
-            # rolled-back enrolment must not have been welcomed.
-            transaction.on_commit(lambda: member_welcome_send(member=member))
+            # After commit, and through the task queue: a rolled-back enrolment must not
+            # have been welcomed, and a slow SMS gateway must not hold up the till's answer.
+            from .tasks import member_welcome_send_task
+
+            transaction.on_commit(lambda: member_welcome_send_task.delay(member.pk))
     return member
 
 
