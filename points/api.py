@@ -35,6 +35,7 @@ from .purchase_limits import (
     AmountOverLimit,
     OccurredAtOutOfRange,
     ReturnBeforePurchase,
+    ReturnDatedAhead,
     limit_message,
 )
 from .selectors import (
@@ -337,7 +338,9 @@ def _points_error_status(exc: PointsError) -> Status:
             "until new earnings cover it."
         ) % {"debt": exc.debt}
         return Status(422, error_body("negative_balance", message))
-    if isinstance(exc, AmountOverLimit | OccurredAtOutOfRange | ReturnBeforePurchase):
+    if isinstance(
+        exc, AmountOverLimit | OccurredAtOutOfRange | ReturnBeforePurchase | ReturnDatedAhead
+    ):
         return Status(422, error_body(exc.code, limit_message(exc)))
     messages: dict[type[PointsError], tuple[int, str]] = {
         MemberInactive: (422, _("This member's account is frozen: it cannot earn or spend.")),

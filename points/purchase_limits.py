@@ -57,6 +57,14 @@ class ReturnBeforePurchase(PointsError):
         super().__init__(f"the purchase was made at {purchased_at.isoformat()}, after the return")
 
 
+class ReturnDatedAhead(PointsError):
+    code = "occurred_at_out_of_range"
+
+    def __init__(self, *, latest: datetime.datetime) -> None:
+        self.latest = latest
+        super().__init__(f"a return must be dated at the latest {latest.isoformat()}")
+
+
 def purchase_amount_limit() -> Decimal:
     return Decimal(settings.POINTS_PURCHASE_MAX_AMOUNT)
 
@@ -89,17 +97,25 @@ def purchase_limits_check(
     purchase_time_check(occurred_at=occurred_at, now=now)
 
 
-def return_time_check(*, occurred_at: datetime.datetime, purchased_at: datetime.datetime) -> None:
-    """A return happens after its purchase (at the same instant at the earliest)."""
+def return_time_check(
+    *, occurred_at: datetime.datetime, purchased_at: datetime.datetime, now: datetime.datetime
+) -> None:
+    """A return happens after its purchase (at the same instant at the earliest), and no
+    further ahead of the server's clock than a purchase may be."""
     if occurred_at < purchased_at:
         raise ReturnBeforePurchase(purchased_at=purchased_at)
+    _earliest, latest = purchase_time_bounds(now=now)
+    if occurred_at > latest:
+        raise ReturnDatedAhead(latest=latest)
 
 
 def _minute(value: datetime.datetime) -> str:
     return value.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
 
 
-def limit_message(error: AmountOverLimit | OccurredAtOutOfRange | ReturnBeforePurchase) -> str:
+def limit_message(
+    error: AmountOverLimit | OccurredAtOutOfRange | ReturnBeforePurchase | ReturnDatedAhead,
+) -> str:
     """The refusal as the API's `detail` and the staff form's error show it, translated."""
     if isinstance(error, AmountOverLimit):
         return _("A purchase can be at most ¥%(limit)s.") % {"limit": f"{error.limit:,.2f}"}
@@ -107,6 +123,10 @@ def limit_message(error: AmountOverLimit | OccurredAtOutOfRange | ReturnBeforePu
         return _(
             "The time of purchase must be between %(earliest)s and %(latest)s (Asia/Shanghai time)."
         ) % {"earliest": _minute(error.earliest), "latest": _minute(error.latest)}
+    if isinstance(error, ReturnDatedAhead):
+        return _("A return cannot be dated later than %(latest)s (Asia/Shanghai time).") % {
+            "latest": _minute(error.latest)
+        }
     return _("A return cannot be dated before its purchase (%(purchased_at)s).") % {
         "purchased_at": _minute(error.purchased_at)
     }

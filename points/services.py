@@ -393,7 +393,8 @@ def return_record(
 
     Proportion is taken on the running total returned, so two half returns reverse exactly
     what one full return would. Returning more than is left of the purchase, or a return
-    dated before the purchase (`ReturnBeforePurchase`), is refused.
+    dated before the purchase (`ReturnBeforePurchase`) or ahead of the clock
+    (`ReturnDatedAhead`), is refused.
     A return at another store than the purchase's is refused when POINTS_CROSS_STORE_RETURNS
     is off, and audited (`purchase.return_cross_store`) when it is on, whoever records it;
     `actor_label` names a non-person actor (an API token) in that entry.
@@ -433,7 +434,9 @@ def return_record(
                 f"the purchase was made at {original_store.code}, not at {store.code}"
             )
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        return_time_check(occurred_at=occurred_at, purchased_at=purchase.occurred_at)
+        return_time_check(
+            occurred_at=occurred_at, purchased_at=purchase.occurred_at, now=timezone.now()
+        )
         if purchase.returned_amount + amount > purchase.amount:
             raise ReturnExceedsPurchase(
                 f"¥{amount} is more than the ¥{purchase.net_amount} left of this purchase"

@@ -31,6 +31,7 @@ from .purchase_limits import (
     OccurredAtOutOfRange,
     limit_message,
     purchase_amount_check,
+    purchase_time_bounds,
     purchase_time_check,
 )
 from .selectors import category_list
@@ -38,8 +39,6 @@ from .services import LineInput, adjustment_authority, adjustment_limit
 
 LINE_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
-# A till's clock may run a little ahead of the server's; more than this is a typo.
-FUTURE_SLACK = datetime.timedelta(minutes=5)
 
 
 def _now_minute() -> datetime.datetime:
@@ -71,7 +70,8 @@ def _store_field(label: str, *, required: bool = True) -> forms.ModelChoiceField
 
 
 def _not_in_future(value: datetime.datetime) -> datetime.datetime:
-    if value > timezone.now() + FUTURE_SLACK:
+    _earliest, latest = purchase_time_bounds(now=timezone.now())
+    if value > latest:
         raise forms.ValidationError(_("This time is in the future."))
     return value
 

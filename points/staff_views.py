@@ -51,6 +51,7 @@ from .purchase_limits import (
     AmountOverLimit,
     OccurredAtOutOfRange,
     ReturnBeforePurchase,
+    ReturnDatedAhead,
     limit_message,
 )
 from .selectors import (
@@ -388,7 +389,7 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
                 )
             except CrossStoreReturnRefused as error:
                 form.add_error("original_store", points_error_message(error))
-            except ReturnBeforePurchase as error:
+            except (ReturnBeforePurchase, ReturnDatedAhead) as error:
                 form.add_error("occurred_at", limit_message(error))
             except PointsError as error:
                 form.add_error(None, points_error_message(error))

@@ -207,6 +207,26 @@ def test_a_return_dated_before_its_purchase_gets_422_and_writes_nothing(pos, pur
     assert written() == before
 
 
+@pytest.mark.parametrize("occurred_at", ["2026-03-15T14:05:01", "2999-01-01T00:00:00"])
+def test_a_return_dated_ahead_of_the_clock_gets_422_and_writes_nothing(pos, purchase, occurred_at):
+    before = written()
+
+    response = pos.post(refund(occurred_at=occurred_at))
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "occurred_at_out_of_range",
+        "detail": "A return cannot be dated later than 2026-03-15 14:05 (Asia/Shanghai time).",
+    }
+    assert written() == before
+
+
+def test_a_return_five_minutes_ahead_of_the_clock_is_recorded(pos, purchase):
+    response = pos.post(refund(occurred_at="2026-03-15T14:05:00"))
+
+    assert response.status_code == 201
+
+
 def test_a_return_at_the_very_time_of_its_purchase_is_recorded(pos, purchase):
     response = pos.post(refund(occurred_at="2026-03-13T06:00:00Z"))  # 14:00 in Shanghai
 
