@@ -264,9 +264,13 @@ def _quiet_hours(at: datetime.datetime) -> bool:
 
 
 def upgrade_note(*, spend: object, points: object) -> str:
-    """The history note of an upgrade, in the active language."""
-    return _("spend %(spend)s, points %(points)s in 12 months") % {
-        "spend": money_format(spend),
+    """The history note of an upgrade, in the active language.
+
+    The figures stay as the database prints them: points' purchase function writes the same
+    note in SQL (`points.purchase_fast`), and a test compares its rows with this path's.
+    """
+    return _("spend ¥%(spend)s, points %(points)s in 12 months") % {
+        "spend": spend,
         "points": points,
     }
 
