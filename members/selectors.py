@@ -242,6 +242,13 @@ def staff_store_ids(*, user: Any) -> frozenset[int] | None:
     return frozenset(user.stores.values_list("id", flat=True))
 
 
+def staff_store_allowed(*, user: Any, store: Store) -> bool:
+    """Whether `user` may act for `store` (`staff_store_ids`); the services ask this of the
+    person who records a purchase, return, coupon or enrolment, whatever page sent it."""
+    store_ids = staff_store_ids(user=user)
+    return store_ids is None or store.pk in store_ids
+
+
 def staff_stores(*, user: Any) -> QuerySet[Store]:
     """The active stores a back-office user may choose on a form (`staff_store_ids`)."""
     store_ids = staff_store_ids(user=user)

@@ -17,12 +17,13 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .hooks import member_enrolled, member_profile_changed
 from .jobs import nightly_job_get
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
-from .selectors import member_get_by_referral_code
+from .selectors import member_get_by_referral_code, staff_store_allowed
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I look-alikes
 
@@ -36,6 +37,10 @@ class MemberAlreadyExists(MemberError):
         self.member = member
         self.field = field
         super().__init__(f"A member with this {field} already exists: {member.member_no}")
+
+
+class StoreNotYours(MemberError):
+    """A member of staff acting for a store that is not on their login."""
 
 
 class InvalidMemberData(MemberError):
@@ -199,6 +204,10 @@ def member_enroll(
     or e-mail that is already a member raises `MemberAlreadyExists` and nothing is written.
     `welcome_sms` (enrolment at a till) texts the new member how to log in, once committed.
     """
+    if actor is not None and store is not None and not staff_store_allowed(user=actor, store=store):
+        raise StoreNotYours(
+            _("You can only do this for your own stores. Choose one of the stores listed.")
+        )
     phone_e164, name, email = _clean_enrolment(
         phone=phone, name=name, email=email, gender=gender, birthday=birthday
     )

@@ -41,7 +41,7 @@ from .selectors import (
     member_summary,
     staff_stores,
 )
-from .services import InvalidMemberData, MemberAlreadyExists, member_enroll
+from .services import InvalidMemberData, MemberAlreadyExists, StoreNotYours, member_enroll
 from .staff_forms import ENROL_ERRORS, AuditFilterForm, MemberEnrolForm, no_store_message
 
 AUDIT_PAGE_SIZE = 50
@@ -180,6 +180,8 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
                     form.add_error("email", _("This e-mail already belongs to a member."))
                 else:
                     form.add_error("phone", _("This phone number is already a member."))
+            except StoreNotYours as error:
+                form.add_error("store", str(error))
             except InvalidMemberData as error:
                 for field, code in error.errors.items():
                     form.add_error(

@@ -21,6 +21,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from members.models import Member, Store, User
+from members.selectors import staff_store_allowed
 from members.services import audit_log
 from tiers.models import QualifyingActivity
 from tiers.selectors import member_tier_rank as tier_member_rank
@@ -71,6 +72,17 @@ class PurchaseNotFound(InvalidPurchase):
 
 class ReturnExceedsPurchase(PointsError):
     code = "return_exceeds_purchase"
+
+
+class StoreNotYours(PointsError):
+    """A member of staff recording for a store that is not on their login
+    (members.selectors.staff_store_allowed)."""
+
+
+def _store_act_check(*, actor: User | None, store: Store) -> None:
+    # Only a person is limited to their stores; a POS token is bound to its store already.
+    if actor is not None and not staff_store_allowed(user=actor, store=store):
+        raise StoreNotYours(f"{actor} does not act for store {store.code}")
 
 
 class CrossStoreReturnRefused(PointsError):
@@ -175,6 +187,7 @@ def purchase_record(
     below, which posts the rest (points as payment, staff purchases, referral bonuses,
     campaign promotions) and SQLite's.
     """
+    _store_act_check(actor=actor, store=store)
     now = now or timezone.now()
     receipt_no = receipt_no.strip()
     amount = Decimal(amount).quantize(CENT)
@@ -388,6 +401,7 @@ def return_record(
     original_store: Store | None = None,
     actor: User | None = None,
     actor_label: str = "",
+    now: datetime.datetime | None = None,
 ) -> ReturnResult:
     """Record a (partial) return: reverse the purchase's points in proportion, rounded down.
 
@@ -397,8 +411,10 @@ def return_record(
     (`ReturnDatedAhead`), is refused.
     A return at another store than the purchase's is refused when POINTS_CROSS_STORE_RETURNS
     is off, and audited (`purchase.return_cross_store`) when it is on, whoever records it;
-    `actor_label` names a non-person actor (an API token) in that entry.
+    `actor_label` names a non-person actor (an API token) in that entry. `now` is when the
+    return is recorded (default: now), as for `purchase_record`.
     """
+    _store_act_check(actor=actor, store=store)
     receipt_no = receipt_no.strip()
     amount = Decimal(amount).quantize(CENT)
     if not receipt_no:
@@ -435,7 +451,7 @@ def return_record(
             )
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         return_time_check(
-            occurred_at=occurred_at, purchased_at=purchase.occurred_at, now=timezone.now()
+            occurred_at=occurred_at, purchased_at=purchase.occurred_at, now=now or timezone.now()
         )
         if purchase.returned_amount + amount > purchase.amount:
             raise ReturnExceedsPurchase(
@@ -1112,6 +1128,7 @@ def coupon_use(
     now: datetime.datetime | None = None,
 ) -> Coupon:
     """Mark a coupon used at the till; a coupon is used once, and never after it expires."""
+    _store_act_check(actor=actor, store=store)
     now = now or timezone.now()
     code = (code or "").strip().upper().replace(" ", "").replace("-", "")
     with transaction.atomic():

@@ -86,6 +86,7 @@ from .services import (
     MemberInactive,
     PurchaseNotFound,
     ReturnExceedsPurchase,
+    StoreNotYours,
     adjustment_authority,
     adjustment_check,
     adjustment_limit,
@@ -199,6 +200,10 @@ def points_error_message(error: PointsError) -> str:
                 "This purchase was made at another store: returns are accepted only at the "
                 "store of the purchase."
             ),
+        ),
+        (
+            StoreNotYours,
+            _("You can only do this for your own stores. Choose one of the stores listed."),
         ),
         (CouponNotFound, _("There is no coupon with this code.")),
         (CouponUsed, _("This coupon has already been used.")),

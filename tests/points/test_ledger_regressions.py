@@ -43,6 +43,7 @@ def give_back(store, receipt, original, amount, *, when=AFTER_EXPIRY):
         original_receipt_no=original,
         amount=Decimal(amount),
         occurred_at=when,
+        now=when,
     ).purchase_return
 
 

@@ -401,6 +401,7 @@ class LedgerMachine(RuleBasedStateMachine):
             "original_receipt_no": purchase.request["receipt_no"],
             "amount": yuan(cents),
             "occurred_at": self.now,
+            "now": self.now,
         }
         if cents == 0:
             self.refused(InvalidPurchase, lambda: return_record(**request))

@@ -360,3 +360,89 @@ def test_the_service_refuses_cross_store_returns_when_they_are_off(
             amount=Decimal(10),
             occurred_at=NOW,
         )
+
+
+# --- The services refuse it too, whichever page or script calls them -------------------------
+
+
+def test_the_services_refuse_a_cashier_recording_for_another_store(store, beijing, member):
+    from points.services import StoreNotYours, coupon_use
+
+    cashier = make_role_user("store_staff", stores=[store])
+    purchase = buy(member, beijing, "B1")
+    redemption = reward_redeem(
+        member=member,
+        reward=Reward.objects.create(
+            code="CNY1",
+            kind=Reward.Kind.AMOUNT_OFF,
+            name_zh="1元券",
+            name_en="¥1 off",
+            points_price=1,
+            amount_off=Decimal("1"),
+        ),
+        idempotency_key="k-1",
+    )
+    before = (Purchase.objects.count(), Return.objects.count(), LedgerTransaction.objects.count())
+
+    with pytest.raises(StoreNotYours):
+        purchase_record(
+            member=member,
+            store=beijing,
+            receipt_no="B2",
+            occurred_at=NOW,
+            amount=Decimal("10.00"),
+            actor=cashier,
+        )
+    with pytest.raises(StoreNotYours):
+        return_record(
+            store=beijing,
+            receipt_no="X1",
+            original_receipt_no=purchase.receipt_no,
+            amount=Decimal("10.00"),
+            occurred_at=NOW,
+            actor=cashier,
+        )
+    with pytest.raises(StoreNotYours):
+        coupon_use(code=redemption.coupon.code, store=beijing, receipt_no="B3", actor=cashier)
+
+    after = (Purchase.objects.count(), Return.objects.count(), LedgerTransaction.objects.count())
+    assert after == before
+    assert Coupon.objects.get(pk=redemption.coupon.pk).status == Coupon.Status.ISSUED
+    # At their own store the same cashier records as before.
+    assert purchase_record(
+        member=member,
+        store=store,
+        receipt_no="S1",
+        occurred_at=NOW,
+        amount=Decimal("10.00"),
+        actor=cashier,
+    ).created
+
+
+def test_the_enrolment_service_refuses_a_cashier_enrolling_for_another_store(store, beijing):
+    from members.models import Member
+    from members.services import StoreNotYours, member_enroll
+
+    cashier = make_role_user("store_staff", stores=[store])
+
+    with pytest.raises(StoreNotYours):
+        member_enroll(
+            phone="13912340000",
+            name="王五",
+            channel=Member.Channel.STORE,
+            store=beijing,
+            actor=cashier,
+        )
+
+    assert not Member.objects.filter(phone="+8613912340000").exists()
+    administrator = make_role_user("administrator")
+    assert (
+        member_enroll(
+            phone="13912340000",
+            name="王五",
+            channel=Member.Channel.STORE,
+            store=beijing,
+            actor=administrator,
+        ).enrolment_store
+        == beijing
+    )
