@@ -70,7 +70,7 @@ def member_import(request: HttpRequest) -> HttpResponse:
         else:
             # After commit, so a worker on another machine finds the row; with no broker the
             # task runs right here and the report page opens finished.
-            transaction.on_commit(lambda: member_import_task.delay(member_import.pk))
+            transaction.on_commit(lambda: member_import_task.delay(member_import.pk), robust=True)
             return redirect("staff:member-import-detail", import_id=member_import.pk)
     status = 400 if form.is_bound and form.errors else 200
     return render(

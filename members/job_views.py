@@ -201,7 +201,7 @@ def job_rerun(request: HttpRequest) -> HttpResponse:
     job_rerun_request(name=name, business_date=day, actor=request.user)
     # After commit, as the import does; with no broker the task runs here and the run is
     # listed finished when the page opens.
-    transaction.on_commit(lambda: nightly_job_task.delay(name, day.isoformat()))
+    transaction.on_commit(lambda: nightly_job_task.delay(name, day.isoformat()), robust=True)
     messages.success(
         request,
         _("%(job)s for %(date)s was queued; its run is listed below.")

@@ -267,9 +267,11 @@ def member_enroll(
         if welcome_sms and user is None:
             # After commit, and through the task queue: a rolled-back enrolment must not
             # have been welcomed, and a slow SMS gateway must not hold up the till's answer.
+            # Robust: a broker that is down costs the welcome text (logged), never an error
+            # answer for a member who is enrolled.
             from .tasks import member_welcome_send_task
 
-            transaction.on_commit(lambda: member_welcome_send_task.delay(member.pk))
+            transaction.on_commit(lambda: member_welcome_send_task.delay(member.pk), robust=True)
     return member
 
 

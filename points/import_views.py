@@ -108,7 +108,7 @@ def _upload(request: HttpRequest, kind: str) -> HttpResponse:
         else:
             # After commit, so a worker on another machine finds the row; with no broker the
             # task runs right here and the report page opens finished.
-            transaction.on_commit(lambda: points_import_task.delay(points_import.pk))
+            transaction.on_commit(lambda: points_import_task.delay(points_import.pk), robust=True)
             return redirect(page["detail_url"], import_id=points_import.pk)
     status = 400 if form.is_bound and form.errors else 200
     return render(

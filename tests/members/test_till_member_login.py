@@ -165,6 +165,30 @@ def test_a_pos_enrolment_texts_the_member_how_to_log_in(
     ]
 
 
+def test_a_pos_enrolment_answers_201_when_the_task_queue_is_down(
+    client, store, sms_outbox, django_capture_on_commit_callbacks, monkeypatch
+):
+    from members import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.member_welcome_send_task, "delay", broker_down)
+    _token, raw = api_token_create(store=store, name="till 1")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/api/v1/members",
+            json.dumps({"phone": "13812345678", "name": "张伟", "store": "SH001"}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw}"},
+        )
+
+    assert response.status_code == 201
+    assert response.json()["member_no"] == Member.objects.get().member_no
+    assert sms_outbox == []
+
+
 def test_a_refused_enrolment_sends_nothing(
     client, till_member, sms_outbox, django_capture_on_commit_callbacks
 ):
