@@ -16,4 +16,6 @@ def blank_emails_to_null(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("members", "0008_staff_stores")]
 
+    # Going back leaves the NULLs: which of them were '' before cannot be known, and NULL is
+    # what the earlier code meant by "no e-mail" too.
     operations = [migrations.RunPython(blank_emails_to_null, migrations.RunPython.noop)]

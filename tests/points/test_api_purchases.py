@@ -568,17 +568,15 @@ def test_the_recorded_time_is_the_servers_not_the_tills(pos, member):
 
 
 @pytest.fixture
-def figures_unreadable():
-    """The member's figures cannot be read once the purchase is written (a contributor to
-    the member object fails, as a database gone away would)."""
-    from members.selectors import _member_summary_contributors, member_summary_contributor_register
+def figures_unreadable(monkeypatch):
+    """The member's figures cannot be read once the purchase is written (the member object
+    fails, as a database gone away would)."""
+    from points import api
 
-    def broken(member, summary):
+    def broken(*, member):
         raise RuntimeError("the tier service is down")
 
-    member_summary_contributor_register(broken)
-    yield
-    _member_summary_contributors.remove(broken)
+    monkeypatch.setattr(api, "member_summary", broken)
 
 
 def test_a_recorded_purchase_answers_201_with_what_is_in_hand_when_figures_fail(
