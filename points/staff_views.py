@@ -12,6 +12,7 @@ of this module are registered with members.panels from PointsConfig.ready().
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -341,7 +342,9 @@ def _original_lookup(source: Any) -> dict[str, Any]:
         return {"original_looked_up": False}
     stores = store_list()
     store_id = source.get("original_store") or source.get("store")
-    store = stores.filter(pk=store_id).first() if str(store_id or "").isdigit() else None
+    # ASCII digits only, and few enough for a key: `str.isdigit` also takes "²".
+    valid = re.fullmatch(r"[0-9]{1,9}", str(store_id or ""))
+    store = stores.filter(pk=int(store_id)).first() if valid else None
     purchase = (
         purchase_get_by_receipt(store=store, receipt_no=receipt_no) if store is not None else None
     )
