@@ -441,7 +441,8 @@ def _cn_mobile_fast() -> re.Pattern[str]:
     ]
     not_earlier = f"(?!(?:{'|'.join(earlier)})\\Z)" if earlier else ""
     mobile = metadata.mobile.national_number_pattern
-    return re.compile(f"(?:\\+86|0086)?{not_earlier}(?=(?:{mobile})\\Z)(1[3-9]\\d{{9}})")
+    # ASCII: `\d` would also take "８", stored as typed; the library turns it into "8".
+    return re.compile(f"(?:\\+86|0086)?{not_earlier}(?=(?:{mobile})\\Z)(1[3-9]\\d{{9}})", re.ASCII)
 
 
 _CN_MOBILE = _cn_mobile_fast()

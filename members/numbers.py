@@ -87,18 +87,17 @@ def member_no_generate() -> str:
     return body + damm_check_digit(body)
 
 
+# ASCII digits only: `str.isdigit` also takes "²" (which `int` refuses) and "١" (which it reads).
+_MEMBER_NO_SHAPE = re.compile(f"{MEMBER_NO_PREFIX}[0-9]{{{MEMBER_NO_LENGTH - 1}}}")
+
+
 def member_no_is_valid(value: str) -> bool:
-    return (
-        len(value) == MEMBER_NO_LENGTH
-        and value.isdigit()
-        and value.startswith(MEMBER_NO_PREFIX)
-        and damm_check_digit(value) == "0"
-    )
+    return looks_like_member_no(value) and damm_check_digit(value) == "0"
 
 
 def looks_like_member_no(value: str) -> bool:
     """Twelve digits starting with the prefix: meant as a member number, valid or not."""
-    return len(value) == MEMBER_NO_LENGTH and value.isdigit() and value.startswith(MEMBER_NO_PREFIX)
+    return _MEMBER_NO_SHAPE.fullmatch(value) is not None
 
 
 def member_qr_payload(member_no: str) -> str:

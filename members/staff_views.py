@@ -7,6 +7,7 @@ only the fragment that changes (django-template-partials); every page works with
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -83,12 +84,26 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+# Beyond any real list: the selector shows the last page instead.
+_PAGE_MAX = 999_999_999
+
+
+def _page_number(value: str) -> int:
+    """A page number as typed in the URL: ASCII digits only (`str.isdigit` also takes "²"),
+    a number too long for a page is past the end (the last page), anything else page 1."""
+    if re.fullmatch(r"[0-9]{1,9}", value):
+        return int(value)
+    if re.fullmatch(r"[0-9]+", value):
+        return _PAGE_MAX
+    return 1
+
+
 @require_GET
 @staff_required("members.view_member")
 def member_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    page = request.GET.get("page", "")
-    result = selectors.member_search(query=query, page=int(page) if page.isdigit() else 1)
+    page = _page_number(request.GET.get("page", ""))
+    result = selectors.member_search(query=query, page=page)
     # A phone, a number or a scanned card names one person: the cashier wants that member's
     # page, not a list of one. A name search always lists, even a single hit.
     if result.kind in ("phone", "member_no") and len(result.members) == 1:

@@ -101,6 +101,14 @@ class RewardAdmin(AdministratorAdmin):
     search_fields = ("code", "name_zh", "name_en")
     inlines = [RewardTierPriceInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        # Once redeemed (or given as a coupon), a coupon reward stays one and a donation a
+        # donation: the coupons out there are used and voided as what they were issued as.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and (obj.redemptions.exists() or obj.coupons.exists()):
+            fields += ("kind",)
+        return fields
+
 
 class EntryInline(admin.TabularInline):
     model = Entry

@@ -211,7 +211,8 @@ def _large_postings(business_date: datetime.date) -> tuple[list[dict[str, Any]],
     `business_date`, Asia/Shanghai) that moved a member's account by at least
     RECONCILE_LARGE_POSTING_POINTS either way: the first LARGE_POSTINGS_LISTED of them by
     time, and how many there were. One range query on recorded_at (a BRIN index on
-    PostgreSQL, migration 0019), whatever the size of the ledger."""
+    PostgreSQL, points migration 0020_ledger_recorded_at_brin), whatever the size of the
+    ledger."""
     threshold = settings.RECONCILE_LARGE_POSTING_POINTS
     rows = LedgerTransaction.objects.filter(
         recorded_at__gte=start_of(business_date - datetime.timedelta(days=1)),

@@ -543,10 +543,20 @@ class AdjustmentLimitExceeded(AdjustmentNotAllowed):
 
     code = "adjustment_limit"
 
-    def __init__(self, message: str, *, authority: str, limit: int, daily: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        authority: str,
+        limit: int,
+        daily: bool = False,
+        ceiling: bool = False,
+    ) -> None:
         self.authority = authority
         self.limit = limit
         self.daily = daily
+        # Above POINTS_ADJUST_MAX: refused whoever asks, approval or not.
+        self.ceiling = ceiling
         # For a daily refusal: what the member's store-staff adjustments of the day used.
         self.used = 0
         super().__init__(message)
@@ -586,7 +596,8 @@ def adjustment_check(
 ) -> str:
     """Refuse an adjustment the rules or the actor's limits do not allow; returns the
     authority it is made under. Raises `ApprovalRequired` when only a second administrator
-    can let it through. Called by the service under the account lock, and by the form's
+    can let it through, `AdjustmentLimitExceeded` above the actor's limit or, for everyone,
+    above POINTS_ADJUST_MAX. Called by the service under the account lock, and by the form's
     confirmation step (without it) to show the refusal before anything is asked."""
     if member.status not in (Member.Status.ACTIVE, Member.Status.FROZEN):
         raise AdjustmentNotAllowed("the member's account is closed")
@@ -595,6 +606,14 @@ def adjustment_check(
     if points == 0:
         raise AdjustmentNotAllowed("an adjustment must change the balance")
     authority = adjustment_authority(user=actor)
+    ceiling = settings.POINTS_ADJUST_MAX
+    if abs(points) > ceiling:
+        raise AdjustmentLimitExceeded(
+            f"no adjustment may move more than {ceiling} points",
+            authority=authority,
+            limit=ceiling,
+            ceiling=True,
+        )
     limit = adjustment_limit(authority=authority)
     if abs(points) > limit:
         if authority == PointsAdjustment.Authority.ADMINISTRATOR:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core import validators
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -25,7 +27,7 @@ from members.selectors import member_search, store_list
 from members.staff_forms import store_field_limit
 
 from .ledger import BUSINESS_TZ
-from .models import LedgerTransaction, PointsAdjustment
+from .models import LedgerTransaction
 from .purchase_limits import (
     AmountOverLimit,
     OccurredAtOutOfRange,
@@ -35,7 +37,7 @@ from .purchase_limits import (
     purchase_time_check,
 )
 from .selectors import category_list
-from .services import LineInput, adjustment_authority, adjustment_limit
+from .services import LineInput
 
 LINE_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -369,29 +371,21 @@ class PointsAdjustForm(forms.Form):
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", uuid.uuid4())
         super().__init__(*args, **kwargs)
         self.user = user
+        # The field's bounds are the service's absolute ceiling (POINTS_ADJUST_MAX).
+        ceiling = settings.POINTS_ADJUST_MAX
+        field = self.fields["points"]
+        field.min_value, field.max_value = -ceiling, ceiling
+        field.validators.extend(
+            [validators.MinValueValidator(-ceiling), validators.MaxValueValidator(ceiling)]
+        )
+        field.widget.attrs.update({"min": -ceiling, "max": ceiling})
 
     def clean_points(self) -> int:
+        # Only the shape here; the limits of the one who asks are the service's
+        # (`adjustment_check`), shown on this field by the view.
         points = self.cleaned_data["points"]
         if points == 0:
             raise forms.ValidationError(_("Enter the points to add or take away (not 0)."))
-        authority = adjustment_authority(user=self.user)
-        limit = adjustment_limit(authority=authority)
-        if abs(points) > limit and authority == PointsAdjustment.Authority.STAFF:
-            raise forms.ValidationError(
-                _(
-                    "Store staff can adjust up to %(limit)s points at a time. Ask a store "
-                    "manager for a larger adjustment."
-                )
-                % {"limit": limit}
-            )
-        if abs(points) > limit and authority == PointsAdjustment.Authority.MANAGER:
-            raise forms.ValidationError(
-                _(
-                    "Store managers can adjust up to %(limit)s points at a time. Ask an "
-                    "administrator for a larger adjustment."
-                )
-                % {"limit": limit}
-            )
         return points
 
     def clean_reason(self) -> str:

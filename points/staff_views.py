@@ -12,6 +12,7 @@ of this module are registered with members.panels from PointsConfig.ready().
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -346,7 +347,9 @@ def _original_lookup(source: Any) -> dict[str, Any]:
         return {"original_looked_up": False}
     stores = store_list()
     store_id = source.get("original_store") or source.get("store")
-    store = stores.filter(pk=store_id).first() if str(store_id or "").isdigit() else None
+    # ASCII digits only, and few enough for a key: `str.isdigit` also takes "²".
+    valid = re.fullmatch(r"[0-9]{1,9}", str(store_id or ""))
+    store = stores.filter(pk=int(store_id)).first() if valid else None
     purchase = (
         purchase_get_by_receipt(store=store, receipt_no=receipt_no) if store is not None else None
     )
@@ -579,12 +582,32 @@ def _adjust_preview(
     return balance, needs_approval, None
 
 
+def _adjust_error_field(error: PointsError) -> str | None:
+    """The refusals about the figure itself are shown on the points field."""
+    if isinstance(error, InsufficientPoints | PointsInDebt | AdjustmentLimitExceeded):
+        return "points"
+    return None
+
+
 def adjustment_error_message(error: PointsError) -> str:
     if isinstance(error, AdjustmentLimitExceeded) and error.daily:
         return _(
             "Store staff can adjust at most %(limit)s points per member per day (added and "
             "taken away together); %(used)s are used today. Ask a store manager."
         ) % {"limit": error.limit, "used": error.used}
+    if isinstance(error, AdjustmentLimitExceeded) and error.ceiling:
+        return _("No adjustment may move more than %(limit)s points.") % {"limit": error.limit}
+    if isinstance(error, AdjustmentLimitExceeded) and not isinstance(error, ApprovalRequired):
+        if error.authority == PointsAdjustment.Authority.STAFF:
+            return _(
+                "Store staff can adjust up to %(limit)s points at a time. Ask a store "
+                "manager for a larger adjustment."
+            ) % {"limit": error.limit}
+        if error.authority == PointsAdjustment.Authority.MANAGER:
+            return _(
+                "Store managers can adjust up to %(limit)s points at a time. Ask an "
+                "administrator for a larger adjustment."
+            ) % {"limit": error.limit}
     if isinstance(error, AdjustmentLimitExceeded):
         return _("This adjustment is above your limit of %(limit)s points.") % {
             "limit": error.limit
@@ -613,8 +636,7 @@ def points_adjust_view(request: HttpRequest, member_no: str) -> HttpResponse:
                 member=member, points=data["points"], reason=data["reason"], user=request.user
             )
             if problem is not None:
-                field = "points" if isinstance(problem, InsufficientPoints | PointsInDebt) else None
-                form.add_error(field, adjustment_error_message(problem))
+                form.add_error(_adjust_error_field(problem), adjustment_error_message(problem))
             elif not data["confirm"]:
                 confirming = {
                     "points": data["points"],
@@ -684,10 +706,8 @@ def _adjust_post(
         form.add_error(
             None, _("This form was already submitted with other values. Reload and retry.")
         )
-    except (InsufficientPoints, PointsInDebt) as error:
-        form.add_error("points", points_error_message(error))
     except PointsError as error:
-        form.add_error(None, adjustment_error_message(error))
+        form.add_error(_adjust_error_field(error), adjustment_error_message(error))
     else:
         messages.success(
             request,

@@ -3,12 +3,10 @@ from __future__ import annotations
 import datetime
 
 from django import forms
-from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import TierLevel
-from .selectors import override_last_day
+from .services import TierError, tier_override_until_check
 
 
 class TierOverrideForm(forms.Form):
@@ -28,12 +26,8 @@ class TierOverrideForm(forms.Form):
 
     def clean_until(self) -> datetime.date:
         until = self.cleaned_data["until"]
-        if until < timezone.localdate():
-            raise forms.ValidationError(_("The end date cannot be in the past."))
-        last_day = override_last_day(today=timezone.localdate())
-        if until > last_day:
-            raise forms.ValidationError(
-                _("A manual tier ends within %(months)s months: %(day)s at the latest.")
-                % {"months": settings.TIER_OVERRIDE_MAX_MONTHS, "day": last_day.isoformat()}
-            )
+        try:
+            tier_override_until_check(until=until)
+        except TierError as error:
+            raise forms.ValidationError(str(error)) from error
         return until

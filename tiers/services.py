@@ -352,6 +352,24 @@ def _upgrade_check(
     return histories[0]
 
 
+def tier_override_until_check(
+    *, until: datetime.date, now: datetime.datetime | None = None
+) -> datetime.date:
+    """The one rule for a manual tier's end date: not before today's business day, at most
+    TIER_OVERRIDE_MAX_MONTHS after it. Returns the latest end date allowed; raises TierError.
+    The staff form and `tier_override_set` both ask here."""
+    today = business_date(now or timezone.now())
+    if until < today:
+        raise TierError(_("The end date cannot be in the past."))
+    last_day = override_last_day(today=today)
+    if until > last_day:
+        raise TierError(
+            _("A manual tier ends within %(months)s months: %(day)s at the latest.")
+            % {"months": settings.TIER_OVERRIDE_MAX_MONTHS, "day": last_day.isoformat()}
+        )
+    return last_day
+
+
 def tier_override_set(
     *,
     member: Member,
@@ -367,15 +385,7 @@ def tier_override_set(
     reason = reason.strip()
     if not reason:
         raise TierError(_("Give a reason for the manual tier."))
-    today = business_date(now)
-    if until < today:
-        raise TierError(_("The end date cannot be in the past."))
-    last_day = override_last_day(today=today)
-    if until > last_day:
-        raise TierError(
-            _("A manual tier ends within %(months)s months: %(day)s at the latest.")
-            % {"months": settings.TIER_OVERRIDE_MAX_MONTHS, "day": last_day.isoformat()}
-        )
+    tier_override_until_check(until=until, now=now)
     if level.is_base:
         raise TierError(_("Choose a level above the base level; it returns by itself."))
     for attempt in range(2):

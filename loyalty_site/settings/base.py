@@ -276,6 +276,8 @@ POINTS_ADJUST_STAFF_DAILY_MAX = env.int("POINTS_ADJUST_STAFF_DAILY_MAX", default
 # Store managers (points.adjust_unlimited): points per adjustment. Above it an
 # administrator's request (points.approve_adjustment) waits for a second administrator.
 POINTS_ADJUST_MANAGER_MAX = env.int("POINTS_ADJUST_MANAGER_MAX", default=100_000)
+# No adjustment, not even an approved administrator's, moves more points than this.
+POINTS_ADJUST_MAX = env.int("POINTS_ADJUST_MAX", default=100_000_000)
 # A manual tier ends at most this many months after the day it is set.
 TIER_OVERRIDE_MAX_MONTHS = env.int("TIER_OVERRIDE_MAX_MONTHS", default=24)
 # The nightly reconcile lists the postings of the day that moved at least this many points.

@@ -106,6 +106,9 @@ def test_the_fast_phone_check_gives_the_phone_librarys_answer_for_any_text(text)
         ("12345678901", None),  # 12x is no mobile range
         ("1381234567", None),  # ten digits
         ("+85291234567", "+85291234567"),  # Hong Kong: through the library
+        # Full-width and Arabic-Indic digits pass str.isdigit: stored in ASCII all the same.
+        ("13８１２３４５６７８", "+8613812345678"),
+        ("١٣٨١٢٣٤٥٦٧٨", "+8613812345678"),
     ],
 )
 def test_typical_phones_come_out_as_the_library_says(typed, e164):

@@ -213,6 +213,38 @@ def test_many_name_matches_show_the_true_count_and_page_through_them(staff_clien
     assert "Page 1 of 2" in page(staff_client.get(SEARCH_URL, {"q": "王", "page": "x"}))
 
 
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("²", "Page 1 of 2"),  # str.isdigit says yes, int says no
+        ("٢", "Page 1 of 2"),  # not an ASCII digit: not a page number
+        ("99999999999999999999999", "Page 2 of 2"),  # past the end: the last page
+        ("999999999", "Page 2 of 2"),
+        ("-1", "Page 1 of 2"),
+    ],
+)
+def test_a_mangled_page_number_shows_a_page_instead_of_crashing(staff_client, typed, shown):
+    for _ in range(24):
+        MemberFactory(name="王小明")
+    response = staff_client.get(SEARCH_URL, {"q": "王", "page": typed})
+    assert response.status_code == 200
+    assert shown in page(response)
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("8²²²²²²²²²²²", "Not a complete mobile number"),
+        ("8١١١١١١١١١١١", "Not a complete mobile number"),
+        ("HYL:M:8²²²²²²²²²²²", "check digit is wrong"),
+    ],
+)
+def test_a_number_of_unicode_digits_is_not_a_member_number(staff_client, member, typed, shown):
+    response = staff_client.get(SEARCH_URL, {"q": typed})
+    assert response.status_code == 200
+    assert shown in page(response)
+
+
 def test_the_result_list_takes_the_same_few_queries_for_two_members_or_twenty(
     staff_client, django_assert_max_num_queries, django_assert_num_queries
 ):

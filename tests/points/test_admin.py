@@ -261,3 +261,50 @@ def test_a_category_rate_is_for_a_category_of_the_list(admin_client):
     assert "category" in refused.context["adminform"].form.errors
     assert accepted.status_code == 302
     assert list(CategoryRate.objects.values_list("category", "rate")) == [("tobacco", 0)]
+
+
+def reward_change(reward: Reward, **change) -> dict:
+    data = {
+        "code": reward.code,
+        "kind": reward.kind,
+        "name_zh": reward.name_zh,
+        "name_en": reward.name_en,
+        "description_zh": "",
+        "description_en": "",
+        "points_price": str(reward.points_price),
+        "amount_off": "" if reward.amount_off is None else str(reward.amount_off),
+        "min_tier_rank": "1",
+        "is_active": "on",
+        "created_at_0": "2026-01-01",
+        "created_at_1": "10:00:00",
+        "tier_prices-TOTAL_FORMS": "0",
+        "tier_prices-INITIAL_FORMS": "0",
+        "tier_prices-MIN_NUM_FORMS": "0",
+        "tier_prices-MAX_NUM_FORMS": "1000",
+    }
+    return {**data, **change}
+
+
+def test_a_redeemed_rewards_kind_cannot_be_changed(admin_client, ledger):
+    # Its coupons are out there: made a donation, they could be neither used nor voided.
+    reward = ledger["reward"]
+    url = f"/admin/points/reward/{reward.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert 'name="kind"' not in page
+    assert "¥10 off" in page
+    response = admin_client.post(url, reward_change(reward, kind="donation", name_en="¥10 off!"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    reward.refresh_from_db()
+    assert (reward.kind, reward.name_en) == (Reward.Kind.AMOUNT_OFF, "¥10 off!")
+
+
+def test_an_unredeemed_rewards_kind_can_still_be_changed(admin_client, db):
+    reward = Reward.objects.create(
+        code="TOTE", kind=Reward.Kind.GIFT, name_zh="环保袋", name_en="Tote bag", points_price=800
+    )
+    url = f"/admin/points/reward/{reward.pk}/change/"
+    assert 'name="kind"' in admin_client.get(url).content.decode()
+    response = admin_client.post(url, reward_change(reward, kind="donation"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    reward.refresh_from_db()
+    assert reward.kind == Reward.Kind.DONATION

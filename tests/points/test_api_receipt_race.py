@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -27,20 +28,40 @@ from tests.factories import MemberFactory, StoreFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def wait_while_it_runs_until_it_waits_on_a_lock(thread: threading.Thread) -> None:
-    """Poll until another connection is blocked on a lock (its insert waiting on our row),
-    or the thread has finished without ever waiting (its answer then tells what went on)."""
-    while thread.is_alive():
+class Till(threading.Thread):
+    """The second till, in a thread of its own: it names its database connection's backend
+    before it sends anything, so that only that backend's waiting is watched for."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__()
+        self.work = work
+        self.pid: int | None = None
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                self.pid = cursor.fetchone()[0]
+            self.connected.set()
+            self.work()
+        finally:
+            self.connected.set()
+            connection.close()
+
+
+def wait_while_it_runs_until_it_waits_on_a_lock(till: Till) -> bool:
+    """Poll until the till's own backend is blocked by another (its insert waiting on our
+    row): True; False if the till finished without ever waiting (the race did not happen).
+    Other backends of the server (another test run, say) are not looked at."""
+    till.connected.wait()
+    while till.is_alive() and till.pid is not None:
         with connection.cursor() as cursor:
-            # Inside a transaction the statistics views keep their first reading otherwise.
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
+            cursor.execute("SELECT cardinality(pg_blocking_pids(%s))", [till.pid])
             if cursor.fetchone()[0]:
-                return
+                return True
         time.sleep(0.01)
+    return False
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["function", "orm"])
@@ -53,33 +74,31 @@ def test_one_receipt_for_two_members_at_once_is_one_201_and_one_409(settings, fa
     answers = {}
 
     def second_till() -> None:
-        try:
-            response = Client().post(
-                "/api/v1/purchases",
-                json.dumps(
-                    {
-                        "member_no": second.member_no,
-                        "store": "SH001",
-                        "receipt_no": "R1",
-                        "occurred_at": when.isoformat(),
-                        "amount": "50.00",
-                    }
-                ),
-                content_type="application/json",
-                headers={"Authorization": f"Bearer {raw}", "Accept-Language": "en"},
-            )
-            answers["second"] = (response.status_code, response.json())
-        finally:
-            connection.close()
+        response = Client().post(
+            "/api/v1/purchases",
+            json.dumps(
+                {
+                    "member_no": second.member_no,
+                    "store": "SH001",
+                    "receipt_no": "R1",
+                    "occurred_at": when.isoformat(),
+                    "amount": "50.00",
+                }
+            ),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw}", "Accept-Language": "en"},
+        )
+        answers["second"] = (response.status_code, response.json())
 
     with transaction.atomic():
         held = purchase_record(
             member=first, store=store, receipt_no="R1", occurred_at=when, amount=Decimal(88)
         )
-        thread = threading.Thread(target=second_till)
+        thread = Till(second_till)
         thread.start()
-        wait_while_it_runs_until_it_waits_on_a_lock(thread)
+        waited = wait_while_it_runs_until_it_waits_on_a_lock(thread)
     thread.join()
+    assert waited, answers  # the second till really waited on the first one's row
 
     assert held.created
     status, body = answers["second"]
@@ -114,15 +133,14 @@ def test_one_redemption_key_for_two_members_at_once_posts_once_and_refuses_the_o
             answers["second"] = error.code
         except Exception as error:  # what the till would have got as a 500
             answers["second"] = repr(error)
-        finally:
-            connection.close()
 
     with transaction.atomic():
         reward_redeem(member=first, reward=reward, idempotency_key="api:SH001:k1")
-        thread = threading.Thread(target=second_till)
+        thread = Till(second_till)
         thread.start()
-        wait_while_it_runs_until_it_waits_on_a_lock(thread)
+        waited = wait_while_it_runs_until_it_waits_on_a_lock(thread)
     thread.join()
+    assert waited, answers  # the second till really waited on the first one's row
 
     assert answers["second"] == "idempotency_conflict"
     assert Redemption.objects.get().member == first

@@ -19,6 +19,7 @@ from points.models import LedgerTransaction, PointsAdjustment
 from points.selectors import points_balance
 from points.services import (
     AdjustmentDecisionRefused,
+    AdjustmentLimitExceeded,
     ApprovalRequired,
     points_adjust,
     points_adjust_approve,
@@ -371,3 +372,55 @@ def test_the_service_refuses_the_requester_as_approver(member, role_user):
     with pytest.raises(ApprovalRequired):
         points_adjust(member=member, points=100_001, reason="x", actor=admin, idempotency_key="k2")
     assert adjustments() == []
+
+
+# --- The absolute ceiling (POINTS_ADJUST_MAX) ---------------------------------------------
+
+
+@pytest.mark.parametrize("points", [str(10**30), str(-(10**30)), "100000001"])
+def test_an_absurd_figure_is_a_form_error_not_a_crash(client, role_user, member, points):
+    client.force_login(role_user("administrator"))
+    response = client.post(url(member), form_data(points=points))
+    assert response.status_code == 400
+    errors = response.context["form"].errors["points"]
+    assert any("100000000" in error for error in errors)
+    assert adjustments() == []
+    assert not PointsAdjustment.objects.exists()
+
+
+def test_the_ceiling_is_a_setting_and_an_administrator_may_ask_up_to_it(
+    settings, client, role_user, member
+):
+    settings.POINTS_ADJUST_MAX = 200_000
+    client.force_login(role_user("administrator"))
+    assert client.post(url(member), form_data(points="200001")).status_code == 400
+    assert client.post(url(member), form_data(points="200000")).status_code == 302
+    assert PointsAdjustment.objects.get().points == 200_000
+
+
+def test_the_service_refuses_above_the_ceiling_even_for_an_administrator(
+    settings, member, role_user
+):
+    admin = role_user("administrator")
+    for points in (settings.POINTS_ADJUST_MAX + 1, 10**30):
+        with pytest.raises(AdjustmentLimitExceeded) as refused:
+            points_adjust_request(
+                member=member, points=points, reason="x", actor=admin, idempotency_key="k"
+            )
+        assert not isinstance(refused.value, ApprovalRequired)
+        assert refused.value.ceiling and refused.value.limit == 100_000_000
+    assert not PointsAdjustment.objects.exists()
+
+
+def test_the_role_limits_come_from_the_service_and_show_on_the_points_field(staff_client, member):
+    # The form itself checks only 0 and the ceiling; what the role allows is the service's.
+    from points.staff_forms import PointsAdjustForm
+
+    form = PointsAdjustForm(form_data(points="501"), user=None)
+    assert form.is_valid(), form.errors
+    response = staff_client.post(url(member), form_data(points="501", confirm=""))
+    assert response.status_code == 400
+    assert response.context["form"].errors["points"] == [
+        "Store staff can adjust up to 500 points at a time. Ask a store manager for a larger "
+        "adjustment."
+    ]

@@ -113,6 +113,19 @@ def test_without_javascript_the_lookup_shows_on_the_page(staff_client, store, pu
     assert 'class="original-amount">¥200.00<' in html
 
 
+@pytest.mark.parametrize("bad_store", ["²", "٣", "99999999999999999999999", "-1"])
+def test_a_mangled_store_in_the_lookup_finds_nothing_instead_of_crashing(
+    staff_client, store, purchase, bad_store
+):
+    response = staff_client.get(
+        URL,
+        {"store": store.pk, "original_receipt_no": "R1001", "original_store": bad_store},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    assert "There is no purchase with this receipt number at that store." in page(response)
+
+
 def test_an_unknown_receipt_is_named_plainly(staff_client, store, purchase):
     html = page(staff_client.get(f"{URL}?store={store.pk}&original_receipt_no=NOPE", headers=HTMX))
     assert "There is no purchase with this receipt number at that store." in html

@@ -91,3 +91,33 @@ def test_the_limit_is_a_setting(settings, client, member):
         response.content.decode()
     )
     assert post(client, member, "2026-09-15").status_code == 302
+
+
+# Just after midnight in Shanghai, still the day before in UTC: the form and the service
+# count from the same (business) day, whatever TIME_ZONE says.
+AFTER_MIDNIGHT = datetime.datetime(2026, 3, 16, 0, 30, tzinfo=SH)
+
+
+@pytest.mark.parametrize(
+    ("until", "error"),
+    [
+        ("2026-03-15", "The end date cannot be in the past."),
+        ("2028-03-17", "A manual tier ends within 24 months: 2028-03-16 at the latest."),
+        ("2028-03-16", None),
+        ("2026-03-16", None),
+    ],
+)
+def test_the_form_and_the_service_have_one_rule_for_the_end_date(
+    settings, time_machine, client, member, until, error
+):
+    settings.TIME_ZONE = "UTC"
+    time_machine.move_to(AFTER_MIDNIGHT, tick=False)
+    client.force_login(make_role_user("store_manager"))
+    response = post(client, member, until)
+    if error is None:
+        assert response.status_code == 302
+        assert member_tier(member=member).valid_until == datetime.date.fromisoformat(until)
+    else:
+        assert response.status_code == 400
+        assert response.context["form"].errors["until"] == [error]
+        assert not TierHistory.objects.exists()
