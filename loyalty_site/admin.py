@@ -37,7 +37,13 @@ class LoyaltyAdminSite(admin.AdminSite):
                 if request.path == reverse("admin:logout", current_app=self.name):
                     return inner(request, *args, **kwargs)
                 if not super(LoyaltyAdminSite, self).has_permission(request):
-                    return render(request, "account/admin_refused.html", status=403)
+                    # Staff read the refusal in the back office's frame, members in the portal's.
+                    base = (
+                        "staff/base.html"
+                        if user.has_perm("members.use_backoffice")
+                        else "portal/base.html"
+                    )
+                    return render(request, "account/admin_refused.html", {"base": base}, status=403)
                 messages.warning(
                     request, _("Set up an authenticator app before using the admin site.")
                 )

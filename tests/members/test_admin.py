@@ -84,6 +84,9 @@ def test_back_office_roles_without_admin_access_are_refused_with_a_way_to_the_ba
     page = response.content.decode()
     assert "The admin site is for administrators." in page
     assert 'href="/staff/"' in page
+    # In the back office's frame, not the member portal's (no "My card", no rewards).
+    assert "Back office" in page
+    assert 'href="/rewards/"' not in page
 
 
 def test_the_refusal_page_is_in_chinese_by_default(client):
@@ -91,7 +94,7 @@ def test_the_refusal_page_is_in_chinese_by_default(client):
 
     page = client.get("/admin/").content.decode()
 
-    assert "没有管理后台的访问权限" in page
+    assert "没有 Django 管理站点的访问权限" in page
 
 
 def test_a_member_is_refused_the_admin_with_a_way_back_to_the_portal(client, settings):
