@@ -177,7 +177,7 @@ SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_TOKEN = env.str("SMS_GATEWAY_TOKEN", default="")
 # Texts the log-in, sign-up and code pages may send in an hour: per client address, and in
 # total (members.sms.sms_budget_take). Reaching either is logged as a warning.
-SMS_HOURLY_LIMIT_PER_IP = env.int("SMS_HOURLY_LIMIT_PER_IP", default=10)
+SMS_HOURLY_LIMIT_PER_IP = env.int("SMS_HOURLY_LIMIT_PER_IP", default=20)
 SMS_HOURLY_LIMIT_TOTAL = env.int("SMS_HOURLY_LIMIT_TOTAL", default=1000)
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N: the
 # client address (SMS budget, allauth's rate limits) is then the one the outermost proxy
