@@ -64,11 +64,11 @@ def test_twenty_five_requests_from_one_address_send_no_text_to_unknown_numbers(
     statuses = [request_code(client, f"139{n:08d}").status_code for n in range(25)]
 
     assert sms_outbox == []
-    # The default budget is 10 an hour per address: the rest are refused (429, and past
+    # The default budget is 20 an hour per address: the rest are refused (429, and past
     # 20 a minute also allauth's own limit on the form).
-    assert statuses[:10] == [302] * 10
-    assert 302 not in statuses[10:]
-    assert statuses[10] == 429
+    assert statuses[:20] == [302] * 20
+    assert 302 not in statuses[20:]
+    assert statuses[20] == 429
 
 
 def test_a_closed_members_number_gets_no_text(client, store, sms_outbox):
