@@ -67,8 +67,8 @@ def test_twenty_five_requests_from_one_address_send_no_text_to_unknown_numbers(
     # The default budget is 20 an hour per address: the rest are refused (429, and past
     # 20 a minute also allauth's own limit on the form).
     assert statuses[:20] == [302] * 20
-    assert 302 not in statuses[20:]
-    assert statuses[20] == 429
+    # Refused: the page again with allauth's message (200), or our 429.
+    assert set(statuses[20:]) <= {200, 429}
 
 
 def test_a_closed_members_number_gets_no_text(client, store, sms_outbox):
