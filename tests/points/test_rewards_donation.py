@@ -1,4 +1,4 @@
-"""A donation reward gives the member a receipt ("you donated N points to X on date"), not a
+"""A donation reward gives the member a receipt ("you donated N points on date: X"), not a
 coupon: the portal shows the receipt and no QR code, and neither the till page nor the POS
 API accepts a donation's code."""
 
@@ -84,7 +84,7 @@ def test_donating_in_the_portal_gives_a_receipt_not_a_coupon(member_client, memb
         "portal:donation-receipt", args=[redemption.pk]
     )
     html = page(response)
-    assert "You donated 500 points to Project Hope on 2026-03-15." in html
+    assert "You donated 500 points on 2026-03-15: Project Hope." in html
     assert f"Receipt no. DN20260315-{redemption.pk:06d}" in html
     assert "<svg" not in html  # no QR code to show at a till
     assert not Coupon.objects.exists()
@@ -94,7 +94,7 @@ def test_donating_in_the_portal_gives_a_receipt_not_a_coupon(member_client, memb
     )
     coupons = page(member_client.get(reverse("portal:coupons")))
     assert "My donations" in coupons
-    assert f"{redemption.donation_receipt_no}</a> · 500 points to Project Hope" in coupons
+    assert f"{redemption.donation_receipt_no}</a> · Project Hope: 500 points" in coupons
     assert "coupon-link" not in coupons
 
 
@@ -168,7 +168,7 @@ def test_the_portal_shows_an_old_donation_code_as_its_receipt(member_client, old
     response = member_client.get(
         reverse("portal:coupon-detail", args=[old_donation_coupon.code]), follow=True
     )
-    assert "You donated 500 points to Project Hope" in page(response)
+    assert "You donated 500 points on" in page(response)
     assert "<svg" not in page(response)
 
 
