@@ -151,8 +151,17 @@ def member_get_for_staff(*, member_no: str) -> Member | None:
     )
 
 
-def member_consent_history(*, member: Member) -> QuerySet[ConsentEvent]:
-    return member.consent_events.select_related("actor").order_by("-recorded_at", "-id")
+def member_consent_history(*, member: Member) -> list[ConsentEvent]:
+    """The member's consent events, newest first; each refusal says whether it took back a
+    consent given before (`withdrawn`) or was a "no" from the start, as at a till enrolment
+    without consent."""
+    events = list(member.consent_events.select_related("actor").order_by("recorded_at", "id"))
+    granted_before: set[str] = set()
+    for event in events:
+        event.withdrawn = not event.granted and event.kind in granted_before
+        if event.granted:
+            granted_before.add(event.kind)
+    return events[::-1]
 
 
 def member_audit_trail(*, member: Member, limit: int = 50) -> QuerySet[AuditEntry]:

@@ -121,7 +121,9 @@ def test_the_page_shows_current_consent_and_its_history(staff_client, member, st
     assert history.count("<tr>") == 4  # privacy notice, SMS, e-mail at the till; e-mail later
     assert "Member portal" in history
     assert "In store" in history
-    assert "Withdrawn" in history  # e-mail was refused at the till
+    # E-mail was refused at the till (never given, not withdrawn), then granted later.
+    assert "Not given" in history
+    assert "Withdrawn" not in history
 
 
 def test_the_page_shows_the_audit_trail_with_readable_actions(staff_client, member):
