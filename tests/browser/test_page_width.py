@@ -76,5 +76,9 @@ def test_no_portal_page_scrolls_sideways_on_a_phone(page, language):
 def test_the_audit_log_fits_a_phone(page, language):
     world = page_world()
     _sign_in(page, User.objects.get(email=world.admin_email), language)
-    urls = {"staff:audit-log": "/staff/audit/", "staff:jobs": "/staff/jobs/"}
+    urls = {
+        "staff:audit-log": "/staff/audit/",
+        "staff:jobs": "/staff/jobs/",
+        "staff:member-detail": f"/staff/members/{world.member.member_no}/",
+    }
     assert _too_wide(page, urls, language) == {}
