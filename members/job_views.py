@@ -97,11 +97,15 @@ class JobRerunForm(forms.Form):
     job = forms.ChoiceField(label=_("Job"))
     business_date = forms.DateField(
         label=_("Business date"),
-        widget=forms.DateInput(attrs={"type": "date"}),
+        # ISO whatever the language: <input type=date> takes nothing else, and a localized
+        # value ("2026/12/07") would show an empty field that posts nothing.
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The day the job works for, as the nightly run would (Asia/Shanghai)."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: the filter form on the same page has a "job" field too.
+        kwargs.setdefault("auto_id", "id_rerun_%s")
         super().__init__(*args, **kwargs)
         self.fields["job"].choices = [(job.name, job.title) for job in nightly_jobs()]
         self.fields["business_date"].initial = timezone.localdate()

@@ -235,7 +235,7 @@ def test_an_administrator_runs_a_job_again_for_a_date_and_it_is_audited(
 ):
     form = page(admin_client.get(JOBS_URL))
     assert f'action="{RERUN_URL}"' in form and 'method="post"' in form
-    assert '<label for="id_business_date">Business date</label>' in form
+    assert '<label for="id_rerun_business_date">Business date</label>' in form
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -282,3 +282,32 @@ def test_only_administrators_may_run_a_job_again(client, role_user, role):
 
 def test_running_a_job_again_needs_a_post(admin_client):
     assert admin_client.get(RERUN_URL).status_code == 405
+
+
+def test_the_rerun_form_shows_and_takes_an_iso_date_in_chinese(
+    admin_client, settings, django_capture_on_commit_callbacks
+):
+    # <input type=date> takes only ISO: a localized "2026/12/07" would show an empty field.
+    settings.LANGUAGE_CODE = "zh-hans"
+    html = page(admin_client.get(JOBS_URL))
+    (value,) = re.findall(r'<input type="date" name="business_date" value="([^"]*)"', html)
+    assert value == timezone.localdate().isoformat()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(RERUN_URL, {"job": "points_expiry", "business_date": value})
+    assert response.status_code == 302
+    assert JobRun.objects.get().business_date == timezone.localdate()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_every_id_on_the_jobs_page_is_unique_and_each_label_names_its_own_field(
+    admin_client, settings, language
+):
+    settings.LANGUAGE_CODE = language
+    html = page(admin_client.get(JOBS_URL))
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    filter_form, rerun_form = html.split('action="/staff/jobs/rerun/"', 1)
+    for form, name in ((filter_form, "job"), (rerun_form, "job"), (rerun_form, "business_date")):
+        (field_id,) = re.findall(rf'<(?:select|input)[^>]* name="{name}"[^>]* id="([^"]+)"', form)
+        assert f'<label for="{field_id}">' in form
