@@ -100,6 +100,11 @@ class PointsConfig(AppConfig):
                 "accounts_checked": _("Accounts checked"),
                 "mismatches": _("Accounts that do not reconcile"),
                 "unbalanced_transactions": _("Transactions that do not sum to zero"),
+                "large_postings_threshold": _("Large postings: at least (points)"),
+                "large_postings_from": _("Large postings: from"),
+                "large_postings_until": _("Large postings: until"),
+                "large_postings_count": _("Large postings"),
+                "large_postings": _("Large postings listed"),
             },
         )
 
