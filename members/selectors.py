@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -414,6 +415,21 @@ def audit_detail_value(value: Any, *, key: str = "") -> str:
             f"{audit_detail_label(key)}: {audit_detail_value(item)}" for key, item in value.items()
         )
     return str(value)
+
+
+# How members.services names an API token as an actor; stored in English ("API token
+# hyl_iMct (SH001)") so the actor filter finds it whatever the language it was written in.
+API_TOKEN_ACTOR = "API token {prefix} ({store})"
+_API_TOKEN_ACTOR = re.compile(r"^API token (?P<prefix>\S+) \((?P<store>[^()]*)\)$")
+
+
+def audit_actor_label(actor_label: str) -> str:
+    """An entry's actor as the reader's language says it: an API token's stored label is
+    translated ("API 令牌 hyl_iMct (SH001)"); a person's name or e-mail is as stored."""
+    match = _API_TOKEN_ACTOR.match(actor_label or "")
+    if match is None:
+        return actor_label
+    return gettext("API token %(prefix)s (%(store)s)") % match.groupdict()
 
 
 @dataclass(frozen=True)

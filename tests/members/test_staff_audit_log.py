@@ -460,3 +460,33 @@ def test_a_job_run_again_is_named_by_its_title_not_its_code(
     label, title = details.split(": ")
     assert f"<dt>{label}</dt><dd>{title}</dd>" in row
     assert line[5] == details
+
+
+@pytest.mark.parametrize(
+    ("language", "actor"),
+    [("en", "API token hyl_iMct (SH001)"), ("zh-hans", "API 令牌 hyl_iMct（SH001）")],
+)
+def test_an_api_tokens_entries_name_it_in_the_readers_language(
+    auditor_client, settings, language, actor
+):
+    from members.services import api_token_label
+    from tests.factories import StoreFactory
+
+    store = StoreFactory(code="SH001")
+    token = type("Token", (), {"prefix": "hyl_iMct", "store": store})()
+    member = MemberFactory()
+    audit_log(
+        actor=None, action="member.enrol", member=member, actor_label=api_token_label(token=token)
+    )
+    auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    (row,) = rows(page(auditor_client.get(AUDIT_URL)))
+    _header, line = csv_rows(auditor_client.get(CSV_URL))
+
+    assert f'<td data-label="{"Actor" if language == "en" else "操作人"}">{actor}</td>' in row
+    assert line[1] == actor
+    if language == "zh-hans":
+        assert "API token" not in row and "API token" not in line[1]
+    # The entry keeps the English label: the actor filter finds it in any language.
+    assert AuditEntry.objects.get().actor_label == "API token hyl_iMct (SH001)"
+    assert len(rows(page(auditor_client.get(AUDIT_URL, {"actor": "API token hyl_"})))) == 1
