@@ -20,6 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.dateformat import format as date_format
+from django.utils.dateparse import parse_datetime
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
@@ -81,11 +83,22 @@ def _error_summary(run: JobRun) -> str | Promise:
     return lines[0] if lines else ""
 
 
+def _figure_value(value: Any) -> str:
+    """A figure as text; a time the job stored as ISO 8601 reads as local "Y-m-d H:i"."""
+    if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
+        moment = parse_datetime(value)
+        if moment is not None:
+            if timezone.is_aware(moment):
+                moment = timezone.localtime(moment)
+            return date_format(moment, "Y-m-d H:i")
+    return audit_detail_value(value)
+
+
 def _figures(job: str, details: dict[str, Any]) -> list[tuple[str | Promise, Any]]:
     """The job's own figures that fit on a line, by the names the job gave them (lists are
     shown on the run's page)."""
     return [
-        (job_figure_label(job, key), audit_detail_value(value))
+        (job_figure_label(job, key), _figure_value(value))
         for key, value in details.items()
         if key != "failed" and not isinstance(value, list | dict)
     ]
@@ -97,11 +110,15 @@ class JobRerunForm(forms.Form):
     job = forms.ChoiceField(label=_("Job"))
     business_date = forms.DateField(
         label=_("Business date"),
-        widget=forms.DateInput(attrs={"type": "date"}),
+        # ISO whatever the language: <input type=date> takes nothing else, and a localized
+        # value ("2026/12/07") would show an empty field that posts nothing.
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The day the job works for, as the nightly run would (Asia/Shanghai)."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: the filter form on the same page has a "job" field too.
+        kwargs.setdefault("auto_id", "id_rerun_%s")
         super().__init__(*args, **kwargs)
         self.fields["job"].choices = [(job.name, job.title) for job in nightly_jobs()]
         self.fields["business_date"].initial = timezone.localdate()

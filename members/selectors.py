@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -301,6 +302,7 @@ _audit_action_labels: dict[str, StrOrPromise] = {
     "job.rerun": gettext_lazy("Nightly job run again"),
     "api_token.create": gettext_lazy("API token issued"),
     "api_token.revoke": gettext_lazy("API token revoked"),
+    "api_token.full_phone": gettext_lazy("Full phone numbers for an API token changed"),
     "store.create": gettext_lazy("Store created"),
     "user.create": gettext_lazy("Login created"),
     "user.stores": gettext_lazy("Stores of a login changed"),
@@ -325,9 +327,11 @@ def audit_action_choices() -> list[tuple[str, StrOrPromise]]:
 # sees "Points 20", "Granted Yes", never `granted True`. Apps to the right register theirs
 # with `audit_detail_register`; a key nobody registered shows as itself.
 _audit_detail_labels: dict[str, StrOrPromise] = {
+    "after": pgettext_lazy("audit detail", "After"),
     "already_imported": gettext_lazy("Already imported"),
     "amount": gettext_lazy("Amount"),
     "bad_rows": gettext_lazy("Rows with problems"),
+    "before": pgettext_lazy("audit detail", "Before"),
     "birthday": gettext_lazy("Birthday"),
     "category": gettext_lazy("Category"),
     "channel": gettext_lazy("Channel"),
@@ -342,6 +346,7 @@ _audit_detail_labels: dict[str, StrOrPromise] = {
     "fields": gettext_lazy("Fields"),
     "file_name": gettext_lazy("File"),
     "from": pgettext_lazy("audit detail", "From"),
+    "full_phone": gettext_lazy("Sees full phone numbers"),
     "gender": gettext_lazy("Gender"),
     "granted": gettext_lazy("Granted"),
     "home_store": gettext_lazy("Home store"),
@@ -366,6 +371,7 @@ _audit_detail_labels: dict[str, StrOrPromise] = {
     "source": gettext_lazy("Source"),
     "status": gettext_lazy("Status"),
     "store": gettext_lazy("Store"),
+    "stores": gettext_lazy("Stores"),
     "superuser": gettext_lazy("Superuser"),
     "target": gettext_lazy("Target"),
     "to": pgettext_lazy("audit detail", "To"),
@@ -373,8 +379,13 @@ _audit_detail_labels: dict[str, StrOrPromise] = {
 }
 
 
-def audit_detail_register(*, key: str, label: StrOrPromise) -> None:
+def audit_detail_register(
+    *, key: str, label: StrOrPromise, choices: Mapping[str, StrOrPromise] | None = None
+) -> None:
+    """Name a details key; `choices` names its coded values ("staff" → "Store staff")."""
     _audit_detail_labels[key] = label
+    if choices is not None:
+        _audit_value_choices[key] = dict(choices)
 
 
 def audit_detail_label(key: str) -> StrOrPromise:
@@ -389,12 +400,21 @@ _audit_value_choices: dict[str, dict[str, StrOrPromise]] = {
 }
 
 
+def _job_titles() -> dict[str, StrOrPromise]:
+    from .jobs import nightly_jobs
+
+    return {job.name: job.title for job in nightly_jobs()}
+
+
 def audit_detail_value(value: Any, *, key: str = "") -> str:
     """A details value as text: yes/no for booleans, lists joined, nested keys labelled."""
     if value is None or value == "" or value == []:
         return "—"
     if isinstance(value, str) and value in _audit_value_choices.get(key, {}):
         return str(_audit_value_choices[key][value])
+    if key == "job" and isinstance(value, str):
+        # A nightly job by its name ("Ledger reconcile"), not its code.
+        return str(_job_titles().get(value, value))
     if isinstance(value, bool):
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, list | tuple):
@@ -404,6 +424,21 @@ def audit_detail_value(value: Any, *, key: str = "") -> str:
             f"{audit_detail_label(key)}: {audit_detail_value(item)}" for key, item in value.items()
         )
     return str(value)
+
+
+# How members.services names an API token as an actor; stored in English ("API token
+# hyl_iMct (SH001)") so the actor filter finds it whatever the language it was written in.
+API_TOKEN_ACTOR = "API token {prefix} ({store})"
+_API_TOKEN_ACTOR = re.compile(r"^API token (?P<prefix>\S+) \((?P<store>[^()]*)\)$")
+
+
+def audit_actor_label(actor_label: str) -> str:
+    """An entry's actor as the reader's language says it: an API token's stored label is
+    translated ("API 令牌 hyl_iMct (SH001)"); a person's name or e-mail is as stored."""
+    match = _API_TOKEN_ACTOR.match(actor_label or "")
+    if match is None:
+        return actor_label
+    return gettext("API token %(prefix)s (%(store)s)") % match.groupdict()
 
 
 @dataclass(frozen=True)

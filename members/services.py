@@ -23,7 +23,7 @@ from .hooks import member_enrolled, member_profile_changed
 from .jobs import nightly_job_get
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
-from .selectors import member_get_by_referral_code, staff_store_allowed
+from .selectors import API_TOKEN_ACTOR, member_get_by_referral_code, staff_store_allowed
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I look-alikes
 
@@ -596,7 +596,8 @@ API_TOKEN_TOUCH_INTERVAL = datetime.timedelta(minutes=1)
 
 
 def _api_token_label(token: ApiToken) -> str:
-    return f"API token {token.prefix} ({token.store.code})"
+    # Stored in English; members.selectors.audit_actor_label translates it for the reader.
+    return API_TOKEN_ACTOR.format(prefix=token.prefix, store=token.store.code)
 
 
 def api_token_label(*, token: ApiToken) -> str:

@@ -33,6 +33,7 @@ from .panels import staff_member_panels_render
 from .permissions import staff_required
 from .selectors import (
     audit_action_label,
+    audit_actor_label,
     audit_details,
     audit_entry_list,
     audit_target_label,
@@ -119,6 +120,7 @@ def _with_action_labels(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
     entries = list(entries)
     for entry in entries:
         entry.action_label = audit_action_label(entry.action)
+        entry.actor_display = audit_actor_label(entry.actor_label)
         entry.target_label = audit_target_label(entry.target_type)
         entry.detail_rows = audit_details(entry)
     return entries
@@ -284,7 +286,7 @@ def _audit_csv_row(writer: Any, entry: AuditEntry) -> str:
             csv_cell(value)
             for value in (
                 timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-                entry.actor_label,
+                entry.actor_display,
                 entry.action_label,
                 target,
                 entry.member.member_no if entry.member else "",

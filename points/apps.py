@@ -100,6 +100,11 @@ class PointsConfig(AppConfig):
                 "accounts_checked": _("Accounts checked"),
                 "mismatches": _("Accounts that do not reconcile"),
                 "unbalanced_transactions": _("Transactions that do not sum to zero"),
+                "large_postings_threshold": _("Large postings: at least (points)"),
+                "large_postings_from": _("Large postings: from"),
+                "large_postings_until": _("Large postings: until"),
+                "large_postings_count": _("Large postings"),
+                "large_postings": _("Large postings listed"),
             },
         )
 
@@ -142,5 +147,30 @@ class PointsConfig(AppConfig):
             ("category.create", _("Category created")),
             ("category_rate.create", _("Category rate created")),
             ("reward.create", _("Reward created")),
+            ("member.merge", _("Members merged")),
+            ("points.import_purchases", _("Purchases imported from CSV")),
+            ("points.import_balances", _("Opening balances imported from CSV")),
         ):
             audit_action_register(action=action, label=label)
+
+        from members.selectors import audit_detail_register
+
+        from .models import PointsAdjustment
+
+        # The details keys of the entries above that members does not already name.
+        for key, label in (
+            ("adjustment", _("Adjustment")),
+            ("limit", _("Limit (points)")),
+            ("note", _("Note")),
+            ("original_receipt_no", _("Original receipt")),
+            ("original_store", _("Original store")),
+            ("receipt", _("Receipt")),
+            ("requested_by", _("Requested by")),
+            ("transaction", _("Ledger transaction")),
+        ):
+            audit_detail_register(key=key, label=label)
+        audit_detail_register(
+            key="authority",
+            label=_("Authority"),
+            choices=dict(PointsAdjustment.Authority.choices),
+        )

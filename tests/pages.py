@@ -110,7 +110,7 @@ def page_world() -> World:
         ).encode(),
         actor=admin,
     )
-    job_run = JobRun.objects.create(
+    JobRun.objects.create(
         job="points_expiry",
         business_date=timezone.localdate(),
         status=JobRun.Status.SUCCEEDED,
@@ -118,6 +118,34 @@ def page_world() -> World:
         seconds=1.5,
         rows=3,
         details={"lots_expired": 3, "coupons_expired": 0},
+    )
+    # A reconcile run with every figure the job writes, a large posting with a long line in
+    # its list among them, and a long error: the run's page and the list show all of it.
+    job_run = JobRun.objects.create(
+        job="reconcile",
+        business_date=timezone.localdate(),
+        status=JobRun.Status.SUCCEEDED,
+        finished_at=now,
+        seconds=2.5,
+        rows=2,
+        details={
+            "accounts_checked": 2,
+            "mismatches": [],
+            "unbalanced_transactions": [],
+            "large_postings_threshold": 100_000,
+            "large_postings_from": "2026-12-05T16:00:00+00:00",
+            "large_postings_until": "2026-12-06T16:00:00+00:00",
+            "large_postings_count": 1,
+            "large_postings": [
+                {
+                    "transaction": 1,
+                    "member_no": member.member_no,
+                    "points": 150_000,
+                    "reference": "x" * 120,
+                    "recorded_at": "2026-12-06T02:00:00+00:00",
+                }
+            ],
+        },
     )
     return World(
         member=member,

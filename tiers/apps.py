@@ -16,6 +16,7 @@ class TiersConfig(AppConfig):
         from members.selectors import (
             TierSummary,
             audit_action_register,
+            audit_detail_register,
             member_export_contributor_register,
             member_summary_contributor_register,
         )
@@ -50,6 +51,7 @@ class TiersConfig(AppConfig):
             context=views.staff_tier_panel,
         )
         audit_action_register(action="tier.override", label=_("Tier set by hand"))
+        audit_detail_register(key="max_months", label=_("Longest override (months)"))
         # Before points expiry (20): an upgrade decided tonight applies to tomorrow's earning.
         nightly_job_register(
             name="tier_evaluation",

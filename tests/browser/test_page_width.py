@@ -80,5 +80,43 @@ def test_the_audit_log_fits_a_phone(page, language):
         "staff:audit-log": "/staff/audit/",
         "staff:jobs": "/staff/jobs/",
         "staff:member-detail": f"/staff/members/{world.member.member_no}/",
+        "staff:job-run-detail": f"/staff/jobs/{world.job_run_id}/",
     }
     assert _too_wide(page, urls, language) == {}
+
+
+# Cells of the job runs' table whose text runs past their own box or past the box that holds
+# the table (its overflow wrapper): what the reader would have to scroll to, or cannot read.
+PAST_THE_TABLE = """() => {
+  const wrap = document.querySelector('table.job-runs').parentElement;
+  const right = wrap.getBoundingClientRect().right;
+  const cells = Array.from(document.querySelectorAll('table.job-runs td, table.job-runs td *'));
+  return cells
+    .filter((el) => (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1)
+      || el.getBoundingClientRect().right > right + 0.5)
+    .map((el) => el.tagName.toLowerCase() + ' ' + el.textContent.slice(0, 20) + ' '
+      + el.scrollWidth + '/' + el.clientWidth + 'px')
+    .concat(wrap.scrollWidth > wrap.clientWidth + 1 ? ['wrapper scrolls'] : []);
+}"""
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_job_runs_details_wrap_inside_the_table(page, language):
+    from django.utils import timezone
+
+    from members.models import JobRun
+
+    world = page_world()
+    # A figure with no place to break (a long code a job wrote) must still wrap.
+    JobRun.objects.create(
+        job="reconcile",
+        business_date=timezone.localdate(),
+        status=JobRun.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        details={"accounts_checked": 2, "large_postings_threshold": 10**40, "note": "x" * 150},
+    )
+    _sign_in(page, User.objects.get(email=world.admin_email), language)
+    for width in (800, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(page.base_url + "/staff/jobs/")
+        assert page.evaluate(PAST_THE_TABLE) == [], width

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import datetime
 import io
+import pathlib
 import re
 
 import pytest
@@ -116,14 +118,15 @@ def test_details_read_as_labels_and_words_not_keys_and_true(auditor_client, sett
         action="member.update_profile",
         target=member,
         member=member,
-        details={"fields": ["name", "home_store"], "note": None},
+        details={"fields": ["name", "home_store"], "something_new": None},
     )
     profile, consent = rows(page(auditor_client.get(AUDIT_URL)))
     assert "<dt>Granted</dt><dd>Yes</dd>" in consent
     assert "<dt>Source</dt><dd>Member portal</dd>" in consent
     assert "True" not in consent
     assert "<dt>Fields</dt><dd>Name, Home store</dd>" in profile
-    assert "<dt>note</dt><dd>—</dd>" in profile  # a key nobody labelled shows as itself
+    # A key nobody labelled shows as itself.
+    assert "<dt>something_new</dt><dd>—</dd>" in profile
     assert "None" not in profile
 
     auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
@@ -331,3 +334,160 @@ def test_the_audit_log_has_no_inline_styles_or_scripts(auditor_client, history):
     html = page(auditor_client.get(AUDIT_URL))
     assert " style=" not in html
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+
+
+# --- every action and details key the services write has a label --------------------------
+
+APPS = ("members", "tiers", "points", "analytics", "campaigns")
+
+
+def _audit_log_calls() -> list[tuple[str, int, ast.Call]]:
+    calls = []
+    for app in APPS:
+        for path in sorted(pathlib.Path(app).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "audit_log":
+                    calls.append((str(path), node.lineno, node))
+    return calls
+
+
+def _written_actions_and_keys() -> tuple[dict[str, str], dict[str, str]]:
+    """Each action (an f-string's kinds filled in) and each literal details key that an
+    audit_log call in the apps writes, with where."""
+    from points.models import PointsImport
+
+    actions, keys = {}, {}
+    for path, line, call in _audit_log_calls():
+        where = f"{path}:{line}"
+        arguments = {keyword.arg: keyword.value for keyword in call.keywords}
+        action = arguments.get("action")
+        if isinstance(action, ast.Constant):
+            actions[action.value] = where
+        elif isinstance(action, ast.JoinedStr) and "points.import_" in ast.unparse(action):
+            for kind in PointsImport.Kind.values:
+                actions[f"points.import_{kind}"] = where
+        for node in ast.walk(arguments.get("details", ast.Constant(None))):
+            if isinstance(node, ast.Dict):
+                for key in node.keys:
+                    if isinstance(key, ast.Constant):
+                        keys[key.value] = where
+    return actions, keys
+
+
+def test_every_action_and_details_key_written_has_a_label_in_both_languages():
+    from django.utils import translation
+
+    from members.selectors import audit_action_label, audit_detail_label
+
+    actions, keys = _written_actions_and_keys()
+    assert "points.adjust" in actions and "authority" in keys  # the scan finds the services
+    for language in ("en", "zh-hans"):
+        with translation.override(language):
+            unlabelled = {a: w for a, w in actions.items() if str(audit_action_label(a)) == a}
+            assert unlabelled == {}, language
+            unlabelled = {k: w for k, w in keys.items() if str(audit_detail_label(k)) == k}
+            assert unlabelled == {}, language
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            [
+                ("Points", "2"),
+                ("Reason", "goodwill"),
+                ("Authority", "Store staff"),
+                ("Limit (points)", "500"),
+                ("Adjustment", "7"),
+            ],
+        ),
+        (
+            "zh-hans",
+            [
+                ("积分", "2"),
+                ("原因", "goodwill"),
+                ("权限", "店员"),
+                ("上限（积分）", "500"),
+                ("调整单", "7"),
+            ],
+        ),
+    ],
+)
+def test_a_points_adjustment_reads_as_labels_on_the_page_and_in_the_csv(
+    auditor_client, settings, language, expected
+):
+    member = MemberFactory()
+    audit_log(
+        actor=None,
+        action="points.adjust",
+        member=member,
+        details={
+            "points": 2,
+            "reason": "goodwill",
+            "authority": "staff",
+            "limit": 500,
+            "adjustment": 7,
+        },
+    )
+    auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    (row,) = rows(page(auditor_client.get(AUDIT_URL)))
+    _header, line = csv_rows(auditor_client.get(CSV_URL))
+
+    for label, value in expected:
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in row
+    # In any order: PostgreSQL's jsonb keeps its own order of keys.
+    assert sorted(line[5].split("; ")) == sorted(f"{label}: {value}" for label, value in expected)
+    for key in ("authority", "limit", "adjustment"):
+        assert f"<dt>{key}</dt>" not in row and key not in line[5]
+    assert "<dd>staff</dd>" not in row
+
+
+@pytest.mark.parametrize(
+    ("language", "details"), [("en", "Job: Ledger reconcile"), ("zh-hans", "任务: 账本对账")]
+)
+def test_a_job_run_again_is_named_by_its_title_not_its_code(
+    auditor_client, settings, language, details
+):
+    audit_log(actor=None, action="job.rerun", details={"job": "reconcile"})
+    auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    (row,) = rows(page(auditor_client.get(AUDIT_URL)))
+    _header, line = csv_rows(auditor_client.get(CSV_URL))
+
+    label, title = details.split(": ")
+    assert f"<dt>{label}</dt><dd>{title}</dd>" in row
+    assert line[5] == details
+
+
+@pytest.mark.parametrize(
+    ("language", "actor"),
+    [("en", "API token hyl_iMct (SH001)"), ("zh-hans", "API 令牌 hyl_iMct（SH001）")],
+)
+def test_an_api_tokens_entries_name_it_in_the_readers_language(
+    auditor_client, settings, language, actor
+):
+    from members.services import api_token_label
+    from tests.factories import StoreFactory
+
+    store = StoreFactory(code="SH001")
+    token = type("Token", (), {"prefix": "hyl_iMct", "store": store})()
+    member = MemberFactory()
+    audit_log(
+        actor=None, action="member.enrol", member=member, actor_label=api_token_label(token=token)
+    )
+    auditor_client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    (row,) = rows(page(auditor_client.get(AUDIT_URL)))
+    _header, line = csv_rows(auditor_client.get(CSV_URL))
+
+    assert f'<td data-label="{"Actor" if language == "en" else "操作人"}">{actor}</td>' in row
+    assert line[1] == actor
+    if language == "zh-hans":
+        assert "API token" not in row and "API token" not in line[1]
+    # The entry keeps the English label: the actor filter finds it in any language.
+    assert AuditEntry.objects.get().actor_label == "API token hyl_iMct (SH001)"
+    assert len(rows(page(auditor_client.get(AUDIT_URL, {"actor": "API token hyl_"})))) == 1

@@ -235,7 +235,7 @@ def test_an_administrator_runs_a_job_again_for_a_date_and_it_is_audited(
 ):
     form = page(admin_client.get(JOBS_URL))
     assert f'action="{RERUN_URL}"' in form and 'method="post"' in form
-    assert '<label for="id_business_date">Business date</label>' in form
+    assert '<label for="id_rerun_business_date">Business date</label>' in form
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -282,3 +282,89 @@ def test_only_administrators_may_run_a_job_again(client, role_user, role):
 
 def test_running_a_job_again_needs_a_post(admin_client):
     assert admin_client.get(RERUN_URL).status_code == 405
+
+
+def test_the_rerun_form_shows_and_takes_an_iso_date_in_chinese(
+    admin_client, settings, django_capture_on_commit_callbacks
+):
+    # <input type=date> takes only ISO: a localized "2026/12/07" would show an empty field.
+    settings.LANGUAGE_CODE = "zh-hans"
+    html = page(admin_client.get(JOBS_URL))
+    (value,) = re.findall(r'<input type="date" name="business_date" value="([^"]*)"', html)
+    assert value == timezone.localdate().isoformat()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(RERUN_URL, {"job": "points_expiry", "business_date": value})
+    assert response.status_code == 302
+    assert JobRun.objects.get().business_date == timezone.localdate()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_every_id_on_the_jobs_page_is_unique_and_each_label_names_its_own_field(
+    admin_client, settings, language
+):
+    settings.LANGUAGE_CODE = language
+    html = page(admin_client.get(JOBS_URL))
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    filter_form, rerun_form = html.split('action="/staff/jobs/rerun/"', 1)
+    for form, name in ((filter_form, "job"), (rerun_form, "job"), (rerun_form, "business_date")):
+        (field_id,) = re.findall(rf'<(?:select|input)[^>]* name="{name}"[^>]* id="([^"]+)"', form)
+        assert f'<label for="{field_id}">' in form
+
+
+RECONCILE_DETAILS = {
+    "accounts_checked": 2,
+    "mismatches": [],
+    "unbalanced_transactions": [],
+    "large_postings_threshold": 100_000,
+    # What the job stores: UTC ISO times of the business day's bounds (Asia/Shanghai).
+    "large_postings_from": "2027-03-30T16:00:00+00:00",
+    "large_postings_until": "2027-03-31T16:00:00+00:00",
+    "large_postings_count": 0,
+    "large_postings": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("language", "labels", "heading", "job"),
+    [
+        (
+            "en",
+            [
+                "<dt>Large postings: at least (points)</dt><dd>100000</dd>",
+                "<dt>Large postings: from</dt><dd>2027-03-31 00:00</dd>",
+                "<dt>Large postings: until</dt><dd>2027-04-01 00:00</dd>",
+                "<dt>Large postings</dt><dd>0</dd>",
+            ],
+            "Large postings listed",
+            "<dt>Job</dt><dd>Ledger reconcile</dd>",
+        ),
+        (
+            "zh-hans",
+            [
+                "<dt>大额记账：不少于（积分）</dt><dd>100000</dd>",
+                "<dt>大额记账：起</dt><dd>2027-03-31 00:00</dd>",
+                "<dt>大额记账：止</dt><dd>2027-04-01 00:00</dd>",
+                "<dt>大额记账</dt><dd>0</dd>",
+            ],
+            "列出的大额记账",
+            "<dt>任务</dt><dd>账本对账</dd>",
+        ),
+    ],
+)
+def test_the_reconcile_runs_figures_are_labelled_with_local_times(
+    manager_client, settings, language, labels, heading, job
+):
+    settings.LANGUAGE_CODE = language
+    reconcile = run("reconcile", details=RECONCILE_DETAILS)
+
+    listed = rows(page(manager_client.get(JOBS_URL)))[0]
+    detail = page(manager_client.get(f"{JOBS_URL}{reconcile.pk}/"))
+
+    for html in (listed, detail):
+        assert "large_postings" not in html
+        for label in labels:
+            assert label in html
+    assert f'">{heading} <span class="muted">(0)</span></h2>' in detail
+    assert job in detail and "<code>reconcile</code>" not in detail
