@@ -304,6 +304,40 @@ class ReconcileMismatch:
 
 
 @dataclass(frozen=True)
+class LargePosting:
+    """One posting the night's reconcile listed for the auditor, as the report shows it."""
+
+    transaction: int | None
+    member_no: str | None
+    points: int
+    recorded_at: datetime.datetime | None
+    kind: str
+    source: str
+    reference: str
+    reason: str
+
+
+def _large_posting(row: dict[str, Any]) -> LargePosting:
+    # The run's details are stored JSON: codes and ISO text, shown as labels and local times.
+    kinds, sources = LedgerTransaction.Kind, LedgerTransaction.Source
+    kind, source = row.get("kind") or "", row.get("source") or ""
+    try:
+        recorded_at = datetime.datetime.fromisoformat(row.get("recorded_at") or "")
+    except (TypeError, ValueError):
+        recorded_at = None
+    return LargePosting(
+        transaction=row.get("transaction"),
+        member_no=row.get("member_no"),
+        points=row.get("points") or 0,
+        recorded_at=recorded_at,
+        kind=str(kinds(kind).label) if kind in kinds.values else kind,
+        source=str(sources(source).label) if source in sources.values else source,
+        reference=row.get("reference") or "",
+        reason=row.get("reason") or "",
+    )
+
+
+@dataclass(frozen=True)
 class ReconcileRun:
     """One reconcile JobRun as the auditor's report shows it."""
 
@@ -311,7 +345,7 @@ class ReconcileRun:
     accounts_checked: int | None
     mismatches: list[ReconcileMismatch]
     unbalanced: list[dict[str, Any]]
-    large_postings: list[dict[str, Any]]
+    large_postings: list[LargePosting]
     large_postings_count: int
     large_postings_threshold: int | None
 
@@ -365,7 +399,7 @@ def reconcile_runs(*, limit: int = 20) -> list[ReconcileRun]:
                 accounts_checked=details.get("accounts_checked"),
                 mismatches=mismatches,
                 unbalanced=details.get("unbalanced_transactions", []),
-                large_postings=details.get("large_postings", []),
+                large_postings=[_large_posting(row) for row in details.get("large_postings", [])],
                 large_postings_count=details.get("large_postings_count", 0),
                 large_postings_threshold=details.get("large_postings_threshold"),
             )

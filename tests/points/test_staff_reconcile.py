@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from members.jobs import job_run
 from members.models import JobRun
@@ -127,3 +128,9 @@ def test_the_report_lists_the_days_large_postings(auditor, member, settings):
     assert "1 posting of 100 points or more on 2026-03-15" in html
     assert f'href="/staff/members/{member.member_no}/points/">{member.member_no}</a>' in html
     assert "<td>100</td>" in html
+    # Kind and source as words, the time in Beijing time (not the stored UTC text).
+    assert "<td>Earned · Purchase · " in html
+    assert "earn · purchase" not in html
+    purchase = member.purchases.get()
+    shown = timezone.localtime(purchase.earn_transaction.recorded_at).strftime("%Y-%m-%d %H:%M")
+    assert f">{shown}</time>" in html
