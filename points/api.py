@@ -15,6 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -454,12 +455,13 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "not an active store gives **400** `invalid`.\n"
         "- `occurred_at` is ISO 8601; without an offset it is Asia/Shanghai time. A time "
         "outside the years 1900 to 2999 gives **400** `invalid`.\n"
-        "- `occurred_at` may be at most 30 days back and 5 minutes ahead of the server's "
+        f"- `occurred_at` may be at most {settings.POINTS_PURCHASE_MAX_DAYS_BACK} days back "
+        f"and {settings.POINTS_PURCHASE_MAX_MINUTES_AHEAD} minutes ahead of the server's "
         "clock (settings `POINTS_PURCHASE_MAX_DAYS_BACK`, `POINTS_PURCHASE_MAX_MINUTES_AHEAD`): "
         "otherwise **422** `occurred_at_out_of_range`.\n"
-        "- `amount` is in yuan with at most 2 decimals, at most ¥200,000 (setting "
-        "`POINTS_PURCHASE_MAX_AMOUNT`; more gives **422** `amount_over_limit`). `lines` are "
-        "optional; when given, "
+        "- `amount` is in yuan with at most 2 decimals, at most "
+        f"¥{settings.POINTS_PURCHASE_MAX_AMOUNT:,} (setting `POINTS_PURCHASE_MAX_AMOUNT`; more "
+        "gives **422** `amount_over_limit`). `lines` are optional; when given, "
         "their amounts must add up to `amount` (**400** `invalid`). Each line has `sku`, "
         "`category`, `quantity` (default 1) and `amount`; at most 1,000 lines.\n"
         "- `channel` is `store` (default), `online`, `app` or `mini_program`.\n"
