@@ -217,15 +217,7 @@ class ApiTokenAdmin(AdministratorAdmin):
     )
     list_filter = ("store", "full_phone")
     search_fields = ("prefix", "name")
-    fields = (
-        "prefix",
-        "store",
-        "name",
-        "full_phone",
-        "created_at",
-        "last_used_at",
-        "revoked_at",
-    )
+    fields = list_display
     readonly_fields = ("prefix", "store", "name", "created_at", "last_used_at", "revoked_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
