@@ -44,11 +44,16 @@ from django.db import connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
-from members.benchmarks import GIVEN_FEMALE, GIVEN_MALE, MOBILE_PREFIXES, SURNAMES
-from members.jobs import on_connections
+from core.bulk import InsertLayout
+from core.jobs import on_connections
 from members.models import Member, Store
-from members.numbers import _DAMM_TABLE, damm_check_digit
+from members.numbers import DAMM_TABLE, damm_check_digit
 from members.services import REFERRAL_ALPHABET, store_ensure
+from points.earning import policy_get
+from points.ledger import BUSINESS_TZ, expiry_for, system_account
+from points.ledger_bulk import bulk_checks_begin, superuser
+from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
+from points.services import _purchase_fingerprint
 from tiers.models import MemberTier, QualifyingActivity, TierHistory
 from tiers.selectors import (
     add_months,
@@ -59,11 +64,7 @@ from tiers.selectors import (
     validity_end,
 )
 
-from .earning import policy_get
-from .ledger import BUSINESS_TZ, expiry_for, system_account
-from .ledger_bulk import InsertLayout, bulk_checks_begin, superuser
-from .models import Account, Entry, LedgerTransaction, Lot, Purchase
-from .services import _purchase_fingerprint
+from .benchmarks.members import GIVEN_FEMALE, GIVEN_MALE, MOBILE_PREFIXES, SURNAMES
 
 STORES = (
     ("SH001", "上海南京路店", "上海"),
@@ -684,7 +685,7 @@ class _SqlLoad:
             "store_codes": [store.code for store in self.stores],
             "store_cities": [store.city for store in self.stores],
             "prefixes": list(MOBILE_PREFIXES),
-            "damm": [value for row in _DAMM_TABLE for value in row],
+            "damm": [value for row in DAMM_TABLE for value in row],
             "alphabet": REFERRAL_ALPHABET,
             "surnames": SURNAMES,
             "female": GIVEN_FEMALE,

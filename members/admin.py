@@ -17,8 +17,10 @@ from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from core.models import JobRun
+
 from . import roles
-from .models import ApiToken, AuditEntry, JobRun, Member, MemberImport, Store, User
+from .models import ApiToken, AuditEntry, Member, MemberImport, Store, User
 from .numbers import InvalidPhone, phone_normalize
 from .services import (
     PROFILE_FIELDS,

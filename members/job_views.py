@@ -1,7 +1,7 @@
 """The Jobs page of the back office: the nightly jobs' runs, their progress and failures.
 
-For the roles with `members.view_jobs` (administrator, auditor, store manager); those with
-`members.run_jobs` (administrator) may also run a job again for a date.
+For the roles with `core.view_jobs` (administrator, auditor, store manager); those with
+`core.run_jobs` (administrator) may also run a job again for a date.
 While a run is going, htmx reloads the table (or the run's status) every few seconds; without
 JavaScript a <noscript> refresh does the same.
 """
@@ -26,7 +26,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
-from .jobs import (
+from core.jobs import (
     ALREADY_RUNNING,
     INTERRUPTED,
     job_choices,
@@ -35,14 +35,15 @@ from .jobs import (
     job_run_list,
     nightly_jobs,
 )
-from .models import JobRun
+from core.models import JobRun
+from core.tasks import nightly_job_task
+
 from .permissions import staff_required
 from .selectors import audit_detail_value
 from .services import job_rerun_request
-from .tasks import nightly_job_task
 
-PERMISSION = "members.view_jobs"
-RERUN_PERMISSION = "members.run_jobs"
+PERMISSION = "core.view_jobs"
+RERUN_PERMISSION = "core.run_jobs"
 JOBS_PAGE_SIZE = 50
 # What the runner's own error codes mean, for people; other errors are shown as written.
 ERROR_EXPLANATIONS = {

@@ -18,7 +18,7 @@ MEMBER_NO_PREFIX = "8"
 MEMBER_NO_LENGTH = 12
 QR_PAYLOAD_PREFIX = "HYL:M:"
 
-_DAMM_TABLE = (
+DAMM_TABLE = (
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
     (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
     (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
@@ -39,7 +39,7 @@ class InvalidPhone(ValueError):
 def damm_check_digit(digits: str) -> str:
     interim = 0
     for char in digits:
-        interim = _DAMM_TABLE[interim][int(char)]
+        interim = DAMM_TABLE[interim][int(char)]
     return str(interim)
 
 
@@ -48,7 +48,7 @@ def _damm_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Damm states: after the prefix and two digits (indexed by the digits), and after four
     more digits from any state (indexed by `state * 10_000 + digits`)."""
     two = [
-        _DAMM_TABLE[_DAMM_TABLE[state][digits // 10]][digits % 10]
+        DAMM_TABLE[DAMM_TABLE[state][digits // 10]][digits % 10]
         for state in range(10)
         for digits in range(100)
     ]

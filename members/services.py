@@ -19,8 +19,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.jobs import nightly_job_get
+
 from .hooks import member_enrolled, member_profile_changed
-from .jobs import nightly_job_get
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store, User
 from .numbers import InvalidPhone, member_no_generate, phone_normalize
 from .selectors import API_TOKEN_ACTOR, member_get_by_referral_code, staff_store_allowed
@@ -783,7 +784,7 @@ def user_stores_set(*, user: User, stores: Iterable[Store], actor: User | None =
 def job_rerun_request(*, name: str, business_date: datetime.date, actor: User) -> None:
     """Record that `actor` asked for job `name` to run again for `business_date`.
 
-    The caller queues the run (members.tasks.nightly_job_task) after commit; the job runner
+    The caller queues the run (core.tasks.nightly_job_task) after commit; the job runner
     records the run itself. Raises KeyError for a job nobody registered.
     """
     nightly_job_get(name)

@@ -24,12 +24,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from core.panels import staff_member_panels_render
+
 # The search and reveal views share their names with the selector and service they call.
 from . import selectors, services
 from .cards import member_no_grouped, member_qr_svg
 from .models import AuditEntry, Member, Store
 from .numbers import phone_national
-from .panels import staff_member_panels_render
 from .permissions import staff_required
 from .selectors import (
     audit_action_label,

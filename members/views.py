@@ -22,11 +22,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.panels import portal_panels_render
+
 from .account_views import password_after_code_login_at
 from .cards import member_barcode_svg, member_no_grouped, member_qr_svg, qr_svg
 from .forms import AccountCloseForm, ConsentForm, ProfileForm
 from .models import ConsentEvent, Member, User
-from .panels import portal_panels_render
 from .selectors import (
     member_consent_history,
     member_export,

@@ -29,7 +29,7 @@ class PointsConfig(AppConfig):
 
         member_export_contributor_register(member_points_export)
 
-        from members.panels import portal_panel_register
+        from core.panels import portal_panel_register
 
         from .views import portal_balance_panel, portal_expiring_panel
 
@@ -65,7 +65,7 @@ class PointsConfig(AppConfig):
         member_profile_changed_hook_register(rules.on_member_profile_changed)
 
     def _register_nightly_jobs(self) -> None:
-        from members.jobs import nightly_job_register
+        from core.jobs import nightly_job_register
 
         from . import jobs
 
@@ -109,7 +109,7 @@ class PointsConfig(AppConfig):
         )
 
     def _register_staff_panels(self) -> None:
-        from members.panels import staff_member_panel_register
+        from core.panels import staff_member_panel_register
 
         from . import staff_views
 

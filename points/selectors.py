@@ -11,7 +11,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.models import JobRun, Member, Store
+from core.models import JobRun
+from members.models import Member, Store
 
 from .ledger import BUSINESS_TZ, Balance, balance_of
 from .models import (

@@ -890,7 +890,7 @@ def points_expire(*, at: datetime.datetime, batch_size: int | None = None, worke
     outside a transaction, `workers` connections take the batches in turn.
     """
     # Imported here to keep this change to the expiry lines of a busy module.
-    from members.jobs import job_progress
+    from core.jobs import job_progress
 
     return lots_expire(
         at=at,

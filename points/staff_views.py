@@ -6,7 +6,7 @@ service becomes a message on the same form and nothing is written. htmx requests
 the fragment that changes (django-template-partials); every page works without it.
 
 The member 360 page belongs to members, which cannot import points: the panels at the end
-of this module are registered with members.panels from PointsConfig.ready().
+of this module are registered with core.panels from PointsConfig.ready().
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from members.jobs import job_run
-from members.models import JobRun, Member, Store
+from core.jobs import job_run
+from core.models import JobRun
+from members.models import Member, Store
 from members.money import money_format
 from members.permissions import staff_required
 from members.selectors import (

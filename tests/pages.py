@@ -19,8 +19,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from core.models import JobRun
 from members.imports import member_import_file
-from members.models import ConsentEvent, JobRun, Member
+from members.models import ConsentEvent, Member
 from members.services import Consents, member_enroll, member_set_consent
 from points.models import Reward
 from points.services import purchase_record, reward_redeem

@@ -34,7 +34,7 @@ def test_beat_runs_the_nightly_jobs_at_the_product_times_in_shanghai():
 
 
 def test_every_beat_entry_runs_a_registered_job_through_a_known_task():
-    from members.jobs import nightly_jobs
+    from core.jobs import nightly_jobs
 
     registered = {job.name for job in nightly_jobs()}
     scheduled = {entry["args"][0] for entry in settings.CELERY_BEAT_SCHEDULE.values()}

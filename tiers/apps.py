@@ -11,8 +11,8 @@ class TiersConfig(AppConfig):
     verbose_name = _("Tiers")
 
     def ready(self) -> None:
-        from members.jobs import nightly_job_register
-        from members.panels import portal_panel_register, staff_member_panel_register
+        from core.jobs import nightly_job_register
+        from core.panels import portal_panel_register, staff_member_panel_register
         from members.selectors import (
             TierSummary,
             audit_action_register,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from members import jobs as members_jobs
+from core import jobs as core_jobs
 
 from .services import tier_evaluate, tier_notices_send
 
 
 def _progress(done: int, total: int) -> None:
-    members_jobs.job_progress(done=done, total=total)
+    core_jobs.job_progress(done=done, total=total)
 
 
 def tier_evaluation_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:

@@ -1,9 +1,5 @@
-"""Benchmarks run by `manage.py bench NAME`, and the registry other apps add theirs to.
-
-Each app may have a `benchmarks` module; the bench command imports them all, so
-`points/benchmarks.py` can register `bench ledger` with `@benchmark_register` without the
-members app knowing about points. A benchmark prints progress through `log` and returns the
-result that the command prints as the last line of its output, as JSON.
+"""Members benchmarks for `manage.py bench` (registry: core/benchmarks.py), and the synthetic
+member data (names, phone numbers, a member CSV) that loadgen and the tests draw on.
 """
 
 from __future__ import annotations
@@ -16,29 +12,11 @@ import random
 import secrets
 from argparse import ArgumentParser
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from django.utils import timezone
 
-
-class Benchmark:
-    name: ClassVar[str]
-    help: ClassVar[str] = ""
-
-    def add_arguments(self, parser: ArgumentParser) -> None:
-        """Add this benchmark's own options."""
-
-    def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-BENCHMARKS: dict[str, type[Benchmark]] = {}
-
-
-def benchmark_register(cls: type[Benchmark]) -> type[Benchmark]:
-    BENCHMARKS[cls.name] = cls
-    return cls
-
+from core.benchmarks import Benchmark, benchmark_register
 
 # --- bench import -----------------------------------------------------------------------
 

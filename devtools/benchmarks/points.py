@@ -1,4 +1,4 @@
-"""Points benchmarks for `manage.py bench` (registry: members/benchmarks.py).
+"""Points benchmarks for `manage.py bench` (registry: core/benchmarks.py).
 
 `bench ledger --writers 8 --seconds 20` drives `services.purchase_record` from concurrent
 writer processes (each with its own database connection, so the GIL is not what is
@@ -25,7 +25,7 @@ from typing import Any
 from django.db import connection, connections
 from django.utils import timezone
 
-from members.benchmarks import Benchmark, benchmark_register
+from core.benchmarks import Benchmark, benchmark_register
 
 MAX_BENCH_MEMBERS = 100_000
 
@@ -101,8 +101,8 @@ class LedgerBenchmark(Benchmark):
         )
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+        from devtools.loadgen import loadgen
         from members.models import Member, Store
-        from points.loadgen import loadgen
 
         if not Member.objects.exists():
             log(f"no members yet: loadgen --members {options['load_members']:,} …")
@@ -231,10 +231,10 @@ class PurchaseImportBenchmark(Benchmark):
         )
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+        from devtools.loadgen import loadgen
         from members.models import Member
         from points.catalogue import category_ensure
         from points.imports import ImportProgress, points_import_file
-        from points.loadgen import loadgen
         from points.models import PointsImport
 
         if not Member.objects.exists():

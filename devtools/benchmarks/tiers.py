@@ -1,6 +1,6 @@
-"""`manage.py bench nightly --date YYYY-MM-DD` (registry: members/benchmarks.py).
+"""`manage.py bench nightly --date YYYY-MM-DD` (registry: core/benchmarks.py).
 
-Runs every registered nightly job for the date, in order, through `members.jobs.job_run`
+Runs every registered nightly job for the date, in order, through `core.jobs.job_run`
 (so each run is recorded as a JobRun like a real night), and prints one JSON line per job,
 `{"job", "seconds", "rows"}`. On PostgreSQL a first line `{"job": "checkpoint", "seconds"}`
 times the CHECKPOINT that writes out what earlier commands left in memory (it needs a
@@ -31,7 +31,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from members.benchmarks import Benchmark, benchmark_register
+from core.benchmarks import Benchmark, benchmark_register
 
 
 class _Rollback(Exception):
@@ -66,7 +66,7 @@ class NightlyBenchmark(Benchmark):
         )
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-        from members.jobs import job_run, nightly_jobs
+        from core.jobs import job_run, nightly_jobs
 
         business_date = (
             datetime.date.fromisoformat(options["date"])

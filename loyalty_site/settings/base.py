@@ -38,11 +38,13 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "core",
     "members",
     "tiers",
     "points",
     "analytics",
     "campaigns",
+    "devtools",
 ]
 
 MIDDLEWARE = [
@@ -233,7 +235,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 # is recorded as a JobRun and safe to repeat; `nightly_chain_task` queues them all for a date.
 CELERY_BEAT_SCHEDULE = {
     job: {
-        "task": "members.tasks.nightly_job_task",
+        "task": "core.tasks.nightly_job_task",
         "schedule": crontab(hour=hour, minute=minute),
         "args": (job,),
     }

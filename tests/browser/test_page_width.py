@@ -104,7 +104,7 @@ PAST_THE_TABLE = """() => {
 def test_the_job_runs_details_wrap_inside_the_table(page, language):
     from django.utils import timezone
 
-    from members.models import JobRun
+    from core.models import JobRun
 
     world = page_world()
     # A figure with no place to break (a long code a job wrote) must still wrap.

@@ -15,12 +15,12 @@ import pytest
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from members.jobs import INTERRUPTED, nightly_jobs
-from members.models import JobRun
-from members.tasks import nightly_chain_enqueue, nightly_chain_task
+from core.jobs import INTERRUPTED, nightly_jobs
+from core.models import JobRun
+from core.tasks import nightly_chain_enqueue, nightly_chain_task
+from devtools.loadgen import loadgen
 from points.jobs import start_of
 from points.ledger import expiry_for
-from points.loadgen import loadgen
 from points.models import ExpiryReminder, LedgerTransaction, Lot, LotMovement
 from points.services import purchase_record
 from tests.conftest import make_role_user

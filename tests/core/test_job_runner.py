@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from django.db import connection
 
-from members import jobs
-from members.jobs import (
+from core import jobs
+from core.jobs import (
     ALREADY_RUNNING,
     INTERRUPTED,
     LOCK_NAMESPACE,
@@ -18,8 +18,8 @@ from members.jobs import (
     job_run,
     nightly_jobs,
 )
-from members.models import JobRun
-from members.tasks import nightly_chain_task
+from core.models import JobRun
+from core.tasks import nightly_chain_task
 
 DAY = datetime.date(2027, 4, 1)
 

@@ -1,4 +1,4 @@
-"""`members.jobs.on_connections`: work items shared by threads with a connection each."""
+"""`core.jobs.on_connections`: work items shared by threads with a connection each."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from members.jobs import on_connections
+from core.jobs import on_connections
 
 
 def backend_pid(_item: int) -> int:

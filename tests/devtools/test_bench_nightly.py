@@ -10,9 +10,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from members.jobs import nightly_jobs
-from members.models import JobRun, Member, User
-from points.loadgen import loadgen
+from core.jobs import nightly_jobs
+from core.models import JobRun
+from devtools.loadgen import loadgen
+from members.models import Member, User
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from devtools.loadgen import loadgen as points_loadgen
 from members.models import Member
 from members.numbers import member_no_is_valid
 from points.jobs import reconcile_job
 from points.ledger import expiry_for
-from points.loadgen import loadgen as points_loadgen
 from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
 from points.services import _purchase_fingerprint
 from tiers.models import MemberTier, QualifyingActivity, TierHistory
@@ -159,7 +159,7 @@ def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_index_that_cannot_be_rebuilt_is_named_and_the_others_are_built(monkeypatch):
-    from points import loadgen as module
+    from devtools import loadgen as module
 
     drop = module._SqlLoad._indexes_drop
     broken = "CREATE INDEX loadgen_broken ON no_such_table (id)"

@@ -13,9 +13,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from devtools.management.commands.seed_demo import demo_shoppers
 from members.models import AuditEntry, ConsentEvent, Member, Store, User
 from members.numbers import member_no_is_valid, phone_normalize
-from points.management.commands.seed_demo import demo_shoppers
 from points.models import CategoryRate, EarningPolicy, LedgerTransaction, Lot, Purchase, Reward
 from points.selectors import points_balance, points_expiring_soon
 from points.services import reward_redeem

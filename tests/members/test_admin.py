@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from members.models import AuditEntry, JobRun, Member, MemberImport, User
+from core.models import JobRun
+from members.models import AuditEntry, Member, MemberImport, User
 from members.services import api_token_create, audit_log
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, UserFactory
@@ -18,7 +19,7 @@ CHANGELISTS = [
     "/admin/members/member/",
     "/admin/members/auditentry/",
     "/admin/members/apitoken/",
-    "/admin/members/jobrun/",
+    "/admin/core/jobrun/",
     "/admin/members/memberimport/",
 ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from members.benchmarks import BENCH_STORES, synthetic_members_csv
+from devtools.benchmarks.members import BENCH_STORES, synthetic_members_csv
 from members.imports import BATCH_SIZE, member_import_error_list, member_import_file
 from members.models import AuditEntry, ConsentEvent, Member, MemberImport
 from members.services import store_ensure

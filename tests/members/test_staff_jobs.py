@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from members.jobs import ALREADY_RUNNING, INTERRUPTED
-from members.models import AuditEntry, JobRun
+from core.jobs import ALREADY_RUNNING, INTERRUPTED
+from core.models import JobRun
+from members.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

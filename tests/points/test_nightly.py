@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.models import JobRun
 from members import sms
-from members.models import JobRun
 from points.models import Account, ExpiryReminder, LedgerTransaction
 from points.services import purchase_record
 from tests.factories import MemberFactory

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from members.jobs import job_run
-from members.models import JobRun
+from core.jobs import job_run
+from core.models import JobRun
 from points import jobs
 from points.jobs import reconcile_job
 from points.models import Account, Entry, LedgerTransaction, Lot

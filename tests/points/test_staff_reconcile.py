@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from members.jobs import job_run
-from members.models import JobRun
+from core.jobs import job_run
+from core.models import JobRun
 from members.roles import ROLES
 from points.models import Account
 from points.services import purchase_record

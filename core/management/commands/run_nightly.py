@@ -8,8 +8,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from members.jobs import job_run, nightly_jobs
-from members.models import JobRun
+from core.jobs import job_run, nightly_jobs
+from core.models import JobRun
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """`manage.py bench NAME [options]`: run one registered benchmark and print its result.
 
-Benchmarks live in each app's `benchmarks` module (see members/benchmarks.py). Progress
+Benchmarks live in each app's `benchmarks` module (the registry: core/benchmarks.py). Progress
 goes to stderr; the last line of stdout is the result as one JSON object.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils.module_loading import autodiscover_modules
 
-from members.benchmarks import BENCHMARKS
+from core.benchmarks import BENCHMARKS
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from devtools.loadgen import LoadgenCheckFailed, LoadgenRefused, loadgen, progress_bar
 from points.jobs import reconcile_job
-from points.loadgen import LoadgenCheckFailed, LoadgenRefused, loadgen, progress_bar
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ Safe to run again. Everything is drawn from a fixed random seed, so every run wa
 stores, the same 200 shoppers and the same logins; whatever already exists is left alone, so
 a second run writes nothing. All writes go through the services, as a cashier's would.
 
-It lives in the rightmost app that has demo data (points): members cannot import points,
-and Django runs the first app's command of a name, so there is one `seed_demo`, here.
+It lives in devtools, which may use every app and which no app uses: the product apps hold
+only the product, and Django runs the first app's command of a name, so there is one.
 Points part: the earning policy, category rates, a small rewards catalogue (with `CNY10`),
 and about 14 months of purchases (and a few returns) for the first shoppers and the
 member login, whose history is chosen so the portal shows enough points for `CNY10` and
