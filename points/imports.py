@@ -71,6 +71,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.bulk import InsertLayout, copy_escape, copy_write, int_array, text_array, use_copy
 from members.imports import (
     OverlongLine,
     _decode,
@@ -98,17 +99,11 @@ from .ledger_bulk import (
     TXN_OWN,
     BulkCheckFailed,
     BulkCredit,
-    InsertLayout,
     accounts_lock,
     accounts_lock_rows,
     bulk_checks_begin,
     bulk_checks_end,
-    copy_escape,
-    copy_write,
-    int_array,
     points_credit_bulk,
-    text_array,
-    use_copy,
 )
 from .models import (
     Account,

@@ -23,9 +23,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from members.jobs import on_connections
+from core.jobs import on_connections
 from members.models import Member, User
 
+from .accounts import system_account
+from .ledger_bulk import bulk_checks_begin
 from .models import Account, Entry, LedgerTransaction, Lot, LotMovement
 
 BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
@@ -81,11 +83,6 @@ def expiry_for(earned_at: datetime.datetime) -> datetime.datetime:
     last_day = calendar.monthrange(year, month)[1]
     end = datetime.datetime(year, month, last_day, tzinfo=BUSINESS_TZ) + datetime.timedelta(days=1)
     return end
-
-
-def system_account(kind: str) -> Account:
-    account, _ = Account.objects.get_or_create(kind=kind, member=None)
-    return account
 
 
 def account_lock(*, member: Member) -> Account:
@@ -470,9 +467,6 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
         # ~10 calls per expired group at commit; with the rights to, they are swapped for the
         # check of this statement's own entries below. Every id it writes comes from rows it
         # read under the account locks or from the transactions it inserts itself.
-        # ledger_bulk builds on this module: imported here.
-        from .ledger_bulk import bulk_checks_begin
-
         replaced = bulk_checks_begin(wal_compression=True)
         cursor.execute(
             _EXPIRE_SQL,

@@ -29,34 +29,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
 from django.utils import timezone
 
-from members.imports import _copy_value
+from core.bulk import (
+    CopyLayout,
+    copy_escape,
+    copy_write,
+    ids_draw,
+    int_array,
+    rows_update,
+    use_copy,
+)
 
-from .ledger import system_account
+from .accounts import system_account
 from .models import Account, Entry, LedgerTransaction, Lot
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_escape(value: str) -> str:
-    return value.translate(_COPY_ESCAPES)
-
-
-def int_array(values: Iterable[int]) -> str:
-    """A PostgreSQL array literal, sent as ONE text parameter (`%s::bigint[]`): psycopg
-    adapts a list element by element in Python, a µs each, more than the lookup costs."""
-    return "{" + ",".join(map(str, values)) + "}"
-
-
-def text_array(values: Iterable[str]) -> str:
-    """`int_array` for text (`%s::text[]`): every element quoted, so any text is safe."""
-    return (
-        "{"
-        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-        + "}"
-    )
 
 
 @dataclass(slots=True)
@@ -73,90 +59,6 @@ class BulkCredit:
     kind: str = LedgerTransaction.Kind.EARN
     reason: str = ""
     counts_as_earned: bool = True
-
-
-class CopyLayout:
-    """COPY column list for `model`: the columns a writer fills, then every other column at
-    its model default (so a field added later is written the way the ORM would write it)."""
-
-    def __init__(self, model: type[Model], own: Sequence[str], *, with_id: bool) -> None:
-        fields = {f.attname: f for f in model._meta.concrete_fields}
-        pk = model._meta.pk.attname
-        own = [pk, *own] if with_id else list(own)
-        rest = [name for name in fields if name not in own and name != pk]
-        values = []
-        for name in rest:
-            field = fields[name]
-            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-                values.append(timezone.now())
-            else:
-                values.append(field.get_default())
-        quote = connection.ops.quote_name
-        self.table = quote(model._meta.db_table)
-        self.columns = ", ".join(quote(fields[name].column) for name in (*own, *rest))
-        self.tail = "".join("\t" + _copy_value(value) for value in values)
-
-    def sql(self) -> str:
-        return f"COPY {self.table} ({self.columns}) FROM STDIN"
-
-
-class InsertLayout:
-    """Column list for `INSERT INTO table (…) SELECT …`: the columns the statement fills, then
-    every other column at its model default (so a field added later is written the way the
-    ORM would write it). The defaults go as named parameters `<name>_<n>`: append `tail` to
-    the statement's select list and pass `params` with the statement's own."""
-
-    def __init__(
-        self,
-        model: type[Model],
-        own: Sequence[str],
-        *,
-        name: str,
-        now: datetime.datetime | None = None,
-    ) -> None:
-        """`now`: the value of auto_now fields (default: the time of the call)."""
-        fields = {f.attname: f for f in model._meta.concrete_fields}
-        rest = [field for attname, field in fields.items() if attname not in own]
-        rest = [field for field in rest if not field.primary_key]
-        now = now or timezone.now()
-        self.params: dict[str, Any] = {}
-        for index, field in enumerate(rest):
-            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-                value = now
-            else:
-                value = field.get_default()
-            self.params[f"{name}_{index}"] = field.get_db_prep_save(value, connection)
-        quote = connection.ops.quote_name
-        self.table = quote(model._meta.db_table)
-        self.columns = ", ".join(
-            [quote(fields[attname].column) for attname in own] + [quote(f.column) for f in rest]
-        )
-        self.tail = "".join(f", %({key})s" for key in self.params)
-
-
-def use_copy() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def ids_draw(model: type[Model], count: int) -> list[int]:
-    """PostgreSQL: `count` fresh ids from the model's sequence."""
-    if count == 0:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [model._meta.db_table, count],
-        )
-        return [pk for (pk,) in cursor.fetchall()]
-
-
-def copy_write(sql: str, lines: Iterable[str]) -> None:
-    text = "".join(lines)
-    if not text:
-        return
-    # COPY is psycopg's own API: map its errors to Django's, like every other query.
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.copy(sql) as copy:
-        copy.write(text)
 
 
 # The ledger transaction columns a posting writes itself (the rest take their defaults).
@@ -278,20 +180,19 @@ def accounts_save(accounts: Iterable[Account], *, now: datetime.datetime) -> Non
             accounts, ["balance", "debt", "lifetime_earned", "updated_at"], batch_size=500
         )
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Account._meta.db_table} AS a SET balance = v.balance, debt = v.debt, "  # noqa: S608
-            "lifetime_earned = v.lifetime, updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
-            "AS v(id, balance, debt, lifetime) WHERE a.id = v.id",
-            [
-                now,
-                [a.pk for a in accounts],
-                [a.balance for a in accounts],
-                [a.debt for a in accounts],
-                [a.lifetime_earned for a in accounts],
-            ],
-        )
+    rows_update(
+        Account,
+        key="id",
+        columns=(
+            ("id", "bigint"),
+            ("balance", "bigint"),
+            ("debt", "bigint"),
+            ("lifetime_earned", "bigint"),
+        ),
+        rows=[(a.pk, a.balance, a.debt, a.lifetime_earned) for a in accounts],
+        assign={"updated_at": "%s"},
+        params=[now],
+    )
 
 
 class _Stamp:

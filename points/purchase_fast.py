@@ -33,6 +33,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.utils.translation import get_language
 
+from core.bulk import int_array
 from members.models import Member, Store, User
 from tiers.models import TierLevel, TierPolicy
 from tiers.selectors import (
@@ -53,7 +54,6 @@ from .earning import (
     promotion_providers_active,
 )
 from .ledger import expiry_for
-from .ledger_bulk import int_array
 from .models import CategoryRate, EarningPolicy, Purchase
 
 CENT = Decimal("0.01")
