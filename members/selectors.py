@@ -401,7 +401,7 @@ _audit_value_choices: dict[str, dict[str, StrOrPromise]] = {
 
 
 def _job_titles() -> dict[str, StrOrPromise]:
-    from .jobs import nightly_jobs
+    from core.jobs import nightly_jobs
 
     return {job.name: job.title for job in nightly_jobs()}
 
@@ -513,6 +513,17 @@ def member_summary_contributor_register(
     if contributor not in _member_summary_contributors:
         _member_summary_contributors.append(contributor)
     return contributor
+
+
+def member_summary_contributor_unregister(contributor: MemberSummaryContributor) -> None:
+    """Take a contributor out again (tests that register one of their own)."""
+    if contributor in _member_summary_contributors:
+        _member_summary_contributors.remove(contributor)
+
+
+def member_summary_contributors() -> list[MemberSummaryContributor]:
+    """The registered contributors, in the order they run."""
+    return list(_member_summary_contributors)
 
 
 def member_summary(*, member: Member) -> MemberSummary:

@@ -15,8 +15,9 @@ from members.selectors import (
     MemberSummary,
     PointsSummary,
     TierSummary,
-    _member_summary_contributors,
     member_summary_contributor_register,
+    member_summary_contributor_unregister,
+    member_summary_contributors,
 )
 from members.services import api_token_create, member_close
 from tests.factories import MemberFactory, StoreFactory
@@ -412,7 +413,7 @@ def gold_tier_contributor():
     member_summary_contributor_register(gold)
     member_summary_contributor_register(gold)  # registering twice changes nothing
     yield gold
-    _member_summary_contributors.remove(gold)
+    member_summary_contributor_unregister(gold)
 
 
 def test_tier_and_points_come_from_registered_contributors(pos, gold_tier_contributor):
@@ -427,7 +428,7 @@ def test_tier_and_points_come_from_registered_contributors(pos, gold_tier_contri
         "valid_until": None,
     }
     assert body["points"] == {"available": 1200, "pending": 30}
-    assert _member_summary_contributors.count(gold_tier_contributor) == 1
+    assert member_summary_contributors().count(gold_tier_contributor) == 1
 
 
 @pytest.fixture
@@ -437,7 +438,7 @@ def broken_contributor():
 
     member_summary_contributor_register(broken)
     yield broken
-    _member_summary_contributors.remove(broken)
+    member_summary_contributor_unregister(broken)
 
 
 def test_an_unexpected_error_is_logged_and_the_till_gets_json(pos, broken_contributor, caplog):
