@@ -3,7 +3,7 @@
 Two decimals, comma thousands, the sign before the ¥. Django's `floatformat` follows the
 active locale (zh-hans groups nothing) and a bare `{{ amount }}` shows whatever the database
 returned (SQLite sums give "1943.80000000000"), so pages use the `money` template filter
-(members/templatetags/money.py) and texts written in Python use `money_format`.
+(core/templatetags/money.py) and texts written in Python use `money_format`.
 """
 
 from __future__ import annotations

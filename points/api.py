@@ -22,10 +22,10 @@ from django.utils.translation import gettext as _
 from ninja import Field, P, PathEx, Router, Schema
 from ninja.responses import Status
 
+from core.money import money_format
 from members.api import MEMBER_NO_MAX, STORE_CODE_MAX, TierOut
 from members.api_common import NO_NUL, ErrorOut, InvalidOut, error_body, invalid_body, text_field
 from members.models import Member, Store
-from members.money import money_format
 from members.selectors import member_find_open, member_summary, store_get
 from members.services import api_token_label
 

@@ -21,8 +21,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.money import money_format
 from members.models import Member, Store
-from members.money import money_format
 from members.selectors import member_search, store_list
 from members.staff_forms import store_field_limit
 

@@ -28,8 +28,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.jobs import job_run
 from core.models import JobRun
+from core.money import money_format
 from members.models import Member, Store
-from members.money import money_format
 from members.permissions import staff_required
 from members.selectors import (
     member_get_for_staff,

@@ -19,9 +19,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core.money import money_format
 from members.messaging import member_notify, member_reachable
 from members.models import Member, User
-from members.money import money_format
 from members.services import MemberError, audit_log
 
 from .models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierNotice, TierPolicy

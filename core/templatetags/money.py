@@ -1,10 +1,10 @@
-"""`{{ amount|money }}`: the one way a page shows an amount of money (see members/money.py)."""
+"""`{{ amount|money }}`: the one way a page shows an amount of money (see core/money.py)."""
 
 from __future__ import annotations
 
 from django import template
 
-from members.money import money_format
+from core.money import money_format
 
 register = template.Library()
 
