@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core.bulk import rows_update
 from core.money import money_format
 from members.messaging import member_notify, member_reachable
 from members.models import Member, User
@@ -242,17 +243,13 @@ def _statuses_update(statuses: list[MemberTier]) -> None:
             statuses, [column for column, _type in _STATUS_COLUMNS], batch_size=BATCH_SIZE
         )
         return
-    table = MemberTier._meta.db_table
-    names = ["member_id", *(column for column, _type in _STATUS_COLUMNS)]
-    types = ["bigint", *(kind for _column, kind in _STATUS_COLUMNS)]
-    arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-    assignments = ", ".join(f"{column} = v.{column}" for column, _type in _STATUS_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - names from the model
-            f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.member_id = v.member_id",
-            [[getattr(status, name) for status in statuses] for name in names],
-        )
+    columns = (("member_id", "bigint"), *_STATUS_COLUMNS)
+    rows_update(
+        MemberTier,
+        key="member_id",
+        columns=columns,
+        rows=[tuple(getattr(status, name) for name, _type in columns) for status in statuses],
+    )
 
 
 QUIET_FROM, QUIET_UNTIL = 21, 9  # PRODUCT.md: no messages 21:00–09:00
