@@ -1,9 +1,9 @@
 """Nightly jobs: a registry the apps fill, and a runner that records each run as a JobRun.
 
-Apps register their jobs in `AppConfig.ready()` (members cannot import the apps to its
-right). `run_nightly` and the Celery tasks run them in `order`; every job function takes the
-business date and returns (rows touched, details) and must be idempotent, so a second run
-for the same date, or a run after a crash, ends in the same state.
+Apps register their jobs in `AppConfig.ready()` (core imports no app). `run_nightly` and
+the Celery tasks run them in `order`; every job function takes the business date and
+returns (rows touched, details) and must be idempotent, so a second run for the same date,
+or a run after a crash, ends in the same state.
 
 A job function may call `job_progress(done=, total=)` between its batches; the Jobs page
 shows it. On PostgreSQL a run holds an advisory lock on its job's name for as long as it
