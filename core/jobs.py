@@ -78,6 +78,11 @@ def nightly_job_register(
     )
 
 
+def nightly_job_unregister(*, name: str) -> None:
+    """Take a job out of the chain (tests that register one of their own)."""
+    _jobs.pop(name, None)
+
+
 def job_figure_label(job: str, key: str) -> str | Promise:
     """What the Jobs page calls a figure of `job`'s details; the key when nobody named it."""
     registered = _jobs.get(job)
@@ -103,7 +108,8 @@ ALREADY_RUNNING = "already running"
 _current_run: ContextVar[int | None] = ContextVar("members_job_run", default=None)
 
 
-def _lock_key(name: str) -> int:
+def job_lock_key(name: str) -> int:
+    """The second key of the job's advisory lock (the first is `LOCK_NAMESPACE`)."""
     # crc32 is stable across processes (hash() is salted); signed to fit PostgreSQL's int4.
     key = zlib.crc32(name.encode())
     return key - 2**32 if key >= 2**31 else key
@@ -120,7 +126,7 @@ def _job_lock(name: str, *, wait: float) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
-    key = _lock_key(name)
+    key = job_lock_key(name)
     deadline = time.monotonic() + wait
     with connection.cursor() as cursor:
         while True:

@@ -8,15 +8,17 @@ import psycopg
 import pytest
 from django.db import connection
 
-from core import jobs
 from core.jobs import (
     ALREADY_RUNNING,
     INTERRUPTED,
     LOCK_NAMESPACE,
-    NightlyJob,
+    job_lock_key,
     job_progress,
     job_run,
+    nightly_job_register,
+    nightly_job_unregister,
     nightly_jobs,
+    nightly_run,
 )
 from core.models import JobRun
 from core.tasks import nightly_chain_task
@@ -25,13 +27,17 @@ DAY = datetime.date(2027, 4, 1)
 
 
 @pytest.fixture
-def register(monkeypatch):
+def register():
     """Register a job for one test only."""
+    added = []
 
     def add(name: str, function, order: int = 50) -> None:
-        monkeypatch.setitem(jobs._jobs, name, NightlyJob(name=name, order=order, function=function))
+        nightly_job_register(name=name, order=order, function=function)
+        added.append(name)
 
-    return add
+    yield add
+    for name in added:
+        nightly_job_unregister(name=name)
 
 
 @pytest.mark.django_db
@@ -87,7 +93,7 @@ def test_a_job_that_raises_is_recorded_as_failed_and_the_chain_goes_on(register)
     register("test_broken", broken, order=1)
     register("test_after", lambda day: (1, {}), order=2)
 
-    runs = jobs.nightly_run(business_date=DAY)
+    runs = nightly_run(business_date=DAY)
 
     by_job = {run.job: run for run in runs}
     assert by_job["test_broken"].status == "failed"
@@ -120,7 +126,7 @@ def test_a_second_run_while_one_holds_the_lock_is_skipped_and_touches_nothing(re
     with psycopg.connect(**params, autocommit=True) as other:
         # Another worker is running the job: it holds the job's lock.
         other.execute(
-            "SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, jobs._lock_key("test_locked")]
+            "SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, job_lock_key("test_locked")]
         )
 
         run = job_run(name="test_locked", business_date=DAY, lock_wait=0)
