@@ -17,11 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ("core", "members", "tiers", "points", "analytics", "campaigns")
 APPS = (*ORDER, "devtools")
-# Private names that other work of issue 11 makes public or moves: the purchase fingerprint
-# (the posting plan, points/posting/) and the CSV import framework (into core). Each entry
-# must still occur — the test fails on a stale one — so each goes when its work is merged.
+# Private names that other work of issue 11 makes public or moves, by the part that owns
+# them. Each entry must still occur — the test fails on a stale one — so each goes when its
+# work is merged, and the list only shrinks.
 PENDING = {
+    # §1 posting: the purchase fingerprint goes public with the posting plan (points/posting/),
+    # purchase_fast's statement with the one PostgreSQL writer.
     ("devtools/loadgen.py", "_purchase_fingerprint"),
+    ("tests/points/test_import_purchases.py", "_purchase_fingerprint"),
+    ("tests/devtools/test_loadgen.py", "_purchase_fingerprint"),
+    ("tests/points/test_purchase_fast.py", "_execute"),
+    # §3 imports: the import framework moves into core with public names.
     ("points/imports.py", "_decode"),
     ("points/imports.py", "_members_matching"),
     ("points/imports.py", "_parse_date"),
@@ -35,8 +41,16 @@ PENDING = {
     ("tests/members/test_import_fast_paths.py", "_RowChecker"),
     ("tests/members/test_import_members.py", "_numbers_draw"),
     ("tests/members/test_import_members.py", "_numbers_redraw"),
-    ("tests/points/test_import_purchases.py", "_purchase_fingerprint"),
-    ("tests/devtools/test_loadgen.py", "_purchase_fingerprint"),
+    ("tests/members/test_import_members.py", "_Importer"),
+    ("tests/points/test_import_balances.py", "_Importer"),
+    ("tests/points/test_import_purchases.py", "_Importer"),
+    # §4 guards: the expiry's and the reminders' two paths, loadgen's SQL load (whose bulk
+    # checks go), compared or broken on purpose by these tests.
+    ("tests/points/test_expiry_paths.py", "_lots_expire_batch_orm"),
+    ("tests/points/test_expiry_paths.py", "_lots_expire_batch_sql"),
+    ("tests/points/test_expiry_paths.py", "_reminders_plan"),
+    ("tests/points/test_expiry_paths.py", "_reminders_plan_sql"),
+    ("tests/devtools/test_loadgen.py", "_SqlLoad"),
 }
 
 
@@ -46,6 +60,7 @@ class Import:
     line: int
     module: str  # the absolute dotted module imported from (or imported)
     name: str  # the name imported from it ("" for `import module`)
+    asname: str = ""  # the local name when `as` gives one
 
 
 def app_modules() -> list[Path]:
@@ -65,9 +80,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path) -> list[Import]:
-    """Every import in the file, wherever it is (TYPE_CHECKING blocks and functions too)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+def imports_of(path: Path, source: str | None = None) -> list[Import]:
+    """Every import in the file, wherever it is (TYPE_CHECKING blocks and functions too).
+
+    `source`: the file's text, when it is not (yet) on disk."""
+    tree = ast.parse(source or path.read_text(encoding="utf-8"), filename=str(path))
     relative_path = str(path.relative_to(ROOT))
     package = module_name(path).split(".")
     if path.name != "__init__.py":
@@ -75,14 +92,20 @@ def imports_of(path: Path) -> list[Import]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [Import(relative_path, node.lineno, alias.name, "") for alias in node.names]
+            found += [
+                Import(relative_path, node.lineno, alias.name, "", alias.asname or "")
+                for alias in node.names
+            ]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 module = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 module = node.module or ""
-            found += [Import(relative_path, node.lineno, module, a.name) for a in node.names]
+            found += [
+                Import(relative_path, node.lineno, module, a.name, a.asname or "")
+                for a in node.names
+            ]
     return found
 
 
@@ -128,20 +151,60 @@ def test_no_app_imports_an_app_to_its_right():
     assert wrong == []
 
 
+def private_uses_of(path: Path, source: str | None = None) -> list[tuple[int, str, str]]:
+    """(line, private name, module) where the file reaches into an app module's private
+    name by attribute (`ledger._credit` after `from points import ledger`) or by a dotted
+    string (`monkeypatch.setattr("members.imports._numbers_draw", …)`)."""
+    modules = {module_name(module) for module in app_modules()}
+    bound: dict[str, str] = {}  # local name → app module it stands for
+    for imported in imports_of(path, source):
+        if not imported.name and app_of(imported.module):
+            if imported.asname:
+                bound[imported.asname] = imported.module
+            else:
+                bound[imported.module.split(".")[0]] = imported.module.split(".")[0]
+        elif f"{imported.module}.{imported.name}" in modules:
+            bound[imported.asname or imported.name] = f"{imported.module}.{imported.name}"
+    tree = ast.parse(source or path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            dotted, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                dotted.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in bound and not node.attr.startswith("__"):
+                module = ".".join([bound[value.id], *dotted[:-1]])
+                if module in modules:
+                    found.append((node.lineno, node.attr, module))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            module, _dot, name = node.value.rpartition(".")
+            if module in modules and name.startswith("_") and not name.startswith("__"):
+                found.append((node.lineno, name, module))
+    return found
+
+
 def private_imports() -> list[tuple[str, str, str]]:
-    """(file, line, what) of every import of another app's private name, tests included
-    (a test may use the tested app's public names only)."""
+    """(file, private name, where) of every use of another app's private name, tests included
+    (a test may use the tested app's public names only): imported, or reached by attribute."""
     found = []
     for app, imported in all_imports():
         target = app_of(imported.module)
         if target is not None and target != app and (part := private_part(imported)):
             found.append((imported.path, part, f"{imported.line}: {part} from {imported.module}"))
+    for path in app_modules():
+        app = module_name(path).split(".")[0]
+        for line, name, module in private_uses_of(path):
+            if app_of(module) != app:
+                found.append((str(path.relative_to(ROOT)), name, f"{line}: {name} of {module}"))
     for path in sorted((ROOT / "tests").rglob("*.py")):
         for imported in imports_of(path):
             if app_of(imported.module) is not None and (part := private_part(imported)):
                 found.append(
                     (imported.path, part, f"{imported.line}: {part} from {imported.module}")
                 )
+        for line, name, module in private_uses_of(path):
+            found.append((str(path.relative_to(ROOT)), name, f"{line}: {name} of {module}"))
     return found
 
 
@@ -240,15 +303,18 @@ def test_the_wiring_never_imports_devtools_or_private_names():
         ("from members.services import _secret\n", ["_secret"]),
         ("from members._private import x\n", ["_private"]),
         ("def f():\n    from members.numbers import _DAMM_TABLE\n", ["_DAMM_TABLE"]),
+        ("from points import ledger\nledger._credit()\nledger.points_credit()\n", ["_credit"]),
+        ("from devtools import loadgen as lg\nlg._SqlLoad._indexes_drop\n", ["_SqlLoad"]),
+        ("import members.imports\nmembers.imports._records\n", ["_records"]),
+        ('patch("members.imports._numbers_draw")\n', ["_numbers_draw"]),
     ],
 )
-def test_the_checker_finds_private_names(tmp_path, source, expected):
-    path = ROOT / "core" / "_layering_probe.py"
-    try:
-        path.write_text(source, encoding="utf-8")
-        found = [private_part(imported) for imported in imports_of(path)]
-    finally:
-        path.unlink()
+def test_the_checker_finds_private_names(source, expected):
+    path = ROOT / "tests" / "layering_probe.py"  # read from `source`, never written
+
+    found = [private_part(imported) for imported in imports_of(path, source)]
+    found += [name for _line, name, _module in private_uses_of(path, source)]
+
     assert [part for part in found if part] == expected
 
 
