@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from members.models import AuditEntry, JobRun, Member, MemberImport, User
+from core.models import ImportRun
+from members.models import (
+    AuditEntry,
+    JobRun,
+    Member,
+    User,
+)
 from members.services import api_token_create, audit_log
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, UserFactory
@@ -19,7 +25,7 @@ CHANGELISTS = [
     "/admin/members/auditentry/",
     "/admin/members/apitoken/",
     "/admin/members/jobrun/",
-    "/admin/members/memberimport/",
+    "/admin/core/importrun/",
 ]
 
 
@@ -40,7 +46,7 @@ def rows(store, administrator):
     audit_log(actor=administrator, action="member.enrol", target=member, member=member)
     token, raw = api_token_create(store=store, name="POS 1")
     JobRun.objects.create(job="reconcile", business_date="2026-03-01", status="succeeded")
-    MemberImport.objects.create(file_name="members.csv", sha256="0" * 64, content=b"x")
+    ImportRun.objects.create(kind="members", file_name="members.csv", sha256="0" * 64, content=b"x")
     return {"member": member, "token": token, "raw": raw}
 
 

@@ -1,0 +1,39 @@
+"""URLs of the platform's back-office pages (the CSV imports), mounted under /staff/."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import import_views
+
+staff_patterns = [
+    path("imports/<int:run_id>/", import_views.import_detail, name="import-detail"),
+    path("imports/<int:run_id>/errors.csv", import_views.import_errors_csv, name="import-errors"),
+    path("imports/<slug:kind>/", import_views.import_upload, name="import-upload"),
+    # The addresses before the one import framework.
+    path("members/import/", import_views.import_legacy_redirect, {"kind": "members"}),
+    path(
+        "members/import/<int:run_id>/",
+        import_views.import_legacy_redirect,
+        {"kind": "members"},
+    ),
+    path(
+        "members/import/<int:run_id>/errors.csv",
+        import_views.import_legacy_redirect,
+        {"kind": "members", "errors": True},
+    ),
+]
+for _old, _kind in (("purchases", "purchases"), ("balances", "balances")):
+    staff_patterns += [
+        path(f"{_old}/import/", import_views.import_legacy_redirect, {"kind": _kind}),
+        path(
+            f"{_old}/import/<int:run_id>/",
+            import_views.import_legacy_redirect,
+            {"kind": _kind},
+        ),
+        path(
+            f"{_old}/import/<int:run_id>/errors.csv",
+            import_views.import_legacy_redirect,
+            {"kind": _kind, "errors": True},
+        ),
+    ]
