@@ -36,6 +36,7 @@ class Batch:
     size: int
     good: list[Any]
     bad: list[Any]
+    seq: int = 0  # the batch's place in the file, for progress in file order
 
 
 @dataclass(slots=True)

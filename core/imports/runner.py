@@ -118,7 +118,7 @@ class Reader:
         try:
             check, deal = self.job.check, self.job.deal
             pending = [Batch(size=0, good=[], bad=[]) for _ in range(parts)]
-            part = turn = 0
+            part = turn = seq = 0
             for line, fields in self.records:
                 row = check(line, fields)
                 bad, key = deal(row)
@@ -128,13 +128,16 @@ class Reader:
                 (batch.bad if bad else batch.good).append(row)
                 batch.size += 1
                 if batch.size >= size:
+                    batch.seq, seq = seq, seq + 1
                     if not self._put(part, batch):
                         return
                     pending[part] = Batch(size=0, good=[], bad=[])
                     turn = (turn + 1) % parts
             for part, batch in enumerate(pending):
-                if batch.size and not self._put(part, batch):
-                    return
+                if batch.size:
+                    batch.seq, seq = seq, seq + 1
+                    if not self._put(part, batch):
+                        return
             for part in range(parts):
                 self._put(part, self._DONE)
         except BaseException as exc:  # handed to the writers, which raise it
@@ -165,6 +168,11 @@ class Importer:
         self.lock = threading.Lock()
         self.failure: BaseException | None = None
         self.job: ImportJob | None = None
+        # Progress is told in file order: the figures of batches that finished before an
+        # earlier one wait for it (writers finish their batches in any order).
+        self.finished: dict[int, tuple[int, int, int, int, int]] = {}
+        self.next_seq = 0
+        self.told = (0, 0, 0, 0, 0)
 
     def run(self, content: bytes) -> None:
         text = decode(content)
@@ -207,14 +215,20 @@ class Importer:
 
     def _flush(self, batch: Batch) -> None:
         result, bad = self._write_split(batch)
+        figures = (batch.size, result.created, result.existing, bad, result.points)
         with self.lock:
             self.processed += batch.size
             self.created += result.created
             self.existing += result.existing
             self.bad += bad
             self.points += result.points
-            if self.progress is not None:
-                self.progress(self._progress())
+            self.finished[batch.seq] = figures
+            while self.next_seq in self.finished:
+                step = self.finished.pop(self.next_seq)
+                self.told = tuple(a + b for a, b in zip(self.told, step, strict=True))
+                self.next_seq += 1
+                if self.progress is not None:
+                    self.progress(self._progress())
 
     def _write_split(self, batch: Batch) -> tuple[BatchResult, int]:
         """Write a batch; one whose values the database refuses is written in halves.
@@ -309,13 +323,14 @@ class Importer:
         return result, len(problems)
 
     def _progress(self) -> ImportProgress:
+        processed, created, existing, bad, points = self.told
         return ImportProgress(
-            processed=self.processed,
+            processed=processed,
             total=self.run_row.total_rows,
-            created=self.created,
-            existing=self.existing,
-            bad=self.bad,
-            points=self.points,
+            created=created,
+            existing=existing,
+            bad=bad,
+            points=points,
             seconds=time.monotonic() - self.started,
         )
 
