@@ -1,10 +1,10 @@
 """CSV imports for points: purchases from the tills' history, opening balances from an old system.
 
-Same design as the member import (members/imports.py): `points_import_start` checks the file
-as a whole (UTF-8, header, at least one row) and records it, `points_import_run` does the
-rows in batches of `BATCH_SIZE` — each batch one transaction that writes the good rows, the
-bad rows' errors and the progress counters — and one audit entry is written for the run.
-A thread reads and checks the rows of the next batch while the current one is written.
+The two kinds of the one import framework (`core.imports`: decoding, the reading thread,
+writer connections, batch halving, progress, the run's counters, pages and command): this
+module supplies their columns, row checker and batch writer (`PURCHASE_IMPORT`,
+`BALANCE_IMPORT`, registered by the app). Each batch is one transaction that writes the
+good rows, the bad rows' errors and the progress counters.
 
 Purchases (`store, receipt_no, member_no|phone, occurred_at, amount, channel?, category?,
 sku?`) are idempotent by store + receipt number: a receipt already recorded with the same
@@ -15,7 +15,9 @@ birthday month (or, when the campaigns app has registered promotions, theirs), r
 Each one is written with its ledger transaction, two entries summing to zero, its lot
 (after any debt is paid, as `ledger._credit` does) and its `tiers.QualifyingActivity` row
 (spend = amount: the file carries no points used as payment); the nightly tier job upgrades
-the members from those rows. Simplifications, on purpose:
+the members from those rows. History imports (`--history`, the run's option) write the
+purchases, their lines and qualifying activity (points 0) and nothing in the ledger: their
+points come over as opening balances. Simplifications, on purpose:
 
 - the tier is the member's tier when the batch is written (the till's, at that moment); an
   imported purchase does not upgrade the member at once, the nightly tier job does;
@@ -34,7 +36,7 @@ Imports take older dates than the till, from `IMPORT_EARLIEST_DATE` (1990-01-01)
 amounts up to the till's `POINTS_PURCHASE_MAX_AMOUNT`; a purchase earns at most `MAX_POINTS`.
 Every value out of bounds (or holding a NUL, or past the csv module's field limit) is its
 row's error, found by the checker before anything reaches COPY or the ORM; a row the
-database refuses all the same is written around and reported (`_Importer._write_split`).
+database refuses all the same is written around and reported (`core.imports.runner`).
 
 Opening balances (`source_id, member_no|phone, points, expires_on, earned_on?`) are
 idempotent by source_id (ledger key `import:balance:<source_id>`). Each is one earning

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from core.imports.runner import Reader
@@ -45,9 +47,18 @@ def test_with_several_writers_a_members_rows_go_to_one_of_them(monkeypatch):
     monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 2)
     members = ["m1", "m2", "m1", "m3", "m2", "m1", "m4", "m3"]
     reader = Reader(records=records(members), job=Job(), parts=2)
+    parts: list[list] = [[], []]
+
+    def writer(part):  # each part has its writer, reading at once
+        parts[part].extend(row for batch in reader.batches(part) for row in batch.good)
+
     reader.start()
+    threads = [threading.Thread(target=writer, args=(part,)) for part in range(2)]
     try:
-        parts = [[row for b in reader.batches(part) for row in b.good] for part in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
     finally:
         reader.close()
 
