@@ -182,16 +182,22 @@ def _errors_csv(request: HttpRequest, run: ImportRun, kind: ImportKind) -> Strea
 def import_legacy_redirect(
     request: HttpRequest, kind: str, run_id: int | None = None, errors: bool = False
 ) -> HttpResponse:
-    """An old page's address: member imports kept their ids, points imports are found by
-    the id they had (`ImportRun.legacy_id`)."""
+    """An old page's address, for those who may see the kind's pages: member imports kept
+    their ids, points imports are found by the id they had (`ImportRun.legacy_id`)."""
+    spec = _kind_or_404(kind)
+    return _guarded(spec, _legacy_redirect)(request, spec, run_id, errors)
+
+
+def _legacy_redirect(
+    request: HttpRequest, kind: ImportKind, run_id: int | None, errors: bool
+) -> HttpResponse:
     if run_id is None:
-        return redirect("staff:import-upload", kind=kind, permanent=True)
+        return redirect("staff:import-upload", kind=kind.name, permanent=True)
     run = (
-        ImportRun.objects.filter(kind=kind, legacy_id=run_id).only("pk").first()
-        or ImportRun.objects.filter(kind=kind, pk=run_id, legacy_id=None).only("pk").first()
+        ImportRun.objects.filter(kind=kind.name, legacy_id=run_id).only("pk").first()
+        or ImportRun.objects.filter(kind=kind.name, pk=run_id, legacy_id=None).only("pk").first()
     )
     if run is None:
         raise Http404(_("No such import."))
-    return redirect(
-        "staff:import-errors" if errors else "staff:import-detail", run_id=run.pk, permanent=True
-    )
+    target = "staff:import-errors" if errors else "staff:import-detail"
+    return redirect(target, run_id=run.pk, permanent=True)

@@ -857,7 +857,10 @@ def _purchases_prepare(
         numbers={g[4] for g in good if g[4]}, phones={g[5] for g in good if g[5]}
     )
     existing = _existing_purchases([(g[1], g[3]) for g in good])
-    members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
+    # History earns nothing: no tiers, birthdays or promotions to look up.
+    members = (
+        {} if history else calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
+    )
     active = Member.Status.ACTIVE
     # A category rate may count a purchase's spend several times over, never this much.
     max_eligible = purchase_amount_limit() * 1000

@@ -230,6 +230,12 @@ LITERALS = {"staff:import-upload": ["女", "男", "是", "否"]}
 NOT_PAGES = {
     "portal:data-export",
     "staff:import-errors",
+    # The import pages' addresses of before: redirects to the pages above.
+    *(
+        f"staff:{kind}-import{page}-old"
+        for kind in ("members", "purchases", "balances")
+        for page in ("", "-detail", "-errors")
+    ),
     "staff:member-reveal-phone",
     "staff:audit-log-csv",
     "staff:job-rerun",
