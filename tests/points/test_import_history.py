@@ -146,3 +146,29 @@ def test_the_upload_page_offers_history_and_the_report_says_so(
     # The balance import has no such option, whatever is posted.
     balances = reverse("staff:import-upload", args=["balances"])
     assert 'name="history"' not in client.get(balances).content.decode()
+
+
+def test_the_nightly_tier_job_counts_history_purchases(members):
+    # The point of a history import: a member's past spend keeps their tier here.
+    from django.utils import timezone
+
+    from tiers.selectors import member_tier
+    from tiers.services import tier_evaluate
+
+    alice, _bob = members
+    when = timezone.localtime() - datetime.timedelta(days=2)
+    import_file(
+        kind="purchases",
+        file_name="old.csv",
+        content=(
+            "store,receipt_no,member_no,occurred_at,amount\n"
+            f"SH001,T1,{alice.member_no},{when:%Y-%m-%dT%H:%M:%S},1500\n"
+            f"SH001,T2,{alice.member_no},{when:%Y-%m-%dT%H:%M:%S},600\n"
+        ).encode(),
+        options={"history": True},
+    )
+
+    tier_evaluate(business_day=timezone.localdate())
+
+    assert member_tier(member=alice).level.code == "silver"
+    assert Account.objects.filter(member=alice, balance__gt=0).count() == 0
