@@ -1,4 +1,4 @@
-"""Celery tasks of the job runner: thin wrappers that take names and dates and call it."""
+"""Celery tasks of the platform: thin wrappers that take names, dates or ids, call a service."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from celery import Task, chain, shared_task
 from celery.result import AsyncResult
 from django.utils import timezone
 
+from .imports import import_run
 from .jobs import job_run, nightly_jobs
 
 
@@ -45,3 +46,10 @@ def nightly_chain_enqueue(*, business_date: datetime.date, queue: str | None = N
         for job in nightly_jobs()
     ]
     return chain(*steps).apply_async()
+
+
+@shared_task
+def import_run_task(run_id: int) -> None:
+    # Safe to run twice: a finished import is left as it is, and an interrupted one starts
+    # again and finds the rows it already wrote by their keys (source_id, receipt).
+    import_run(run_id=run_id)

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core import urls as core_urls
 from members import urls as members_urls
 from points import urls as points_urls
 from tiers import urls as tiers_urls
@@ -17,7 +18,10 @@ portal_patterns = (
     members_urls.portal_patterns + points_urls.portal_patterns + tiers_urls.portal_patterns
 )
 staff_patterns = (
-    members_urls.staff_patterns + points_urls.staff_patterns + tiers_urls.staff_patterns
+    core_urls.staff_patterns
+    + members_urls.staff_patterns
+    + points_urls.staff_patterns
+    + tiers_urls.staff_patterns
 )
 
 urlpatterns = [

@@ -17,10 +17,10 @@ from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from core.models import JobRun
+from core.models import ImportRun, JobRun
 
 from . import roles
-from .models import ApiToken, AuditEntry, Member, MemberImport, Store, User
+from .models import ApiToken, AuditEntry, Member, Store, User
 from .numbers import InvalidPhone, phone_normalize
 from .services import (
     PROFILE_FIELDS,
@@ -242,8 +242,17 @@ class JobRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "business_date"
 
 
-@admin.register(MemberImport)
-class MemberImportAdmin(ReadOnlyAdmin):
-    list_display = ("file_name", "status", "total_rows", "created_count", "bad_count", "created_at")
-    list_filter = ("status",)
+# The import framework's runs (core): registered here, with the back office's admin rules.
+@admin.register(ImportRun)
+class ImportRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "file_name",
+        "kind",
+        "status",
+        "total_rows",
+        "created_count",
+        "bad_count",
+        "created_at",
+    )
+    list_filter = ("kind", "status")
     exclude = ("content",)

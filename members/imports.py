@@ -15,36 +15,23 @@ A bad value is its row's error, never a value the database refuses half-way thro
 the checker bounds every cell (lengths, dates from `IMPORT_EARLIEST_DATE` to now, no NUL,
 which PostgreSQL stores nowhere, no field past the csv module's limit). Should the database
 refuse a row all the same, the batch is written in halves down to that row, which is
-reported (`_Importer._write_batch`).
+reported (`core.imports.runner.Importer._write_split`).
 
-`member_import_start` checks the file as a whole (encoding, header, at least one row) and
-raises `ImportFileError` before anything is written; `member_import_run` does the rows and
-writes one audit entry for the whole run. The reads the pages need are at the end.
+The framework (decoding, the reading thread, writer connections, batch halving, progress,
+the run's counters, pages and command) is `core.imports`; this module supplies the member
+kind's columns, row checker and batch writer (`MEMBER_IMPORT`, registered by the app).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime
-import gc
-import hashlib
-import io
-import itertools
 import json
 import os
-import queue
 import re
 import struct
-import sys
-import threading
-import time
-import unicodedata
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Iterator
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,18 +40,28 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import DataError, IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import ConsentEvent, Member, MemberImport, MemberImportError, Store, User
-from .numbers import InvalidPhone, member_no_from_digits, member_nos_from_digits, phone_normalize
-from .services import REFERRAL_ALPHABET, MemberError, audit_log, birthday_problem
+from core.imports import (
+    Batch,
+    BatchResult,
+    Header,
+    ImportKind,
+    ImportPage,
+    OverlongLine,
+    Problem,
+    cell_date,
+    cell_datetime,
+    text_without_nul,
+)
+from core.models import ImportRun
 
-BATCH_SIZE = 5000
-MAX_ERRORS_SHOWN = 500
+from .models import ConsentEvent, Member, Store
+from .numbers import InvalidPhone, member_no_from_digits, member_nos_from_digits, phone_normalize
+from .services import REFERRAL_ALPHABET, birthday_problem
 
 # (column, required, what it holds) — the upload page and the command's help list these.
 COLUMNS: tuple[tuple[str, bool, Any], ...] = (
@@ -92,40 +89,6 @@ REQUIRED_COLUMNS = tuple(name for name, required, _help in COLUMNS if required)
 
 SOURCE_ID_MAX = Member._meta.get_field("import_source_id").max_length
 NAME_MAX = Member._meta.get_field("name").max_length
-
-
-_bulk_lock = threading.Lock()
-_bulk_users = 0
-_bulk_saved: tuple[bool, float] = (True, 0.005)
-
-
-@contextlib.contextmanager
-def bulk_python() -> Iterator[None]:
-    """Process settings for a bulk import, put back when the last import running ends.
-
-    The rows hold no reference cycles, so the cyclic collector would only walk the hundreds
-    of thousands of live objects again and again (a tenth of the run); and a writer whose
-    batch PostgreSQL has finished would wait for the reading thread to let go of the GIL
-    (5 ms by default) before it could send the next. Both settings hold for the whole
-    process, and two imports may overlap in one (in-process tasks), hence the count.
-    """
-    global _bulk_users, _bulk_saved
-    with _bulk_lock:
-        if _bulk_users == 0:
-            _bulk_saved = (gc.isenabled(), sys.getswitchinterval())
-            gc.disable()
-            sys.setswitchinterval(0.0005)
-        _bulk_users += 1
-    try:
-        yield
-    finally:
-        with _bulk_lock:
-            _bulk_users -= 1
-            if _bulk_users == 0:
-                gc_was_enabled, switch = _bulk_saved
-                sys.setswitchinterval(switch)
-                if gc_was_enabled:
-                    gc.enable()
 
 
 CITY_MAX = Member._meta.get_field("city").max_length
@@ -162,250 +125,6 @@ MESSAGES: dict[str, Any] = {
     "store_unknown": _("There is no store with the code “%(value)s”."),
     "consent_invalid": _("“%(value)s” is not yes or no: use 1/0, true/false, yes/no or 是/否."),
 }
-
-
-class ImportFileError(MemberError):
-    """The file as a whole cannot be imported (not UTF-8 text, no header, no rows)."""
-
-
-@dataclass(frozen=True)
-class ImportProgress:
-    processed: int
-    total: int
-    created: int
-    existing: int
-    bad: int
-    seconds: float
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
-
-
-ProgressCallback = Callable[[ImportProgress], None]
-
-
-# --- Reading the file -------------------------------------------------------------------
-
-
-# Zip (an .xlsx or .ods workbook), an old .xls workbook, a PDF.
-_BINARY_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"%PDF")
-
-
-def _decode(content: bytes) -> str:
-    if not content or not content.strip():
-        raise ImportFileError(gettext("The file is empty."))
-    # A workbook, or UTF-16 text (every other byte NUL), is refused as a whole; a stray NUL
-    # in a text file is the error of its row (the checkers report it).
-    head = content[:8192]
-    if head.startswith(_BINARY_SIGNATURES) or head.count(b"\x00") * 8 > len(head):
-        raise ImportFileError(
-            gettext("This is not a CSV file. Save the sheet as “CSV UTF-8” and upload that.")
-        )
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or (_has_two_byte_chars(content) and _reads_as_gbk(text)):
-        raise ImportFileError(
-            gettext(
-                "The file is not UTF-8 text. In Excel choose “Save as” → “CSV UTF-8 "
-                "(comma delimited)” and upload that file."
-            )
-        ) from None
-    return text
-
-
-# A character that UTF-8 spells with two bytes; GBK spells every Chinese character with two,
-# and a GBK lead byte 0xC2-0xDF followed by a byte 0x80-0xBF is such a character too.
-_TWO_BYTE_CHAR = re.compile("[\u0080-\u07ff]")
-_CHINESE_WORD = re.compile("[\u3400-\u9fff\uf900-\ufaff]+")
-_CELL_END = re.compile('[,"\r\n]')
-_GBK_CELLS_LOOKED_AT = 1000
-_TWO_BYTE_LEADS = bytes(range(0xC2, 0xE0))
-
-
-def _has_two_byte_chars(content: bytes) -> bool:
-    # A third of the time of searching the text: most files hold none (ASCII and Chinese).
-    return len(content.translate(None, _TWO_BYTE_LEADS)) != len(content)
-
-
-def _reads_as_gbk(text: str) -> bool:
-    """Whether a file that is valid UTF-8 is really GBK (Excel's "CSV" on a Chinese Windows).
-
-    Some Chinese characters are GBK bytes that happen to be valid UTF-8 as well: 卢梅 is
-    C2 AC C3 B7 in GBK, which UTF-8 reads as "¬÷". Detectors such as charset-normalizer
-    take any valid UTF-8 as UTF-8, so the cells are judged here: a cell whose non-ASCII
-    characters are all two-byte UTF-8 ones, that GBK reads as Chinese, and that as UTF-8 is
-    no word of one alphabet (symbols and numbers among letters, letters of several
-    alphabets, or accented Latin letters without a plain one) speaks for GBK; a cell that
-    GBK cannot read as Chinese, that holds Chinese already, or that is a word of one alphabet
-    (Иван, Νίκος), for UTF-8, as does every word in Chinese characters.
-    """
-    gbk = utf8 = 0
-    for index, cell in enumerate(_two_byte_cells(text)):
-        if index == _GBK_CELLS_LOOKED_AT:
-            break
-        verdict = _cell_reads_as_gbk(cell.strip())
-        if verdict is True:
-            gbk += 1
-        elif verdict is False:
-            utf8 += 1
-    if gbk <= utf8:
-        return False
-    # Words in Chinese characters are UTF-8 too (GBK bytes seldom read as Chinese in
-    # UTF-8): one "é" among a file of Chinese names is no GBK.
-    chinese = sum(1 for _word in itertools.islice(_CHINESE_WORD.finditer(text), gbk))
-    return gbk > utf8 + chinese
-
-
-def _two_byte_cells(text: str) -> Iterator[str]:
-    """The cells (text between commas, quotes and line breaks) with a two-byte character."""
-    position = 0
-    while (match := _TWO_BYTE_CHAR.search(text, position)) is not None:
-        start = max(text.rfind(mark, position, match.start()) for mark in ',"\r\n') + 1
-        end_match = _CELL_END.search(text, match.end())
-        end = len(text) if end_match is None else end_match.start()
-        yield text[max(start, position) : end]
-        position = end
-
-
-def _cell_reads_as_gbk(cell: str) -> bool | None:
-    """True: GBK; False: UTF-8; None: no telling (a cell with ASCII letters or digits, as
-    "Zoë" or "café", is UTF-8 text in a Latin alphabet, or of no weight either way)."""
-    if any(char.isascii() and char.isalnum() for char in cell):
-        return None
-    if any(_is_chinese(char) for char in cell):  # 王·五: Chinese text with a symbol
-        return False
-    try:
-        as_gbk = cell.encode("utf-8").decode("gbk")
-    except UnicodeDecodeError:
-        return False
-    if not all(char.isascii() or _is_chinese(char) for char in as_gbk):
-        return False
-    alphabets = set()
-    for char in cell:
-        if char.isascii():
-            continue
-        if unicodedata.category(char)[0] not in "LM":
-            return True
-        alphabets.add(unicodedata.name(char, "?").split(" ", 1)[0])
-    return len(alphabets) != 1 or "LATIN" in alphabets
-
-
-def _is_chinese(char: str) -> bool:
-    # CJK ideographs (extension A and the unified block), compatibility ideographs, CJK
-    # punctuation, full-width forms.
-    return (
-        "\u3400" <= char <= "\u9fff"
-        or "\uf900" <= char <= "\ufaff"
-        or "\u3000" <= char <= "\u303f"
-        or "\uff00" <= char <= "\uffef"
-    )
-
-
-def text_without_nul(text: str) -> str:
-    """The text with each NUL shown as ␀: PostgreSQL stores no NUL in text or JSON."""
-    return text.replace("\x00", "\u2400") if "\x00" in text else text
-
-
-def refusal_reason(exc: Exception) -> str:
-    """The first line of a database error, for an import report."""
-    return text_without_nul(str(exc).strip().split("\n", 1)[0])[:300]
-
-
-class OverlongLine(list):
-    """The fields of a line that the csv module could not read: a field over its limit."""
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number of the record's first line, fields), skipping blank lines."""
-    lines = _plain_lines(text)
-    if lines is None:
-        yield from _csv_records(text)
-        return
-    for line, record in enumerate(lines, 1):
-        if "," in record:
-            yield line, record.split(",")
-        elif record.strip():
-            yield line, [record]
-
-
-def _plain_lines(text: str) -> list[str] | None:
-    """The text's lines, when each line is one record that the csv module would split at
-    every comma and nowhere else: no quote character anywhere, no line over its field size
-    limit. Splitting such a file ourselves takes a fifth of the csv module's time
-    (tests/members/test_import_fast_paths.py compares the two)."""
-    if '"' in text:
-        return None
-    lines = _LINE_BREAK.split(text) if "\r" in text else text.split("\n")
-    if max(map(len, lines)) > csv.field_size_limit():
-        return None
-    return lines
-
-
-def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
-    next_line = 1
-    while True:
-        line = next_line
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            # A field over the csv module's limit: the reader skips the rest of the line
-            # and goes on; the line is reported as that row's error.
-            next_line = reader.line_num + 1
-            if line == 1:
-                raise
-            yield line, OverlongLine()
-            continue
-        next_line = reader.line_num + 1
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue
-        yield line, fields
-
-
-@dataclass(frozen=True)
-class _Header:
-    positions: dict[str, int]  # known column → index
-    width: int
-    columns: list[str]
-    ignored: list[str]
-
-
-def _header(fields: list[str]) -> _Header:
-    columns = [text_without_nul(name.strip().lower()) for name in fields]
-    positions: dict[str, int] = {}
-    for index, name in enumerate(columns):
-        if name in COLUMN_NAMES and name not in positions:
-            positions[name] = index
-    missing = [name for name in REQUIRED_COLUMNS if name not in positions]
-    if missing:
-        raise ImportFileError(
-            gettext(
-                "The first line must be a header naming the columns; %(missing)s missing. "
-                "Required columns: %(required)s."
-            )
-            % {"missing": ", ".join(missing), "required": ", ".join(REQUIRED_COLUMNS)}
-        )
-    ignored = [name for index, name in enumerate(columns) if positions.get(name) != index]
-    return _Header(positions=positions, width=len(fields), columns=columns, ignored=ignored)
-
-
-def _read_text(text: str) -> tuple[_Header, Iterator[tuple[int, list[str]]]]:
-    records = _records(text)
-    try:
-        first = next(records)
-    except csv.Error:
-        raise ImportFileError(gettext("This is not a CSV file.")) from None
-    except StopIteration:
-        raise ImportFileError(gettext("The file is empty.")) from None
-    return _header(first[1]), records
 
 
 # --- Checking one row -------------------------------------------------------------------
@@ -490,39 +209,7 @@ _GENDERS = {
 _CONSENTS = dict.fromkeys(("1", "true", "yes", "y", "t", "是"), True) | dict.fromkeys(
     ("0", "false", "no", "n", "f", "否"), False
 )
-_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
-
-
-@lru_cache(maxsize=65536)
-def _parse_date(value: str) -> datetime.date | None:
-    """YYYY-MM-DD (or Excel's YYYY/M/D); None when it is not a real date."""
-    match = _DATE.fullmatch(value)
-    if match is None:
-        return None
-    try:
-        return datetime.date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-
-
 _MIDNIGHT = datetime.time()
-
-
-def _parse_datetime(value: str, zone: ZoneInfo) -> datetime.datetime | None:
-    """A date (midnight) or ISO date and time; in `zone` unless it gives an offset."""
-    # A date alone is at most ten characters; a time with a date never a date alone.
-    day = _parse_date(value) if len(value) <= 10 else None
-    if day is not None:
-        return datetime.datetime.combine(day, _MIDNIGHT, zone)
-    if not value[:1].isdigit():
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # What timezone.make_aware does, without its checks: fromisoformat gives a time
-    # with a fixed offset or none.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 @dataclass(slots=True)
@@ -575,7 +262,7 @@ class _RowChecker:
     def __init__(
         self,
         *,
-        header: _Header,
+        header: Header,
         stores: dict[str, int],
         now: datetime.datetime,
         layout: _CopyLayout | None = None,
@@ -604,7 +291,7 @@ class _RowChecker:
         self.moments: dict[str, tuple[datetime.datetime | None, str | None, str]] = {}
 
     def _birthday(self, text: str) -> tuple[datetime.date | None, str | None, str]:
-        day = _parse_date(text)
+        day = cell_date(text)
         if day is None:
             found = (None, "date_invalid", "")
         elif birthday_problem(birthday=day, today=self.today):
@@ -616,7 +303,7 @@ class _RowChecker:
         return found
 
     def _moment(self, text: str) -> tuple[datetime.datetime | None, str | None, str]:
-        moment = _parse_datetime(text, self.zone)
+        moment = cell_datetime(text, self.zone)
         if moment is None:
             found = (None, "datetime_invalid", "")
         elif moment < self.earliest:
@@ -844,100 +531,10 @@ class _CopyLayout:
         row.event_lines = self.event_lines[sms, email_consent]
 
 
-# --- Reading thread ----------------------------------------------------------------------
-
-
-class _Reader:
-    """Reads, checks and de-duplicates the file's rows, a batch at a time, in a thread.
-
-    Pure Python with no database access, so it runs while the main thread waits for
-    PostgreSQL to write the previous batch (psycopg lets go of the GIL while it waits).
-    """
-
-    _DONE = object()
-
-    def __init__(
-        self,
-        *,
-        records: Iterator[tuple[int, list[str]]],
-        checker: _RowChecker,
-    ) -> None:
-        self.records = records
-        self.checker = checker
-        self.seen_source: dict[str, int] = {}
-        self.seen_phone: dict[str, int] = {}
-        self.seen_email: dict[str, int] = {}
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._work, name="member-import-reader", daemon=True)
-
-    def batches(self) -> Iterator[list[_Row]]:
-        self.thread.start()
-        try:
-            while True:
-                item = self.queue.get()
-                if item is self._DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.stop.set()
-            self.thread.join()
-
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            check, in_file_duplicates = self.checker.check, self._in_file_duplicates
-            batch: list[_Row] = []
-            for line, fields in self.records:
-                row = check(line, fields)
-                in_file_duplicates(row)
-                batch.append(row)
-                if len(batch) >= BATCH_SIZE:
-                    if not self._put(batch):
-                        return
-                    batch = []
-            if batch and not self._put(batch):
-                return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the main thread, which raises it
-            self._put(exc)
-
-    def _in_file_duplicates(self, row: _Row) -> None:
-        """Report the later line of a source_id, phone or e-mail that the file repeats.
-
-        Every row takes part, whatever else is wrong with it, so a second run of the same
-        file reports exactly the same lines.
-        """
-        if row.source_id:
-            first = self.seen_source.setdefault(row.source_id, row.line)
-            if first != row.line:
-                # The same member again: that is the whole story for this line.
-                row.error("source_id", "source_id_duplicate", line=first)
-                return
-        if row.phone:
-            first = self.seen_phone.setdefault(row.phone, row.line)
-            if first != row.line:
-                row.error("phone", "phone_duplicate", line=first)
-        if row.email:
-            first = self.seen_email.setdefault(row.email, row.line)
-            if first != row.line:
-                row.error("email", "email_duplicate", line=first)
-
-
 # --- Numbers for new members --------------------------------------------------------------
 
 
-def _members_matching(
+def members_matching(
     *, columns: tuple[str, ...], any_of: dict[str, set[str]]
 ) -> list[tuple[Any, ...]]:
     """`columns` of the members whose value in any `any_of` column is in its set.
@@ -1033,7 +630,7 @@ def _numbers_redraw(member_nos: set[str], codes: set[str], taken: list[tuple[str
                 fresh_codes.add(code)
         member_nos |= fresh_nos
         codes |= fresh_codes
-        taken = _members_matching(
+        taken = members_matching(
             columns=("member_no", "referral_code"),
             any_of={"member_no": fresh_nos, "referral_code": fresh_codes},
         )
@@ -1045,192 +642,76 @@ def _numbers_redraw(member_nos: set[str], codes: set[str], taken: list[tuple[str
 # --- Writing a batch ------------------------------------------------------------------------
 
 
-# Connections writing batches at once on PostgreSQL (see `_Importer._run_parallel`).
-WRITERS = 2
+_TO_WRITER = (False, None)
 
 
-class _Writer:
-    """A thread with its own database connection that writes the batches handed to it."""
+class MemberImportJob:
+    """The member import's checker and writer for one run (`core.imports.ImportJob`)."""
 
-    def __init__(self, write: Callable[[list[_Row]], _BatchResult]) -> None:
-        self.write = write
-        self.queue: queue.Queue[tuple[list[_Row], Future[_BatchResult]] | None] = queue.Queue()
-        self.thread = threading.Thread(target=self._work, name="member-import-writer", daemon=True)
-        self.thread.start()
-
-    def submit(self, rows: list[_Row]) -> Future[_BatchResult]:
-        done: Future[_BatchResult] = Future()
-        self.queue.put((rows, done))
-        return done
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-    def _work(self) -> None:
-        try:
-            while (item := self.queue.get()) is not None:
-                rows, done = item
-                try:
-                    done.set_result(self.write(rows))
-                except BaseException as exc:  # raised in the main thread by done.result()
-                    done.set_exception(exc)
-        finally:
-            connection.close()  # this thread's own connection
-
-
-@dataclass
-class _BatchResult:
-    created: int = 0
-    existing: int = 0
-    bad_lines: int = 0
-    errors: list[MemberImportError] = field(default_factory=list)
-
-
-class _Importer:
-    def __init__(self, *, member_import: MemberImport, progress: ProgressCallback | None) -> None:
-        self.member_import = member_import
-        self.progress = progress
-        self.actor_id = member_import.actor_id
+    def __init__(self, run: ImportRun, header: Header, nul: bool) -> None:
+        self.run_id = run.pk
+        self.actor_id = run.actor_id
         self.now = timezone.now()
-        self.processed = self.created = self.existing = self.bad = 0
-        self.started = time.monotonic()
         self.use_copy = connection.vendor == "postgresql"
         self.layout = _CopyLayout(actor_id=self.actor_id, now=self.now) if self.use_copy else None
         self.id_sequence = ""
-        self.parallel = False  # batches written through connections of their own, at once
-
-    def run(self, content: bytes) -> None:
-        text = _decode(content)
-        header, records = _read_text(text)
-        stores = {code.upper(): pk for code, pk in Store.objects.values_list("code", "id")}
         if self.use_copy:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Member._meta.db_table])
                 (self.id_sequence,) = cursor.fetchone()
-        checker = _RowChecker(
-            header=header, stores=stores, now=self.now, layout=self.layout, nul="\x00" in text
+        stores = {code.upper(): pk for code, pk in Store.objects.values_list("code", "id")}
+        self.checker = _RowChecker(
+            header=header, stores=stores, now=self.now, layout=self.layout, nul=nul
         )
-        reader = _Reader(records=records, checker=checker)
-        with bulk_python():
-            # Inside a caller's transaction (a test case) other connections could not see
-            # this import's row, so the batches go one by one through the caller's connection.
-            self.parallel = self.use_copy and WRITERS > 1 and not connection.in_atomic_block
-            if self.parallel:
-                self._run_parallel(reader)
-            else:
-                for batch in reader.batches():
-                    self._count(batch, self._write_batch(batch))
+        self.seen_source: dict[str, int] = {}
+        self.seen_phone: dict[str, int] = {}
+        self.seen_email: dict[str, int] = {}
 
-    def _run_parallel(self, reader: _Reader) -> None:
-        """Write alternate batches through `WRITERS` connections of their own, at once.
+    def check(self, line: int, fields: list[str]) -> _Row:
+        row = self.checker.check(line, fields)
+        self._in_file_duplicates(row)
+        return row
 
-        While one connection's PostgreSQL backend writes a batch, Python checks the next one
-        against the database on the other: each alone leaves a core idle. Batches never
-        clash: the reader marks every repeat of a source_id, phone or e-mail across the
-        whole file, so no two batches write the same one, and a repeat's report does not
-        depend on whether the earlier batch has committed. Counts and progress are taken
-        in file order as the batches finish.
+    @staticmethod
+    def deal(row: _Row) -> tuple[bool, None]:
+        # Every row goes to the writer, bad ones too: a bad line whose source_id is a member
+        # already counts as imported, as on the first run. Whole batches go to the writers
+        # in turn: they never clash, as every repeat in the file is marked here.
+        return _TO_WRITER
+
+    @staticmethod
+    def problem(row: _Row) -> Problem:
+        return row.line, row.source_id[:100], list(row.errors)
+
+    @staticmethod
+    def ident(row: _Row) -> tuple[int, str]:
+        return row.line, row.source_id
+
+    def write(self, batch: Batch, *, attempt: int, parallel: bool) -> BatchResult:
+        return self._write(batch.good, check_codes=attempt > 0)
+
+    def _in_file_duplicates(self, row: _Row) -> None:
+        """Report the later line of a source_id, phone or e-mail that the file repeats.
+
+        Every row takes part, whatever else is wrong with it, so a second run of the same
+        file reports exactly the same lines.
         """
-        writers = [_Writer(self._write_batch) for _index in range(WRITERS)]
-        pending: deque[tuple[list[_Row], Future[_BatchResult]]] = deque()
-        failure: BaseException | None = None
-        try:
-            for index, batch in enumerate(reader.batches()):
-                if len(pending) == WRITERS:
-                    rows, done = pending.popleft()
-                    self._count(rows, done.result())
-                pending.append((batch, writers[index % WRITERS].submit(batch)))
-        except BaseException as exc:
-            failure = exc
-        finally:
-            # Every batch handed out is waited for, so the counts match what was committed.
-            while pending:
-                rows, done = pending.popleft()
-                try:
-                    self._count(rows, done.result())
-                except BaseException as exc:
-                    failure = failure or exc
-            for writer in writers:
-                writer.close()
-        if failure is not None:
-            raise failure
+        if row.source_id:
+            first = self.seen_source.setdefault(row.source_id, row.line)
+            if first != row.line:
+                # The same member again: that is the whole story for this line.
+                row.error("source_id", "source_id_duplicate", line=first)
+                return
+        if row.phone:
+            first = self.seen_phone.setdefault(row.phone, row.line)
+            if first != row.line:
+                row.error("phone", "phone_duplicate", line=first)
+        if row.email:
+            first = self.seen_email.setdefault(row.email, row.line)
+            if first != row.line:
+                row.error("email", "email_duplicate", line=first)
 
-    def _write_batch(self, rows: list[_Row]) -> _BatchResult:
-        """Write a batch; one whose values the database refuses is written in halves.
-
-        The row checker keeps every value the database would refuse from a batch; should
-        one get past it all the same, the batch's transaction rolls back and its halves are
-        written on their own, down to the row the database refuses, which is reported as
-        that row's error: the run goes on, and no batch is ever written in part.
-        """
-        try:
-            return self._write_batch_retrying(rows)
-        except (DataError, OverflowError) as exc:
-            if len(rows) == 1:
-                return self._write_refused(rows[0], exc)
-            middle = len(rows) // 2
-            first = self._write_batch(rows[:middle])
-            second = self._write_batch(rows[middle:])
-            return _BatchResult(
-                created=first.created + second.created,
-                existing=first.existing + second.existing,
-                bad_lines=first.bad_lines + second.bad_lines,
-                errors=[*first.errors, *second.errors],
-            )
-
-    def _write_refused(self, row: _Row, exc: Exception) -> _BatchResult:
-        error = MemberImportError(
-            member_import_id=self.member_import.pk,
-            line=row.line,
-            source_id=text_without_nul(row.source_id)[:100],
-            column="",
-            code="row_refused",
-            params={"reason": refusal_reason(exc)},
-        )
-        with transaction.atomic():
-            error.save()
-            MemberImport.objects.filter(pk=self.member_import.pk).update(
-                processed_rows=F("processed_rows") + 1, bad_count=F("bad_count") + 1
-            )
-        return _BatchResult(bad_lines=1, errors=[error])
-
-    def _write_batch_retrying(self, rows: list[_Row]) -> _BatchResult:
-        for attempt in range(3):
-            try:
-                with transaction.atomic():
-                    return self._write(rows, check_codes=attempt > 0)
-            except IntegrityError:
-                # Someone enrolled one of these phones or e-mails (or drew one of our new
-                # numbers) after our check, or a referral code was taken: the batch was
-                # rolled back whole; check again, the codes too.
-                if attempt == 2:
-                    raise
-            except OperationalError as exc:
-                # Two writers that drew the same new number can wait on each other.
-                if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "40P01":
-                    raise
-        raise AssertionError("unreachable")
-
-    def _count(self, rows: list[_Row], result: _BatchResult) -> None:
-        self.processed += len(rows)
-        self.created += result.created
-        self.existing += result.existing
-        self.bad += result.bad_lines
-        if self.progress is not None:
-            self.progress(self._progress())
-
-    def _progress(self) -> ImportProgress:
-        return ImportProgress(
-            processed=self.processed,
-            total=self.member_import.total_rows,
-            created=self.created,
-            existing=self.existing,
-            bad=self.bad,
-            seconds=time.monotonic() - self.started,
-        )
-
-    def _write(self, rows: list[_Row], *, check_codes: bool) -> _BatchResult:
+    def _write(self, rows: list[_Row], *, check_codes: bool) -> BatchResult:
         """Check a batch against the database and write it; the caller holds a transaction.
 
         Rows are not changed here, so a retry after an IntegrityError starts afresh. New
@@ -1247,7 +728,7 @@ class _Importer:
                 # last batches (never half of one), which a re-run imports again, and the
                 # run's final, synchronous commit makes every batch durable before "done".
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        result = _BatchResult()
+        result = BatchResult()
         # A line whose source_id cannot be trusted (repeated in the file, too long, a broken
         # line) is bad whatever the database holds, so every run reports it the same way.
         lookup = [
@@ -1263,7 +744,7 @@ class _Importer:
         phone_owner: dict[str, str] = {}
         email_owner: dict[str, str] = {}
         taken: list[tuple[str, str]] = []
-        for source_id, phone, email, member_no, code in _members_matching(
+        for source_id, phone, email, member_no, code in members_matching(
             columns=("import_source_id", "phone", "email", "member_no", "referral_code"),
             any_of={
                 "import_source_id": sources,
@@ -1303,18 +784,7 @@ class _Importer:
             if not errors:
                 good.append(row)
                 continue
-            result.bad_lines += 1
-            result.errors.extend(
-                MemberImportError(
-                    member_import_id=self.member_import.pk,
-                    line=row.line,
-                    source_id=row.source_id[:100],
-                    column=column,
-                    code=code,
-                    params=params,
-                )
-                for column, code, params in errors
-            )
+            result.problems.append((row.line, row.source_id[:100], errors))
 
         numbers = list(zip(member_nos, codes, strict=True))[: len(good)]
         if good:
@@ -1322,21 +792,7 @@ class _Importer:
                 self._insert_copy(good, numbers)
             else:
                 self._insert_orm(good, numbers)
-        MemberImportError.objects.bulk_create(result.errors, batch_size=1000)
         result.created = len(good)
-        if self.parallel:
-            # Check the batch's foreign keys now, not at commit: the update below locks the
-            # import's row until the commit, and the other writer's update waits for it.
-            # (Only in a transaction of our own: this holds until the transaction ends.)
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        # Increments, not totals: with two writers the batches commit in either order.
-        MemberImport.objects.filter(pk=self.member_import.pk).update(
-            processed_rows=F("processed_rows") + len(rows),
-            created_count=F("created_count") + result.created,
-            existing_count=F("existing_count") + result.existing,
-            bad_count=F("bad_count") + result.bad_lines,
-        )
         return result
 
     def _insert_orm(self, rows: list[_Row], numbers: list[tuple[str, str]]) -> None:
@@ -1429,183 +885,35 @@ def _untrusted_source(row: _Row) -> bool:
     return any(code in _UNTRUSTED_SOURCE for _column, code, _params in row.errors)
 
 
-# --- Services ---------------------------------------------------------------------------
+# --- The kind -------------------------------------------------------------------------
 
 
-def member_import_start(
-    *,
-    file_name: str,
-    content: bytes,
-    actor: User | None = None,
-    actor_label: str = "",
-    keep_content: bool = True,
-) -> MemberImport:
-    """Check the file as a whole and record it, ready to run; raises `ImportFileError`.
-
-    Nothing is written for a file that is not UTF-8 CSV with the required header and at
-    least one row. An upload keeps the file in the row, for the worker that runs it; the
-    command line, which runs the file at once, keeps only its name and checksum.
-    """
-    text = _decode(content)
-    header, records = _read_text(text)
-    try:
-        lines = _plain_lines(text)
-        if lines is None:
-            total = sum(1 for _record in records)
-        else:  # the records that `_records` yields, less the header, counted not split
-            total = sum(1 for line in lines if "," in line or line.strip()) - 1
-    except csv.Error:
-        raise ImportFileError(gettext("This is not a CSV file.")) from None
-    if total == 0:
-        raise ImportFileError(gettext("The file has a header but no members below it."))
-    if actor is not None and actor.is_authenticated:
-        actor_label = str(actor)
-    else:
-        actor = None
-    return MemberImport.objects.create(
-        file_name=text_without_nul(os.path.basename(file_name))[:255] or "members.csv",
-        sha256=hashlib.sha256(content).hexdigest(),
-        size=len(content),
-        content=content if keep_content else b"",
-        columns=header.columns,
-        ignored_columns=header.ignored,
-        total_rows=total,
-        actor=actor,
-        actor_label=actor_label,
-    )
-
-
-def member_import_run(
-    *,
-    member_import_id: int,
-    content: bytes | None = None,
-    progress: ProgressCallback | None = None,
-) -> MemberImport:
-    """Import the rows of a started import; safe to call twice (a finished run is kept).
-
-    `content` is the file when the caller still holds it; otherwise the kept copy is read.
-    A run interrupted part-way (a worker killed) starts again from the top: the batches it
-    committed are found by source_id and counted as already imported.
-    """
-    with transaction.atomic():
-        member_import = (
-            MemberImport.objects.select_for_update().defer("content").get(pk=member_import_id)
-        )
-        if member_import.is_finished:
-            return member_import
-        member_import.status = MemberImport.Status.RUNNING
-        member_import.started_at = timezone.now()
-        member_import.processed_rows = member_import.created_count = 0
-        member_import.existing_count = member_import.bad_count = 0
-        member_import.save(
-            update_fields=[
-                "status",
-                "started_at",
-                "processed_rows",
-                "created_count",
-                "existing_count",
-                "bad_count",
-            ]
-        )
-        member_import.errors.all().delete()
-    if content is None:
-        content = bytes(
-            MemberImport.objects.values_list("content", flat=True).get(pk=member_import_id)
-        )
-
-    importer = _Importer(member_import=member_import, progress=progress)
-    try:
-        importer.run(content)
-    except Exception as exc:
-        _member_import_finish(
-            member_import=member_import, importer=importer, failure=f"{type(exc).__name__}: {exc}"
-        )
-        raise
-    return _member_import_finish(member_import=member_import, importer=importer)
-
-
-def _member_import_finish(
-    *, member_import: MemberImport, importer: _Importer, failure: str = ""
-) -> MemberImport:
-    member_import.status = MemberImport.Status.FAILED if failure else MemberImport.Status.DONE
-    member_import.failure = failure
-    member_import.finished_at = timezone.now()
-    member_import.processed_rows = importer.processed
-    member_import.created_count = importer.created
-    member_import.existing_count = importer.existing
-    member_import.bad_count = importer.bad
-    with transaction.atomic():
-        MemberImport.objects.filter(pk=member_import.pk).update(
-            status=member_import.status,
-            failure=failure,
-            finished_at=member_import.finished_at,
-            processed_rows=importer.processed,
-            created_count=importer.created,
-            existing_count=importer.existing,
-            bad_count=importer.bad,
-        )
-        # One entry for the whole run, not one per member: the counts say what it did.
-        audit_log(
-            actor=member_import.actor,
-            actor_label=member_import.actor_label,
-            action="member.import",
-            target=member_import,
-            details={
-                "file_name": member_import.file_name,
-                "sha256": member_import.sha256,
-                "status": member_import.status,
-                "rows": importer.processed,
-                "created": importer.created,
-                "already_imported": importer.existing,
-                "bad_rows": importer.bad,
-                "seconds": round(time.monotonic() - importer.started, 3),
-                **({"failure": failure} if failure else {}),
-            },
-        )
-    return member_import
-
-
-def member_import_file(
-    *,
-    file_name: str,
-    content: bytes,
-    actor: User | None = None,
-    actor_label: str = "",
-    progress: ProgressCallback | None = None,
-) -> MemberImport:
-    """Start and run an import in one go (the command line and the benchmark)."""
-    member_import = member_import_start(
-        file_name=file_name,
-        content=content,
-        actor=actor,
-        actor_label=actor_label,
-        keep_content=False,
-    )
-    return member_import_run(member_import_id=member_import.pk, content=content, progress=progress)
-
-
-# --- Reads ------------------------------------------------------------------------------
-
-
-def member_import_get(*, import_id: int) -> MemberImport | None:
-    # The file can be megabytes; the progress page polls every second and never needs it.
-    return MemberImport.objects.defer("content").filter(pk=import_id).first()
-
-
-def member_import_list(*, limit: int = 20) -> QuerySet[MemberImport]:
-    return MemberImport.objects.defer("content").order_by("-created_at", "-id")[:limit]
-
-
-def member_import_error_list(*, member_import: MemberImport) -> QuerySet[MemberImportError]:
-    return member_import.errors.order_by("line", "id")
-
-
-def import_error_message(error: MemberImportError) -> str:
-    """The reason for one problem, in the current language."""
-    template = MESSAGES.get(error.code)
-    if template is None:
-        return error.code
-    try:
-        return str(template) % error.params if error.params else str(template)
-    except (KeyError, TypeError, ValueError):
-        return str(template)
+MEMBER_IMPORT = ImportKind(
+    name="members",
+    label=_("Members"),
+    columns=COLUMNS,
+    messages=MESSAGES,
+    permission="members.import_members",
+    job=MemberImportJob,
+    ref_column="source_id",
+    audit_action="member.import",
+    created_label="created",
+    empty_message=_("The file has a header but no members below it."),
+    page=ImportPage(
+        title=_("Import members from CSV"),
+        explain=_(
+            "Every row is checked. Good rows are added; bad rows are listed with their line "
+            "number and reason and nothing of them is written. A row whose source_id was "
+            "imported before is skipped, so you can fix the bad rows and upload the same file "
+            "again."
+        ),
+        example=(
+            "source_id,phone,name,email,gender,birthday,city,home_store,enrolled_at,"
+            "consent_sms,consent_email\n"
+            "A-10001,13812345678,张伟,zhangwei@example.com,男,1990-05-17,上海,SH001,"
+            "2019-03-08,是,否"
+        ),
+        max_upload_mb=100,
+        created_title=_("Members created"),
+    ),
+)

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .imports import member_import_run
 from .messaging import member_welcome_send
 from .models import Member
-
-
-@shared_task
-def member_import_task(import_id: int) -> None:
-    # Safe to run twice: a finished import is left as it is, and an interrupted one starts
-    # again and finds the members it already wrote by their source_id.
-    member_import_run(member_import_id=import_id)
 
 
 @shared_task

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import account_views, import_views, job_views, staff_views, views
+from . import account_views, job_views, staff_views, views
 
 MEMBER_NO = r"(?P<member_no>8[0-9]{11})"
 
@@ -35,17 +35,6 @@ staff_patterns = [
     path("", staff_views.home, name="home"),
     path("members/", staff_views.member_search, name="member-search"),
     path("members/new/", staff_views.member_enrol, name="member-enrol"),
-    path("members/import/", import_views.member_import, name="member-import"),
-    path(
-        "members/import/<int:import_id>/",
-        import_views.member_import_detail,
-        name="member-import-detail",
-    ),
-    path(
-        "members/import/<int:import_id>/errors.csv",
-        import_views.member_import_errors_csv,
-        name="member-import-errors",
-    ),
     re_path(rf"^members/{MEMBER_NO}/$", staff_views.member_detail, name="member-detail"),
     re_path(
         rf"^members/{MEMBER_NO}/reveal-phone/$",

@@ -51,6 +51,15 @@ class PointsConfig(AppConfig):
         self._register_audit_actions()
         self._register_nightly_jobs()
         self._register_member_hooks()
+        self._register_imports()
+
+    def _register_imports(self) -> None:
+        from core.imports import import_kind_register
+
+        from .imports import BALANCE_IMPORT, PURCHASE_IMPORT
+
+        import_kind_register(PURCHASE_IMPORT)
+        import_kind_register(BALANCE_IMPORT)
 
     def _register_member_hooks(self) -> None:
         from members.hooks import (
@@ -162,6 +171,7 @@ class PointsConfig(AppConfig):
             ("adjustment", _("Adjustment")),
             ("limit", _("Limit (points)")),
             ("note", _("Note")),
+            ("history", _("Imported as history")),
             ("original_receipt_no", _("Original receipt")),
             ("original_store", _("Original store")),
             ("receipt", _("Receipt")),

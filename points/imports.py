@@ -1,10 +1,10 @@
 """CSV imports for points: purchases from the tills' history, opening balances from an old system.
 
-Same design as the member import (members/imports.py): `points_import_start` checks the file
-as a whole (UTF-8, header, at least one row) and records it, `points_import_run` does the
-rows in batches of `BATCH_SIZE` — each batch one transaction that writes the good rows, the
-bad rows' errors and the progress counters — and one audit entry is written for the run.
-A thread reads and checks the rows of the next batch while the current one is written.
+The two kinds of the one import framework (`core.imports`: decoding, the reading thread,
+writer connections, batch halving, progress, the run's counters, pages and command): this
+module supplies their columns, row checker and batch writer (`PURCHASE_IMPORT`,
+`BALANCE_IMPORT`, registered by the app). Each batch is one transaction that writes the
+good rows, the bad rows' errors and the progress counters.
 
 Purchases (`store, receipt_no, member_no|phone, occurred_at, amount, channel?, category?,
 sku?`) are idempotent by store + receipt number: a receipt already recorded with the same
@@ -15,7 +15,9 @@ birthday month (or, when the campaigns app has registered promotions, theirs), r
 Each one is written with its ledger transaction, two entries summing to zero, its lot
 (after any debt is paid, as `ledger._credit` does) and its `tiers.QualifyingActivity` row
 (spend = amount: the file carries no points used as payment); the nightly tier job upgrades
-the members from those rows. Simplifications, on purpose:
+the members from those rows. History imports (`--history`, the run's option) write the
+purchases, their lines and qualifying activity (points 0) and nothing in the ledger: their
+points come over as opening balances. Simplifications, on purpose:
 
 - the tier is the member's tier when the batch is written (the till's, at that moment); an
   imported purchase does not upgrade the member at once, the nightly tier job does;
@@ -34,7 +36,7 @@ Imports take older dates than the till, from `IMPORT_EARLIEST_DATE` (1990-01-01)
 amounts up to the till's `POINTS_PURCHASE_MAX_AMOUNT`; a purchase earns at most `MAX_POINTS`.
 Every value out of bounds (or holding a NUL, or past the csv module's field limit) is its
 row's error, found by the checker before anything reaches COPY or the ORM; a row the
-database refuses all the same is written around and reported (`_Importer._write_split`).
+database refuses all the same is written around and reported (`core.imports.runner`).
 
 Opening balances (`source_id, member_no|phone, points, expires_on, earned_on?`) are
 idempotent by source_id (ledger key `import:balance:<source_id>`). Each is one earning
@@ -51,12 +53,7 @@ import datetime
 import functools
 import hashlib
 import json
-import os
-import queue
 import re
-import threading
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from operator import itemgetter
@@ -64,29 +61,29 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, OperationalError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db import connection
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.bulk import InsertLayout, copy_escape, copy_write, int_array, text_array, use_copy
-from members.imports import (
+from core.imports import (
+    Batch,
+    BatchResult,
+    Header,
+    ImportKind,
+    ImportPage,
     OverlongLine,
-    _decode,
-    _members_matching,
-    _parse_date,
-    _parse_datetime,
-    _records,
-    bulk_python,
-    import_phone_normalize,
-    refusal_reason,
+    Problem,
+    cell_date,
+    cell_datetime,
     text_without_nul,
 )
-from members.models import Member, Store, User
+from core.models import ImportRun
+from members.imports import import_phone_normalize, members_matching
+from members.models import Member, Store
 from members.numbers import InvalidPhone
-from members.services import MemberError, audit_log
 from tiers.models import MemberTier, QualifyingActivity, TierLevel
 from tiers.selectors import tier_levels
 
@@ -112,19 +109,15 @@ from .models import (
     Entry,
     LedgerTransaction,
     Lot,
-    PointsImport,
-    PointsImportError,
     Purchase,
     PurchaseLine,
 )
 from .purchase_limits import purchase_amount_limit
 from .services import CENT
 
-BATCH_SIZE = 5000
 # PostgreSQL connections writing batches side by side: the database's work per purchase is
 # several times the Python's, and a batch's statements use one core.
 WRITERS = 2
-MAX_ERRORS_SHOWN = 500
 # The most points one opening balance may bring, or one imported purchase earn.
 MAX_POINTS = 100_000_000
 # How far ahead an opening balance may expire, in years after this one.
@@ -163,10 +156,9 @@ BALANCE_COLUMNS: tuple[tuple[str, bool, Any], ...] = (
     ("expires_on", True, _("Last day the points can be used, YYYY-MM-DD, in the future.")),
     ("earned_on", False, _("Day the points were earned, YYYY-MM-DD. Blank: the import day.")),
 )
-COLUMNS = {
-    PointsImport.Kind.PURCHASES: PURCHASE_COLUMNS,
-    PointsImport.Kind.BALANCES: BALANCE_COLUMNS,
-}
+PURCHASES = "purchases"
+BALANCES = "balances"
+COLUMNS = {PURCHASES: PURCHASE_COLUMNS, BALANCES: BALANCE_COLUMNS}
 
 RECEIPT_MAX = Purchase._meta.get_field("receipt_no").max_length
 SKU_MAX = PurchaseLine._meta.get_field("sku").max_length
@@ -211,82 +203,6 @@ MESSAGES: dict[str, Any] = {
     "source_id_duplicate": _("The same source_id is on line %(line)s."),
     "balance_conflict": _("source_id %(value)s was already imported with other details."),
 }
-
-
-class ImportFileError(MemberError):
-    """The file as a whole cannot be imported (not UTF-8 text, no header, no rows)."""
-
-
-@dataclass(frozen=True)
-class ImportProgress:
-    processed: int
-    total: int
-    created: int
-    existing: int
-    bad: int
-    points: int
-    seconds: float
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
-
-
-ProgressCallback = Callable[[ImportProgress], None]
-
-
-# --- Reading the file -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Header:
-    positions: dict[str, int]
-    width: int
-    columns: list[str]
-    ignored: list[str]
-
-
-def _header(fields: list[str], kind: str) -> _Header:
-    spec = COLUMNS[kind]
-    names = [name for name, _required, _help in spec]
-    columns = [text_without_nul(name.strip().lower()) for name in fields]
-    positions: dict[str, int] = {}
-    for index, name in enumerate(columns):
-        if name in names and name not in positions:
-            positions[name] = index
-    required = [name for name, needed, _help in spec if needed]
-    missing = [name for name in required if name not in positions]
-    if "member_no" not in positions and "phone" not in positions:
-        missing.append("member_no / phone")
-    if missing:
-        raise ImportFileError(
-            gettext(
-                "The first line must be a header naming the columns; %(missing)s missing. "
-                "Required columns: %(required)s."
-            )
-            % {
-                "missing": ", ".join(missing),
-                "required": ", ".join([*required, "member_no / phone"]),
-            }
-        )
-    ignored = [name for index, name in enumerate(columns) if positions.get(name) != index]
-    return _Header(positions=positions, width=len(fields), columns=columns, ignored=ignored)
-
-
-def _read_file(content: bytes, kind: str) -> tuple[_Header, Iterator[tuple[int, list[str]]], bool]:
-    """The header, the records after it, and whether the file holds a NUL anywhere."""
-    try:
-        text = _decode(content)
-    except MemberError as exc:
-        raise ImportFileError(str(exc)) from None
-    records = _records(text)
-    try:
-        first = next(records)
-    except csv.Error:
-        raise ImportFileError(gettext("This is not a CSV file.")) from None
-    except StopIteration:
-        raise ImportFileError(gettext("The file is empty.")) from None
-    return _header(first[1], kind), records, "\x00" in text
 
 
 # --- Rows -------------------------------------------------------------------------------
@@ -348,7 +264,7 @@ class _Checker:
         self,
         *,
         kind: str,
-        header: _Header,
+        header: Header,
         stores: dict[str, tuple[int, str]],
         categories: frozenset[str] = frozenset(),
         nul: bool = False,
@@ -403,13 +319,13 @@ class _Checker:
         if self.nul and any("\x00" in value for value in cells):
             # Its error, in each column that holds one; nothing of the row goes further
             # (PostgreSQL stores no NUL in text).
-            ref = cells[1] if self.kind == PointsImport.Kind.PURCHASES else cells[0]
+            ref = cells[1] if self.kind == PURCHASES else cells[0]
             row = _Row(line=line, ref=text_without_nul(ref)[:100])
             for name, value in zip(self.names, cells, strict=True):
                 if "\x00" in value:
                     row.error(name, "nul_character", name=name)
             return row
-        if self.kind == PointsImport.Kind.PURCHASES:
+        if self.kind == PURCHASES:
             return self._purchase_fast(line, *cells) or self._purchase_good(
                 self._purchase(line, *cells)
             )
@@ -540,7 +456,7 @@ class _Checker:
         if not occurred_at:
             row.error("occurred_at", "required", name="occurred_at")
         else:
-            row.occurred_at = _parse_datetime(occurred_at, self.tz)
+            row.occurred_at = cell_datetime(occurred_at, self.tz)
             if row.occurred_at is None:
                 row.error("occurred_at", "datetime_invalid", value=occurred_at[:40])
             elif row.occurred_at > self.now:
@@ -596,7 +512,7 @@ class _Checker:
         if not expires_on:
             row.error("expires_on", "required", name="expires_on")
         else:
-            day = _parse_date(expires_on)
+            day = cell_date(expires_on)
             if day is None:
                 row.error("expires_on", "date_invalid", value=expires_on[:40])
             elif day <= self.today:
@@ -615,7 +531,7 @@ class _Checker:
                     day + datetime.timedelta(days=1), datetime.time(), tzinfo=BUSINESS_TZ
                 )
         if earned_on:
-            day = _parse_date(earned_on)
+            day = cell_date(earned_on)
             if day is None:
                 row.error("earned_on", "date_invalid", value=earned_on[:40])
             elif day > self.today:
@@ -631,100 +547,6 @@ class _Checker:
             if first != line:
                 row.error("source_id", "source_id_duplicate", line=first)
         return row
-
-
-@dataclass(slots=True)
-class _Batch:
-    size: int
-    # Purchases: `_Good` tuples; opening balances: `_Row`s without errors.
-    good: list[Any]
-    bad: list[_Row]
-
-
-class _Reader:
-    """Reads and checks the rows a batch at a time in a thread, while the writers wait for
-    the database to write the previous batches (the same split as the member import).
-
-    With several writers the rows are dealt out by member (number or phone), so two writers
-    seldom want the same member's account lock; `parts` queues, one per writer.
-    """
-
-    _DONE = object()
-
-    def __init__(
-        self, *, records: Iterator[tuple[int, list[str]]], checker: _Checker, parts: int = 1
-    ) -> None:
-        self.records = records
-        self.checker = checker
-        self.queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=2) for _ in range(parts)]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._work, name="points-import-reader", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-    def batches(self, part: int = 0) -> Iterator[_Batch]:
-        source = self.queues[part]
-        while True:
-            try:
-                item = source.get(timeout=0.1)
-            except queue.Empty:
-                if self.stop.is_set():
-                    return  # another writer failed: the reader has stopped
-                continue
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _put(self, part: int, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queues[part].put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        parts = len(self.queues)
-        try:
-            check = self.checker.check
-            pending = [_Batch(size=0, good=[], bad=[]) for _ in range(parts)]
-            part = 0
-            for line, fields in self.records:
-                row = check(line, fields)
-                if type(row) is _Row:
-                    if row.errors:
-                        part = line % parts
-                        pending[part].bad.append(row)
-                    else:
-                        if parts > 1:
-                            part = hash(row.member_no or row.phone) % parts
-                        pending[part].good.append(row)
-                else:
-                    if parts > 1:
-                        part = hash(row[4] or row[5]) % parts
-                    pending[part].good.append(row)
-                batch = pending[part]
-                batch.size += 1
-                if batch.size >= BATCH_SIZE:
-                    if not self._put(part, batch):
-                        return
-                    pending[part] = _Batch(size=0, good=[], bad=[])
-            for part, batch in enumerate(pending):
-                if batch.size and not self._put(part, batch):
-                    return
-            for part in range(parts):
-                self._put(part, self._DONE)
-        except BaseException as exc:  # handed to the writers, which raise it
-            for part in range(parts):
-                self._put(part, exc)
 
 
 # --- Earning ----------------------------------------------------------------------------
@@ -909,7 +731,7 @@ def _members_find(*, numbers: set[str], phones: set[str]) -> _MembersFound:
             [text_array(numbers), text_array(phones)],
         )
     else:
-        found = _members_matching(
+        found = members_matching(
             columns=("id", "member_no", "phone", "birthday", "status"),
             any_of={"member_no": numbers, "phone": phones},
         )
@@ -1021,15 +843,19 @@ def _bad_row(good: _Good, column: str, code: str, **params: Any) -> _Row:
 
 
 def _purchases_prepare(
-    *, good: list[_Good], calculator: EarningCalculator
+    *, good: list[_Good], calculator: EarningCalculator, history: bool = False
 ) -> tuple[list[_Prepared], list[_Row], int]:
     """Resolve the members of checked rows, sort out the receipts recorded before and work
-    out each new purchase's points; (new purchases, bad rows, rows already imported)."""
+    out each new purchase's points (none for history); (new purchases, bad rows, rows
+    already imported)."""
     by_no, by_phone, tiers = _members_find(
         numbers={g[4] for g in good if g[4]}, phones={g[5] for g in good if g[5]}
     )
     existing = _existing_purchases([(g[1], g[3]) for g in good])
-    members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
+    # History earns nothing: no tiers, birthdays or promotions to look up.
+    members = (
+        {} if history else calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
+    )
     active = Member.Status.ACTIVE
     # A category rate may count a purchase's spend several times over, never this much.
     max_eligible = purchase_amount_limit() * 1000
@@ -1087,6 +913,27 @@ def _purchases_prepare(
         if ref[3] != active:
             bad.append(_bad_row(g, "member_no", "member_inactive", member_no=ref[1]))
             continue
+        if history:
+            # Brought from another system for tiers and analytics: its points come over
+            # as opening balances, so it earns nothing here.
+            prepared.append(
+                (
+                    ref[0],
+                    store_id,
+                    store_code,
+                    receipt_no,
+                    iso,
+                    month,
+                    amount_text,
+                    channel,
+                    category,
+                    sku,
+                    fingerprint,
+                    "0",
+                    0,
+                )
+            )
+            continue
         if per_row:
             factor = calculator.multiplier_with_promotions(
                 members=members,
@@ -1130,21 +977,36 @@ def purchases_post_batch(
     calculator: EarningCalculator,
     actor_id: int | None,
     now: datetime.datetime,
+    history: bool = False,
 ) -> int:
     """Write prepared purchases with their points and qualifying activity; inside the
-    caller's transaction. Returns the points posted."""
+    caller's transaction. Returns the points posted.
+
+    History purchases (`history`) are written with their lines and qualifying activity,
+    marked `Purchase.history`, and post nothing: no ledger transaction, entry or lot, and
+    their members' accounts are neither locked nor touched.
+    """
     if not purchases:
         return 0
     if not connection.in_atomic_block:
         # The staging table empties at every commit, and the locks must outlive the writes.
         raise TransactionManagementError("purchases_post_batch needs the caller's transaction")
+    if history:
+        purchases = [(*p[:11], "0", 0) for p in purchases]
     if use_copy():
-        accounts = accounts_lock_rows(member_ids={p[0] for p in purchases})
+        accounts = {} if history else accounts_lock_rows(member_ids={p[0] for p in purchases})
         posted = _post_sql(
-            purchases, accounts=accounts, calculator=calculator, actor_id=actor_id, now=now
+            purchases,
+            accounts=accounts,
+            calculator=calculator,
+            actor_id=actor_id,
+            now=now,
+            history=history,
         )
     else:
-        posted = _post_orm(purchases, calculator=calculator, actor_id=actor_id, now=now)
+        posted = _post_orm(
+            purchases, calculator=calculator, actor_id=actor_id, now=now, history=history
+        )
     # A purchase from before its points' life (more than a year back) is posted and its lot
     # expired at once, in this transaction: it never counts in the balance.
     overdue = {p[0] for p in purchases if p[12] and _expiry(*p[5]) <= now}
@@ -1238,6 +1100,7 @@ class _PostStatement:
                 "fingerprint",
                 "recorded_by_id",
                 "recorded_at",
+                "history",
             ),
         )
         line = InsertLayout(
@@ -1277,7 +1140,7 @@ WITH txn AS (
     SELECT s.purchase_id, s.member_id, s.store_id, s.channel, s.receipt_no, s.occurred_at,
            s.amount, 0, s.eligible, s.points, 0,
            CASE WHEN s.points > 0 THEN s.txn_id END, s.fingerprint, %(actor)s,
-           %(now)s{purchase.tail}
+           %(now)s, %(history)s{purchase.tail}
     FROM {_STAGE} s
 ), line AS (
     INSERT INTO {line.table} ({line.columns})
@@ -1311,9 +1174,11 @@ SELECT COUNT(*) FROM (
         for layout in (txn, entry, lot, purchase, line, activity):
             self.params.update(layout.params)
 
-    def run(self, *, actor_id: int | None, now: datetime.datetime) -> int:
+    def run(self, *, actor_id: int | None, now: datetime.datetime, history: bool = False) -> int:
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, {**self.params, "now": now, "actor": actor_id})
+            cursor.execute(
+                self.sql, {**self.params, "now": now, "actor": actor_id, "history": history}
+            )
             return cursor.fetchone()[0]
 
 
@@ -1328,6 +1193,7 @@ def _post_sql(
     calculator: EarningCalculator,
     actor_id: int | None,
     now: datetime.datetime,
+    history: bool = False,
 ) -> int:
     from .ledger import system_account
 
@@ -1373,7 +1239,8 @@ def _post_sql(
             # Escaped only when needed: translating every field costs more than the check.
             receipt_no, sku, category = (copy_escape(v) for v in (receipt_no, sku, category))
         lines.append(
-            f"{member_id}\t{accounts[member_id][0]}\t{store_id}\t{code}\t{channel}\t"
+            f"{member_id}\t{accounts[member_id][0] if accounts else 0}\t{store_id}\t{code}\t"
+            f"{channel}\t"
             f"{receipt_no}\t{iso}\t{available}\t{amount_text}\t{eligible_text}\t"
             f"{points}\t{into_lot}\t{expires}\t{fingerprint}\t{sku}\t{category}\n"
         )
@@ -1383,7 +1250,7 @@ def _post_sql(
         # transaction never commit: the previous batch's rows would be posted again.
         cursor.execute(f"TRUNCATE {_STAGE}")
     copy_write(statement.copy, lines)
-    unbalanced = statement.run(actor_id=actor_id, now=now)
+    unbalanced = statement.run(actor_id=actor_id, now=now, history=history)
     if unbalanced:
         raise BulkCheckFailed(f"entries of {unbalanced} ledger transactions do not sum to 0")
     if replaced:
@@ -1403,6 +1270,7 @@ def _post_orm(
     calculator: EarningCalculator,
     actor_id: int | None,
     now: datetime.datetime,
+    history: bool = False,
 ) -> int:
     """The same rows through the ORM (SQLite): `points_credit_bulk` posts the points."""
     occurred = [datetime.datetime.fromisoformat(p[4]) for p in purchases]
@@ -1421,12 +1289,16 @@ def _post_orm(
         )
         for index in earning_rows
     ]
-    txn_ids = points_credit_bulk(
-        credits=credits,
-        counter_kind=Account.Kind.ISSUANCE,
-        actor_id=actor_id,
-        now=now,
-        accounts=accounts_lock(member_ids={p[0] for p in purchases}),
+    txn_ids = (
+        []
+        if history  # no points: no account to lock
+        else points_credit_bulk(
+            credits=credits,
+            counter_kind=Account.Kind.ISSUANCE,
+            actor_id=actor_id,
+            now=now,
+            accounts=accounts_lock(member_ids={p[0] for p in purchases}),
+        )
     )
     txn_of = dict(zip(earning_rows, txn_ids, strict=True))
     objects = [
@@ -1444,6 +1316,7 @@ def _post_orm(
             fingerprint=p[10],
             recorded_by_id=actor_id,
             recorded_at=now,
+            history=history,
         )
         for index, p in enumerate(purchases)
     ]
@@ -1481,209 +1354,89 @@ def _post_orm(
     return sum(credit.points for credit in credits)
 
 
-# --- Importing ------------------------------------------------------------------------------
+# --- The kinds --------------------------------------------------------------------------
 
 
-@dataclass
-class _BatchResult:
-    created: int = 0
-    existing: int = 0
-    bad_lines: int = 0
-    points: int = 0
+class PointsImportJob:
+    """A points import's checker and writer for one run (`core.imports.ImportJob`)."""
 
+    kind = ""
 
-class _Importer:
-    def __init__(
-        self, *, points_import: PointsImport, progress: ProgressCallback | None, writers: int
-    ) -> None:
-        self.points_import = points_import
-        self.kind = points_import.kind
-        self.progress = progress
-        self.actor_id = points_import.actor_id
-        self.now = timezone.now()
-        self.processed = self.created = self.existing = self.bad = self.points = 0
-        self.started = time.monotonic()
-        self.calculator: EarningCalculator | None = None
-        # Writer threads have connections of their own, which cannot see rows the caller
-        # has not committed: inside a transaction (tests, mostly) the caller's thread
-        # writes alone. SQLite takes one writer at a time anyway.
-        self.writers = 1 if connection.in_atomic_block or not use_copy() else max(1, writers)
-        self.lock = threading.Lock()
-        self.failure: BaseException | None = None
-
-    def run(self, content: bytes) -> None:
-        header, records, nul = _read_file(content, self.kind)
+    def __init__(self, run: ImportRun, header: Header, nul: bool) -> None:
+        self.run_id = run.pk
+        self.actor_id = run.actor_id
         stores = {code.upper(): (pk, code) for pk, code in Store.objects.values_list("id", "code")}
-        checker = _Checker(
+        self.checker = _Checker(
             kind=self.kind,
             header=header,
             stores=stores,
             categories=frozenset(Category.objects.values_list("code", flat=True)),
             nul=nul,
         )
-        self.now = checker.now
-        if self.kind == PointsImport.Kind.PURCHASES:
-            self.calculator = EarningCalculator()
-        reader = _Reader(records=records, checker=checker, parts=self.writers)
-        with bulk_python():
-            reader.start()
-            try:
-                if self.writers == 1:
-                    for batch in reader.batches():
-                        self._flush(batch)
-                    return
-                threads = [
-                    threading.Thread(
-                        target=self._writer,
-                        args=(reader, part),
-                        name=f"points-import-writer-{part}",
-                    )
-                    for part in range(self.writers)
-                ]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                if self.failure is not None:
-                    raise self.failure
-            finally:
-                reader.close()
+        self.check = self.checker.check
+        self.now = self.checker.now
 
-    def _writer(self, reader: _Reader, part: int) -> None:
-        """One writer thread: the batches of its members, on its own connection."""
-        try:
-            for batch in reader.batches(part):
-                self._flush(batch)
-        except BaseException as exc:  # raised by the main thread once all have stopped
-            with self.lock:
-                self.failure = self.failure or exc
-            reader.stop.set()
-        finally:
-            connection.close()
+    @staticmethod
+    def deal(row: _Good | _Row) -> tuple[bool, Any]:
+        # The rows of one member go to one writer, so two writers seldom want one account.
+        if type(row) is _Row:
+            if row.errors:
+                return True, None
+            return False, row.member_no or row.phone
+        return False, row[4] or row[5]
 
-    def _flush(self, batch: _Batch) -> None:
-        result = self._write_split(batch)
-        with self.lock:
-            self.processed += batch.size
-            self.created += result.created
-            self.existing += result.existing
-            self.bad += result.bad_lines
-            self.points += result.points
-            if self.progress is not None:
-                self.progress(self._progress())
+    @staticmethod
+    def problem(row: _Row) -> Problem:
+        return row.line, row.ref, row.errors
 
-    def _write_split(self, batch: _Batch) -> _BatchResult:
-        """Write a batch; one whose values the database refuses is written in halves.
+    @staticmethod
+    def ident(row: _Good | _Row) -> tuple[int, str]:
+        return (row[0], row[3]) if type(row) is tuple else (row.line, row.ref)
 
-        The row checker keeps every value the database would refuse from a batch; should
-        one get past it all the same, the batch's transaction rolls back and its halves are
-        written on their own, down to the row the database refuses, which is reported as
-        that row's error: the run goes on, and no batch is ever written in part.
-        """
-        try:
-            return self._write_retrying(batch)
-        except (DataError, OverflowError) as exc:
-            good = batch.good
-            if not good:
-                raise
-            if len(good) == 1:
-                row = good[0]
-                line, ref = (row[0], row[3]) if type(row) is tuple else (row.line, row.ref)
-                refused = _Row(line=line, ref=text_without_nul(ref)[:100])
-                refused.error("", "row_refused", reason=refusal_reason(exc))
-                return self._write_retrying(
-                    _Batch(size=batch.size, good=[], bad=[*batch.bad, refused])
-                )
-            middle = len(good) // 2
-            first = self._write_split(
-                _Batch(size=middle + len(batch.bad), good=good[:middle], bad=batch.bad)
-            )
-            second = self._write_split(_Batch(size=len(good) - middle, good=good[middle:], bad=[]))
-            return _BatchResult(
-                created=first.created + second.created,
-                existing=first.existing + second.existing,
-                bad_lines=first.bad_lines + second.bad_lines,
-                points=first.points + second.points,
-            )
-
-    def _write_retrying(self, batch: _Batch) -> _BatchResult:
-        for attempt in range(3):
-            try:
-                with transaction.atomic():
-                    return self._write(batch)
-            except IntegrityError:
-                # A till recorded one of these receipts after our check: the batch was rolled
-                # back whole; check it again (nothing of the attempt is kept).
-                if attempt == 2:
-                    raise
-            except OperationalError as exc:
-                # The other writer created an account this batch needs at the same moment
-                # (a member's rows can reach both writers): PostgreSQL broke the deadlock by
-                # rolling this batch back whole; write it again.
-                if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "40P01":
-                    raise
-        raise AssertionError("unreachable")
-
-    def _progress(self) -> ImportProgress:
-        return ImportProgress(
-            processed=self.processed,
-            total=self.points_import.total_rows,
-            created=self.created,
-            existing=self.existing,
-            bad=self.bad,
-            points=self.points,
-            seconds=time.monotonic() - self.started,
-        )
-
-    def _write(self, batch: _Batch) -> _BatchResult:
-        result = _BatchResult()
+    def write(self, batch: Batch, *, attempt: int, parallel: bool) -> BatchResult:
         if use_copy():
             with connection.cursor() as cursor:
                 # Index probes, not scans of tables that grow with every import; and no JIT,
                 # which that makes look worth seconds of compiling per batch.
                 cursor.execute("SET LOCAL enable_seqscan = off")
                 cursor.execute("SET LOCAL jit = off")
-        if self.kind == PointsImport.Kind.PURCHASES:
-            bad = self._purchases(batch.good, result)
-        else:
-            bad = self._balances(batch.good, result)
-        bad.extend(batch.bad)
-        result.bad_lines = len(bad)
-        PointsImportError.objects.bulk_create(
-            [
-                PointsImportError(
-                    points_import_id=self.points_import.pk,
-                    line=row.line,
-                    ref=row.ref,
-                    column=column,
-                    code=code,
-                    params=params,
-                )
-                for row in bad
-                for column, code, params in row.errors
-            ],
-            batch_size=1000,
-        )
-        PointsImport.objects.filter(pk=self.points_import.pk).update(
-            processed_rows=F("processed_rows") + batch.size,
-            created_count=F("created_count") + result.created,
-            existing_count=F("existing_count") + result.existing,
-            bad_count=F("bad_count") + result.bad_lines,
-            points_posted=F("points_posted") + result.points,
-        )
+        result = BatchResult()
+        bad = self._write(batch.good, result)
+        result.problems = [(row.line, row.ref, row.errors) for row in bad]
         return result
 
-    def _purchases(self, good: list[_Good], result: _BatchResult) -> list[_Row]:
-        calculator = self.calculator
-        assert calculator is not None
-        prepared, bad, result.existing = _purchases_prepare(good=good, calculator=calculator)
+    def _write(self, good: list[Any], result: BatchResult) -> list[_Row]:
+        raise NotImplementedError
+
+
+class _PurchaseJob(PointsImportJob):
+    kind = PURCHASES
+
+    def __init__(self, run: ImportRun, header: Header, nul: bool) -> None:
+        super().__init__(run, header, nul)
+        # History: the purchases count for tiers and analytics and earn nothing here.
+        self.history = run.history
+        self.calculator = EarningCalculator()
+
+    def _write(self, good: list[_Good], result: BatchResult) -> list[_Row]:
+        prepared, bad, result.existing = _purchases_prepare(
+            good=good, calculator=self.calculator, history=self.history
+        )
         result.points = purchases_post_batch(
-            purchases=prepared, calculator=calculator, actor_id=self.actor_id, now=self.now
+            purchases=prepared,
+            calculator=self.calculator,
+            actor_id=self.actor_id,
+            now=self.now,
+            history=self.history,
         )
         result.created = len(prepared)
         return bad
 
-    def _balances(self, rows: list[_Row], result: _BatchResult) -> list[_Row]:
+
+class _BalanceJob(PointsImportJob):
+    kind = BALANCES
+
+    def _write(self, rows: list[_Row], result: BatchResult) -> list[_Row]:
         for row in rows:
             row.errors = []
             row.member_id = 0
@@ -1740,185 +1493,68 @@ class _Importer:
         return [row for row in rows if row.errors]
 
 
-# --- Services ---------------------------------------------------------------------------
-
-
-def points_import_start(
-    *,
-    kind: str,
-    file_name: str,
-    content: bytes,
-    actor: User | None = None,
-    actor_label: str = "",
-    keep_content: bool = True,
-) -> PointsImport:
-    """Check the file as a whole and record it, ready to run; raises `ImportFileError`."""
-    if kind not in COLUMNS:
-        raise ValueError(f"unknown import kind {kind}")
-    header, records, _nul = _read_file(content, kind)
-    try:
-        total = sum(1 for _record in records)
-    except csv.Error:
-        raise ImportFileError(gettext("This is not a CSV file.")) from None
-    if total == 0:
-        raise ImportFileError(gettext("The file has a header but no rows below it."))
-    if actor is not None and actor.is_authenticated:
-        actor_label = str(actor)
-    else:
-        actor = None
-    return PointsImport.objects.create(
-        kind=kind,
-        file_name=text_without_nul(os.path.basename(file_name))[:255] or f"{kind}.csv",
-        sha256=hashlib.sha256(content).hexdigest(),
-        size=len(content),
-        content=content if keep_content else b"",
-        columns=header.columns,
-        ignored_columns=header.ignored,
-        total_rows=total,
-        actor=actor,
-        actor_label=actor_label,
-    )
-
-
-def points_import_run(
-    *,
-    points_import_id: int,
-    content: bytes | None = None,
-    progress: ProgressCallback | None = None,
-    writers: int = WRITERS,
-) -> PointsImport:
-    """Import the rows of a started import; safe to call twice (a finished run is kept).
-
-    A run interrupted part-way starts again from the top: the batches it committed are found
-    by receipt / source_id and counted as already imported. On PostgreSQL `writers`
-    connections write batches side by side (each batch still one transaction).
-    """
-    with transaction.atomic():
-        points_import = (
-            PointsImport.objects.select_for_update().defer("content").get(pk=points_import_id)
-        )
-        if points_import.is_finished:
-            return points_import
-        points_import.status = PointsImport.Status.RUNNING
-        points_import.started_at = timezone.now()
-        points_import.processed_rows = points_import.created_count = 0
-        points_import.existing_count = points_import.bad_count = points_import.points_posted = 0
-        points_import.save(
-            update_fields=[
-                "status",
-                "started_at",
-                "processed_rows",
-                "created_count",
-                "existing_count",
-                "bad_count",
-                "points_posted",
-            ]
-        )
-        points_import.errors.all().delete()
-    if content is None:
-        content = bytes(
-            PointsImport.objects.values_list("content", flat=True).get(pk=points_import_id)
-        )
-    importer = _Importer(points_import=points_import, progress=progress, writers=writers)
-    try:
-        importer.run(content)
-    except Exception as exc:
-        _finish(
-            points_import=points_import, importer=importer, failure=f"{type(exc).__name__}: {exc}"
-        )
-        raise
-    return _finish(points_import=points_import, importer=importer)
-
-
-def _finish(*, points_import: PointsImport, importer: _Importer, failure: str = "") -> PointsImport:
-    points_import.status = PointsImport.Status.FAILED if failure else PointsImport.Status.DONE
-    points_import.failure = failure
-    points_import.finished_at = timezone.now()
-    points_import.processed_rows = importer.processed
-    points_import.created_count = importer.created
-    points_import.existing_count = importer.existing
-    points_import.bad_count = importer.bad
-    points_import.points_posted = importer.points
-    with transaction.atomic():
-        PointsImport.objects.filter(pk=points_import.pk).update(
-            status=points_import.status,
-            failure=failure,
-            finished_at=points_import.finished_at,
-            processed_rows=importer.processed,
-            created_count=importer.created,
-            existing_count=importer.existing,
-            bad_count=importer.bad,
-            points_posted=importer.points,
-        )
-        audit_log(
-            actor=points_import.actor,
-            actor_label=points_import.actor_label,
-            action=f"points.import_{points_import.kind}",
-            target=points_import,
-            details={
-                "file_name": points_import.file_name,
-                "sha256": points_import.sha256,
-                "status": points_import.status,
-                "rows": importer.processed,
-                "imported": importer.created,
-                "already_imported": importer.existing,
-                "bad_rows": importer.bad,
-                "points": importer.points,
-                "seconds": round(time.monotonic() - importer.started, 3),
-                **({"failure": failure} if failure else {}),
-            },
-        )
-    return points_import
-
-
-def points_import_file(
-    *,
-    kind: str,
-    file_name: str,
-    content: bytes,
-    actor: User | None = None,
-    actor_label: str = "",
-    progress: ProgressCallback | None = None,
-    writers: int = WRITERS,
-) -> PointsImport:
-    """Start and run an import in one go (the command line and the benchmark)."""
-    points_import = points_import_start(
-        kind=kind,
-        file_name=file_name,
-        content=content,
-        actor=actor,
-        actor_label=actor_label,
-        keep_content=False,
-    )
-    return points_import_run(
-        points_import_id=points_import.pk, content=content, progress=progress, writers=writers
-    )
-
-
-# --- Reads ------------------------------------------------------------------------------
-
-
-def points_import_get(*, import_id: int, kind: str) -> PointsImport | None:
-    return PointsImport.objects.defer("content").filter(pk=import_id, kind=kind).first()
-
-
-def points_import_list(*, kind: str, limit: int = 20) -> QuerySet[PointsImport]:
-    return (
-        PointsImport.objects.defer("content")
-        .filter(kind=kind)
-        .order_by("-created_at", "-id")[:limit]
-    )
-
-
-def points_import_error_list(*, points_import: PointsImport) -> QuerySet[PointsImportError]:
-    return points_import.errors.order_by("line", "id")
-
-
-def import_error_message(error: PointsImportError) -> str:
-    template = MESSAGES.get(error.code)
-    if template is None:
-        return error.code
-    try:
-        return str(template) % error.params if error.params else str(template)
-    except (KeyError, TypeError, ValueError):
-        return str(template)
+PURCHASE_IMPORT = ImportKind(
+    name=PURCHASES,
+    label=_("Purchases"),
+    columns=PURCHASE_COLUMNS,
+    one_of=("member_no", "phone"),
+    messages=MESSAGES,
+    permission="points.import_points",
+    job=_PurchaseJob,
+    ref_column="receipt_no",
+    audit_action="points.import_purchases",
+    posts_points=True,
+    writers=WRITERS,
+    page=ImportPage(
+        title=_("Import purchases from CSV"),
+        explain=_(
+            "Every row is checked. Good rows are recorded as purchases and earn points by the "
+            "earning rules; bad rows are listed with their line number and reason and nothing "
+            "of them is written. A receipt imported before is skipped, so you can fix the bad "
+            "rows and upload the same file again."
+        ),
+        example=(
+            "store,receipt_no,member_no,phone,occurred_at,amount,channel,category,sku\n"
+            "SH001,R20260410-0001,M1234567890,,2026-04-10T14:05:00,128.50,store,cosmetics,LIP01"
+        ),
+        options=(
+            (
+                "history",
+                _("Import as history"),
+                _(
+                    "Purchases count for tiers and analytics, earn no points — bring balances "
+                    "with the opening-balance import."
+                ),
+            ),
+        ),
+        max_upload_mb=200,
+    ),
+)
+BALANCE_IMPORT = ImportKind(
+    name=BALANCES,
+    label=_("Opening balances"),
+    columns=BALANCE_COLUMNS,
+    one_of=("member_no", "phone"),
+    messages=MESSAGES,
+    permission="points.import_points",
+    job=_BalanceJob,
+    ref_column="source_id",
+    audit_action="points.import_balances",
+    posts_points=True,
+    writers=WRITERS,
+    page=ImportPage(
+        title=_("Import opening point balances from CSV"),
+        explain=_(
+            "Every row is checked. Each good row adds its points to the member as one lot "
+            "that expires at the end of expires_on (Beijing time); bad rows are listed with "
+            "their line number and reason and nothing of them is written. A source_id "
+            "imported before is skipped, so you can fix the bad rows and upload the same "
+            "file again."
+        ),
+        example=(
+            "source_id,member_no,phone,points,expires_on,earned_on\n"
+            "OLD-000123,,13812345678,2500,2027-06-30,2026-06-01"
+        ),
+        max_upload_mb=200,
+    ),
+)

@@ -455,6 +455,8 @@ class Purchase(models.Model):
         verbose_name=_("recorded by"),
     )
     recorded_at = models.DateTimeField(default=timezone.now, verbose_name=_("recorded"))
+    # Imported from another system for tiers and analytics: it earned no points here.
+    history = models.BooleanField(default=False, verbose_name=_("imported as history"))
 
     class Meta:
         verbose_name = _("purchase")
@@ -931,98 +933,6 @@ class ExpiryReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.expires_on} −{self.days_before}d"
-
-
-class PointsImport(models.Model):
-    """One run of a CSV import of purchases or opening balances: file, progress, outcome.
-
-    Same design as `members.MemberImport`: the file is kept in the row for the worker, and
-    the counters move in the same transaction as each batch, so progress is what is written.
-    """
-
-    class Kind(models.TextChoices):
-        PURCHASES = "purchases", _("Purchases")
-        BALANCES = "balances", _("Opening balances")
-
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Waiting")
-        RUNNING = "running", _("Importing")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-
-    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
-    file_name = models.CharField(_("file"), max_length=255)
-    sha256 = models.CharField(_("SHA-256"), max_length=64)
-    size = models.PositiveBigIntegerField(_("size"), default=0)
-    content = models.BinaryField(verbose_name=_("file content"))
-    columns = models.JSONField(_("columns"), default=list, blank=True)
-    ignored_columns = models.JSONField(_("ignored columns"), default=list, blank=True)
-    status = models.CharField(
-        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
-    )
-    total_rows = models.PositiveIntegerField(_("rows"), default=0)
-    processed_rows = models.PositiveIntegerField(_("rows read"), default=0)
-    created_count = models.PositiveIntegerField(_("imported"), default=0)
-    existing_count = models.PositiveIntegerField(_("already imported"), default=0)
-    bad_count = models.PositiveIntegerField(_("bad rows"), default=0)
-    points_posted = models.BigIntegerField(_("points posted"), default=0)
-    failure = models.TextField(_("failure"), blank=True)
-    actor = models.ForeignKey(
-        User,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("started by"),
-    )
-    actor_label = models.CharField(_("started by"), max_length=150, blank=True)
-    created_at = models.DateTimeField(_("uploaded"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = _("points import")
-        verbose_name_plural = _("points imports")
-        indexes = [models.Index(fields=["kind", "-created_at"], name="points_import_kind_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.file_name} ({self.get_status_display()})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
-
-    @property
-    def percent(self) -> int:
-        if not self.total_rows:
-            return 100 if self.is_finished else 0
-        return min(100, self.processed_rows * 100 // self.total_rows)
-
-
-class PointsImportError(models.Model):
-    """One problem with one line of an imported file; a bad line may have several."""
-
-    points_import = models.ForeignKey(
-        PointsImport, on_delete=models.CASCADE, related_name="errors", verbose_name=_("import")
-    )
-    line = models.PositiveIntegerField(_("line"))
-    # The row's own key: the receipt number, or the source_id of an opening balance.
-    ref = models.CharField(_("reference"), max_length=100, blank=True)
-    column = models.CharField(_("column"), max_length=30, blank=True)
-    code = models.CharField(_("problem"), max_length=40)
-    params = models.JSONField(default=dict, blank=True, verbose_name=_("parameters"))
-
-    class Meta:
-        ordering = ["line", "id"]
-        verbose_name = _("import error")
-        verbose_name_plural = _("import errors")
-        indexes = [
-            models.Index(fields=["points_import", "line"], name="points_importerror_line_idx")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.points_import_id}:{self.line} {self.column} {self.code}"
 
 
 class BirthdayGift(models.Model):

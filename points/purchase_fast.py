@@ -274,6 +274,7 @@ def purchase_post_fast(
                 "fingerprint": request_fingerprint,
                 "recorded_by_id": None,
                 "recorded_at": now,
+                "history": False,
             }
             purchase = Purchase.from_db(
                 db.alias, _PURCHASE_COLUMNS, [values[c] for c in _PURCHASE_COLUMNS]

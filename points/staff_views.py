@@ -405,7 +405,16 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
             else:
                 _remember_store(request, data["store"])
                 purchase_return = result.purchase_return
-                if result.created:
+                if result.created and purchase_return.purchase.history:
+                    # Its points came over as an opening balance: there is nothing to take.
+                    messages.success(
+                        request,
+                        _(
+                            "Return recorded. The purchase was imported as history and "
+                            "earned no points here, so no points were reversed."
+                        ),
+                    )
+                elif result.created:
                     messages.success(
                         request,
                         _("Return recorded: −%(points)s points")

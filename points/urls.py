@@ -7,7 +7,7 @@ from django.urls import path, re_path
 
 from members.urls import MEMBER_NO
 
-from . import import_views, merge_views, staff_views, views
+from . import merge_views, staff_views, views
 
 portal_patterns = [
     path("points/", views.points_history, name="points-history"),
@@ -58,26 +58,4 @@ staff_patterns = [
     ),
     path("members/duplicates/", merge_views.duplicates_view, name="duplicates"),
     path("members/merge/", merge_views.member_merge_view, name="member-merge"),
-    path("purchases/import/", import_views.purchase_import, name="purchase-import"),
-    path(
-        "purchases/import/<int:import_id>/",
-        import_views.purchase_import_detail,
-        name="purchase-import-detail",
-    ),
-    path(
-        "purchases/import/<int:import_id>/errors.csv",
-        import_views.purchase_import_errors_csv,
-        name="purchase-import-errors",
-    ),
-    path("balances/import/", import_views.balance_import, name="balance-import"),
-    path(
-        "balances/import/<int:import_id>/",
-        import_views.balance_import_detail,
-        name="balance-import-detail",
-    ),
-    path(
-        "balances/import/<int:import_id>/errors.csv",
-        import_views.balance_import_errors_csv,
-        name="balance-import-errors",
-    ),
 ]

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from core.imports import import_file
 from core.models import JobRun
-from members.imports import member_import_file
 from members.models import ConsentEvent, Member
 from members.services import Consents, member_enroll, member_set_consent
 from points.models import Reward
@@ -102,7 +102,8 @@ def page_world() -> World:
     )
     donation = reward_redeem(member=member, reward=charity, idempotency_key="world-2")
     admin = UserFactory(email="admin@example.com", name="管理员", is_superuser=True, is_staff=True)
-    member_import = member_import_file(
+    member_import = import_file(
+        kind="members",
         file_name="members.csv",
         content=(
             "source_id,phone,name,email,gender,birthday,city\n"
@@ -198,8 +199,11 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:home": "/staff/",
         "staff:member-search": "/staff/members/?q=李",
         "staff:member-enrol": "/staff/members/new/",
-        "staff:member-import": "/staff/members/import/",
-        "staff:member-import-detail": f"/staff/members/import/{world.import_id}/",
+        "staff:import-upload": "/staff/imports/members/",
+        "staff:import-detail": f"/staff/imports/{world.import_id}/",
+        # One upload page per kind of import.
+        "staff:import-upload#purchases": "/staff/imports/purchases/",
+        "staff:import-upload#balances": "/staff/imports/balances/",
         "staff:member-detail": f"/staff/members/{number}/",
         "staff:audit-log": "/staff/audit/",
         "staff:jobs": "/staff/jobs/",
@@ -214,8 +218,6 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:member-merge": (
             f"/staff/members/merge/?source={world.other_member_no}&target={number}"
         ),
-        "staff:purchase-import": "/staff/purchases/import/",
-        "staff:balance-import": "/staff/balances/import/",
         "staff:tier-override": f"/staff/members/{number}/tier/",
         "staff:adjustment-approvals": "/staff/adjustments/approvals/",
     }
@@ -223,22 +225,24 @@ def staff_pages(world: World) -> dict[str, str]:
 
 # Values a page quotes literally, the same in both languages: the member import's help names
 # the Chinese cell values it understands (女/男, 是/否).
-LITERALS = {"staff:member-import": ["女", "男", "是", "否"]}
+LITERALS = {"staff:import-upload": ["女", "男", "是", "否"]}
 
 # URL names that are not pages to read: downloads and POST-only actions.
 NOT_PAGES = {
     "portal:data-export",
-    "staff:member-import-errors",
+    "staff:import-errors",
+    # The import pages' addresses of before: redirects to the pages above.
+    *(
+        f"staff:{kind}-import{page}-old"
+        for kind in ("members", "purchases", "balances")
+        for page in ("", "-detail", "-errors")
+    ),
     "staff:member-reveal-phone",
     "staff:audit-log-csv",
     "staff:job-rerun",
     "staff:redemption-void",
     "staff:adjustment-approve",
     "staff:adjustment-reject",
-    "staff:purchase-import-errors",
-    "staff:balance-import-errors",
-    "staff:purchase-import-detail",
-    "staff:balance-import-detail",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

@@ -28,22 +28,11 @@ PENDING = {
     ("tests/devtools/test_loadgen.py", "_purchase_fingerprint"),
     ("tests/points/test_purchase_fast.py", "_execute"),
     # §3 imports: the import framework moves into core with public names.
-    ("points/imports.py", "_decode"),
-    ("points/imports.py", "_members_matching"),
-    ("points/imports.py", "_parse_date"),
-    ("points/imports.py", "_parse_datetime"),
-    ("points/imports.py", "_records"),
-    ("tests/members/test_import_fast_paths.py", "_csv_records"),
-    ("tests/members/test_import_fast_paths.py", "_header"),
     ("tests/members/test_import_fast_paths.py", "_numbers_draw"),
     ("tests/members/test_import_fast_paths.py", "_pg_text_array"),
-    ("tests/members/test_import_fast_paths.py", "_records"),
     ("tests/members/test_import_fast_paths.py", "_RowChecker"),
     ("tests/members/test_import_members.py", "_numbers_draw"),
     ("tests/members/test_import_members.py", "_numbers_redraw"),
-    ("tests/members/test_import_members.py", "_Importer"),
-    ("tests/points/test_import_balances.py", "_Importer"),
-    ("tests/points/test_import_purchases.py", "_Importer"),
     # §4 guards: the expiry's and the reminders' two paths, loadgen's SQL load (whose bulk
     # checks go), compared or broken on purpose by these tests.
     ("tests/points/test_expiry_paths.py", "_lots_expire_batch_orm"),
@@ -269,20 +258,8 @@ def test_the_ledger_and_its_bulk_twin_import_one_way():
     )
 
 
-@pytest.mark.parametrize(
-    "app",
-    [
-        pytest.param(
-            app, marks=pytest.mark.xfail(strict=True, reason="pending: the import framework move")
-        )
-        if app == "members"
-        else app
-        for app in APPS
-    ],
-)
+@pytest.mark.parametrize("app", APPS)
 def test_no_app_has_an_import_cycle_among_its_modules(app):
-    # members: services → tasks → imports → services, which the move of the import
-    # framework to core (issue 11 §3) takes apart; strict, so the mark goes with it.
     assert cycle_in(module_graph(app)) == []
 
 

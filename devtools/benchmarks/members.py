@@ -144,7 +144,7 @@ class ImportBenchmark(Benchmark):
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
         # Imported here so that listing benchmarks does not load the import machinery.
-        from members.imports import ImportProgress, member_import_file
+        from core.imports import ImportProgress, import_file
         from members.services import store_ensure
 
         for code, store_name, city in BENCH_STORES:
@@ -163,7 +163,8 @@ class ImportBenchmark(Benchmark):
             )
 
         started = timezone.now()
-        member_import = member_import_file(
+        member_import = import_file(
+            kind="members",
             file_name=f"bench-{rows}.csv",
             content=content,
             actor_label="manage.py bench import",

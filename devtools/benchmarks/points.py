@@ -219,23 +219,28 @@ class PurchaseImportBenchmark(Benchmark):
     help = "Import a synthetic purchases CSV (members from the database) and time it."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        from points.imports import WRITERS
+        from points.imports import PURCHASE_IMPORT
 
+        writers = PURCHASE_IMPORT.writers
         parser.add_argument("--rows", type=int, default=200_000, help="Rows in the file.")
         parser.add_argument("--seed", type=int, default=None, help="Random seed.")
         parser.add_argument(
             "--writers",
             type=int,
-            default=WRITERS,
-            help=f"PostgreSQL connections writing side by side (default {WRITERS}).",
+            default=writers,
+            help=f"PostgreSQL connections writing side by side (default {writers}).",
+        )
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="Import as history: purchases, lines and qualifying activity, no points.",
         )
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+        from core.imports import ImportProgress, import_file
         from devtools.loadgen import loadgen
         from members.models import Member
         from points.catalogue import category_ensure
-        from points.imports import ImportProgress, points_import_file
-        from points.models import PointsImport
 
         if not Member.objects.exists():
             log("no members yet: loadgen --members 10,000 …")
@@ -246,6 +251,7 @@ class PurchaseImportBenchmark(Benchmark):
         content = synthetic_purchases_csv(rows=rows, seed=options["seed"])
         log(
             f"importing {rows:,} purchases ({len(content) / 1e6:.1f} MB), "
+            f"{'as history, ' if options['history'] else ''}"
             f"{options['writers']} writer(s), load average {os.getloadavg()[0]:.2f} …"
         )
 
@@ -253,11 +259,12 @@ class PurchaseImportBenchmark(Benchmark):
             log(f"{step.processed:,} / {step.total:,} rows · {step.rows_per_second:,.0f} rows/s")
 
         started = time.monotonic()
-        points_import = points_import_file(
-            kind=PointsImport.Kind.PURCHASES,
+        points_import = import_file(
+            kind="purchases",
             file_name=f"bench-{rows}.csv",
             content=content,
             actor_label="manage.py bench purchase_import",
+            options={"history": True} if options["history"] else {},
             progress=progress,
             writers=options["writers"],
         )
@@ -265,7 +272,7 @@ class PurchaseImportBenchmark(Benchmark):
         # The machine's load is part of the figure: the database shares its two cores.
         log(f"load average after: {os.getloadavg()[0]:.2f}")
         return {
-            "job": "import_purchases",
+            "job": "import_purchases_history" if options["history"] else "import_purchases",
             "rows": points_import.processed_rows,
             "imported": points_import.created_count,
             "seconds": round(seconds, 3),

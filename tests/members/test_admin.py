@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from core.models import JobRun
-from members.models import AuditEntry, Member, MemberImport, User
+from core.models import ImportRun, JobRun
+from members.models import AuditEntry, Member, User
 from members.services import api_token_create, audit_log
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, UserFactory
@@ -20,7 +20,7 @@ CHANGELISTS = [
     "/admin/members/auditentry/",
     "/admin/members/apitoken/",
     "/admin/core/jobrun/",
-    "/admin/members/memberimport/",
+    "/admin/core/importrun/",
 ]
 
 
@@ -41,7 +41,7 @@ def rows(store, administrator):
     audit_log(actor=administrator, action="member.enrol", target=member, member=member)
     token, raw = api_token_create(store=store, name="POS 1")
     JobRun.objects.create(job="reconcile", business_date="2026-03-01", status="succeeded")
-    MemberImport.objects.create(file_name="members.csv", sha256="0" * 64, content=b"x")
+    ImportRun.objects.create(kind="members", file_name="members.csv", sha256="0" * 64, content=b"x")
     return {"member": member, "token": token, "raw": raw}
 
 

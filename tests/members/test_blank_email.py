@@ -13,7 +13,7 @@ from allauth.account.models import EmailAddress
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from members.imports import member_import_file
+from core.imports import import_file
 from members.models import Member, User
 from members.services import member_update_profile
 from tests.conftest import make_role_user
@@ -131,7 +131,7 @@ def test_imported_members_without_an_email_store_null():
         "source_id,phone,name,email\nB1,13812345678,王芳,\nB2,13912345678,李娜,   \n"
     ).encode()
 
-    member_import_file(file_name="m.csv", content=content, actor=UserFactory())
+    import_file(kind="members", file_name="m.csv", content=content, actor=UserFactory())
 
     assert list(Member.objects.values_list("email", flat=True)) == [None, None]
 

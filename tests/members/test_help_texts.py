@@ -15,12 +15,17 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     "url_name",
-    ["staff:member-import", "staff:purchase-import", "account_signup"],
+    [
+        ("staff:import-upload", "members"),
+        ("staff:import-upload", "purchases"),
+        ("account_signup", None),
+    ],
 )
 def test_every_described_input_has_its_help_text(client, store, url_name):
-    if url_name.startswith("staff:"):
+    name, kind = url_name
+    if name.startswith("staff:"):
         client.force_login(make_role_user("administrator"))
-    page = client.get(reverse(url_name))
+    page = client.get(reverse(name, args=[kind] if kind else []))
     assert page.status_code == 200
     html = page.content.decode()
     described = re.findall(r'aria-describedby="([^"]+)"', html)

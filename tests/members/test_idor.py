@@ -97,6 +97,7 @@ def url_for(name: str, args, victim: Member) -> str:
         "coupon_code": victim.coupons.get().code,
         "reward_code": "IDOR10",
         "import_id": 1,  # a CSV import: administrators only, whoever's members it holds
+        "kind": "members",  # a kind of CSV import: administrators only
         "redemption_id": 1,  # voiding a redemption: managers only, whoever's it is
         "run_id": 1,  # a nightly job run: staff with view_jobs only
         "adjustment_id": 1,  # approving an adjustment: administrators only

@@ -20,13 +20,13 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.imports.files import csv_records, header_read
+from core.imports.files import records as read_records
 from members.imports import (
+    COLUMNS,
     OverlongLine,
-    _csv_records,
-    _header,
     _numbers_draw,
     _pg_text_array,
-    _records,
     _RowChecker,
     import_email_is_valid,
     import_phone_normalize,
@@ -210,15 +210,15 @@ def records_of(read, text: str) -> list[tuple[int, list[str]]] | str:
     )
 )
 def test_splitting_the_lines_ourselves_finds_the_records_the_csv_module_finds(text):
-    assert records_of(_records, text) == records_of(_csv_records, text)
+    assert records_of(read_records, text) == records_of(csv_records, text)
 
 
 def test_a_line_longer_than_the_csv_modules_limit_is_one_overlong_record_either_way():
     long = "x" * (csv.field_size_limit() + 1)
     text = f"source_id,phone,name\nA1,13800000000,{long}\nA2,13800000001,乙\n"
 
-    assert records_of(_records, text) == records_of(_csv_records, text)
-    records = records_of(_records, text)
+    assert records_of(read_records, text) == records_of(csv_records, text)
+    records = records_of(read_records, text)
     assert records == [
         (1, ["source_id", "phone", "name"]),
         (2, []),
@@ -226,7 +226,7 @@ def test_a_line_longer_than_the_csv_modules_limit_is_one_overlong_record_either_
     ]
     assert type(records[1][1]) is OverlongLine
     # A header that long is no header: the file is refused.
-    assert records_of(_records, f"source_id,{long}\nA1\n") == (
+    assert records_of(read_records, f"source_id,{long}\nA1\n") == (
         "field larger than field limit (131072)"
     )
 
@@ -247,7 +247,9 @@ def test_a_line_longer_than_the_csv_modules_limit_is_one_overlong_record_either_
 )
 def test_enrolment_times_are_checked_against_now_in_utc_as_python_compares_them(text, problem):
     now = timezone.now()
-    checker = _RowChecker(header=_header(["source_id", "phone", "name"]), stores={}, now=now)
+    checker = _RowChecker(
+        header=header_read(["source_id", "phone", "name"], columns=COLUMNS), stores={}, now=now
+    )
 
     moment, found, copy_text = checker._moment(text)
 
@@ -263,7 +265,7 @@ def test_overlapping_imports_put_the_process_settings_back_when_the_last_one_end
     import gc
     import sys
 
-    from members.imports import bulk_python
+    from core.imports import bulk_python
 
     switch = sys.getswitchinterval()
     assert gc.isenabled()

@@ -16,16 +16,15 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone, translation
 
-from members.imports import (
+from core.imports import (
     ImportFileError,
-    _numbers_draw,
-    _numbers_redraw,
+    import_error_list,
     import_error_message,
-    import_phone_normalize,
-    member_import_error_list,
-    member_import_file,
+    import_file,
 )
-from members.models import AuditEntry, ConsentEvent, Member, MemberImport
+from core.models import ImportRun
+from members.imports import _numbers_draw, _numbers_redraw, import_phone_normalize
+from members.models import AuditEntry, ConsentEvent, Member
 from members.numbers import InvalidPhone, member_no_is_valid, phone_normalize
 from members.services import REFERRAL_ALPHABET
 from tests.factories import MemberFactory, StoreFactory, UserFactory
@@ -88,14 +87,14 @@ def world(store):
 
 def run_import(world, content: str | bytes = EXAMPLE, name: str = "members.csv"):
     data = content.encode() if isinstance(content, str) else content
-    return member_import_file(file_name=name, content=data, actor=world["admin"])
+    return import_file(kind="members", file_name=name, content=data, actor=world["admin"])
 
 
-def problems(member_import: MemberImport) -> list[tuple[int, str, str]]:
+def problems(member_import: ImportRun) -> list[tuple[int, str, str]]:
     with translation.override("en"):
         return [
             (error.line, error.column, import_error_message(error))
-            for error in member_import_error_list(member_import=member_import)
+            for error in import_error_list(run=member_import)
         ]
 
 
@@ -114,7 +113,7 @@ def test_every_bad_row_is_reported_with_its_line_and_reason(world):
     member_import = run_import(world)
 
     assert problems(member_import) == expected_problems(world)
-    assert member_import.status == MemberImport.Status.DONE
+    assert member_import.status == ImportRun.Status.DONE
     assert member_import.total_rows == 15
     assert member_import.processed_rows == 15
     assert member_import.created_count == 3
@@ -316,7 +315,7 @@ def test_a_file_that_cannot_be_imported_is_refused_and_nothing_is_written(world,
         run_import(world, content)
 
     assert str(error.value).startswith(message)
-    assert not MemberImport.objects.exists()
+    assert not ImportRun.objects.exists()
     assert Member.objects.count() == 3
     assert not AuditEntry.objects.exists()
 
@@ -377,11 +376,11 @@ def test_a_referral_code_already_in_use_is_drawn_again(world, monkeypatch):
 
 
 def test_rows_are_written_in_batches_and_report_progress(world, monkeypatch):
-    monkeypatch.setattr("members.imports.BATCH_SIZE", 4)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 4)
     steps = []
 
-    member_import = member_import_file(
-        file_name="members.csv", content=EXAMPLE.encode(), progress=steps.append
+    member_import = import_file(
+        kind="members", file_name="members.csv", content=EXAMPLE.encode(), progress=steps.append
     )
 
     assert [step.processed for step in steps] == [4, 8, 12, 15]
@@ -459,7 +458,7 @@ def test_bench_import_prints_its_result_as_json_on_the_last_line():
     assert result["seconds"] > 0
     assert result["rows_per_s"] > 0
     assert "300 / 300 rows" in err.getvalue()
-    member_import = MemberImport.objects.get()
+    member_import = ImportRun.objects.get()
     # About 1% bad rows, deliberately; everything else is created.
     assert member_import.bad_count < 20
     assert member_import.created_count == 300 - member_import.bad_count
@@ -514,7 +513,7 @@ BAD_VALUE_PROBLEMS = [
 def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(world):
     member_import = run_import(world, BAD_VALUES)
 
-    assert member_import.status == MemberImport.Status.DONE
+    assert member_import.status == ImportRun.Status.DONE
     assert problems(member_import) == BAD_VALUE_PROBLEMS
     assert (member_import.created_count, member_import.bad_count) == (2, 11)
     assert sorted(
@@ -523,7 +522,7 @@ def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(world):
         )
     ) == ["V1", "V13"]
     # The report shows the NUL of a source_id as ␀; nothing with a NUL reaches the database.
-    assert member_import.errors.get(line=11).source_id == "V␀10"
+    assert member_import.errors.get(line=11).ref == "V␀10"
 
     again = run_import(world, BAD_VALUES)
     assert (again.created_count, again.existing_count, again.bad_count) == (0, 2, 11)
@@ -567,7 +566,7 @@ def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(world, c
         "The file is not UTF-8 text. In Excel choose “Save as” → “CSV UTF-8 (comma delimited)” "
         "and upload that file."
     )
-    assert not MemberImport.objects.exists()
+    assert not ImportRun.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -612,7 +611,7 @@ def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_writt
 
     from members import imports
 
-    write = imports._Importer._write
+    write = imports.MemberImportJob._write
 
     def refusing_write(self, rows, *, check_codes):
         result = write(self, rows, check_codes=check_codes)
@@ -620,19 +619,19 @@ def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_writt
             raise DataError("value out of range for type integer\nCONTEXT: COPY members_member")
         return result
 
-    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    monkeypatch.setattr(imports.MemberImportJob, "_write", refusing_write)
     content = "source_id,phone,name\n" + "".join(
         f"R{i},1390000050{i},会员{i}\n" for i in range(1, 6)
     )
 
     member_import = run_import(world, content)
 
-    assert member_import.status == MemberImport.Status.DONE
+    assert member_import.status == ImportRun.Status.DONE
     assert problems(member_import) == [
         (4, "", "The database refused this row: value out of range for type integer")
     ]
     assert (member_import.created_count, member_import.bad_count) == (4, 1)
-    stored = MemberImport.objects.get(pk=member_import.pk)
+    stored = ImportRun.objects.get(pk=member_import.pk)
     assert (stored.processed_rows, stored.created_count, stored.bad_count) == (5, 4, 1)
     assert sorted(
         Member.objects.filter(import_source_id__startswith="R").values_list(
@@ -645,4 +644,4 @@ def test_a_nul_in_an_ignored_column_of_the_header_is_shown_not_stored(world):
     member_import = run_import(world, "source_id,phone,name,no\x00te\nN1,13900000601,甲,x\n")
 
     assert member_import.created_count == 1
-    assert MemberImport.objects.get(pk=member_import.pk).ignored_columns == ["no␀te"]
+    assert ImportRun.objects.get(pk=member_import.pk).ignored_columns == ["no␀te"]

@@ -7,13 +7,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 
-from members.models import AuditEntry, ConsentEvent, Member, MemberImport, MemberImportError
-from members.tasks import member_import_task
+from core.models import ImportRowError, ImportRun
+from core.tasks import import_run_task
+from members.models import AuditEntry, ConsentEvent, Member
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
 
-URL = "/staff/members/import/"
+URL = "/staff/imports/members/"
 
 CSV = """\
 source_id,phone,name,gender,home_store,consent_sms
@@ -28,7 +29,7 @@ P5,13812340005,陈静,,,1
 @pytest.fixture(autouse=True)
 def _tasks_run_in_process():
     # The page queues a Celery task; run it in-process whatever broker the settings name.
-    conf = member_import_task.app.conf
+    conf = import_run_task.app.conf
     saved = conf.task_always_eager
     conf.task_always_eager = True
     yield
@@ -68,8 +69,8 @@ def test_uploading_imports_the_file_and_the_report_shows_counts_and_bad_lines(
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(admin_client)
 
-    member_import = MemberImport.objects.get()
-    detail = reverse("staff:member-import-detail", args=[member_import.pk])
+    member_import = ImportRun.objects.get()
+    detail = reverse("staff:import-detail", args=[member_import.pk])
     assert response.status_code == 302
     assert response.url == detail
     assert sorted(Member.objects.values_list("import_source_id", flat=True)) == ["P1", "P5"]
@@ -88,7 +89,7 @@ def test_uploading_imports_the_file_and_the_report_shows_counts_and_bad_lines(
     assert "There is no store with the code “XX999”." in html
     assert "<td>5</td><td>P4</td>" in html
     assert "The same phone number is on line 2." in html
-    assert reverse("staff:member-import-errors", args=[member_import.pk]) in html
+    assert reverse("staff:import-errors", args=[member_import.pk]) in html
     assert 'hx-trigger="every 1s"' not in html  # finished: no more polling
     assert AuditEntry.objects.get(action="member.import").actor.email == "admin@example.com"
 
@@ -101,7 +102,7 @@ def test_uploading_the_same_file_again_creates_nothing(
     with django_capture_on_commit_callbacks(execute=True):
         upload(admin_client)
 
-    second = MemberImport.objects.order_by("-id").first()
+    second = ImportRun.objects.order_by("-id").first()
     assert (second.created_count, second.existing_count, second.bad_count) == (0, 2, 3)
     assert Member.objects.filter(enrolment_channel="import").count() == 2
     listing = admin_client.get(URL).content.decode()
@@ -111,8 +112,8 @@ def test_uploading_the_same_file_again_creates_nothing(
 def test_while_the_import_waits_the_page_shows_progress_and_polls(admin_client):
     # Without the commit callbacks run, the task has not started yet.
     upload(admin_client)
-    member_import = MemberImport.objects.get()
-    detail = reverse("staff:member-import-detail", args=[member_import.pk])
+    member_import = ImportRun.objects.get()
+    detail = reverse("staff:import-detail", args=[member_import.pk])
 
     html = admin_client.get(detail, headers={"Accept-Language": "en"}).content.decode()
 
@@ -129,7 +130,7 @@ def test_the_htmx_poll_gets_only_the_status_fragment(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         upload(admin_client)
-    detail = reverse("staff:member-import-detail", args=[MemberImport.objects.get().pk])
+    detail = reverse("staff:import-detail", args=[ImportRun.objects.get().pk])
 
     response = admin_client.get(detail, headers={"HX-Request": "true"})
 
@@ -142,10 +143,10 @@ def test_the_htmx_poll_gets_only_the_status_fragment(
 def test_the_error_report_downloads_as_csv(admin_client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         upload(admin_client)
-    member_import = MemberImport.objects.get()
+    member_import = ImportRun.objects.get()
 
     response = admin_client.get(
-        reverse("staff:member-import-errors", args=[member_import.pk]),
+        reverse("staff:import-errors", args=[member_import.pk]),
         headers={"Accept-Language": "en"},
     )
 
@@ -180,7 +181,7 @@ def test_a_file_that_is_not_an_importable_csv_gets_a_form_error(admin_client, co
     html = response.content.decode()
     assert message in html
     assert 'role="alert"' in html
-    assert not MemberImport.objects.exists()
+    assert not ImportRun.objects.exists()
     assert not Member.objects.exists()
 
 
@@ -198,7 +199,7 @@ def test_only_administrators_may_import(client, role_user, role, store):
 
     assert client.get(URL).status_code == 403
     assert upload(client).status_code == 403
-    assert not MemberImport.objects.exists()
+    assert not ImportRun.objects.exists()
 
 
 def test_other_roles_cannot_read_an_import_report_or_its_errors(
@@ -206,11 +207,11 @@ def test_other_roles_cannot_read_an_import_report_or_its_errors(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         upload(admin_client)
-    member_import = MemberImport.objects.get()
+    member_import = ImportRun.objects.get()
     client.force_login(role_user("store_staff"))
 
-    detail = reverse("staff:member-import-detail", args=[member_import.pk])
-    errors = reverse("staff:member-import-errors", args=[member_import.pk])
+    detail = reverse("staff:import-detail", args=[member_import.pk])
+    errors = reverse("staff:import-errors", args=[member_import.pk])
     assert client.get(detail).status_code == 403
     assert client.get(errors).status_code == 403
 
@@ -223,7 +224,7 @@ def test_a_visitor_who_is_not_logged_in_is_sent_to_log_in(client):
 
 
 def test_an_unknown_import_is_not_found(admin_client):
-    assert admin_client.get(reverse("staff:member-import-detail", args=[999])).status_code == 404
+    assert admin_client.get(reverse("staff:import-detail", args=[999])).status_code == 404
 
 
 def test_pages_over_bad_rows_already_stored_still_render(admin_client):
@@ -231,10 +232,11 @@ def test_pages_over_bad_rows_already_stored_still_render(admin_client):
     # holds them), huge numbers, params of the wrong shape, a problem code no longer known.
     nul = "\x00" if connection.vendor != "postgresql" else ""
     huge = 2**31 - 1
-    done = MemberImport.objects.create(
+    done = ImportRun.objects.create(
+        kind="members",
         file_name=f"bad{nul}.csv",
         sha256="0" * 64,
-        status=MemberImport.Status.DONE,
+        status=ImportRun.Status.DONE,
         total_rows=1,
         processed_rows=huge,
         created_count=huge,
@@ -244,8 +246,8 @@ def test_pages_over_bad_rows_already_stored_still_render(admin_client):
         ignored_columns=[f"x{nul}", 10**40, {"a": 1}],
         failure=f"DataError: {nul}",
     )
-    MemberImport.objects.create(
-        file_name="waiting.csv", sha256="1" * 64, status=MemberImport.Status.RUNNING
+    ImportRun.objects.create(
+        kind="members", file_name="waiting.csv", sha256="1" * 64, status=ImportRun.Status.RUNNING
     )
     for line, code, params in [
         (huge, "field_count", {"found": 10**40, "expected": 3}),
@@ -255,10 +257,10 @@ def test_pages_over_bad_rows_already_stored_still_render(admin_client):
         (4, "gender_invalid", "a string"),
         (5, "no_such_code", {}),
     ]:
-        MemberImportError.objects.create(
-            member_import=done,
+        ImportRowError.objects.create(
+            run=done,
             line=line,
-            source_id=f"S{nul}{line}",
+            ref=f"S{nul}{line}",
             column="phone",
             code=code,
             params=params,
@@ -266,15 +268,11 @@ def test_pages_over_bad_rows_already_stored_still_render(admin_client):
     english = {"Accept-Language": "en"}
 
     listing = admin_client.get(URL, headers=english)
-    detail = admin_client.get(
-        reverse("staff:member-import-detail", args=[done.pk]), headers=english
-    )
+    detail = admin_client.get(reverse("staff:import-detail", args=[done.pk]), headers=english)
     fragment = admin_client.get(
-        reverse("staff:member-import-detail", args=[done.pk]), headers={"HX-Request": "true"}
+        reverse("staff:import-detail", args=[done.pk]), headers={"HX-Request": "true"}
     )
-    errors = admin_client.get(
-        reverse("staff:member-import-errors", args=[done.pk]), headers=english
-    )
+    errors = admin_client.get(reverse("staff:import-errors", args=[done.pk]), headers=english)
     text = b"".join(errors.streaming_content).decode()
 
     assert listing.status_code == detail.status_code == fragment.status_code == 200

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.imports import BATCH_SIZE, import_error_list, import_file
+from core.models import ImportRun
 from devtools.benchmarks.members import BENCH_STORES, synthetic_members_csv
-from members.imports import BATCH_SIZE, member_import_error_list, member_import_file
-from members.models import AuditEntry, ConsentEvent, Member, MemberImport
+from members.models import AuditEntry, ConsentEvent, Member
 from members.services import store_ensure
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -18,10 +19,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ROWS = 3 * BATCH_SIZE + 123
 
 
-def problems(member_import: MemberImport) -> list[tuple[int, str, str]]:
-    return [
-        (e.line, e.column, e.code) for e in member_import_error_list(member_import=member_import)
-    ]
+def problems(member_import: ImportRun) -> list[tuple[int, str, str]]:
+    return [(e.line, e.column, e.code) for e in import_error_list(run=member_import)]
 
 
 def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
@@ -30,11 +29,15 @@ def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
     content = synthetic_members_csv(rows=ROWS, bad_ratio=0.01, seed=7)
     seen = []
 
-    first = member_import_file(
-        file_name="big.csv", content=content, actor_label="test", progress=seen.append
+    first = import_file(
+        kind="members",
+        file_name="big.csv",
+        content=content,
+        actor_label="test",
+        progress=seen.append,
     )
 
-    assert first.status == MemberImport.Status.DONE
+    assert first.status == ImportRun.Status.DONE
     assert first.processed_rows == ROWS
     assert first.bad_count > 0
     assert first.created_count + first.bad_count == ROWS
@@ -43,7 +46,7 @@ def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
     )
     # Progress comes in file order, one step a batch, whichever writer finished first.
     assert [step.processed for step in seen] == [BATCH_SIZE, 2 * BATCH_SIZE, 3 * BATCH_SIZE, ROWS]
-    stored = MemberImport.objects.get(pk=first.pk)
+    stored = ImportRun.objects.get(pk=first.pk)
     assert (stored.processed_rows, stored.created_count, stored.bad_count) == (
         ROWS,
         first.created_count,
@@ -54,7 +57,7 @@ def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
     events = ConsentEvent.objects.count()
     assert events > 0
 
-    second = member_import_file(file_name="big.csv", content=content, actor_label="test")
+    second = import_file(kind="members", file_name="big.csv", content=content, actor_label="test")
 
     assert second.created_count == 0
     assert second.existing_count == first.created_count
@@ -68,14 +71,15 @@ def test_a_file_of_several_batches_is_imported_once_with_the_right_counts():
 def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
     # NUL characters, dates of the year 1 and 9999, over-long cells: the row checker stops
     # each before COPY, so every batch's good rows are written and the run ends done.
-    from members import imports
     from tests.members.test_import_members import BAD_VALUE_PROBLEMS, BAD_VALUES
 
-    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 3)
 
-    done = member_import_file(file_name="bad.csv", content=BAD_VALUES.encode(), actor_label="t")
+    done = import_file(
+        kind="members", file_name="bad.csv", content=BAD_VALUES.encode(), actor_label="t"
+    )
 
-    assert done.status == MemberImport.Status.DONE
+    assert done.status == ImportRun.Status.DONE
     assert [(line, column) for line, column, _code in problems(done)] == [
         (line, column) for line, column, _text in BAD_VALUE_PROBLEMS
     ]

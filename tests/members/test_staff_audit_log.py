@@ -338,7 +338,7 @@ def test_the_audit_log_has_no_inline_styles_or_scripts(auditor_client, history):
 
 # --- every action and details key the services write has a label --------------------------
 
-APPS = ("members", "tiers", "points", "analytics", "campaigns")
+APPS = ("core", "members", "tiers", "points", "analytics", "campaigns")
 
 
 def _audit_log_calls() -> list[tuple[str, int, ast.Call]]:
@@ -348,7 +348,11 @@ def _audit_log_calls() -> list[tuple[str, int, ast.Call]]:
             if "migrations" in path.parts:
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "audit_log":
+                # audit_log(...), or the import framework's hooks.audit(...) (core).
+                if not isinstance(node, ast.Call):
+                    continue
+                name = getattr(node.func, "id", "") or getattr(node.func, "attr", "")
+                if name in ("audit_log", "audit"):
                     calls.append((str(path), node.lineno, node))
     return calls
 
@@ -356,7 +360,7 @@ def _audit_log_calls() -> list[tuple[str, int, ast.Call]]:
 def _written_actions_and_keys() -> tuple[dict[str, str], dict[str, str]]:
     """Each action (an f-string's kinds filled in) and each literal details key that an
     audit_log call in the apps writes, with where."""
-    from points.models import PointsImport
+    from core.imports import import_kinds
 
     actions, keys = {}, {}
     for path, line, call in _audit_log_calls():
@@ -365,9 +369,9 @@ def _written_actions_and_keys() -> tuple[dict[str, str], dict[str, str]]:
         action = arguments.get("action")
         if isinstance(action, ast.Constant):
             actions[action.value] = where
-        elif isinstance(action, ast.JoinedStr) and "points.import_" in ast.unparse(action):
-            for kind in PointsImport.Kind.values:
-                actions[f"points.import_{kind}"] = where
+        elif action is not None and ast.unparse(action) == "kind.audit_action":
+            for kind in import_kinds():
+                actions[kind.audit_action] = where
         for node in ast.walk(arguments.get("details", ast.Constant(None))):
             if isinstance(node, ast.Dict):
                 for key in node.keys:

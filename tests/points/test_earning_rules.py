@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from members.imports import member_import_file
+from core.imports import import_file
 from members.models import Member
 from members.services import member_enroll, member_update_profile
 from points.models import Account, EarningPolicy, LedgerTransaction
@@ -95,7 +95,8 @@ def test_signing_up_online_gets_the_bonus_and_a_later_login_link_does_not_pay_ag
 
 def test_members_from_a_csv_import_get_no_signup_bonus(store):
     admin = UserFactory()
-    member_import_file(
+    import_file(
+        kind="members",
         file_name="members.csv",
         content=(
             "source_id,phone,name,email,gender,birthday,city\nA1,13900000001,李娜,,F,1990-01-02,\n"

@@ -14,9 +14,15 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from points.imports import import_error_message, points_import_error_list, points_import_file
+from core.imports import import_error_list, import_error_message, import_file
+from core.models import ImportRun
 from points.jobs import reconcile_job
-from points.models import Account, Entry, LedgerTransaction, Lot, PointsImport
+from points.models import (
+    Account,
+    Entry,
+    LedgerTransaction,
+    Lot,
+)
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory
 
@@ -24,10 +30,8 @@ pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def run(text: str) -> PointsImport:
-    return points_import_file(
-        kind=PointsImport.Kind.BALANCES, file_name="balances.csv", content=text.encode()
-    )
+def run(text: str) -> ImportRun:
+    return import_file(kind="balances", file_name="balances.csv", content=text.encode())
 
 
 def next_year() -> int:
@@ -142,10 +146,10 @@ def test_the_command_and_the_upload_page(
 
     client.force_login(make_role_user("administrator"))
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    assert client.get(reverse("staff:balance-import")).status_code == 200
+    assert client.get(reverse("staff:import-upload", args=["balances"])).status_code == 200
     upload = SimpleUploadedFile("b.csv", path.read_bytes(), content_type="text/csv")
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("staff:balance-import"), {"file": upload})
+        response = client.post(reverse("staff:import-upload", args=["balances"]), {"file": upload})
     detail = client.get(response["Location"])
     text = detail.content.decode()
     assert "There is no member with the number “M999999999”." in text
@@ -180,11 +184,11 @@ def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(alice):
 
     points_import = run(bad_values_file(alice))
 
-    assert points_import.status == PointsImport.Status.DONE
+    assert points_import.status == ImportRun.Status.DONE
     with translation.override("en"):
         problems = [
             (error.line, error.column, import_error_message(error))
-            for error in points_import_error_list(points_import=points_import)
+            for error in import_error_list(run=points_import)
         ]
     assert problems == [
         (3, "earned_on", "The day earned 1989-12-31 is before 1990-01-01."),
@@ -225,22 +229,22 @@ def test_a_balance_the_database_refuses_after_all_is_its_error_and_the_rest_is_w
 
     from points import imports
 
-    write = imports._Importer._write
+    write = imports.PointsImportJob.write
 
-    def refusing_write(self, batch):
-        result = write(self, batch)
+    def refusing_write(self, batch, **kwargs):
+        result = write(self, batch, **kwargs)
         if any(row.ref == "OLD-2" for row in batch.good):
             raise DataError("numeric field overflow")
         return result
 
-    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    monkeypatch.setattr(imports.PointsImportJob, "write", refusing_write)
 
     points_import = run(
         "source_id,member_no,points,expires_on\n"
         + "".join(f"OLD-{i},{alice.member_no},{i}00,{next_year()}-06-30\n" for i in range(1, 4))
     )
 
-    assert points_import.status == PointsImport.Status.DONE
+    assert points_import.status == ImportRun.Status.DONE
     assert [(e.line, e.code, e.params) for e in points_import.errors.all()] == [
         (3, "row_refused", {"reason": "numeric field overflow"})
     ]
@@ -254,4 +258,4 @@ def test_a_nul_in_an_ignored_column_of_the_header_is_shown_not_stored(alice):
     )
 
     assert points_import.created_count == 1
-    assert PointsImport.objects.get(pk=points_import.pk).ignored_columns == ["no␀te"]
+    assert ImportRun.objects.get(pk=points_import.pk).ignored_columns == ["no␀te"]

@@ -16,12 +16,14 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from points.imports import (
+from core.imports import (
     ImportFileError,
+    import_error_list,
     import_error_message,
-    points_import_file,
-    purchase_fingerprint,
+    import_file,
 )
+from core.models import ImportRun
+from points.imports import purchase_fingerprint
 from points.jobs import reconcile_job
 from points.models import (
     Account,
@@ -30,7 +32,6 @@ from points.models import (
     Entry,
     LedgerTransaction,
     Lot,
-    PointsImport,
     Purchase,
     PurchaseLine,
 )
@@ -45,10 +46,8 @@ pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def run(text: str) -> PointsImport:
-    return points_import_file(
-        kind=PointsImport.Kind.PURCHASES, file_name="purchases.csv", content=text.encode()
-    )
+def run(text: str) -> ImportRun:
+    return import_file(kind="purchases", file_name="purchases.csv", content=text.encode())
 
 
 def snapshot() -> tuple:
@@ -95,7 +94,7 @@ def test_a_good_file_posts_points_like_the_till_and_reconciles(members):
         # Bob's birthday month: ×2, as at the till.
         f"SH001,R3,{bob.member_no},,2026-03-20T10:00:00+08:00,99.99,app,,\n"
     )
-    assert points_import.status == PointsImport.Status.DONE
+    assert points_import.status == ImportRun.Status.DONE
     assert (points_import.created_count, points_import.bad_count) == (4, 0)
     by_receipt = {(p.store.code, p.receipt_no): p for p in Purchase.objects.select_related("store")}
     assert by_receipt[("SH001", "R1")].points_earned == 128
@@ -125,9 +124,8 @@ def test_a_good_file_posts_points_like_the_till_and_reconciles(members):
 def test_many_batches_inside_one_transaction_post_each_purchase_once(members, monkeypatch):
     # Inside a caller's transaction (this test's) no batch commits: each must start from an
     # empty staging table, not post the previous batch's rows again.
-    from points import imports
 
-    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 3)
     alice, bob = members
     rows = "".join(
         f"SH001,T{i},{(alice if i % 2 else bob).member_no},,2026-04-{i + 1:02d}T10:00:00,{i + 10}\n"
@@ -277,10 +275,8 @@ def test_a_file_that_cannot_be_read_writes_nothing(members):
     with pytest.raises(ImportFileError):
         run("store,receipt_no,occurred_at\nSH001,R1,2026-04-10\n")
     with pytest.raises(ImportFileError):
-        points_import_file(
-            kind=PointsImport.Kind.PURCHASES, file_name="x.csv", content="ä".encode("latin-1")
-        )
-    assert PointsImport.objects.count() == 0
+        import_file(kind="purchases", file_name="x.csv", content="ä".encode("latin-1"))
+    assert ImportRun.objects.count() == 0
 
 
 def test_the_command_prints_bad_lines_and_a_summary(members, tmp_path):
@@ -308,7 +304,7 @@ def test_an_administrator_uploads_a_file_and_sees_the_report(
     admin = make_role_user("administrator")
     client.force_login(admin)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    page = client.get(reverse("staff:purchase-import"))
+    page = client.get(reverse("staff:import-upload", args=["purchases"]))
     assert page.status_code == 200
     upload = SimpleUploadedFile(
         "till.csv",
@@ -320,7 +316,9 @@ def test_an_administrator_uploads_a_file_and_sees_the_report(
         content_type="text/csv",
     )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post(reverse("staff:purchase-import"), {"file": upload}, follow=True)
+        response = client.post(
+            reverse("staff:import-upload", args=["purchases"]), {"file": upload}, follow=True
+        )
     # Before the worker has run: the progress page, polling.
     assert "0 of 2 rows (0%)" in response.content.decode()
     assert b'hx-trigger="every 1s"' in response.content
@@ -331,15 +329,15 @@ def test_an_administrator_uploads_a_file_and_sees_the_report(
     text = response.content.decode()
     assert 'hx-trigger="every 1s"' not in text
     assert "There is no member with the number “M999999999”." in text
-    points_import = PointsImport.objects.get()
-    assert points_import.status == PointsImport.Status.DONE
+    points_import = ImportRun.objects.get()
+    assert points_import.status == ImportRun.Status.DONE
     assert points_import.actor == admin
-    csv_response = client.get(reverse("staff:purchase-import-errors", args=[points_import.pk]))
+    csv_response = client.get(reverse("staff:import-errors", args=[points_import.pk]))
     body = b"".join(csv_response.streaming_content).decode()
     assert "3,R2,member_no,There is no member with the number “M999999999”." in body
     # A progress poll from htmx gets only the status fragment.
     fragment = client.get(
-        reverse("staff:purchase-import-detail", args=[points_import.pk]), HTTP_HX_REQUEST="true"
+        reverse("staff:import-detail", args=[points_import.pk]), HTTP_HX_REQUEST="true"
     )
     assert b"<html" not in fragment.content
     assert b"import-status" in fragment.content
@@ -349,16 +347,16 @@ def test_an_unreadable_upload_gets_a_form_error(members, client):
     client.force_login(make_role_user("administrator"))
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     upload = SimpleUploadedFile("x.csv", b"hello\n", content_type="text/csv")
-    response = client.post(reverse("staff:purchase-import"), {"file": upload})
+    response = client.post(reverse("staff:import-upload", args=["purchases"]), {"file": upload})
     assert response.status_code == 400
     assert "header" in response.content.decode()
-    assert PointsImport.objects.count() == 0
+    assert ImportRun.objects.count() == 0
 
 
 def test_store_staff_cannot_import(members, client):
     client.force_login(make_role_user("store_manager"))
-    assert client.get(reverse("staff:purchase-import")).status_code == 403
-    assert client.get(reverse("staff:balance-import")).status_code == 403
+    assert client.get(reverse("staff:import-upload", args=["purchases"])).status_code == 403
+    assert client.get(reverse("staff:import-upload", args=["balances"])).status_code == 403
 
 
 def test_lines_are_kept_for_the_category(members):
@@ -622,13 +620,13 @@ BAD_VALUE_PROBLEMS = [
 ]
 
 
-def problems_of(points_import: PointsImport) -> list[tuple[int, str, str]]:
-    from points.imports import import_error_message, points_import_error_list
+def problems_of(points_import: ImportRun) -> list[tuple[int, str, str]]:
+    from core.imports import import_error_message
 
     with translation.override("en"):
         return [
             (error.line, error.column, import_error_message(error))
-            for error in points_import_error_list(points_import=points_import)
+            for error in import_error_list(run=points_import)
         ]
 
 
@@ -640,7 +638,7 @@ def test_a_bad_value_is_its_rows_error_and_the_good_rows_are_written(members):
 
     points_import = run(bad_values_file(alice, bob))
 
-    assert points_import.status == PointsImport.Status.DONE
+    assert points_import.status == ImportRun.Status.DONE
     assert problems_of(points_import) == BAD_VALUE_PROBLEMS
     assert (points_import.created_count, points_import.bad_count) == (3, 10)
     assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["V1", "V13", "V7"]
@@ -682,29 +680,27 @@ def test_a_gbk_file_that_is_valid_utf8_too_is_refused_with_the_gbk_hint(members)
     )
 
     with translation.override("en"), pytest.raises(ImportFileError) as error:
-        points_import_file(
-            kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content.encode("gbk")
-        )
+        import_file(kind="purchases", file_name="p.csv", content=content.encode("gbk"))
 
     assert str(error.value).startswith("The file is not UTF-8 text. In Excel choose “Save as”")
-    assert not PointsImport.objects.exists()
+    assert not ImportRun.objects.exists()
 
 
-@pytest.mark.parametrize("kind", [PointsImport.Kind.PURCHASES, PointsImport.Kind.BALANCES])
+@pytest.mark.parametrize("kind", ["purchases", "balances"])
 def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
     # Rows an older version wrote, or someone typed in: NUL characters (where the database
     # holds them), huge numbers, params of the wrong shape, a problem code no longer known.
     from django.db import connection
 
-    from points.models import PointsImportError
+    from core.models import ImportRowError
 
     nul = "\x00" if connection.vendor != "postgresql" else ""
     huge = 2**31 - 1
-    done = PointsImport.objects.create(
+    done = ImportRun.objects.create(
         kind=kind,
         file_name=f"bad{nul}.csv",
         sha256="0" * 64,
-        status=PointsImport.Status.DONE,
+        status=ImportRun.Status.DONE,
         total_rows=1,
         processed_rows=huge,
         created_count=huge,
@@ -715,8 +711,8 @@ def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
         ignored_columns=[f"x{nul}", 10**40, {"a": 1}],
         failure=f"DataError: {nul}",
     )
-    PointsImport.objects.create(
-        kind=kind, file_name="waiting.csv", sha256="1" * 64, status=PointsImport.Status.RUNNING
+    ImportRun.objects.create(
+        kind=kind, file_name="waiting.csv", sha256="1" * 64, status=ImportRun.Status.RUNNING
     )
     for line, code, params in [
         (huge, "field_count", {"found": 10**40, "expected": 3}),
@@ -726,8 +722,8 @@ def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
         (4, "store_unknown", "a string"),
         (5, "no_such_code", {}),
     ]:
-        PointsImportError.objects.create(
-            points_import=done,
+        ImportRowError.objects.create(
+            run=done,
             line=line,
             ref=f"R{nul}{line}",
             column="amount",
@@ -736,14 +732,11 @@ def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
         )
     client.force_login(make_role_user("administrator"))
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-    page = (
-        "staff:purchase-import" if kind == PointsImport.Kind.PURCHASES else "staff:balance-import"
-    )
 
-    listing = client.get(reverse(page))
-    detail = client.get(reverse(f"{page}-detail", args=[done.pk]))
-    fragment = client.get(reverse(f"{page}-detail", args=[done.pk]), HTTP_HX_REQUEST="true")
-    errors = client.get(reverse(f"{page}-errors", args=[done.pk]))
+    listing = client.get(reverse("staff:import-upload", args=[kind]))
+    detail = client.get(reverse("staff:import-detail", args=[done.pk]))
+    fragment = client.get(reverse("staff:import-detail", args=[done.pk]), HTTP_HX_REQUEST="true")
+    errors = client.get(reverse("staff:import-errors", args=[done.pk]))
     text = b"".join(errors.streaming_content).decode()
 
     assert listing.status_code == detail.status_code == fragment.status_code == 200
@@ -766,15 +759,15 @@ def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_writt
     from points import imports
 
     alice, _bob = members
-    write = imports._Importer._write
+    write = imports.PointsImportJob.write
 
-    def refusing_write(self, batch):
-        result = write(self, batch)
+    def refusing_write(self, batch, **kwargs):
+        result = write(self, batch, **kwargs)
         if any(good[3] == "R3" for good in batch.good):
             raise DataError("integer out of range\nCONTEXT: SQL statement")
         return result
 
-    monkeypatch.setattr(imports._Importer, "_write", refusing_write)
+    monkeypatch.setattr(imports.PointsImportJob, "write", refusing_write)
     content = "store,receipt_no,member_no,occurred_at,amount\n" + "".join(
         f"SH001,R{i},{alice.member_no},2026-04-10T10:00:00,{i}0\n" for i in range(1, 6)
     )
@@ -782,12 +775,12 @@ def test_a_row_the_database_refuses_after_all_is_its_error_and_the_rest_is_writt
 
     points_import = run(content)
 
-    assert points_import.status == PointsImport.Status.DONE
+    assert points_import.status == ImportRun.Status.DONE
     assert problems_of(points_import) == [
         (4, "", "The database refused this row: integer out of range"),
         (7, "member_no", "There is no member with the number “M999999999”."),
     ]
-    stored = PointsImport.objects.get(pk=points_import.pk)
+    stored = ImportRun.objects.get(pk=points_import.pk)
     assert (stored.processed_rows, stored.created_count, stored.bad_count) == (6, 4, 2)
     assert stored.points_posted == 10 + 20 + 40 + 50
     assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["R1", "R2", "R4", "R5"]

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from points import imports
-from points.imports import points_import_file
+from core.imports import import_file
+from core.models import ImportRun
 from points.jobs import reconcile_job
 from points.models import (
     Account,
@@ -18,7 +18,6 @@ from points.models import (
     Entry,
     LedgerTransaction,
     Lot,
-    PointsImport,
     Purchase,
 )
 from tests.factories import MemberFactory, StoreFactory
@@ -33,7 +32,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 def test_two_writers_post_every_purchase_once_and_a_rerun_adds_nothing(monkeypatch):
     # Small batches, so each writer commits several.
-    monkeypatch.setattr(imports, "BATCH_SIZE", 7)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 7)
     StoreFactory(code="SH001", name="上海南京路店", city="上海")
     StoreFactory(code="BJ001", name="北京王府井店", city="北京")
     members = MemberFactory.create_batch(25)
@@ -53,10 +52,8 @@ def test_two_writers_post_every_purchase_once_and_a_rerun_adds_nothing(monkeypat
     lines.append(f"SH001,BAD2,{frozen.member_no},,2026-04-10T10:00:00,10,")  # line 123
     content = ("\n".join(lines) + "\n").encode()
 
-    first = points_import_file(
-        kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content, writers=2
-    )
-    assert first.status == PointsImport.Status.DONE
+    first = import_file(kind="purchases", file_name="p.csv", content=content, writers=2)
+    assert first.status == ImportRun.Status.DONE
     assert (first.processed_rows, first.created_count, first.bad_count) == (122, 120, 2)
     assert {(e.line, e.code) for e in first.errors.all()} == {
         (122, "member_unknown"),
@@ -73,15 +70,13 @@ def test_two_writers_post_every_purchase_once_and_a_rerun_adds_nothing(monkeypat
     assert "failed" not in details
 
     before = snapshot()
-    second = points_import_file(
-        kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content, writers=2
-    )
+    second = import_file(kind="purchases", file_name="p.csv", content=content, writers=2)
     assert (second.created_count, second.existing_count, second.bad_count) == (0, 120, 2)
     assert snapshot() == before
 
 
 def test_opening_balances_go_through_the_same_two_writers(monkeypatch):
-    monkeypatch.setattr(imports, "BATCH_SIZE", 5)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 5)
     members = MemberFactory.create_batch(12)
     year = datetime.date.today().year + 1
     lines = ["source_id,member_no,points,expires_on"]
@@ -89,9 +84,7 @@ def test_opening_balances_go_through_the_same_two_writers(monkeypatch):
     lines.append(f"OLD-X,M999999999,10,{year}-06-30")
     content = ("\n".join(lines) + "\n").encode()
 
-    done = points_import_file(
-        kind=PointsImport.Kind.BALANCES, file_name="b.csv", content=content, writers=2
-    )
+    done = import_file(kind="balances", file_name="b.csv", content=content, writers=2)
     assert (done.created_count, done.bad_count, done.points_posted) == (40, 1, 820)
     assert Lot.objects.count() == LedgerTransaction.objects.count() == 40
     _checked, details = reconcile_job(datetime.date(2026, 6, 1))
@@ -101,7 +94,7 @@ def test_opening_balances_go_through_the_same_two_writers(monkeypatch):
 def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
     # Every value COPY or a column would refuse is caught by the row checker first: the run
     # ends done, with the good rows of every batch written and each bad row reported.
-    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 3)
     StoreFactory(code="SH001")
     alice = MemberFactory(birthday=datetime.date(1990, 7, 1))
     bob = MemberFactory(birthday=datetime.date(1985, 3, 9))
@@ -109,11 +102,9 @@ def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
     CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
     content = purchases_bad_values_file(alice, bob).encode()
 
-    done = points_import_file(
-        kind=PointsImport.Kind.PURCHASES, file_name="p.csv", content=content, writers=2
-    )
+    done = import_file(kind="purchases", file_name="p.csv", content=content, writers=2)
 
-    assert done.status == PointsImport.Status.DONE
+    assert done.status == ImportRun.Status.DONE
     assert problems_of(done) == PURCHASE_PROBLEMS
     assert sorted(Purchase.objects.values_list("receipt_no", flat=True)) == ["V1", "V13", "V7"]
     _checked, details = reconcile_job(datetime.date(2026, 6, 1))
@@ -121,15 +112,13 @@ def test_bad_values_are_row_errors_on_the_two_writers_too(monkeypatch):
 
 
 def test_bad_balance_values_are_row_errors_on_the_two_writers_too(monkeypatch):
-    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    monkeypatch.setattr("core.imports.runner.BATCH_SIZE", 3)
     alice = MemberFactory()
     content = balances_bad_values_file(alice).encode()
 
-    done = points_import_file(
-        kind=PointsImport.Kind.BALANCES, file_name="b.csv", content=content, writers=2
-    )
+    done = import_file(kind="balances", file_name="b.csv", content=content, writers=2)
 
-    assert done.status == PointsImport.Status.DONE
+    assert done.status == ImportRun.Status.DONE
     assert [(e.line, e.code) for e in done.errors.order_by("line")] == [
         (3, "earned_on_too_early"),
         (4, "earned_on_too_early"),

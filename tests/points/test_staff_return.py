@@ -212,3 +212,26 @@ def test_a_return_dated_before_its_purchase_is_refused_beside_the_time(
         "A return cannot be dated before its purchase (2026-03-13 14:00)."
     ]
     assert not Return.objects.exists()
+
+
+def test_a_return_of_a_history_purchase_reverses_nothing_and_says_so(staff_client, member, store):
+    from core.imports import import_file
+
+    import_file(
+        kind="purchases",
+        file_name="old.csv",
+        content=(
+            "store,receipt_no,member_no,occurred_at,amount\n"
+            f"{store.code},R1001,{member.member_no},2026-03-13T10:00:00,200\n"
+        ).encode(),
+        options={"history": True},
+    )
+    transactions = LedgerTransaction.objects.count()
+
+    response = staff_client.post(URL, form_data(store), follow=True)
+
+    assert "imported as history and earned no points here, so no points were reversed" in (
+        page(response)
+    )
+    assert Return.objects.get().points_reversed == 0
+    assert LedgerTransaction.objects.count() == transactions

@@ -1,18 +1,18 @@
-"""`manage.py import_purchases FILE`: import purchases (and their points) from a CSV file."""
+"""`manage.py import_purchases FILE [--history]`: import purchases from a CSV file.
+
+Without --history each purchase earns its points; with it, the purchases count for tiers
+and analytics and earn none (the points come over with `import_balances`).
+"""
 
 from __future__ import annotations
 
-from points.models import PointsImport
-
-from ._import_command import ImportCommand, columns_help
+from core.imports.command import ImportCommand
 
 
 class Command(ImportCommand):
-    kind = PointsImport.Kind.PURCHASES
+    kind = "purchases"
     label = "manage.py import_purchases"
-    help = (
+    about = (
         "Import purchases from a UTF-8 CSV file with a header row and post the points they "
-        f"earn. Columns: {columns_help(PointsImport.Kind.PURCHASES)}. A store + receipt "
-        "imported before is skipped, so re-running a file changes nothing. Bad rows are "
-        "reported with their line number and not written."
+        "earn (with --history: record them for tiers and analytics, post no points)."
     )
