@@ -69,6 +69,21 @@ def tier_activity_record(
     )
 
 
+def tier_activities_record(
+    *, activities: list[tuple[int, datetime.datetime, Decimal, int]], source: str
+) -> None:
+    """`tier_activity_record` of a batch: (member id, occurred at, spend, points) each, in
+    one insert (the purchase writers' batch; in the caller's transaction)."""
+    rows = [
+        QualifyingActivity(
+            member_id=member_id, occurred_at=occurred_at, spend=spend, points=points, source=source
+        )
+        for member_id, occurred_at, spend, points in activities
+        if spend or points
+    ]
+    QualifyingActivity.objects.bulk_create(rows, batch_size=2000)
+
+
 def _notice_text(*, history: TierHistory) -> tuple[str, str]:
     with translation.override("zh-hans"):
         names = {"level": history.to_level.name_zh, "date": history.valid_until or ""}
@@ -304,7 +319,7 @@ def _levels_by_id(levels: list[TierLevel]) -> dict[int, TierLevel]:
 
 
 def tier_upgrade_check(
-    *, member: Member, at: datetime.datetime, actor: User | None = None
+    *, member: Member | int, at: datetime.datetime, actor: User | None = None
 ) -> TierHistory | None:
     """Upgrade the member at once if the rolling 12 months qualify for a higher level
     (several levels at a time if need be). Call inside the transaction that recorded the
@@ -322,22 +337,23 @@ def tier_upgrade_check(
 
 
 def _upgrade_check(
-    *, member: Member, at: datetime.datetime, actor: User | None
+    *, member: Member | int, at: datetime.datetime, actor: User | None
 ) -> TierHistory | None:
+    member_id = member if isinstance(member, int) else member.pk
     levels = tier_levels()
-    status = _status_locked(member_id=member.pk)
+    status = _status_locked(member_id=member_id)
     current = _levels_by_id(levels)[status.level_id] if status is not None else levels[0]
     if current.rank >= levels[-1].rank:
         return None
     window_start = qualifying_window_start(status=status, at=at)
     # No end: a till whose clock runs behind must not hide the purchases recorded after it.
-    figures = activity_figures(member_id=member.pk, after=window_start, until=None)
+    figures = activity_figures(member_id=member_id, after=window_start, until=None)
     target = qualified_level(levels=levels, figures=figures)
     if target.rank <= current.rank:
         return None
     policy = tier_policy_get()
     change = Change(
-        member_id=member.pk,
+        member_id=member_id,
         from_level=current,
         to_level=target,
         reason=TierHistory.Reason.UPGRADE,
@@ -347,9 +363,22 @@ def _upgrade_check(
         actor=actor,
         note=upgrade_note(spend=figures.spend, points=figures.points),
     )
-    histories = _changes_apply(changes=[change], statuses={member.pk: status} if status else {})
+    histories = _changes_apply(changes=[change], statuses={member_id: status} if status else {})
     tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories[0]
+
+
+def tier_upgrades_check(
+    *, upgrades: list[tuple[int, datetime.datetime]], actor: User | None = None
+) -> list[TierHistory]:
+    """`tier_upgrade_check` for each (member id, time of purchase) of a batch, in member
+    order (the order the points writers lock the accounts in)."""
+    histories = []
+    for member_id, at in sorted(upgrades, key=lambda pair: pair[0]):
+        history = tier_upgrade_check(member=member_id, at=at, actor=actor)
+        if history is not None:
+            histories.append(history)
+    return histories
 
 
 def tier_override_until_check(
