@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Store, User
 from members.selectors import staff_store_allowed
@@ -336,6 +337,23 @@ def _purchase_as_written(
 class ReturnResult:
     purchase_return: Return
     created: bool
+
+    @property
+    def points_reversed(self) -> int:
+        return self.purchase_return.points_reversed
+
+    @property
+    def history(self) -> bool:
+        """The purchase was imported as history: it earned no points here, so a return of
+        it reverses none (`history_message` says so)."""
+        return self.purchase_return.purchase.history
+
+    @property
+    def history_message(self) -> str:
+        return str(HISTORY_RETURN_MESSAGE) if self.history else ""
+
+
+HISTORY_RETURN_MESSAGE = _("imported as history: no points to reverse")
 
 
 @_answer_a_lost_key_race

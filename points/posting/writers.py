@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -124,7 +125,7 @@ def postings_write(
             to_debt = debt_splits(
                 postings=batch, debts={m: debt for m, (_pk, debt) in accounts.items()}
             )
-            if connection.vendor == "postgresql":
+            if statement_writer_used():
                 ids = _PgStatement.get().run(
                     batch,
                     accounts=accounts,
@@ -170,6 +171,12 @@ def postings_write(
             )
         answers.append(outcome)
     return answers
+
+
+def statement_writer_used() -> bool:
+    """Whether postings are written by the set-based statement (PostgreSQL, unless
+    POINTS_PURCHASE_FAST_PATH is off) rather than the ORM writer (the reference)."""
+    return connection.vendor == "postgresql" and settings.POINTS_PURCHASE_FAST_PATH
 
 
 def _recorded(postings: Sequence[PurchasePosting]) -> dict[tuple[int, str], tuple[int, str]]:
