@@ -42,6 +42,11 @@ def register_promotion_provider(provider: PromotionProvider) -> None:
         _promotion_providers.append(provider)
 
 
+def promotion_provider_unregister(provider: PromotionProvider) -> None:
+    if provider in _promotion_providers:
+        _promotion_providers.remove(provider)
+
+
 def promotion_providers_active() -> bool:
     """Whether another app registered promotions (their multipliers are read per purchase)."""
     return bool(_promotion_providers)
