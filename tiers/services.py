@@ -371,13 +371,73 @@ def _upgrade_check(
 def tier_upgrades_check(
     *, upgrades: list[tuple[int, datetime.datetime]], actor: User | None = None
 ) -> list[TierHistory]:
-    """`tier_upgrade_check` for each (member id, time of purchase) of a batch, in member
-    order (the order the points writers lock the accounts in)."""
-    histories = []
-    for member_id, at in sorted(upgrades, key=lambda pair: pair[0]):
-        history = tier_upgrade_check(member=member_id, at=at, actor=actor)
-        if history is not None:
-            histories.append(history)
+    """`tier_upgrade_check` for a batch of (member id, time of purchase), as the points
+    writers call it after storing purchases: the members' tier rows locked in one
+    statement (in member order, after their points accounts), the rolling 12 months
+    summed for those below the top level, the upgrades written together. A member with
+    several purchases in the batch is checked once, as of the latest."""
+    if not upgrades:
+        return []
+    at_of: dict[int, datetime.datetime] = {}
+    for member_id, at in upgrades:
+        at_of[member_id] = max(at, at_of.get(member_id, at))
+    levels = tier_levels()
+    top = levels[-1].rank
+    by_id = _levels_by_id(levels)
+    statuses = {
+        status.member_id: status
+        for status in MemberTier.objects.select_for_update(of=("self",))
+        .filter(member_id__in=sorted(at_of))
+        .order_by("member_id")
+    }
+    changes = []
+    policy = None
+    for member_id in sorted(at_of):
+        status = statuses.get(member_id)
+        current = by_id[status.level_id] if status is not None else levels[0]
+        if current.rank >= top:
+            continue
+        at = at_of[member_id]
+        window_start = qualifying_window_start(status=status, at=at)
+        # No end: a till whose clock runs behind must not hide the purchases recorded after it.
+        figures = activity_figures(member_id=member_id, after=window_start, until=None)
+        target = qualified_level(levels=levels, figures=figures)
+        if target.rank <= current.rank:
+            continue
+        policy = policy or tier_policy_get()
+        changes.append(
+            Change(
+                member_id=member_id,
+                from_level=current,
+                to_level=target,
+                reason=TierHistory.Reason.UPGRADE,
+                at=at,
+                valid_until=validity_end(first_day=business_date(at), months=policy.valid_months),
+                period_start=at,
+                actor=actor,
+                note=upgrade_note(spend=figures.spend, points=figures.points),
+            )
+        )
+    if not changes:
+        return []
+    try:
+        # A savepoint: a first tier row written meanwhile by a manual tier or the nightly
+        # sweep (which do not hold the points account) must not fail the purchases.
+        with transaction.atomic():
+            histories = _changes_apply(
+                changes=changes,
+                statuses={
+                    c.member_id: statuses[c.member_id] for c in changes if c.member_id in statuses
+                },
+            )
+    except IntegrityError:
+        # Asked again one by one, each with the row now there.
+        return [
+            history
+            for change in changes
+            if (history := tier_upgrade_check(member=change.member_id, at=change.at, actor=actor))
+        ]
+    tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories
 
 

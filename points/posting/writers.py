@@ -96,7 +96,9 @@ def postings_write(
         return []
     person = actor if actor is not None and actor.is_authenticated else None
     recorded_at = timezone.now()
-    with transaction.atomic():
+    # A batch of one is a live purchase, inside `purchase_record`'s own block: no savepoint
+    # of its own (two round trips less); a refusal there rolls back that block.
+    with transaction.atomic(savepoint=len(postings) > 1):
         wanted = {p.member_id for p in postings}
         wanted.update(p.referrer_id for p in postings if p.referrer_id)
         accounts = accounts_lock_rows(member_ids=wanted)
