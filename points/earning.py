@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection
+
 from members.models import Member
 
 from .models import CategoryRate, EarningPolicy
@@ -64,8 +66,16 @@ def policy_get() -> EarningPolicy:
 
 
 def earning_rules(*, policy: EarningPolicy | None = None) -> EarningRules:
-    """The policy's figures and every category rate, for `purchase_plan`."""
+    """The policy's figures and every category rate, for `purchase_plan`; read afresh each
+    time (an administrator's edit takes effect at the next purchase): on PostgreSQL in one
+    query."""
+    if policy is None and connection.vendor == "postgresql":
+        return _earning_rules_pg()
     policy = policy or policy_get()
+    return _rules(policy, dict(CategoryRate.objects.values_list("category", "rate")))
+
+
+def _rules(policy: EarningPolicy, rates: dict[str, Decimal]) -> EarningRules:
     return EarningRules(
         base_rate=policy.base_rate,
         birthday_multiplier=policy.birthday_multiplier,
@@ -75,5 +85,42 @@ def earning_rules(*, policy: EarningPolicy | None = None) -> EarningRules:
         referral_bonus=(
             policy.referral_bonus if policy.referral_bonus and policy.referral_cap_per_year else 0
         ),
-        rates=dict(CategoryRate.objects.values_list("category", "rate")),
+        rates=rates,
     )
+
+
+_POLICY_FIELDS = (
+    "base_rate",
+    "birthday_multiplier",
+    "promotions_stack",
+    "pending_days",
+    "points_per_yuan",
+    "referral_bonus",
+    "referral_cap_per_year",
+)
+
+
+def _earning_rules_pg() -> EarningRules:
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        f"p.{quote(EarningPolicy._meta.get_field(f).column)}" for f in _POLICY_FIELDS
+    )
+    rate = CategoryRate._meta
+    table = quote(rate.db_table)
+    category, value = (quote(rate.get_field(name).column) for name in ("category", "rate"))
+    sql = (
+        f"SELECT p.id, {columns}, "  # noqa: S608 - our own table and column names
+        f"(SELECT array_agg({category} ORDER BY {category}) FROM {table}), "
+        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}) "
+        f"FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM "
+        f"{quote(EarningPolicy._meta.db_table)} ORDER BY id LIMIT 1) AS p ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    policy = EarningPolicy()
+    if row[0] is not None:
+        for name, value in zip(_POLICY_FIELDS, row[1:], strict=False):
+            setattr(policy, name, value)
+    categories, rates = row[-2] or [], row[-1] or []
+    return _rules(policy, dict(zip(categories, rates, strict=True)))

@@ -25,7 +25,7 @@ from members.models import Member, Store, User
 from members.selectors import staff_store_allowed
 from members.services import audit_log
 from tiers.models import QualifyingActivity
-from tiers.selectors import member_tier
+from tiers.selectors import member_earn_multiplier
 from tiers.selectors import member_tier_rank as tier_member_rank
 from tiers.services import tier_activity_record, tier_member_merge
 
@@ -245,7 +245,7 @@ def purchase_record(
                 member_no=member.member_no,
                 active=member.status == Member.Status.ACTIVE,
                 birthday_month=birthday_month_of(member.birthday),
-                tier_multiplier=member_tier(member=member).level.earn_multiplier,
+                tier_multiplier=member_earn_multiplier(member=member),
                 referrer_id=member.referrer_id if rules.referral_bonus else None,
             ),
             store_id=store.pk,

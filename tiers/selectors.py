@@ -9,7 +9,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from members.models import Member
 
@@ -141,6 +142,18 @@ def member_tier(*, member: Member | int, levels: list[TierLevel] | None = None) 
         return MemberTierInfo(level=status.level, status=status)
     levels = levels if levels is not None else tier_levels()
     return MemberTierInfo(level=levels[0], status=None)
+
+
+def member_earn_multiplier(*, member: Member | int) -> Decimal:
+    """The earn multiplier of the member's tier now (the base level's when no tier was ever
+    reached), in one query: what the posting plan of a purchase needs of tiers."""
+    member_id = member if isinstance(member, int) else member.pk
+    level_id = Coalesce(
+        Subquery(MemberTier.objects.filter(member_id=member_id).values("level_id")[:1]),
+        Subquery(TierLevel.objects.order_by("rank").values("id")[:1]),
+    )
+    found = list(TierLevel.objects.filter(pk=level_id).values_list("earn_multiplier", flat=True))
+    return found[0] if found else Decimal(1)
 
 
 def member_tier_rank(*, member: Member) -> int:
