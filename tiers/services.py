@@ -375,61 +375,72 @@ def tier_upgrades_check(
     writers call it after storing purchases: the members' tier rows locked in one
     statement (in member order, after their points accounts), the rolling 12 months
     summed for those below the top level, the upgrades written together. A member with
-    several purchases in the batch is checked once, as of the latest."""
+    several purchases in the batch is checked once, as of the latest. The levels and rows
+    are read as plain values (a purchase pays for no model objects); the full ones only
+    for an upgrade."""
     if not upgrades:
         return []
     at_of: dict[int, datetime.datetime] = {}
     for member_id, at in upgrades:
         at_of[member_id] = max(at, at_of.get(member_id, at))
-    levels = tier_levels()
+    levels = [
+        TierLevel.from_db(connection.alias, list(_LEVEL_FIELDS), list(values))
+        for values in TierLevel.objects.order_by("rank").values_list(*_LEVEL_FIELDS)
+    ]
     top = levels[-1].rank
     by_id = _levels_by_id(levels)
-    statuses = {
-        status.member_id: status
-        for status in MemberTier.objects.select_for_update(of=("self",))
+    rows = {
+        member_id: (level_id, counts_from)
+        for member_id, level_id, counts_from in MemberTier.objects.select_for_update()
         .filter(member_id__in=sorted(at_of))
         .order_by("member_id")
+        .values_list("member_id", "level_id", "counts_from")
     }
-    changes = []
-    policy = None
+    found = []
     for member_id in sorted(at_of):
-        status = statuses.get(member_id)
-        current = by_id[status.level_id] if status is not None else levels[0]
+        row = rows.get(member_id)
+        status = (
+            MemberTier(member_id=member_id, level_id=row[0], counts_from=row[1]) if row else None
+        )
+        current = by_id[row[0]] if row is not None else levels[0]
         if current.rank >= top:
             continue
         at = at_of[member_id]
         window_start = qualifying_window_start(status=status, at=at)
         # No end: a till whose clock runs behind must not hide the purchases recorded after it.
-        figures = activity_figures(member_id=member_id, after=window_start, until=None)
+        figures = _figures_after(member_id=member_id, after=window_start)
         target = qualified_level(levels=levels, figures=figures)
-        if target.rank <= current.rank:
-            continue
-        policy = policy or tier_policy_get()
-        changes.append(
-            Change(
-                member_id=member_id,
-                from_level=current,
-                to_level=target,
-                reason=TierHistory.Reason.UPGRADE,
-                at=at,
-                valid_until=validity_end(first_day=business_date(at), months=policy.valid_months),
-                period_start=at,
-                actor=actor,
-                note=upgrade_note(spend=figures.spend, points=figures.points),
-            )
-        )
-    if not changes:
+        if target.rank > current.rank:
+            found.append((member_id, current.pk, target.pk, at, figures))
+    if not found:
         return []
+    full = _levels_by_id(tier_levels())
+    policy = tier_policy_get()
+    changes = [
+        Change(
+            member_id=member_id,
+            from_level=full[current_id],
+            to_level=full[target_id],
+            reason=TierHistory.Reason.UPGRADE,
+            at=at,
+            valid_until=validity_end(first_day=business_date(at), months=policy.valid_months),
+            period_start=at,
+            actor=actor,
+            note=upgrade_note(spend=figures.spend, points=figures.points),
+        )
+        for member_id, current_id, target_id, at, figures in found
+    ]
     try:
         # A savepoint: a first tier row written meanwhile by a manual tier or the nightly
         # sweep (which do not hold the points account) must not fail the purchases.
         with transaction.atomic():
-            histories = _changes_apply(
-                changes=changes,
-                statuses={
-                    c.member_id: statuses[c.member_id] for c in changes if c.member_id in statuses
-                },
-            )
+            statuses = {
+                status.member_id: status
+                for status in MemberTier.objects.filter(
+                    member_id__in=[c.member_id for c in changes if c.member_id in rows]
+                )
+            }
+            histories = _changes_apply(changes=changes, statuses=statuses)
     except IntegrityError:
         # Asked again one by one, each with the row now there.
         return [
@@ -439,6 +450,24 @@ def tier_upgrades_check(
         ]
     tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories
+
+
+_LEVEL_FIELDS = ("id", "rank", "qualify_spend", "qualify_points")
+
+
+def _figures_after(*, member_id: int, after: datetime.datetime) -> Figures:
+    """`activity_figures` with no end, in plain SQL on PostgreSQL (the live purchase's
+    path: no queryset to build)."""
+    if connection.vendor != "postgresql":
+        return activity_figures(member_id=member_id, after=after, until=None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(spend), 0), COALESCE(SUM(points), 0) "  # noqa: S608
+            f"FROM {QualifyingActivity._meta.db_table} WHERE member_id = %s AND occurred_at > %s",
+            [member_id, after],
+        )
+        spend, points = cursor.fetchone()
+    return Figures(spend=spend, points=points)
 
 
 def tier_override_until_check(

@@ -186,9 +186,13 @@ def _recorded(postings: Sequence[PurchasePosting]) -> dict[tuple[int, str], tupl
     before; read under the account locks."""
     if len(postings) == 1:
         p = postings[0]
-        rows = Purchase.objects.filter(store_id=p.store_id, receipt_no=p.receipt_no).values_list(
-            "store_id", "receipt_no", "id", "fingerprint"
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT store_id, receipt_no, id, fingerprint FROM {Purchase._meta.db_table} "  # noqa: S608
+                "WHERE store_id = %s AND receipt_no = %s",
+                [p.store_id, p.receipt_no],
+            )
+            rows = cursor.fetchall()
     elif connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
