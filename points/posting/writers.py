@@ -369,6 +369,9 @@ class _PgStatement:
     def get(cls) -> _PgStatement:
         statement = cls._cache.get(connection.alias)
         if statement is None:
+            # The issuance account exists from here on (its data migration makes it; a
+            # database emptied since is covered by the statement's own insert).
+            system_account(Account.Kind.ISSUANCE)
             statement = cls._cache[connection.alias] = cls()
         return statement
 
@@ -442,9 +445,12 @@ WITH counter_new AS (
     INSERT INTO {entry.table} ({entry.columns})
     SELECT s.txn_id, e.account_id, e.amount{entry.tail}
     FROM s
-    CROSS JOIN counter
-    CROSS JOIN LATERAL (VALUES (s.account_id, s.points), (counter.id, -s.points))
-        AS e(account_id, amount)
+    -- A scalar: no issuance account (created meanwhile by another writer's statement,
+    -- whose row this statement's snapshot does not see) fails the batch loudly (NOT NULL)
+    -- rather than writing an earning without its entries.
+    CROSS JOIN LATERAL (
+        VALUES (s.account_id, s.points), ((SELECT id FROM counter LIMIT 1), -s.points)
+    ) AS e(account_id, amount)
     WHERE s.points > 0
 ), lot AS (
     INSERT INTO {lot.table} ({lot.columns})
