@@ -464,6 +464,74 @@ def test_tier_birthday_and_category_rates_earn_what_the_till_gives(members, stor
     assert reconciles()
 
 
+def test_the_import_posts_the_points_the_posting_plan_gives(members, store, monkeypatch):
+    """The import earns nothing of its own: each row's points, eligible amount, key and
+    fingerprint are the plan's for that purchase (tier, birthday month, category rates and a
+    campaign promotion included)."""
+    from points import earning
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, PlannedLine, birthday_month_of, purchase_plan
+    from tiers.selectors import member_earn_multiplier
+
+    monkeypatch.setattr(earning, "_promotion_providers", [])
+    earning.register_promotion_provider(
+        lambda context: Decimal("1.5") if context.store_code == "SH001" else None
+    )
+    _alice, bob = members  # born in March
+    silver = TierLevel.objects.get(code="silver")
+    MemberTier.objects.create(
+        member=bob,
+        level=silver,
+        achieved_at=datetime.datetime(2026, 1, 5, tzinfo=SH),
+        period_start=datetime.datetime(2026, 1, 5, tzinfo=SH),
+        valid_until=datetime.date(2027, 1, 31),
+    )
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal("3"))
+    rows = [
+        ("SH001", "P1", "2026-03-20T10:00:00", "100.55", "cosmetics", "LIP01"),
+        ("BJ001", "P2", "2026-04-20T10:00:00", "99.99", "", ""),
+        ("SH001", "P3", "2026-04-21T10:00:00", "57.30", "snacks", "CHIPS"),
+    ]
+    run(
+        "store,receipt_no,member_no,occurred_at,amount,category,sku\n"
+        + "".join(f"{st},{r},{bob.member_no},{t},{a},{c},{k}\n" for st, r, t, a, c, k in rows)
+    )
+    rules = earning_rules()
+    facts = MemberFacts(
+        member_id=bob.pk,
+        member_no=bob.member_no,
+        birthday_month=birthday_month_of(bob.birthday),
+        tier_multiplier=member_earn_multiplier(member=bob),
+    )
+    for store_code, receipt, at, amount, category, sku in rows:
+        imported = Purchase.objects.get(receipt_no=receipt)
+        occurred_at = datetime.datetime.fromisoformat(at).replace(tzinfo=SH)
+        plan = purchase_plan(
+            member=facts,
+            store_id=imported.store_id,
+            store_code=store_code,
+            receipt_no=receipt,
+            channel="store",
+            occurred_at=occurred_at,
+            amount=Decimal(amount),
+            lines=[
+                PlannedLine(sku=sku, category=category, quantity=Decimal(1), amount=Decimal(amount))
+            ]
+            if sku or category
+            else [],
+            rules=rules,
+            promotions=[Decimal("1.5")] if store_code == "SH001" else [],
+        )
+        assert (imported.points_earned, imported.eligible_amount, imported.fingerprint) == (
+            plan.points,
+            plan.eligible_amount,
+            plan.fingerprint,
+        ), receipt
+        assert imported.earn_transaction.idempotency_key == plan.key
+    # 100.55 × 3 × silver 1.2 × the best of birthday ×2 and the promotion ×1.5 → 723.
+    assert Purchase.objects.get(receipt_no="P1").points_earned == 723
+
+
 @pytest.mark.parametrize(
     "text",
     ["plain", 'a "quote" and a \\ backslash', "tab\tnew\nline\r", "中文 ünïcödé", "\x01\x7f\u2028"],
