@@ -246,7 +246,15 @@ def purchase_record(
                 active=member.status == Member.Status.ACTIVE,
                 birthday_month=birthday_month_of(member.birthday),
                 tier_multiplier=member_earn_multiplier(member=member),
-                referrer_id=member.referrer_id if rules.referral_bonus else None,
+                # Only for what may be a first purchase (the writer re-checks under the
+                # lock): a later one does not lock the referrer's account too.
+                referrer_id=(
+                    member.referrer_id
+                    if rules.referral_bonus
+                    and member.referrer_id
+                    and not Purchase.objects.filter(member_id=member.pk).exists()
+                    else None
+                ),
             ),
             store_id=store.pk,
             store_code=store.code,

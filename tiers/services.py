@@ -279,11 +279,7 @@ def _quiet_hours(at: datetime.datetime) -> bool:
 
 
 def upgrade_note(*, spend: object, points: object) -> str:
-    """The history note of an upgrade, in the active language.
-
-    The figures stay as the database prints them: points' purchase function writes the same
-    note in SQL (`points.purchase_fast`), and a test compares its rows with this path's.
-    """
+    """The history note of an upgrade, in the active language (the figures as given)."""
     return _("spend ¥%(spend)s, points %(points)s in 12 months") % {
         "spend": spend,
         "points": points,
@@ -297,8 +293,7 @@ def tier_notices_due_now() -> bool:
 
 def tier_notices_after_commit(*, history_ids: list[int]) -> None:
     """Tell the member after commit, unless it is quiet hours: then the 09:00 tier_notices
-    job sends what is still unsent. Public for the upgrades points' purchase function
-    writes in the database (`points.purchase_fast`)."""
+    job sends what is still unsent."""
     if not tier_notices_due_now():
         return
 
