@@ -212,3 +212,30 @@ def test_a_return_dated_before_its_purchase_is_refused_beside_the_time(
         "A return cannot be dated before its purchase (2026-03-13 14:00)."
     ]
     assert not Return.objects.exists()
+
+
+def test_a_return_of_a_purchase_imported_as_history_says_no_points_are_reversed(
+    staff_client, member, store
+):
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, purchase_plan
+    from points.posting.writers import postings_write
+
+    posting = purchase_plan(
+        member=MemberFacts(member_id=member.pk, member_no=member.member_no),
+        store_id=store.pk,
+        store_code=store.code,
+        receipt_no="R1001",
+        channel="store",
+        occurred_at=NOW - datetime.timedelta(days=2),
+        amount=Decimal("200.00"),
+        rules=earning_rules(),
+        history=True,
+    )
+    postings_write(postings=[posting], now=NOW, upgrades=False)
+
+    response = staff_client.post(URL, form_data(store), follow=True)
+
+    assert "Return recorded: imported as history: no points to reverse" in page(response)
+    assert Return.objects.get().points_reversed == 0
+    assert not LedgerTransaction.objects.exists()
