@@ -405,7 +405,7 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
             else:
                 _remember_store(request, data["store"])
                 purchase_return = result.purchase_return
-                if result.created and purchase_return.purchase.history:
+                if result.created and result.history:
                     # Its points came over as an opening balance: there is nothing to take.
                     messages.success(
                         request,

@@ -196,10 +196,27 @@ def test_bench_ledger_prints_one_json_line_last():
         "bench", "ledger", "--writers", "1", "--seconds", "1", "--load-members", "20",
         stdout=out, stderr=StringIO(),
     )  # fmt: skip
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert set(result) == {"purchases_per_s", "p50_ms", "p95_ms", "writers", "members"}
-    assert result["purchases_per_s"] > 0
-    assert result["members"] == 20
+    lines = [json.loads(line) for line in out.getvalue().strip().splitlines()]
+    assert [line["variant"] for line in lines] == [
+        "promotion",
+        "cashier",
+        "points_payment",
+        "plain",
+    ]
+    for result in lines:
+        assert set(result) == {
+            "variant",
+            "purchases_per_s",
+            "p50_ms",
+            "p95_ms",
+            "writers",
+            "members",
+        }
+        assert result["purchases_per_s"] > 0, result
+        assert result["members"] == 20
+    # Each variant did what it says: a promotion doubled, a cashier recorded, points paid.
+    assert Purchase.objects.filter(recorded_by__isnull=False).exists()
+    assert Purchase.objects.filter(points_used__gt=0).exists()
     assert Purchase.objects.filter(receipt_no__startswith="B").count() > 0
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details
@@ -213,8 +230,11 @@ def test_bench_ledger_with_writer_processes_on_postgres():
         "bench", "ledger", "--writers", "2", "--seconds", "3", "--load-members", "50",
         stdout=out, stderr=err,
     )  # fmt: skip
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    lines = [json.loads(line) for line in out.getvalue().strip().splitlines()]
+    assert [line["variant"] for line in lines][-1] == "plain"
+    result = lines[-1]
     assert result["writers"] == 2
+    assert all(line["purchases_per_s"] > 0 for line in lines), (lines, err.getvalue())
     assert result["purchases_per_s"] > 0, err.getvalue()
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details

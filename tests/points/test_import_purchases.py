@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 from io import StringIO
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,8 +22,8 @@ from core.imports import (
     import_file,
 )
 from core.models import ImportRun
-from points.imports import purchase_fingerprint
 from points.jobs import reconcile_job
+from points.ledger import fingerprint
 from points.models import (
     Account,
     Category,
@@ -35,7 +34,8 @@ from points.models import (
     Purchase,
     PurchaseLine,
 )
-from points.services import LineInput, _purchase_fingerprint, purchase_record
+from points.posting import purchase_fingerprint
+from points.services import LineInput, purchase_record
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, StoreFactory
 from tiers.models import MemberTier, QualifyingActivity, TierLevel
@@ -466,22 +466,94 @@ def test_tier_birthday_and_category_rates_earn_what_the_till_gives(members, stor
     assert reconciles()
 
 
+def test_the_import_posts_the_points_the_posting_plan_gives(members, store, monkeypatch):
+    """The import earns nothing of its own: each row's points, eligible amount, key and
+    fingerprint are the plan's for that purchase (tier, birthday month, category rates and a
+    campaign promotion included)."""
+    from points import earning
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, PlannedLine, birthday_month_of, purchase_plan
+    from tiers.selectors import member_earn_multiplier
+
+    monkeypatch.setattr(earning, "_promotion_providers", [])
+    earning.register_promotion_provider(
+        lambda context: Decimal("1.5") if context.store_code == "SH001" else None
+    )
+    _alice, bob = members  # born in March
+    silver = TierLevel.objects.get(code="silver")
+    MemberTier.objects.create(
+        member=bob,
+        level=silver,
+        achieved_at=datetime.datetime(2026, 1, 5, tzinfo=SH),
+        period_start=datetime.datetime(2026, 1, 5, tzinfo=SH),
+        valid_until=datetime.date(2027, 1, 31),
+    )
+    CategoryRate.objects.create(category="cosmetics", rate=Decimal("3"))
+    rows = [
+        ("SH001", "P1", "2026-03-20T10:00:00", "100.55", "cosmetics", "LIP01"),
+        ("BJ001", "P2", "2026-04-20T10:00:00", "99.99", "", ""),
+        ("SH001", "P3", "2026-04-21T10:00:00", "57.30", "snacks", "CHIPS"),
+    ]
+    run(
+        "store,receipt_no,member_no,occurred_at,amount,category,sku\n"
+        + "".join(f"{st},{r},{bob.member_no},{t},{a},{c},{k}\n" for st, r, t, a, c, k in rows)
+    )
+    rules = earning_rules()
+    facts = MemberFacts(
+        member_id=bob.pk,
+        member_no=bob.member_no,
+        birthday_month=birthday_month_of(bob.birthday),
+        tier_multiplier=member_earn_multiplier(member=bob),
+    )
+    for store_code, receipt, at, amount, category, sku in rows:
+        imported = Purchase.objects.get(receipt_no=receipt)
+        occurred_at = datetime.datetime.fromisoformat(at).replace(tzinfo=SH)
+        plan = purchase_plan(
+            member=facts,
+            store_id=imported.store_id,
+            store_code=store_code,
+            receipt_no=receipt,
+            channel="store",
+            occurred_at=occurred_at,
+            amount=Decimal(amount),
+            lines=[
+                PlannedLine(sku=sku, category=category, quantity=Decimal(1), amount=Decimal(amount))
+            ]
+            if sku or category
+            else [],
+            rules=rules,
+            promotions=[Decimal("1.5")] if store_code == "SH001" else [],
+        )
+        assert (imported.points_earned, imported.eligible_amount, imported.fingerprint) == (
+            plan.points,
+            plan.eligible_amount,
+            plan.fingerprint,
+        ), receipt
+        assert imported.earn_transaction.idempotency_key == plan.key
+    # 100.55 × 3 × silver 1.2 × the best of birthday ×2 and the promotion ×1.5 → 723.
+    assert Purchase.objects.get(receipt_no="P1").points_earned == 723
+
+
 @pytest.mark.parametrize(
     "text",
     ["plain", 'a "quote" and a \\ backslash', "tab\tnew\nline\r", "中文 ünïcödé", "\x01\x7f\u2028"],
 )
-def test_the_fingerprint_is_the_one_purchase_record_computes(text):
+def test_the_fingerprint_is_the_hash_of_the_request_as_json(text):
+    """The plan writes the request's JSON text out by hand (fast): the same hash as
+    `ledger.fingerprint` of the request, whatever the text holds."""
     when = datetime.datetime(2026, 4, 10, 14, 5, 7, 123, tzinfo=SH)
-    for sku, category in ((f"K{text}", f"C{text}"), ("", "")):
-        expected = _purchase_fingerprint(
-            member=SimpleNamespace(member_no=f"M{text}"),
-            store=SimpleNamespace(code=f"S{text}"),
-            receipt_no=f"R{text}",
-            occurred_at=when,
-            amount=Decimal("12.50"),
-            channel=f"store{text}",
-            lines=[LineInput(sku=sku, category=category, amount=Decimal("12.5"))] if sku else [],
-            points_to_use=0,
+    for lines in ([(f"K{text}", f"C{text}", "1", "12.50"), ("K2", "", "2.5", "3.00")], []):
+        expected = fingerprint(
+            {
+                "member": f"M{text}",
+                "store": f"S{text}",
+                "receipt_no": f"R{text}",
+                "occurred_at": when.isoformat(),
+                "amount": "12.50",
+                "channel": f"store{text}",
+                "lines": [list(line) for line in lines],
+                "points_to_use": 300,
+            }
         )
         assert expected == purchase_fingerprint(
             member_no=f"M{text}",
@@ -490,8 +562,8 @@ def test_the_fingerprint_is_the_one_purchase_record_computes(text):
             occurred_iso=when.isoformat(),
             amount_text="12.50",
             channel=f"store{text}",
-            sku=sku,
-            category=category,
+            lines=lines,
+            points_to_use=300,
         )
 
 

@@ -235,3 +235,32 @@ def test_a_return_of_a_history_purchase_reverses_nothing_and_says_so(staff_clien
     )
     assert Return.objects.get().points_reversed == 0
     assert LedgerTransaction.objects.count() == transactions
+
+
+def test_a_return_of_a_purchase_imported_as_history_says_no_points_are_reversed(
+    staff_client, member, store
+):
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, purchase_plan
+    from points.posting.writers import postings_write
+
+    posting = purchase_plan(
+        member=MemberFacts(member_id=member.pk, member_no=member.member_no),
+        store_id=store.pk,
+        store_code=store.code,
+        receipt_no="R1001",
+        channel="store",
+        occurred_at=NOW - datetime.timedelta(days=2),
+        amount=Decimal("200.00"),
+        rules=earning_rules(),
+        history=True,
+    )
+    postings_write(postings=[posting], now=NOW, upgrades=False)
+
+    response = staff_client.post(URL, form_data(store), follow=True)
+
+    assert "imported as history and earned no points here, so no points were reversed" in (
+        page(response)
+    )
+    assert Return.objects.get().points_reversed == 0
+    assert not LedgerTransaction.objects.exists()
