@@ -1243,10 +1243,6 @@ class _Importer:
                 # PostgreSQL prices 25,000 index probes (2 µs each) above one scan of the
                 # member table, which takes longer with every member; keep it to the indexes.
                 cursor.execute("SET LOCAL enable_seqscan = off")
-                # Do not wait for each batch's WAL to reach the disk: a crash can lose only the
-                # last batches (never half of one), which a re-run imports again, and the
-                # run's final, synchronous commit makes every batch durable before "done".
-                cursor.execute("SET LOCAL synchronous_commit = off")
         result = _BatchResult()
         # A line whose source_id cannot be trusted (repeated in the file, too long, a broken
         # line) is bad whatever the database holds, so every run reports it the same way.

@@ -101,8 +101,6 @@ from .ledger_bulk import (
     InsertLayout,
     accounts_lock,
     accounts_lock_rows,
-    bulk_checks_begin,
-    bulk_checks_end,
     copy_escape,
     copy_write,
     int_array,
@@ -1337,7 +1335,6 @@ def _post_sql(
     from .ledger import system_account
 
     statement = _PostStatement(counter_id=system_account(Account.Kind.ISSUANCE).pk)
-    replaced = bulk_checks_begin()
     # By member (file order within one): the rows of one member meet the same index pages
     # one after the other, and the ids drawn as they arrive follow that order too.
     purchases = sorted(purchases, key=itemgetter(0))
@@ -1391,14 +1388,6 @@ def _post_sql(
     unbalanced = statement.run(actor_id=actor_id, now=now)
     if unbalanced:
         raise BulkCheckFailed(f"entries of {unbalanced} ledger transactions do not sum to 0")
-    if replaced:
-        bulk_checks_end(
-            transaction_ids=(),
-            references={
-                Member._meta.db_table: {p[0] for p in purchases},
-                Store._meta.db_table: {p[1] for p in purchases},
-            },
-        )
     return total
 
 
@@ -1727,19 +1716,13 @@ class _Importer:
                 )
             )
         accounts = accounts_lock(member_ids={credit.member_id for credit in credits})
-        replaced = bulk_checks_begin()
-        txn_ids = points_credit_bulk(
+        points_credit_bulk(
             credits=credits,
             counter_kind=Account.Kind.ISSUANCE,
             actor_id=self.actor_id,
             now=self.now,
             accounts=accounts,
         )
-        if replaced:
-            bulk_checks_end(
-                transaction_ids=txn_ids,
-                references={Member._meta.db_table: {credit.member_id for credit in credits}},
-            )
         result.points = sum(credit.points for credit in credits)
         result.created = len(credits)
         return [row for row in rows if row.errors]

@@ -61,7 +61,7 @@ from tiers.selectors import (
 
 from .earning import policy_get
 from .ledger import BUSINESS_TZ, expiry_for, system_account
-from .ledger_bulk import InsertLayout, bulk_checks_begin, superuser
+from .ledger_bulk import InsertLayout
 from .models import Account, Entry, LedgerTransaction, Lot, Purchase
 from .services import _purchase_fingerprint
 
@@ -605,15 +605,17 @@ class _Chunk:
 class _SqlLoad:
     """Chunks of members, each with all its rows written by one statement in one transaction.
 
-    Within a chunk's transaction `session_replication_role = replica` switches off the row
-    triggers (the sum-to-zero guard and the deferred foreign-key checks, ~12 trigger calls
-    per purchase); the statement then checks what it wrote before commit: the entries it
-    inserted, grouped by transaction, all sum to zero. Rows point at each other through ids
-    reserved up front (member, account, purchase and transaction ranges), all rows of a
-    member are written by the same statement, so every reference is one the statement itself
-    makes. On a database without members the secondary indexes of the bulk tables are
-    dropped for the load and built again after it (sorted builds beat ~35 index insertions
-    per purchase), then the tables are analysed.
+    The ledger's guards stay on: the sum-to-zero trigger checks each chunk's entries in one
+    statement-level call (points migration 0025), the foreign keys are checked at commit as
+    for any other writer, and the statement also counts its own unbalanced transactions.
+    Rows point at each other through ids reserved up front (member, account, purchase and
+    transaction ranges), all rows of a member are written by the same statement. On a
+    database without members the secondary indexes of the bulk tables are dropped for the
+    load and built again after it (sorted builds beat ~35 index insertions per purchase),
+    then the tables are analysed. Foreign keys between loaded rows are never dropped; only
+    those from tables outside the load that are empty (lot movements, purchase lines, …)
+    go with the primary key they point at, and are added again, validated, before the load
+    ends.
     """
 
     TABLES = (
@@ -779,8 +781,6 @@ class _SqlLoad:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            replica = bulk_checks_begin(wal_compression=True)
             cursor.execute("SELECT setseed(%(seed)s)", params)
             cursor.execute(self.sql, params)
             members, purchases, points, tiers, unbalanced = cursor.fetchone()
@@ -788,8 +788,6 @@ class _SqlLoad:
                 raise LoadgenCheckFailed(
                     f"{unbalanced} ledger transaction(s) whose entries do not sum to 0"
                 )
-            if replica:
-                cursor.execute("SET LOCAL session_replication_role = origin")
         with self.lock:
             self.totals["members"] += members
             self.totals["purchases"] += purchases
@@ -1197,9 +1195,6 @@ class _SqlLoad:
             try:
                 with connection.cursor() as cursor:
                     cursor.execute("SET maintenance_work_mem = '1GB'")
-                    # An index build logs every page it writes; compressed, about half the WAL.
-                    if superuser():
-                        cursor.execute("SET wal_compression = lz4")
                     # Two connections already keep both cores busy.
                     cursor.execute("SET max_parallel_maintenance_workers = 0")
                     cursor.execute(sql)
