@@ -111,3 +111,11 @@ def points_for(*, eligible: Decimal, multiplier: Decimal, policy: EarningPolicy)
     """Rounded down per purchase."""
     value = (eligible * policy.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
     return max(int(value), 0)
+
+
+def points_per_cent(*, multiplier: Decimal, policy: EarningPolicy) -> tuple[int, int]:
+    """`points_for` as a ratio of integers, for a set-based writer that is given it: for a
+    purchase of c cents (c ≥ 0) without category lines, `points_for` earns exactly
+    c × numerator // denominator — the same exact product, rounded down the same way."""
+    numerator, denominator = (policy.base_rate * multiplier / 100).as_integer_ratio()
+    return max(numerator, 0), denominator

@@ -8,10 +8,11 @@ members whose last 12 months qualify for Silver or above, their `MemberTier` and
 `TierHistory` row (reason import). Lots earned more than 12 months ago are past their
 expiry and still open, as they would be before the nightly expiry job has run.
 
-Points are earned as the policy says for a purchase without lines: base rate, times the
-birthday multiplier in the birthday month (no campaign promotions or tier multipliers: the
-synthetic history precedes them). So balance = Σ entries = Σ open lots, and the nightly
-reconcile passes on the result.
+Points are earned by the earning rule (`points.earning.multiplier_for`, `points_for`) for a
+purchase without lines by a member still at the base level: the base rate, times the
+birthday multiplier in the birthday month. The SQL path is given that rule's points per cent
+for each month, with and without a birthday, and only multiplies. Balance = Σ entries =
+Σ open lots, and the nightly reconcile passes on the result.
 
 The shape: how many purchases a member makes comes from a fixed, skewed curve over a
 scrambled rank (the busiest member about 160 in 14 months, the quietest about 5), amounts
@@ -37,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
@@ -59,7 +60,7 @@ from tiers.selectors import (
     validity_end,
 )
 
-from .earning import policy_get
+from .earning import PurchaseContext, multiplier_for, points_for, points_per_cent, policy_get
 from .ledger import BUSINESS_TZ, expiry_for, system_account
 from .ledger_bulk import InsertLayout
 from .models import Account, Entry, LedgerTransaction, Lot, Purchase
@@ -189,31 +190,6 @@ def referral_code_of(ordinal: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Earning:
-    base_rate: Decimal
-    birthday_multiplier: Decimal
-    pending: datetime.timedelta
-
-    @classmethod
-    def from_policy(cls) -> _Earning:
-        policy = policy_get()
-        return cls(
-            base_rate=policy.base_rate,
-            birthday_multiplier=policy.birthday_multiplier,
-            pending=datetime.timedelta(days=policy.pending_days),
-        )
-
-    def points(self, *, amount: Decimal, occurred_at, birthday) -> int:
-        # earning.points_for with earning.multiplier_for's birthday month, rounded down.
-        local = occurred_at.astimezone(BUSINESS_TZ)
-        multiplier = (
-            self.birthday_multiplier if birthday and birthday.month == local.month else Decimal(1)
-        )
-        value = (amount * self.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
-        return max(int(value), 0)
-
-
-@dataclass(frozen=True)
 class _Tiers:
     """The levels a member can qualify for (rank above the base), highest first."""
 
@@ -293,7 +269,8 @@ class _OrmLoad:
         self.rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from a seed
         self.progress = progress
         self.now = timezone.now().replace(microsecond=0)
-        self.earning = _Earning.from_policy()
+        self.policy = policy_get()
+        self.pending = datetime.timedelta(days=self.policy.pending_days)
         self.tiers = _Tiers.load()
         self.token = secrets.token_hex(3).upper()
 
@@ -406,8 +383,18 @@ class _OrmLoad:
         """One member's purchases: each with its earning, two entries, lot and activity."""
         txns, purchases, activities = [], [], []
         for store, channel, receipt_no, occurred, amount in rows:
-            points = self.earning.points(
-                amount=amount, occurred_at=occurred, birthday=member.birthday
+            # The earning rule itself; the member has no tier yet while their history loads.
+            context = PurchaseContext(
+                member=member,
+                store_code=store.code,
+                channel=channel,
+                occurred_at=occurred,
+                categories=frozenset(),
+            )
+            points = points_for(
+                eligible=amount,
+                multiplier=multiplier_for(context=context, policy=self.policy),
+                policy=self.policy,
             )
             # occurred_at in UTC: the text the SQL path builds (see the tests).
             request_fingerprint = _purchase_fingerprint(
@@ -478,7 +465,7 @@ class _OrmLoad:
                     points=txn.member_amount,
                     remaining=txn.member_amount,
                     earned_at=txn.occurred_at,
-                    available_at=txn.occurred_at + self.earning.pending,
+                    available_at=txn.occurred_at + self.pending,
                     expires_at=expiry_for(txn.occurred_at),
                 )
                 for txn in txns
@@ -583,13 +570,6 @@ def _count_sql(rank: str) -> str:
     return f"(floor(%(m)s * {upper}) - floor(%(m)s * {lower}))::bigint"
 
 
-def _hundredths(value: Decimal) -> int:
-    hundredths = Decimal(value) * 100
-    if hundredths != hundredths.to_integral_value():
-        raise ValueError(f"{value} has more than two decimals")
-    return int(hundredths)
-
-
 _RANK = "mod(%(rank_a)s::bigint * i + %(rank_b)s, %(n)s)"
 _TZ = "'Asia/Shanghai'"
 
@@ -667,10 +647,11 @@ class _SqlLoad:
             rebuild = (
                 fresh and self.purchases >= REBUILD_INDEXES_FROM and not connection.in_atomic_block
             )
-        earning = _Earning.from_policy()
+        policy = policy_get()
         self.tiers = _Tiers.load()
         rank_a, rank_b = _rank_scramble(self.count)
         months = _months(now)
+        numerators, denominators = _points_per_cent(months, policy)
         self.params: dict[str, Any] = {
             "n": self.count,
             "m": self.purchases,
@@ -694,10 +675,10 @@ class _SqlLoad:
             "month_starts": [start for start, _month, _expiry in months],
             "month_numbers": [month for _start, month, _expiry in months],
             "month_expiries": [expiry for _start, _month, expiry in months],
-            # Points in integers: ¢ × rate/100 × multiplier/100, rounded down as Decimal does.
-            "rate_h": _hundredths(earning.base_rate),
-            "birthday_h": _hundredths(earning.birthday_multiplier),
-            "pending_days": earning.pending.days,
+            # Points per cent of each (month, birthday month or not), from the earning rule.
+            "points_num": numerators,
+            "points_den": denominators,
+            "pending_days": policy.pending_days,
             "valid_months": self.tiers.valid_months,
             "base_level": self.tiers.base_id,
         }
@@ -885,10 +866,12 @@ class _SqlLoad:
                        (%(store_codes)s::text[])[store] AS store_code,
                        'L' || %(token)s || lpad(ord::text, 9, '0') AS receipt_no,
                        (%(month_expiries)s::timestamptz[])[month] AS expires_at,
-                       cents * %(rate_h)s * CASE WHEN birthday_month
-                           = (%(month_numbers)s::int[])[month] THEN %(birthday_h)s ELSE 100 END
-                           / 1000000 AS points
+                       cents * (%(points_num)s::bigint[])[factor]
+                           / (%(points_den)s::bigint[])[factor] AS points
                 FROM (
+                    SELECT *, 2 * month - 1 + (birthday_month
+                               = (%(month_numbers)s::int[])[month])::int AS factor
+                    FROM (
                     SELECT *, width_bucket(occurred_at, %(month_starts)s::timestamptz[]) AS month
                     FROM (
                         SELECT member_id, account_id, member_no, birthday_month, start + k AS ord,
@@ -902,6 +885,7 @@ class _SqlLoad:
                                random() AS channel_draw
                         FROM {members} CROSS JOIN LATERAL generate_series(0, c - 1) AS k
                     ) AS drawn
+                    ) AS monthly
                 ) AS dated
             ) AS priced
         )"""  # noqa: S608 - names and numbers from this module, values as parameters
@@ -1232,6 +1216,30 @@ def _months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, dateti
         months.append((start, day.month, expiry_for(start)))
         day = add_months(day, 1)
     return months
+
+
+def _points_per_cent(
+    months: list[tuple[datetime.datetime, int, datetime.datetime]], policy
+) -> tuple[list[int], list[int]]:
+    """For each month and then birthday month or not (index 2·month − 1 + birthday), the
+    earning rule's points per cent for a member without a tier: the multiplier as
+    `earning.multiplier_for` decides it, the rounding as `earning.points_for` does it."""
+    numerators, denominators = [], []
+    for start, month, _expiry in months:
+        for birthday in (None, datetime.date(2000, month, 1)):
+            context = PurchaseContext(
+                member=Member(birthday=birthday),  # never saved: no tier, the base level's
+                store_code="",
+                channel="",
+                occurred_at=start,
+                categories=frozenset(),
+            )
+            numerator, denominator = points_per_cent(
+                multiplier=multiplier_for(context=context, policy=policy), policy=policy
+            )
+            numerators.append(numerator)
+            denominators.append(denominator)
+    return numerators, denominators
 
 
 def _has_rows(cursor, table: str) -> bool:

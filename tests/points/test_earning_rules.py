@@ -273,3 +273,24 @@ def test_a_friend_who_joins_online_with_the_code_pays_the_referrer_once_after_bu
     assert balance(referrer) == 300
     assert rule_postings(referrer) == [(f"rule:referral:{friend.pk}", 300)]
     assert balance(friend) == 200 + 88 + 88
+
+
+@pytest.mark.parametrize(
+    ("base_rate", "multiplier"),
+    [
+        (Decimal("1"), Decimal("1")),
+        (Decimal("1"), Decimal("2")),
+        (Decimal("1.5"), Decimal("1.25")),
+        (Decimal("0.37"), Decimal("3")),
+    ],
+)
+def test_points_per_cent_rounds_exactly_as_points_for(base_rate, multiplier):
+    # What a set-based writer is given (loadgen's SQL) earns what the rule earns, to the point.
+    from points.earning import points_for, points_per_cent
+
+    policy = EarningPolicy(base_rate=base_rate)
+    numerator, denominator = points_per_cent(multiplier=multiplier, policy=policy)
+    for cents in (0, 1, 99, 100, 101, 12_345, 19_999, 5_000_000):
+        assert cents * numerator // denominator == points_for(
+            eligible=Decimal(cents) / 100, multiplier=multiplier, policy=policy
+        ), cents

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from members.models import Member
 from members.numbers import member_no_is_valid
+from points.earning import PurchaseContext, multiplier_for, points_for, policy_get
 from points.jobs import reconcile_job
 from points.ledger import expiry_for
 from points.loadgen import loadgen as points_loadgen
@@ -49,6 +50,7 @@ def assert_consistent(*, members: int, purchases: int) -> None:
     assert all(member_no_is_valid(no) for no in Member.objects.values_list("member_no", flat=True))
     assert Member.objects.values("phone").distinct().count() == members
     # Each purchase's earning: its key, its fingerprint, its lot expiring as the ledger says.
+    policy = policy_get()
     for purchase in Purchase.objects.select_related("member", "store", "earn_transaction")[:50]:
         # As a till would have sent it, occurred_at in UTC.
         request = _purchase_fingerprint(
@@ -65,6 +67,20 @@ def assert_consistent(*, members: int, purchases: int) -> None:
         txn = purchase.earn_transaction
         assert txn.idempotency_key == f"purchase:{purchase.store.code}:{purchase.receipt_no}"
         assert (txn.fingerprint, txn.member_amount) == (request, purchase.points_earned)
+        # Points: the earning rule's, for a member at the base level (their history precedes
+        # any tier they hold now, so the rule is asked about a copy without one).
+        context = PurchaseContext(
+            member=Member(birthday=purchase.member.birthday),
+            store_code=purchase.store.code,
+            channel=purchase.channel,
+            occurred_at=purchase.occurred_at,
+            categories=frozenset(),
+        )
+        assert purchase.points_earned == points_for(
+            eligible=purchase.amount,
+            multiplier=multiplier_for(context=context, policy=policy),
+            policy=policy,
+        )
         lot = txn.lots.get()
         assert lot.expires_at == expiry_for(purchase.occurred_at)
         assert lot.points == lot.remaining == purchase.points_earned
