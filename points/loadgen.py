@@ -50,11 +50,13 @@ from members.jobs import on_connections
 from members.models import Member, Store
 from members.numbers import _DAMM_TABLE, damm_check_digit
 from members.services import REFERRAL_ALPHABET, store_ensure
-from tiers.models import MemberTier, QualifyingActivity, TierHistory
+from tiers.models import MemberTier, QualifyingActivity, TierHistory, TierLevel
 from tiers.selectors import (
+    Figures,
     add_months,
     business_date,
     months_before,
+    qualified_level,
     tier_levels,
     tier_policy_get,
     validity_end,
@@ -191,29 +193,48 @@ def referral_code_of(ordinal: int) -> str:
 
 @dataclass(frozen=True)
 class _Tiers:
-    """The levels a member can qualify for (rank above the base), highest first."""
+    """Which level a member's loaded history reaches, and when: decided by the tiers rule
+    (`tiers.selectors.qualified_level`), on the running 12-month figures."""
 
-    base_id: int | None
-    levels: list[tuple[int, Decimal, int]]  # (id, qualify_spend, qualify_points)
+    levels: list[TierLevel]  # lowest rank first
     valid_months: int
 
     @classmethod
     def load(cls) -> _Tiers:
-        levels = tier_levels()
-        return cls(
-            base_id=levels[0].pk if levels else None,
-            levels=[(lv.pk, lv.qualify_spend, lv.qualify_points) for lv in reversed(levels[1:])],
-            valid_months=tier_policy_get().valid_months,
-        )
+        return cls(levels=tier_levels(), valid_months=tier_policy_get().valid_months)
 
-    def level_for(self, *, spend: Decimal, points: int) -> tuple[int, Decimal, int] | None:
-        for level in self.levels:
-            _pk, qualify_spend, qualify_points = level
-            if (qualify_spend > 0 and spend >= qualify_spend) or (
-                qualify_points > 0 and points >= qualify_points
-            ):
-                return level
-        return None
+    @property
+    def base_id(self) -> int | None:
+        return self.levels[0].pk if self.levels else None
+
+    def minimums(self) -> tuple[Decimal, int]:
+        """The least spend and the least points any upgrade asks for: below both, a member
+        stays at the base level (a threshold nobody reaches stands in for "none")."""
+        spends = [lv.qualify_spend for lv in self.levels[1:] if lv.qualify_spend > 0]
+        points = [lv.qualify_points for lv in self.levels[1:] if lv.qualify_points > 0]
+        return (min(spends) if spends else Decimal("1e11")), (min(points) if points else 2**62)
+
+    def reached(
+        self, running: list[tuple[datetime.datetime, Decimal, int]]
+    ) -> tuple[TierLevel, datetime.datetime] | None:
+        """`running`: a member's activity in the last 12 months in order, each with the
+        running spend and points up to it (rows below both `minimums` may be left out). The
+        level the figures qualify for and the activity at which they first did; None for
+        the base level."""
+        if not running or not self.levels:
+            return None
+        _at, spend, points = running[-1]
+        level = qualified_level(levels=self.levels, figures=Figures(spend=spend, points=points))
+        if level == self.levels[0]:
+            return None
+        for at, spend, points in running:
+            figures = Figures(spend=spend, points=points)
+            if qualified_level(levels=self.levels, figures=figures) == level:
+                return level, at
+        return None  # not reached: the last row qualifies for `level`
+
+    def valid_until(self, achieved_at: datetime.datetime) -> datetime.date:
+        return validity_end(first_day=business_date(achieved_at), months=self.valid_months)
 
 
 # --- Entry point ----------------------------------------------------------------------------
@@ -486,34 +507,25 @@ class _OrmLoad:
         running figures first met the level."""
         if self.tiers.base_id is None or MemberTier.objects.filter(member=member).exists():
             return 0
-        rows = list(
+        running, spend, points = [], Decimal(0), 0
+        for at, row_spend, row_points in (
             QualifyingActivity.objects.filter(
                 member=member, occurred_at__gt=months_before(self.now, 12)
             )
             .order_by("occurred_at", "id")
             .values_list("occurred_at", "spend", "points")
-        )
-        level = self.tiers.level_for(
-            spend=sum((spend for _at, spend, _points in rows), Decimal(0)),
-            points=sum(points for _at, _spend, points in rows),
-        )
-        if level is None:
-            return 0
-        level_id, qualify_spend, qualify_points = level
-        spend, points = Decimal(0), 0
-        for achieved_at, row_spend, row_points in rows:  # noqa: B007 - used after the loop
+        ):
             spend += row_spend
             points += row_points
-            if (qualify_spend > 0 and spend >= qualify_spend) or (
-                qualify_points > 0 and points >= qualify_points
-            ):
-                break
-        valid_until = validity_end(
-            first_day=business_date(achieved_at), months=self.tiers.valid_months
-        )
+            running.append((at, spend, points))
+        reached = self.tiers.reached(running)
+        if reached is None:
+            return 0
+        level, achieved_at = reached
+        valid_until = self.tiers.valid_until(achieved_at)
         MemberTier.objects.create(
             member=member,
-            level_id=level_id,
+            level=level,
             achieved_at=achieved_at,
             period_start=achieved_at,
             valid_until=valid_until,
@@ -522,7 +534,7 @@ class _OrmLoad:
         TierHistory.objects.create(
             member=member,
             from_level_id=self.tiers.base_id,
-            to_level_id=level_id,
+            to_level=level,
             reason=TierHistory.Reason.IMPORT,
             at=achieved_at,
             valid_until=valid_until,
@@ -571,7 +583,6 @@ def _count_sql(rank: str) -> str:
 
 
 _RANK = "mod(%(rank_a)s::bigint * i + %(rank_b)s, %(n)s)"
-_TZ = "'Asia/Shanghai'"
 
 
 @dataclass
@@ -652,6 +663,7 @@ class _SqlLoad:
         rank_a, rank_b = _rank_scramble(self.count)
         months = _months(now)
         numerators, denominators = _points_per_cent(months, policy)
+        min_spend, min_points = self.tiers.minimums()
         self.params: dict[str, Any] = {
             "n": self.count,
             "m": self.purchases,
@@ -679,12 +691,14 @@ class _SqlLoad:
             "points_num": numerators,
             "points_den": denominators,
             "pending_days": policy.pending_days,
-            "valid_months": self.tiers.valid_months,
             "base_level": self.tiers.base_id,
+            "min_spend": min_spend,
+            "min_points": min_points,
         }
         chunks = self._plan()
         self._reserve_ids()
         self.sql = self._chunk_sql(append=not fresh)
+        self.tier_sql = self._tier_sql()
         self.timings["plan"] = time.monotonic() - started
         dropped: list[list[str]] = []
         if rebuild:
@@ -764,11 +778,13 @@ class _SqlLoad:
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SELECT setseed(%(seed)s)", params)
             cursor.execute(self.sql, params)
-            members, purchases, points, tiers, unbalanced = cursor.fetchone()
+            rows = cursor.fetchall()
+            members, purchases, points, unbalanced = rows[0][:4]
             if unbalanced:
                 raise LoadgenCheckFailed(
                     f"{unbalanced} ledger transaction(s) whose entries do not sum to 0"
                 )
+            tiers = self._tiers_write(cursor, [row[4:] for row in rows if row[4] is not None])
         with self.lock:
             self.totals["members"] += members
             self.totals["purchases"] += purchases
@@ -778,7 +794,67 @@ class _SqlLoad:
             if self.progress:
                 self.progress("purchases", self.done_purchases, self.purchases)
 
+    def _tiers_write(self, cursor, running: list[tuple[int, Any, Decimal, int]]) -> int:
+        """The tier each member's history reached (`_Tiers.reached`), written set-based.
+        `running`: (member, time, running spend, running points), by member and time."""
+        reached: list[tuple[int, int, datetime.datetime, datetime.date]] = []
+        start = 0
+        for index in range(1, len(running) + 1):
+            if index == len(running) or running[index][0] != running[start][0]:
+                found = self.tiers.reached([row[1:] for row in running[start:index]])
+                if found is not None:
+                    level, at = found
+                    reached.append((running[start][0], level.pk, at, self.tiers.valid_until(at)))
+                start = index
+        if reached:
+            columns = [list(column) for column in zip(*reached, strict=True)]
+            member_ids, level_ids, times, until = columns
+            cursor.execute(
+                self.tier_sql,
+                {
+                    **self.params,
+                    "t_member": member_ids,
+                    "t_level": level_ids,
+                    "t_at": times,
+                    "t_until": until,
+                },
+            )
+        return len(reached)
+
     # The statement -----------------------------------------------------------------------
+
+    def _tier_sql(self) -> str:
+        params = self.params
+        source = (
+            "unnest(%(t_member)s::bigint[], %(t_level)s::bigint[], %(t_at)s::timestamptz[], "
+            "%(t_until)s::date[]) AS reached(member_id, level_id, achieved_at, valid_until)"
+        )
+        ins_mt = _insert(
+            MemberTier,
+            {
+                "member_id": "member_id",
+                "level_id": "level_id",
+                "achieved_at": "achieved_at",
+                "period_start": "achieved_at",
+                "valid_until": "valid_until",
+            },
+            source,
+            params,
+        )
+        ins_h = _insert(
+            TierHistory,
+            {
+                "member_id": "member_id",
+                "from_level_id": "%(base_level)s",
+                "to_level_id": "level_id",
+                "reason": f"'{TierHistory.Reason.IMPORT.value}'",
+                "at": "achieved_at",
+                "valid_until": "valid_until",
+            },
+            source,
+            params,
+        )
+        return f"WITH ins_mt AS ({ins_mt}) {ins_h}"
 
     def _members_sql(self, *, append: bool) -> tuple[str, str]:
         letters = " || ".join(
@@ -890,47 +966,10 @@ class _SqlLoad:
             ) AS priced
         )"""  # noqa: S608 - names and numbers from this module, values as parameters
 
-    def _level_sql(self, spend: str, points: str) -> tuple[str, str, str]:
-        """The highest level these figures qualify for, and its two thresholds (CASE)."""
-        levels = self.tiers.levels
-        if not levels:
-            return "NULL::bigint", "NULL::numeric", "NULL::bigint"
-        whens = []
-        for pk, qualify_spend, qualify_points in levels:
-            tests = []
-            if qualify_spend > 0:
-                tests.append(f"{spend} >= {qualify_spend}")
-            if qualify_points > 0:
-                tests.append(f"{points} >= {qualify_points}")
-            whens.append((pk, " OR ".join(tests) or "false"))
-        level = "CASE " + " ".join(f"WHEN {test} THEN {pk}" for pk, test in whens) + " END"
-        by_level = {pk: (s, p) for pk, s, p in levels}
-        spend_of = (
-            "CASE level_id "
-            + " ".join(
-                f"WHEN {pk} THEN {s if s > 0 else 'NULL'}" for pk, (s, _p) in by_level.items()
-            )
-            + " END"
-        )
-        points_of = (
-            "CASE level_id "
-            + " ".join(
-                f"WHEN {pk} THEN {p if p > 0 else 'NULL'}" for pk, (_s, p) in by_level.items()
-            )
-            + " END"
-        )
-        return level, spend_of, points_of
-
     def _chunk_sql(self, *, append: bool) -> str:
         params = self.params
         members_sql, members = self._members_sql(append=append)
         txn = "%(txn_base)s + ord"
-        # The level the last 12 months' figures reach, and that level's two thresholds.
-        level_12, level_spend, level_points = self._level_sql("spend12", "points12")
-        valid_until = (
-            f"((achieved_at AT TIME ZONE {_TZ})::date "
-            "+ make_interval(months => %(valid_months)s) - interval '1 day')::date"
-        )
         ins_m = _insert(
             Member,
             {
@@ -1036,58 +1075,22 @@ class _SqlLoad:
             "p",
             params,
         )
-        ins_mt = _insert(
-            MemberTier,
-            {
-                "member_id": "member_id",
-                "level_id": "level_id",
-                "achieved_at": "achieved_at",
-                "period_start": "achieved_at",
-                "valid_until": valid_until,
-            },
-            "reached",
-            params,
-        )
-        ins_h = _insert(
-            TierHistory,
-            {
-                "member_id": "member_id",
-                "from_level_id": "%(base_level)s",
-                "to_level_id": "level_id",
-                "reason": f"'{TierHistory.Reason.IMPORT.value}'",
-                "at": "achieved_at",
-                "valid_until": valid_until,
-            },
-            "reached",
-            params,
-        )
         return f"""
         WITH {members_sql},
         {self._purchases_sql(members)},
         agg AS MATERIALIZED (
-            SELECT member_id, SUM(points) AS points,
-                   SUM(amount) FILTER (WHERE occurred_at > %(since)s) AS spend12,
-                   SUM(points) FILTER (WHERE occurred_at > %(since)s) AS points12
-            FROM p GROUP BY member_id
+            SELECT member_id, SUM(points) AS points FROM p GROUP BY member_id
         ),
-        qualified AS MATERIALIZED (
-            SELECT member_id, level_id, {level_spend} AS level_spend,
-                   {level_points} AS level_points
-            FROM (SELECT member_id, {level_12} AS level_id FROM agg) AS leveled
-            WHERE level_id IS NOT NULL
-        ),
-        -- Reached at the purchase whose running 12-month figures first met the level.
-        reached AS MATERIALIZED (
-            SELECT member_id, level_id, MIN(occurred_at) AS achieved_at
-            FROM (
-                SELECT member_id, level_id, level_spend, level_points, occurred_at,
+        -- Candidates for a tier: each purchase of the last 12 months with the member's running
+        -- figures, where they reach the least any upgrade asks for. Python decides the level.
+        running AS MATERIALIZED (
+            SELECT member_id, ord, occurred_at, spend, points FROM (
+                SELECT member_id, ord, occurred_at,
                        SUM(amount) OVER run AS spend, SUM(points) OVER run AS points
-                FROM p JOIN qualified USING (member_id)
-                WHERE occurred_at > %(since)s
+                FROM p WHERE occurred_at > %(since)s
                 WINDOW run AS (PARTITION BY member_id ORDER BY occurred_at, ord)
-            ) AS running
-            WHERE spend >= level_spend OR points >= level_points
-            GROUP BY member_id, level_id
+            ) AS figures
+            WHERE spend >= %(min_spend)s OR points >= %(min_points)s
         ),
         ins_m AS ({ins_m}),
         ins_a AS ({ins_a}),
@@ -1096,12 +1099,16 @@ class _SqlLoad:
         ins_e AS ({ins_e} RETURNING transaction_id, amount),
         ins_l AS ({ins_l}),
         ins_q AS ({ins_q}),
-        ins_mt AS ({ins_mt}),
-        ins_h AS ({ins_h})
-        SELECT (SELECT COUNT(*) FROM {members}), (SELECT COUNT(*) FROM p),
-               (SELECT COALESCE(SUM(points), 0) FROM agg), (SELECT COUNT(*) FROM reached),
-               (SELECT COUNT(*) FROM (SELECT transaction_id FROM ins_e GROUP BY transaction_id
-                                      HAVING SUM(amount) <> 0) AS unbalanced)
+        totals AS (
+            SELECT (SELECT COUNT(*) FROM {members}) AS members, (SELECT COUNT(*) FROM p) AS n,
+                   (SELECT COALESCE(SUM(points), 0) FROM agg) AS points,
+                   (SELECT COUNT(*) FROM (SELECT transaction_id FROM ins_e GROUP BY transaction_id
+                                          HAVING SUM(amount) <> 0) AS unbalanced) AS unbalanced
+        )
+        -- The totals on every row (one row with no candidate at all).
+        SELECT totals.*, running.member_id, running.occurred_at, running.spend, running.points
+        FROM totals LEFT JOIN running ON true
+        ORDER BY running.member_id, running.occurred_at, running.ord
         """  # noqa: S608 - table and column names come from the models
 
     # Indexes and statistics ----------------------------------------------------------------
