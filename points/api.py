@@ -153,6 +153,11 @@ class ReturnIn(Schema):
 
 class ReturnOut(Schema):
     points_reversed: int
+    history: bool = Field(
+        False,
+        description="The purchase was imported as history: it earned no points, none reversed.",
+    )
+    message: str = Field("", description="Why no points were reversed, when it says.")
     balance: BalanceOut | None = Field(..., description=AFTER_WRITE)
 
 
@@ -569,6 +574,8 @@ def return_create(request: HttpRequest, payload: ReturnIn):
     purchase_return = result.purchase_return
     body = {
         "points_reversed": purchase_return.points_reversed,
+        "history": result.history,
+        "message": result.history_message,
         "balance": _balance_body(lambda: purchase_return.purchase.member),
     }
     return Status(201 if result.created else 200, body)

@@ -3,7 +3,10 @@
 `bench ledger --writers 8 --seconds 20` drives `services.purchase_record` from concurrent
 writer processes (each with its own database connection, so the GIL is not what is
 measured) against the configured database: random members of the loaded data, unique
-receipts. `bench purchase_import --rows N [--writers W]` times the CSV import of purchases.
+receipts. It runs one variant after the other and prints a JSON line for each (`variant`):
+`promotion` (a ×2 multiplier promotion active), `cashier` (recorded by a signed-in member
+of store staff: audit entry), `points_payment` (¥1 of each purchase paid with points), and
+`plain` last. `bench purchase_import --rows N [--writers W]` times the CSV import of purchases.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ from members.benchmarks import Benchmark, benchmark_register
 MAX_BENCH_MEMBERS = 100_000
 
 
+VARIANTS = ("promotion", "cashier", "points_payment", "plain")
+
+
+def _bench_promotion(context: Any) -> Decimal:
+    """The `promotion` variant's campaign: every purchase earns ×2."""
+    return Decimal(2)
+
+
 def _writer(
     *,
     index: int,
@@ -39,6 +50,8 @@ def _writer(
     stop_at: float,
     token: str,
     results: Any,
+    actor: Any = None,
+    points_to_use: int = 0,
 ) -> None:
     """One writer: purchases until `stop_at`; puts (count, latencies in ms, errors, first error)."""
     from points.services import purchase_record
@@ -62,6 +75,8 @@ def _writer(
                 receipt_no=f"B{token}-{index}-{count}",
                 occurred_at=timezone.now(),
                 amount=amount,
+                actor=actor,
+                points_to_use=points_to_use,
             )
         except Exception as error:  # counted and reported, the run goes on
             errors += 1
@@ -94,13 +109,18 @@ class LedgerBenchmark(Benchmark):
             help="Writers as threads, not processes (always so on SQLite).",
         )
         parser.add_argument(
+            "--variants",
+            default=",".join(VARIANTS),
+            help=f"Comma-separated, run in this order (default {','.join(VARIANTS)}).",
+        )
+        parser.add_argument(
             "--load-members",
             type=int,
             default=10_000,
             help="Members loadgen creates first when the database has none.",
         )
 
-    def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> list[dict[str, Any]]:
         from members.models import Member, Store
         from points.loadgen import loadgen
 
@@ -111,14 +131,66 @@ class LedgerBenchmark(Benchmark):
             Member.objects.filter(status=Member.Status.ACTIVE).order_by("?")[:MAX_BENCH_MEMBERS]
         )
         stores = list(Store.objects.filter(is_active=True))
+        results = []
+        for variant in options["variants"].split(","):
+            if variant not in VARIANTS:
+                raise ValueError(f"unknown variant {variant}: one of {', '.join(VARIANTS)}")
+            results.append(
+                {"variant": variant, **self._variant(variant, members, stores, options, log)}
+            )
+        return results
+
+    def _variant(
+        self,
+        variant: str,
+        members: list[Any],
+        stores: list[Any],
+        options: dict[str, Any],
+        log: Callable[[str], None],
+    ) -> dict[str, Any]:
+        from points import earning
+
         writers = max(1, options["writers"])
         seconds = options["seconds"]
         token = os.urandom(4).hex()
         threads = options["threads"] or connection.vendor == "sqlite"
-        log(
-            f"{writers} writer {'threads' if threads else 'processes'} for {seconds:g}s, "
-            f"{len(members):,} members, {len(stores)} stores …"
-        )
+        extra: dict[str, Any] = {}
+        if variant == "cashier":
+            extra["actor"] = _bench_cashier(stores)
+        elif variant == "points_payment":
+            extra["points_to_use"] = _bench_points_ready(members, seconds=seconds, log=log)
+        if variant == "promotion":
+            earning.register_promotion_provider(_bench_promotion)
+        try:
+            log(
+                f"{variant}: {writers} writer {'threads' if threads else 'processes'} for "
+                f"{seconds:g}s, {len(members):,} members, {len(stores)} stores …"
+            )
+            return self._measure(
+                members=members,
+                stores=stores,
+                writers=writers,
+                seconds=seconds,
+                token=token,
+                threads=threads,
+                extra=extra,
+                log=log,
+            )
+        finally:
+            earning.promotion_provider_unregister(_bench_promotion)
+
+    def _measure(
+        self,
+        *,
+        members: list[Any],
+        stores: list[Any],
+        writers: int,
+        seconds: float,
+        token: str,
+        threads: bool,
+        extra: dict[str, Any],
+        log: Callable[[str], None],
+    ) -> dict[str, Any]:
         start_at = time.time() + (0.2 if threads else 1.0)
         stop_at = start_at + seconds
         common = {
@@ -127,6 +199,7 @@ class LedgerBenchmark(Benchmark):
             "start_at": start_at,
             "stop_at": stop_at,
             "token": token,
+            **extra,
         }
         if threads:
             import queue
@@ -174,6 +247,65 @@ class LedgerBenchmark(Benchmark):
             "writers": writers,
             "members": len(members),
         }
+
+
+def _bench_cashier(stores: list[Any]) -> Any:
+    """A signed-in member of store staff acting for every store of the bench."""
+    from members.models import User
+
+    user = User.objects.filter(email="bench-cashier@example.com").first()
+    if user is None:
+        user = User.objects.create_user(email="bench-cashier@example.com", password=None)
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    user.stores.add(*stores)
+    return User.objects.get(pk=user.pk)
+
+
+def _bench_points_ready(members: list[Any], *, seconds: float, log: Callable[[str], None]) -> int:
+    """Points enough for the `points_payment` variant: each member's account topped up with
+    an opening balance (`points_credit_bulk`), so no purchase runs short; returns the points
+    each purchase uses (¥1's worth)."""
+    from points.earning import policy_get
+    from points.ledger import expiry_for
+    from points.ledger_bulk import BulkCredit, points_credit_bulk
+    from points.models import Account, LedgerTransaction
+
+    per_yuan = policy_get().points_per_yuan
+    # At most ~3,000 purchases a second spread over the members, with room to spare.
+    needed = per_yuan * (3 + int(3000 * seconds / max(len(members), 1)))
+    balances = dict(Account.objects.filter(member__in=members).values_list("member_id", "balance"))
+    now = timezone.now()
+    token = os.urandom(4).hex()
+    credits = [
+        BulkCredit(
+            member_id=member.pk,
+            points=needed * 2,
+            key=f"bench:topup:{token}:{member.pk}",
+            fingerprint=token,
+            source=LedgerTransaction.Source.IMPORT,
+            source_ref="bench",
+            occurred_at=now,
+            available_at=now,
+            expires_at=expiry_for(now),
+            kind=LedgerTransaction.Kind.ADJUST,
+            counts_as_earned=False,
+        )
+        for member in members
+        if balances.get(member.pk, 0) < needed
+    ]
+    if credits:
+        log(f"points_payment: topping up {len(credits):,} accounts with {needed * 2:,} points …")
+        from django.db import transaction
+
+        for start in range(0, len(credits), 5000):
+            with transaction.atomic():
+                points_credit_bulk(
+                    credits=credits[start : start + 5000],
+                    counter_kind=Account.Kind.ADJUSTMENT,
+                    now=now,
+                )
+    return per_yuan
 
 
 # The codes the synthetic file uses, with their names: the import accepts list codes only.

@@ -1,9 +1,12 @@
-"""How many points a purchase earns: base rate, category rates, multipliers.
+"""The inputs of the posting plan (`points.posting.plan`): earning rules and promotions.
 
-The tier multiplier comes from the tiers app (to the left of points); the campaigns app
-registers its promotions here (it sits to the right of points in the
-dependency order, so points cannot import it). Promotion multipliers — the birthday month
-and campaigns — do not stack: the best one applies, unless the policy says they stack.
+The arithmetic of earning lives in the plan alone; this module reads what it needs — the
+earning policy and category rates (`earning_rules`) — and holds the promotion providers:
+the campaigns app registers its promotions here (it sits to the right of points in the
+dependency order, so points cannot import it), and `promotions_for` asks them which
+multipliers apply to a purchase. The birthday month is the policy's own promotion, applied
+by the plan. Promotion multipliers do not stack: the best one applies, unless the policy
+says they stack.
 """
 
 from __future__ import annotations
@@ -11,14 +14,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
-from django.utils import timezone
+from django.db import connection
 
 from members.models import Member
-from tiers.selectors import member_tier
 
 from .models import CategoryRate, EarningPolicy
+from .posting.plan import EarningRules
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class PurchaseContext:
     categories: frozenset[str]
 
 
-# (member, context) -> multiplier or None; register with `register_promotion_provider`.
+# (purchase context) -> multiplier or None; register with `register_promotion_provider`.
 PromotionProvider = Callable[[PurchaseContext], Decimal | None]
 
 _promotion_providers: list[PromotionProvider] = []
@@ -41,65 +44,9 @@ def register_promotion_provider(provider: PromotionProvider) -> None:
         _promotion_providers.append(provider)
 
 
-def policy_get() -> EarningPolicy:
-    policy = EarningPolicy.objects.order_by("pk").first()
-    return policy if policy is not None else EarningPolicy()
-
-
-def eligible_amount(*, amount: Decimal, lines: list[tuple[str, Decimal]]) -> Decimal:
-    """The spend that earns at the base rate: category rates scale their lines, 0 excludes."""
-    if not lines:
-        return amount
-    rates = dict(
-        CategoryRate.objects.filter(category__in={c for c, _ in lines}).values_list(
-            "category", "rate"
-        )
-    )
-    return eligible_amount_at_rates(
-        amount=amount, lines=lines, rates=rates, base_rate=policy_get().base_rate
-    )
-
-
-def eligible_amount_at_rates(
-    *,
-    amount: Decimal,
-    lines: list[tuple[str, Decimal]],
-    rates: dict[str, Decimal],
-    base_rate: Decimal,
-) -> Decimal:
-    """`eligible_amount` with the category rates and the policy's base rate given."""
-    if not lines:
-        return amount
-    policy_rate = base_rate or Decimal(1)
-    total = Decimal(0)
-    for category, line_amount in lines:
-        rate = rates.get(category)
-        # A category rate is in points per ¥1; relative to the base rate it scales the spend.
-        total += line_amount if rate is None else line_amount * rate / policy_rate
-    return total
-
-
-def multiplier_for(*, context: PurchaseContext, policy: EarningPolicy) -> Decimal:
-    tier = member_tier(member=context.member).level.earn_multiplier
-    return tier * promotion_multiplier(context=context, policy=policy)
-
-
-def promotion_multiplier(*, context: PurchaseContext, policy: EarningPolicy) -> Decimal:
-    """The promotions' part of `multiplier_for` (campaigns, the birthday month): all but
-    the tier."""
-    promotions = [p(context) for p in _promotion_providers]
-    promotions = [m for m in promotions if m is not None and m > 0]
-    birthday = context.member.birthday
-    if birthday and birthday.month == timezone.localtime(context.occurred_at).month:
-        promotions.append(policy.birthday_multiplier)
-    if not promotions:
-        return Decimal(1)
-    if policy.promotions_stack:
-        promo = Decimal(1)
-        for m in promotions:
-            promo *= m
-        return promo
-    return max(promotions)
+def promotion_provider_unregister(provider: PromotionProvider) -> None:
+    if provider in _promotion_providers:
+        _promotion_providers.remove(provider)
 
 
 def promotion_providers_active() -> bool:
@@ -107,15 +54,73 @@ def promotion_providers_active() -> bool:
     return bool(_promotion_providers)
 
 
-def points_for(*, eligible: Decimal, multiplier: Decimal, policy: EarningPolicy) -> int:
-    """Rounded down per purchase."""
-    value = (eligible * policy.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
-    return max(int(value), 0)
+def promotions_for(*, context: PurchaseContext) -> tuple[Decimal, ...]:
+    """The multipliers of the registered promotions that apply to this purchase."""
+    found = (provider(context) for provider in _promotion_providers)
+    return tuple(m for m in found if m is not None and m > 0)
 
 
-def points_per_cent(*, multiplier: Decimal, policy: EarningPolicy) -> tuple[int, int]:
-    """`points_for` as a ratio of integers, for a set-based writer that is given it: for a
-    purchase of c cents (c ≥ 0) without category lines, `points_for` earns exactly
-    c × numerator // denominator — the same exact product, rounded down the same way."""
-    numerator, denominator = (policy.base_rate * multiplier / 100).as_integer_ratio()
-    return max(numerator, 0), denominator
+def policy_get() -> EarningPolicy:
+    policy = EarningPolicy.objects.order_by("pk").first()
+    return policy if policy is not None else EarningPolicy()
+
+
+def earning_rules(*, policy: EarningPolicy | None = None) -> EarningRules:
+    """The policy's figures and every category rate, for `purchase_plan`; read afresh each
+    time (an administrator's edit takes effect at the next purchase): on PostgreSQL in one
+    query."""
+    if policy is None and connection.vendor == "postgresql":
+        return _earning_rules_pg()
+    policy = policy or policy_get()
+    return _rules(policy, dict(CategoryRate.objects.values_list("category", "rate")))
+
+
+def _rules(policy: EarningPolicy, rates: dict[str, Decimal]) -> EarningRules:
+    return EarningRules(
+        base_rate=policy.base_rate,
+        birthday_multiplier=policy.birthday_multiplier,
+        promotions_stack=policy.promotions_stack,
+        pending_days=policy.pending_days,
+        points_per_yuan=policy.points_per_yuan,
+        referral_bonus=(
+            policy.referral_bonus if policy.referral_bonus and policy.referral_cap_per_year else 0
+        ),
+        rates=rates,
+    )
+
+
+_POLICY_FIELDS = (
+    "base_rate",
+    "birthday_multiplier",
+    "promotions_stack",
+    "pending_days",
+    "points_per_yuan",
+    "referral_bonus",
+    "referral_cap_per_year",
+)
+
+
+def _earning_rules_pg() -> EarningRules:
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        f"p.{quote(EarningPolicy._meta.get_field(f).column)}" for f in _POLICY_FIELDS
+    )
+    rate = CategoryRate._meta
+    table = quote(rate.db_table)
+    category, value = (quote(rate.get_field(name).column) for name in ("category", "rate"))
+    sql = (
+        f"SELECT p.id, {columns}, "  # noqa: S608 - our own table and column names
+        f"(SELECT array_agg({category} ORDER BY {category}) FROM {table}), "
+        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}) "
+        f"FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM "
+        f"{quote(EarningPolicy._meta.db_table)} ORDER BY id LIMIT 1) AS p ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    policy = EarningPolicy()
+    if row[0] is not None:
+        for name, value in zip(_POLICY_FIELDS, row[1:], strict=False):
+            setattr(policy, name, value)
+    categories, rates = row[-2] or [], row[-1] or []
+    return _rules(policy, dict(zip(categories, rates, strict=True)))

@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import csv
 import datetime
-import functools
 import hashlib
-import json
 import os
 import queue
 import re
@@ -58,8 +56,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
-from operator import itemgetter
+from decimal import Decimal
+from operator import attrgetter, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,23 +84,15 @@ from members.imports import (
 from members.models import Member, Store, User
 from members.numbers import InvalidPhone
 from members.services import MemberError, audit_log
-from tiers.models import MemberTier, QualifyingActivity, TierLevel
+from tiers.models import MemberTier, TierLevel
 from tiers.selectors import tier_levels
 
 from . import earning
-from .earning import PurchaseContext, policy_get
-from .ledger import BUSINESS_TZ, expiry_for, lots_expire_overdue
+from .earning import PurchaseContext, earning_rules
+from .ledger import BUSINESS_TZ
 from .ledger_bulk import (
-    ENTRY_OWN,
-    LOT_OWN,
-    TXN_OWN,
-    BulkCheckFailed,
     BulkCredit,
-    InsertLayout,
     accounts_lock,
-    accounts_lock_rows,
-    copy_escape,
-    copy_write,
     int_array,
     points_credit_bulk,
     text_array,
@@ -111,15 +101,14 @@ from .ledger_bulk import (
 from .models import (
     Account,
     Category,
-    CategoryRate,
-    Entry,
     LedgerTransaction,
-    Lot,
     PointsImport,
     PointsImportError,
     Purchase,
     PurchaseLine,
 )
+from .posting import MemberFacts, PlannedLine, PurchasePosting, birthday_month_of, purchase_plan
+from .posting.writers import CREATED, postings_write
 from .purchase_limits import purchase_amount_limit
 from .services import CENT
 
@@ -735,77 +724,39 @@ class _Reader:
 _ONE = Decimal(1)
 
 
-class EarningCalculator:
-    """The points a purchase earns, as `purchase_record` computes them, without per-row
-    queries: the policy and the category rates are read once, the members' tiers once per
-    batch (`_members_find`, then `members_load`). Shared by the writers: it holds no state
-    of a batch.
-
-    `earning.multiplier_for` asks the tiers app for one member's tier (a query); here the
-    batch's tiers come from one query and the rest of `multiplier_for` — the promotions
-    and the birthday month — is applied as it does.
-    """
+class PurchaseInputs:
+    """What the posting plan of an imported purchase is given, read once per import: the
+    earning rules (policy, category rates) and the base level's multiplier (the tier of a
+    member with none). The members' tiers come with the members, once per batch
+    (`_members_find`); campaign promotions are asked per row, as at the till. Shared by the
+    writers: it holds no state of a batch."""
 
     def __init__(self) -> None:
-        self.policy = policy_get()
-        self.rates = dict(CategoryRate.objects.values_list("category", "rate"))
-        self.base_rate = self.policy.base_rate
-        self.policy_rate = self.policy.base_rate or Decimal(1)
-        self.birthday_multiplier = self.policy.birthday_multiplier
-        self.pending = datetime.timedelta(days=self.policy.pending_days)
+        self.rules = earning_rules()
         self.per_row = earning.promotion_providers_active()
         levels = tier_levels()
         self.base_tier = levels[0].earn_multiplier if levels else _ONE
         self.member_objects: dict[int, Member] = {}
-        # base rate × multiplier as a fraction, by multiplier: see `earn`.
-        self.ratios: dict[Decimal, tuple[int, int]] = {}
 
-    def members_load(
-        self, refs: list[tuple[Any, ...]], tiers: dict[int, Decimal | None]
-    ) -> dict[int, tuple[Decimal, Decimal, int]]:
-        """member id → (multiplier outside the birthday month, in it, birthday month or 0),
-        of these members (id, member_no, birthday, status) with these tier multipliers
-        (None or missing: the base level, as `member_tier`)."""
-        members = {}
-        for pk, _member_no, birthday, _status in refs:
-            tier = tiers.get(pk)
-            if tier is None:  # a level may earn ×0, which is not "no tier"
-                tier = self.base_tier
-            members[pk] = (
-                tier,
-                tier * self.birthday_multiplier,
-                birthday.month if birthday else 0,
-            )
-        return members
-
-    @staticmethod
-    def multiplier(
-        members: dict[int, tuple[Decimal, Decimal, int]], member_id: int, month: int
-    ) -> Decimal:
-        """`multiplier_for` without promotion providers: the tier, the birthday month."""
-        tier, birthday_month_multiplier, birthday_month = members[member_id]
-        return birthday_month_multiplier if month == birthday_month else tier
-
-    def multiplier_with_promotions(
+    def promotions(
         self,
         *,
-        members: dict[int, tuple[Decimal, Decimal, int]],
         member_ref: tuple[Any, ...],
         store_code: str,
         channel: str,
         occurred_at: datetime.datetime,
         category: str,
-    ) -> Decimal:
-        """`multiplier_for` with the promotions of the campaigns app, per row."""
-        context = PurchaseContext(
-            member=self._member(member_ref),
-            store_code=store_code,
-            channel=channel,
-            occurred_at=occurred_at,
-            categories=frozenset((category,)) if category else frozenset(),
+    ) -> tuple[Decimal, ...]:
+        """The campaign promotions that apply to this row (`earning.promotions_for`)."""
+        return earning.promotions_for(
+            context=PurchaseContext(
+                member=self._member(member_ref),
+                store_code=store_code,
+                channel=channel,
+                occurred_at=occurred_at,
+                categories=frozenset((category,)) if category else frozenset(),
+            )
         )
-        tier = members[member_ref[0]][0]
-        return tier * earning.promotion_multiplier(context=context, policy=self.policy)
 
     def _member(self, member_ref: tuple[Any, ...]) -> Member:
         member = self.member_objects.get(member_ref[0])
@@ -821,67 +772,6 @@ class EarningCalculator:
             )
             self.member_objects[pk] = member
         return member
-
-    def earn(
-        self, amount: Decimal, amount_text: str, category: str, multiplier: Decimal
-    ) -> tuple[str, int]:
-        """(eligible amount as stored, points): `earning.eligible_amount` with the row as one
-        line of its category, then `earning.points_for` (rounded down per purchase)."""
-        rate = self.rates.get(category) if category else None
-        if rate is None:
-            ratio = self.ratios.get(multiplier)
-            if ratio is None:
-                ratio = self.ratios[multiplier] = (self.base_rate * multiplier).as_integer_ratio()
-            # amount × base rate × multiplier rounded down, in integers: the same number as
-            # the Decimal product below (exact: far fewer digits than Decimal's 28), a third
-            # of the time.
-            cents = int(amount_text.replace(".", ""))
-            return amount_text, max(cents * ratio[0] // (ratio[1] * 100), 0)
-        else:
-            # A category rate is in points per ¥1; relative to the base rate it scales the spend.
-            eligible = amount * rate / self.policy_rate
-            eligible_text = str(eligible.quantize(CENT, rounding=ROUND_FLOOR))
-        # With promotions the multiplier may be any Decimal: Decimal arithmetic.
-        return eligible_text, earning.points_for(
-            eligible=eligible, multiplier=multiplier, policy=self.policy
-        )
-
-
-_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
-
-
-def purchase_fingerprint(
-    *,
-    member_no: str,
-    store_code: str,
-    receipt_no: str,
-    occurred_iso: str,
-    amount_text: str,
-    channel: str,
-    sku: str,
-    category: str,
-) -> str:
-    """`services._purchase_fingerprint` of an imported purchase (its one line, or none, and
-    no points used) without building the payload: the same JSON text — keys sorted, the
-    same separators and escaping — so the same hash, in a fifth of the time."""
-    lines = (
-        f'[[{_json_string(sku)}, {_json_string(category)}, "1", "{amount_text}"]]'
-        if sku or category
-        else "[]"
-    )
-    text = (
-        f'{{"amount": "{amount_text}", "channel": {_json_string(channel)}, "lines": {lines}, '
-        f'"member": {_json_string(member_no)}, "occurred_at": "{occurred_iso}", '
-        f'"points_to_use": 0, "receipt_no": {_json_string(receipt_no)}, '
-        f'"store": {_json_string(store_code)}}}'
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@functools.cache
-def _expiry(year: int, month: int) -> datetime.datetime:
-    """`ledger.expiry_for` of a month (Beijing), remembered: a file spans a few months."""
-    return expiry_for(datetime.datetime(year, month, 1, tzinfo=BUSINESS_TZ))
 
 
 # --- Database lookups per batch ------------------------------------------------------------
@@ -1024,22 +914,22 @@ def _bad_row(good: _Good, column: str, code: str, **params: Any) -> _Row:
 
 
 def _purchases_prepare(
-    *, good: list[_Good], calculator: EarningCalculator
-) -> tuple[list[_Prepared], list[_Row], int]:
-    """Resolve the members of checked rows, sort out the receipts recorded before and work
-    out each new purchase's points; (new purchases, bad rows, rows already imported)."""
+    *, good: list[_Good], inputs: PurchaseInputs, history: bool = False
+) -> tuple[list[PurchasePosting], list[_Row], int]:
+    """Resolve the members of checked rows, sort out the receipts recorded before and plan
+    each new purchase (`posting.purchase_plan`); (postings, bad rows, rows already
+    imported). `history`: purchases imported for tiers and analytics, earning no points."""
     by_no, by_phone, tiers = _members_find(
         numbers={g[4] for g in good if g[4]}, phones={g[5] for g in good if g[5]}
     )
     existing = _existing_purchases([(g[1], g[3]) for g in good])
-    members = calculator.members_load([*by_no.values(), *by_phone.values()], tiers)
     active = Member.Status.ACTIVE
+    rules = inputs.rules
+    base_tier = inputs.base_tier
     # A category rate may count a purchase's spend several times over, never this much.
     max_eligible = purchase_amount_limit() * 1000
-    per_row = calculator.per_row
-    multiplier = calculator.multiplier
-    earn = calculator.earn
-    prepared: list[_Prepared] = []
+    facts: dict[int, MemberFacts] = {}
+    prepared: list[PurchasePosting] = []
     bad: list[_Row] = []
     already = 0
     for g in good:
@@ -1051,8 +941,8 @@ def _purchases_prepare(
             member_no,
             phone,
             iso,
-            month,
-            amount_text,
+            _month,
+            _amount_text,
             amount,
             channel,
             category,
@@ -1068,411 +958,91 @@ def _purchases_prepare(
             if ref is None:
                 bad.append(_bad_row(g, "phone", "phone_unknown", value=phone))
                 continue
-        fingerprint = purchase_fingerprint(
-            member_no=ref[1],
+        member = facts.get(ref[0])
+        if member is None:
+            tier = tiers.get(ref[0])
+            member = facts[ref[0]] = MemberFacts(
+                member_id=ref[0],
+                member_no=ref[1],
+                active=ref[3] == active,
+                birthday_month=birthday_month_of(ref[2]),
+                # A level may earn ×0, which is not "no tier".
+                tier_multiplier=base_tier if tier is None else tier,
+            )
+        occurred_at = datetime.datetime.fromisoformat(iso)
+        promotions = ()
+        if inputs.per_row and not history:
+            promotions = inputs.promotions(
+                member_ref=ref,
+                store_code=store_code,
+                channel=channel,
+                occurred_at=occurred_at,
+                category=category,
+            )
+        posting = purchase_plan(
+            member=member,
+            store_id=store_id,
             store_code=store_code,
             receipt_no=receipt_no,
-            occurred_iso=iso,
-            amount_text=amount_text,
             channel=channel,
-            sku=sku,
-            category=category,
+            occurred_at=occurred_at,
+            occurred_iso=iso,
+            amount=amount,
+            lines=(
+                (PlannedLine(sku=sku, category=category, quantity=_ONE, amount=amount),)
+                if sku or category
+                else ()
+            ),
+            rules=rules,
+            promotions=promotions,
+            history=history,
         )
         if existing:
             found = existing.get((store_id, receipt_no))
             if found is not None:
-                if found == fingerprint:
+                if found == posting.fingerprint:
                     already += 1
                 else:
                     bad.append(_bad_row(g, "receipt_no", "receipt_conflict", value=receipt_no))
                 continue
         # Checked after the replay lookup, as at the till.
-        if ref[3] != active:
+        if not member.active:
             bad.append(_bad_row(g, "member_no", "member_inactive", member_no=ref[1]))
             continue
-        if per_row:
-            factor = calculator.multiplier_with_promotions(
-                members=members,
-                member_ref=ref,
-                store_code=store_code,
-                channel=channel,
-                occurred_at=datetime.datetime.fromisoformat(iso),
-                category=category,
-            )
-        else:
-            factor = multiplier(members, ref[0], month[1])
-        eligible_text, points = earn(amount, amount_text, category, factor)
-        if points > MAX_POINTS or Decimal(eligible_text) > max_eligible:
+        if posting.points > MAX_POINTS or posting.eligible_amount > max_eligible:
             # Only an administrator's rate or promotion gone wrong earns this much: the
             # row's error, not a number too large for its column.
-            bad.append(_bad_row(g, "amount", "points_too_many", points=points, max=MAX_POINTS))
-            continue
-        prepared.append(
-            (
-                ref[0],
-                store_id,
-                store_code,
-                receipt_no,
-                iso,
-                month,
-                amount_text,
-                channel,
-                category,
-                sku,
-                fingerprint,
-                eligible_text,
-                points,
+            bad.append(
+                _bad_row(g, "amount", "points_too_many", points=posting.points, max=MAX_POINTS)
             )
-        )
+            continue
+        prepared.append(posting)
     return prepared, bad, already
 
 
 def purchases_post_batch(
     *,
-    purchases: list[_Prepared],
-    calculator: EarningCalculator,
+    purchases: list[PurchasePosting],
     actor_id: int | None,
     now: datetime.datetime,
 ) -> int:
-    """Write prepared purchases with their points and qualifying activity; inside the
-    caller's transaction. Returns the points posted."""
+    """Write planned purchases with their points and qualifying activity through the one
+    posting writer (`posting.writers.postings_write`); inside the caller's transaction.
+    Returns the points posted. Tier upgrades are left to the nightly evaluation."""
     if not purchases:
         return 0
     if not connection.in_atomic_block:
-        # The staging table empties at every commit, and the locks must outlive the writes.
         raise TransactionManagementError("purchases_post_batch needs the caller's transaction")
-    if use_copy():
-        accounts = accounts_lock_rows(member_ids={p[0] for p in purchases})
-        posted = _post_sql(
-            purchases, accounts=accounts, calculator=calculator, actor_id=actor_id, now=now
-        )
-    else:
-        posted = _post_orm(purchases, calculator=calculator, actor_id=actor_id, now=now)
-    # A purchase from before its points' life (more than a year back) is posted and its lot
-    # expired at once, in this transaction: it never counts in the balance.
-    overdue = {p[0] for p in purchases if p[12] and _expiry(*p[5]) <= now}
-    if overdue:
-        lots_expire_overdue(
-            account_ids=Account.objects.filter(member_id__in=overdue).values_list("pk", flat=True),
-            at=now,
-        )
-    return posted
-
-
-def _lot_split(purchases: list[_Prepared], accounts: dict[int, tuple[int, int]]) -> dict[int, int]:
-    """Points of each purchase (by index) that pay the member's debt first, in file order,
-    as `ledger._credit` does; only members in debt appear (rare)."""
-    debts = {member_id: debt for member_id, (_pk, debt) in accounts.items() if debt > 0}
-    to_debt: dict[int, int] = {}
-    if not debts:
-        return to_debt
-    for index, p in enumerate(purchases):
-        owed = debts.get(p[0])
-        if owed and p[12]:
-            paid = min(owed, p[12])
-            debts[p[0]] = owed - paid
-            to_debt[index] = paid
-    return to_debt
-
-
-_STAGE = "points_import_purchase_stage"
-_STAGE_COLUMNS = (
-    "member_id",
-    "account_id",
-    "store_id",
-    "store_code",
-    "channel",
-    "receipt_no",
-    "occurred_at",
-    "available_at",
-    "amount",
-    "eligible",
-    "points",
-    "into_lot",
-    "expires_at",
-    "fingerprint",
-    "sku",
-    "category",
-)
-
-
-class _PostStatement:
-    """The staging table and the one statement that posts a batch from it (PostgreSQL)."""
-
-    def __init__(self, *, counter_id: int) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_get_serial_sequence(%s, 'id'), pg_get_serial_sequence(%s, 'id')",
-                [Purchase._meta.db_table, LedgerTransaction._meta.db_table],
-            )
-            purchase_seq, txn_seq = cursor.fetchone()
-        quote = connection.ops.quote_name
-        # Ids from the sequences as the rows arrive, so one statement can link the tables.
-        self.create = (
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
-            f"purchase_id bigint NOT NULL DEFAULT nextval({_literal(purchase_seq)}), "
-            f"txn_id bigint NOT NULL DEFAULT nextval({_literal(txn_seq)}), "
-            "member_id bigint, account_id bigint, store_id bigint, store_code text, "
-            "channel text, receipt_no text, occurred_at timestamptz, available_at timestamptz, "
-            "amount numeric(12, 2), eligible numeric(18, 2), points bigint, into_lot bigint, "
-            "expires_at timestamptz, fingerprint text, sku text, category text"
-            ") ON COMMIT DELETE ROWS"
-        )
-        self.copy = f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
-        txn = InsertLayout(LedgerTransaction, name="txn", own=("id", *TXN_OWN))
-        entry = InsertLayout(Entry, ENTRY_OWN, name="entry")
-        lot = InsertLayout(Lot, name="lot", own=LOT_OWN)
-        purchase = InsertLayout(
-            Purchase,
-            name="purchase",
-            own=(
-                "id",
-                "member_id",
-                "store_id",
-                "channel",
-                "receipt_no",
-                "occurred_at",
-                "amount",
-                "points_used",
-                "eligible_amount",
-                "points_earned",
-                "returned_amount",
-                "earn_transaction_id",
-                "fingerprint",
-                "recorded_by_id",
-                "recorded_at",
-            ),
-        )
-        line = InsertLayout(
-            PurchaseLine, ("purchase_id", "sku", "category", "quantity", "amount"), name="line"
-        )
-        activity = InsertLayout(
-            QualifyingActivity,
-            ("member_id", "occurred_at", "spend", "points", "source"),
-            name="activity",
-        )
-        account = quote(Account._meta.db_table)
-        # Every data-modifying part runs, on the same snapshot of the staging table; the
-        # result is the number of transactions whose entries do not sum to zero (none: the
-        # check the row trigger makes, done once for the batch).
-        self.sql = f"""
-WITH txn AS (
-    INSERT INTO {txn.table} ({txn.columns})
-    SELECT s.txn_id, %(kind)s, %(key_prefix)s || s.store_code || ':' || s.receipt_no,
-           s.fingerprint, %(source)s, s.receipt_no, '', s.occurred_at, %(now)s, %(actor)s,
-           s.member_id, s.points{txn.tail}
-    FROM {_STAGE} s WHERE s.points > 0
-), entry AS (
-    INSERT INTO {entry.table} ({entry.columns})
-    SELECT s.txn_id, e.account_id, e.amount{entry.tail}
-    FROM {_STAGE} s
-    CROSS JOIN LATERAL (VALUES (s.account_id, s.points), (%(counter)s::bigint, -s.points))
-        AS e(account_id, amount)
-    WHERE s.points > 0
-    RETURNING transaction_id, amount
-), lot AS (
-    INSERT INTO {lot.table} ({lot.columns})
-    SELECT s.account_id, s.txn_id, s.into_lot, s.into_lot, s.occurred_at,
-           COALESCE(s.available_at, s.occurred_at), s.expires_at{lot.tail}
-    FROM {_STAGE} s WHERE s.into_lot > 0
-), purchase AS (
-    INSERT INTO {purchase.table} ({purchase.columns})
-    SELECT s.purchase_id, s.member_id, s.store_id, s.channel, s.receipt_no, s.occurred_at,
-           s.amount, 0, s.eligible, s.points, 0,
-           CASE WHEN s.points > 0 THEN s.txn_id END, s.fingerprint, %(actor)s,
-           %(now)s{purchase.tail}
-    FROM {_STAGE} s
-), line AS (
-    INSERT INTO {line.table} ({line.columns})
-    SELECT s.purchase_id, s.sku, s.category, 1, s.amount{line.tail}
-    FROM {_STAGE} s WHERE s.sku <> '' OR s.category <> ''
-), activity AS (
-    INSERT INTO {activity.table} ({activity.columns})
-    SELECT s.member_id, s.occurred_at, s.amount, s.points, %(activity_source)s{activity.tail}
-    FROM {_STAGE} s
-), account AS (
-    UPDATE {account} AS a
-    SET balance = a.balance + v.points, debt = a.debt - v.to_debt,
-        lifetime_earned = a.lifetime_earned + v.points, updated_at = %(now)s
-    FROM (
-        SELECT account_id, SUM(points) AS points, SUM(points - into_lot) AS to_debt
-        FROM {_STAGE} WHERE points > 0 GROUP BY account_id
-    ) AS v
-    WHERE a.id = v.account_id
-)
-SELECT COUNT(*) FROM (
-    SELECT transaction_id FROM entry GROUP BY transaction_id HAVING SUM(amount) <> 0
-) AS unbalanced
-"""  # noqa: S608 - our own table and column names; every value is a parameter
-        self.params: dict[str, Any] = {
-            "kind": LedgerTransaction.Kind.EARN,
-            "key_prefix": "purchase:",
-            "source": LedgerTransaction.Source.PURCHASE,
-            "counter": counter_id,
-            "activity_source": QualifyingActivity.Source.PURCHASE,
-        }
-        for layout in (txn, entry, lot, purchase, line, activity):
-            self.params.update(layout.params)
-
-    def run(self, *, actor_id: int | None, now: datetime.datetime) -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, {**self.params, "now": now, "actor": actor_id})
-            return cursor.fetchone()[0]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _post_sql(
-    purchases: list[_Prepared],
-    *,
-    accounts: dict[int, tuple[int, int]],
-    calculator: EarningCalculator,
-    actor_id: int | None,
-    now: datetime.datetime,
-) -> int:
-    from .ledger import system_account
-
-    statement = _PostStatement(counter_id=system_account(Account.Kind.ISSUANCE).pk)
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
     # By member (file order within one): the rows of one member meet the same index pages
     # one after the other, and the ids drawn as they arrive follow that order too.
-    purchases = sorted(purchases, key=itemgetter(0))
-    to_debt = _lot_split(purchases, accounts)
-    pending = calculator.pending
-    expiry_text: dict[tuple[int, int], str] = {}
-    stores: dict[int, str] = {}
-    lines = []
-    total = 0
-    for index, (
-        member_id,
-        store_id,
-        store_code,
-        receipt_no,
-        iso,
-        month,
-        amount_text,
-        channel,
-        category,
-        sku,
-        fingerprint,
-        eligible_text,
-        points,
-    ) in enumerate(purchases):
-        expires = expiry_text.get(month)
-        if expires is None:
-            expires = expiry_text[month] = _expiry(*month).isoformat()
-        code = stores.get(store_id)
-        if code is None:
-            code = stores[store_id] = copy_escape(store_code)
-        available = (
-            (datetime.datetime.fromisoformat(iso) + pending).isoformat() if pending else "\\N"
-        )
-        into_lot = points - to_debt.get(index, 0) if to_debt else points
-        total += points
-        text = receipt_no + sku + category
-        if "\t" in text or "\\" in text or "\n" in text or "\r" in text:
-            # Escaped only when needed: translating every field costs more than the check.
-            receipt_no, sku, category = (copy_escape(v) for v in (receipt_no, sku, category))
-        lines.append(
-            f"{member_id}\t{accounts[member_id][0]}\t{store_id}\t{code}\t{channel}\t"
-            f"{receipt_no}\t{iso}\t{available}\t{amount_text}\t{eligible_text}\t"
-            f"{points}\t{into_lot}\t{expires}\t{fingerprint}\t{sku}\t{category}\n"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(statement.create)
-        # ON COMMIT DELETE ROWS empties it between batches, but batches inside a caller's
-        # transaction never commit: the previous batch's rows would be posted again.
-        cursor.execute(f"TRUNCATE {_STAGE}")
-    copy_write(statement.copy, lines)
-    unbalanced = statement.run(actor_id=actor_id, now=now)
-    if unbalanced:
-        raise BulkCheckFailed(f"entries of {unbalanced} ledger transactions do not sum to 0")
-    return total
-
-
-def _post_orm(
-    purchases: list[_Prepared],
-    *,
-    calculator: EarningCalculator,
-    actor_id: int | None,
-    now: datetime.datetime,
-) -> int:
-    """The same rows through the ORM (SQLite): `points_credit_bulk` posts the points."""
-    occurred = [datetime.datetime.fromisoformat(p[4]) for p in purchases]
-    earning_rows = [index for index, p in enumerate(purchases) if p[12]]
-    credits = [
-        BulkCredit(
-            member_id=purchases[index][0],
-            points=purchases[index][12],
-            key=f"purchase:{purchases[index][2]}:{purchases[index][3]}",
-            fingerprint=purchases[index][10],
-            source=LedgerTransaction.Source.PURCHASE,
-            source_ref=purchases[index][3],
-            occurred_at=occurred[index],
-            available_at=occurred[index] + calculator.pending,
-            expires_at=_expiry(*purchases[index][5]),
-        )
-        for index in earning_rows
-    ]
-    txn_ids = points_credit_bulk(
-        credits=credits,
-        counter_kind=Account.Kind.ISSUANCE,
-        actor_id=actor_id,
-        now=now,
-        accounts=accounts_lock(member_ids={p[0] for p in purchases}),
+    purchases = sorted(purchases, key=attrgetter("member_id"))
+    outcomes = postings_write(postings=purchases, now=now, actor=actor, upgrades=False)
+    return sum(
+        posting.points
+        for posting, outcome in zip(purchases, outcomes, strict=True)
+        if outcome.outcome == CREATED
     )
-    txn_of = dict(zip(earning_rows, txn_ids, strict=True))
-    objects = [
-        Purchase(
-            member_id=p[0],
-            store_id=p[1],
-            channel=p[7],
-            receipt_no=p[3],
-            occurred_at=occurred[index],
-            amount=Decimal(p[6]),
-            points_used=0,
-            eligible_amount=Decimal(p[11]),
-            points_earned=p[12],
-            earn_transaction_id=txn_of.get(index),
-            fingerprint=p[10],
-            recorded_by_id=actor_id,
-            recorded_at=now,
-        )
-        for index, p in enumerate(purchases)
-    ]
-    Purchase.objects.bulk_create(objects, batch_size=500)
-    if any(obj.pk is None for obj in objects):  # a backend that cannot return ids
-        ids = {
-            (store_id, receipt): pk
-            for pk, store_id, receipt in Purchase.objects.filter(
-                receipt_no__in=[p[3] for p in purchases]
-            ).values_list("id", "store_id", "receipt_no")
-        }
-        for obj in objects:
-            obj.pk = ids[(obj.store_id, obj.receipt_no)]
-    PurchaseLine.objects.bulk_create(
-        [
-            PurchaseLine(purchase_id=obj.pk, sku=p[9], category=p[8], amount=obj.amount)
-            for obj, p in zip(objects, purchases, strict=True)
-            if p[9] or p[8]
-        ],
-        batch_size=1000,
-    )
-    QualifyingActivity.objects.bulk_create(
-        [
-            QualifyingActivity(
-                member_id=obj.member_id,
-                occurred_at=obj.occurred_at,
-                spend=obj.amount,
-                points=obj.points_earned,
-                source=QualifyingActivity.Source.PURCHASE,
-            )
-            for obj in objects
-        ],
-        batch_size=1000,
-    )
-    return sum(credit.points for credit in credits)
 
 
 # --- Importing ------------------------------------------------------------------------------
@@ -1497,7 +1067,7 @@ class _Importer:
         self.now = timezone.now()
         self.processed = self.created = self.existing = self.bad = self.points = 0
         self.started = time.monotonic()
-        self.calculator: EarningCalculator | None = None
+        self.inputs: PurchaseInputs | None = None
         # Writer threads have connections of their own, which cannot see rows the caller
         # has not committed: inside a transaction (tests, mostly) the caller's thread
         # writes alone. SQLite takes one writer at a time anyway.
@@ -1517,7 +1087,7 @@ class _Importer:
         )
         self.now = checker.now
         if self.kind == PointsImport.Kind.PURCHASES:
-            self.calculator = EarningCalculator()
+            self.inputs = PurchaseInputs()
         reader = _Reader(records=records, checker=checker, parts=self.writers)
         with bulk_python():
             reader.start()
@@ -1668,11 +1238,11 @@ class _Importer:
         return result
 
     def _purchases(self, good: list[_Good], result: _BatchResult) -> list[_Row]:
-        calculator = self.calculator
-        assert calculator is not None
-        prepared, bad, result.existing = _purchases_prepare(good=good, calculator=calculator)
+        inputs = self.inputs
+        assert inputs is not None
+        prepared, bad, result.existing = _purchases_prepare(good=good, inputs=inputs)
         result.points = purchases_post_batch(
-            purchases=prepared, calculator=calculator, actor_id=self.actor_id, now=self.now
+            purchases=prepared, actor_id=self.actor_id, now=self.now
         )
         result.created = len(prepared)
         return bad

@@ -27,6 +27,8 @@ from members.jobs import on_connections
 from members.models import Member, User
 
 from .models import Account, Entry, LedgerTransaction, Lot, LotMovement
+from .posting.plan import debt_split
+from .posting.plan import expiry_for as plan_expiry_for
 
 BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
 
@@ -71,16 +73,8 @@ def fingerprint(payload: dict[str, Any]) -> str:
 
 
 def expiry_for(earned_at: datetime.datetime) -> datetime.datetime:
-    """The end of the 12th month after the month earned, Asia/Shanghai.
-
-    Earned 2026-03-15 → expires 2027-03-31 23:59:59.999999 (stored as the next instant:
-    a lot is spendable while now < expires_at, so we store 2027-04-01 00:00 local).
-    """
-    local = earned_at.astimezone(BUSINESS_TZ)
-    year, month = local.year + 1, local.month
-    last_day = calendar.monthrange(year, month)[1]
-    end = datetime.datetime(year, month, last_day, tzinfo=BUSINESS_TZ) + datetime.timedelta(days=1)
-    return end
+    """The end of the 12th month after the month earned, Asia/Shanghai (`posting.plan`)."""
+    return plan_expiry_for(earned_at)
 
 
 def system_account(kind: str) -> Account:
@@ -186,7 +180,7 @@ def _credit(
     counts_as_earned: bool,
 ) -> None:
     """Add points to a locked member account: pay any debt first, put the rest in a lot."""
-    to_debt = min(account.debt, points)
+    to_debt = debt_split(debt=account.debt, points=points)
     into_lot = points - to_debt
     if into_lot:
         Lot.objects.create(
@@ -626,7 +620,7 @@ def points_refund(
         actor=actor,
         reverses=original,
     )
-    to_debt = min(account.debt, points)
+    to_debt = debt_split(debt=account.debt, points=points)
     left = points - to_debt
     movements = []
     expired_share = 0

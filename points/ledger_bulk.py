@@ -36,6 +36,7 @@ from members.imports import _copy_value
 
 from .ledger import system_account
 from .models import Account, Entry, LedgerTransaction, Lot
+from .posting.plan import debt_split
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -341,7 +342,7 @@ def points_credit_bulk(
     total = 0
     for credit in credits:
         account = accounts[credit.member_id]
-        to_debt = min(account.debt, credit.points)
+        to_debt = debt_split(debt=account.debt, points=credit.points)
         into_lots.append(credit.points - to_debt)
         account.debt -= to_debt
         account.balance += credit.points

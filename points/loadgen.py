@@ -8,10 +8,11 @@ members whose last 12 months qualify for Silver or above, their `MemberTier` and
 `TierHistory` row (reason import). Lots earned more than 12 months ago are past their
 expiry and still open, as they would be before the nightly expiry job has run.
 
-Points are earned by the earning rule (`points.earning.multiplier_for`, `points_for`) for a
-purchase without lines by a member still at the base level: the base rate, times the
-birthday multiplier in the birthday month. The SQL path is given that rule's points per cent
-for each month, with and without a birthday, and only multiplies. Balance = Σ entries =
+Points are earned as the posting plan (`points.posting.plan`) decides for a purchase without
+lines by a member still at the base level: the base rate, times the birthday multiplier in
+the birthday month. The Python path plans every purchase with `purchase_plan`; the SQL path
+is given the plan's points per cent for each month, with and without a birthday, and only
+multiplies. Balance = Σ entries =
 Σ open lots, and the nightly reconcile passes on the result.
 
 The shape: how many purchases a member makes comes from a fixed, skewed curve over a
@@ -62,11 +63,17 @@ from tiers.selectors import (
     validity_end,
 )
 
-from .earning import PurchaseContext, multiplier_for, points_for, points_per_cent, policy_get
+from .earning import earning_rules
 from .ledger import BUSINESS_TZ, expiry_for, system_account
 from .ledger_bulk import InsertLayout
 from .models import Account, Entry, LedgerTransaction, Lot, Purchase
-from .services import _purchase_fingerprint
+from .posting.plan import (
+    EarningRules,
+    MemberFacts,
+    birthday_month_of,
+    promotion_multiplier,
+    purchase_plan,
+)
 
 STORES = (
     ("SH001", "上海南京路店", "上海"),
@@ -290,8 +297,7 @@ class _OrmLoad:
         self.rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from a seed
         self.progress = progress
         self.now = timezone.now().replace(microsecond=0)
-        self.policy = policy_get()
-        self.pending = datetime.timedelta(days=self.policy.pending_days)
+        self.rules = earning_rules()
         self.tiers = _Tiers.load()
         self.token = secrets.token_hex(3).upper()
 
@@ -387,7 +393,8 @@ class _OrmLoad:
                     seconds=rng.randrange(HISTORY_DAYS * 86400)
                 )
                 value = price * math.exp(AMOUNT_MU + AMOUNT_SIGMA * rng.gauss(0, 1))
-                amount = Decimal(min(AMOUNT_MAX * 100, max(100, math.floor(100 * value)))) / 100
+                cents = min(AMOUNT_MAX * 100, max(100, math.floor(100 * value)))
+                amount = Decimal(cents).scaleb(-2)  # to the cent, as the plan is given it
                 receipt += 1
                 rows.append((store, channel, f"L{self.token}{receipt:09d}", occurred, amount))
             with transaction.atomic():
@@ -403,37 +410,35 @@ class _OrmLoad:
     def _post(self, *, member: Member, account_id: int, rows, issuance: Account) -> int:
         """One member's purchases: each with its earning, two entries, lot and activity."""
         txns, purchases, activities = [], [], []
+        facts = MemberFacts(
+            member_id=member.pk,
+            member_no=member.member_no,
+            birthday_month=birthday_month_of(member.birthday),
+            tier_multiplier=self.tiers.levels[0].earn_multiplier if self.tiers.levels else 1,
+        )
+        plans: dict[str, Any] = {}
         for store, channel, receipt_no, occurred, amount in rows:
-            # The earning rule itself; the member has no tier yet while their history loads.
-            context = PurchaseContext(
-                member=member,
+            # The posting plan decides the points, key, fingerprint (occurred_at in UTC, as
+            # the SQL path writes it), lot dates; the member has no tier yet.
+            plan = purchase_plan(
+                member=facts,
+                store_id=store.pk,
                 store_code=store.code,
+                receipt_no=receipt_no,
                 channel=channel,
                 occurred_at=occurred,
-                categories=frozenset(),
-            )
-            points = points_for(
-                eligible=amount,
-                multiplier=multiplier_for(context=context, policy=self.policy),
-                policy=self.policy,
-            )
-            # occurred_at in UTC: the text the SQL path builds (see the tests).
-            request_fingerprint = _purchase_fingerprint(
-                member=member,
-                store=store,
-                receipt_no=receipt_no,
-                occurred_at=occurred.astimezone(datetime.UTC),
+                occurred_iso=occurred.astimezone(datetime.UTC).isoformat(),
                 amount=amount,
-                channel=channel,
-                lines=(),
-                points_to_use=0,
+                rules=self.rules,
             )
+            points = plan.points
+            plans[receipt_no] = plan
             txn = None
             if points:
                 txn = LedgerTransaction(
                     kind=LedgerTransaction.Kind.EARN,
-                    idempotency_key=f"purchase:{store.code}:{receipt_no}",
-                    fingerprint=request_fingerprint,
+                    idempotency_key=plan.key,
+                    fingerprint=plan.fingerprint,
                     source=LedgerTransaction.Source.PURCHASE,
                     source_ref=receipt_no,
                     occurred_at=occurred,
@@ -450,10 +455,10 @@ class _OrmLoad:
                     receipt_no=receipt_no,
                     occurred_at=occurred,
                     amount=amount,
-                    eligible_amount=amount,
+                    eligible_amount=plan.eligible_amount,
                     points_earned=points,
                     earn_transaction=txn,
-                    fingerprint=request_fingerprint,
+                    fingerprint=plan.fingerprint,
                     recorded_at=self.now,
                 )
             )
@@ -461,8 +466,8 @@ class _OrmLoad:
                 QualifyingActivity(
                     member=member,
                     occurred_at=occurred,
-                    spend=amount,
-                    points=points,
+                    spend=plan.activity_spend,
+                    points=plan.activity_points,
                     source=QualifyingActivity.Source.PURCHASE,
                 )
             )
@@ -486,8 +491,8 @@ class _OrmLoad:
                     points=txn.member_amount,
                     remaining=txn.member_amount,
                     earned_at=txn.occurred_at,
-                    available_at=txn.occurred_at + self.pending,
-                    expires_at=expiry_for(txn.occurred_at),
+                    available_at=plans[txn.source_ref].available_at,
+                    expires_at=plans[txn.source_ref].expires_at,
                 )
                 for txn in txns
             ]
@@ -658,11 +663,11 @@ class _SqlLoad:
             rebuild = (
                 fresh and self.purchases >= REBUILD_INDEXES_FROM and not connection.in_atomic_block
             )
-        policy = policy_get()
+        rules = earning_rules()
         self.tiers = _Tiers.load()
         rank_a, rank_b = _rank_scramble(self.count)
         months = _months(now)
-        numerators, denominators = _points_per_cent(months, policy)
+        numerators, denominators = _points_per_cent(months, rules, self.tiers)
         min_spend, min_points = self.tiers.minimums()
         self.params: dict[str, Any] = {
             "n": self.count,
@@ -690,7 +695,7 @@ class _SqlLoad:
             # Points per cent of each (month, birthday month or not), from the earning rule.
             "points_num": numerators,
             "points_den": denominators,
-            "pending_days": policy.pending_days,
+            "pending_days": rules.pending_days,
             "base_level": self.tiers.base_id,
             "min_spend": min_spend,
             "min_points": min_points,
@@ -1231,26 +1236,24 @@ def _months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, dateti
 
 
 def _points_per_cent(
-    months: list[tuple[datetime.datetime, int, datetime.datetime]], policy
+    months: list[tuple[datetime.datetime, int, datetime.datetime]],
+    rules: EarningRules,
+    tiers: _Tiers,
 ) -> tuple[list[int], list[int]]:
     """For each month and then birthday month or not (index 2·month − 1 + birthday), the
-    earning rule's points per cent for a member without a tier: the multiplier as
-    `earning.multiplier_for` decides it, the rounding as `earning.points_for` does it."""
+    points per cent of a member at the base level: the multiplier as the posting plan
+    decides it (`promotion_multiplier`, the base level's), as the exact fraction its
+    `points_earned` rounds down — points = cents × numerator // denominator."""
+    tier = tiers.levels[0].earn_multiplier if tiers.levels else Decimal(1)
     numerators, denominators = [], []
     for start, month, _expiry in months:
-        for birthday in (None, datetime.date(2000, month, 1)):
-            context = PurchaseContext(
-                member=Member(birthday=birthday),  # never saved: no tier, the base level's
-                store_code="",
-                channel="",
-                occurred_at=start,
-                categories=frozenset(),
+        for birthday_month in (0, month):
+            multiplier = tier * promotion_multiplier(
+                promotions=(), birthday_month=birthday_month, occurred_at=start, rules=rules
             )
-            numerator, denominator = points_per_cent(
-                multiplier=multiplier_for(context=context, policy=policy), policy=policy
-            )
-            numerators.append(numerator)
-            denominators.append(denominator)
+            numerator, denominator = (rules.base_rate * multiplier).as_integer_ratio()
+            numerators.append(max(numerator, 0))
+            denominators.append(denominator * 100)
     return numerators, denominators
 
 

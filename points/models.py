@@ -455,6 +455,8 @@ class Purchase(models.Model):
         verbose_name=_("recorded by"),
     )
     recorded_at = models.DateTimeField(default=timezone.now, verbose_name=_("recorded"))
+    # Imported from another system for tiers and analytics: it earned no points here.
+    history = models.BooleanField(default=False, verbose_name=_("imported as history"))
 
     class Meta:
         verbose_name = _("purchase")

@@ -19,20 +19,27 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Store, User
 from members.selectors import staff_store_allowed
 from members.services import audit_log
 from tiers.models import QualifyingActivity
+from tiers.selectors import member_earn_multiplier
 from tiers.selectors import member_tier_rank as tier_member_rank
-from tiers.services import tier_activity_record, tier_member_merge, tier_upgrade_check
+from tiers.services import tier_activity_record, tier_member_merge
 
-from .earning import PurchaseContext, eligible_amount, multiplier_for, points_for, policy_get
+from .earning import (
+    PurchaseContext,
+    earning_rules,
+    policy_get,
+    promotion_providers_active,
+    promotions_for,
+)
 from .ledger import (
     IdempotencyConflict,
     PointsError,
     account_lock,
-    expiry_for,
     fingerprint,
     lots_expire,
     points_credit,
@@ -49,14 +56,21 @@ from .models import (
     LotMovement,
     PointsAdjustment,
     Purchase,
-    PurchaseLine,
     Redemption,
     Return,
     Reward,
 )
-from .purchase_fast import purchase_fast_applies, purchase_post_fast
+from .posting import (
+    MemberFacts,
+    PlannedLine,
+    PlanRefused,
+    PurchasePosting,
+    birthday_month_of,
+    purchase_fingerprint,
+    purchase_plan,
+)
+from .posting.writers import CONFLICT, INACTIVE, REPLAYED, PostingOutcome, postings_write
 from .purchase_limits import purchase_limits_check, return_time_check
-from .rules import referral_bonus_post, referral_referrer
 from .selectors import adjustment_staff_day_used
 
 CENT = Decimal("0.01")
@@ -145,20 +159,19 @@ def _purchase_fingerprint(
     lines,
     points_to_use,
 ) -> str:
-    return fingerprint(
-        {
-            "member": member.member_no,
-            "store": store.code,
-            "receipt_no": receipt_no,
-            "occurred_at": occurred_at.isoformat(),
-            "amount": str(amount.quantize(CENT)),
-            "channel": channel,
-            "lines": [
-                [line.sku, line.category, str(line.quantity), str(line.amount.quantize(CENT))]
-                for line in lines
-            ],
-            "points_to_use": points_to_use,
-        }
+    """`posting.purchase_fingerprint` of a purchase as `purchase_record` is given it."""
+    return purchase_fingerprint(
+        member_no=member.member_no,
+        store_code=store.code,
+        receipt_no=receipt_no,
+        occurred_iso=occurred_at.isoformat(),
+        amount_text=str(amount.quantize(CENT)),
+        channel=channel,
+        lines=[
+            (line.sku, line.category, str(line.quantity), str(line.amount.quantize(CENT)))
+            for line in lines
+        ],
+        points_to_use=points_to_use,
     )
 
 
@@ -182,10 +195,9 @@ def purchase_record(
     (`purchase_limits`: `AmountOverLimit`, `OccurredAtOutOfRange`); `now` is the time it
     is recorded (the demo data passes its own to record a history as it happened).
     The same store + receipt again returns the first result; with different details it is
-    refused (`IdempotencyConflict`). On PostgreSQL a plain purchase (tier upgrade included) is
-    posted by one database function (`purchase_fast`), with the same rows as the ORM path
-    below, which posts the rest (points as payment, staff purchases, referral bonuses,
-    campaign promotions) and SQLite's.
+    refused (`IdempotencyConflict`). Validate, read what the plan needs, plan
+    (`posting.purchase_plan`), write (`posting.writers.postings_write`, a batch of one: on
+    PostgreSQL one set-based statement, elsewhere the ORM).
     """
     _store_act_check(actor=actor, store=store)
     now = now or timezone.now()
@@ -204,190 +216,144 @@ def purchase_record(
     if any(line.amount < 0 for line in lines):
         raise InvalidPurchase("a line amount cannot be negative")
 
-    request_fingerprint = _purchase_fingerprint(
-        member=member,
-        store=store,
-        receipt_no=receipt_no,
-        occurred_at=occurred_at,
-        amount=amount,
-        channel=channel,
-        lines=lines,
-        points_to_use=points_to_use,
+    signed_in = actor is not None and actor.is_authenticated
+    rules = earning_rules()
+    planned_lines = tuple(
+        PlannedLine(
+            sku=line.sku,
+            category=line.category,
+            quantity=line.quantity,
+            amount=line.amount.quantize(CENT),
+        )
+        for line in lines
     )
-    key = f"purchase:{store.code}:{receipt_no}"
+    promotions = ()
+    if promotion_providers_active():
+        promotions = promotions_for(
+            context=PurchaseContext(
+                member=member,
+                store_code=store.code,
+                channel=channel,
+                occurred_at=occurred_at,
+                categories=frozenset(line.category for line in lines),
+            )
+        )
+    try:
+        posting = purchase_plan(
+            member=MemberFacts(
+                member_id=member.pk,
+                member_no=member.member_no,
+                active=member.status == Member.Status.ACTIVE,
+                birthday_month=birthday_month_of(member.birthday),
+                tier_multiplier=member_earn_multiplier(member=member),
+                referrer_id=member.referrer_id if rules.referral_bonus else None,
+            ),
+            store_id=store.pk,
+            store_code=store.code,
+            receipt_no=receipt_no,
+            channel=channel,
+            occurred_at=occurred_at,
+            amount=amount,
+            lines=planned_lines,
+            points_to_use=points_to_use,
+            rules=rules,
+            promotions=promotions,
+            actor_id=actor.pk if signed_in else None,
+            audited=signed_in,
+        )
+    except PlanRefused as refused:
+        raise InvalidPurchase(str(refused)) from None
     try:
         purchase_limits_check(amount=amount, occurred_at=occurred_at, now=now)
     except PointsError:
-        # Before either path writes. A receipt already recorded gets the answer it gets in
+        # Before anything is written. A receipt already recorded gets the answer it gets in
         # range: a till retrying a purchase recorded while it was in range (a day later, or
         # after the cap was lowered) gets its first answer, other details a conflict.
         existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).first()
         if existing is None:
             raise
-        if existing.fingerprint != request_fingerprint:
-            raise IdempotencyConflict(key) from None
+        if existing.fingerprint != posting.fingerprint:
+            raise IdempotencyConflict(posting.key) from None
         return PurchaseResult(purchase=existing, created=False)
-    # A lot already past its expiry (a window set wider than a year) is expired as it is
-    # posted: the ORM path's `points_credit` does that, the fast path does not.
-    if expiry_for(occurred_at) > now and purchase_fast_applies(
-        points_to_use=points_to_use, actor=actor
-    ):
-        posting = purchase_post_fast(
-            member=member,
-            store=store,
-            receipt_no=receipt_no,
-            occurred_at=occurred_at,
-            amount=amount,
-            channel=channel,
-            lines=lines,
-            request_fingerprint=request_fingerprint,
-            key=key,
-            now=timezone.now(),
-        )
-        if posting is not None:
-            if posting.outcome == "conflict":
-                raise IdempotencyConflict(key)
-            if posting.outcome == "inactive":
-                raise MemberInactive("the member is not active")
-            return PurchaseResult(purchase=posting.purchase, created=posting.outcome == "created")
-        # Not for the fast path after all (a referee's first purchase, a database without
-        # its issuance account): the ORM path below posts it, from the start.
-
-    policy = policy_get()
-    paid_by_points = (Decimal(points_to_use) / policy.points_per_yuan).quantize(
-        CENT, rounding=ROUND_FLOOR
-    )
-    if points_to_use and Decimal(points_to_use) % policy.points_per_yuan:
-        raise InvalidPurchase(f"points are used in steps of {policy.points_per_yuan}")
-    if paid_by_points > amount:
-        raise InvalidPurchase("points used pay more than the amount")
-
-    # A first purchase pays the referral bonus: both accounts are then locked, the lower
-    # member id first (as a merge does), so the two can never wait on each other.
-    referrer = referral_referrer(member=member, policy=policy)
+    # A refusal raised inside the block takes back the account the writer may have created.
     with transaction.atomic():
-        if referrer is not None and referrer.pk < member.pk:
-            account_lock(member=referrer)
-        account = account_lock(member=member)
-        if referrer is not None and referrer.pk > member.pk:
-            account_lock(member=referrer)
-        existing = Purchase.objects.filter(store=store, receipt_no=receipt_no).first()
-        if existing is not None:
-            if existing.fingerprint != request_fingerprint:
-                raise IdempotencyConflict(key)
-            return PurchaseResult(purchase=existing, created=False)
-        # Checked after the replay lookup, so a till retrying a purchase made before the
-        # member was frozen still gets its answer.
-        if member.status != Member.Status.ACTIVE:
+        (outcome,) = postings_write(postings=[posting], now=now, actor=actor)
+        if outcome.outcome == CONFLICT:
+            raise IdempotencyConflict(posting.key)
+        if outcome.outcome == INACTIVE:
             raise MemberInactive("the member is not active")
-        # Under the lock, so two first purchases at once cannot both pay the referrer.
-        first_purchase = (
-            referrer is not None and not Purchase.objects.filter(member=member).exists()
-        )
+    if outcome.outcome == REPLAYED:
+        return PurchaseResult(purchase=Purchase.objects.get(pk=outcome.purchase_id), created=False)
+    return PurchaseResult(
+        purchase=_purchase_as_written(
+            posting=posting, outcome=outcome, member=member, store=store, actor=actor, now=now
+        ),
+        created=True,
+    )
 
-        payment_txn = None
-        if points_to_use:
-            payment_txn = points_debit(
-                account=account,
-                points=points_to_use,
-                kind=LedgerTransaction.Kind.REDEEM,
-                counter_kind=Account.Kind.REDEMPTION,
-                key=f"{key}:payment",
-                request_fingerprint=request_fingerprint,
-                source=LedgerTransaction.Source.PAYMENT,
-                source_ref=receipt_no,
-                occurred_at=occurred_at,
-                now=now,
-                actor=actor,
-            )
 
-        eligible = eligible_amount(
-            amount=amount, lines=[(line.category, line.amount) for line in lines]
-        )
-        # Only the part paid with money earns points.
-        if paid_by_points:
-            eligible = eligible * (amount - paid_by_points) / amount
-        context = PurchaseContext(
-            member=member,
-            store_code=store.code,
-            channel=channel,
-            occurred_at=occurred_at,
-            categories=frozenset(line.category for line in lines),
-        )
-        earned = points_for(
-            eligible=eligible,
-            multiplier=multiplier_for(context=context, policy=policy),
-            policy=policy,
-        )
-        earn_txn = None
-        if earned:
-            earn_txn = points_credit(
-                account=account,
-                points=earned,
-                kind=LedgerTransaction.Kind.EARN,
-                counter_kind=Account.Kind.ISSUANCE,
-                key=key,
-                request_fingerprint=request_fingerprint,
-                source=LedgerTransaction.Source.PURCHASE,
-                source_ref=receipt_no,
-                occurred_at=occurred_at,
-                available_at=occurred_at + datetime.timedelta(days=policy.pending_days),
-                actor=actor,
-                now=now,
-            )
-        purchase = Purchase.objects.create(
-            member=member,
-            store=store,
-            channel=channel,
-            receipt_no=receipt_no,
-            occurred_at=occurred_at,
-            amount=amount,
-            points_used=points_to_use,
-            eligible_amount=eligible.quantize(CENT, rounding=ROUND_FLOOR),
-            points_earned=earned,
-            earn_transaction=earn_txn,
-            payment_transaction=payment_txn,
-            fingerprint=request_fingerprint,
-            recorded_by=actor if actor is not None and actor.is_authenticated else None,
-        )
-        PurchaseLine.objects.bulk_create(
-            PurchaseLine(
-                purchase=purchase,
-                sku=line.sku,
-                category=line.category,
-                quantity=line.quantity,
-                amount=line.amount,
-            )
-            for line in lines
-        )
-        # Tiers count the whole amount (points used as payment too) and the points earned.
-        tier_activity_record(
-            member=member,
-            occurred_at=occurred_at,
-            spend=amount,
-            points=earned,
-            source=QualifyingActivity.Source.PURCHASE,
-        )
-        tier_upgrade_check(member=member, at=occurred_at, actor=actor)
-        if first_purchase:
-            referral_bonus_post(
-                referrer=referrer, referee=member, occurred_at=occurred_at, policy=policy
-            )
-        if actor is not None and actor.is_authenticated:
-            audit_log(
-                actor=actor,
-                action="purchase.record",
-                target=purchase,
-                member=member,
-                details={"receipt_no": receipt_no, "amount": str(amount), "points": earned},
-            )
-    return PurchaseResult(purchase=purchase, created=True)
+_PURCHASE_COLUMNS = [field.attname for field in Purchase._meta.concrete_fields]
+
+
+def _purchase_as_written(
+    *,
+    posting: PurchasePosting,
+    outcome: PostingOutcome,
+    member: Member,
+    store: Store,
+    actor: User | None,
+    now: datetime.datetime,
+) -> Purchase:
+    """The purchase row the writer stored, built as a query would build it (no read back),
+    with the member and store objects the caller gave."""
+    values = {
+        "id": outcome.purchase_id,
+        "member_id": member.pk,
+        "store_id": store.pk,
+        "channel": posting.channel,
+        "receipt_no": posting.receipt_no,
+        "occurred_at": posting.occurred_at,
+        "amount": posting.amount,
+        "points_used": posting.points_used,
+        "eligible_amount": posting.eligible_amount,
+        "points_earned": posting.points,
+        "returned_amount": Decimal("0.00"),
+        "earn_transaction_id": outcome.earn_transaction_id,
+        "payment_transaction_id": outcome.payment_transaction_id,
+        "fingerprint": posting.fingerprint,
+        "recorded_by_id": posting.actor_id,
+        "recorded_at": outcome.recorded_at,
+        "history": posting.history,
+    }
+    purchase = Purchase.from_db(
+        Purchase.objects.db, _PURCHASE_COLUMNS, [values[c] for c in _PURCHASE_COLUMNS]
+    )
+    Purchase.member.field.set_cached_value(purchase, member)
+    Purchase.store.field.set_cached_value(purchase, store)
+    return purchase
 
 
 @dataclass(frozen=True)
 class ReturnResult:
     purchase_return: Return
     created: bool
+
+    @property
+    def points_reversed(self) -> int:
+        return self.purchase_return.points_reversed
+
+    @property
+    def history(self) -> bool:
+        """The purchase was imported as history: it earned no points here, so a return of
+        it reverses none (`history_message` says so)."""
+        return self.purchase_return.purchase.history
+
+    @property
+    def history_message(self) -> str:
+        return str(HISTORY_RETURN_MESSAGE) if self.history else ""
+
+
+HISTORY_RETURN_MESSAGE = _("imported as history: no points to reverse")
 
 
 @_answer_a_lost_key_race

@@ -404,7 +404,12 @@ def return_record_view(request: HttpRequest) -> HttpResponse:
             else:
                 _remember_store(request, data["store"])
                 purchase_return = result.purchase_return
-                if result.created:
+                if result.created and result.history:
+                    messages.success(
+                        request,
+                        _("Return recorded: %(message)s") % {"message": result.history_message},
+                    )
+                elif result.created:
                     messages.success(
                         request,
                         _("Return recorded: −%(points)s points")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Sum
 
 from members.models import Member
@@ -141,6 +142,22 @@ def member_tier(*, member: Member | int, levels: list[TierLevel] | None = None) 
         return MemberTierInfo(level=status.level, status=status)
     levels = levels if levels is not None else tier_levels()
     return MemberTierInfo(level=levels[0], status=None)
+
+
+def member_earn_multiplier(*, member: Member | int) -> Decimal:
+    """The earn multiplier of the member's tier now (the base level's when no tier was ever
+    reached), in one query: what the posting plan of a purchase needs of tiers."""
+    member_id = member if isinstance(member, int) else member.pk
+    level, status = TierLevel._meta.db_table, MemberTier._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT l.earn_multiplier FROM {level} l WHERE l.id = COALESCE("  # noqa: S608
+            f"(SELECT s.level_id FROM {status} s WHERE s.member_id = %s), "
+            f"(SELECT b.id FROM {level} b ORDER BY b.rank LIMIT 1))",
+            [member_id],
+        )
+        row = cursor.fetchone()
+    return Decimal(str(row[0])) if row is not None else Decimal(1)
 
 
 def member_tier_rank(*, member: Member) -> int:

@@ -69,6 +69,21 @@ def tier_activity_record(
     )
 
 
+def tier_activities_record(
+    *, activities: list[tuple[int, datetime.datetime, Decimal, int]], source: str
+) -> None:
+    """`tier_activity_record` of a batch: (member id, occurred at, spend, points) each, in
+    one insert (the purchase writers' batch; in the caller's transaction)."""
+    rows = [
+        QualifyingActivity(
+            member_id=member_id, occurred_at=occurred_at, spend=spend, points=points, source=source
+        )
+        for member_id, occurred_at, spend, points in activities
+        if spend or points
+    ]
+    QualifyingActivity.objects.bulk_create(rows, batch_size=2000)
+
+
 def _notice_text(*, history: TierHistory) -> tuple[str, str]:
     with translation.override("zh-hans"):
         names = {"level": history.to_level.name_zh, "date": history.valid_until or ""}
@@ -304,7 +319,7 @@ def _levels_by_id(levels: list[TierLevel]) -> dict[int, TierLevel]:
 
 
 def tier_upgrade_check(
-    *, member: Member, at: datetime.datetime, actor: User | None = None
+    *, member: Member | int, at: datetime.datetime, actor: User | None = None
 ) -> TierHistory | None:
     """Upgrade the member at once if the rolling 12 months qualify for a higher level
     (several levels at a time if need be). Call inside the transaction that recorded the
@@ -322,22 +337,23 @@ def tier_upgrade_check(
 
 
 def _upgrade_check(
-    *, member: Member, at: datetime.datetime, actor: User | None
+    *, member: Member | int, at: datetime.datetime, actor: User | None
 ) -> TierHistory | None:
+    member_id = member if isinstance(member, int) else member.pk
     levels = tier_levels()
-    status = _status_locked(member_id=member.pk)
+    status = _status_locked(member_id=member_id)
     current = _levels_by_id(levels)[status.level_id] if status is not None else levels[0]
     if current.rank >= levels[-1].rank:
         return None
     window_start = qualifying_window_start(status=status, at=at)
     # No end: a till whose clock runs behind must not hide the purchases recorded after it.
-    figures = activity_figures(member_id=member.pk, after=window_start, until=None)
+    figures = activity_figures(member_id=member_id, after=window_start, until=None)
     target = qualified_level(levels=levels, figures=figures)
     if target.rank <= current.rank:
         return None
     policy = tier_policy_get()
     change = Change(
-        member_id=member.pk,
+        member_id=member_id,
         from_level=current,
         to_level=target,
         reason=TierHistory.Reason.UPGRADE,
@@ -347,9 +363,111 @@ def _upgrade_check(
         actor=actor,
         note=upgrade_note(spend=figures.spend, points=figures.points),
     )
-    histories = _changes_apply(changes=[change], statuses={member.pk: status} if status else {})
+    histories = _changes_apply(changes=[change], statuses={member_id: status} if status else {})
     tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories[0]
+
+
+def tier_upgrades_check(
+    *, upgrades: list[tuple[int, datetime.datetime]], actor: User | None = None
+) -> list[TierHistory]:
+    """`tier_upgrade_check` for a batch of (member id, time of purchase), as the points
+    writers call it after storing purchases: the members' tier rows locked in one
+    statement (in member order, after their points accounts), the rolling 12 months
+    summed for those below the top level, the upgrades written together. A member with
+    several purchases in the batch is checked once, as of the latest. The levels and rows
+    are read as plain values (a purchase pays for no model objects); the full ones only
+    for an upgrade."""
+    if not upgrades:
+        return []
+    at_of: dict[int, datetime.datetime] = {}
+    for member_id, at in upgrades:
+        at_of[member_id] = max(at, at_of.get(member_id, at))
+    levels = [
+        TierLevel.from_db(connection.alias, list(_LEVEL_FIELDS), list(values))
+        for values in TierLevel.objects.order_by("rank").values_list(*_LEVEL_FIELDS)
+    ]
+    top = levels[-1].rank
+    by_id = _levels_by_id(levels)
+    rows = {
+        member_id: (level_id, counts_from)
+        for member_id, level_id, counts_from in MemberTier.objects.select_for_update()
+        .filter(member_id__in=sorted(at_of))
+        .order_by("member_id")
+        .values_list("member_id", "level_id", "counts_from")
+    }
+    found = []
+    for member_id in sorted(at_of):
+        row = rows.get(member_id)
+        status = (
+            MemberTier(member_id=member_id, level_id=row[0], counts_from=row[1]) if row else None
+        )
+        current = by_id[row[0]] if row is not None else levels[0]
+        if current.rank >= top:
+            continue
+        at = at_of[member_id]
+        window_start = qualifying_window_start(status=status, at=at)
+        # No end: a till whose clock runs behind must not hide the purchases recorded after it.
+        figures = _figures_after(member_id=member_id, after=window_start)
+        target = qualified_level(levels=levels, figures=figures)
+        if target.rank > current.rank:
+            found.append((member_id, current.pk, target.pk, at, figures))
+    if not found:
+        return []
+    full = _levels_by_id(tier_levels())
+    policy = tier_policy_get()
+    changes = [
+        Change(
+            member_id=member_id,
+            from_level=full[current_id],
+            to_level=full[target_id],
+            reason=TierHistory.Reason.UPGRADE,
+            at=at,
+            valid_until=validity_end(first_day=business_date(at), months=policy.valid_months),
+            period_start=at,
+            actor=actor,
+            note=upgrade_note(spend=figures.spend, points=figures.points),
+        )
+        for member_id, current_id, target_id, at, figures in found
+    ]
+    try:
+        # A savepoint: a first tier row written meanwhile by a manual tier or the nightly
+        # sweep (which do not hold the points account) must not fail the purchases.
+        with transaction.atomic():
+            statuses = {
+                status.member_id: status
+                for status in MemberTier.objects.filter(
+                    member_id__in=[c.member_id for c in changes if c.member_id in rows]
+                )
+            }
+            histories = _changes_apply(changes=changes, statuses=statuses)
+    except IntegrityError:
+        # Asked again one by one, each with the row now there.
+        return [
+            history
+            for change in changes
+            if (history := tier_upgrade_check(member=change.member_id, at=change.at, actor=actor))
+        ]
+    tier_notices_after_commit(history_ids=[h.pk for h in histories])
+    return histories
+
+
+_LEVEL_FIELDS = ("id", "rank", "qualify_spend", "qualify_points")
+
+
+def _figures_after(*, member_id: int, after: datetime.datetime) -> Figures:
+    """`activity_figures` with no end, in plain SQL on PostgreSQL (the live purchase's
+    path: no queryset to build)."""
+    if connection.vendor != "postgresql":
+        return activity_figures(member_id=member_id, after=after, until=None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(spend), 0), COALESCE(SUM(points), 0) "  # noqa: S608
+            f"FROM {QualifyingActivity._meta.db_table} WHERE member_id = %s AND occurred_at > %s",
+            [member_id, after],
+        )
+        spend, points = cursor.fetchone()
+    return Figures(spend=spend, points=points)
 
 
 def tier_override_until_check(

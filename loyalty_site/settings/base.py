@@ -250,8 +250,8 @@ CELERY_BEAT_SCHEDULE = {
 # Accounts per transaction in the points expiry job: each batch commits on its own, so a
 # run killed half-way keeps what it did (the tests make it tiny to kill a run mid-way).
 POINTS_EXPIRY_BATCH = env.int("POINTS_EXPIRY_BATCH", default=5000)
-# A plain purchase posted by one PostgreSQL function instead of ~18 ORM statements
-# (points/purchase_fast.py); off, every purchase takes the ORM path (the reference).
+# On PostgreSQL, planned purchases are written by one set-based statement
+# (points/posting/writers.py); off, by the portable ORM writer (the reference).
 POINTS_PURCHASE_FAST_PATH = env.bool("POINTS_PURCHASE_FAST_PATH", default=True)
 # A return at one store for a purchase made at another (POS API and back office). Every such
 # return is audited (`purchase.return_cross_store`); off, it is refused (API: 422).

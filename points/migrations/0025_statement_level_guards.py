@@ -169,6 +169,6 @@ def row_guards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("points", "0022_field_verbose_names")]
+    dependencies = [("points", "0024_posting_writer")]
 
     operations = [migrations.RunPython(statement_guards, row_guards)]

@@ -97,6 +97,8 @@ def test_a_partial_return_reverses_points_in_proportion(pos, purchase):
     assert response.status_code == 201
     assert response.json() == {
         "points_reversed": 50,
+        "history": False,
+        "message": "",
         "balance": {"available": 150, "pending": 0},
     }
     purchase.refresh_from_db()
@@ -126,6 +128,8 @@ def test_a_return_after_the_points_were_spent_shows_a_negative_balance(pos, memb
     assert response.status_code == 201
     assert response.json() == {
         "points_reversed": 1000,
+        "history": False,
+        "message": "",
         "balance": {"available": -1000, "pending": 0},
     }
     assert Account.objects.get(member=member).debt == 1000
@@ -301,3 +305,33 @@ def test_a_return_without_a_token_gets_401(client, purchase):
 
     assert response.status_code == 401
     assert Return.objects.count() == 0
+
+
+def test_a_return_of_a_purchase_imported_as_history_reverses_nothing_and_says_so(
+    pos, member, store
+):
+    """A purchase brought over from another system earned no points here."""
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, purchase_plan
+    from points.posting.writers import postings_write
+
+    when = NOW - datetime.timedelta(days=400)  # from before the points' life: no matter
+    posting = purchase_plan(
+        member=MemberFacts(member_id=member.pk, member_no=member.member_no),
+        store_id=store.pk,
+        store_code=store.code,
+        receipt_no="OLD-1",
+        channel="store",
+        occurred_at=when,
+        amount=Decimal("300.00"),
+        rules=earning_rules(),
+        history=True,
+    )
+    postings_write(postings=[posting], now=NOW, upgrades=False)
+
+    response = pos.post(refund(receipt_no="RT-OLD-1", original_receipt_no="OLD-1"))
+
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["points_reversed"], body["history"]) == (0, True)
+    assert body["message"] == "imported as history: no points to reverse"

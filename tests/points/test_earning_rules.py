@@ -275,22 +275,24 @@ def test_a_friend_who_joins_online_with_the_code_pays_the_referrer_once_after_bu
     assert balance(friend) == 200 + 88 + 88
 
 
-@pytest.mark.parametrize(
-    ("base_rate", "multiplier"),
-    [
-        (Decimal("1"), Decimal("1")),
-        (Decimal("1"), Decimal("2")),
-        (Decimal("1.5"), Decimal("1.25")),
-        (Decimal("0.37"), Decimal("3")),
-    ],
-)
-def test_points_per_cent_rounds_exactly_as_points_for(base_rate, multiplier):
-    # What a set-based writer is given (loadgen's SQL) earns what the rule earns, to the point.
-    from points.earning import points_for, points_per_cent
+@pytest.mark.parametrize("base_rate", [Decimal("1"), Decimal("1.5"), Decimal("0.37")])
+@pytest.mark.parametrize("birthday_multiplier", [Decimal("2"), Decimal("1.25"), Decimal("3")])
+def test_loadgens_points_per_cent_earn_what_the_posting_plan_earns(base_rate, birthday_multiplier):
+    # What loadgen's SQL is given earns what the plan earns, to the point, in and out of
+    # the birthday month.
+    from points.loadgen import _months, _points_per_cent, _Tiers
+    from points.posting.plan import EarningRules, points_earned, promotion_multiplier
 
-    policy = EarningPolicy(base_rate=base_rate)
-    numerator, denominator = points_per_cent(multiplier=multiplier, policy=policy)
-    for cents in (0, 1, 99, 100, 101, 12_345, 19_999, 5_000_000):
-        assert cents * numerator // denominator == points_for(
-            eligible=Decimal(cents) / 100, multiplier=multiplier, policy=policy
-        ), cents
+    rules = EarningRules(base_rate=base_rate, birthday_multiplier=birthday_multiplier)
+    tiers = _Tiers.load()
+    months = _months(datetime.datetime(2026, 4, 1, tzinfo=SH))[:2]
+    numerators, denominators = _points_per_cent(months, rules, tiers)
+    for index, (start, month, _expiry) in enumerate(months):
+        for birthday, factor in ((0, 2 * index), (month, 2 * index + 1)):
+            multiplier = tiers.levels[0].earn_multiplier * promotion_multiplier(
+                promotions=(), birthday_month=birthday, occurred_at=start, rules=rules
+            )
+            for cents in (0, 1, 99, 100, 101, 12_345, 19_999, 5_000_000):
+                assert cents * numerators[factor] // denominators[factor] == points_earned(
+                    eligible=Decimal(cents) / 100, multiplier=multiplier, base_rate=base_rate
+                ), (cents, month, birthday)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 from io import StringIO
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,13 +15,9 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from points.imports import (
-    ImportFileError,
-    import_error_message,
-    points_import_file,
-    purchase_fingerprint,
-)
+from points.imports import ImportFileError, import_error_message, points_import_file
 from points.jobs import reconcile_job
+from points.ledger import fingerprint
 from points.models import (
     Account,
     Category,
@@ -34,7 +29,8 @@ from points.models import (
     Purchase,
     PurchaseLine,
 )
-from points.services import LineInput, _purchase_fingerprint, purchase_record
+from points.posting import purchase_fingerprint
+from points.services import LineInput, purchase_record
 from tests.conftest import make_role_user
 from tests.factories import MemberFactory, StoreFactory
 from tiers.models import MemberTier, QualifyingActivity, TierLevel
@@ -472,18 +468,22 @@ def test_tier_birthday_and_category_rates_earn_what_the_till_gives(members, stor
     "text",
     ["plain", 'a "quote" and a \\ backslash', "tab\tnew\nline\r", "中文 ünïcödé", "\x01\x7f\u2028"],
 )
-def test_the_fingerprint_is_the_one_purchase_record_computes(text):
+def test_the_fingerprint_is_the_hash_of_the_request_as_json(text):
+    """The plan writes the request's JSON text out by hand (fast): the same hash as
+    `ledger.fingerprint` of the request, whatever the text holds."""
     when = datetime.datetime(2026, 4, 10, 14, 5, 7, 123, tzinfo=SH)
-    for sku, category in ((f"K{text}", f"C{text}"), ("", "")):
-        expected = _purchase_fingerprint(
-            member=SimpleNamespace(member_no=f"M{text}"),
-            store=SimpleNamespace(code=f"S{text}"),
-            receipt_no=f"R{text}",
-            occurred_at=when,
-            amount=Decimal("12.50"),
-            channel=f"store{text}",
-            lines=[LineInput(sku=sku, category=category, amount=Decimal("12.5"))] if sku else [],
-            points_to_use=0,
+    for lines in ([(f"K{text}", f"C{text}", "1", "12.50"), ("K2", "", "2.5", "3.00")], []):
+        expected = fingerprint(
+            {
+                "member": f"M{text}",
+                "store": f"S{text}",
+                "receipt_no": f"R{text}",
+                "occurred_at": when.isoformat(),
+                "amount": "12.50",
+                "channel": f"store{text}",
+                "lines": [list(line) for line in lines],
+                "points_to_use": 300,
+            }
         )
         assert expected == purchase_fingerprint(
             member_no=f"M{text}",
@@ -492,8 +492,8 @@ def test_the_fingerprint_is_the_one_purchase_record_computes(text):
             occurred_iso=when.isoformat(),
             amount_text="12.50",
             channel=f"store{text}",
-            sku=sku,
-            category=category,
+            lines=lines,
+            points_to_use=300,
         )
 
 

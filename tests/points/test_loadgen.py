@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from members.models import Member
 from members.numbers import member_no_is_valid
-from points.earning import PurchaseContext, multiplier_for, points_for, policy_get
+from points.earning import earning_rules
 from points.jobs import reconcile_job
 from points.ledger import expiry_for
 from points.loadgen import loadgen as points_loadgen
 from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
+from points.posting.plan import MemberFacts, birthday_month_of, purchase_plan
 from points.services import _purchase_fingerprint
 from tiers.models import MemberTier, QualifyingActivity, TierHistory
 from tiers.selectors import (
@@ -50,7 +51,8 @@ def assert_consistent(*, members: int, purchases: int) -> None:
     assert all(member_no_is_valid(no) for no in Member.objects.values_list("member_no", flat=True))
     assert Member.objects.values("phone").distinct().count() == members
     # Each purchase's earning: its key, its fingerprint, its lot expiring as the ledger says.
-    policy = policy_get()
+    rules = earning_rules()
+    levels = tier_levels()
     for purchase in Purchase.objects.select_related("member", "store", "earn_transaction")[:50]:
         # As a till would have sent it, occurred_at in UTC.
         request = _purchase_fingerprint(
@@ -67,20 +69,25 @@ def assert_consistent(*, members: int, purchases: int) -> None:
         txn = purchase.earn_transaction
         assert txn.idempotency_key == f"purchase:{purchase.store.code}:{purchase.receipt_no}"
         assert (txn.fingerprint, txn.member_amount) == (request, purchase.points_earned)
-        # Points: the earning rule's, for a member at the base level (their history precedes
-        # any tier they hold now, so the rule is asked about a copy without one).
-        context = PurchaseContext(
-            member=Member(birthday=purchase.member.birthday),
+        # Points: the posting plan's, for a member at the base level (their history precedes
+        # any tier they hold now).
+        plan = purchase_plan(
+            member=MemberFacts(
+                member_id=purchase.member_id,
+                member_no=purchase.member.member_no,
+                birthday_month=birthday_month_of(purchase.member.birthday),
+                tier_multiplier=levels[0].earn_multiplier,
+            ),
+            store_id=purchase.store_id,
             store_code=purchase.store.code,
+            receipt_no=purchase.receipt_no,
             channel=purchase.channel,
             occurred_at=purchase.occurred_at,
-            categories=frozenset(),
+            occurred_iso=purchase.occurred_at.astimezone(datetime.UTC).isoformat(),
+            amount=purchase.amount,
+            rules=rules,
         )
-        assert purchase.points_earned == points_for(
-            eligible=purchase.amount,
-            multiplier=multiplier_for(context=context, policy=policy),
-            policy=policy,
-        )
+        assert (purchase.points_earned, purchase.fingerprint) == (plan.points, plan.fingerprint)
         lot = txn.lots.get()
         assert lot.expires_at == expiry_for(purchase.occurred_at)
         assert lot.points == lot.remaining == purchase.points_earned
@@ -212,10 +219,27 @@ def test_bench_ledger_prints_one_json_line_last():
         "bench", "ledger", "--writers", "1", "--seconds", "1", "--load-members", "20",
         stdout=out, stderr=StringIO(),
     )  # fmt: skip
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert set(result) == {"purchases_per_s", "p50_ms", "p95_ms", "writers", "members"}
-    assert result["purchases_per_s"] > 0
-    assert result["members"] == 20
+    lines = [json.loads(line) for line in out.getvalue().strip().splitlines()]
+    assert [line["variant"] for line in lines] == [
+        "promotion",
+        "cashier",
+        "points_payment",
+        "plain",
+    ]
+    for result in lines:
+        assert set(result) == {
+            "variant",
+            "purchases_per_s",
+            "p50_ms",
+            "p95_ms",
+            "writers",
+            "members",
+        }
+        assert result["purchases_per_s"] > 0, result
+        assert result["members"] == 20
+    # Each variant did what it says: a promotion doubled, a cashier recorded, points paid.
+    assert Purchase.objects.filter(recorded_by__isnull=False).exists()
+    assert Purchase.objects.filter(points_used__gt=0).exists()
     assert Purchase.objects.filter(receipt_no__startswith="B").count() > 0
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details
@@ -229,8 +253,11 @@ def test_bench_ledger_with_writer_processes_on_postgres():
         "bench", "ledger", "--writers", "2", "--seconds", "3", "--load-members", "50",
         stdout=out, stderr=err,
     )  # fmt: skip
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    lines = [json.loads(line) for line in out.getvalue().strip().splitlines()]
+    assert [line["variant"] for line in lines][-1] == "plain"
+    result = lines[-1]
     assert result["writers"] == 2
+    assert all(line["purchases_per_s"] > 0 for line in lines), (lines, err.getvalue())
     assert result["purchases_per_s"] > 0, err.getvalue()
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details

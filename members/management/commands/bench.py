@@ -30,4 +30,6 @@ class Command(BaseCommand):
             self.stderr.flush()
 
         result = BENCHMARKS[benchmark]().run(options=options, log=log)
-        self.stdout.write(json.dumps(result, ensure_ascii=False))
+        # A benchmark of several variants returns one result each: one JSON line each.
+        for line in result if isinstance(result, list) else [result]:
+            self.stdout.write(json.dumps(line, ensure_ascii=False))

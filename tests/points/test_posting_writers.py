@@ -1,12 +1,11 @@
-"""The PostgreSQL fast path of `purchase_record` writes what the ORM path writes.
+"""The PostgreSQL posting writer (one set-based statement) writes what the ORM writer writes.
 
 Each worked example runs twice, for two members alike in all but their numbers: once with
-the fast path off (the ORM path, the reference) and once with it on, and every row the
-purchases wrote — purchase, lines, ledger transaction, entries, lot, lot movements, the
-account's figures, tier activity, tier status, history and notices, messages sent — must
-be the same. The clock stands still, so the times written are the same too. These tests
-commit (no test transaction), so the function runs as in production: in autocommit, as its
-own transaction.
+the ORM writer (POINTS_PURCHASE_FAST_PATH off, the reference) and once with the statement,
+and every row the purchases wrote — purchase, lines, ledger transaction, entries, lot, lot
+movements, the account's figures, tier activity, tier status, history and notices, audit
+entries, messages sent — must be the same. The clock stands still, so the times written
+are the same too. These tests commit (no test transaction), as in production.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.db.models import Sum
 
-from members.models import Member
-from points import purchase_fast
+from members.models import AuditEntry, Member
+from points import earning
 from points.jobs import reconcile_job
 from points.ledger import IdempotencyConflict, PointsError, system_account
 from points.models import (
@@ -37,6 +36,7 @@ from points.models import (
     PurchaseLine,
     Reward,
 )
+from points.posting import writers
 from points.services import (
     LineInput,
     MemberInactive,
@@ -61,13 +61,6 @@ def clock(time_machine):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache(monkeypatch):
-    # Each test flushes the tables: the levels cached by an earlier one are gone. (That the
-    # function notices a stale cache is a test of its own.)
-    monkeypatch.setattr(purchase_fast, "_inputs", None)
-
-
-@pytest.fixture(autouse=True)
 def _issuance_account():
     # Made by a data migration, which the flush of an earlier test took away.
     system_account(Account.Kind.ISSUANCE)
@@ -78,23 +71,35 @@ def store():
     return StoreFactory(code="SH001")
 
 
+class Outcomes(list):
+    """The writer's answers, in order; `statements`: the batches the set-based statement
+    wrote (none when the ORM writer wrote them)."""
+
+    statements = 0
+
+    def clear(self) -> None:
+        super().clear()
+        self.statements = 0
+
+
 @pytest.fixture
-def outcomes(monkeypatch) -> list[str]:
-    """The function's answers, in order (empty when the ORM path posted everything)."""
-    seen: list[str] = []
-    execute = purchase_fast._execute
+def outcomes(monkeypatch) -> Outcomes:
+    seen = Outcomes()
+    write = writers.postings_write
+    run = writers._PgStatement.run
 
-    def spy(db, params):
-        try:
-            row = execute(db, params)
-        except Exception as error:
-            # A refusal for a member whose account the call created (and took back).
-            seen.append(f"raised {error.__cause__.diag.message_primary}")
-            raise
-        seen.append(row[0])
-        return row
+    def spy(**kwargs):
+        answers = write(**kwargs)
+        seen.extend(answer.outcome for answer in answers)
+        return answers
 
-    monkeypatch.setattr(purchase_fast, "_execute", spy)
+    def statement(self, *args, **kwargs):
+        seen.statements += 1
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr("points.services.postings_write", spy)
+    monkeypatch.setattr(writers, "postings_write", spy)
+    monkeypatch.setattr(writers._PgStatement, "run", statement)
     return seen
 
 
@@ -106,7 +111,17 @@ class Till:
         self.store = store
         self.prefix = prefix
 
-    def buy(self, receipt: str, amount: str, *, when=MARCH, lines=(), channel="store"):
+    def buy(
+        self,
+        receipt: str,
+        amount: str,
+        *,
+        when=MARCH,
+        lines=(),
+        channel="store",
+        points_to_use=0,
+        actor=None,
+    ):
         """(points earned, created), or the error's class name."""
         try:
             result = purchase_record(
@@ -117,6 +132,8 @@ class Till:
                 amount=Decimal(amount),
                 channel=channel,
                 lines=list(lines),
+                points_to_use=points_to_use,
+                actor=actor,
             )
         except PointsError as error:
             return type(error).__name__
@@ -130,8 +147,15 @@ class Till:
 def rows(member: Member, prefix: str) -> dict[str, object]:
     """Every row the member's purchases wrote, without ids and the receipts' prefix."""
 
+    def unprefixed(value):
+        if isinstance(value, str):
+            return value.replace(prefix, "")
+        if isinstance(value, dict):
+            return {key: unprefixed(item) for key, item in value.items()}
+        return value
+
     def clean(values):
-        return tuple(v.replace(prefix, "") if isinstance(v, str) else v for v in values)
+        return tuple(unprefixed(v) for v in values)
 
     def listed(queryset, *fields):
         return [clean(values) for values in queryset.values_list(*fields)]
@@ -163,6 +187,7 @@ def rows(member: Member, prefix: str) -> dict[str, object]:
             "payment_transaction__idempotency_key",
             "recorded_by",
             "recorded_at",
+            "history",
         ),
         "lines": listed(
             PurchaseLine.objects.filter(purchase__member=member).order_by("id"),
@@ -236,11 +261,19 @@ def rows(member: Member, prefix: str) -> dict[str, object]:
             "recorded_at",
         ),
         "notices": listed(TierNotice.objects.filter(member=member), "sent_at", "channels"),
+        "audit": listed(
+            AuditEntry.objects.filter(member=member, action__startswith="purchase.").order_by("id"),
+            "actor",
+            "action",
+            "target_type",
+            "details",
+        ),
     }
 
 
 def both_ways(settings, store, sms_outbox, outcomes, scenario, **member_fields):
-    """Run `scenario(till)` by the ORM path, then by the fast path; return what each saw."""
+    """Run `scenario(till)` with the ORM writer, then with the statement; return the answers
+    and the statement's outcomes."""
     seen = {}
     for fast in (False, True):
         settings.POINTS_PURCHASE_FAST_PATH = fast
@@ -251,10 +284,14 @@ def both_ways(settings, store, sms_outbox, outcomes, scenario, **member_fields):
         answers = scenario(Till(member, store, prefix))
         member_rows = rows(member, prefix)
         member_rows["sms"] = [m.text for m in sms_outbox if m.phone == member.phone]
-        seen[fast] = (answers, member_rows, list(outcomes))
+        seen[fast] = (answers, member_rows, list(outcomes), outcomes.statements)
     orm, fast = seen[False], seen[True]
-    assert orm[2] == [], "the ORM path must not call the function"
-    assert fast[:2] == orm[:2]
+    assert orm[3] == 0, "the ORM writer must not run the statement"
+    # Every purchase written on PostgreSQL takes the statement, whatever it holds.
+    assert fast[3] == fast[2].count("created")
+    for key in orm[1]:
+        assert fast[1][key] == orm[1][key], key
+    assert fast[:3] == orm[:3]
     return orm[0], fast[2]
 
 
@@ -435,7 +472,7 @@ def test_the_same_receipt_for_another_member_is_refused_and_writes_nothing(store
     other = MemberFactory()  # no account yet: the one the call creates is taken back
 
     assert Till(other, store, "").buy("R1", "100") == IdempotencyConflict.__name__
-    assert outcomes == ["created", "raised conflict"]
+    assert outcomes == ["created", "conflict"]
     assert not Account.objects.filter(member=other).exists()
 
 
@@ -504,7 +541,7 @@ def test_an_inactive_member_earns_nothing_but_a_replay_gets_its_answer(
 def test_a_frozen_member_without_an_account_gets_none(store, outcomes):
     member = MemberFactory(status=Member.Status.FROZEN)
     assert Till(member, store, "").buy("R1", "100") == MemberInactive.__name__
-    assert outcomes == ["raised inactive"]
+    assert outcomes == ["inactive"]
     assert not Account.objects.filter(member=member).exists()
 
 
@@ -512,8 +549,7 @@ def test_an_edited_policy_or_tier_multiplier_takes_effect_at_once(store, outcome
     policy = EarningPolicy.objects.create()
     till = Till(MemberFactory(), store, "")
     assert till.buy("R1", "100") == (100, True)
-    outcomes.clear()  # the first may have found the cache of an earlier test stale
-    # Edited behind the cache's back (no save(), no updated_at): the function notices.
+    # Edited behind any cache's back (no save(), no updated_at): the next purchase sees it.
     EarningPolicy.objects.filter(pk=policy.pk).update(base_rate=2)
     assert till.buy("R2", "100") == (200, True)
     TierLevel.objects.filter(rank=1).update(earn_multiplier=Decimal("1.50"))
@@ -521,16 +557,18 @@ def test_an_edited_policy_or_tier_multiplier_takes_effect_at_once(store, outcome
     CategoryRate.objects.create(category="snacks", rate=Decimal(1))
     snacks = [LineInput(sku="S", category="snacks", amount=Decimal(100))]
     assert till.buy("R4", "100", lines=snacks) == (150, True)  # 100 × 1/2 × 2 × 1.5
-    assert outcomes == ["stale", "created", "stale", "created", "stale", "created"]
+    assert outcomes == ["created"] * 4
+    assert outcomes.statements == 4
 
 
-def test_a_referees_first_purchase_takes_the_orm_path_and_pays_the_referrer(store, outcomes):
+def test_a_referees_first_purchase_takes_the_statement_and_pays_the_referrer(store, outcomes):
     referrer = MemberFactory()
     referee = MemberFactory(referrer=referrer)
     till = Till(referee, store, "")
     assert till.buy("R1", "100") == (100, True)
     assert till.buy("R2", "100") == (100, True)
-    assert outcomes == ["raised fallback", "created"]
+    assert outcomes == ["created", "created"]
+    assert outcomes.statements == 2
     assert LedgerTransaction.objects.get(idempotency_key=f"rule:referral:{referee.pk}")
     assert Account.objects.get(member=referrer).balance == EarningPolicy().referral_bonus
 
@@ -653,7 +691,8 @@ def test_a_purchase_holds_the_tier_row_as_the_nightly_evaluation_would_wait_for_
         )
 
     assert locked
-    assert outcomes == (["created", "created"] if fast else [])
+    assert outcomes == ["created", "created"]
+    assert outcomes.statements == (2 if fast else 0)
 
 
 def test_a_refusal_in_a_callers_transaction_lets_go_of_the_account(store, outcomes):
@@ -678,21 +717,178 @@ def test_a_refusal_in_a_callers_transaction_lets_go_of_the_account(store, outcom
     assert outcomes == ["created", "created", "conflict"]
 
 
-def test_without_the_function_the_orm_path_posts(store, outcomes, caplog):
-    member = MemberFactory()
+def test_the_old_purchase_function_is_gone():
+    """Nothing decides a purchase in PL/pgSQL any more (migration points/0024)."""
     with connection.cursor() as cursor:
-        cursor.execute("ALTER FUNCTION points_purchase_post RENAME TO points_purchase_post_away")
-    try:
-        result = purchase_record(
-            member=member, store=store, receipt_no="R1", occurred_at=MARCH, amount=Decimal("50")
+        cursor.execute("SELECT count(*) FROM pg_proc WHERE proname = 'points_purchase_post'")
+        assert cursor.fetchone()[0] == 0
+
+
+# --- What used to force the ORM path: the same rows by both writers --------------------------
+
+
+def test_a_multiplier_promotion(settings, store, sms_outbox, outcomes, monkeypatch):
+    monkeypatch.setattr(earning, "_promotion_providers", [])
+    earning.register_promotion_provider(
+        lambda context: Decimal(3) if "toys" in context.categories else None
+    )
+    toys = [LineInput(sku="LEGO", category="toys", amount=Decimal("80"))]
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [till.buy("R1", "80", lines=toys), till.buy("R2", "80")],
+        birthday=datetime.date(1990, 3, 2),  # ×2 in March: the best one (×3) applies
+    )
+    assert answers == [(240, True), (160, True)]
+    assert calls == ["created", "created"]
+
+
+def test_a_purchase_recorded_by_a_signed_in_cashier(settings, store, sms_outbox, outcomes):
+    cashier = UserFactory(is_staff=True, is_superuser=True)
+    answers, calls = both_ways(
+        settings,
+        store,
+        sms_outbox,
+        outcomes,
+        lambda till: [till.buy("R1", "58.80", actor=cashier), till.buy("R1", "58.80")],
+    )
+    assert answers == [(58, True), (58, False)]
+    assert calls == ["created", "replayed"]
+    audits = AuditEntry.objects.filter(action="purchase.record").order_by("id")
+    assert [entry.details for entry in audits] == [
+        {"receipt_no": "orm-R1", "amount": "58.80", "points": 58},
+        {"receipt_no": "fast-R1", "amount": "58.80", "points": 58},
+    ]
+
+
+def test_points_used_as_payment_spend_the_soonest_expiring_lots(
+    settings, store, sms_outbox, outcomes
+):
+    def scenario(till):
+        answers = [
+            till.buy("R1", "300", when=MARCH - datetime.timedelta(days=20)),  # expires first
+            till.buy("R2", "300"),
+            # ¥4 paid with 400 points: ¥96 earns 96.
+            till.buy("R3", "100", points_to_use=400),
+            till.buy("R4", "100", points_to_use=150),  # not in steps of 100
+            till.buy("R5", "10", points_to_use=5000),  # more than there is
+        ]
+        return answers
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == [
+        (300, True),
+        (300, True),
+        (96, True),
+        "InvalidPurchase",
+        "InvalidPurchase",
+    ]
+    assert calls == ["created"] * 3
+
+
+def test_a_referees_first_purchase_pays_the_referrer_by_both_writers(
+    settings, store, sms_outbox, outcomes
+):
+    referrer = MemberFactory()
+
+    def scenario(till):
+        return [till.buy("R1", "100"), till.buy("R2", "100")]
+
+    answers, calls = both_ways(settings, store, sms_outbox, outcomes, scenario, referrer=referrer)
+    assert answers == [(100, True), (100, True)]
+    assert calls == ["created"] * 2
+    assert Account.objects.get(member=referrer).balance == 2 * EarningPolicy().referral_bonus
+
+
+def _history_posting(member, store, receipt):
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, PlannedLine, purchase_plan
+
+    return purchase_plan(
+        member=MemberFacts(member_id=member.pk, member_no=member.member_no),
+        store_id=store.pk,
+        store_code=store.code,
+        receipt_no=receipt,
+        channel="store",
+        occurred_at=MARCH,
+        amount=Decimal("2500.00"),
+        lines=[PlannedLine(sku="TV", category="", quantity=Decimal(1), amount=Decimal("2500.00"))],
+        rules=earning_rules(),
+        history=True,
+    )
+
+
+def test_a_history_purchase_counts_for_tiers_and_posts_no_points(
+    settings, store, sms_outbox, outcomes
+):
+    def scenario(till):
+        posting = _history_posting(till.member, till.store, till.prefix + "H1")
+        (answer,) = writers.postings_write(postings=[posting], now=NOW, upgrades=False)
+        returned = return_record(
+            store=till.store,
+            receipt_no=till.prefix + "X1",
+            original_receipt_no=till.prefix + "H1",
+            amount=Decimal("500"),
+            occurred_at=MARCH + datetime.timedelta(hours=1),
         )
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "ALTER FUNCTION points_purchase_post_away RENAME TO points_purchase_post"
+        return [answer.outcome, returned.points_reversed, returned.history]
+
+    answers, _calls = both_ways(settings, store, sms_outbox, outcomes, scenario)
+    assert answers == ["created", 0, True]
+    purchase = Purchase.objects.get(receipt_no="fast-H1")
+    assert (purchase.history, purchase.points_earned, purchase.earn_transaction) == (
+        True,
+        0,
+        None,
+    )
+    assert not LedgerTransaction.objects.filter(member=purchase.member).exists()
+    assert list(
+        QualifyingActivity.objects.filter(member=purchase.member).values_list("spend", "points")
+    ) == [(Decimal("2500.00"), 0), (Decimal("-500.00"), 0)]
+
+
+def test_a_batch_with_a_replayed_and_a_conflicting_receipt(settings, store, outcomes):
+    from points.earning import earning_rules
+    from points.posting import MemberFacts, purchase_plan
+
+    rules = earning_rules()
+    for fast in (False, True):
+        settings.POINTS_PURCHASE_FAST_PATH = fast
+        prefix = "fast-" if fast else "orm-"
+        ann, bob = MemberFactory(), MemberFactory()
+        Till(ann, store, prefix).buy("R1", "100")
+
+        def plan(member, receipt, amount, prefix=prefix):
+            return purchase_plan(
+                member=MemberFacts(member_id=member.pk, member_no=member.member_no),
+                store_id=store.pk,
+                store_code=store.code,
+                receipt_no=prefix + receipt,
+                channel="store",
+                occurred_at=MARCH,
+                amount=Decimal(amount),
+                rules=rules,
             )
 
-    assert result.created
-    assert result.purchase.points_earned == 50
-    assert Account.objects.get(member=member).balance == 50
-    assert "points_purchase_post is missing" in caplog.text
+        batch = [
+            plan(bob, "R2", "20.00"),
+            plan(ann, "R1", "100.00"),  # recorded before, the same: its first answer
+            plan(bob, "R1", "100.00"),  # recorded before for Ann: a conflict
+            plan(bob, "R3", "30.00"),
+            plan(bob, "R2", "21.00"),  # earlier in this batch, other details
+        ]
+        answers = writers.postings_write(postings=batch, now=NOW)
+        assert [a.outcome for a in answers] == [
+            "created",
+            "replayed",
+            "conflict",
+            "created",
+            "conflict",
+        ]
+        first = Purchase.objects.get(receipt_no=prefix + "R1")
+        assert answers[1].purchase_id == answers[2].purchase_id == first.pk
+        assert answers[4].purchase_id == answers[0].purchase_id
+        assert Account.objects.get(member=bob).balance == 50
+        assert Purchase.objects.filter(member=bob).count() == 2
