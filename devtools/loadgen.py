@@ -8,10 +8,12 @@ members whose last 12 months qualify for Silver or above, their `MemberTier` and
 `TierHistory` row (reason import). Lots earned more than 12 months ago are past their
 expiry and still open, as they would be before the nightly expiry job has run.
 
-Points are earned as the policy says for a purchase without lines: base rate, times the
-birthday multiplier in the birthday month (no campaign promotions or tier multipliers: the
-synthetic history precedes them). So balance = Σ entries = Σ open lots, and the nightly
-reconcile passes on the result.
+Points are earned as the posting plan (`points.posting.plan`) decides for a purchase without
+lines by a member still at the base level: the base rate, times the birthday multiplier in
+the birthday month. The Python path plans every purchase with `purchase_plan`; the SQL path
+is given the plan's points per cent for each month, with and without a birthday, and only
+multiplies. Balance = Σ entries =
+Σ open lots, and the nightly reconcile passes on the result.
 
 The shape: how many purchases a member makes comes from a fixed, skewed curve over a
 scrambled rank (the busiest member about 160 in 14 months, the quietest about 5), amounts
@@ -20,7 +22,7 @@ members are Silver or above and a few hundred in a million are Diamond. Member n
 phones and referral codes are bijective scrambles of the member's ordinal, so they are
 unique by construction, and a later `--append` run continues the ordinals.
 
-On PostgreSQL the data is made by the database itself (`_SqlLoad`): one INSERT … SELECT
+On PostgreSQL the data is made by the database itself (`SqlLoad`): one INSERT … SELECT
 statement per chunk of members writes the members and everything that belongs to them, in
 one transaction per chunk, two chunks at a time on two connections. Elsewhere (SQLite, the
 tests and the demo) the same data is built in Python and written with bulk_create.
@@ -37,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
@@ -49,16 +51,23 @@ from core.jobs import on_connections
 from members.models import Member, Store
 from members.numbers import DAMM_TABLE, damm_check_digit
 from members.services import REFERRAL_ALPHABET, store_ensure
-from points.earning import policy_get
+from points.earning import earning_rules
 from points.ledger import BUSINESS_TZ, expiry_for, system_account
-from points.ledger_bulk import bulk_checks_begin, superuser
 from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
-from points.services import _purchase_fingerprint
-from tiers.models import MemberTier, QualifyingActivity, TierHistory
+from points.posting import (
+    EarningRules,
+    MemberFacts,
+    birthday_month_of,
+    promotion_multiplier,
+    purchase_plan,
+)
+from tiers.models import MemberTier, QualifyingActivity, TierHistory, TierLevel
 from tiers.selectors import (
+    Figures,
     add_months,
     business_date,
     months_before,
+    qualified_level,
     tier_levels,
     tier_policy_get,
     validity_end,
@@ -190,55 +199,49 @@ def referral_code_of(ordinal: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Earning:
-    base_rate: Decimal
-    birthday_multiplier: Decimal
-    pending: datetime.timedelta
+class LoadTiers:
+    """Which level a member's loaded history reaches, and when: decided by the tiers rule
+    (`tiers.selectors.qualified_level`), on the running 12-month figures."""
 
-    @classmethod
-    def from_policy(cls) -> _Earning:
-        policy = policy_get()
-        return cls(
-            base_rate=policy.base_rate,
-            birthday_multiplier=policy.birthday_multiplier,
-            pending=datetime.timedelta(days=policy.pending_days),
-        )
-
-    def points(self, *, amount: Decimal, occurred_at, birthday) -> int:
-        # earning.points_for with earning.multiplier_for's birthday month, rounded down.
-        local = occurred_at.astimezone(BUSINESS_TZ)
-        multiplier = (
-            self.birthday_multiplier if birthday and birthday.month == local.month else Decimal(1)
-        )
-        value = (amount * self.base_rate * multiplier).quantize(Decimal(1), rounding=ROUND_FLOOR)
-        return max(int(value), 0)
-
-
-@dataclass(frozen=True)
-class _Tiers:
-    """The levels a member can qualify for (rank above the base), highest first."""
-
-    base_id: int | None
-    levels: list[tuple[int, Decimal, int]]  # (id, qualify_spend, qualify_points)
+    levels: list[TierLevel]  # lowest rank first
     valid_months: int
 
     @classmethod
-    def load(cls) -> _Tiers:
-        levels = tier_levels()
-        return cls(
-            base_id=levels[0].pk if levels else None,
-            levels=[(lv.pk, lv.qualify_spend, lv.qualify_points) for lv in reversed(levels[1:])],
-            valid_months=tier_policy_get().valid_months,
-        )
+    def load(cls) -> LoadTiers:
+        return cls(levels=tier_levels(), valid_months=tier_policy_get().valid_months)
 
-    def level_for(self, *, spend: Decimal, points: int) -> tuple[int, Decimal, int] | None:
-        for level in self.levels:
-            _pk, qualify_spend, qualify_points = level
-            if (qualify_spend > 0 and spend >= qualify_spend) or (
-                qualify_points > 0 and points >= qualify_points
-            ):
-                return level
-        return None
+    @property
+    def base_id(self) -> int | None:
+        return self.levels[0].pk if self.levels else None
+
+    def minimums(self) -> tuple[Decimal, int]:
+        """The least spend and the least points any upgrade asks for: below both, a member
+        stays at the base level (a threshold nobody reaches stands in for "none")."""
+        spends = [lv.qualify_spend for lv in self.levels[1:] if lv.qualify_spend > 0]
+        points = [lv.qualify_points for lv in self.levels[1:] if lv.qualify_points > 0]
+        return (min(spends) if spends else Decimal("1e11")), (min(points) if points else 2**62)
+
+    def reached(
+        self, running: list[tuple[datetime.datetime, Decimal, int]]
+    ) -> tuple[TierLevel, datetime.datetime] | None:
+        """`running`: a member's activity in the last 12 months in order, each with the
+        running spend and points up to it (rows below both `minimums` may be left out). The
+        level the figures qualify for and the activity at which they first did; None for
+        the base level."""
+        if not running or not self.levels:
+            return None
+        _at, spend, points = running[-1]
+        level = qualified_level(levels=self.levels, figures=Figures(spend=spend, points=points))
+        if level == self.levels[0]:
+            return None
+        for at, spend, points in running:
+            figures = Figures(spend=spend, points=points)
+            if qualified_level(levels=self.levels, figures=figures) == level:
+                return level, at
+        return None  # not reached: the last row qualifies for `level`
+
+    def valid_until(self, achieved_at: datetime.datetime) -> datetime.date:
+        return validity_end(first_day=business_date(achieved_at), months=self.valid_months)
 
 
 # --- Entry point ----------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def loadgen(
         raise LoadgenRefused("the database already has members; use --append to add more")
     stores = [store_ensure(code=code, name=name, city=city) for code, name, city in STORES]
     if connection.vendor == "postgresql" and members > 0:
-        result = _SqlLoad(
+        result = SqlLoad(
             members=members,
             purchases=purchases,
             stores=stores,
@@ -274,7 +277,7 @@ def loadgen(
             rebuild_indexes=rebuild_indexes,
         ).run()
     else:
-        result = _OrmLoad(
+        result = OrmLoad(
             members=members, purchases=purchases, stores=stores, seed=seed, progress=progress
         ).run()
     result.seconds = time.monotonic() - started
@@ -284,8 +287,8 @@ def loadgen(
 # --- Python path (SQLite, small sizes) -----------------------------------------------------
 
 
-class _OrmLoad:
-    """The same data as `_SqlLoad`, built in Python and written with bulk_create."""
+class OrmLoad:
+    """The same data as `SqlLoad`, built in Python and written with bulk_create."""
 
     def __init__(self, *, members: int, purchases: int, stores: list[Store], seed, progress):
         self.count = members
@@ -294,8 +297,8 @@ class _OrmLoad:
         self.rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible from a seed
         self.progress = progress
         self.now = timezone.now().replace(microsecond=0)
-        self.earning = _Earning.from_policy()
-        self.tiers = _Tiers.load()
+        self.rules = earning_rules()
+        self.tiers = LoadTiers.load()
         self.token = secrets.token_hex(3).upper()
 
     def run(self) -> LoadgenResult:
@@ -390,7 +393,8 @@ class _OrmLoad:
                     seconds=rng.randrange(HISTORY_DAYS * 86400)
                 )
                 value = price * math.exp(AMOUNT_MU + AMOUNT_SIGMA * rng.gauss(0, 1))
-                amount = Decimal(min(AMOUNT_MAX * 100, max(100, math.floor(100 * value)))) / 100
+                cents = min(AMOUNT_MAX * 100, max(100, math.floor(100 * value)))
+                amount = Decimal(cents).scaleb(-2)  # to the cent, as the plan is given it
                 receipt += 1
                 rows.append((store, channel, f"L{self.token}{receipt:09d}", occurred, amount))
             with transaction.atomic():
@@ -406,27 +410,35 @@ class _OrmLoad:
     def _post(self, *, member: Member, account_id: int, rows, issuance: Account) -> int:
         """One member's purchases: each with its earning, two entries, lot and activity."""
         txns, purchases, activities = [], [], []
+        facts = MemberFacts(
+            member_id=member.pk,
+            member_no=member.member_no,
+            birthday_month=birthday_month_of(member.birthday),
+            tier_multiplier=self.tiers.levels[0].earn_multiplier if self.tiers.levels else 1,
+        )
+        plans: dict[str, Any] = {}
         for store, channel, receipt_no, occurred, amount in rows:
-            points = self.earning.points(
-                amount=amount, occurred_at=occurred, birthday=member.birthday
-            )
-            # occurred_at in UTC: the text the SQL path builds (see the tests).
-            request_fingerprint = _purchase_fingerprint(
-                member=member,
-                store=store,
+            # The posting plan decides the points, key, fingerprint (occurred_at in UTC, as
+            # the SQL path writes it), lot dates; the member has no tier yet.
+            plan = purchase_plan(
+                member=facts,
+                store_id=store.pk,
+                store_code=store.code,
                 receipt_no=receipt_no,
-                occurred_at=occurred.astimezone(datetime.UTC),
-                amount=amount,
                 channel=channel,
-                lines=(),
-                points_to_use=0,
+                occurred_at=occurred,
+                occurred_iso=occurred.astimezone(datetime.UTC).isoformat(),
+                amount=amount,
+                rules=self.rules,
             )
+            points = plan.points
+            plans[receipt_no] = plan
             txn = None
             if points:
                 txn = LedgerTransaction(
                     kind=LedgerTransaction.Kind.EARN,
-                    idempotency_key=f"purchase:{store.code}:{receipt_no}",
-                    fingerprint=request_fingerprint,
+                    idempotency_key=plan.key,
+                    fingerprint=plan.fingerprint,
                     source=LedgerTransaction.Source.PURCHASE,
                     source_ref=receipt_no,
                     occurred_at=occurred,
@@ -443,10 +455,10 @@ class _OrmLoad:
                     receipt_no=receipt_no,
                     occurred_at=occurred,
                     amount=amount,
-                    eligible_amount=amount,
+                    eligible_amount=plan.eligible_amount,
                     points_earned=points,
                     earn_transaction=txn,
-                    fingerprint=request_fingerprint,
+                    fingerprint=plan.fingerprint,
                     recorded_at=self.now,
                 )
             )
@@ -454,8 +466,8 @@ class _OrmLoad:
                 QualifyingActivity(
                     member=member,
                     occurred_at=occurred,
-                    spend=amount,
-                    points=points,
+                    spend=plan.activity_spend,
+                    points=plan.activity_points,
                     source=QualifyingActivity.Source.PURCHASE,
                 )
             )
@@ -479,8 +491,8 @@ class _OrmLoad:
                     points=txn.member_amount,
                     remaining=txn.member_amount,
                     earned_at=txn.occurred_at,
-                    available_at=txn.occurred_at + self.earning.pending,
-                    expires_at=expiry_for(txn.occurred_at),
+                    available_at=plans[txn.source_ref].available_at,
+                    expires_at=plans[txn.source_ref].expires_at,
                 )
                 for txn in txns
             ]
@@ -500,34 +512,25 @@ class _OrmLoad:
         running figures first met the level."""
         if self.tiers.base_id is None or MemberTier.objects.filter(member=member).exists():
             return 0
-        rows = list(
+        running, spend, points = [], Decimal(0), 0
+        for at, row_spend, row_points in (
             QualifyingActivity.objects.filter(
                 member=member, occurred_at__gt=months_before(self.now, 12)
             )
             .order_by("occurred_at", "id")
             .values_list("occurred_at", "spend", "points")
-        )
-        level = self.tiers.level_for(
-            spend=sum((spend for _at, spend, _points in rows), Decimal(0)),
-            points=sum(points for _at, _spend, points in rows),
-        )
-        if level is None:
-            return 0
-        level_id, qualify_spend, qualify_points = level
-        spend, points = Decimal(0), 0
-        for achieved_at, row_spend, row_points in rows:  # noqa: B007 - used after the loop
+        ):
             spend += row_spend
             points += row_points
-            if (qualify_spend > 0 and spend >= qualify_spend) or (
-                qualify_points > 0 and points >= qualify_points
-            ):
-                break
-        valid_until = validity_end(
-            first_day=business_date(achieved_at), months=self.tiers.valid_months
-        )
+            running.append((at, spend, points))
+        reached = self.tiers.reached(running)
+        if reached is None:
+            return 0
+        level, achieved_at = reached
+        valid_until = self.tiers.valid_until(achieved_at)
         MemberTier.objects.create(
             member=member,
-            level_id=level_id,
+            level=level,
             achieved_at=achieved_at,
             period_start=achieved_at,
             valid_until=valid_until,
@@ -536,7 +539,7 @@ class _OrmLoad:
         TierHistory.objects.create(
             member=member,
             from_level_id=self.tiers.base_id,
-            to_level_id=level_id,
+            to_level=level,
             reason=TierHistory.Reason.IMPORT,
             at=achieved_at,
             valid_until=valid_until,
@@ -584,15 +587,7 @@ def _count_sql(rank: str) -> str:
     return f"(floor(%(m)s * {upper}) - floor(%(m)s * {lower}))::bigint"
 
 
-def _hundredths(value: Decimal) -> int:
-    hundredths = Decimal(value) * 100
-    if hundredths != hundredths.to_integral_value():
-        raise ValueError(f"{value} has more than two decimals")
-    return int(hundredths)
-
-
 _RANK = "mod(%(rank_a)s::bigint * i + %(rank_b)s, %(n)s)"
-_TZ = "'Asia/Shanghai'"
 
 
 @dataclass
@@ -603,18 +598,20 @@ class _Chunk:
     purchases: int
 
 
-class _SqlLoad:
+class SqlLoad:
     """Chunks of members, each with all its rows written by one statement in one transaction.
 
-    Within a chunk's transaction `session_replication_role = replica` switches off the row
-    triggers (the sum-to-zero guard and the deferred foreign-key checks, ~12 trigger calls
-    per purchase); the statement then checks what it wrote before commit: the entries it
-    inserted, grouped by transaction, all sum to zero. Rows point at each other through ids
-    reserved up front (member, account, purchase and transaction ranges), all rows of a
-    member are written by the same statement, so every reference is one the statement itself
-    makes. On a database without members the secondary indexes of the bulk tables are
-    dropped for the load and built again after it (sorted builds beat ~35 index insertions
-    per purchase), then the tables are analysed.
+    The ledger's guards stay on: the sum-to-zero trigger checks each chunk's entries in one
+    statement-level call (points migration 0025), the foreign keys are checked at commit as
+    for any other writer, and the statement also counts its own unbalanced transactions.
+    Rows point at each other through ids reserved up front (member, account, purchase and
+    transaction ranges), all rows of a member are written by the same statement. On a
+    database without members the secondary indexes of the bulk tables are dropped for the
+    load and built again after it (sorted builds beat ~35 index insertions per purchase),
+    then the tables are analysed. Foreign keys between loaded rows are never dropped; only
+    those from tables outside the load that are empty (lot movements, purchase lines, …)
+    go with the primary key they point at, and are added again, validated, before the load
+    ends.
     """
 
     TABLES = (
@@ -666,10 +663,12 @@ class _SqlLoad:
             rebuild = (
                 fresh and self.purchases >= REBUILD_INDEXES_FROM and not connection.in_atomic_block
             )
-        earning = _Earning.from_policy()
-        self.tiers = _Tiers.load()
+        rules = earning_rules()
+        self.tiers = LoadTiers.load()
         rank_a, rank_b = _rank_scramble(self.count)
-        months = _months(now)
+        months = load_months(now)
+        numerators, denominators = points_per_cent(months, rules, self.tiers)
+        min_spend, min_points = self.tiers.minimums()
         self.params: dict[str, Any] = {
             "n": self.count,
             "m": self.purchases,
@@ -693,16 +692,18 @@ class _SqlLoad:
             "month_starts": [start for start, _month, _expiry in months],
             "month_numbers": [month for _start, month, _expiry in months],
             "month_expiries": [expiry for _start, _month, expiry in months],
-            # Points in integers: ¢ × rate/100 × multiplier/100, rounded down as Decimal does.
-            "rate_h": _hundredths(earning.base_rate),
-            "birthday_h": _hundredths(earning.birthday_multiplier),
-            "pending_days": earning.pending.days,
-            "valid_months": self.tiers.valid_months,
+            # Points per cent of each (month, birthday month or not), from the earning rule.
+            "points_num": numerators,
+            "points_den": denominators,
+            "pending_days": rules.pending_days,
             "base_level": self.tiers.base_id,
+            "min_spend": min_spend,
+            "min_points": min_points,
         }
         chunks = self._plan()
         self._reserve_ids()
         self.sql = self._chunk_sql(append=not fresh)
+        self.tier_sql = self._tier_sql()
         self.timings["plan"] = time.monotonic() - started
         dropped: list[list[str]] = []
         if rebuild:
@@ -780,17 +781,15 @@ class _SqlLoad:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            replica = bulk_checks_begin(wal_compression=True)
             cursor.execute("SELECT setseed(%(seed)s)", params)
             cursor.execute(self.sql, params)
-            members, purchases, points, tiers, unbalanced = cursor.fetchone()
+            rows = cursor.fetchall()
+            members, purchases, points, unbalanced = rows[0][:4]
             if unbalanced:
                 raise LoadgenCheckFailed(
                     f"{unbalanced} ledger transaction(s) whose entries do not sum to 0"
                 )
-            if replica:
-                cursor.execute("SET LOCAL session_replication_role = origin")
+            tiers = self._tiers_write(cursor, [row[4:] for row in rows if row[4] is not None])
         with self.lock:
             self.totals["members"] += members
             self.totals["purchases"] += purchases
@@ -800,7 +799,67 @@ class _SqlLoad:
             if self.progress:
                 self.progress("purchases", self.done_purchases, self.purchases)
 
+    def _tiers_write(self, cursor, running: list[tuple[int, Any, Decimal, int]]) -> int:
+        """The tier each member's history reached (`LoadTiers.reached`), written set-based.
+        `running`: (member, time, running spend, running points), by member and time."""
+        reached: list[tuple[int, int, datetime.datetime, datetime.date]] = []
+        start = 0
+        for index in range(1, len(running) + 1):
+            if index == len(running) or running[index][0] != running[start][0]:
+                found = self.tiers.reached([row[1:] for row in running[start:index]])
+                if found is not None:
+                    level, at = found
+                    reached.append((running[start][0], level.pk, at, self.tiers.valid_until(at)))
+                start = index
+        if reached:
+            columns = [list(column) for column in zip(*reached, strict=True)]
+            member_ids, level_ids, times, until = columns
+            cursor.execute(
+                self.tier_sql,
+                {
+                    **self.params,
+                    "t_member": member_ids,
+                    "t_level": level_ids,
+                    "t_at": times,
+                    "t_until": until,
+                },
+            )
+        return len(reached)
+
     # The statement -----------------------------------------------------------------------
+
+    def _tier_sql(self) -> str:
+        params = self.params
+        source = (
+            "unnest(%(t_member)s::bigint[], %(t_level)s::bigint[], %(t_at)s::timestamptz[], "
+            "%(t_until)s::date[]) AS reached(member_id, level_id, achieved_at, valid_until)"
+        )
+        ins_mt = _insert(
+            MemberTier,
+            {
+                "member_id": "member_id",
+                "level_id": "level_id",
+                "achieved_at": "achieved_at",
+                "period_start": "achieved_at",
+                "valid_until": "valid_until",
+            },
+            source,
+            params,
+        )
+        ins_h = _insert(
+            TierHistory,
+            {
+                "member_id": "member_id",
+                "from_level_id": "%(base_level)s",
+                "to_level_id": "level_id",
+                "reason": f"'{TierHistory.Reason.IMPORT.value}'",
+                "at": "achieved_at",
+                "valid_until": "valid_until",
+            },
+            source,
+            params,
+        )
+        return f"WITH ins_mt AS ({ins_mt}) {ins_h}"
 
     def _members_sql(self, *, append: bool) -> tuple[str, str]:
         letters = " || ".join(
@@ -866,7 +925,7 @@ class _SqlLoad:
 
     def _purchases_sql(self, members: str) -> str:
         channel = " ".join(f"WHEN channel_draw < {share} THEN '{name}'" for name, share in CHANNELS)
-        # services._purchase_fingerprint's JSON (sorted keys, ", " and ": ") in SQL.
+        # posting.purchase_fingerprint's JSON (sorted keys, ", " and ": ") in SQL.
         request = (
             """'{"amount": "' || amount::text || '", "channel": "' || channel"""
             """ || '", "lines": [], "member": "' || member_no || '", "occurred_at": "'"""
@@ -888,10 +947,12 @@ class _SqlLoad:
                        (%(store_codes)s::text[])[store] AS store_code,
                        'L' || %(token)s || lpad(ord::text, 9, '0') AS receipt_no,
                        (%(month_expiries)s::timestamptz[])[month] AS expires_at,
-                       cents * %(rate_h)s * CASE WHEN birthday_month
-                           = (%(month_numbers)s::int[])[month] THEN %(birthday_h)s ELSE 100 END
-                           / 1000000 AS points
+                       cents * (%(points_num)s::bigint[])[factor]
+                           / (%(points_den)s::bigint[])[factor] AS points
                 FROM (
+                    SELECT *, 2 * month - 1 + (birthday_month
+                               = (%(month_numbers)s::int[])[month])::int AS factor
+                    FROM (
                     SELECT *, width_bucket(occurred_at, %(month_starts)s::timestamptz[]) AS month
                     FROM (
                         SELECT member_id, account_id, member_no, birthday_month, start + k AS ord,
@@ -905,51 +966,15 @@ class _SqlLoad:
                                random() AS channel_draw
                         FROM {members} CROSS JOIN LATERAL generate_series(0, c - 1) AS k
                     ) AS drawn
+                    ) AS monthly
                 ) AS dated
             ) AS priced
         )"""  # noqa: S608 - names and numbers from this module, values as parameters
-
-    def _level_sql(self, spend: str, points: str) -> tuple[str, str, str]:
-        """The highest level these figures qualify for, and its two thresholds (CASE)."""
-        levels = self.tiers.levels
-        if not levels:
-            return "NULL::bigint", "NULL::numeric", "NULL::bigint"
-        whens = []
-        for pk, qualify_spend, qualify_points in levels:
-            tests = []
-            if qualify_spend > 0:
-                tests.append(f"{spend} >= {qualify_spend}")
-            if qualify_points > 0:
-                tests.append(f"{points} >= {qualify_points}")
-            whens.append((pk, " OR ".join(tests) or "false"))
-        level = "CASE " + " ".join(f"WHEN {test} THEN {pk}" for pk, test in whens) + " END"
-        by_level = {pk: (s, p) for pk, s, p in levels}
-        spend_of = (
-            "CASE level_id "
-            + " ".join(
-                f"WHEN {pk} THEN {s if s > 0 else 'NULL'}" for pk, (s, _p) in by_level.items()
-            )
-            + " END"
-        )
-        points_of = (
-            "CASE level_id "
-            + " ".join(
-                f"WHEN {pk} THEN {p if p > 0 else 'NULL'}" for pk, (_s, p) in by_level.items()
-            )
-            + " END"
-        )
-        return level, spend_of, points_of
 
     def _chunk_sql(self, *, append: bool) -> str:
         params = self.params
         members_sql, members = self._members_sql(append=append)
         txn = "%(txn_base)s + ord"
-        # The level the last 12 months' figures reach, and that level's two thresholds.
-        level_12, level_spend, level_points = self._level_sql("spend12", "points12")
-        valid_until = (
-            f"((achieved_at AT TIME ZONE {_TZ})::date "
-            "+ make_interval(months => %(valid_months)s) - interval '1 day')::date"
-        )
         ins_m = _insert(
             Member,
             {
@@ -1055,58 +1080,22 @@ class _SqlLoad:
             "p",
             params,
         )
-        ins_mt = _insert(
-            MemberTier,
-            {
-                "member_id": "member_id",
-                "level_id": "level_id",
-                "achieved_at": "achieved_at",
-                "period_start": "achieved_at",
-                "valid_until": valid_until,
-            },
-            "reached",
-            params,
-        )
-        ins_h = _insert(
-            TierHistory,
-            {
-                "member_id": "member_id",
-                "from_level_id": "%(base_level)s",
-                "to_level_id": "level_id",
-                "reason": f"'{TierHistory.Reason.IMPORT.value}'",
-                "at": "achieved_at",
-                "valid_until": valid_until,
-            },
-            "reached",
-            params,
-        )
         return f"""
         WITH {members_sql},
         {self._purchases_sql(members)},
         agg AS MATERIALIZED (
-            SELECT member_id, SUM(points) AS points,
-                   SUM(amount) FILTER (WHERE occurred_at > %(since)s) AS spend12,
-                   SUM(points) FILTER (WHERE occurred_at > %(since)s) AS points12
-            FROM p GROUP BY member_id
+            SELECT member_id, SUM(points) AS points FROM p GROUP BY member_id
         ),
-        qualified AS MATERIALIZED (
-            SELECT member_id, level_id, {level_spend} AS level_spend,
-                   {level_points} AS level_points
-            FROM (SELECT member_id, {level_12} AS level_id FROM agg) AS leveled
-            WHERE level_id IS NOT NULL
-        ),
-        -- Reached at the purchase whose running 12-month figures first met the level.
-        reached AS MATERIALIZED (
-            SELECT member_id, level_id, MIN(occurred_at) AS achieved_at
-            FROM (
-                SELECT member_id, level_id, level_spend, level_points, occurred_at,
+        -- Candidates for a tier: each purchase of the last 12 months with the member's running
+        -- figures, where they reach the least any upgrade asks for. Python decides the level.
+        running AS MATERIALIZED (
+            SELECT member_id, ord, occurred_at, spend, points FROM (
+                SELECT member_id, ord, occurred_at,
                        SUM(amount) OVER run AS spend, SUM(points) OVER run AS points
-                FROM p JOIN qualified USING (member_id)
-                WHERE occurred_at > %(since)s
+                FROM p WHERE occurred_at > %(since)s
                 WINDOW run AS (PARTITION BY member_id ORDER BY occurred_at, ord)
-            ) AS running
-            WHERE spend >= level_spend OR points >= level_points
-            GROUP BY member_id, level_id
+            ) AS figures
+            WHERE spend >= %(min_spend)s OR points >= %(min_points)s
         ),
         ins_m AS ({ins_m}),
         ins_a AS ({ins_a}),
@@ -1115,12 +1104,16 @@ class _SqlLoad:
         ins_e AS ({ins_e} RETURNING transaction_id, amount),
         ins_l AS ({ins_l}),
         ins_q AS ({ins_q}),
-        ins_mt AS ({ins_mt}),
-        ins_h AS ({ins_h})
-        SELECT (SELECT COUNT(*) FROM {members}), (SELECT COUNT(*) FROM p),
-               (SELECT COALESCE(SUM(points), 0) FROM agg), (SELECT COUNT(*) FROM reached),
-               (SELECT COUNT(*) FROM (SELECT transaction_id FROM ins_e GROUP BY transaction_id
-                                      HAVING SUM(amount) <> 0) AS unbalanced)
+        totals AS (
+            SELECT (SELECT COUNT(*) FROM {members}) AS members, (SELECT COUNT(*) FROM p) AS n,
+                   (SELECT COALESCE(SUM(points), 0) FROM agg) AS points,
+                   (SELECT COUNT(*) FROM (SELECT transaction_id FROM ins_e GROUP BY transaction_id
+                                          HAVING SUM(amount) <> 0) AS unbalanced) AS unbalanced
+        )
+        -- The totals on every row (one row with no candidate at all).
+        SELECT totals.*, running.member_id, running.occurred_at, running.spend, running.points
+        FROM totals LEFT JOIN running ON true
+        ORDER BY running.member_id, running.occurred_at, running.ord
         """  # noqa: S608 - table and column names come from the models
 
     # Indexes and statistics ----------------------------------------------------------------
@@ -1135,8 +1128,11 @@ class _SqlLoad:
         Secondary indexes (and the unique constraints they back) all go. A primary key goes
         too when the only foreign keys pointing at it come from empty tables outside the
         load (entries, lots, purchases, tier activity): a key costs ~2 µs a row to maintain
-        and a tenth of that to build. The others stay, since rebuilding them would mean
-        checking every foreign key of the loaded rows again. All in one transaction.
+        and a tenth of that to build. The foreign keys of the bulk tables go as well and are
+        added again, validated, before the load ends: `ADD CONSTRAINT … FOREIGN KEY` checks
+        every loaded row in one join, where the deferred per-row checks cost ~15 index
+        lookups a purchase at commit. If a row points at nothing, the load fails, naming
+        the key. The ledger's guard triggers stay on throughout. All in one transaction.
         """
         quote = connection.ops.quote_name
         tables = self._tables()
@@ -1181,6 +1177,8 @@ class _SqlLoad:
                 else:
                     cursor.execute(f"DROP INDEX {index}")
                     again.append((table, index_sql))
+            for table in tables:
+                foreign += _foreign_keys_drop(cursor, table, outgoing=True)
         # The biggest tables first, so that both connections finish together.
         size = {Entry._meta.db_table: 0, LedgerTransaction._meta.db_table: 1,
                 Purchase._meta.db_table: 2, Lot._meta.db_table: 3}  # fmt: skip
@@ -1198,9 +1196,6 @@ class _SqlLoad:
             try:
                 with connection.cursor() as cursor:
                     cursor.execute("SET maintenance_work_mem = '1GB'")
-                    # An index build logs every page it writes; compressed, about half the WAL.
-                    if superuser():
-                        cursor.execute("SET wal_compression = lz4")
                     # Two connections already keep both cores busy.
                     cursor.execute("SET max_parallel_maintenance_workers = 0")
                     cursor.execute(sql)
@@ -1228,7 +1223,7 @@ class _SqlLoad:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-def _months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, datetime.datetime]]:
+def load_months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, datetime.datetime]]:
     """(start, month number, lot expiry) of every business month a purchase can fall in."""
     local = now.astimezone(BUSINESS_TZ)
     day = add_months(local.date().replace(day=1), -(HISTORY_DAYS // 28 + 2))
@@ -1240,19 +1235,42 @@ def _months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, dateti
     return months
 
 
+def points_per_cent(
+    months: list[tuple[datetime.datetime, int, datetime.datetime]],
+    rules: EarningRules,
+    tiers: LoadTiers,
+) -> tuple[list[int], list[int]]:
+    """For each month and then birthday month or not (index 2·month − 1 + birthday), the
+    points per cent of a member at the base level: the multiplier as the posting plan
+    decides it (`promotion_multiplier`, the base level's), as the exact fraction its
+    `points_earned` rounds down — points = cents × numerator // denominator."""
+    tier = tiers.levels[0].earn_multiplier if tiers.levels else Decimal(1)
+    numerators, denominators = [], []
+    for start, month, _expiry in months:
+        for birthday_month in (0, month):
+            multiplier = tier * promotion_multiplier(
+                promotions=(), birthday_month=birthday_month, occurred_at=start, rules=rules
+            )
+            numerator, denominator = (rules.base_rate * multiplier).as_integer_ratio()
+            numerators.append(max(numerator, 0))
+            denominators.append(denominator * 100)
+    return numerators, denominators
+
+
 def _has_rows(cursor, table: str) -> bool:
     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {connection.ops.quote_name(table)})")  # noqa: S608
     return bool(cursor.fetchone()[0])
 
 
-def _foreign_keys_drop(cursor, table: str) -> list[str]:
-    """Drop the foreign keys that point at `table`; returns the statements that add them."""
+def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[str]:
+    """Drop the foreign keys that point at `table` (`outgoing`: those of `table` itself);
+    returns the statements that add them again, validated."""
     quote = connection.ops.quote_name
     cursor.execute(
         "SELECT r.relname, f.conname, pg_get_constraintdef(f.oid) FROM pg_constraint f "
-        "JOIN pg_class r ON r.oid = f.conrelid "
-        "WHERE f.contype = 'f' AND f.confrelid = %s::regclass",
-        [table],
+        "JOIN pg_class r ON r.oid = f.conrelid WHERE f.contype = 'f' "
+        "AND CASE WHEN %s THEN f.conrelid ELSE f.confrelid END = %s::regclass",
+        [outgoing, table],
     )
     again = []
     for referrer, name, definition in cursor.fetchall():

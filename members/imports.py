@@ -253,7 +253,7 @@ class _Row:
 _DATES_REMEMBERED = 100_000
 
 
-class _RowChecker:
+class MemberRowChecker:
     """Turns a CSV record into a `_Row`, noting every problem found in the row itself.
 
     With a COPY layout (PostgreSQL) it also spells a row with no problem for COPY.
@@ -563,11 +563,11 @@ def members_matching(
         ),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_pg_text_array(values) for values in any_of.values()])
+        cursor.execute(sql, [pg_text_array(values) for values in any_of.values()])
         return cursor.fetchall()
 
 
-def _pg_text_array(values: set[str]) -> str:
+def pg_text_array(values: set[str]) -> str:
     """A PostgreSQL array literal of the strings in order, every one quoted.
 
     Spelled here rather than by psycopg's list adapter, which walks the list in Python
@@ -596,7 +596,7 @@ def _referral_code_draw() -> str:
 _BYTE_TO_REFERRAL = bytes(REFERRAL_ALPHABET.encode("ascii")[byte % 32] for byte in range(256))
 
 
-def _numbers_draw(count: int) -> tuple[set[str], set[str]]:
+def numbers_draw(count: int) -> tuple[set[str], set[str]]:
     """`count` member numbers and referral codes, drawn as `_member_no_draw` and
     `_referral_code_draw` do but from one read of the OS random source per batch."""
     member_nos: set[str] = set()
@@ -613,7 +613,7 @@ def _numbers_draw(count: int) -> tuple[set[str], set[str]]:
     return member_nos, codes
 
 
-def _numbers_redraw(member_nos: set[str], codes: set[str], taken: list[tuple[str, str]]) -> None:
+def numbers_redraw(member_nos: set[str], codes: set[str], taken: list[tuple[str, str]]) -> None:
     """Replace the numbers found `taken` by others, checked again until none is in use."""
     count = len(member_nos)
     for _round in range(20):
@@ -660,7 +660,7 @@ class MemberImportJob:
                 cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Member._meta.db_table])
                 (self.id_sequence,) = cursor.fetchone()
         stores = {code.upper(): pk for code, pk in Store.objects.values_list("code", "id")}
-        self.checker = _RowChecker(
+        self.checker = MemberRowChecker(
             header=header, stores=stores, now=self.now, layout=self.layout, nul=nul
         )
         self.seen_source: dict[str, int] = {}
@@ -724,10 +724,6 @@ class MemberImportJob:
                 # PostgreSQL prices 25,000 index probes (2 µs each) above one scan of the
                 # member table, which takes longer with every member; keep it to the indexes.
                 cursor.execute("SET LOCAL enable_seqscan = off")
-                # Do not wait for each batch's WAL to reach the disk: a crash can lose only the
-                # last batches (never half of one), which a re-run imports again, and the
-                # run's final, synchronous commit makes every batch durable before "done".
-                cursor.execute("SET LOCAL synchronous_commit = off")
         result = BatchResult()
         # A line whose source_id cannot be trusted (repeated in the file, too long, a broken
         # line) is bad whatever the database holds, so every run reports it the same way.
@@ -739,7 +735,7 @@ class MemberImportJob:
         emails = {row.email for row in lookup if row.email}
         # Numbers for every row that may be written, checked in the same query (see above
         # for the referral codes).
-        member_nos, codes = _numbers_draw(sum(1 for row in rows if not row.errors))
+        member_nos, codes = numbers_draw(sum(1 for row in rows if not row.errors))
         existing_sources: set[str] = set()
         phone_owner: dict[str, str] = {}
         email_owner: dict[str, str] = {}
@@ -763,7 +759,7 @@ class MemberImportJob:
             if member_no in member_nos or code in codes:
                 taken.append((member_no, code))
         if taken:
-            _numbers_redraw(member_nos, codes, taken)
+            numbers_redraw(member_nos, codes, taken)
 
         good: list[_Row] = []
         for row in rows:

@@ -90,8 +90,6 @@ from .ledger import BUSINESS_TZ
 from .ledger_bulk import (
     BulkCredit,
     accounts_lock,
-    bulk_checks_begin,
-    bulk_checks_end,
     points_credit_bulk,
 )
 from .models import (
@@ -983,19 +981,13 @@ class _BalanceJob(PointsImportJob):
                 )
             )
         accounts = accounts_lock(member_ids={credit.member_id for credit in credits})
-        replaced = bulk_checks_begin()
-        txn_ids = points_credit_bulk(
+        points_credit_bulk(
             credits=credits,
             counter_kind=Account.Kind.ISSUANCE,
             actor_id=self.actor_id,
             now=self.now,
             accounts=accounts,
         )
-        if replaced:
-            bulk_checks_end(
-                transaction_ids=txn_ids,
-                references={Member._meta.db_table: {credit.member_id for credit in credits}},
-            )
         result.points = sum(credit.points for credit in credits)
         result.created = len(credits)
         return [row for row in rows if row.errors]

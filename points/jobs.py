@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from members.messaging import member_notify, member_reachable
 from members.models import Member
+from tiers.models import TierHistory
 
 from .birthday import birthday_gifts_issue, birthday_notices_send
 from .ledger import BUSINESS_TZ
@@ -59,9 +60,9 @@ def reminders_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     at = start_of(business_date)
     horizon = at + datetime.timedelta(days=max(REMINDER_DAYS) + 1)
     if connection.vendor == "postgresql":
-        done = _reminders_plan_sql(business_date=business_date, at=at, horizon=horizon)
+        done = reminders_plan_sql(business_date=business_date, at=at, horizon=horizon)
     else:
-        done = _reminders_plan(business_date=business_date, at=at, horizon=horizon)
+        done = reminders_plan(business_date=business_date, at=at, horizon=horizon)
     pending = ExpiryReminder.objects.filter(sent_at__isnull=True)
     # Members no channel reaches get the portal banner only: their reminders are done in
     # one statement instead of one UPDATE each.
@@ -86,7 +87,7 @@ def _reminder_kind(days_left: int) -> int | None:
     return next((d for d in sorted(REMINDER_DAYS) if days_left <= d), None)
 
 
-def _reminders_plan(
+def reminders_plan(
     *, business_date: datetime.date, at: datetime.datetime, horizon: datetime.datetime
 ) -> int:
     """The reminders due by this date (member, last day, which one, points), written once;
@@ -114,10 +115,10 @@ def _reminders_plan(
     return 0
 
 
-def _reminders_plan_sql(
+def reminders_plan_sql(
     *, business_date: datetime.date, at: datetime.datetime, horizon: datetime.datetime
 ) -> int:
-    """`_reminders_plan` as one INSERT … SELECT: half a million reminders on the first of a
+    """`reminders_plan` as one INSERT … SELECT: half a million reminders on the first of a
     month would otherwise travel to Python and back. Members no channel reaches get theirs
     written as done (the portal banner is all they see), so only the others wait to be sent."""
     kinds = " ".join(f"WHEN days_left <= {int(d)} THEN {int(d)}" for d in sorted(REMINDER_DAYS))
@@ -160,6 +161,24 @@ def _reminders_plan_sql(
 
 
 SUM_ZERO_TRIGGER = "points_entry_sum_zero"
+# Every guard trigger by table (points migration 0025, tiers migration 0002): the ledger and
+# tier history are append-only, a ledger transaction's entries sum to zero.
+GUARD_TRIGGERS: dict[str, tuple[str, ...]] = {
+    Entry._meta.db_table: (
+        SUM_ZERO_TRIGGER,
+        "points_entry_no_update",
+        "points_entry_no_delete",
+        "points_entry_no_truncate",
+    ),
+    # Where a transaction left unbalanced by one statement waits for the check at commit.
+    "points_entry_unbalanced": ("points_entry_unbalanced_check",),
+    LedgerTransaction._meta.db_table: (
+        "points_ledgertransaction_no_update",
+        "points_ledgertransaction_no_delete",
+        "points_ledgertransaction_no_truncate",
+    ),
+    TierHistory._meta.db_table: ("tiers_history_append_only",),
+}
 
 
 def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
@@ -170,8 +189,8 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
     two connections on PostgreSQL (see README for the time at ten million purchases), so no
     gap opens for a transaction that committed late or went around the guard. Each check is
     one statement, so each sees one consistent snapshot. On PostgreSQL the run also fails if
-    the sum-to-zero guard of migration 0005 is missing or switched off, since the guard is
-    what refuses a bad posting before it lands; the nightly check only finds it afterwards.
+    any guard trigger (GUARD_TRIGGERS) is missing or switched off, since the guards are what
+    refuse a bad posting or a rewrite before it lands; the nightly check only finds it after.
     """
     mismatches, unbalanced = _side_by_side(_balance_mismatches, _unbalanced_transactions)
     with connection.cursor() as cursor:
@@ -195,9 +214,9 @@ def reconcile_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:
             f"{len(mismatches)} account(s) and {len(unbalanced)} transaction(s) do not reconcile"
         )
     if connection.vendor == "postgresql":
-        guard = _sum_zero_guard()
-        if guard != "enabled":
-            problems.append(f"the ledger guard {SUM_ZERO_TRIGGER} is {guard}")
+        for trigger, state in _guard_states().items():
+            if state != "enabled":
+                problems.append(f"the ledger guard {trigger} is {state}")
     if problems:
         details["failed"] = "; ".join(problems)
     return checked, details
@@ -339,23 +358,31 @@ def _unbalanced_transactions() -> list[dict[str, int]]:
         return [{"transaction": row[0], "sum": int(row[1])} for row in cursor.fetchall()]
 
 
-def _sum_zero_guard() -> str:
-    """'enabled', 'disabled' or 'missing': the state of the sum-to-zero trigger."""
+def _guard_states() -> dict[str, str]:
+    """Each guard trigger's state: 'enabled', 'disabled' or 'missing'."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tgenabled FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass",
-            [SUM_ZERO_TRIGGER, Entry._meta.db_table],
+            "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE c.relname = ANY(%s) AND c.relnamespace = current_schema()::regnamespace",
+            [list(GUARD_TRIGGERS)],
         )
-        row = cursor.fetchone()
-        # A role or database set to replica by default (ALTER ROLE … SET) skips it too.
+        found = {(table, name): enabled for table, name, enabled in cursor.fetchall()}
+        # A role or database set to replica by default (ALTER ROLE … SET) skips them too.
         cursor.execute("SELECT current_setting('session_replication_role')")
         role = cursor.fetchone()[0]
-    if row is None:
-        return "missing"
-    # 'O' fires in normal sessions, 'A' always; 'D' never, 'R' only in replica sessions.
-    if row[0] == "A" or (row[0] == "O" and role != "replica"):
-        return "enabled"
-    return "disabled"
+    states = {}
+    for table, triggers in GUARD_TRIGGERS.items():
+        for trigger in triggers:
+            enabled = found.get((table, trigger))
+            if enabled is None:
+                states[trigger] = "missing"
+            # 'O' fires in normal sessions, 'A' always; 'D' never, 'R' only in replica ones.
+            elif enabled == "A" or (enabled == "O" and role != "replica"):
+                states[trigger] = "enabled"
+            else:
+                states[trigger] = "disabled"
+    return states
 
 
 def birthday_job(business_date: datetime.date) -> tuple[int, dict[str, Any]]:

@@ -27,7 +27,6 @@ from core.jobs import on_connections
 from members.models import Member, User
 
 from .accounts import system_account
-from .ledger_bulk import bulk_checks_begin
 from .models import Account, Entry, LedgerTransaction, Lot, LotMovement
 from .posting.plan import debt_split
 from .posting.plan import expiry_for as plan_expiry_for
@@ -385,8 +384,8 @@ def lots_expire_batch(*, account_ids: list[int], at: datetime.datetime) -> int:
     is expiring. Returns the number of lots expired. Re-running finds nothing left to expire.
     """
     if connection.vendor == "postgresql":
-        return _lots_expire_batch_sql(account_ids=account_ids, at=at)
-    return _lots_expire_batch_orm(account_ids=account_ids, at=at)
+        return lots_expire_batch_sql(account_ids=account_ids, at=at)
+    return lots_expire_batch_orm(account_ids=account_ids, at=at)
 
 
 class LedgerCheckFailed(Exception):
@@ -396,7 +395,7 @@ class LedgerCheckFailed(Exception):
 # The whole batch in one statement: the due lots, one transaction per account and expiry
 # date (ids drawn from the sequence, so entries and movements can point at them), its two
 # entries, a movement per lot, the lots emptied and the balances lowered. The key, the
-# fingerprint and the texts are those `_lots_expire_batch_orm` writes.
+# fingerprint and the texts are those `lots_expire_batch_orm` writes.
 _EXPIRE_SQL = """
 WITH due AS MATERIALIZED (
     SELECT id, account_id, remaining, expires_at FROM points_lot
@@ -446,7 +445,7 @@ SELECT (SELECT COUNT(*) FROM emptied), (SELECT COUNT(*) FROM movements),
 """
 
 
-def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> int:
+def lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> int:
     expiry_account = system_account(Account.Kind.EXPIRY)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -454,14 +453,9 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
             [list(account_ids)],
         )
         cursor.execute("SET LOCAL jit = off")
-        # A crash may lose the last batches' commits, never part of one: the next run
-        # expires them again. Not waiting for each flush saves a disk round trip a batch.
-        cursor.execute("SET LOCAL synchronous_commit = off")
-        # The row triggers (the sum-to-zero guard and the deferred foreign-key checks) cost
-        # ~10 calls per expired group at commit; with the rights to, they are swapped for the
-        # check of this statement's own entries below. Every id it writes comes from rows it
-        # read under the account locks or from the transactions it inserts itself.
-        replaced = bulk_checks_begin(wal_compression=True)
+        # The guards stay on: the sum-to-zero check is one statement-level trigger call over
+        # this statement's entries (points migration 0025), the foreign keys are checked as
+        # usual. The counts below check the statement's own work as well.
         cursor.execute(
             _EXPIRE_SQL,
             {
@@ -481,8 +475,6 @@ def _lots_expire_batch_sql(*, account_ids: list[int], at: datetime.datetime) -> 
                 f"expiry batch: {lots} lots, {movements} movements, {txns}/{groups} "
                 f"transactions, {unbalanced} unbalanced"
             )
-        if replaced:
-            cursor.execute("SET LOCAL session_replication_role = origin")
     return lots
 
 
@@ -492,7 +484,7 @@ def _sequence_of(model) -> str:
         return cursor.fetchone()[0]
 
 
-def _lots_expire_batch_orm(*, account_ids: list[int], at: datetime.datetime) -> int:
+def lots_expire_batch_orm(*, account_ids: list[int], at: datetime.datetime) -> int:
     with transaction.atomic():
         locked = list(Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk"))
         by_id = {account.pk: account for account in locked}
@@ -551,7 +543,7 @@ def lots_expire_overdue(*, account_ids: Iterable[int], at: datetime.datetime) ->
     expire it, the same transactions), so balance = Σ entries = Σ open lots holds throughout
     and the lot never counts in the balance. Portable ORM statements, none of the expiry
     job's session settings. Returns the number of lots expired."""
-    return _lots_expire_batch_orm(account_ids=sorted(set(account_ids)), at=at)
+    return lots_expire_batch_orm(account_ids=sorted(set(account_ids)), at=at)
 
 
 def lots_expire(

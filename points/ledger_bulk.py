@@ -211,66 +211,8 @@ class _Stamp:
         return text
 
 
-def superuser() -> bool:
-    """Whether this connection's role may set `session_replication_role` and WAL settings."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
-        return bool(cursor.fetchone()[0])
-
-
-def bulk_checks_begin(*, wal_compression: bool = False) -> bool:
-    """PostgreSQL: swap the per-row ledger triggers for set-based checks in this transaction.
-
-    The guards of migration 0005 and the foreign keys run as row triggers at commit: ~12
-    trigger calls per imported purchase, more than half of the database's time. With the
-    rights to (superuser), `session_replication_role = replica` turns them off for this
-    transaction only; `bulk_checks_end` (or the caller's own check of its statement) then
-    checks the same things for the whole batch and raises (rolling the batch back) if
-    anything is off. Without the rights nothing changes and the triggers do their work.
-    Returns whether it was done.
-
-    `wal_compression`: with the same rights, compress the full-page images in the WAL. A
-    batch that touches pages all over the ledger (the expiry, loadgen) logs each page whole
-    at its first change after a checkpoint, which is most of what it writes.
-    """
-    if connection.vendor != "postgresql" or not superuser():
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        if wal_compression:
-            cursor.execute("SET LOCAL wal_compression = lz4")
-    return True
-
-
 class BulkCheckFailed(Exception):
     pass
-
-
-def bulk_checks_end(*, transaction_ids: Sequence[int], references: dict[str, Any]) -> None:
-    """The checks the triggers would have made, set-based: every new transaction's entries
-    sum to zero, and every id the batch points at exists (`references`: table → ids)."""
-    with connection.cursor() as cursor:
-        if transaction_ids:
-            cursor.execute(
-                f"SELECT transaction_id FROM {Entry._meta.db_table} "  # noqa: S608
-                "WHERE transaction_id = ANY(%s::bigint[]) GROUP BY transaction_id "
-                "HAVING SUM(amount) <> 0 LIMIT 1",
-                [int_array(transaction_ids)],
-            )
-            row = cursor.fetchone()
-            if row is not None:
-                raise BulkCheckFailed(f"entries of ledger transaction {row[0]} do not sum to 0")
-        for table, ids in references.items():
-            wanted = set(ids)
-            if not wanted:
-                continue
-            cursor.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE id = ANY(%s::bigint[])",  # noqa: S608
-                [int_array(wanted)],
-            )
-            if cursor.fetchone()[0] != len(wanted):
-                raise BulkCheckFailed(f"a row of the batch points at a missing {table} row")
-        cursor.execute("SET LOCAL session_replication_role = origin")
 
 
 def points_credit_bulk(

@@ -66,7 +66,6 @@ from .posting import (
     PlanRefused,
     PurchasePosting,
     birthday_month_of,
-    purchase_fingerprint,
     purchase_plan,
 )
 from .posting.writers import CONFLICT, INACTIVE, REPLAYED, PostingOutcome, postings_write
@@ -146,33 +145,6 @@ class LineInput:
 class PurchaseResult:
     purchase: Purchase
     created: bool
-
-
-def _purchase_fingerprint(
-    *,
-    member: Member,
-    store: Store,
-    receipt_no: str,
-    occurred_at,
-    amount,
-    channel,
-    lines,
-    points_to_use,
-) -> str:
-    """`posting.purchase_fingerprint` of a purchase as `purchase_record` is given it."""
-    return purchase_fingerprint(
-        member_no=member.member_no,
-        store_code=store.code,
-        receipt_no=receipt_no,
-        occurred_iso=occurred_at.isoformat(),
-        amount_text=str(amount.quantize(CENT)),
-        channel=channel,
-        lines=[
-            (line.sku, line.category, str(line.quantity), str(line.amount.quantize(CENT)))
-            for line in lines
-        ],
-        points_to_use=points_to_use,
-    )
 
 
 @_answer_a_lost_key_race

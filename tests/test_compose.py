@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("web", "worker", "beat")
+INIT_DIR = "/docker-entrypoint-initdb.d"
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,40 @@ def test_docker_context_leaves_out_local_state():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for path in (".git", ".venv", ".env", "node_modules", "db.sqlite3*", "static/vendor"):
         assert path in ignored
+
+
+def test_the_app_connects_as_its_own_role_not_the_superuser(services):
+    postgres = services["postgres"]["environment"]
+    superuser = postgres["POSTGRES_USER"]
+    for name in (*APP_SERVICES, "migrate"):
+        url = services[name]["environment"]["DATABASE_URL"]
+        user = re.match(r"postgres://([^:@]+)", url).group(1)
+        assert user == postgres["LOYALTY_DB_USER"] == "loyalty", name
+        assert user != superuser
+        assert url.endswith("/" + postgres["LOYALTY_DB_NAME"])
+    # The app's password and the role's are the same variable, with the same default.
+    assert "${POSTGRES_PASSWORD:-loyalty}" in services["web"]["environment"]["DATABASE_URL"]
+    assert postgres["LOYALTY_DB_PASSWORD"] == "${POSTGRES_PASSWORD:-loyalty}"
+
+
+def test_the_init_script_creates_an_ordinary_role_owning_the_database(services):
+    mounts = dict(volume.rsplit(":", 2)[:2] for volume in services["postgres"]["volumes"])
+    folder = next(source for source, target in mounts.items() if target == INIT_DIR)
+    scripts = sorted((ROOT / folder).glob("*.sh"))
+    assert scripts, folder
+    text = "\n".join(script.read_text() for script in scripts)
+    create_role = re.search(r"CREATE ROLE :\"role\" ([^;]+);", text).group(1)
+    assert "LOGIN" in create_role.split()
+    assert "NOSUPERUSER" in create_role.split()
+    assert re.search(r'CREATE DATABASE :"db" OWNER :"role";', text)
+    for variable in ("LOYALTY_DB_USER", "LOYALTY_DB_PASSWORD", "LOYALTY_DB_NAME"):
+        assert f"${variable}" in text
+        assert variable in services["postgres"]["environment"]
+    assert all(script.stat().st_mode & 0o111 for script in scripts)
+
+
+def test_the_database_is_healthy_only_once_it_listens_on_the_network(services):
+    # During the init scripts the server listens on its socket only: a socket check would
+    # let the migrate service start before the role exists.
+    check = " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "pg_isready -h 127.0.0.1 -U loyalty -d loyalty" in check

@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
         ("core", "0002_imports"),
         # The member imports first: they keep their ids.
         ("members", "0015_member_imports_to_core"),
-        ("points", "0024_posting_writer"),
+        ("points", "0025_statement_level_guards"),
     ]
 
     operations = [

@@ -15,7 +15,7 @@ through the same steps, in one transaction (a savepoint inside the caller's):
 4. split each earning between the member's debt and a new lot (`plan.debt_splits`, given
    the debt read under the lock);
 5. write the ledger transactions, entries, lots, purchases, lines and the accounts'
-   figures: on PostgreSQL with ONE set-based statement fed from arrays (`_PgStatement`),
+   figures: on PostgreSQL with ONE set-based statement fed from arrays (`PgStatement`),
    elsewhere with the ORM (`_write_orm`); both store only what the plan decided;
 6. count the qualifying activity and let tiers decide the immediate upgrades
    (`tiers.services`), pay the referral bonus of a first purchase (`rules`), write the
@@ -123,7 +123,7 @@ def postings_write(
                 postings=batch, debts={m: debt for m, (_pk, debt) in accounts.items()}
             )
             if statement_writer_used():
-                ids = _PgStatement.get().run(
+                ids = PgStatement.get().run(
                     batch,
                     accounts=accounts,
                     to_debt=to_debt,
@@ -354,14 +354,14 @@ def _quoted(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _PgStatement:
+class PgStatement:
     """The one statement that writes a batch from arrays (the column of each in `_COLUMNS`),
     with the ids drawn from the sequences as the rows are read, so the tables link up."""
 
-    _cache: dict[str, _PgStatement] = {}
+    _cache: dict[str, PgStatement] = {}
 
     @classmethod
-    def get(cls) -> _PgStatement:
+    def get(cls) -> PgStatement:
         statement = cls._cache.get(connection.alias)
         if statement is None:
             # The issuance account exists from here on (its data migration makes it; a
@@ -550,7 +550,7 @@ def _write_orm(
     actor_id: int | None,
     now: datetime.datetime,
 ) -> list[tuple[int, int | None]]:
-    """The rows `_PgStatement` writes, through the ORM (SQLite)."""
+    """The rows `PgStatement` writes, through the ORM (SQLite)."""
     counter = system_account(Account.Kind.ISSUANCE)
     earning = [index for index, p in enumerate(batch) if p.points > 0]
     txns = [

@@ -15,10 +15,11 @@ from django.utils import timezone
 from devtools.loadgen import loadgen as points_loadgen
 from members.models import Member
 from members.numbers import member_no_is_valid
+from points.earning import earning_rules
 from points.jobs import reconcile_job
 from points.ledger import expiry_for
 from points.models import Account, Entry, LedgerTransaction, Lot, Purchase
-from points.services import _purchase_fingerprint
+from points.posting import MemberFacts, birthday_month_of, purchase_fingerprint, purchase_plan
 from tiers.models import MemberTier, QualifyingActivity, TierHistory
 from tiers.selectors import (
     Figures,
@@ -49,14 +50,16 @@ def assert_consistent(*, members: int, purchases: int) -> None:
     assert all(member_no_is_valid(no) for no in Member.objects.values_list("member_no", flat=True))
     assert Member.objects.values("phone").distinct().count() == members
     # Each purchase's earning: its key, its fingerprint, its lot expiring as the ledger says.
+    rules = earning_rules()
+    levels = tier_levels()
     for purchase in Purchase.objects.select_related("member", "store", "earn_transaction")[:50]:
         # As a till would have sent it, occurred_at in UTC.
-        request = _purchase_fingerprint(
-            member=purchase.member,
-            store=purchase.store,
+        request = purchase_fingerprint(
+            member_no=purchase.member.member_no,
+            store_code=purchase.store.code,
             receipt_no=purchase.receipt_no,
-            occurred_at=purchase.occurred_at.astimezone(datetime.UTC),
-            amount=purchase.amount,
+            occurred_iso=purchase.occurred_at.astimezone(datetime.UTC).isoformat(),
+            amount_text=str(purchase.amount),
             channel=purchase.channel,
             lines=(),
             points_to_use=0,
@@ -65,6 +68,25 @@ def assert_consistent(*, members: int, purchases: int) -> None:
         txn = purchase.earn_transaction
         assert txn.idempotency_key == f"purchase:{purchase.store.code}:{purchase.receipt_no}"
         assert (txn.fingerprint, txn.member_amount) == (request, purchase.points_earned)
+        # Points: the posting plan's, for a member at the base level (their history precedes
+        # any tier they hold now).
+        plan = purchase_plan(
+            member=MemberFacts(
+                member_id=purchase.member_id,
+                member_no=purchase.member.member_no,
+                birthday_month=birthday_month_of(purchase.member.birthday),
+                tier_multiplier=levels[0].earn_multiplier,
+            ),
+            store_id=purchase.store_id,
+            store_code=purchase.store.code,
+            receipt_no=purchase.receipt_no,
+            channel=purchase.channel,
+            occurred_at=purchase.occurred_at,
+            occurred_iso=purchase.occurred_at.astimezone(datetime.UTC).isoformat(),
+            amount=purchase.amount,
+            rules=rules,
+        )
+        assert (purchase.points_earned, purchase.fingerprint) == (plan.points, plan.fingerprint)
         lot = txn.lots.get()
         assert lot.expires_at == expiry_for(purchase.occurred_at)
         assert lot.points == lot.remaining == purchase.points_earned
@@ -161,14 +183,14 @@ def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was():
 def test_an_index_that_cannot_be_rebuilt_is_named_and_the_others_are_built(monkeypatch):
     from devtools import loadgen as module
 
-    drop = module._SqlLoad._indexes_drop
+    drop = module.SqlLoad._indexes_drop
     broken = "CREATE INDEX loadgen_broken ON no_such_table (id)"
 
     def drop_and_break(self):
         rounds = drop(self)
         return [[broken, *rounds[0]], *rounds[1:]]
 
-    monkeypatch.setattr(module._SqlLoad, "_indexes_drop", drop_and_break)
+    monkeypatch.setattr(module.SqlLoad, "_indexes_drop", drop_and_break)
     with pytest.raises(module.LoadgenCheckFailed, match="no_such_table"):
         points_loadgen(members=50, purchases=300, seed=3, rebuild_indexes=True)
     # Everything else is back: the idempotency key is unique again, the data consistent.

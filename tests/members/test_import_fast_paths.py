@@ -24,12 +24,12 @@ from core.imports.files import csv_records, header_read
 from core.imports.files import records as read_records
 from members.imports import (
     COLUMNS,
+    MemberRowChecker,
     OverlongLine,
-    _numbers_draw,
-    _pg_text_array,
-    _RowChecker,
     import_email_is_valid,
     import_phone_normalize,
+    numbers_draw,
+    pg_text_array,
 )
 from members.numbers import (
     InvalidPhone,
@@ -170,7 +170,7 @@ def test_member_numbers_from_digits_carry_the_damm_check_digit(numbers):
 
 
 def test_drawn_numbers_and_codes_are_well_formed_and_distinct():
-    member_nos, codes = _numbers_draw(5000)
+    member_nos, codes = numbers_draw(5000)
 
     assert len(member_nos) == len(codes) == 5000
     assert all(member_no_is_valid(number) for number in member_nos)
@@ -188,7 +188,7 @@ def test_drawn_numbers_and_codes_are_well_formed_and_distinct():
 )
 def test_the_lookup_arrays_reach_postgresql_as_they_were(values):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::text[]", [_pg_text_array(values)])
+        cursor.execute("SELECT %s::text[]", [pg_text_array(values)])
         (got,) = cursor.fetchone()
 
     assert sorted(got) == sorted(values)
@@ -247,7 +247,7 @@ def test_a_line_longer_than_the_csv_modules_limit_is_one_overlong_record_either_
 )
 def test_enrolment_times_are_checked_against_now_in_utc_as_python_compares_them(text, problem):
     now = timezone.now()
-    checker = _RowChecker(
+    checker = MemberRowChecker(
         header=header_read(["source_id", "phone", "name"], columns=COLUMNS), stores={}, now=now
     )
 

@@ -23,7 +23,7 @@ from core.imports import (
     import_file,
 )
 from core.models import ImportRun
-from members.imports import _numbers_draw, _numbers_redraw, import_phone_normalize
+from members.imports import import_phone_normalize, numbers_draw, numbers_redraw
 from members.models import AuditEntry, ConsentEvent, Member
 from members.numbers import InvalidPhone, member_no_is_valid, phone_normalize
 from members.services import REFERRAL_ALPHABET
@@ -344,7 +344,7 @@ def test_drawn_numbers_that_are_taken_are_drawn_again(world):
     member_nos = {taken.member_no, "800000000001"}
     codes = {taken.referral_code, "ABCDEFGH"}
 
-    _numbers_redraw(member_nos, codes, [(taken.member_no, taken.referral_code)])
+    numbers_redraw(member_nos, codes, [(taken.member_no, taken.referral_code)])
 
     assert taken.member_no not in member_nos
     assert taken.referral_code not in codes
@@ -359,13 +359,13 @@ def test_a_referral_code_already_in_use_is_drawn_again(world, monkeypatch):
     draws = []
 
     def draw(count):
-        member_nos, codes = _numbers_draw(count)
+        member_nos, codes = numbers_draw(count)
         if not draws:
             codes = {taken}
         draws.append(count)
         return member_nos, codes
 
-    monkeypatch.setattr("members.imports._numbers_draw", draw)
+    monkeypatch.setattr("members.imports.numbers_draw", draw)
 
     member_import = run_import(world, "source_id,phone,name\nR1,13912340031,甲\n")
 

@@ -274,3 +274,26 @@ def test_a_friend_who_joins_online_with_the_code_pays_the_referrer_once_after_bu
     assert balance(referrer) == 300
     assert rule_postings(referrer) == [(f"rule:referral:{friend.pk}", 300)]
     assert balance(friend) == 200 + 88 + 88
+
+
+@pytest.mark.parametrize("base_rate", [Decimal("1"), Decimal("1.5"), Decimal("0.37")])
+@pytest.mark.parametrize("birthday_multiplier", [Decimal("2"), Decimal("1.25"), Decimal("3")])
+def test_loadgens_points_per_cent_earn_what_the_posting_plan_earns(base_rate, birthday_multiplier):
+    # What loadgen's SQL is given earns what the plan earns, to the point, in and out of
+    # the birthday month.
+    from devtools.loadgen import LoadTiers, load_months, points_per_cent
+    from points.posting.plan import EarningRules, points_earned, promotion_multiplier
+
+    rules = EarningRules(base_rate=base_rate, birthday_multiplier=birthday_multiplier)
+    tiers = LoadTiers.load()
+    months = load_months(datetime.datetime(2026, 4, 1, tzinfo=SH))[:2]
+    numerators, denominators = points_per_cent(months, rules, tiers)
+    for index, (start, month, _expiry) in enumerate(months):
+        for birthday, factor in ((0, 2 * index), (month, 2 * index + 1)):
+            multiplier = tiers.levels[0].earn_multiplier * promotion_multiplier(
+                promotions=(), birthday_month=birthday, occurred_at=start, rules=rules
+            )
+            for cents in (0, 1, 99, 100, 101, 12_345, 19_999, 5_000_000):
+                assert cents * numerators[factor] // denominators[factor] == points_earned(
+                    eligible=Decimal(cents) / 100, multiplier=multiplier, base_rate=base_rate
+                ), (cents, month, birthday)

@@ -77,8 +77,8 @@ def test_the_sql_batch_writes_what_the_orm_batch_writes():
     orm_account = Account.objects.get(member=by_orm)
     sql_account = Account.objects.get(member=by_sql)
 
-    assert ledger._lots_expire_batch_orm(account_ids=[orm_account.pk], at=AFTER) == 3
-    assert ledger._lots_expire_batch_sql(account_ids=[sql_account.pk], at=AFTER) == 3
+    assert ledger.lots_expire_batch_orm(account_ids=[orm_account.pk], at=AFTER) == 3
+    assert ledger.lots_expire_batch_sql(account_ids=[sql_account.pk], at=AFTER) == 3
 
     orm_rows = expiry_rows(by_orm)
     assert orm_rows == expiry_rows(by_sql)
@@ -94,8 +94,8 @@ def test_the_sql_batch_writes_what_the_orm_batch_writes():
         assert not Lot.objects.filter(account=account, remaining__gt=0).exists()
 
     # Each path after the other finds nothing left to do.
-    assert ledger._lots_expire_batch_sql(account_ids=[orm_account.pk], at=AFTER) == 0
-    assert ledger._lots_expire_batch_orm(account_ids=[sql_account.pk], at=AFTER) == 0
+    assert ledger.lots_expire_batch_sql(account_ids=[orm_account.pk], at=AFTER) == 0
+    assert ledger.lots_expire_batch_orm(account_ids=[sql_account.pk], at=AFTER) == 0
     assert "failed" not in reconcile_job(AFTER.date())[1]
 
 
@@ -134,7 +134,7 @@ def test_the_sql_reminder_plan_finds_what_the_python_plan_finds():
         at = jobs.start_of(business_date)
         horizon = at + datetime.timedelta(days=max(jobs.REMINDER_DAYS) + 1)
         plans = []
-        for plan in (jobs._reminders_plan, jobs._reminders_plan_sql):
+        for plan in (jobs.reminders_plan, jobs.reminders_plan_sql):
             ExpiryReminder.objects.all().delete()
             plan(business_date=business_date, at=at, horizon=horizon)
             plans.append(

@@ -216,7 +216,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self._atomic.__enter__()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS points_entry_sum_zero IMMEDIATE")
+                cursor.execute("SET CONSTRAINTS points_entry_unbalanced_check IMMEDIATE")
         self.now = START
         self.counter = 0
         self.lot_order = 0

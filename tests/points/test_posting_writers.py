@@ -86,7 +86,7 @@ class Outcomes(list):
 def outcomes(monkeypatch) -> Outcomes:
     seen = Outcomes()
     write = writers.postings_write
-    run = writers._PgStatement.run
+    run = writers.PgStatement.run
 
     def spy(**kwargs):
         answers = write(**kwargs)
@@ -99,7 +99,7 @@ def outcomes(monkeypatch) -> Outcomes:
 
     monkeypatch.setattr("points.services.postings_write", spy)
     monkeypatch.setattr(writers, "postings_write", spy)
-    monkeypatch.setattr(writers._PgStatement, "run", statement)
+    monkeypatch.setattr(writers.PgStatement, "run", statement)
     return seen
 
 
