@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import json
 import os
 import re
 import struct
@@ -45,6 +44,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.bulk import COPY_NULL, copy_escape, copy_value, text_array
 from core.imports import (
     Batch,
     BatchResult,
@@ -377,7 +377,7 @@ class MemberRowChecker:
             else:
                 row.gender = code
 
-        birthday_text = _COPY_NULL
+        birthday_text = COPY_NULL
         if birthday:
             row.birthday, problem, birthday_text = self.birthdays.get(birthday) or self._birthday(
                 birthday
@@ -433,23 +433,6 @@ class MemberRowChecker:
 
 # --- COPY text (PostgreSQL) -------------------------------------------------------------
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_NULL = "\\N"
-
-
-def _copy_value(value: Any) -> str:
-    """A value in COPY's text format: the few types a member row holds."""
-    if value is None:
-        return _COPY_NULL
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime.date | int):  # datetime is a date too
-        return value.isoformat() if isinstance(value, datetime.date) else str(value)
-    if isinstance(value, list | dict):
-        value = json.dumps(value, ensure_ascii=False)
-    return str(value).translate(_COPY_ESCAPES)
-
-
 # Columns the import fills itself, in COPY order: first the ones drawn per batch (id and
 # numbers), then the row's own (spelled by the checker), then the run's constants.
 _DRAWN_COLUMNS = ("id", "member_no", "referral_code")
@@ -480,10 +463,10 @@ class _CopyLayout:
             for name in (*_DRAWN_COLUMNS, *_ROW_COLUMNS, *_RUN_COLUMNS, *rest)
         )
         # The text of the columns after the row's own, the same for every member.
-        self.tail = "\t".join(_copy_value(value) for value in (*run_values, *rest_values))
+        self.tail = "\t".join(copy_value(value) for value in (*run_values, *rest_values))
         self.event_table = quote(ConsentEvent._meta.db_table)
         event_tail = "\t".join(
-            _copy_value(value) for value in ("", ConsentEvent.Source.IMPORT.value, actor_id, now)
+            copy_value(value) for value in ("", ConsentEvent.Source.IMPORT.value, actor_id, now)
         )
         self.event_columns = "member_id, kind, granted, version, source, actor_id, recorded_at"
         # A row's event lines by its (consent_sms, consent_email); a blank cell means the
@@ -517,14 +500,14 @@ class _CopyLayout:
         # Text from a spreadsheet hardly ever holds a tab, a backslash or a line break.
         text = f"{source_id}{email}{name}{city}"
         if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-            source_id = source_id.translate(_COPY_ESCAPES)
-            email = email.translate(_COPY_ESCAPES) if email else None
-            name = name.translate(_COPY_ESCAPES)
-            city = city.translate(_COPY_ESCAPES)
+            source_id = copy_escape(source_id)
+            email = copy_escape(email) if email else None
+            name = copy_escape(name)
+            city = copy_escape(city)
         sms, email_consent = row.consent_sms, row.consent_email
         row.copy_text = (
-            f"{source_id}\t{row.phone}\t{email or _COPY_NULL}\t{name}\t{row.gender}\t"
-            f"{birthday}\t{city}\t{row.home_store_id or _COPY_NULL}\t"
+            f"{source_id}\t{row.phone}\t{email or COPY_NULL}\t{name}\t{row.gender}\t"
+            f"{birthday}\t{city}\t{row.home_store_id or COPY_NULL}\t"
             f"{enrolled_at or self.now_text}\t{'t' if sms else 'f'}\t"
             f"{'t' if email_consent else 'f'}"
         )
@@ -563,21 +546,8 @@ def members_matching(
         ),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pg_text_array(values) for values in any_of.values()])
+        cursor.execute(sql, [text_array(sorted(values)) for values in any_of.values()])
         return cursor.fetchall()
-
-
-def pg_text_array(values: set[str]) -> str:
-    """A PostgreSQL array literal of the strings in order, every one quoted.
-
-    Spelled here rather than by psycopg's list adapter, which walks the list in Python
-    element by element: a third of the lookup's time on the client.
-    """
-    ordered = sorted(values)
-    text = '","'.join(ordered)
-    if "\\" in text or text.count('"') != 2 * (len(ordered) - 1):  # two in each '","'
-        text = '","'.join(value.replace("\\", "\\\\").replace('"', '\\"') for value in ordered)
-    return '{"' + text + '"}'
 
 
 def _member_no_draw() -> str:

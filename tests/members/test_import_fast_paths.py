@@ -20,6 +20,7 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.bulk import text_array
 from core.imports.files import csv_records, header_read
 from core.imports.files import records as read_records
 from members.imports import (
@@ -29,7 +30,6 @@ from members.imports import (
     import_email_is_valid,
     import_phone_normalize,
     numbers_draw,
-    pg_text_array,
 )
 from members.numbers import (
     InvalidPhone,
@@ -188,7 +188,7 @@ def test_drawn_numbers_and_codes_are_well_formed_and_distinct():
 )
 def test_the_lookup_arrays_reach_postgresql_as_they_were(values):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::text[]", [pg_text_array(values)])
+        cursor.execute("SELECT %s::text[]", [text_array(sorted(values))])
         (got,) = cursor.fetchone()
 
     assert sorted(got) == sorted(values)
