@@ -42,7 +42,11 @@ from core.bulk import InsertLayout, int_array, text_array
 from members.models import Member, User
 from members.services import audit_log
 from tiers.models import QualifyingActivity
-from tiers.services import tier_activities_record, tier_upgrades_check
+from tiers.services import (
+    tier_activities_record,
+    tier_purchase_activity_record,
+    tier_upgrades_check,
+)
 
 from ..ledger import lots_expire_overdue, points_debit, system_account
 from ..ledger_bulk import ENTRY_OWN, LOT_OWN, TXN_OWN, accounts_lock_rows
@@ -271,14 +275,27 @@ def _after_write(
 ) -> None:
     from ..rules import referral_bonus_post
 
-    tier_activities_record(
-        activities=[
-            (p.member_id, p.occurred_at, p.activity_spend, p.activity_points) for p in batch
-        ],
-        source=QualifyingActivity.Source.PURCHASE,
-    )
-    if upgrades:
-        tier_upgrades_check(upgrades=[(p.member_id, p.occurred_at) for p in batch], actor=actor)
+    if len(batch) == 1:
+        # A live purchase: the activity, the tier row's lock and the figures in one round
+        # trip (tiers decides whether it upgrades).
+        (posting,) = batch
+        tier_purchase_activity_record(
+            member_id=posting.member_id,
+            occurred_at=posting.occurred_at,
+            spend=posting.activity_spend,
+            points=posting.activity_points,
+            upgrade=upgrades,
+            actor=actor,
+        )
+    else:
+        tier_activities_record(
+            activities=[
+                (p.member_id, p.occurred_at, p.activity_spend, p.activity_points) for p in batch
+            ],
+            source=QualifyingActivity.Source.PURCHASE,
+        )
+        if upgrades:
+            tier_upgrades_check(upgrades=[(p.member_id, p.occurred_at) for p in batch], actor=actor)
     for posting, is_first in zip(batch, first, strict=True):
         if is_first:
             members = Member.objects.in_bulk([posting.member_id, posting.referrer_id])
