@@ -904,9 +904,14 @@ def test_a_live_purchase_counts_for_tiers_in_one_round_trip(store, outcomes):
     with CaptureQueriesContext(connection) as queries:
         assert till.buy("R2", "10") == (10, True)
     tiers = [q["sql"] for q in queries.captured_queries if "tiers_" in q["sql"]]
-    assert len(tiers) == 2, tiers  # the multiplier read before; then one round trip
+    # The configuration read (earning rules and the tier multiplier together), then one
+    # round trip for tiers after the ledger's statement.
+    assert len(tiers) == 2, tiers
+    assert "points_earningpolicy" in tiers[0]
     assert "INSERT INTO tiers_qualifyingactivity" in tiers[1]
     assert QualifyingActivity.objects.count() == 2
+    # configuration, BEGIN, lock, replay check, the statement, tiers, COMMIT.
+    assert len(queries.captured_queries) <= 7, [q["sql"][:60] for q in queries.captured_queries]
 
 
 def test_after_a_downgrade_only_the_activity_since_counts(settings, store, sms_outbox, outcomes):
