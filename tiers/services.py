@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from core.bulk import rows_update
+from core.bulk import prepared_fetchall, rows_update
 from core.money import money_format
 from members.messaging import member_notify, member_reachable
 from members.models import Member, User
@@ -478,21 +478,19 @@ def tier_purchase_activity_record(
             tier_upgrades_check(upgrades=[(member_id, occurred_at)], actor=actor) if upgrade else []
         )
     start = months_before(occurred_at, QUALIFYING_MONTHS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _PURCHASE_ACTIVITY_SQL,
-            {
-                "member": member_id,
-                "at": occurred_at,
-                "spend": spend,
-                "points": points,
-                "source": str(QualifyingActivity.Source.PURCHASE),
-                "insert": bool(spend or points),
-                "upgrade": upgrade,
-                "start": start,
-            },
-        )
-        row = cursor.fetchone()
+    (row,) = prepared_fetchall(
+        _PURCHASE_ACTIVITY_SQL,
+        {
+            "member": member_id,
+            "at": occurred_at,
+            "spend": spend,
+            "points": points,
+            "source": str(QualifyingActivity.Source.PURCHASE),
+            "insert": bool(spend or points),
+            "upgrade": upgrade,
+            "start": start,
+        },
+    )
     if not upgrade:
         return []
     ids, ranks, qualify_spend, qualify_points, level_id, counts_from = row[:6]

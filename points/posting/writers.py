@@ -38,7 +38,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.bulk import InsertLayout, int_array, text_array
+from core.bulk import InsertLayout, int_array, prepared_fetchall, text_array
 from members.models import Member, User
 from members.services import audit_log
 from tiers.models import QualifyingActivity
@@ -546,9 +546,7 @@ SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
             params[name] = _array(columns[name], kind)
         for name, kind in _LINE_COLUMNS:
             params[f"line_{name}"] = _array(lines[name], kind)
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            return cursor.fetchall()
+        return prepared_fetchall(self.sql, params)
 
 
 def _literal(text: str) -> str:
