@@ -200,7 +200,8 @@ def prepared_fetchall(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[
 
     connection.ensure_connection()
     began = time.monotonic()
-    with Cursor(connection.connection) as cursor:
+    # Django's error classes (IntegrityError …), as its own cursors raise them.
+    with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
         # Text as text (not 'unknown'): a parameter used twice gets one type.
         cursor.adapters.register_dumper(str, StrDumper)
         cursor.execute(sql, params, prepare=True)

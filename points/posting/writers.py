@@ -100,10 +100,14 @@ def postings_write(
         # made (an import of a previous system's purchases runs at the speed of its rows).
         wanted = {p.member_id for p in postings if not p.history}
         wanted.update(p.referrer_id for p in postings if p.referrer_id and not p.history)
-        accounts = accounts_lock_rows(member_ids=wanted)
+        locked = _lock_one(postings, wanted=wanted)
+        if locked is not None:
+            accounts, seen = locked
+        else:
+            accounts = accounts_lock_rows(member_ids=wanted)
+            seen = _recorded(postings)
         outcomes: list[PostingOutcome | None] = [None] * len(postings)
         new: list[int] = []  # indexes of the postings to write
-        seen = _recorded(postings)
         for index, posting in enumerate(postings):
             earlier = seen.get((posting.store_id, posting.receipt_no))
             if earlier is not None:
@@ -178,6 +182,30 @@ def statement_writer_used() -> bool:
     """Whether postings are written by the set-based statement (PostgreSQL, unless
     POINTS_PURCHASE_FAST_PATH is off) rather than the ORM writer (the reference)."""
     return connection.vendor == "postgresql" and settings.POINTS_PURCHASE_FAST_PATH
+
+
+def _lock_one(
+    postings: Sequence[PurchasePosting], *, wanted: set[int]
+) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, str], tuple[int, str]]] | None:
+    """A live purchase (a batch of one) on PostgreSQL: the account locks and the replay
+    check in one round trip (`points_posting_lock`, which decides nothing); the accounts
+    as `accounts_lock_rows` gives them and the receipt as `_recorded` does. None when that
+    does not apply or an account is missing (then the general steps make it)."""
+    if len(postings) != 1 or not wanted or not statement_writer_used():
+        return None
+    (posting,) = postings
+    rows = prepared_fetchall(
+        "SELECT * FROM points_posting_lock(%s::bigint[], %s, %s)",
+        [int_array(wanted), posting.store_id, posting.receipt_no],
+    )
+    accounts = {member_id: (pk, debt) for pk, member_id, debt, _p, _f in rows if pk is not None}
+    if len(accounts) < len(wanted):
+        return None
+    seen = {}
+    for pk, _member, _debt, purchase_id, fingerprint in rows:
+        if pk is None:
+            seen[(posting.store_id, posting.receipt_no)] = (purchase_id, fingerprint)
+    return accounts, seen
 
 
 def _recorded(postings: Sequence[PurchasePosting]) -> dict[tuple[int, str], tuple[int, str]]:

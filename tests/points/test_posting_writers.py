@@ -910,10 +910,11 @@ def test_a_live_purchase_counts_for_tiers_in_one_round_trip(store, outcomes):
     assert "points_earningpolicy" in tiers[0]
     assert "INSERT INTO tiers_qualifyingactivity" in tiers[1]
     assert QualifyingActivity.objects.count() == 2
-    # configuration, BEGIN, lock, replay check, the statement, tiers, COMMIT (then the
-    # test's own read back).
+    # configuration, BEGIN, the locks with the replay check, the statement, tiers, COMMIT
+    # (then the test's own read back).
     sql = [q["sql"].strip()[:30] for q in queries.captured_queries]
-    assert sql.index("COMMIT") == 6, sql
+    assert sql.index("COMMIT") == 5, sql
+    assert sql[2].startswith("SELECT * FROM points_posting_l")
 
 
 def test_after_a_downgrade_only_the_activity_since_counts(settings, store, sms_outbox, outcomes):
