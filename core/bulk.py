@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -187,3 +188,24 @@ def rows_update(
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *values])
         return cursor.rowcount
+
+
+def prepared_fetchall(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run a statement of the hot path (a live purchase's) on PostgreSQL as a server-side
+    prepared statement: parsed and planned once per connection, not for every purchase
+    (psycopg's `prepare=True` on a server-binding cursor); its rows. Logged as Django logs
+    its own queries (`connection.queries`, CaptureQueriesContext)."""
+    from psycopg import Cursor  # PostgreSQL only: not imported on SQLite
+    from psycopg.types.string import StrDumper
+
+    connection.ensure_connection()
+    began = time.monotonic()
+    # Django's error classes (IntegrityError …), as its own cursors raise them.
+    with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
+        # Text as text (not 'unknown'): a parameter used twice gets one type.
+        cursor.adapters.register_dumper(str, StrDumper)
+        cursor.execute(sql, params, prepare=True)
+        rows = cursor.fetchall() if cursor.description is not None else []
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
+    return rows

@@ -19,6 +19,7 @@ from decimal import Decimal
 from django.db import connection
 
 from members.models import Member
+from tiers.selectors import earn_multiplier_of, member_earn_multiplier, member_earn_multiplier_sql
 
 from .models import CategoryRate, EarningPolicy
 from .posting.plan import EarningRules
@@ -100,7 +101,17 @@ _POLICY_FIELDS = (
 )
 
 
-def _earning_rules_pg() -> EarningRules:
+def purchase_configuration(*, member_id: int) -> tuple[EarningRules, Decimal]:
+    """`earning_rules()` and the member's tier multiplier (`member_earn_multiplier`), read
+    afresh for each purchase: on PostgreSQL in one round trip."""
+    if connection.vendor == "postgresql":
+        return _earning_rules_pg(member_id=member_id)
+    return earning_rules(), member_earn_multiplier(member=member_id)
+
+
+def _earning_rules_pg(
+    *, member_id: int | None = None
+) -> EarningRules | tuple[EarningRules, Decimal]:
     quote = connection.ops.quote_name
     columns = ", ".join(
         f"p.{quote(EarningPolicy._meta.get_field(f).column)}" for f in _POLICY_FIELDS
@@ -111,16 +122,18 @@ def _earning_rules_pg() -> EarningRules:
     sql = (
         f"SELECT p.id, {columns}, "  # noqa: S608 - our own table and column names
         f"(SELECT array_agg({category} ORDER BY {category}) FROM {table}), "
-        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}) "
+        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}), "
+        f"{member_earn_multiplier_sql() if member_id is not None else 'NULL'} "
         f"FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM "
         f"{quote(EarningPolicy._meta.db_table)} ORDER BY id LIMIT 1) AS p ON true"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, [member_id] if member_id is not None else [])
         row = cursor.fetchone()
     policy = EarningPolicy()
     if row[0] is not None:
         for name, value in zip(_POLICY_FIELDS, row[1:], strict=False):
             setattr(policy, name, value)
-    categories, rates = row[-2] or [], row[-1] or []
-    return _rules(policy, dict(zip(categories, rates, strict=True)))
+    categories, rates = row[-3] or [], row[-2] or []
+    rules = _rules(policy, dict(zip(categories, rates, strict=True)))
+    return rules if member_id is None else (rules, earn_multiplier_of(row[-1]))

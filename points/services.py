@@ -25,16 +25,15 @@ from members.models import Member, Store, User
 from members.selectors import staff_store_allowed
 from members.services import audit_log
 from tiers.models import QualifyingActivity
-from tiers.selectors import member_earn_multiplier
 from tiers.selectors import member_tier_rank as tier_member_rank
 from tiers.services import tier_activity_record, tier_member_merge
 
 from .earning import (
     PurchaseContext,
-    earning_rules,
     policy_get,
     promotion_providers_active,
     promotions_for,
+    purchase_configuration,
 )
 from .ledger import (
     IdempotencyConflict,
@@ -189,7 +188,7 @@ def purchase_record(
         raise InvalidPurchase("a line amount cannot be negative")
 
     signed_in = actor is not None and actor.is_authenticated
-    rules = earning_rules()
+    rules, tier_multiplier = purchase_configuration(member_id=member.pk)
     planned_lines = tuple(
         PlannedLine(
             sku=line.sku,
@@ -217,7 +216,7 @@ def purchase_record(
                 member_no=member.member_no,
                 active=member.status == Member.Status.ACTIVE,
                 birthday_month=birthday_month_of(member.birthday),
-                tier_multiplier=member_earn_multiplier(member=member),
+                tier_multiplier=tier_multiplier,
                 # Only for what may be a first purchase (the writer re-checks under the
                 # lock): a later one does not lock the referrer's account too.
                 referrer_id=(

@@ -148,16 +148,27 @@ def member_earn_multiplier(*, member: Member | int) -> Decimal:
     """The earn multiplier of the member's tier now (the base level's when no tier was ever
     reached), in one query: what the posting plan of a purchase needs of tiers."""
     member_id = member if isinstance(member, int) else member.pk
-    level, status = TierLevel._meta.db_table, MemberTier._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT l.earn_multiplier FROM {level} l WHERE l.id = COALESCE("  # noqa: S608
-            f"(SELECT s.level_id FROM {status} s WHERE s.member_id = %s), "
-            f"(SELECT b.id FROM {level} b ORDER BY b.rank LIMIT 1))",
-            [member_id],
-        )
+        cursor.execute(f"SELECT {member_earn_multiplier_sql()}", [member_id])
         row = cursor.fetchone()
-    return Decimal(str(row[0])) if row is not None else Decimal(1)
+    return earn_multiplier_of(row[0])
+
+
+def member_earn_multiplier_sql() -> str:
+    """`member_earn_multiplier` as a scalar SQL subquery with one parameter, the member id:
+    for a caller folding it into its own read (the purchase's configuration read). Its value
+    goes through `earn_multiplier_of`."""
+    level, status = TierLevel._meta.db_table, MemberTier._meta.db_table
+    return (
+        f"(SELECT l.earn_multiplier FROM {level} l WHERE l.id = COALESCE("  # noqa: S608
+        f"(SELECT s.level_id FROM {status} s WHERE s.member_id = %s), "
+        f"(SELECT b.id FROM {level} b ORDER BY b.rank LIMIT 1)))"
+    )
+
+
+def earn_multiplier_of(value: Decimal | float | None) -> Decimal:
+    """The multiplier `member_earn_multiplier_sql` read (none without levels: 1)."""
+    return Decimal(str(value)) if value is not None else Decimal(1)
 
 
 def member_tier_rank(*, member: Member) -> int:

@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from core.bulk import rows_update
+from core.bulk import prepared_fetchall, rows_update
 from core.money import money_format
 from members.messaging import member_notify, member_reachable
 from members.models import Member, User
@@ -404,6 +404,17 @@ def tier_upgrades_check(
         target = qualified_level(levels=levels, figures=figures)
         if target.rank > current.rank:
             found.append((member_id, current.pk, target.pk, at, figures))
+    return _upgrades_apply(found=found, rows=rows, actor=actor)
+
+
+def _upgrades_apply(
+    *,
+    found: list[tuple[int, int, int, datetime.datetime, Figures]],
+    rows: dict[int, tuple[int, datetime.datetime | None]],
+    actor: User | None,
+) -> list[TierHistory]:
+    """Write the upgrades found: (member id, current level id, target level id, at,
+    figures) each; `rows`: the members' tier rows read under lock (member id → row)."""
     if not found:
         return []
     full = _levels_by_id(tier_levels())
@@ -442,6 +453,100 @@ def tier_upgrades_check(
         ]
     tier_notices_after_commit(history_ids=[h.pk for h in histories])
     return histories
+
+
+def tier_purchase_activity_record(
+    *,
+    member_id: int,
+    occurred_at: datetime.datetime,
+    spend: Decimal,
+    points: int,
+    upgrade: bool,
+    actor: User | None = None,
+) -> list[TierHistory]:
+    """`tier_activities_record` + `tier_upgrades_check` of ONE purchase on PostgreSQL, in
+    one round trip: the activity inserted, the member's tier row locked, the levels and the
+    figures read (the sums since the rolling 12 months' start and since the row's
+    `counts_from`: which one counts is decided here, by `qualifying_window_start`). Only an
+    upgrade costs more statements. Elsewhere the two functions as they are."""
+    if connection.vendor != "postgresql":
+        tier_activities_record(
+            activities=[(member_id, occurred_at, spend, points)],
+            source=QualifyingActivity.Source.PURCHASE,
+        )
+        return (
+            tier_upgrades_check(upgrades=[(member_id, occurred_at)], actor=actor) if upgrade else []
+        )
+    start = months_before(occurred_at, QUALIFYING_MONTHS)
+    (row,) = prepared_fetchall(
+        _PURCHASE_ACTIVITY_SQL,
+        {
+            "member": member_id,
+            "at": occurred_at,
+            "spend": spend,
+            "points": points,
+            "source": str(QualifyingActivity.Source.PURCHASE),
+            "insert": bool(spend or points),
+            "upgrade": upgrade,
+            "start": start,
+        },
+    )
+    if not upgrade:
+        return []
+    ids, ranks, qualify_spend, qualify_points, level_id, counts_from = row[:6]
+    levels = [
+        TierLevel(id=i, rank=r, qualify_spend=qs, qualify_points=qp)
+        for i, r, qs, qp in zip(ids, ranks, qualify_spend, qualify_points, strict=True)
+    ]
+    status = (
+        MemberTier(member_id=member_id, level_id=level_id, counts_from=counts_from)
+        if level_id is not None
+        else None
+    )
+    current = _levels_by_id(levels)[level_id] if status is not None else levels[0]
+    if current.rank >= levels[-1].rank:
+        return []
+    window_start = qualifying_window_start(status=status, at=occurred_at)
+    spend_sum, points_sum = row[6:8] if window_start == start else row[8:10]
+    figures = Figures(spend=spend_sum, points=points_sum)
+    target = qualified_level(levels=levels, figures=figures)
+    if target.rank <= current.rank:
+        return []
+    rows = {member_id: (level_id, counts_from)} if status is not None else {}
+    return _upgrades_apply(
+        found=[(member_id, current.pk, target.pk, occurred_at, figures)], rows=rows, actor=actor
+    )
+
+
+_PURCHASE_ACTIVITY_SQL = f"""
+WITH ins AS (
+    INSERT INTO {QualifyingActivity._meta.db_table} (member_id, occurred_at, spend, points, source)
+    SELECT %(member)s, %(at)s, %(spend)s, %(points)s, %(source)s WHERE %(insert)s
+    RETURNING occurred_at, spend, points
+), status AS (
+    SELECT level_id, counts_from FROM {MemberTier._meta.db_table}
+    WHERE member_id = %(member)s AND %(upgrade)s FOR UPDATE
+), activity AS (
+    SELECT occurred_at, spend, points FROM {QualifyingActivity._meta.db_table}
+    WHERE member_id = %(member)s AND occurred_at > %(start)s AND %(upgrade)s
+    UNION ALL SELECT occurred_at, spend, points FROM ins
+), sums AS (
+    SELECT COALESCE(SUM(a.spend) FILTER (WHERE a.occurred_at > %(start)s), 0) AS spend_start,
+        COALESCE(SUM(a.points) FILTER (WHERE a.occurred_at > %(start)s), 0) AS points_start,
+        COALESCE(SUM(a.spend) FILTER (WHERE a.occurred_at > s.counts_from), 0) AS spend_from,
+        COALESCE(SUM(a.points) FILTER (WHERE a.occurred_at > s.counts_from), 0) AS points_from
+    FROM activity a LEFT JOIN status s ON true
+), levels AS (
+    SELECT array_agg(id ORDER BY rank) AS ids, array_agg(rank ORDER BY rank) AS ranks,
+        array_agg(qualify_spend ORDER BY rank) AS qualify_spend,
+        array_agg(qualify_points ORDER BY rank) AS qualify_points
+    FROM {TierLevel._meta.db_table}
+)
+SELECT levels.ids, levels.ranks, levels.qualify_spend, levels.qualify_points,
+    status.level_id, status.counts_from,
+    sums.spend_start, sums.points_start, sums.spend_from, sums.points_from
+FROM levels CROSS JOIN sums LEFT JOIN status ON true
+"""  # noqa: S608
 
 
 _LEVEL_FIELDS = ("id", "rank", "qualify_spend", "qualify_points")

@@ -38,11 +38,15 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.bulk import InsertLayout, int_array, text_array
+from core.bulk import InsertLayout, int_array, prepared_fetchall, text_array
 from members.models import Member, User
 from members.services import audit_log
 from tiers.models import QualifyingActivity
-from tiers.services import tier_activities_record, tier_upgrades_check
+from tiers.services import (
+    tier_activities_record,
+    tier_purchase_activity_record,
+    tier_upgrades_check,
+)
 
 from ..ledger import lots_expire_overdue, points_debit, system_account
 from ..ledger_bulk import ENTRY_OWN, LOT_OWN, TXN_OWN, accounts_lock_rows
@@ -96,10 +100,14 @@ def postings_write(
         # made (an import of a previous system's purchases runs at the speed of its rows).
         wanted = {p.member_id for p in postings if not p.history}
         wanted.update(p.referrer_id for p in postings if p.referrer_id and not p.history)
-        accounts = accounts_lock_rows(member_ids=wanted)
+        locked = _lock_one(postings, wanted=wanted)
+        if locked is not None:
+            accounts, seen = locked
+        else:
+            accounts = accounts_lock_rows(member_ids=wanted)
+            seen = _recorded(postings)
         outcomes: list[PostingOutcome | None] = [None] * len(postings)
         new: list[int] = []  # indexes of the postings to write
-        seen = _recorded(postings)
         for index, posting in enumerate(postings):
             earlier = seen.get((posting.store_id, posting.receipt_no))
             if earlier is not None:
@@ -174,6 +182,30 @@ def statement_writer_used() -> bool:
     """Whether postings are written by the set-based statement (PostgreSQL, unless
     POINTS_PURCHASE_FAST_PATH is off) rather than the ORM writer (the reference)."""
     return connection.vendor == "postgresql" and settings.POINTS_PURCHASE_FAST_PATH
+
+
+def _lock_one(
+    postings: Sequence[PurchasePosting], *, wanted: set[int]
+) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, str], tuple[int, str]]] | None:
+    """A live purchase (a batch of one) on PostgreSQL: the account locks and the replay
+    check in one round trip (`points_posting_lock`, which decides nothing); the accounts
+    as `accounts_lock_rows` gives them and the receipt as `_recorded` does. None when that
+    does not apply or an account is missing (then the general steps make it)."""
+    if len(postings) != 1 or not wanted or not statement_writer_used():
+        return None
+    (posting,) = postings
+    rows = prepared_fetchall(
+        "SELECT * FROM points_posting_lock(%s::bigint[], %s, %s)",
+        [int_array(wanted), posting.store_id, posting.receipt_no],
+    )
+    accounts = {member_id: (pk, debt) for pk, member_id, debt, _p, _f in rows if pk is not None}
+    if len(accounts) < len(wanted):
+        return None
+    seen = {}
+    for pk, _member, _debt, purchase_id, fingerprint in rows:
+        if pk is None:
+            seen[(posting.store_id, posting.receipt_no)] = (purchase_id, fingerprint)
+    return accounts, seen
 
 
 def _recorded(postings: Sequence[PurchasePosting]) -> dict[tuple[int, str], tuple[int, str]]:
@@ -271,14 +303,27 @@ def _after_write(
 ) -> None:
     from ..rules import referral_bonus_post
 
-    tier_activities_record(
-        activities=[
-            (p.member_id, p.occurred_at, p.activity_spend, p.activity_points) for p in batch
-        ],
-        source=QualifyingActivity.Source.PURCHASE,
-    )
-    if upgrades:
-        tier_upgrades_check(upgrades=[(p.member_id, p.occurred_at) for p in batch], actor=actor)
+    if len(batch) == 1:
+        # A live purchase: the activity, the tier row's lock and the figures in one round
+        # trip (tiers decides whether it upgrades).
+        (posting,) = batch
+        tier_purchase_activity_record(
+            member_id=posting.member_id,
+            occurred_at=posting.occurred_at,
+            spend=posting.activity_spend,
+            points=posting.activity_points,
+            upgrade=upgrades,
+            actor=actor,
+        )
+    else:
+        tier_activities_record(
+            activities=[
+                (p.member_id, p.occurred_at, p.activity_spend, p.activity_points) for p in batch
+            ],
+            source=QualifyingActivity.Source.PURCHASE,
+        )
+        if upgrades:
+            tier_upgrades_check(upgrades=[(p.member_id, p.occurred_at) for p in batch], actor=actor)
     for posting, is_first in zip(batch, first, strict=True):
         if is_first:
             members = Member.objects.in_bulk([posting.member_id, posting.referrer_id])
@@ -529,9 +574,7 @@ SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
             params[name] = _array(columns[name], kind)
         for name, kind in _LINE_COLUMNS:
             params[f"line_{name}"] = _array(lines[name], kind)
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            return cursor.fetchall()
+        return prepared_fetchall(self.sql, params)
 
 
 def _literal(text: str) -> str:

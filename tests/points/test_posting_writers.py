@@ -892,3 +892,53 @@ def test_a_batch_with_a_replayed_and_a_conflicting_receipt(settings, store, outc
         assert answers[4].purchase_id == answers[0].purchase_id
         assert Account.objects.get(member=bob).balance == 50
         assert Purchase.objects.filter(member=bob).count() == 2
+
+
+def test_a_live_purchase_counts_for_tiers_in_one_round_trip(store, outcomes):
+    # The activity, the tier row's lock, the levels and the figures: one statement after the
+    # ledger's (a purchase that upgrades nobody writes nothing more for tiers).
+    from django.test.utils import CaptureQueriesContext
+
+    till = Till(MemberFactory(), store, "")
+    till.buy("R1", "10")
+    with CaptureQueriesContext(connection) as queries:
+        assert till.buy("R2", "10") == (10, True)
+    tiers = [q["sql"] for q in queries.captured_queries if "tiers_" in q["sql"]]
+    # The configuration read (earning rules and the tier multiplier together), then one
+    # round trip for tiers after the ledger's statement.
+    assert len(tiers) == 2, tiers
+    assert "points_earningpolicy" in tiers[0]
+    assert "INSERT INTO tiers_qualifyingactivity" in tiers[1]
+    assert QualifyingActivity.objects.count() == 2
+    # configuration, BEGIN, the locks with the replay check, the statement, tiers, COMMIT
+    # (then the test's own read back).
+    sql = [q["sql"].strip()[:30] for q in queries.captured_queries]
+    assert sql.index("COMMIT") == 5, sql
+    assert sql[2].startswith("SELECT * FROM points_posting_l")
+
+
+def test_after_a_downgrade_only_the_activity_since_counts(settings, store, sms_outbox, outcomes):
+    # counts_from later than the rolling 12 months' start: the purchases before it do not
+    # count toward an upgrade, the one after it does.
+    levels = list(TierLevel.objects.order_by("rank"))
+    member = MemberFactory()
+    till = Till(member, store, "")
+    big = levels[1].qualify_spend
+    MemberTier.objects.create(
+        member=member,
+        level=levels[0],
+        achieved_at=MARCH - datetime.timedelta(days=1),
+        period_start=MARCH - datetime.timedelta(days=1),
+        counts_from=MARCH - datetime.timedelta(days=1),
+    )
+    QualifyingActivity.objects.create(
+        member=member,
+        occurred_at=MARCH - datetime.timedelta(days=30),
+        spend=big,
+        points=0,
+        source=QualifyingActivity.Source.PURCHASE,
+    )
+    till.buy("R1", "10")
+    assert MemberTier.objects.get(member=member).level_id == levels[0].pk
+    till.buy("R2", str(big))
+    assert MemberTier.objects.get(member=member).level_id == levels[1].pk
