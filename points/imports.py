@@ -86,7 +86,7 @@ from tiers.selectors import tier_levels
 
 from . import earning
 from .earning import PurchaseContext, earning_rules
-from .ledger import BUSINESS_TZ
+from .ledger import BUSINESS_TZ, system_account
 from .ledger_bulk import (
     BulkCredit,
     accounts_lock,
@@ -885,6 +885,10 @@ class PointsImportJob:
         )
         self.check = self.checker.check
         self.now = self.checker.now
+        # The issuance account, the other side of every earning, exists (committed, outside
+        # a caller's transaction) before any writer's statement runs: two writers never race
+        # to make it.
+        system_account(Account.Kind.ISSUANCE)
 
     @staticmethod
     def deal(row: _Good | _Row) -> tuple[bool, Any]:
