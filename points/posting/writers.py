@@ -371,8 +371,8 @@ class PgStatement:
     def get(cls) -> PgStatement:
         statement = cls._cache.get(connection.alias)
         if statement is None:
-            # The issuance account exists from here on (its data migration makes it; an
-            # import makes it before its writers start).
+            # The issuance account exists from here on (its data migration makes it; a
+            # database emptied since is covered by the statement's own insert).
             system_account(Account.Kind.ISSUANCE)
             statement = cls._cache[connection.alias] = cls()
         return statement
@@ -415,16 +415,25 @@ class PgStatement:
             PurchaseLine, ("purchase_id", "sku", "category", "quantity", "amount"), name="line"
         )
         account = quote(Account._meta.db_table)
+        # The issuance account, the other side of every earning: created by the first
+        # posting of a new database (as `ledger.system_account` would), found after that.
+        counter = InsertLayout(Account, ("kind", "member_id"), name="counter")
         arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in _COLUMNS)
         names = ", ".join(name for name, _kind in _COLUMNS)
         line_arrays = ", ".join(f"%(line_{name})s::{kind}[]" for name, kind in _LINE_COLUMNS)
         line_names = ", ".join(name for name, _kind in _LINE_COLUMNS)
         self.sql = f"""
-WITH counter AS (
-    -- Made before any statement (its data migration, `system_account` when the statement
-    -- is first used and when an import starts): never made here, where a second writer's
-    -- snapshot could not see the first one's row.
+WITH counter_new AS (
+    INSERT INTO {counter.table} ({counter.columns})
+    SELECT %(counter_kind)s, NULL{counter.tail}
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {account} WHERE kind = %(counter_kind)s AND member_id IS NULL
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), counter AS (
     SELECT id FROM {account} WHERE kind = %(counter_kind)s AND member_id IS NULL
+    UNION ALL SELECT id FROM counter_new
 ), s AS MATERIALIZED (
     SELECT u.*, nextval({_literal(purchase_seq)}::regclass) AS purchase_id,
            CASE WHEN u.points > 0 THEN nextval({_literal(txn_seq)}::regclass) END AS txn_id
@@ -438,8 +447,9 @@ WITH counter AS (
     INSERT INTO {entry.table} ({entry.columns})
     SELECT s.txn_id, e.account_id, e.amount{entry.tail}
     FROM s
-    -- A scalar: no issuance account fails the batch loudly (entry.account_id is NOT
-    -- NULL) rather than writing an earning without its entries.
+    -- A scalar: no issuance account (created meanwhile by another writer's statement,
+    -- whose row this statement's snapshot does not see) fails the batch loudly (NOT NULL)
+    -- rather than writing an earning without its entries.
     CROSS JOIN LATERAL (
         VALUES (s.account_id, s.points), ((SELECT id FROM counter LIMIT 1), -s.points)
     ) AS e(account_id, amount)
@@ -478,7 +488,7 @@ SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
             "source": LedgerTransaction.Source.PURCHASE,
             "counter_kind": Account.Kind.ISSUANCE,
         }
-        for layout in (txn, entry, lot, purchase, line):
+        for layout in (counter, txn, entry, lot, purchase, line):
             self.params.update(layout.params)
 
     def run(

@@ -17,7 +17,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Sum
 
 from members.models import AuditEntry, Member
@@ -892,17 +892,3 @@ def test_a_batch_with_a_replayed_and_a_conflicting_receipt(settings, store, outc
         assert answers[4].purchase_id == answers[0].purchase_id
         assert Account.objects.get(member=bob).balance == 50
         assert Purchase.objects.filter(member=bob).count() == 2
-
-
-def test_without_the_issuance_account_the_statement_refuses_and_writes_nothing(store):
-    # The account is made before any statement runs (migration, first use, an import's
-    # start); a statement that finds none fails whole rather than post an earning without
-    # its entries, and never makes it itself.
-    writers.PgStatement.get()
-    Account.objects.filter(kind=Account.Kind.ISSUANCE).delete()
-    till = Till(MemberFactory(), store, "N-")
-    with pytest.raises(IntegrityError):
-        till.buy("1", "100.00")
-    assert not Purchase.objects.exists()
-    assert not LedgerTransaction.objects.exists()
-    assert not Account.objects.filter(kind=Account.Kind.ISSUANCE).exists()
