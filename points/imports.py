@@ -53,7 +53,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,7 +64,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.bulk import int_array, text_array, use_copy
+from core.bulk import text_array, use_copy
 from core.imports import (
     Batch,
     BatchResult,
@@ -86,7 +86,7 @@ from tiers.selectors import tier_levels
 
 from . import earning
 from .earning import PurchaseContext, earning_rules
-from .ledger import BUSINESS_TZ
+from .ledger import BUSINESS_TZ, system_account
 from .ledger_bulk import (
     BulkCredit,
     accounts_lock,
@@ -100,7 +100,7 @@ from .models import (
     PurchaseLine,
 )
 from .posting import MemberFacts, PlannedLine, PurchasePosting, birthday_month_of, purchase_plan
-from .posting.writers import CREATED, postings_write
+from .posting.writers import CONFLICT, CREATED, REPLAYED, PostingOutcome, postings_write
 from .purchase_limits import purchase_amount_limit
 from .services import CENT
 
@@ -666,29 +666,6 @@ def _resolve_members(rows: list[_Row]) -> None:
         row.member_ref = ref
 
 
-def _existing_purchases(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
-    """(store id, receipt) → fingerprint of the purchases already recorded, of these pairs."""
-    if not pairs:
-        return {}
-    if use_copy():
-        # Pairs as two arrays, joined on the (store, receipt) unique index: one probe each.
-        found = _values_any(
-            f"SELECT p.store_id, p.receipt_no, p.fingerprint FROM {Purchase._meta.db_table} p "  # noqa: S608
-            "JOIN unnest(%s::bigint[], %s::text[]) AS k(store_id, receipt_no) "
-            "ON p.store_id = k.store_id AND p.receipt_no = k.receipt_no",
-            [
-                int_array(store_id for store_id, _receipt in pairs),
-                text_array(receipt for _store, receipt in pairs),
-            ],
-        )
-    else:
-        found = Purchase.objects.filter(
-            store_id__in={store_id for store_id, _receipt in pairs},
-            receipt_no__in={receipt for _store, receipt in pairs},
-        ).values_list("store_id", "receipt_no", "fingerprint")
-    return {(store_id, receipt): fp for store_id, receipt, fp in found}
-
-
 def _existing_keys(keys: set[str]) -> dict[str, str]:
     if not keys:
         return {}
@@ -734,23 +711,23 @@ def _bad_row(good: _Good, column: str, code: str, **params: Any) -> _Row:
 
 def _purchases_prepare(
     *, good: list[_Good], inputs: PurchaseInputs, history: bool = False
-) -> tuple[list[PurchasePosting], list[_Row], int]:
-    """Resolve the members of checked rows, sort out the receipts recorded before and plan
-    each new purchase (`posting.purchase_plan`); (postings, bad rows, rows already
-    imported). `history`: purchases imported for tiers and analytics, earning no points."""
+) -> tuple[list[tuple[PurchasePosting, _Good]], list[_Row]]:
+    """Resolve the members of checked rows and plan each purchase (`posting.purchase_plan`);
+    ((posting, row) each, bad rows). The receipts recorded before and the members not
+    active are the writer's answers (`postings_write`: replayed, conflict, inactive, in the
+    till's order), from its one lookup under the accounts' locks. `history`: purchases
+    imported for tiers and analytics, earning no points."""
     by_no, by_phone, tiers = _members_find(
         numbers={g[4] for g in good if g[4]}, phones={g[5] for g in good if g[5]}
     )
-    existing = _existing_purchases([(g[1], g[3]) for g in good])
     active = Member.Status.ACTIVE
     rules = inputs.rules
     base_tier = inputs.base_tier
     # A category rate may count a purchase's spend several times over, never this much.
     max_eligible = purchase_amount_limit() * 1000
     facts: dict[int, MemberFacts] = {}
-    prepared: list[PurchasePosting] = []
+    prepared: list[tuple[PurchasePosting, _Good]] = []
     bad: list[_Row] = []
-    already = 0
     for g in good:
         (
             _line,
@@ -816,27 +793,17 @@ def _purchases_prepare(
             promotions=promotions,
             history=history,
         )
-        if existing:
-            found = existing.get((store_id, receipt_no))
-            if found is not None:
-                if found == posting.fingerprint:
-                    already += 1
-                else:
-                    bad.append(_bad_row(g, "receipt_no", "receipt_conflict", value=receipt_no))
-                continue
-        # Checked after the replay lookup, as at the till.
-        if not member.active:
-            bad.append(_bad_row(g, "member_no", "member_inactive", member_no=ref[1]))
-            continue
-        if posting.points > MAX_POINTS or posting.eligible_amount > max_eligible:
+        if member.active and (
+            posting.points > MAX_POINTS or posting.eligible_amount > max_eligible
+        ):
             # Only an administrator's rate or promotion gone wrong earns this much: the
             # row's error, not a number too large for its column.
             bad.append(
                 _bad_row(g, "amount", "points_too_many", points=posting.points, max=MAX_POINTS)
             )
             continue
-        prepared.append(posting)
-    return prepared, bad, already
+        prepared.append((posting, g))
+    return prepared, bad
 
 
 def purchases_post_batch(
@@ -844,24 +811,26 @@ def purchases_post_batch(
     purchases: list[PurchasePosting],
     actor_id: int | None,
     now: datetime.datetime,
-) -> int:
+) -> list[PostingOutcome]:
     """Write planned purchases with their points and qualifying activity through the one
     posting writer (`posting.writers.postings_write`); inside the caller's transaction.
-    Returns the points posted. Tier upgrades are left to the nightly evaluation."""
+    The writer's outcome of each, in the order given. Tier upgrades are left to the nightly
+    evaluation."""
     if not purchases:
-        return 0
+        return []
     if not connection.in_atomic_block:
         raise TransactionManagementError("purchases_post_batch needs the caller's transaction")
     actor = User.objects.filter(pk=actor_id).first() if actor_id else None
     # By member (file order within one): the rows of one member meet the same index pages
     # one after the other, and the ids drawn as they arrive follow that order too.
-    purchases = sorted(purchases, key=attrgetter("member_id"))
-    outcomes = postings_write(postings=purchases, now=now, actor=actor, upgrades=False)
-    return sum(
-        posting.points
-        for posting, outcome in zip(purchases, outcomes, strict=True)
-        if outcome.outcome == CREATED
+    order = sorted(range(len(purchases)), key=lambda index: purchases[index].member_id)
+    outcomes = postings_write(
+        postings=[purchases[index] for index in order], now=now, actor=actor, upgrades=False
     )
+    answers: list[PostingOutcome] = [outcomes[0]] * len(purchases)
+    for index, outcome in zip(order, outcomes, strict=True):
+        answers[index] = outcome
+    return answers
 
 
 # --- The kinds --------------------------------------------------------------------------
@@ -885,6 +854,10 @@ class PointsImportJob:
         )
         self.check = self.checker.check
         self.now = self.checker.now
+        # The issuance account, the other side of every earning, exists (committed, outside
+        # a caller's transaction) before any writer's statement runs: two writers never race
+        # to make it.
+        system_account(Account.Kind.ISSUANCE)
 
     @staticmethod
     def deal(row: _Good | _Row) -> tuple[bool, Any]:
@@ -929,13 +902,20 @@ class _PurchaseJob(PointsImportJob):
         self.inputs = PurchaseInputs()
 
     def _write(self, good: list[_Good], result: BatchResult) -> list[_Row]:
-        prepared, bad, result.existing = _purchases_prepare(
-            good=good, inputs=self.inputs, history=self.history
+        prepared, bad = _purchases_prepare(good=good, inputs=self.inputs, history=self.history)
+        outcomes = purchases_post_batch(
+            purchases=[posting for posting, _g in prepared], actor_id=self.actor_id, now=self.now
         )
-        result.points = purchases_post_batch(
-            purchases=prepared, actor_id=self.actor_id, now=self.now
-        )
-        result.created = len(prepared)
+        for (posting, g), outcome in zip(prepared, outcomes, strict=True):
+            if outcome.outcome == CREATED:
+                result.created += 1
+                result.points += posting.points
+            elif outcome.outcome == REPLAYED:
+                result.existing += 1
+            elif outcome.outcome == CONFLICT:
+                bad.append(_bad_row(g, "receipt_no", "receipt_conflict", value=g[3]))
+            else:  # inactive
+                bad.append(_bad_row(g, "member_no", "member_inactive", member_no=posting.member_no))
         return bad
 
 

@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from core.bulk import prepared_fetchall, rows_update
+from core.bulk import CopyLayout, copy_escape, copy_write, prepared_fetchall, rows_update, use_copy
 from core.money import money_format
 from members.messaging import member_notify, member_reachable
 from members.models import Member, User
@@ -70,11 +70,27 @@ def tier_activity_record(
     )
 
 
+_ACTIVITY_COLUMNS = ("member_id", "occurred_at", "spend", "points", "source")
+
+
 def tier_activities_record(
     *, activities: list[tuple[int, datetime.datetime, Decimal, int]], source: str
 ) -> None:
     """`tier_activity_record` of a batch: (member id, occurred at, spend, points) each, in
-    one insert (the purchase writers' batch; in the caller's transaction)."""
+    one insert (the purchase writers' batch; in the caller's transaction): on PostgreSQL
+    one COPY for a batch (an import), elsewhere and for one activity the ORM."""
+    if len(activities) > 1 and use_copy():
+        layout = CopyLayout(QualifyingActivity, _ACTIVITY_COLUMNS, with_id=False)
+        text = copy_escape(source)
+        copy_write(
+            layout.sql(),
+            (
+                f"{member_id}\t{occurred_at.isoformat()}\t{spend}\t{points}\t{text}{layout.tail}\n"
+                for member_id, occurred_at, spend, points in activities
+                if spend or points
+            ),
+        )
+        return
     rows = [
         QualifyingActivity(
             member_id=member_id, occurred_at=occurred_at, spend=spend, points=points, source=source

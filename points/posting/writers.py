@@ -385,8 +385,15 @@ _LINE_COLUMNS = (
 
 def _array(values: list[Any], kind: str) -> str:
     """A PostgreSQL array literal of the values, for one `%s::<kind>[]` text parameter."""
-    if kind in ("text", "timestamptz"):
+    if kind == "text":
+        if None not in values:
+            return text_array(values)  # quotes only what needs quoting, in one join
         return "{" + ",".join(_quoted(v) for v in values) + "}"
+    if kind == "timestamptz":
+        # An ISO time holds no quote or backslash: quoted as it is.
+        return (
+            "{" + ",".join("NULL" if v is None else '"' + v.isoformat() + '"' for v in values) + "}"
+        )
     if kind == "boolean":
         return "{" + ",".join("t" if v else "f" for v in values) + "}"
     return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
@@ -539,30 +546,29 @@ SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
         actor_id: int | None,
         now: datetime.datetime,
     ) -> list[tuple[int, int | None]]:
-        columns: dict[str, list[Any]] = {name: [] for name, _kind in _COLUMNS}
+        # Column by column: one list each, no per-row tuples.
+        columns: dict[str, list[Any]] = {
+            "idx": list(range(len(batch))),
+            "member_id": [p.member_id for p in batch],
+            "account_id": [None if p.history else accounts[p.member_id][0] for p in batch],
+            "store_id": [p.store_id for p in batch],
+            "channel": [p.channel for p in batch],
+            "receipt_no": [p.receipt_no for p in batch],
+            "occurred_at": [p.occurred_at for p in batch],
+            "available_at": [p.available_at for p in batch],
+            "expires_at": [p.expires_at for p in batch],
+            "amount": [p.amount for p in batch],
+            "eligible": [p.eligible_amount for p in batch],
+            "points": [p.points for p in batch],
+            "into_lot": [p.points - debt for p, debt in zip(batch, to_debt, strict=True)],
+            "points_used": [p.points_used for p in batch],
+            "payment_txn_id": payments,
+            "fingerprint": [p.fingerprint for p in batch],
+            "key": [p.key for p in batch],
+            "history": [p.history for p in batch],
+        }
         lines: dict[str, list[Any]] = {name: [] for name, _kind in _LINE_COLUMNS}
         for index, p in enumerate(batch):
-            for name, value in (
-                ("idx", index),
-                ("member_id", p.member_id),
-                ("account_id", accounts[p.member_id][0] if not p.history else None),
-                ("store_id", p.store_id),
-                ("channel", p.channel),
-                ("receipt_no", p.receipt_no),
-                ("occurred_at", p.occurred_at),
-                ("available_at", p.available_at),
-                ("expires_at", p.expires_at),
-                ("amount", p.amount),
-                ("eligible", p.eligible_amount),
-                ("points", p.points),
-                ("into_lot", p.points - to_debt[index]),
-                ("points_used", p.points_used),
-                ("payment_txn_id", payments[index]),
-                ("fingerprint", p.fingerprint),
-                ("key", p.key),
-                ("history", p.history),
-            ):
-                columns[name].append(value)
             for line in p.lines:
                 lines["idx"].append(index)
                 lines["sku"].append(line.sku)

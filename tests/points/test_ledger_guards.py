@@ -172,3 +172,41 @@ def test_truncate_is_refused_outside_the_test_database():
             "AND tgtype & 32 = 32"  # TRIGGER_TYPE_TRUNCATE
         )
         assert cursor.fetchall() == [("points_entry_no_truncate",)]
+
+
+def test_a_transaction_without_entries_cannot_commit():
+    member = MemberFactory()
+    with pytest.raises(DatabaseError, match="has no entries"), transaction.atomic():
+        balanced_pair(member, "adjust:empty")
+    assert not LedgerTransaction.objects.exists()
+    # Nor among others written in one statement, all but one with their entries later.
+    issuance = system_account("issuance")
+    with pytest.raises(DatabaseError, match="has no entries"), transaction.atomic():
+        good, account = balanced_pair(member, "adjust:full")
+        balanced_pair(MemberFactory(), "adjust:left-empty")
+        Entry.objects.bulk_create(
+            [
+                Entry(transaction=good, account=account, amount=5),
+                Entry(transaction=good, account=issuance, amount=-5),
+            ]
+        )
+    assert not LedgerTransaction.objects.exists()
+
+
+def test_a_transaction_written_with_its_entries_in_one_statement_leaves_no_note():
+    member = MemberFactory()
+    account = Account.objects.create(kind="member", member=member)
+    issuance = system_account("issuance")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "WITH t AS (INSERT INTO points_ledgertransaction (kind, idempotency_key, "
+            "fingerprint, source, source_ref, reason, occurred_at, recorded_at, member_id, "
+            "member_amount) VALUES ('adjust', 'adjust:one', 'x', 'staff', '', '', now(), now(), "
+            "%s, 5) RETURNING id) "
+            "INSERT INTO points_entry (transaction_id, account_id, amount) "
+            "SELECT t.id, v.account_id, v.amount FROM t, (VALUES (%s, 5), (%s, -5)) "
+            "AS v(account_id, amount)",
+            [member.pk, account.pk, issuance.pk],
+        )
+        assert not unbalanced_notes()
+    assert Entry.objects.count() == 2

@@ -42,24 +42,32 @@ def unbalanced_transaction(member, *, balance: int = 200) -> LedgerTransaction:
     """A posting whose entries do not sum to zero, as only something going around the
     services (and, on PostgreSQL, around the guard, which checks at commit) could write."""
     account = Account.objects.get(member=member)
-    txn = LedgerTransaction.objects.create(
-        kind=LedgerTransaction.Kind.ADJUST,
-        idempotency_key=f"bad:{member.pk}",
-        fingerprint="x",
-        source=LedgerTransaction.Source.STAFF,
-        occurred_at=datetime.datetime(2026, 3, 20, tzinfo=SH),
-        member=member,
-        member_amount=0,
-    )
     issuance = Account.objects.get(kind=Account.Kind.ISSUANCE)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # As only a table owner switching the guard off could: it never sees the insert.
-            # (ALTER TABLE waits for no deferred check: they are all made now.)
+            # As only a table owner switching the guards off could: they never see the
+            # inserts. (ALTER TABLE waits for no deferred check: they are all made now.)
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"ALTER TABLE points_entry DISABLE TRIGGER {jobs.SUM_ZERO_TRIGGER}")
+            cursor.execute(
+                "ALTER TABLE points_ledgertransaction "
+                "DISABLE TRIGGER points_ledgertransaction_has_entries"
+            )
+        txn = LedgerTransaction.objects.create(
+            kind=LedgerTransaction.Kind.ADJUST,
+            idempotency_key=f"bad:{member.pk}",
+            fingerprint="x",
+            source=LedgerTransaction.Source.STAFF,
+            occurred_at=datetime.datetime(2026, 3, 20, tzinfo=SH),
+            member=member,
+            member_amount=0,
+        )
         Entry.objects.create(transaction=txn, account=issuance, amount=-50)
         if connection.vendor == "postgresql":
+            cursor.execute(
+                "ALTER TABLE points_ledgertransaction "
+                "ENABLE TRIGGER points_ledgertransaction_has_entries"
+            )
             cursor.execute(f"ALTER TABLE points_entry ENABLE TRIGGER {jobs.SUM_ZERO_TRIGGER}")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     # The member's side is missing: the member's balances all still agree.

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from points.ledger import lots_expire
-from points.models import Account, LedgerTransaction, Lot
+from points.ledger import lots_expire, system_account
+from points.models import Account, Entry, LedgerTransaction, Lot
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.postgres
@@ -87,6 +87,13 @@ def test_an_expired_lot_stays_on_its_page():
             )
         )
     first = Lot.objects.bulk_create(lots)[ROWS // 2]
+    # Every ledger transaction has its entries (the guards refuse one without at commit).
+    issuance = system_account(Account.Kind.ISSUANCE)
+    Entry.objects.bulk_create(
+        Entry(transaction_id=lot.transaction_id, account=side, amount=amount)
+        for lot in lots
+        for side, amount in ((account, 1), (issuance, -1))
+    )
     account.balance = ROWS
     account.save(update_fields=["balance"])
     page = block_of("points_lot", first.pk)
