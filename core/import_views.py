@@ -31,6 +31,7 @@ from .imports import (
     import_error_message,
     import_get,
     import_kind_get,
+    import_kinds,
     import_list,
     import_start,
 )
@@ -111,7 +112,17 @@ def _upload(request: HttpRequest, kind: ImportKind) -> HttpResponse:
     return render(
         request,
         "core/staff/import.html",
-        {"form": form, "kind": kind, "imports": import_list(kind=kind.name)},
+        {
+            "form": form,
+            "kind": kind,
+            "imports": import_list(kind=kind.name),
+            # The other files this person may import, one click away.
+            "other_kinds": [
+                other
+                for other in import_kinds()
+                if other.name != kind.name and request.user.has_perm(other.permission)
+            ],
+        },
         status=status,
     )
 

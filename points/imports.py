@@ -989,7 +989,8 @@ PURCHASE_IMPORT = ImportKind(
         title=_("Import purchases from CSV"),
         explain=_(
             "Every row is checked. Good rows are recorded as purchases and earn points by the "
-            "earning rules; bad rows are listed with their line number and reason and nothing "
+            "earning rules (imported as history, they earn none); bad rows are listed with "
+            "their line number and reason and nothing "
             "of them is written. A receipt imported before is skipped, so you can fix the bad "
             "rows and upload the same file again."
         ),

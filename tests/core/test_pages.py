@@ -75,3 +75,22 @@ def test_each_kind_asks_for_its_own_permission(client):
     assert client.get("/staff/imports/purchases/").status_code == 403
     assert client.get(f"/staff/imports/{points_run.pk}/").status_code == 403
     assert client.get(f"/staff/imports/{points_run.pk}/errors.csv").status_code == 403
+
+
+def test_every_import_page_leads_to_the_other_kinds_the_person_may_import(admin_client, client):
+    home = admin_client.get("/staff/").content.decode()
+    for kind in ("members", "purchases", "balances"):
+        assert f'href="/staff/imports/{kind}/"' in home
+    page = admin_client.get("/staff/imports/members/").content.decode()
+    assert 'href="/staff/imports/purchases/"' in page
+    assert 'href="/staff/imports/balances/"' in page
+
+    # Someone who may import only members is not shown the points imports.
+    user = UserFactory(email="members-only@example.com")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["use_backoffice", "import_members"])
+    )
+    client.force_login(user)
+    page = client.get("/staff/imports/members/").content.decode()
+    assert 'href="/staff/imports/purchases/"' not in page
+    assert 'href="/staff/imports/balances/"' not in page
