@@ -264,3 +264,25 @@ def test_a_return_of_a_purchase_imported_as_history_says_no_points_are_reversed(
     )
     assert Return.objects.get().points_reversed == 0
     assert not LedgerTransaction.objects.exists()
+
+
+def test_the_member_page_labels_a_history_purchase_instead_of_showing_no_points(
+    staff_client, member, store
+):
+    from core.imports import import_file
+
+    import_file(
+        kind="purchases",
+        file_name="old.csv",
+        content=(
+            "store,receipt_no,member_no,occurred_at,amount\n"
+            f"{store.code},R1001,{member.member_no},2026-03-13T10:00:00,200\n"
+        ).encode(),
+        options={"history": True},
+    )
+
+    text = page(staff_client.get(reverse("staff:member-detail", args=[member.member_no])))
+
+    assert "R1001" in text
+    assert "imported as history" in text
+    assert "+0</td>" not in text
