@@ -161,8 +161,8 @@ def reminders_plan_sql(
 
 
 SUM_ZERO_TRIGGER = "points_entry_sum_zero"
-# Every guard trigger by table (points migration 0025, tiers migration 0002): the ledger and
-# tier history are append-only, a ledger transaction's entries sum to zero.
+# Every guard trigger by table (points migrations 0025 and 0029, tiers migration 0002): the
+# ledger and tier history are append-only, a ledger transaction has entries that sum to zero.
 GUARD_TRIGGERS: dict[str, tuple[str, ...]] = {
     Entry._meta.db_table: (
         SUM_ZERO_TRIGGER,
@@ -173,6 +173,8 @@ GUARD_TRIGGERS: dict[str, tuple[str, ...]] = {
     # Where a transaction left unbalanced by one statement waits for the check at commit.
     "points_entry_unbalanced": ("points_entry_unbalanced_check",),
     LedgerTransaction._meta.db_table: (
+        # A transaction must have entries (points migration 0029).
+        "points_ledgertransaction_has_entries",
         "points_ledgertransaction_no_update",
         "points_ledgertransaction_no_delete",
         "points_ledgertransaction_no_truncate",
