@@ -193,19 +193,38 @@ def rows_update(
 def prepared_fetchall(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run a statement of the hot path (a live purchase's) on PostgreSQL as a server-side
     prepared statement: parsed and planned once per connection, not for every purchase
-    (psycopg's `prepare=True` on a server-binding cursor); its rows. Logged as Django logs
+    (psycopg's `prepare=True` on a server-binding cursor; the connection's
+    `prepare_threshold` must not be None, see settings); its rows. Logged as Django logs
     its own queries (`connection.queries`, CaptureQueriesContext)."""
-    from psycopg import Cursor  # PostgreSQL only: not imported on SQLite
-    from psycopg.types.string import StrDumper
-
     connection.ensure_connection()
     began = time.monotonic()
+    cursor = _prepared_cursor(connection.connection)
     # Django's error classes (IntegrityError …), as its own cursors raise them.
-    with connection.wrap_database_errors, Cursor(connection.connection) as cursor:
-        # Text as text (not 'unknown'): a parameter used twice gets one type.
-        cursor.adapters.register_dumper(str, StrDumper)
+    with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
-        rows = cursor.fetchall() if cursor.description is not None else []
+        result = cursor.pgresult
+        # The rows without building `cursor.description` (column objects) first.
+        rows = cursor.fetchall() if result is not None and result.nfields else []
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
     return rows
+
+
+# One server-binding cursor per database connection, kept for its next statement: making a
+# cursor and its adapters for every statement cost more than running a prepared one.
+_cursors: dict[int, Any] = {}
+
+
+def _prepared_cursor(raw: Any) -> Any:
+    from psycopg import Cursor  # PostgreSQL only: not imported on SQLite
+    from psycopg.types.string import StrDumper
+
+    cursor = _cursors.get(id(raw))
+    if cursor is None or cursor.closed or cursor.connection is not raw:
+        cursor = Cursor(raw)
+        # Text as text (not 'unknown'): a parameter used twice gets one type.
+        cursor.adapters.register_dumper(str, StrDumper)
+        for stale in [key for key, kept in _cursors.items() if kept.connection.closed]:
+            del _cursors[stale]
+        _cursors[id(raw)] = cursor
+    return cursor

@@ -12,12 +12,15 @@ says they stack.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 
+from core.bulk import prepared_fetchall
 from members.models import Member
 from tiers.selectors import earn_multiplier_of, member_earn_multiplier, member_earn_multiplier_sql
 
@@ -76,6 +79,38 @@ def earning_rules(*, policy: EarningPolicy | None = None) -> EarningRules:
     return _rules(policy, dict(CategoryRate.objects.values_list("category", "rate")))
 
 
+@functools.cache
+def _configuration_sql(*, member: bool) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        f"p.{quote(EarningPolicy._meta.get_field(f).column)}" for f in _POLICY_FIELDS
+    )
+    rate = CategoryRate._meta
+    table = quote(rate.db_table)
+    category, value = (quote(rate.get_field(name).column) for name in ("category", "rate"))
+    return (
+        f"SELECT p.id, {columns}, "  # noqa: S608 - our own table and column names
+        f"(SELECT array_agg({category} ORDER BY {category}) FROM {table}), "
+        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}), "
+        f"{member_earn_multiplier_sql() if member else 'NULL'} "
+        f"FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM "
+        f"{quote(EarningPolicy._meta.db_table)} ORDER BY id LIMIT 1) AS p ON true"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _rules_of(
+    policy_row: tuple[Any, ...], categories: tuple[str, ...], rates: tuple[Decimal, ...]
+) -> EarningRules:
+    """The rules of the policy row read (id first, then `_POLICY_FIELDS`) and the category
+    rates: the same row read again gives the same (immutable) rules without a model."""
+    policy = EarningPolicy()
+    if policy_row[0] is not None:
+        for name, value in zip(_POLICY_FIELDS, policy_row[1:], strict=True):
+            setattr(policy, name, value)
+    return _rules(policy, dict(zip(categories, rates, strict=True)))
+
+
 def _rules(policy: EarningPolicy, rates: dict[str, Decimal]) -> EarningRules:
     return EarningRules(
         base_rate=policy.base_rate,
@@ -112,28 +147,10 @@ def purchase_configuration(*, member_id: int) -> tuple[EarningRules, Decimal]:
 def _earning_rules_pg(
     *, member_id: int | None = None
 ) -> EarningRules | tuple[EarningRules, Decimal]:
-    quote = connection.ops.quote_name
-    columns = ", ".join(
-        f"p.{quote(EarningPolicy._meta.get_field(f).column)}" for f in _POLICY_FIELDS
+    # Prepared: read on every live purchase.
+    (row,) = prepared_fetchall(
+        _configuration_sql(member=member_id is not None),
+        [member_id] if member_id is not None else [],
     )
-    rate = CategoryRate._meta
-    table = quote(rate.db_table)
-    category, value = (quote(rate.get_field(name).column) for name in ("category", "rate"))
-    sql = (
-        f"SELECT p.id, {columns}, "  # noqa: S608 - our own table and column names
-        f"(SELECT array_agg({category} ORDER BY {category}) FROM {table}), "
-        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}), "
-        f"{member_earn_multiplier_sql() if member_id is not None else 'NULL'} "
-        f"FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM "
-        f"{quote(EarningPolicy._meta.db_table)} ORDER BY id LIMIT 1) AS p ON true"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [member_id] if member_id is not None else [])
-        row = cursor.fetchone()
-    policy = EarningPolicy()
-    if row[0] is not None:
-        for name, value in zip(_POLICY_FIELDS, row[1:], strict=False):
-            setattr(policy, name, value)
-    categories, rates = row[-3] or [], row[-2] or []
-    rules = _rules(policy, dict(zip(categories, rates, strict=True)))
+    rules = _rules_of(row[: len(_POLICY_FIELDS) + 1], tuple(row[-3] or ()), tuple(row[-2] or ()))
     return rules if member_id is None else (rules, earn_multiplier_of(row[-1]))

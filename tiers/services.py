@@ -10,6 +10,7 @@ locks only tier rows, so it never waits in a cycle with a till.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -510,10 +511,7 @@ def tier_purchase_activity_record(
     if not upgrade:
         return []
     ids, ranks, qualify_spend, qualify_points, level_id, counts_from = row[:6]
-    levels = [
-        TierLevel(id=i, rank=r, qualify_spend=qs, qualify_points=qp)
-        for i, r, qs, qp in zip(ids, ranks, qualify_spend, qualify_points, strict=True)
-    ]
+    levels = _levels_of(tuple(ids), tuple(ranks), tuple(qualify_spend), tuple(qualify_points))
     status = (
         MemberTier(member_id=member_id, level_id=level_id, counts_from=counts_from)
         if level_id is not None
@@ -532,6 +530,22 @@ def tier_purchase_activity_record(
     return _upgrades_apply(
         found=[(member_id, current.pk, target.pk, occurred_at, figures)], rows=rows, actor=actor
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _levels_of(
+    ids: tuple[int, ...],
+    ranks: tuple[int, ...],
+    qualify_spend: tuple[Decimal, ...],
+    qualify_points: tuple[int, ...],
+) -> list[TierLevel]:
+    """The levels as read by the purchase's statement, made into models once per set of
+    figures (not five models per purchase). Read only: `qualified_level` and
+    `_levels_by_id` do not change them."""
+    return [
+        TierLevel(id=i, rank=r, qualify_spend=qs, qualify_points=qp)
+        for i, r, qs, qp in zip(ids, ranks, qualify_spend, qualify_points, strict=True)
+    ]
 
 
 _PURCHASE_ACTIVITY_SQL = f"""

@@ -94,6 +94,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # Django turns psycopg's server-side prepared statements off (None), which also ignores
+    # `prepare=True`: the live purchase's statements (`core.bulk.prepared_fetchall`) would be
+    # parsed and planned on every purchase. A threshold no ORM query reaches prepares those
+    # and nothing else. Behind a pooler in transaction mode without prepared-statement
+    # support (PgBouncer before 1.21), set DATABASE_PREPARE_THRESHOLD=0 to turn it off.
+    if threshold := env.int("DATABASE_PREPARE_THRESHOLD", default=1_000_000_000):
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", threshold)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

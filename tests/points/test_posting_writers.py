@@ -942,3 +942,26 @@ def test_after_a_downgrade_only_the_activity_since_counts(settings, store, sms_o
     assert MemberTier.objects.get(member=member).level_id == levels[0].pk
     till.buy("R2", str(big))
     assert MemberTier.objects.get(member=member).level_id == levels[1].pk
+
+
+def test_a_live_purchases_statements_are_prepared_once_per_connection(store):
+    """Django switches psycopg's prepared statements off; the settings turn them back on
+    for the statements asked to be prepared, or every purchase would parse and plan its
+    statements again. A second purchase prepares nothing new."""
+    member = MemberFactory()
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return {statement for (statement,) in cursor.fetchall()}
+
+    purchase_record(
+        member=member, store=store, receipt_no="R-1", occurred_at=MARCH, amount=Decimal("10")
+    )
+    after_first = prepared()
+    assert any("points_posting_lock" in statement for statement in after_first)
+    assert any("INSERT INTO" in statement for statement in after_first)
+    purchase_record(
+        member=member, store=store, receipt_no="R-2", occurred_at=MARCH, amount=Decimal("20")
+    )
+    assert prepared() == after_first
