@@ -98,6 +98,20 @@ def postings_write(
     with transaction.atomic(savepoint=len(postings) > 1):
         # History postings move no points: their members' accounts are neither locked nor
         # made (an import of a previous system's purchases runs at the speed of its rows).
+        one = _write_one(postings, actor=person, now=recorded_at)
+        if one is not None:
+            if one.outcome == CREATED:
+                (posting,) = postings
+                _after_write(
+                    list(postings),
+                    ids=[(one.purchase_id, one.earn_transaction_id)],
+                    first=[False],
+                    accounts={posting.member_id: (one.account_id, 0)},
+                    actor=person,
+                    upgrades=upgrades,
+                    now=now,
+                )
+            return [one.answer]
         wanted = {p.member_id for p in postings if not p.history}
         wanted.update(p.referrer_id for p in postings if p.referrer_id and not p.history)
         locked = _lock_one(postings, wanted=wanted)
@@ -182,6 +196,62 @@ def statement_writer_used() -> bool:
     """Whether postings are written by the set-based statement (PostgreSQL, unless
     POINTS_PURCHASE_FAST_PATH is off) rather than the ORM writer (the reference)."""
     return connection.vendor == "postgresql" and settings.POINTS_PURCHASE_FAST_PATH
+
+
+@dataclass(frozen=True)
+class _OneWritten:
+    answer: PostingOutcome
+    account_id: int | None = None
+
+    @property
+    def outcome(self) -> str:
+        return self.answer.outcome
+
+    @property
+    def purchase_id(self) -> int | None:
+        return self.answer.purchase_id
+
+    @property
+    def earn_transaction_id(self) -> int | None:
+        return self.answer.earn_transaction_id
+
+
+def _write_one(
+    postings: Sequence[PurchasePosting], *, actor: User | None, now: datetime.datetime
+) -> _OneWritten | None:
+    """A live purchase on PostgreSQL in ONE round trip: the account locked, the receipt
+    checked and the rows written by `PgStatement.run_one`. It applies to a purchase that
+    spends no points and may pay no referral bonus, of an active member; the statement
+    writes only when the member's account exists and owes no debt (the plan's figures are
+    then the ones to store as they are). Created, replayed or conflicting: the answer; None
+    when the general steps must do it (nothing written, the account stays locked)."""
+    if len(postings) != 1 or not statement_writer_used():
+        return None
+    (posting,) = postings
+    if posting.history or not posting.member_active or posting.points_used or posting.referrer_id:
+        return None
+    rows = PgStatement.get().run_one(posting, actor_id=actor.pk if actor else None, now=now)
+    if rows and rows[0][0] is not None:
+        purchase_id, txn_id, account_id = rows[0][:3]
+        return _OneWritten(
+            answer=PostingOutcome(
+                outcome=CREATED,
+                purchase_id=purchase_id,
+                earn_transaction_id=txn_id,
+                recorded_at=now,
+            ),
+            account_id=account_id,
+        )
+    # Not written: the rows of `points_posting_lock`.
+    for _purchase, _txn, _account, _member, _debt, purchase_id, fingerprint in rows:
+        if purchase_id is not None:
+            same = fingerprint == posting.fingerprint
+            return _OneWritten(
+                answer=PostingOutcome(
+                    outcome=REPLAYED if same else CONFLICT, purchase_id=purchase_id
+                )
+            )
+    return None  # no account yet, or a debt to pay first
 
 
 def _lock_one(
@@ -465,6 +535,10 @@ class PgStatement:
         counter = InsertLayout(Account, ("kind", "member_id"), name="counter")
         arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in _COLUMNS)
         names = ", ".join(name for name, _kind in _COLUMNS)
+        # The one-purchase statement's rows: its account is the one it locked.
+        locked_names = ", ".join(
+            "gate.account_id" if name == "account_id" else f"u.{name}" for name, _kind in _COLUMNS
+        )
         line_arrays = ", ".join(f"%(line_{name})s::{kind}[]" for name, kind in _LINE_COLUMNS)
         line_names = ", ".join(name for name, _kind in _LINE_COLUMNS)
         self.sql = f"""
@@ -479,10 +553,7 @@ WITH counter_new AS (
 ), counter AS (
     SELECT id FROM {account} WHERE kind = %(counter_kind)s AND member_id IS NULL
     UNION ALL SELECT id FROM counter_new
-), s AS MATERIALIZED (
-    SELECT u.*, nextval({_literal(purchase_seq)}::regclass) AS purchase_id,
-           CASE WHEN u.points > 0 THEN nextval({_literal(txn_seq)}::regclass) END AS txn_id
-    FROM unnest({arrays}) AS u({names})
+), /*rows*/
 ), txn AS (
     INSERT INTO {txn.table} ({txn.columns})
     SELECT s.txn_id, %(kind)s, s.key, s.fingerprint, %(source)s, s.receipt_no, '',
@@ -526,8 +597,25 @@ WITH counter_new AS (
     ) AS v
     WHERE a.id = v.account_id
 )
-SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
+/*answer*/
 """  # noqa: S608 - our own table and column names; every value is a parameter
+        rows = f"unnest({arrays}) AS u({names})"
+        nextvals = (
+            f"nextval({_literal(purchase_seq)}::regclass) AS purchase_id, "
+            f"CASE WHEN u.points > 0 THEN nextval({_literal(txn_seq)}::regclass) END AS txn_id"
+        )
+        template = self.sql
+        self.sql = template.replace(
+            "/*rows*/",
+            f"s AS MATERIALIZED (SELECT u.*, {nextvals} FROM {rows}",  # noqa: S608
+        ).replace("/*answer*/", "SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx")
+        # A live purchase (`_write_one`): `points_posting_lock` (a function of its own, so
+        # the receipt is read with a snapshot taken after the lock) locks the account and
+        # reads the receipt; the rows are written only if the account exists, owes nothing
+        # and the receipt is new. Else it answers the function's rows, and nothing is written.
+        self.sql_one = template.replace(
+            "/*rows*/", _ONE_ROWS.format(names=locked_names, nextvals=nextvals, rows=rows)
+        ).replace("/*answer*/", _ONE_ANSWER)
         self.params: dict[str, Any] = {
             "kind": LedgerTransaction.Kind.EARN,
             "source": LedgerTransaction.Source.PURCHASE,
@@ -546,11 +634,35 @@ SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
         actor_id: int | None,
         now: datetime.datetime,
     ) -> list[tuple[int, int | None]]:
-        # Column by column: one list each, no per-row tuples.
+        params = self._params(
+            batch,
+            accounts=accounts,
+            to_debt=to_debt,
+            payments=payments,
+            actor_id=actor_id,
+            now=now,
+        )
+        return prepared_fetchall(self.sql, params)
+
+    def _params(
+        self,
+        batch: list[PurchasePosting],
+        *,
+        accounts: dict[int, tuple[int, int]],
+        to_debt: list[int],
+        payments: list[int | None],
+        actor_id: int | None,
+        now: datetime.datetime,
+    ) -> dict[str, Any]:
+        # Column by column: one list each, no per-row tuples. No account (a history
+        # purchase, or the one the one-purchase statement locks itself): NULL.
         columns: dict[str, list[Any]] = {
             "idx": list(range(len(batch))),
             "member_id": [p.member_id for p in batch],
-            "account_id": [None if p.history else accounts[p.member_id][0] for p in batch],
+            "account_id": [
+                None if p.history or p.member_id not in accounts else accounts[p.member_id][0]
+                for p in batch
+            ],
             "store_id": [p.store_id for p in batch],
             "channel": [p.channel for p in batch],
             "receipt_no": [p.receipt_no for p in batch],
@@ -580,7 +692,39 @@ SELECT s.purchase_id, s.txn_id FROM s ORDER BY s.idx
             params[name] = _array(columns[name], kind)
         for name, kind in _LINE_COLUMNS:
             params[f"line_{name}"] = _array(lines[name], kind)
-        return prepared_fetchall(self.sql, params)
+        return params
+
+    def run_one(
+        self, posting: PurchasePosting, *, actor_id: int | None, now: datetime.datetime
+    ) -> list[tuple[Any, ...]]:
+        """`sql_one` for one purchase (see `_write_one`): (purchase id, transaction id,
+        account id, …) when written, else the rows of `points_posting_lock`."""
+        params = self._params(
+            [posting], accounts={}, to_debt=[0], payments=[None], actor_id=actor_id, now=now
+        )
+        params["lock_members"] = int_array([posting.member_id])
+        params["lock_store"] = posting.store_id
+        params["lock_receipt"] = posting.receipt_no
+        return prepared_fetchall(self.sql_one, params)
+
+
+_ONE_ROWS = """locked AS MATERIALIZED (
+    SELECT * FROM points_posting_lock(
+        %(lock_members)s::bigint[], %(lock_store)s, %(lock_receipt)s
+    )
+), gate AS MATERIALIZED (
+    SELECT COUNT(l.account_id) = 1 AND COUNT(l.purchase_id) = 0
+               AND COALESCE(MAX(l.debt), 1) <= 0 AS go,
+           MAX(l.account_id) AS account_id
+    FROM locked l
+), s AS MATERIALIZED (
+    SELECT {names}, {nextvals}
+    FROM {rows} CROSS JOIN gate WHERE gate.go"""
+_ONE_ANSWER = """SELECT s.purchase_id, s.txn_id, s.account_id,
+       NULL::bigint, NULL::bigint, NULL::bigint, NULL::text FROM s
+UNION ALL
+SELECT NULL, NULL, l.account_id, l.member_id, l.debt, l.purchase_id, l.fingerprint
+FROM locked l WHERE NOT (SELECT go FROM gate)"""
 
 
 def _literal(text: str) -> str:
