@@ -975,9 +975,7 @@ def test_a_live_purchases_statements_are_prepared_once_per_connection(store):
     assert prepared() == after_first
 
 
-def test_a_live_purchase_of_a_member_in_debt_or_without_an_account_writes_once(
-    store, outcomes
-):
+def test_a_live_purchase_of_a_member_in_debt_or_without_an_account_writes_once(store, outcomes):
     # The one-statement purchase writes only for an account that exists and owes nothing;
     # otherwise it writes nothing and the general steps post it (the debt paid first).
     member = MemberFactory()
