@@ -15,7 +15,9 @@ ledger's `points.ledger_bulk`, the CSV imports, loadgen) spell their rows with t
 from __future__ import annotations
 
 import datetime
+import functools
 import json
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -199,9 +201,11 @@ def prepared_fetchall(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[
     connection.ensure_connection()
     began = time.monotonic()
     cursor = _prepared_cursor(connection.connection)
+    raw_sql, names = _numbered(sql)
+    values = [params[name] for name in names] if isinstance(names, tuple) else params
     # Django's error classes (IntegrityError …), as its own cursors raise them.
     with connection.wrap_database_errors:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(raw_sql, values, prepare=True)
         result = cursor.pgresult
         # The rows without building `cursor.description` (column objects) first.
         rows = cursor.fetchall() if result is not None and result.nfields else []
@@ -210,18 +214,45 @@ def prepared_fetchall(sql: str, params: dict[str, Any] | Sequence[Any]) -> list[
     return rows
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...] | int]:
+    """The statement with PostgreSQL's own placeholders ($1, $2 …) for a raw cursor, and
+    the parameter names in their order (or the number of positional ones). psycopg
+    converts `%(name)s` itself, but caches that only for statements up to 4 KB: the
+    posting statement was split with a regular expression on every purchase."""
+    numbers: dict[str, int] = {}
+    positional = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal positional
+        if match.group(0) == "%%":
+            return "%"
+        if match.group(1) is None:
+            positional += 1
+            return f"${positional}"
+        return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+
+    raw = _PLACEHOLDER.sub(number, sql)
+    if numbers and positional:
+        raise ValueError("a statement takes named or positional parameters, not both")
+    return raw, tuple(numbers) if numbers else positional
+
+
 # One server-binding cursor per database connection, kept for its next statement: making a
 # cursor and its adapters for every statement cost more than running a prepared one.
 _cursors: dict[int, Any] = {}
 
 
 def _prepared_cursor(raw: Any) -> Any:
-    from psycopg import Cursor  # PostgreSQL only: not imported on SQLite
+    from psycopg import RawCursor  # PostgreSQL only: not imported on SQLite
     from psycopg.types.string import StrDumper
 
     cursor = _cursors.get(id(raw))
     if cursor is None or cursor.closed or cursor.connection is not raw:
-        cursor = Cursor(raw)
+        cursor = RawCursor(raw)
         # Text as text (not 'unknown'): a parameter used twice gets one type.
         cursor.adapters.register_dumper(str, StrDumper)
         for stale in [key for key, kept in _cursors.items() if kept.connection.closed]:

@@ -7,7 +7,15 @@ import datetime
 import pytest
 from django.db import connection
 
-from core.bulk import CopyLayout, copy_value, copy_write, int_array, rows_update, text_array
+from core.bulk import (
+    CopyLayout,
+    copy_value,
+    copy_write,
+    int_array,
+    prepared_fetchall,
+    rows_update,
+    text_array,
+)
 from core.models import JobRun
 
 AWKWARD = ["plain", 'say "hi"', "back\\slash", "tab\there", "line\nbreak", "", "会员, {x}"]
@@ -69,3 +77,16 @@ def test_copy_writes_rows_with_the_models_defaults_and_rows_update_sets_them_in_
         ("a\tb", 5, 'said "no"', "failed"),
         ("reconcile", 9, "", "failed"),
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_statements_take_named_or_positional_parameters_of_any_length():
+    # Longer than psycopg's 4 KB cache of converted statements, a name used twice, a
+    # literal percent sign: the same answers on every run.
+    padding = " ".join(f"/* {n:04d} */" for n in range(500))
+    named = f"SELECT %(a)s::int + %(b)s::int, %(a)s::int * 2, '50%%' {padding}"
+    for _run in range(3):
+        assert prepared_fetchall(named, {"a": 3, "b": 4}) == [(7, 6, "50%")]
+    assert prepared_fetchall("SELECT %s::text || %s::text", ["会员", "x"]) == [("会员x",)]
+    assert prepared_fetchall("SELECT 1 WHERE false", []) == []
