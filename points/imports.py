@@ -25,12 +25,14 @@ points come over as opening balances. Simplifications, on purpose:
 - no points used as payment: the file carries what was paid, not how.
 
 On PostgreSQL a batch costs a few statements, whatever its size: the rows are checked and
-their points computed in Python (where `earning` and the fingerprint live), then COPYed to a
-temporary staging table, and ONE statement derives the purchases, lines, transactions,
-entries, lots, qualifying activity and account totals from it (`_PostStatement`). The
-database's share is most of the work (about 30 index entries per purchase), so `WRITERS`
-connections write batches side by side, the rows dealt out by member so that they seldom
-wait for each other's account locks.
+planned in Python (`posting.purchase_plan`: points, key, fingerprint, expiry), then the one
+posting writer stores the plans (`posting.postings_write`: ONE set-based statement for the
+purchases, lines, transactions, entries, lots and account totals; for a history batch,
+which moves no points, the same purchase and line rows with COPY) and the qualifying
+activity (one COPY). The database's share is most of the work (about 30 index entries and
+a dozen foreign-key checks per earning purchase), so `WRITERS` connections write batches
+side by side, the rows dealt out by member so that they seldom wait for each other's
+account locks.
 
 Imports take older dates than the till, from `IMPORT_EARLIEST_DATE` (1990-01-01) to now, and
 amounts up to the till's `POINTS_PURCHASE_MAX_AMOUNT`; a purchase earns at most `MAX_POINTS`.

@@ -16,7 +16,8 @@ through the same steps, in one transaction (a savepoint inside the caller's):
    the debt read under the lock);
 5. write the ledger transactions, entries, lots, purchases, lines and the accounts'
    figures: on PostgreSQL with ONE set-based statement fed from arrays (`PgStatement`),
-   elsewhere with the ORM (`_write_orm`); both store only what the plan decided;
+   a batch that moves no points (history) with COPY (`copy.postings_copy`, the same rows),
+   elsewhere with the ORM (`_write_orm`); all store only what the plan decided;
 6. count the qualifying activity and let tiers decide the immediate upgrades
    (`tiers.services`), pay the referral bonus of a first purchase (`rules`), write the
    cashier's audit entry, and expire at once a lot already past its expiry.
@@ -51,6 +52,7 @@ from tiers.services import (
 from ..ledger import lots_expire_overdue, points_debit, system_account
 from ..ledger_bulk import ENTRY_OWN, LOT_OWN, TXN_OWN, accounts_lock_rows
 from ..models import Account, Entry, LedgerTransaction, Lot, Purchase, PurchaseLine
+from .copy import copy_writable, postings_copy
 from .plan import PurchasePosting, debt_splits
 
 CREATED = "created"
@@ -144,7 +146,10 @@ def postings_write(
             to_debt = debt_splits(
                 postings=batch, debts={m: debt for m, (_pk, debt) in accounts.items()}
             )
-            if statement_writer_used():
+            if statement_writer_used() and copy_writable(batch):
+                # A batch that moves no points (history): the same rows, with COPY.
+                ids = postings_copy(batch, actor_id=person.pk if person else None, now=recorded_at)
+            elif statement_writer_used():
                 ids = PgStatement.get().run(
                     batch,
                     accounts=accounts,

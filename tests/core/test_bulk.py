@@ -9,6 +9,7 @@ from django.db import connection
 
 from core.bulk import (
     CopyLayout,
+    copy_escape,
     copy_value,
     copy_write,
     int_array,
@@ -33,6 +34,12 @@ def test_copy_text_spells_each_kind_of_value():
         '{"a": "会员"}',
     ]
     assert copy_value("a\tb\\c\nd") == "a\\tb\\\\c\\nd"
+
+
+def test_copy_text_escapes_what_it_must_and_leaves_the_rest_as_it_is():
+    table = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+    for value in [*AWKWARD, "cr\rhere", "\\", "\t\n\r", "收据-5"]:
+        assert copy_escape(value) == value.translate(table)
 
 
 def test_array_literals_quote_only_what_needs_it():
