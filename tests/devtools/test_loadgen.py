@@ -180,6 +180,32 @@ def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_a_load_with_the_indexes_rebuilt_keeps_the_index_the_guard_looks_entries_up_in(
+    monkeypatch,
+):
+    """The guard against a transaction without entries (points migration 0029) looks each
+    chunk's transactions up in points_entry_one_per_account; without it, it would hash every
+    entry loaded so far, once per chunk. The others are dropped for the load as before."""
+    from devtools import loadgen as module
+
+    seen: list[set[str]] = []
+    write = module.SqlLoad._chunk_write
+
+    def write_and_look(self, chunk):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'points_entry'")
+            seen.append({name for (name,) in cursor.fetchall()})
+        return write(self, chunk)
+
+    monkeypatch.setattr(module.SqlLoad, "_chunk_write", write_and_look)
+    points_loadgen(members=200, purchases=2000, seed=4, rebuild_indexes=True, workers=1)
+    assert seen
+    assert all(names == {"points_entry_one_per_account"} for names in seen), seen
+    assert_consistent(members=200, purchases=2000)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_an_index_that_cannot_be_rebuilt_is_named_and_the_others_are_built(monkeypatch):
     from devtools import loadgen as module
 
