@@ -31,6 +31,7 @@ tests and the demo) the same data is built in Python and written with bulk_creat
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 import random
 import secrets
@@ -1140,20 +1141,26 @@ class SqlLoad:
         too when the only foreign keys pointing at it come from empty tables outside the
         load (entries, lots, purchases, tier activity): a key costs ~2 µs a row to maintain
         and a tenth of that to build. The foreign keys of the bulk tables go as well and are
-        added again, validated, before the load ends: `ADD CONSTRAINT … FOREIGN KEY` checks
-        every loaded row in one join, where the deferred per-row checks cost ~15 index
-        lookups a purchase at commit. If a row points at nothing, the load fails, naming
-        the key. The ledger's guard triggers stay on throughout. All in one transaction.
+        added again before the load ends, first NOT VALID (at once, so new rows are checked
+        from then on), then each checked over every loaded row in one join by
+        `VALIDATE CONSTRAINT`, where the deferred per-row checks cost ~15 index lookups a
+        purchase at commit. VALIDATE locks only the referencing table against other schema
+        changes, so two connections validate keys side by side (ADD … FOREIGN KEY locks both
+        tables and made them wait on each other). If a row points at nothing, the load
+        fails, naming the key. The ledger's guard triggers stay on throughout. Returns three
+        rounds: the indexes (those of keys too); the keys made from their indexes and the
+        foreign keys added NOT VALID; the validations. All dropped in one transaction.
         """
         quote = connection.ops.quote_name
         tables = self._tables()
         again: list[tuple[str, str]] = []
-        foreign: list[str] = []
+        attach: list[str] = []
+        foreign: list[tuple[str, str, str]] = []
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 """
                 SELECT t.relname, i.indexrelid::regclass::text, c.conname, c.contype,
-                       pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid),
+                       pg_get_indexdef(i.indexrelid), c.condeferrable, c.condeferred,
                        ARRAY(SELECT r.relname FROM pg_constraint f
                              JOIN pg_class r ON r.oid = f.conrelid
                              WHERE f.contype = 'f' AND f.confrelid = i.indrelid)
@@ -1172,7 +1179,8 @@ class SqlLoad:
                 constraint,
                 kind,
                 index_sql,
-                constraint_sql,
+                deferrable,
+                deferred,
                 referrers,
             ) in cursor.fetchall():
                 if constraint in GUARD_INDEXES:
@@ -1185,17 +1193,38 @@ class SqlLoad:
                     cursor.execute(
                         f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(constraint)}"
                     )
-                    add = f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)}"
-                    again.append((table, f"{add} {constraint_sql}"))
+                    # Built as a plain unique index, then made the constraint: CREATE INDEX
+                    # locks out only writers, so several build on one table side by side,
+                    # where ADD CONSTRAINT … UNIQUE locks the table against every other build.
+                    timing = " DEFERRABLE" if deferrable else ""
+                    timing += " INITIALLY DEFERRED" if deferred else ""
+                    attach.append(
+                        f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)} "
+                        f"{'PRIMARY KEY' if kind == 'p' else 'UNIQUE'} USING INDEX {index}{timing}"
+                    )
                 else:
                     cursor.execute(f"DROP INDEX {index}")
-                    again.append((table, index_sql))
+                again.append((table, index_sql))
             for table in tables:
                 foreign += _foreign_keys_drop(cursor, table, outgoing=True)
         # The biggest tables first, so that both connections finish together.
         size = {Entry._meta.db_table: 0, LedgerTransaction._meta.db_table: 1,
                 Purchase._meta.db_table: 2, Lot._meta.db_table: 3}  # fmt: skip
-        return [[sql for _t, sql in sorted(again, key=lambda row: size.get(row[0], 9))], foreign]
+        # Validations of one table wait on each other: hand them out a table at a time.
+        by_table: dict[str, list[str]] = {}
+        for table, _add, validate in sorted(foreign, key=lambda row: size.get(row[0], 9)):
+            by_table.setdefault(table, []).append(validate)
+        validations = [
+            sql
+            for turn in itertools.zip_longest(*by_table.values())
+            for sql in turn
+            if sql is not None
+        ]
+        return [
+            [sql for _t, sql in sorted(again, key=lambda row: size.get(row[0], 9))],
+            attach + [add for _t, add, _validate in foreign],
+            validations,
+        ]
 
     def _indexes_create(self, rounds: list[list[str]]) -> None:
         """Build the dropped indexes again, one per connection at a time."""
@@ -1222,8 +1251,11 @@ class SqlLoad:
                 if self.progress:
                     self.progress("indexes", done[0], len(statements))
 
-        for round_ in rounds:
-            on_connections(items=round_, work=build, workers=self.workers)
+        for number, round_ in enumerate(rounds):
+            # The second round (keys from their indexes, foreign keys NOT VALID) takes a
+            # moment a statement but locks whole tables: one connection, in order, so two
+            # never wait on each other and each foreign key finds the key it points at.
+            on_connections(items=round_, work=build, workers=1 if number == 1 else self.workers)
         if failed:
             raise LoadgenCheckFailed(
                 "these indexes or constraints could not be built again; the database needs "
@@ -1275,9 +1307,10 @@ def _has_rows(cursor, table: str) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[str]:
+def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[tuple[str, str, str]]:
     """Drop the foreign keys that point at `table` (`outgoing`: those of `table` itself);
-    returns the statements that add them again, validated."""
+    returns (referencing table, the statement that adds one again NOT VALID, the one that
+    validates it)."""
     quote = connection.ops.quote_name
     cursor.execute(
         "SELECT r.relname, f.conname, pg_get_constraintdef(f.oid) FROM pg_constraint f "
@@ -1288,5 +1321,12 @@ def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[st
     again = []
     for referrer, name, definition in cursor.fetchall():
         cursor.execute(f"ALTER TABLE {quote(referrer)} DROP CONSTRAINT {quote(name)}")
-        again.append(f"ALTER TABLE {quote(referrer)} ADD CONSTRAINT {quote(name)} {definition}")
+        alter = f"ALTER TABLE {quote(referrer)}"
+        again.append(
+            (
+                referrer,
+                f"{alter} ADD CONSTRAINT {quote(name)} {definition} NOT VALID",
+                f"{alter} VALIDATE CONSTRAINT {quote(name)}",
+            )
+        )
     return again

@@ -206,6 +206,40 @@ def test_a_load_with_the_indexes_rebuilt_keeps_the_index_the_guard_looks_entries
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_a_row_that_points_at_nothing_fails_the_load_naming_its_foreign_key(monkeypatch):
+    """The foreign keys dropped for the load come back NOT VALID and are then validated over
+    every loaded row: one that points at nothing is found, and the load says which key."""
+    from devtools import loadgen as module
+
+    run = module.SqlLoad._run_chunks
+
+    def run_and_break(self, chunks):
+        run(self, chunks)
+        with connection.cursor() as cursor:  # the keys of the bulk tables are dropped now
+            cursor.execute(
+                "INSERT INTO tiers_qualifyingactivity (member_id, occurred_at, spend, points, "
+                "source) VALUES (-1, now(), 0, 0, 'purchase')"
+            )
+
+    monkeypatch.setattr(module.SqlLoad, "_run_chunks", run_and_break)
+    with pytest.raises(module.LoadgenCheckFailed, match="tiers_qualifyingacti_member_id"):
+        points_loadgen(members=50, purchases=300, seed=3, rebuild_indexes=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname FROM pg_constraint WHERE contype = 'f' AND NOT convalidated")
+        # Left NOT VALID: rows written from now on are checked all the same.
+        assert [name for (name,) in cursor.fetchall()] == [
+            "tiers_qualifyingacti_member_id_6db453fb_fk_members_m"
+        ]
+        cursor.execute("DELETE FROM tiers_qualifyingactivity WHERE member_id = -1")
+        cursor.execute(
+            "ALTER TABLE tiers_qualifyingactivity VALIDATE CONSTRAINT "
+            "tiers_qualifyingacti_member_id_6db453fb_fk_members_m"
+        )
+    assert_consistent(members=50, purchases=300)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_an_index_that_cannot_be_rebuilt_is_named_and_the_others_are_built(monkeypatch):
     from devtools import loadgen as module
 
