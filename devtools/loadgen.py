@@ -1263,9 +1263,13 @@ class SqlLoad:
             )
 
     def _analyze(self) -> None:
-        with connection.cursor() as cursor:
-            for table in self._tables():
+        """Statistics for the loaded tables, on as many connections as the load."""
+
+        def analyze(table: str) -> None:
+            with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+        on_connections(items=self._tables(), work=analyze, workers=self.workers)
 
 
 def load_months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, datetime.datetime]]:
