@@ -1236,10 +1236,12 @@ class SqlLoad:
 
         def build(sql: str) -> None:
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET maintenance_work_mem = '1GB'")
+                # SET LOCAL: a round on one connection runs on the caller's, which must not
+                # keep these settings after the load.
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
                     # Two connections already keep both cores busy.
-                    cursor.execute("SET max_parallel_maintenance_workers = 0")
+                    cursor.execute("SET LOCAL max_parallel_maintenance_workers = 0")
                     cursor.execute(sql)
             except Exception as error:
                 # Build the others all the same, and say exactly what is missing at the end.

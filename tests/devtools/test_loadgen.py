@@ -175,6 +175,10 @@ def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was():
     result = points_loadgen(members=200, purchases=2000, seed=9, rebuild_indexes=True)
     assert (result.members, result.purchases) == (200, 2000)
     assert schema() == before
+    # The rebuild's settings stay with it; the caller's connection keeps its own.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_parallel_maintenance_workers')")
+        assert cursor.fetchone()[0] != "0"
     assert_consistent(members=200, purchases=2000)
 
 
