@@ -31,6 +31,7 @@ tests and the demo) the same data is built in Python and written with bulk_creat
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 import random
 import secrets
@@ -116,6 +117,12 @@ _CODE_A, _CODE_B = 2_654_435_761, 598_271_034_111
 SQL_WORKERS = 2
 SQL_CHUNK_PURCHASES = 250_000
 REBUILD_INDEXES_FROM = 200_000
+# Kept through a load that rebuilds the others: the guard against a ledger transaction
+# without entries (points migration 0029) looks each chunk's new transactions up in it.
+# Without it, that guard's anti-join hashes every entry loaded so far, once per chunk: a
+# cost that grows with the square of the load (at 4M purchases a chunk's CPU time rose from
+# 6.5 s for the first to 9.5 s for the last; with the index it stays near 8 s).
+GUARD_INDEXES = frozenset({"points_entry_one_per_account"})
 ORM_BATCH = 2_000
 
 
@@ -778,6 +785,10 @@ class SqlLoad:
             "offset": chunk.offset,
             "seed": ((self.seed * 7919 + chunk.first) % 2_000_003) / 2_000_003,
         }
+        with connection.cursor() as cursor:
+            # The guards' statements are planned once per connection and the plan kept; the
+            # ledger grows by a chunk each time, so have them planned again for its size.
+            cursor.execute("DISCARD PLANS")
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
@@ -1125,24 +1136,31 @@ class SqlLoad:
         """Drop the indexes of the bulk tables for the load; returns the statements that make
         them again, in two rounds: indexes and keys, then the foreign keys that need a key.
 
-        Secondary indexes (and the unique constraints they back) all go. A primary key goes
+        Secondary indexes (and the unique constraints they back) all go, except those the
+        guards look rows up in (GUARD_INDEXES). A primary key goes
         too when the only foreign keys pointing at it come from empty tables outside the
         load (entries, lots, purchases, tier activity): a key costs ~2 µs a row to maintain
         and a tenth of that to build. The foreign keys of the bulk tables go as well and are
-        added again, validated, before the load ends: `ADD CONSTRAINT … FOREIGN KEY` checks
-        every loaded row in one join, where the deferred per-row checks cost ~15 index
-        lookups a purchase at commit. If a row points at nothing, the load fails, naming
-        the key. The ledger's guard triggers stay on throughout. All in one transaction.
+        added again before the load ends, first NOT VALID (at once, so new rows are checked
+        from then on), then each checked over every loaded row in one join by
+        `VALIDATE CONSTRAINT`, where the deferred per-row checks cost ~15 index lookups a
+        purchase at commit. VALIDATE locks only the referencing table against other schema
+        changes, so two connections validate keys side by side (ADD … FOREIGN KEY locks both
+        tables and made them wait on each other). If a row points at nothing, the load
+        fails, naming the key. The ledger's guard triggers stay on throughout. Returns three
+        rounds: the indexes (those of keys too); the keys made from their indexes and the
+        foreign keys added NOT VALID; the validations. All dropped in one transaction.
         """
         quote = connection.ops.quote_name
         tables = self._tables()
         again: list[tuple[str, str]] = []
-        foreign: list[str] = []
+        attach: list[str] = []
+        foreign: list[tuple[str, str, str]] = []
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 """
                 SELECT t.relname, i.indexrelid::regclass::text, c.conname, c.contype,
-                       pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid),
+                       pg_get_indexdef(i.indexrelid), c.condeferrable, c.condeferred,
                        ARRAY(SELECT r.relname FROM pg_constraint f
                              JOIN pg_class r ON r.oid = f.conrelid
                              WHERE f.contype = 'f' AND f.confrelid = i.indrelid)
@@ -1161,9 +1179,12 @@ class SqlLoad:
                 constraint,
                 kind,
                 index_sql,
-                constraint_sql,
+                deferrable,
+                deferred,
                 referrers,
             ) in cursor.fetchall():
+                if constraint in GUARD_INDEXES:
+                    continue
                 if kind == "p":
                     if any(r in tables or _has_rows(cursor, r) for r in referrers):
                         continue
@@ -1172,17 +1193,38 @@ class SqlLoad:
                     cursor.execute(
                         f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(constraint)}"
                     )
-                    add = f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)}"
-                    again.append((table, f"{add} {constraint_sql}"))
+                    # Built as a plain unique index, then made the constraint: CREATE INDEX
+                    # locks out only writers, so several build on one table side by side,
+                    # where ADD CONSTRAINT … UNIQUE locks the table against every other build.
+                    timing = " DEFERRABLE" if deferrable else ""
+                    timing += " INITIALLY DEFERRED" if deferred else ""
+                    attach.append(
+                        f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)} "
+                        f"{'PRIMARY KEY' if kind == 'p' else 'UNIQUE'} USING INDEX {index}{timing}"
+                    )
                 else:
                     cursor.execute(f"DROP INDEX {index}")
-                    again.append((table, index_sql))
+                again.append((table, index_sql))
             for table in tables:
                 foreign += _foreign_keys_drop(cursor, table, outgoing=True)
         # The biggest tables first, so that both connections finish together.
         size = {Entry._meta.db_table: 0, LedgerTransaction._meta.db_table: 1,
                 Purchase._meta.db_table: 2, Lot._meta.db_table: 3}  # fmt: skip
-        return [[sql for _t, sql in sorted(again, key=lambda row: size.get(row[0], 9))], foreign]
+        # Validations of one table wait on each other: hand them out a table at a time.
+        by_table: dict[str, list[str]] = {}
+        for table, _add, validate in sorted(foreign, key=lambda row: size.get(row[0], 9)):
+            by_table.setdefault(table, []).append(validate)
+        validations = [
+            sql
+            for turn in itertools.zip_longest(*by_table.values())
+            for sql in turn
+            if sql is not None
+        ]
+        return [
+            [sql for _t, sql in sorted(again, key=lambda row: size.get(row[0], 9))],
+            attach + [add for _t, add, _validate in foreign],
+            validations,
+        ]
 
     def _indexes_create(self, rounds: list[list[str]]) -> None:
         """Build the dropped indexes again, one per connection at a time."""
@@ -1194,10 +1236,12 @@ class SqlLoad:
 
         def build(sql: str) -> None:
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET maintenance_work_mem = '1GB'")
+                # SET LOCAL: a round on one connection runs on the caller's, which must not
+                # keep these settings after the load.
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
                     # Two connections already keep both cores busy.
-                    cursor.execute("SET max_parallel_maintenance_workers = 0")
+                    cursor.execute("SET LOCAL max_parallel_maintenance_workers = 0")
                     cursor.execute(sql)
             except Exception as error:
                 # Build the others all the same, and say exactly what is missing at the end.
@@ -1209,8 +1253,11 @@ class SqlLoad:
                 if self.progress:
                     self.progress("indexes", done[0], len(statements))
 
-        for round_ in rounds:
-            on_connections(items=round_, work=build, workers=self.workers)
+        for number, round_ in enumerate(rounds):
+            # The second round (keys from their indexes, foreign keys NOT VALID) takes a
+            # moment a statement but locks whole tables: one connection, in order, so two
+            # never wait on each other and each foreign key finds the key it points at.
+            on_connections(items=round_, work=build, workers=1 if number == 1 else self.workers)
         if failed:
             raise LoadgenCheckFailed(
                 "these indexes or constraints could not be built again; the database needs "
@@ -1218,9 +1265,13 @@ class SqlLoad:
             )
 
     def _analyze(self) -> None:
-        with connection.cursor() as cursor:
-            for table in self._tables():
+        """Statistics for the loaded tables, on as many connections as the load."""
+
+        def analyze(table: str) -> None:
+            with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+        on_connections(items=self._tables(), work=analyze, workers=self.workers)
 
 
 def load_months(now: datetime.datetime) -> list[tuple[datetime.datetime, int, datetime.datetime]]:
@@ -1262,9 +1313,10 @@ def _has_rows(cursor, table: str) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[str]:
+def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[tuple[str, str, str]]:
     """Drop the foreign keys that point at `table` (`outgoing`: those of `table` itself);
-    returns the statements that add them again, validated."""
+    returns (referencing table, the statement that adds one again NOT VALID, the one that
+    validates it)."""
     quote = connection.ops.quote_name
     cursor.execute(
         "SELECT r.relname, f.conname, pg_get_constraintdef(f.oid) FROM pg_constraint f "
@@ -1275,5 +1327,12 @@ def _foreign_keys_drop(cursor, table: str, *, outgoing: bool = False) -> list[st
     again = []
     for referrer, name, definition in cursor.fetchall():
         cursor.execute(f"ALTER TABLE {quote(referrer)} DROP CONSTRAINT {quote(name)}")
-        again.append(f"ALTER TABLE {quote(referrer)} ADD CONSTRAINT {quote(name)} {definition}")
+        alter = f"ALTER TABLE {quote(referrer)}"
+        again.append(
+            (
+                referrer,
+                f"{alter} ADD CONSTRAINT {quote(name)} {definition} NOT VALID",
+                f"{alter} VALIDATE CONSTRAINT {quote(name)}",
+            )
+        )
     return again

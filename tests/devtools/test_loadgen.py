@@ -175,7 +175,71 @@ def test_a_load_with_the_indexes_rebuilt_leaves_the_schema_as_it_was():
     result = points_loadgen(members=200, purchases=2000, seed=9, rebuild_indexes=True)
     assert (result.members, result.purchases) == (200, 2000)
     assert schema() == before
+    # The rebuild's settings stay with it; the caller's connection keeps its own.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_parallel_maintenance_workers')")
+        assert cursor.fetchone()[0] != "0"
     assert_consistent(members=200, purchases=2000)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_load_with_the_indexes_rebuilt_keeps_the_index_the_guard_looks_entries_up_in(
+    monkeypatch,
+):
+    """The guard against a transaction without entries (points migration 0029) looks each
+    chunk's transactions up in points_entry_one_per_account; without it, it would hash every
+    entry loaded so far, once per chunk. The others are dropped for the load as before."""
+    from devtools import loadgen as module
+
+    seen: list[set[str]] = []
+    write = module.SqlLoad._chunk_write
+
+    def write_and_look(self, chunk):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'points_entry'")
+            seen.append({name for (name,) in cursor.fetchall()})
+        return write(self, chunk)
+
+    monkeypatch.setattr(module.SqlLoad, "_chunk_write", write_and_look)
+    points_loadgen(members=200, purchases=2000, seed=4, rebuild_indexes=True, workers=1)
+    assert seen
+    assert all(names == {"points_entry_one_per_account"} for names in seen), seen
+    assert_consistent(members=200, purchases=2000)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_row_that_points_at_nothing_fails_the_load_naming_its_foreign_key(monkeypatch):
+    """The foreign keys dropped for the load come back NOT VALID and are then validated over
+    every loaded row: one that points at nothing is found, and the load says which key."""
+    from devtools import loadgen as module
+
+    run = module.SqlLoad._run_chunks
+
+    def run_and_break(self, chunks):
+        run(self, chunks)
+        with connection.cursor() as cursor:  # the keys of the bulk tables are dropped now
+            cursor.execute(
+                "INSERT INTO tiers_qualifyingactivity (member_id, occurred_at, spend, points, "
+                "source) VALUES (-1, now(), 0, 0, 'purchase')"
+            )
+
+    monkeypatch.setattr(module.SqlLoad, "_run_chunks", run_and_break)
+    with pytest.raises(module.LoadgenCheckFailed, match="tiers_qualifyingacti_member_id"):
+        points_loadgen(members=50, purchases=300, seed=3, rebuild_indexes=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname FROM pg_constraint WHERE contype = 'f' AND NOT convalidated")
+        # Left NOT VALID: rows written from now on are checked all the same.
+        assert [name for (name,) in cursor.fetchall()] == [
+            "tiers_qualifyingacti_member_id_6db453fb_fk_members_m"
+        ]
+        cursor.execute("DELETE FROM tiers_qualifyingactivity WHERE member_id = -1")
+        cursor.execute(
+            "ALTER TABLE tiers_qualifyingactivity VALIDATE CONSTRAINT "
+            "tiers_qualifyingacti_member_id_6db453fb_fk_members_m"
+        )
+    assert_consistent(members=50, purchases=300)
 
 
 @pytest.mark.postgres
