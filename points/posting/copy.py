@@ -28,7 +28,7 @@ from ..models import Purchase, PurchaseLine
 from .plan import PurchasePosting
 
 # The columns each COPY fills, in the order of its lines (the purchase's id first).
-_PURCHASE_OWN = (
+PURCHASE_OWN = (
     "member_id",
     "store_id",
     "channel",
@@ -46,7 +46,7 @@ _PURCHASE_OWN = (
     "recorded_at",
     "history",
 )
-_LINE_OWN = ("purchase_id", "sku", "category", "quantity", "amount")
+LINE_OWN = ("purchase_id", "sku", "category", "quantity", "amount")
 
 _layouts: dict[str, tuple[CopyLayout, CopyLayout]] = {}
 
@@ -65,8 +65,8 @@ def postings_copy(
     layouts = _layouts.get(connection.alias)
     if layouts is None:
         layouts = _layouts[connection.alias] = (
-            CopyLayout(Purchase, _PURCHASE_OWN, with_id=True),
-            CopyLayout(PurchaseLine, _LINE_OWN, with_id=False),
+            CopyLayout(Purchase, PURCHASE_OWN, with_id=True),
+            CopyLayout(PurchaseLine, LINE_OWN, with_id=False),
         )
     purchases, lines = layouts
     ids = ids_draw(Purchase, len(batch))

@@ -52,7 +52,7 @@ from tiers.services import (
 from ..ledger import lots_expire_overdue, points_debit, system_account
 from ..ledger_bulk import ENTRY_OWN, LOT_OWN, TXN_OWN, accounts_lock_rows
 from ..models import Account, Entry, LedgerTransaction, Lot, Purchase, PurchaseLine
-from .copy import copy_writable, postings_copy
+from .copy import LINE_OWN, PURCHASE_OWN, copy_writable, postings_copy
 from .plan import PurchasePosting, debt_splits
 
 CREATED = "created"
@@ -508,32 +508,8 @@ class PgStatement:
         txn = InsertLayout(LedgerTransaction, name="txn", own=("id", *TXN_OWN))
         entry = InsertLayout(Entry, ENTRY_OWN, name="entry")
         lot = InsertLayout(Lot, name="lot", own=LOT_OWN)
-        purchase = InsertLayout(
-            Purchase,
-            name="purchase",
-            own=(
-                "id",
-                "member_id",
-                "store_id",
-                "channel",
-                "receipt_no",
-                "occurred_at",
-                "amount",
-                "points_used",
-                "eligible_amount",
-                "points_earned",
-                "returned_amount",
-                "earn_transaction_id",
-                "payment_transaction_id",
-                "fingerprint",
-                "recorded_by_id",
-                "recorded_at",
-                "history",
-            ),
-        )
-        line = InsertLayout(
-            PurchaseLine, ("purchase_id", "sku", "category", "quantity", "amount"), name="line"
-        )
+        purchase = InsertLayout(Purchase, name="purchase", own=("id", *PURCHASE_OWN))
+        line = InsertLayout(PurchaseLine, LINE_OWN, name="line")
         account = quote(Account._meta.db_table)
         # The issuance account, the other side of every earning: created by the first
         # posting of a new database (as `ledger.system_account` would), found after that.
