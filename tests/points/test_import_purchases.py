@@ -818,6 +818,7 @@ def test_pages_over_bad_rows_already_stored_still_render(members, client, kind):
     assert "no_such_code" in html
     assert f"<td>{huge}</td>" in html
     assert "waiting.csv" in listing.content.decode()
+    assert '<dd class="import-state">Done</dd>' in html  # finished with bad rows: says so
     assert text.count("\r\n") == 7  # the header and the six problems
 
 
