@@ -98,22 +98,23 @@ def postings_write(
     # A batch of one is a live purchase, inside `purchase_record`'s own block: no savepoint
     # of its own (two round trips less); a refusal there rolls back that block.
     with transaction.atomic(savepoint=len(postings) > 1):
-        # History postings move no points: their members' accounts are neither locked nor
-        # made (an import of a previous system's purchases runs at the speed of its rows).
         one = _write_one(postings, actor=person, now=recorded_at)
         if one is not None:
-            if one.outcome == CREATED:
+            answer, account_id = one
+            if answer.outcome == CREATED:
                 (posting,) = postings
                 _after_write(
                     list(postings),
-                    ids=[(one.purchase_id, one.earn_transaction_id)],
+                    ids=[(answer.purchase_id, answer.earn_transaction_id)],
                     first=[False],
-                    accounts={posting.member_id: (one.account_id, 0)},
+                    accounts={posting.member_id: (account_id, 0)},
                     actor=person,
                     upgrades=upgrades,
                     now=now,
                 )
-            return [one.answer]
+            return [answer]
+        # History postings move no points: their members' accounts are neither locked nor
+        # made (an import of a previous system's purchases runs at the speed of its rows).
         wanted = {p.member_id for p in postings if not p.history}
         wanted.update(p.referrer_id for p in postings if p.referrer_id and not p.history)
         locked = _lock_one(postings, wanted=wanted)
@@ -203,33 +204,16 @@ def statement_writer_used() -> bool:
     return connection.vendor == "postgresql" and settings.POINTS_PURCHASE_FAST_PATH
 
 
-@dataclass(frozen=True)
-class _OneWritten:
-    answer: PostingOutcome
-    account_id: int | None = None
-
-    @property
-    def outcome(self) -> str:
-        return self.answer.outcome
-
-    @property
-    def purchase_id(self) -> int | None:
-        return self.answer.purchase_id
-
-    @property
-    def earn_transaction_id(self) -> int | None:
-        return self.answer.earn_transaction_id
-
-
 def _write_one(
     postings: Sequence[PurchasePosting], *, actor: User | None, now: datetime.datetime
-) -> _OneWritten | None:
+) -> tuple[PostingOutcome, int | None] | None:
     """A live purchase on PostgreSQL in ONE round trip: the account locked, the receipt
     checked and the rows written by `PgStatement.run_one`. It applies to a purchase that
     spends no points and may pay no referral bonus, of an active member; the statement
     writes only when the member's account exists and owes no debt (the plan's figures are
-    then the ones to store as they are). Created, replayed or conflicting: the answer; None
-    when the general steps must do it (nothing written, the account stays locked)."""
+    then the ones to store as they are). Created (with the account id), replayed or
+    conflicting: the answer; None when the general steps must do it (nothing written, the
+    account stays locked)."""
     if len(postings) != 1 or not statement_writer_used():
         return None
     (posting,) = postings
@@ -238,24 +222,15 @@ def _write_one(
     rows = PgStatement.get().run_one(posting, actor_id=actor.pk if actor else None, now=now)
     if rows and rows[0][0] is not None:
         purchase_id, txn_id, account_id = rows[0][:3]
-        return _OneWritten(
-            answer=PostingOutcome(
-                outcome=CREATED,
-                purchase_id=purchase_id,
-                earn_transaction_id=txn_id,
-                recorded_at=now,
-            ),
-            account_id=account_id,
+        created = PostingOutcome(
+            outcome=CREATED, purchase_id=purchase_id, earn_transaction_id=txn_id, recorded_at=now
         )
+        return created, account_id
     # Not written: the rows of `points_posting_lock`.
     for _purchase, _txn, _account, _member, _debt, purchase_id, fingerprint in rows:
         if purchase_id is not None:
-            same = fingerprint == posting.fingerprint
-            return _OneWritten(
-                answer=PostingOutcome(
-                    outcome=REPLAYED if same else CONFLICT, purchase_id=purchase_id
-                )
-            )
+            outcome = REPLAYED if fingerprint == posting.fingerprint else CONFLICT
+            return PostingOutcome(outcome=outcome, purchase_id=purchase_id), None
     return None  # no account yet, or a debt to pay first
 
 
