@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from django.db import connection
@@ -108,10 +109,11 @@ def _rules_of(
     if policy_row[0] is not None:
         for name, value in zip(_POLICY_FIELDS, policy_row[1:], strict=True):
             setattr(policy, name, value)
-    return _rules(policy, dict(zip(categories, rates, strict=True)))
+    # Shared by every purchase that reads these figures: read only.
+    return _rules(policy, MappingProxyType(dict(zip(categories, rates, strict=True))))
 
 
-def _rules(policy: EarningPolicy, rates: dict[str, Decimal]) -> EarningRules:
+def _rules(policy: EarningPolicy, rates: Mapping[str, Decimal]) -> EarningRules:
     return EarningRules(
         base_rate=policy.base_rate,
         birthday_multiplier=policy.birthday_multiplier,
