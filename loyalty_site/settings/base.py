@@ -292,6 +292,28 @@ TIER_OVERRIDE_MAX_MONTHS = env.int("TIER_OVERRIDE_MAX_MONTHS", default=24)
 # The nightly reconcile lists the postings of the day that moved at least this many points.
 RECONCILE_LARGE_POSTING_POINTS = env.int("RECONCILE_LARGE_POSTING_POINTS", default=100_000)
 
+# Analytics (ANALYTICS.md). Lifecycle: new = enrolled at most NEW days ago with at most one
+# purchase; active = last purchase at most ACTIVE days ago; silent up to SILENT days; churned
+# after that.
+ANALYTICS_NEW_DAYS = env.int("ANALYTICS_NEW_DAYS", default=30)
+ANALYTICS_ACTIVE_DAYS = env.int("ANALYTICS_ACTIVE_DAYS", default=90)
+ANALYTICS_SILENT_DAYS = env.int("ANALYTICS_SILENT_DAYS", default=180)
+# Points liability (¥) = outstanding × POINT_VALUE × (1 − expected breakage). The expected
+# breakage is this share when set, else the average breakage of the closed issue months.
+ANALYTICS_POINT_VALUE = Decimal(env.str("ANALYTICS_POINT_VALUE", default="0.01"))
+ANALYTICS_EXPECTED_BREAKAGE = env.float("ANALYTICS_EXPECTED_BREAKAGE", default=None)
+# Churn: no purchase in the HORIZON days after a date. Risk bands by probability.
+CHURN_HORIZON_DAYS = env.int("CHURN_HORIZON_DAYS", default=90)
+CHURN_BAND_HIGH = env.float("CHURN_BAND_HIGH", default=0.7)
+CHURN_BAND_MEDIUM = env.float("CHURN_BAND_MEDIUM", default=0.4)
+# The churn model is trained again when the newest is older than this many days.
+CHURN_RETRAIN_DAYS = env.int("CHURN_RETRAIN_DAYS", default=7)
+# Early warning on the dashboard: the share of scored members at high risk, and the monthly
+# churn rate (members who passed SILENT days without a purchase in the month ÷ members
+# not churned at its start), above which the marketers see an alert.
+ANALYTICS_ALERT_HIGH_RISK_SHARE = env.float("ANALYTICS_ALERT_HIGH_RISK_SHARE", default=0.30)
+ANALYTICS_ALERT_CHURN_RATE = env.float("ANALYTICS_ALERT_CHURN_RATE", default=0.10)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
