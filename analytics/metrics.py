@@ -65,3 +65,9 @@ CHURN_DECILE_MEMBERS = "churn_decile_members"
 # (k = 0 is the enrolment month).
 COHORT_SIZE = "cohort_size"
 COHORT_ACTIVE = "cohort_active"
+
+# Early warning (period = month): members who passed ANALYTICS_SILENT_DAYS without a purchase
+# during the month (became churned), and members not churned at the month's start; the
+# monthly churn rate is the first ÷ the second.
+CHURNED = "churned"
+NOT_CHURNED_AT_START = "not_churned_at_start"
