@@ -1,0 +1,411 @@
+"""Training and scoring: `churn_train` stores a ChurnModel, `churn_score` writes the scores.
+
+Training uses only the past (ANALYTICS.md, "Churn model"). As of day D with horizon H:
+- the held-out cut-off is D − H, the latest whose label window (D − H, D] has closed;
+- the training cut-offs are monthly, from D − 2H back: their label windows close by the
+  held-out cut-off, so no training label peeks into the held-out label window;
+- the classifier trains on the training cut-offs; the held-out members are split in two
+  halves by member id: one calibrates (isotonic), the other measures the model and both
+  baselines, so every published figure comes from members that shaped nothing it shows.
+The recency rule stands in — and says why in `reason` — when there is too little history
+(too few closed cut-offs, members or churned / retained members) or when the model does
+not beat it on AUC.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import io
+import logging
+import pickle
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from analytics.models import ChurnModel, MemberFigures, RiskBand
+from core.bulk import rows_update, use_copy
+from members.models import Member
+
+from . import modelling
+from .features import FEATURES, churn_features, day_end, eligible_count, sample_for
+from .selectors import churn_model_for
+
+logger = logging.getLogger(__name__)
+
+# Monthly training cut-offs, newest first, at most this many.
+TRAIN_CUTOFFS = 6
+# Members read per cut-off: about this many (a slice of the members by id), so training
+# a million members reads and fits ~7 × 100k rows, not 7 million.
+SAMPLE_PER_CUTOFF = 100_000
+# Too little history below these: the recency rule stands in.
+MIN_TRAIN_CUTOFFS = 2
+MIN_TRAIN_ROWS = 300
+MIN_HOLDOUT_ROWS = 200
+MIN_CLASS = 20  # churned and retained members, each, in every part used
+# Scores written per statement.
+WRITE_BATCH = 50_000
+
+
+class ChurnError(ValueError):
+    """A churn request that cannot be served (a date out of range)."""
+
+
+def months_before(day: datetime.date, months: int) -> datetime.date:
+    """The same day `months` calendar months earlier (the month's last day if it is shorter)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    return datetime.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _check_date(as_of: datetime.date) -> None:
+    today = timezone.localdate()
+    if as_of > today:
+        raise ChurnError(f"as of {as_of.isoformat()} is in the future (today is {today})")
+    if as_of.year < 1990:
+        raise ChurnError(f"as of {as_of.isoformat()} is before any data this system can hold")
+
+
+@dataclass
+class _Evidence:
+    """What training found, for the card and the decision."""
+
+    card: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    recency_map: dict[str, list[float]] | None = None
+    artifact: bytes = b""
+
+
+def churn_train(*, as_of: datetime.date) -> ChurnModel:
+    """Train on data on or before `as_of`; store (or replace) the ChurnModel of that day."""
+    _check_date(as_of)
+    started = time.monotonic()
+    horizon = settings.CHURN_HORIZON_DAYS
+    holdout_cutoff = as_of - datetime.timedelta(days=horizon)
+    first_training = holdout_cutoff - datetime.timedelta(days=horizon)
+    training_cutoffs = [months_before(first_training, k) for k in range(TRAIN_CUTOFFS)]
+    evidence = _Evidence(
+        card={
+            "as_of": as_of.isoformat(),
+            "horizon_days": horizon,
+            "holdout_cutoff": holdout_cutoff.isoformat(),
+            "training_cutoffs": [],
+            "features": list(FEATURES),
+            "counts": {},
+            "metrics": {},
+            "calibration": {},
+        }
+    )
+    _evaluate(
+        evidence=evidence,
+        holdout_cutoff=holdout_cutoff,
+        training_cutoffs=training_cutoffs,
+        horizon=horizon,
+    )
+    kind = ChurnModel.Kind.RECENCY_RULE if evidence.reason else ChurnModel.Kind.MODEL
+    card = evidence.card
+    card["kind"] = kind.value
+    card["reason"] = evidence.reason
+    card["recency_rule"] = (
+        {"map": evidence.recency_map}
+        if evidence.recency_map
+        else {"rule": "days / (days + horizon)"}
+    )
+    card["seconds"] = round(time.monotonic() - started, 2)
+    with transaction.atomic():
+        # One model per as-of day: training the day again replaces it.
+        model, _created = ChurnModel.objects.update_or_create(
+            as_of=as_of,
+            defaults={
+                "kind": kind,
+                "reason": evidence.reason[:200],
+                "horizon_days": horizon,
+                "card": card,
+                "artifact": evidence.artifact if kind == ChurnModel.Kind.MODEL else b"",
+                "trained_at": timezone.now(),
+            },
+        )
+    logger.info("churn model as of %s: %s %s", as_of, kind, evidence.reason)
+    return model
+
+
+def _class_counts(churned: np.ndarray) -> tuple[int, int]:
+    positives = int(np.sum(churned))
+    return positives, len(churned) - positives
+
+
+def _evaluate(
+    *,
+    evidence: _Evidence,
+    holdout_cutoff: datetime.date,
+    training_cutoffs: list[datetime.date],
+    horizon: int,
+) -> None:
+    card = evidence.card
+    eligible = eligible_count(cutoff=holdout_cutoff)
+    holdout = churn_features(
+        cutoff=holdout_cutoff,
+        horizon_days=horizon,
+        sample=sample_for(eligible=eligible, size=SAMPLE_PER_CUTOFF, index=0),
+    )
+    calibrating = modelling.calibration_half(holdout["member_id"])
+    calibration, measured = holdout[calibrating], holdout[~calibrating]
+    churned_c = calibration["churned"].to_numpy()
+    churned_m = measured["churned"].to_numpy()
+    card["counts"]["holdout"] = len(holdout)
+    card["counts"]["holdout_churned"] = int(holdout["churned"].sum())
+    card["counts"]["calibration"] = len(calibration)
+    card["counts"]["evaluation"] = len(measured)
+    if (
+        len(holdout) < MIN_HOLDOUT_ROWS
+        or min(*_class_counts(churned_c), *_class_counts(churned_m)) < MIN_CLASS
+    ):
+        evidence.reason = (
+            f"too little history: the held-out cut-off {holdout_cutoff.isoformat()} has "
+            f"{len(holdout)} members, {int(holdout['churned'].sum())} of them churned "
+            f"(at least {MIN_HOLDOUT_ROWS} members and {MIN_CLASS} churned and retained in "
+            "each half are needed)"
+        )
+        return
+
+    # The baselines, on the same members: fitted on one half, measured on the other.
+    baselines = {
+        "recency": modelling.recency_score,
+        "frequency_recency": modelling.frequency_recency_score,
+    }
+    for name, scorer in baselines.items():
+        mapping = modelling.monotone_map_fit(score=scorer(calibration), churned=churned_c)
+        score = scorer(measured)
+        probability = modelling.monotone_map_apply(mapping, score)
+        card["metrics"][name] = modelling.figures(
+            churned=churned_m,
+            score=score,
+            probability=probability,
+            member_ids=measured["member_id"].to_numpy(),
+        )
+        card["calibration"][name] = modelling.reliability(
+            churned=churned_m, probability=probability
+        )
+        if name == "recency":
+            evidence.recency_map = mapping
+
+    frames = []
+    used = []
+    for index, cutoff in enumerate(training_cutoffs, start=1):
+        count = eligible_count(cutoff=cutoff)
+        if not count:
+            break  # nobody was enrolled yet: older cut-offs have no one either
+        frame = churn_features(
+            cutoff=cutoff,
+            horizon_days=horizon,
+            sample=sample_for(eligible=count, size=SAMPLE_PER_CUTOFF, index=index),
+        )
+        frames.append(frame)
+        used.append(cutoff.isoformat())
+    card["training_cutoffs"] = used
+    training = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    churned_t = training["churned"].to_numpy() if len(training) else np.array([], dtype=int)
+    card["counts"]["training"] = len(training)
+    card["counts"]["training_churned"] = int(churned_t.sum())
+    if (
+        len(used) < MIN_TRAIN_CUTOFFS
+        or len(training) < MIN_TRAIN_ROWS
+        or min(_class_counts(churned_t)) < MIN_CLASS
+    ):
+        evidence.reason = (
+            f"too little history: {len(used)} closed training cut-offs with "
+            f"{len(training)} member rows, {int(churned_t.sum())} churned (at least "
+            f"{MIN_TRAIN_CUTOFFS} cut-offs, {MIN_TRAIN_ROWS} rows and {MIN_CLASS} churned and "
+            "retained are needed)"
+        )
+        return
+
+    classifier = modelling.classifier_fit(frame=training)
+    calibrator = modelling.calibrator_fit(
+        raw=modelling.classifier_raw(classifier, calibration), churned=churned_c
+    )
+    raw = modelling.classifier_raw(classifier, measured)
+    probability = np.clip(calibrator.predict(raw), 0.0, 1.0)
+    # AUC of the calibrated probability: what the scores written rank by. Isotonic
+    # calibration joins close raw scores into ties, which can cost a little AUC.
+    model_figures = modelling.figures(
+        churned=churned_m,
+        score=probability,
+        probability=probability,
+        member_ids=measured["member_id"].to_numpy(),
+    )
+    card["metrics"]["model"] = model_figures
+    card["calibration"]["model"] = modelling.reliability(churned=churned_m, probability=probability)
+    model_auc = model_figures["auc"]
+    recency_auc = card["metrics"]["recency"]["auc"]
+    if model_auc is None or recency_auc is None or model_auc <= recency_auc:
+        evidence.reason = (
+            f"the model's AUC on the held-out cut-off ({model_auc}) does not beat the "
+            f"recency rule's ({recency_auc})"
+        )
+        return
+    buffer = io.BytesIO()
+    pickle.dump(
+        {
+            "classifier": classifier,
+            "calibrator": calibrator,
+            "features": list(FEATURES),
+            "sklearn": sklearn.__version__,
+        },
+        buffer,
+    )
+    evidence.artifact = buffer.getvalue()
+
+
+def churn_probabilities(*, model: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
+    """The churn probability of every row of `frame` by `model` (or its recency rule)."""
+    if model.kind == ChurnModel.Kind.MODEL:
+        # Our own artifact, written by churn_train into our own database.
+        parts = pickle.loads(bytes(model.artifact))  # noqa: S301
+        if list(parts["features"]) != list(FEATURES):
+            raise ChurnError(
+                f"the model of {model.as_of} was trained on other features; train it again"
+            )
+        raw = modelling.classifier_raw(parts["classifier"], frame)
+        probability = parts["calibrator"].predict(raw)
+    else:
+        days = modelling.recency_score(frame)
+        mapping = (model.card.get("recency_rule") or {}).get("map")
+        if mapping:
+            probability = modelling.monotone_map_apply(mapping, days)
+        else:
+            probability = modelling.no_history_probability(
+                days=days, horizon_days=model.horizon_days
+            )
+    # Four decimals: the band is decided on the figure that is stored and shown.
+    return np.round(np.clip(np.asarray(probability, dtype=float), 0.0, 1.0), 4)
+
+
+def churn_band(probability: float) -> str:
+    if probability >= settings.CHURN_BAND_HIGH:
+        return RiskBand.HIGH
+    if probability >= settings.CHURN_BAND_MEDIUM:
+        return RiskBand.MEDIUM
+    return RiskBand.LOW
+
+
+def churn_bands(probabilities: np.ndarray) -> np.ndarray:
+    return np.where(
+        probabilities >= settings.CHURN_BAND_HIGH,
+        RiskBand.HIGH.value,
+        np.where(
+            probabilities >= settings.CHURN_BAND_MEDIUM, RiskBand.MEDIUM.value, RiskBand.LOW.value
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ChurnScores:
+    as_of: datetime.date
+    model: ChurnModel
+    trained: bool  # whether this call trained the model first
+    # member_id, member_no, probability, band: one row per member scored.
+    scores: pd.DataFrame
+    updated: int  # MemberFigures rows written
+    cleared: int  # MemberFigures rows of members no longer scored, emptied
+
+    def band_counts(self) -> dict[str, int]:
+        counts = self.scores["band"].value_counts()
+        return {band.value: int(counts.get(band.value, 0)) for band in RiskBand}
+
+
+def churn_score(*, as_of: datetime.date) -> ChurnScores:
+    """Score every member enrolled on or before `as_of` and not closed on it.
+
+    With the newest model trained as of that day or earlier (training one first if there
+    is none); writes churn_probability and churn_band of the members' MemberFigures rows
+    (the nightly analytics job makes those rows) and empties them for members no longer
+    scored (closed, merged). Read only from data on or before `as_of`: the same scores
+    whether or not later purchases exist.
+    """
+    _check_date(as_of)
+    model = churn_model_for(as_of=as_of)
+    trained = model is None
+    if model is None:
+        model = churn_train(as_of=as_of)
+    frame = churn_features(cutoff=as_of)
+    probabilities = churn_probabilities(model=model, frame=frame)
+    scores = pd.DataFrame(
+        {
+            "member_id": frame["member_id"].to_numpy(dtype=np.int64),
+            "member_no": frame["member_no"],
+            "probability": probabilities,
+            "band": churn_bands(probabilities),
+        }
+    )
+    with transaction.atomic():
+        updated = _scores_write(scores)
+        cleared = _stale_scores_clear(as_of=as_of)
+    return ChurnScores(
+        as_of=as_of, model=model, trained=trained, scores=scores, updated=updated, cleared=cleared
+    )
+
+
+def _scores_write(scores: pd.DataFrame) -> int:
+    ids = scores["member_id"].tolist()
+    probabilities = scores["probability"].tolist()
+    bands = scores["band"].tolist()
+    written = 0
+    for start in range(0, len(ids), WRITE_BATCH):
+        stop = start + WRITE_BATCH
+        if use_copy():
+            written += rows_update(
+                MemberFigures,
+                key="member_id",
+                columns=[
+                    ("member_id", "bigint"),
+                    ("churn_probability", "double precision"),
+                    ("churn_band", "text"),
+                ],
+                rows=list(
+                    zip(ids[start:stop], probabilities[start:stop], bands[start:stop], strict=True)
+                ),
+            )
+        else:
+            # SQLite (the demo): bulk_update writes CASE WHEN per batch; rows that do not
+            # exist are simply not matched.
+            rows = [
+                MemberFigures(member_id=member_id, churn_probability=probability, churn_band=band)
+                for member_id, probability, band in zip(
+                    ids[start:stop], probabilities[start:stop], bands[start:stop], strict=True
+                )
+            ]
+            written += MemberFigures.objects.bulk_update(
+                rows, ["churn_probability", "churn_band"], batch_size=500
+            )
+    return written
+
+
+def scored_members_q(*, as_of: datetime.date, prefix: str = "") -> Q:
+    """The members scored as of a day (those of `churn_features`), as an ORM filter."""
+    cut = day_end(as_of)
+    return (
+        Q(**{f"{prefix}enrolled_at__lt": cut})
+        & (Q(**{f"{prefix}closed_at__isnull": True}) | Q(**{f"{prefix}closed_at__gte": cut}))
+        & (
+            Q(**{f"{prefix}closed_at__isnull": False})
+            | Q(**{f"{prefix}status__in": [Member.Status.ACTIVE, Member.Status.FROZEN]})
+        )
+    )
+
+
+def _stale_scores_clear(*, as_of: datetime.date) -> int:
+    return (
+        MemberFigures.objects.exclude(scored_members_q(as_of=as_of, prefix="member__"))
+        .exclude(churn_probability__isnull=True, churn_band="")
+        .update(churn_probability=None, churn_band="")
+    )
