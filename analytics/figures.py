@@ -90,6 +90,7 @@ def _figures_sql() -> str:
     updates = ", ".join(
         f"{c} = excluded.{c}" for c in columns.split(", ") if c not in ("member_id", "churn_band")
     )
+    # Built from the constants above only; every value is a parameter.
     return f"""
 WITH p AS (
     SELECT member_id, MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at,
@@ -163,7 +164,7 @@ SELECT member_id, %(as_of)s, store_key, tier_key, first_at, last_at,
 FROM scored
 WHERE true
 ON CONFLICT (member_id) DO UPDATE SET {updates}
-"""
+"""  # noqa: S608
 
 
 def member_figures_write(*, as_of: datetime.date, now: datetime.datetime | None = None) -> int:
@@ -177,7 +178,8 @@ def member_figures_write(*, as_of: datetime.date, now: datetime.datetime | None 
         cursor.execute(
             """DELETE FROM analytics_memberfigures WHERE member_id IN (
                    SELECT id FROM members_member
-                   WHERE enrolled_at >= %(end)s OR status NOT IN (%(statuses_0)s, %(statuses_1)s))""",
+                   WHERE enrolled_at >= %(end)s
+                      OR status NOT IN (%(statuses_0)s, %(statuses_1)s))""",
             params,
         )
         # SQLite gives no row count for an INSERT … SELECT with a WITH clause.
