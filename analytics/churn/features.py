@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
+from analytics.sql import start_of
 from members.models import Member
-from points.ledger import BUSINESS_TZ
 from points.models import LedgerTransaction, Purchase, Return
 from tiers.models import TierHistory, TierLevel
 
@@ -53,9 +53,7 @@ FEATURES = (
 
 def day_end(day: datetime.date) -> datetime.datetime:
     """The first instant after business day `day`: data of the day is strictly before it."""
-    return datetime.datetime.combine(
-        day + datetime.timedelta(days=1), datetime.time(), tzinfo=BUSINESS_TZ
-    )
+    return start_of(day + datetime.timedelta(days=1))
 
 
 def _days(later: str, earlier: str) -> str:

@@ -23,11 +23,19 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from .features import FEATURES
 
 RELIABILITY_BINS = 10
 TOP_SHARE = 0.10
+# Below this many rows the boosting runs on one thread: OpenMP's threads cost more than
+# they save on a small frame, and spin against every other process of a busy machine.
+THREADED_ROWS = 50_000
+
+
+def _threads(rows: int) -> threadpool_limits:
+    return threadpool_limits(limits=None if rows >= THREADED_ROWS else 1, user_api="openmp")
 
 
 def recency_score(frame: pd.DataFrame) -> np.ndarray:
@@ -79,12 +87,14 @@ def classifier_fit(*, frame: pd.DataFrame) -> HistGradientBoostingClassifier:
         early_stopping="auto",  # on above 10,000 rows, on a 10 % slice of the training rows
         random_state=0,  # the same data trains the same model: training is idempotent
     )
-    model.fit(frame[list(FEATURES)].to_numpy(dtype=float), frame["churned"].to_numpy())
+    with _threads(len(frame)):
+        model.fit(frame[list(FEATURES)].to_numpy(dtype=float), frame["churned"].to_numpy())
     return model
 
 
 def classifier_raw(model: HistGradientBoostingClassifier, frame: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(frame[list(FEATURES)].to_numpy(dtype=float))[:, 1]
+    with _threads(len(frame)):
+        return model.predict_proba(frame[list(FEATURES)].to_numpy(dtype=float))[:, 1]
 
 
 def calibrator_fit(*, raw: np.ndarray, churned: np.ndarray) -> IsotonicRegression:
