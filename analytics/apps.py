@@ -24,3 +24,24 @@ class AnalyticsConfig(AppConfig):
             figures={"members": _("Members"), "rollup_rows": _("Roll-up figures")},
         )
         purchase_posted_hook_register(member_figures_purchase_record)
+
+        from .churn.jobs import churn_scoring_job
+
+        # After the analytics job: it writes the MemberFigures rows the scores go into.
+        nightly_job_register(
+            name="churn_scoring",
+            order=60,
+            function=churn_scoring_job,
+            label=_("Churn scoring"),
+            figures={
+                "scored": _("Members scored"),
+                "figures_updated": _("Member figures updated"),
+                "model_as_of": _("Model trained as of"),
+                "model_kind": _("Model kind"),
+                "retrained": _("Retrained"),
+                "high": _("High risk"),
+                "medium": _("Medium risk"),
+                "low": _("Low risk"),
+                "rollup_rows": _("Roll-up figures"),
+            },
+        )

@@ -250,6 +250,7 @@ CELERY_BEAT_SCHEDULE = {
         ("points_expiry", 0, 30),
         ("tier_evaluation", 1, 0),
         ("analytics", 2, 0),
+        ("churn_scoring", 3, 0),
         ("reconcile", 3, 30),
         ("expiry_reminders", 9, 0),
         ("birthday_benefits", 9, 0),
