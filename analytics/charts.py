@@ -88,17 +88,27 @@ def _month(day: datetime.date) -> str:
 # --- Chart options ---------------------------------------------------------------------------
 
 
-def _base(*, categories: list[str], series: list[dict], y_axes: int = 1) -> dict[str, Any]:
-    axis = {"type": "value", "splitLine": {"show": True}}
+PLAIN, PERCENT_AXIS, YUAN_AXIS = "{value}", "{value}%", "¥{value}"
+
+
+def _axis(label: str, *, lines: bool = True) -> dict[str, Any]:
+    # ECharts fills {value} in itself: a template string, not a function, so the option
+    # stays plain data (the CSP allows no code in it).
+    return {"type": "value", "splitLine": {"show": lines}, "axisLabel": {"formatter": label}}
+
+
+def _base(
+    *, categories: list[str], series: list[dict], axes: tuple[str, ...] = (PLAIN,)
+) -> dict[str, Any]:
+    """A bar/line chart over categories; one value axis per label template in `axes`."""
+    y_axes = [_axis(label, lines=index == 0) for index, label in enumerate(axes)]
     return {
         "animation": False,
         "tooltip": {"trigger": "axis"},
         "legend": {"top": 0, "type": "scroll"},
         "grid": {"left": 8, "right": 8, "top": 36, "bottom": 8, "containLabel": True},
         "xAxis": {"type": "category", "data": categories},
-        "yAxis": [axis] + [{**axis, "splitLine": {"show": False}}] * (y_axes - 1)
-        if y_axes > 1
-        else axis,
+        "yAxis": y_axes if len(y_axes) > 1 else y_axes[0],
         "series": series,
     }
 
@@ -133,7 +143,13 @@ def _heatmap(
             "itemHeight": 80,
             "show": False,
         },
-        "series": [{"type": "heatmap", "data": cells, "label": {"show": True, "fontSize": 10}}],
+        "series": [
+            {
+                "type": "heatmap",
+                "data": cells,
+                "label": {"show": True, "fontSize": 10, "lineHeight": 13},
+            }
+        ],
     }
 
 
@@ -268,7 +284,7 @@ def revenue_panel(scope: Scope) -> Panel:
         row=row,
         chart=lambda months, rows: _base(
             categories=months,
-            y_axes=2,
+            axes=(YUAN_AXIS, YUAN_AXIS),
             series=[
                 _series(columns[3], "bar", _column(rows, 4)),
                 _series(columns[4], "line", _column(rows, 5), yAxisIndex=1),
@@ -307,7 +323,7 @@ def frequency_panel(scope: Scope) -> Panel:
         row=row,
         chart=lambda months, rows: _base(
             categories=months,
-            y_axes=2,
+            axes=(PLAIN, PERCENT_AXIS),
             series=[
                 _series(columns[2], "line", _column(rows, 3)),
                 _series(columns[3], "line", _column(rows, 4), yAxisIndex=1),
@@ -383,6 +399,7 @@ def liability_panel(scope: Scope) -> Panel:
         else []
     )
     option = _base(
+        axes=(PERCENT_AXIS,),
         categories=[r[0] for r in rows],
         series=[
             _series(columns[5], "bar", _column(rows, 5)),
@@ -432,7 +449,9 @@ def redemption_curve_panel(scope: Scope) -> Panel:
             shares.append(_percent(spent, issued) if reached else None)
         rows.append([_month(month), _count(issued), *shares])
         series.append(_series(_month(month), "line", shares, connectNulls=False))
-    option = _base(categories=[str(age) for age in range(last_age + 1)], series=series)
+    option = _base(
+        categories=[str(age) for age in range(last_age + 1)], series=series, axes=(PERCENT_AXIS,)
+    )
     option["xAxis"]["name"] = _("Months since issue")
     option["xAxis"]["nameLocation"] = "middle"
     option["xAxis"]["nameGap"] = 24
@@ -586,7 +605,8 @@ def cohorts_panel(scope: Scope) -> Panel:
         x_name=_("Months since enrolment"),
         y_name="",
     )
-    option["series"][0]["label"]["fontSize"] = 8
+    # The oldest cohort on top, so the triangle reads down and to the right.
+    option["yAxis"]["inverse"] = True
     headers = [_("Enrolment month"), _("Members")] + [
         _("Month %(k)s (%%)") % {"k": k} for k in range(last + 1)
     ]

@@ -54,3 +54,51 @@ def login(client, role: str, *, stores=()):
     user = make_role_user(role, stores=stores)
     client.force_login(user)
     return user
+
+
+def rollups_for_every_panel(*, store: int = 0) -> None:
+    """A figure in every panel, as a run on 2026-03-31 would leave them (all stores/tiers)."""
+    from tiers.models import TierLevel
+
+    for month, scale in ((JAN, 1), (FEB, 2), (MAR, 3)):
+        for metric, value in (
+            (metrics.MEMBERS_TOTAL, 4000 + 100 * scale),
+            (metrics.MEMBERS_NEW, 100 * scale),
+            (metrics.MEMBERS_ACTIVE, 1200 + scale),
+            (metrics.ORDERS, 200 * scale),
+            (metrics.REVENUE, 30000 * scale),
+            (metrics.RETURNS, 1000 * scale),
+            (metrics.BUYERS, 150 * scale),
+            (metrics.REPEAT_BUYERS, 40 * scale),
+            (metrics.TIER_UP, 10 + scale),
+            (metrics.TIER_DOWN, 3 * scale),
+            (metrics.POINTS_ISSUED, 9000 * scale),
+            (metrics.POINTS_REDEEMED, 4000 * scale),
+            (metrics.POINTS_EXPIRED, 500 * scale),
+            (metrics.LOT_ISSUED, 9000 * scale),
+            (metrics.LOT_REDEEMED, 4000 * scale),
+            (metrics.LOT_EXPIRED, 0),
+            (metrics.LOT_OPEN, 5000 * scale),
+            (metrics.COHORT_SIZE, 100 * scale),
+            (metrics.CHURNED, 50 * scale),
+            (metrics.NOT_CHURNED_AT_START, 3000),
+        ):
+            rollup(metric, month, value, store=store)
+        for k in range(3 - (month.month - 1)):
+            rollup(metrics.COHORT_ACTIVE, month, 50 * scale // (k + 1), store=store, dim=str(k))
+            rollup(metrics.LOT_REDEEMED_BY_AGE, month, 1000 * scale, store=store, dim=str(k))
+    rollup(metrics.POINTS_OUTSTANDING, AS_OF, 123456, store=store)
+    for level in TierLevel.objects.order_by("rank"):
+        rollup(metrics.TIER_MEMBERS, AS_OF, 1000 // level.rank, store=store, dim=level.code)
+    for stage, value in (("new", 100), ("active", 1200), ("silent", 800), ("churned", 2000)):
+        rollup(metrics.STAGE_MEMBERS, AS_OF, value, store=store, dim=stage)
+    for r in range(1, 6):
+        for f in range(1, 6):
+            for m in (1, 3, 5):
+                cell = f"{r}-{f}-{m}"
+                rollup(metrics.RFM_MEMBERS, AS_OF, r * f + m, store=store, dim=cell)
+                rollup(metrics.RFM_REVENUE, AS_OF, 100 * r * f * m, store=store, dim=cell)
+    for band, value in (("high", 500), ("medium", 900), ("low", 2600)):
+        rollup(metrics.CHURN_BAND_MEMBERS, AS_OF, value, store=store, dim=band)
+    for decile in range(10):
+        rollup(metrics.CHURN_DECILE_MEMBERS, AS_OF, 400 - 30 * decile, store=store, dim=str(decile))
