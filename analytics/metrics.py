@@ -29,7 +29,8 @@ BUYERS = "buyers"
 REPEAT_BUYERS = "repeat_buyers"
 
 # Tiers. tier_members (period = as-of day, dim = tier code): members per current tier.
-# tier_up / tier_down (period = month): changes in tier history by direction.
+# tier_up / tier_down (period = month, tier_key = the tier moved to): changes in tier history
+# by direction (a renewal is neither).
 TIER_MEMBERS = "tier_members"
 TIER_UP = "tier_up"
 TIER_DOWN = "tier_down"
@@ -39,6 +40,9 @@ TIER_DOWN = "tier_down"
 POINTS_ISSUED = "points_issued"
 POINTS_REDEEMED = "points_redeemed"
 POINTS_EXPIRED = "points_expired"
+# Everything else, signed (reversals for returns, voided redemptions, negative adjustments):
+# issued − redeemed − expired + other over all months = outstanding.
+POINTS_OTHER = "points_other"
 # Outstanding points (period = as-of day): Σ available + pending, the ledger's figure.
 POINTS_OUTSTANDING = "points_outstanding"
 # Breakage by issue month (period = the month the lots were earned; dim "" = totals):

@@ -35,6 +35,7 @@ from .earning import (
     promotions_for,
     purchase_configuration,
 )
+from .hooks import purchase_posted
 from .ledger import (
     IdempotencyConflict,
     PointsError,
@@ -261,6 +262,8 @@ def purchase_record(
             raise IdempotencyConflict(posting.key)
         if outcome.outcome == INACTIVE:
             raise MemberInactive("the member is not active")
+        if outcome.outcome != REPLAYED:
+            purchase_posted(member_id=member.pk, occurred_at=occurred_at)
     if outcome.outcome == REPLAYED:
         return PurchaseResult(purchase=Purchase.objects.get(pk=outcome.purchase_id), created=False)
     return PurchaseResult(

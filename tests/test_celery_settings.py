@@ -26,6 +26,7 @@ def test_beat_runs_the_nightly_jobs_at_the_product_times_in_shanghai():
     assert schedule == {
         "points_expiry": ({0}, {30}, ("points_expiry",)),
         "tier_evaluation": ({1}, {0}, ("tier_evaluation",)),
+        "analytics": ({2}, {0}, ("analytics",)),
         "reconcile": ({3}, {30}, ("reconcile",)),
         "expiry_reminders": ({9}, {0}, ("expiry_reminders",)),
         "birthday_benefits": ({9}, {0}, ("birthday_benefits",)),

@@ -249,6 +249,7 @@ CELERY_BEAT_SCHEDULE = {
     for job, hour, minute in (
         ("points_expiry", 0, 30),
         ("tier_evaluation", 1, 0),
+        ("analytics", 2, 0),
         ("reconcile", 3, 30),
         ("expiry_reminders", 9, 0),
         ("birthday_benefits", 9, 0),

@@ -919,9 +919,11 @@ def test_a_live_purchase_counts_for_tiers_in_one_round_trip(store, outcomes):
     assert "INSERT INTO tiers_qualifyingactivity" in tiers[1]
     assert QualifyingActivity.objects.count() == 2
     # configuration, BEGIN, the statement (the lock and the replay check inside), tiers,
-    # COMMIT (then the test's own read back).
+    # the member's last purchase for analytics (points.hooks), COMMIT (then the test's own
+    # read back).
     sql = [q["sql"].strip()[:30] for q in queries.captured_queries]
-    assert sql.index("COMMIT") == 4, sql
+    assert sql.index("COMMIT") == 5, sql
+    assert "UPDATE analytics_memberfigures" in queries.captured_queries[4]["sql"]
     assert "points_posting_lock(" in queries.captured_queries[2]["sql"]
 
 

@@ -1,0 +1,433 @@
+"""The dashboards' roll-ups (analytics/metrics.py), rewritten by the nightly job.
+
+Each figure is aggregated in SQL at its finest grain (month × store × tier, and a member
+dimension only where a distinct count needs one); the "all stores" and "all tiers" rows are
+sums of those in Python (a member has one store and one tier, so member counts add up),
+except buyers by purchase store, whose all-stores count is its own query (a member who
+bought at two stores is one buyer). The rows of a night replace the previous night's in
+one transaction, so a dashboard reads either the old figures or the new, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from core.bulk import copy_value, copy_write, use_copy
+from points.models import LedgerTransaction
+from tiers.selectors import tier_levels
+
+from . import metrics as m
+from .models import Rollup
+from .sql import adapted, day_diff_sql, day_sql, month_no, month_no_sql, month_of_no, start_of
+
+Key = tuple[str, datetime.date, int, int, str]
+
+# What this job writes; the churn job writes the churn snapshots itself.
+JOB_METRICS = (
+    m.MEMBERS_TOTAL,
+    m.MEMBERS_NEW,
+    m.MEMBERS_ACTIVE,
+    m.ORDERS,
+    m.REVENUE,
+    m.RETURNS,
+    m.BUYERS,
+    m.REPEAT_BUYERS,
+    m.TIER_MEMBERS,
+    m.TIER_UP,
+    m.TIER_DOWN,
+    m.POINTS_ISSUED,
+    m.POINTS_REDEEMED,
+    m.POINTS_EXPIRED,
+    m.POINTS_OTHER,
+    m.POINTS_OUTSTANDING,
+    m.LOT_ISSUED,
+    m.LOT_REDEEMED,
+    m.LOT_EXPIRED,
+    m.LOT_OPEN,
+    m.LOT_REDEEMED_BY_AGE,
+    m.STAGE_MEMBERS,
+    m.RFM_MEMBERS,
+    m.RFM_REVENUE,
+    m.COHORT_SIZE,
+    m.COHORT_ACTIVE,
+    m.CHURNED,
+    m.NOT_CHURNED_AT_START,
+)
+
+
+class _Figures:
+    """Sums by (metric, period, store, tier, dim), with the all-stores / all-tiers rows."""
+
+    def __init__(self) -> None:
+        self.values: dict[Key, Decimal] = defaultdict(Decimal)
+
+    def add(
+        self,
+        metric: str,
+        period: datetime.date,
+        store: int,
+        tier: int,
+        value: Any,
+        dim: str = "",
+        *,
+        stores_add_up: bool = True,
+    ) -> None:
+        if not value:
+            return
+        value = Decimal(value)
+        stores = (store, 0) if stores_add_up else (store,)
+        for s in stores:
+            for t in (tier, 0):
+                self.values[(metric, period, s, t, dim)] += value
+
+    def rows(self) -> Iterable[tuple[str, datetime.date, int, int, str, Decimal]]:
+        # A figure of zero is no row: the dashboards read a missing row as zero.
+        for (metric, period, store, tier, dim), value in self.values.items():
+            if value:
+                yield metric, period, store, tier, dim, value
+
+
+def _member_keys_sql() -> str:
+    """Each member's dashboard store and current tier (as on MemberFigures)."""
+    return """
+        SELECT m.id, m.enrolled_at, m.closed_at,
+               COALESCE(m.home_store_id, m.enrolment_store_id, 0) AS store_key,
+               COALESCE(mt.level_id, %(base_tier)s) AS tier_key
+        FROM members_member m LEFT JOIN tiers_membertier mt ON mt.member_id = m.id
+    """
+
+
+def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _day(value: Any) -> datetime.date:
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
+
+
+def _members(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) -> None:
+    rows = _fetch(
+        f"""
+        SELECT {month_no_sql("mk.enrolled_at")}, {month_no_sql("mk.closed_at")},
+               mk.store_key, mk.tier_key, COUNT(*)
+        FROM ({_member_keys_sql()}) mk
+        WHERE mk.enrolled_at < %(end)s
+        GROUP BY 1, 2, 3, 4
+        """,  # noqa: S608
+        params,
+    )
+    last = month_no(as_of)
+    first = min((row[0] for row in rows), default=last)
+    for enrolled, closed, store, tier, count in rows:
+        figures.add(m.MEMBERS_NEW, month_of_no(enrolled), store, tier, count)
+        figures.add(m.COHORT_SIZE, month_of_no(enrolled), store, tier, count)
+        # Counted at the end of every month from enrolment until the month it closed.
+        until = last if closed is None else min(last, closed - 1)
+        for month in range(max(enrolled, first), until + 1):
+            figures.add(m.MEMBERS_TOTAL, month_of_no(month), store, tier, count)
+
+
+def _purchases(figures: _Figures, params: dict[str, Any]) -> None:
+    month = month_no_sql("p.occurred_at")
+    for mo, store, tier, orders, revenue in _fetch(
+        f"""
+        SELECT {month}, p.store_id, mk.tier_key, COUNT(*), SUM(p.amount)
+        FROM points_purchase p JOIN ({_member_keys_sql()}) mk ON mk.id = p.member_id
+        WHERE p.occurred_at < %(end)s
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.ORDERS, month_of_no(mo), store, tier, orders)
+        figures.add(m.REVENUE, month_of_no(mo), store, tier, revenue)
+    for mo, store, tier, returned in _fetch(
+        f"""
+        SELECT {month_no_sql("r.occurred_at")}, r.store_id, mk.tier_key, SUM(r.amount)
+        FROM points_return r JOIN points_purchase p ON p.id = r.purchase_id
+        JOIN ({_member_keys_sql()}) mk ON mk.id = p.member_id
+        WHERE r.occurred_at < %(end)s
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.RETURNS, month_of_no(mo), store, tier, returned)
+    # Buyers at each store: a member counts once per store and month.
+    for mo, store, tier, buyers, repeat in _fetch(
+        f"""
+        SELECT x.mo, x.store_id, mk.tier_key, COUNT(*),
+               SUM(CASE WHEN x.n >= 2 THEN 1 ELSE 0 END)
+        FROM (SELECT p.member_id, {month} AS mo, p.store_id, COUNT(*) AS n
+              FROM points_purchase p WHERE p.occurred_at < %(end)s
+              GROUP BY p.member_id, {month}, p.store_id) x
+        JOIN ({_member_keys_sql()}) mk ON mk.id = x.member_id
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.BUYERS, month_of_no(mo), store, tier, buyers, stores_add_up=False)
+        figures.add(m.REPEAT_BUYERS, month_of_no(mo), store, tier, repeat, stores_add_up=False)
+    # Buyers anywhere, by the member's own store too (active members), and by enrolment
+    # month (cohort retention): one pass over (member, month).
+    for mo, enrolled, member_store, tier, buyers, repeat in _fetch(
+        f"""
+        SELECT x.mo, {month_no_sql("mk.enrolled_at")}, mk.store_key, mk.tier_key, COUNT(*),
+               SUM(CASE WHEN x.n >= 2 THEN 1 ELSE 0 END)
+        FROM (SELECT p.member_id, {month} AS mo, COUNT(*) AS n
+              FROM points_purchase p WHERE p.occurred_at < %(end)s
+              GROUP BY p.member_id, {month}) x
+        JOIN ({_member_keys_sql()}) mk ON mk.id = x.member_id
+        GROUP BY 1, 2, 3, 4
+        """,  # noqa: S608
+        params,
+    ):
+        period = month_of_no(mo)
+        for s in (0,):  # every store at once: the per-store rows came from the store pass
+            for t in (tier, 0):
+                figures.values[(m.BUYERS, period, s, t, "")] += buyers
+                figures.values[(m.REPEAT_BUYERS, period, s, t, "")] += repeat or 0
+        figures.add(m.MEMBERS_ACTIVE, period, member_store, tier, buyers)
+        if mo >= enrolled:
+            figures.add(
+                m.COHORT_ACTIVE,
+                month_of_no(enrolled),
+                member_store,
+                tier,
+                buyers,
+                str(mo - enrolled),
+            )
+
+
+def _tiers(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) -> None:
+    codes = {level.pk: level.code for level in tier_levels()}
+    for store, tier, count in _fetch(
+        f"""
+        SELECT mk.store_key, mk.tier_key, COUNT(*) FROM ({_member_keys_sql()}) mk
+        JOIN analytics_memberfigures f ON f.member_id = mk.id
+        GROUP BY 1, 2
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.TIER_MEMBERS, as_of, store, tier, count, codes.get(tier, str(tier)))
+    for mo, store, tier, up, down in _fetch(
+        f"""
+        SELECT {month_no_sql("h.at")}, mk.store_key, h.to_level_id,
+               SUM(CASE WHEN fl.rank IS NULL OR tl.rank > fl.rank THEN 1 ELSE 0 END),
+               SUM(CASE WHEN tl.rank < fl.rank THEN 1 ELSE 0 END)
+        FROM tiers_tierhistory h
+        JOIN tiers_tierlevel tl ON tl.id = h.to_level_id
+        LEFT JOIN tiers_tierlevel fl ON fl.id = h.from_level_id
+        JOIN ({_member_keys_sql()}) mk ON mk.id = h.member_id
+        WHERE h.at < %(end)s
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.TIER_UP, month_of_no(mo), store, tier, up)
+        figures.add(m.TIER_DOWN, month_of_no(mo), store, tier, down)
+
+
+def _points(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) -> None:
+    kind = LedgerTransaction.Kind
+    for mo, store, tier, kind_, positive, amount in _fetch(
+        f"""
+        SELECT {month_no_sql("t.occurred_at")}, mk.store_key, mk.tier_key, t.kind,
+               CASE WHEN t.member_amount > 0 THEN 1 ELSE 0 END, SUM(t.member_amount)
+        FROM points_ledgertransaction t JOIN ({_member_keys_sql()}) mk ON mk.id = t.member_id
+        WHERE t.occurred_at < %(end)s
+        GROUP BY 1, 2, 3, 4, 5
+        """,  # noqa: S608
+        params,
+    ):
+        period = month_of_no(mo)
+        if kind_ in (kind.EARN, kind.ADJUST, kind.TRANSFER) and positive:
+            figures.add(m.POINTS_ISSUED, period, store, tier, amount)
+        elif kind_ == kind.REDEEM:
+            figures.add(m.POINTS_REDEEMED, period, store, tier, -amount)
+        elif kind_ == kind.EXPIRE:
+            figures.add(m.POINTS_EXPIRED, period, store, tier, -amount)
+        else:
+            figures.add(m.POINTS_OTHER, period, store, tier, amount)
+    for store, tier, outstanding in _fetch(
+        f"""
+        SELECT mk.store_key, mk.tier_key, SUM(a.balance)
+        FROM points_account a JOIN ({_member_keys_sql()}) mk ON mk.id = a.member_id
+        GROUP BY 1, 2
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.POINTS_OUTSTANDING, as_of, store, tier, outstanding)
+    issued_month = month_no_sql("lot.earned_at")
+    for mo, store, tier, issued, remaining in _fetch(
+        f"""
+        SELECT {issued_month}, mk.store_key, mk.tier_key, SUM(lot.points), SUM(lot.remaining)
+        FROM points_lot lot JOIN points_account a ON a.id = lot.account_id
+        JOIN ({_member_keys_sql()}) mk ON mk.id = a.member_id
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608
+        params,
+    ):
+        figures.add(m.LOT_ISSUED, month_of_no(mo), store, tier, issued)
+        figures.add(m.LOT_OPEN, month_of_no(mo), store, tier, remaining)
+    for mo, moved_mo, store, tier, kind_, amount in _fetch(
+        f"""
+        SELECT {issued_month}, {month_no_sql("t.occurred_at")}, mk.store_key, mk.tier_key,
+               t.kind, SUM(mv.amount)
+        FROM points_lotmovement mv JOIN points_lot lot ON lot.id = mv.lot_id
+        JOIN points_ledgertransaction t ON t.id = mv.transaction_id
+        JOIN points_account a ON a.id = lot.account_id
+        JOIN ({_member_keys_sql()}) mk ON mk.id = a.member_id
+        GROUP BY 1, 2, 3, 4, 5
+        """,  # noqa: S608
+        params,
+    ):
+        # Movements are negative when they take points from a lot.
+        period = month_of_no(mo)
+        if kind_ == kind.EXPIRE:
+            figures.add(m.LOT_EXPIRED, period, store, tier, -amount)
+        elif kind_ == kind.REDEEM:
+            figures.add(m.LOT_REDEEMED, period, store, tier, -amount)
+            figures.add(m.LOT_REDEEMED_BY_AGE, period, store, tier, -amount, str(moved_mo - mo))
+
+
+def _snapshots(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) -> None:
+    for store, tier, stage, count in _fetch(
+        "SELECT store_key, tier_key, stage, COUNT(*) FROM analytics_memberfigures GROUP BY 1, 2, 3",
+        params,
+    ):
+        figures.add(m.STAGE_MEMBERS, as_of, store, tier, count, stage)
+    for store, tier, r, f, m_, count, revenue in _fetch(
+        """
+        SELECT store_key, tier_key, r_score, f_score, m_score, COUNT(*), SUM(net_spend_365)
+        FROM analytics_memberfigures WHERE r_score IS NOT NULL GROUP BY 1, 2, 3, 4, 5
+        """,
+        params,
+    ):
+        cell = f"{r}-{f}-{m_}"
+        figures.add(m.RFM_MEMBERS, as_of, store, tier, count, cell)
+        figures.add(m.RFM_REVENUE, as_of, store, tier, revenue, cell)
+
+
+def _churn_events(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) -> None:
+    """Members who became churned in each month, and those not churned at its start.
+
+    A member is "alive" on day t when their last purchase before t is at most SILENT days
+    earlier. From each member's purchase days (one window pass): a purchase after a gap of
+    more than SILENT days (or the first) starts an alive span; one followed by no purchase
+    within SILENT days ends it, and the member churns on day d + SILENT + 1. So on a
+    month's first day t, alive(t) = spans started before t − spans churned on or before t.
+    """
+    silent = settings.ANALYTICS_SILENT_DAYS
+    day = day_sql("p.occurred_at")
+    gap_before = day_diff_sql("d", "LAG(d) OVER w")
+    gap_after = day_diff_sql("LEAD(d) OVER w", "d")
+    starts: dict[tuple[datetime.date, int, int], int] = defaultdict(int)
+    churns: dict[tuple[datetime.date, int, int], int] = defaultdict(int)
+    for d, store, tier, started, ended in _fetch(
+        f"""
+        SELECT y.d, mk.store_key, mk.tier_key, SUM(y.started), SUM(y.ended)
+        FROM (
+            SELECT member_id, d,
+                   CASE WHEN LAG(d) OVER w IS NULL OR {gap_before} > {silent}
+                        THEN 1 ELSE 0 END AS started,
+                   CASE WHEN LEAD(d) OVER w IS NULL OR {gap_after} > {silent}
+                        THEN 1 ELSE 0 END AS ended
+            FROM (SELECT DISTINCT p.member_id, {day} AS d FROM points_purchase p
+                  WHERE p.occurred_at < %(end)s) x
+            WINDOW w AS (PARTITION BY member_id ORDER BY d)
+        ) y JOIN ({_member_keys_sql()}) mk ON mk.id = y.member_id
+        WHERE y.started = 1 OR y.ended = 1
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608
+        params,
+    ):
+        d = _day(d)
+        starts[(d, store, tier)] += started
+        if ended:
+            churns[(d + datetime.timedelta(days=silent + 1), store, tier)] += ended
+    if not starts:
+        return
+    first = month_no(min(d for d, _, _ in starts))
+    for mo in range(first, month_no(as_of) + 1):
+        t = month_of_no(mo)
+        alive: dict[tuple[int, int], int] = defaultdict(int)
+        for (d, store, tier), count in starts.items():
+            if d < t:
+                alive[(store, tier)] += count
+        for (c, store, tier), count in churns.items():
+            if c <= t:
+                alive[(store, tier)] -= count
+            elif month_no(c) == mo and c <= as_of:
+                figures.add(m.CHURNED, t, store, tier, count)
+        for (store, tier), count in alive.items():
+            figures.add(m.NOT_CHURNED_AT_START, t, store, tier, count)
+
+
+def _rows_write(rows: list[tuple[str, datetime.date, int, int, str, Decimal]]) -> None:
+    table = Rollup._meta.db_table
+    if use_copy():
+        copy_write(
+            f"COPY {table} (metric, period, store_key, tier_key, dim, value) FROM STDIN",
+            ("\t".join(copy_value(v) for v in row) + "\n" for row in rows),
+        )
+        return
+    Rollup.objects.bulk_create(
+        (
+            Rollup(metric=metric, period=period, store_key=s, tier_key=t, dim=dim, value=value)
+            for metric, period, s, t, dim, value in rows
+        ),
+        batch_size=2000,
+    )
+
+
+def rollups_write(*, as_of: datetime.date) -> int:
+    """Replace the roll-ups of JOB_METRICS with the figures as of the business day `as_of`
+    (MemberFigures must be written for that day first). Returns the rows written."""
+    levels = tier_levels()
+    params = adapted(
+        {
+            "end": start_of(as_of + datetime.timedelta(days=1)),
+            "base_tier": levels[0].pk if levels else 0,
+        }
+    )
+    figures = _Figures()
+    _members(figures, params, as_of=as_of)
+    _purchases(figures, params)
+    _tiers(figures, params, as_of=as_of)
+    _points(figures, params, as_of=as_of)
+    _snapshots(figures, params, as_of=as_of)
+    _churn_events(figures, params, as_of=as_of)
+    rows = list(figures.rows())
+    with transaction.atomic():
+        Rollup.objects.filter(metric__in=JOB_METRICS).delete()
+        _rows_write(rows)
+    return len(rows)
+
+
+def member_snapshot_rollup_write(
+    *, metric: str, dim_sql: str, as_of: datetime.date, where_sql: str = "true"
+) -> int:
+    """Replace the roll-up rows of one snapshot metric with member counts from
+    MemberFigures by store, tier and `dim_sql` (an expression over its columns, e.g.
+    `churn_band`), for members matching `where_sql`. For the churn job, which writes its
+    scores after the nightly analytics job has run."""
+    figures = _Figures()
+    for store, tier, dim, count in _fetch(
+        f"SELECT store_key, tier_key, {dim_sql}, COUNT(*) FROM analytics_memberfigures "  # noqa: S608
+        f"WHERE {where_sql} GROUP BY 1, 2, 3",
+        {},
+    ):
+        figures.add(metric, as_of, store, tier, count, str(dim))
+    rows = list(figures.rows())
+    with transaction.atomic():
+        Rollup.objects.filter(metric=metric).delete()
+        _rows_write(rows)
+    return len(rows)
