@@ -45,3 +45,19 @@ class AnalyticsConfig(AppConfig):
                 "rollup_rows": _("Roll-up figures"),
             },
         )
+
+        self._register_staff_panels()
+
+    def _register_staff_panels(self) -> None:
+        from core.panels import staff_member_panel_register
+
+        from .staff_views import member_figures_panel
+
+        # After the points panels (10–50): who the member is as a customer, once the
+        # balance and what explains it have been read.
+        staff_member_panel_register(
+            name="analytics-figures",
+            order=60,
+            template="analytics/staff/_panel_figures.html",
+            context=member_figures_panel,
+        )
