@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from analytics.models import ChurnModel
@@ -40,6 +41,11 @@ class MetricRow:
     label: str | Promise
     values: list[float | None]  # one per scorer, in SCORERS order
 
+    @property
+    def cells(self) -> list[tuple[str | Promise, float | None]]:
+        """(scorer, value) pairs: each cell knows its column's name (a phone's stacked table)."""
+        return [(label, value) for (_key, label), value in zip(SCORERS, self.values, strict=True)]
+
 
 @dataclass(frozen=True)
 class CalibrationRow:
@@ -59,6 +65,8 @@ class ModelCard:
     holdout_cutoff: str | None
     counts: dict[str, Any]
     evaluated: bool
+    # Why the recency rule stands in, in the reader's language ("" for a trained model).
+    reason: str
 
 
 def churn_model_card(*, model: ChurnModel) -> ModelCard:
@@ -91,4 +99,45 @@ def churn_model_card(*, model: ChurnModel) -> ModelCard:
         holdout_cutoff=card.get("holdout_cutoff"),
         counts=card.get("counts") or {},
         evaluated=bool(figures),
+        reason=churn_reason_text(model=model),
     )
+
+
+def churn_reason_text(*, model: ChurnModel) -> str:
+    """Why the recency rule stands in, said from the card's reason code and figures."""
+    if model.kind == ChurnModel.Kind.MODEL:
+        return ""
+    card = model.card or {}
+    code = card.get("reason_code")
+    figures = card.get("reason_figures") or {}
+    try:
+        if code == "holdout":
+            return (
+                gettext(
+                    "there is too little history: the held-out cut-off %(cutoff)s has "
+                    "%(members)s members, %(churned)s of them churned; at least %(min_members)s "
+                    "members, with %(min_class)s churned and %(min_class)s retained in each half, "
+                    "are needed."
+                )
+                % figures
+            )
+        if code == "training":
+            return (
+                gettext(
+                    "there is too little history: %(cutoffs)s closed training cut-offs with "
+                    "%(rows)s member rows, %(churned)s of them churned; at least %(min_cutoffs)s "
+                    "cut-offs, %(min_rows)s rows and %(min_class)s churned and retained are needed."
+                )
+                % figures
+            )
+        if code == "not_better":
+            return (
+                gettext(
+                    "the trained model's AUC on the held-out cut-off (%(model_auc)s) does not beat "
+                    "the recency rule's (%(recency_auc)s)."
+                )
+                % figures
+            )
+    except (KeyError, TypeError, ValueError):
+        pass  # a card written before its figures were kept: say what it says
+    return model.reason

@@ -81,6 +81,9 @@ class _Evidence:
 
     card: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    # The reason as a code and its figures, for the staff page to say it in its language.
+    reason_code: str = ""
+    reason_figures: dict[str, Any] = field(default_factory=dict)
     recency_map: dict[str, list[float]] | None = None
     artifact: bytes = b""
 
@@ -115,6 +118,8 @@ def churn_train(*, as_of: datetime.date) -> ChurnModel:
     card = evidence.card
     card["kind"] = kind.value
     card["reason"] = evidence.reason
+    card["reason_code"] = evidence.reason_code
+    card["reason_figures"] = evidence.reason_figures
     card["recency_rule"] = (
         {"map": evidence.recency_map}
         if evidence.recency_map
@@ -175,6 +180,14 @@ def _evaluate(
             f"(at least {MIN_HOLDOUT_ROWS} members and {MIN_CLASS} churned and retained in "
             "each half are needed)"
         )
+        evidence.reason_code = "holdout"
+        evidence.reason_figures = {
+            "cutoff": holdout_cutoff.isoformat(),
+            "members": len(holdout),
+            "churned": int(holdout["churned"].sum()),
+            "min_members": MIN_HOLDOUT_ROWS,
+            "min_class": MIN_CLASS,
+        }
         return
 
     # The baselines, on the same members: fitted on one half, measured on the other.
@@ -227,6 +240,15 @@ def _evaluate(
             f"{MIN_TRAIN_CUTOFFS} cut-offs, {MIN_TRAIN_ROWS} rows and {MIN_CLASS} churned and "
             "retained are needed)"
         )
+        evidence.reason_code = "training"
+        evidence.reason_figures = {
+            "cutoffs": len(used),
+            "rows": len(training),
+            "churned": int(churned_t.sum()),
+            "min_cutoffs": MIN_TRAIN_CUTOFFS,
+            "min_rows": MIN_TRAIN_ROWS,
+            "min_class": MIN_CLASS,
+        }
         return
 
     classifier = modelling.classifier_fit(frame=training)
@@ -252,6 +274,8 @@ def _evaluate(
             f"the model's AUC on the held-out cut-off ({model_auc}) does not beat the "
             f"recency rule's ({recency_auc})"
         )
+        evidence.reason_code = "not_better"
+        evidence.reason_figures = {"model_auc": model_auc, "recency_auc": recency_auc}
         return
     buffer = io.BytesIO()
     pickle.dump(
