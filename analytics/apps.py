@@ -43,6 +43,8 @@ class AnalyticsConfig(AppConfig):
                 "medium": _("Medium risk"),
                 "low": _("Low risk"),
                 "rollup_rows": _("Roll-up figures"),
+                "train_seconds": _("Seconds training"),
+                "score_seconds": _("Seconds scoring"),
             },
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from django.conf import settings
@@ -34,9 +35,12 @@ def churn_scoring_job(business_date: datetime.date) -> tuple[int, dict[str, Any]
     as_of = business_date
     newest = churn_model_for(as_of=as_of)
     retrained = newest is None or (as_of - newest.as_of).days >= settings.CHURN_RETRAIN_DAYS
+    started = time.monotonic()
     if retrained:
         newest = churn_train(as_of=as_of)
+    trained = time.monotonic()
     result = churn_score(as_of=as_of)
+    scored = time.monotonic()
     rollup_rows = member_snapshot_rollup_write(
         metric=metrics.CHURN_BAND_MEMBERS,
         dim_sql="churn_band",
@@ -60,4 +64,7 @@ def churn_scoring_job(business_date: datetime.date) -> tuple[int, dict[str, Any]
         "medium": bands["medium"],
         "low": bands["low"],
         "rollup_rows": rollup_rows,
+        # Apart, so a night that retrained is not read as slow scoring.
+        "train_seconds": round(trained - started, 2),
+        "score_seconds": round(scored - trained, 2),
     }

@@ -48,6 +48,8 @@ def test_the_night_scores_every_member_and_counts_them_by_band_and_decile():
     assert details["retrained"] is True
     assert details["model_as_of"] == "2026-06-30"
     assert details["high"] + details["medium"] + details["low"] == 500
+    # Training and scoring are timed apart: a night that retrains is not slow scoring.
+    assert {"train_seconds", "score_seconds"} <= set(details)
     assert not MemberFigures.objects.filter(churn_probability__isnull=True).exists()
 
     def all_members(metric: str) -> dict[str, int]:

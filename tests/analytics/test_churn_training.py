@@ -106,3 +106,18 @@ def test_a_model_that_does_not_beat_the_recency_rule_is_not_used(history, monkey
     assert model.kind == ChurnModel.Kind.RECENCY_RULE
     assert "does not beat the recency rule" in model.reason
     assert model.card["metrics"]["model"]["auc"] == 0.5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_reading_the_cut_offs_on_two_connections_trains_the_same_model(monkeypatch):
+    from analytics.churn import services
+
+    history_build()
+    side_by_side = churn_train(as_of=AS_OF).card
+    monkeypatch.setattr(services, "FEATURE_WORKERS", 1)
+    one_by_one = churn_train(as_of=AS_OF).card
+
+    assert side_by_side["training_cutoffs"] == one_by_one["training_cutoffs"]
+    assert side_by_side["counts"] == one_by_one["counts"]
+    assert side_by_side["metrics"] == one_by_one["metrics"]
