@@ -307,6 +307,8 @@ def _evaluate(
 
 def churn_probabilities(*, model: ChurnModel, frame: pd.DataFrame) -> np.ndarray:
     """The churn probability of every row of `frame` by `model` (or its recency rule)."""
+    if frame.empty:
+        return np.zeros(0)  # nobody to score (the classifier refuses an empty frame)
     if model.kind == ChurnModel.Kind.MODEL:
         # Our own artifact, written by churn_train into our own database.
         parts = pickle.loads(bytes(model.artifact))  # noqa: S301

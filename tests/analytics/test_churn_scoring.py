@@ -123,3 +123,22 @@ def test_the_recency_rule_scores_when_it_stands_in(history, monkeypatch):
     frame = services.churn_features(cutoff=AS_OF).set_index("member_id")
     ordered = scores.loc[frame["recency_days"].sort_values(kind="stable").index]
     assert ordered.is_monotonic_increasing
+
+
+def test_a_day_before_anyone_enrolled_scores_nobody(history):
+    result = churn_score(as_of=datetime.date(2023, 12, 31))
+
+    assert len(result.scores) == 0
+    assert result.updated == 0
+    assert result.model.kind == ChurnModel.Kind.RECENCY_RULE
+
+
+def test_a_day_scored_by_a_trained_model_with_nobody_open_scores_nobody(history):
+    churn_train(as_of=AS_OF)
+    Member.objects.update(status=Member.Status.ANONYMISED, closed_at=at(AS_OF))
+
+    result = churn_score(as_of=AS_OF + datetime.timedelta(days=1))
+
+    assert result.model.kind == ChurnModel.Kind.MODEL
+    assert len(result.scores) == 0
+    assert not MemberFigures.objects.filter(churn_probability__isnull=False).exists()
