@@ -20,7 +20,7 @@ def _percent(value: float | None) -> str | None:
     return None if value is None else f"{value * 100:.1f}"
 
 
-def calibration_chart(card: ModelCard) -> tuple[dict[str, Any], Table]:
+def calibration_chart(*, card: ModelCard) -> tuple[dict[str, Any], Table]:
     """Predicted against observed churn per probability bin, one line per scorer, over the
     diagonal of a perfectly calibrated score; and the same figures as a table."""
     series: list[dict[str, Any]] = [
@@ -89,6 +89,6 @@ def churn_model_view(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"model": model, "horizon": settings.CHURN_HORIZON_DAYS}
     if model is not None:
         card = churn_model_card(model=model)
-        option, table = calibration_chart(card)
+        option, table = calibration_chart(card=card)
         context.update(card=card, calibration_option=option, calibration_table=table)
     return render(request, "analytics/churn_model.html", context)

@@ -51,7 +51,7 @@ FEATURES = (
 )
 
 
-def day_end(day: datetime.date) -> datetime.datetime:
+def day_end(*, day: datetime.date) -> datetime.datetime:
     """The first instant after business day `day`: data of the day is strictly before it."""
     return start_of(day + datetime.timedelta(days=1))
 
@@ -108,7 +108,7 @@ def _eligible_where(*, cutoff: datetime.date) -> tuple[str, dict[str, Any]]:
         "AND (m.closed_at IS NOT NULL OR m.status IN (%(active)s, %(frozen)s))"
     )
     params = {
-        "cut": _time(day_end(cutoff)),
+        "cut": _time(day_end(day=cutoff)),
         "active": Member.Status.ACTIVE,
         "frozen": Member.Status.FROZEN,
     }
@@ -128,7 +128,7 @@ def churn_features(
     (modulus, remainder) keeps the members whose id has that remainder, for training on
     a large base.
     """
-    cut = day_end(cutoff)
+    cut = day_end(day=cutoff)
     where, base = _eligible_where(cutoff=cutoff)
     params = {
         **base,

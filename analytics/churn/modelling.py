@@ -34,20 +34,20 @@ TOP_SHARE = 0.10
 THREADED_ROWS = 50_000
 
 
-def _threads(rows: int) -> threadpool_limits:
+def _threads(*, rows: int) -> threadpool_limits:
     return threadpool_limits(limits=None if rows >= THREADED_ROWS else 1, user_api="openmp")
 
 
-def recency_score(frame: pd.DataFrame) -> np.ndarray:
+def recency_score(*, frame: pd.DataFrame) -> np.ndarray:
     return frame["recency_days"].fillna(frame["tenure_days"]).to_numpy(dtype=float)
 
 
-def frequency_recency_score(frame: pd.DataFrame) -> np.ndarray:
+def frequency_recency_score(*, frame: pd.DataFrame) -> np.ndarray:
     expected_gap = 365.0 / frame["orders_365"].clip(lower=1.0)
-    return (recency_score(frame) / expected_gap.to_numpy(dtype=float)).astype(float)
+    return (recency_score(frame=frame) / expected_gap.to_numpy(dtype=float)).astype(float)
 
 
-def calibration_half(member_ids: pd.Series) -> np.ndarray:
+def calibration_half(*, member_ids: pd.Series) -> np.ndarray:
     """True for the members of the held-out cut-off that calibrate, False for those that
     measure. Calibrating and measuring on the same members would flatter the Brier score
     and the reliability plot; the halves come from a hash of the member id, so they are
@@ -68,7 +68,7 @@ def monotone_map_fit(*, score: np.ndarray, churned: np.ndarray) -> dict[str, lis
     }
 
 
-def monotone_map_apply(mapping: dict[str, list[float]], score: np.ndarray) -> np.ndarray:
+def monotone_map_apply(*, mapping: dict[str, list[float]], score: np.ndarray) -> np.ndarray:
     # np.interp clamps at both ends, as the fit's out_of_bounds="clip" does.
     return np.interp(score, mapping["score"], mapping["probability"])
 
@@ -87,13 +87,13 @@ def classifier_fit(*, frame: pd.DataFrame) -> HistGradientBoostingClassifier:
         early_stopping="auto",  # on above 10,000 rows, on a 10 % slice of the training rows
         random_state=0,  # the same data trains the same model: training is idempotent
     )
-    with _threads(len(frame)):
+    with _threads(rows=len(frame)):
         model.fit(frame[list(FEATURES)].to_numpy(dtype=float), frame["churned"].to_numpy())
     return model
 
 
-def classifier_raw(model: HistGradientBoostingClassifier, frame: pd.DataFrame) -> np.ndarray:
-    with _threads(len(frame)):
+def classifier_raw(*, model: HistGradientBoostingClassifier, frame: pd.DataFrame) -> np.ndarray:
+    with _threads(rows=len(frame)):
         return model.predict_proba(frame[list(FEATURES)].to_numpy(dtype=float))[:, 1]
 
 

@@ -14,7 +14,6 @@ not beat it on AUC.
 
 from __future__ import annotations
 
-import calendar
 import datetime
 import io
 import logging
@@ -35,6 +34,7 @@ from analytics.models import ChurnModel, MemberFigures, RiskBand
 from core.bulk import rows_update, use_copy
 from core.jobs import on_connections
 from members.models import Member
+from tiers.selectors import add_months
 
 from . import modelling
 from .features import FEATURES, churn_features, day_end, eligible_count, sample_for
@@ -61,14 +61,6 @@ FEATURE_WORKERS = 2
 
 class ChurnError(ValueError):
     """A churn request that cannot be served (a date out of range)."""
-
-
-def months_before(day: datetime.date, months: int) -> datetime.date:
-    """The same day `months` calendar months earlier (the month's last day if it is shorter)."""
-    index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(index, 12)
-    month += 1
-    return datetime.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _check_date(as_of: datetime.date) -> None:
@@ -99,7 +91,7 @@ def churn_train(*, as_of: datetime.date) -> ChurnModel:
     horizon = settings.CHURN_HORIZON_DAYS
     holdout_cutoff = as_of - datetime.timedelta(days=horizon)
     first_training = holdout_cutoff - datetime.timedelta(days=horizon)
-    training_cutoffs = [months_before(first_training, k) for k in range(TRAIN_CUTOFFS)]
+    training_cutoffs = [add_months(first_training, -k) for k in range(TRAIN_CUTOFFS)]
     evidence = _Evidence(
         card={
             "as_of": as_of.isoformat(),
@@ -166,7 +158,7 @@ def _evaluate(
         horizon_days=horizon,
         sample=sample_for(eligible=eligible, size=SAMPLE_PER_CUTOFF, index=0),
     )
-    calibrating = modelling.calibration_half(holdout["member_id"])
+    calibrating = modelling.calibration_half(member_ids=holdout["member_id"])
     calibration, measured = holdout[calibrating], holdout[~calibrating]
     churned_c = calibration["churned"].to_numpy()
     churned_m = measured["churned"].to_numpy()
@@ -200,9 +192,9 @@ def _evaluate(
         "frequency_recency": modelling.frequency_recency_score,
     }
     for name, scorer in baselines.items():
-        mapping = modelling.monotone_map_fit(score=scorer(calibration), churned=churned_c)
-        score = scorer(measured)
-        probability = modelling.monotone_map_apply(mapping, score)
+        mapping = modelling.monotone_map_fit(score=scorer(frame=calibration), churned=churned_c)
+        score = scorer(frame=measured)
+        probability = modelling.monotone_map_apply(mapping=mapping, score=score)
         card["metrics"][name] = modelling.figures(
             churned=churned_m,
             score=score,
@@ -268,9 +260,9 @@ def _evaluate(
 
     classifier = modelling.classifier_fit(frame=training)
     calibrator = modelling.calibrator_fit(
-        raw=modelling.classifier_raw(classifier, calibration), churned=churned_c
+        raw=modelling.classifier_raw(model=classifier, frame=calibration), churned=churned_c
     )
-    raw = modelling.classifier_raw(classifier, measured)
+    raw = modelling.classifier_raw(model=classifier, frame=measured)
     probability = np.clip(calibrator.predict(raw), 0.0, 1.0)
     # AUC of the calibrated probability: what the scores written rank by. Isotonic
     # calibration joins close raw scores into ties, which can cost a little AUC.
@@ -316,13 +308,13 @@ def churn_probabilities(*, model: ChurnModel, frame: pd.DataFrame) -> np.ndarray
             raise ChurnError(
                 f"the model of {model.as_of} was trained on other features; train it again"
             )
-        raw = modelling.classifier_raw(parts["classifier"], frame)
+        raw = modelling.classifier_raw(model=parts["classifier"], frame=frame)
         probability = parts["calibrator"].predict(raw)
     else:
-        days = modelling.recency_score(frame)
+        days = modelling.recency_score(frame=frame)
         mapping = (model.card.get("recency_rule") or {}).get("map")
         if mapping:
-            probability = modelling.monotone_map_apply(mapping, days)
+            probability = modelling.monotone_map_apply(mapping=mapping, score=days)
         else:
             probability = modelling.no_history_probability(
                 days=days, horizon_days=model.horizon_days
@@ -331,15 +323,7 @@ def churn_probabilities(*, model: ChurnModel, frame: pd.DataFrame) -> np.ndarray
     return np.round(np.clip(np.asarray(probability, dtype=float), 0.0, 1.0), 4)
 
 
-def churn_band(probability: float) -> str:
-    if probability >= settings.CHURN_BAND_HIGH:
-        return RiskBand.HIGH
-    if probability >= settings.CHURN_BAND_MEDIUM:
-        return RiskBand.MEDIUM
-    return RiskBand.LOW
-
-
-def churn_bands(probabilities: np.ndarray) -> np.ndarray:
+def churn_bands(*, probabilities: np.ndarray) -> np.ndarray:
     return np.where(
         probabilities >= settings.CHURN_BAND_HIGH,
         RiskBand.HIGH.value,
@@ -385,7 +369,7 @@ def churn_score(*, as_of: datetime.date) -> ChurnScores:
             "member_id": frame["member_id"].to_numpy(dtype=np.int64),
             "member_no": frame["member_no"],
             "probability": probabilities,
-            "band": churn_bands(probabilities),
+            "band": churn_bands(probabilities=probabilities),
         }
     )
     with transaction.atomic():
@@ -433,7 +417,7 @@ def _scores_write(scores: pd.DataFrame) -> int:
 
 def scored_members_q(*, as_of: datetime.date, prefix: str = "") -> Q:
     """The members scored as of a day (those of `churn_features`), as an ORM filter."""
-    cut = day_end(as_of)
+    cut = day_end(day=as_of)
     return (
         Q(**{f"{prefix}enrolled_at__lt": cut})
         & (Q(**{f"{prefix}closed_at__isnull": True}) | Q(**{f"{prefix}closed_at__gte": cut}))

@@ -99,7 +99,7 @@ def test_a_model_that_does_not_beat_the_recency_rule_is_not_used(history, monkey
 
     # A classifier that learnt nothing: every member gets the same score.
     monkeypatch.setattr(
-        modelling, "classifier_raw", lambda model, frame: [0.5] * len(frame), raising=True
+        modelling, "classifier_raw", lambda *, model, frame: [0.5] * len(frame), raising=True
     )
     model = churn_train(as_of=AS_OF)
 
