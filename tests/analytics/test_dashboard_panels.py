@@ -150,6 +150,8 @@ def test_rfm_grid_sums_m_into_each_square_and_shows_revenue_share(marketer):
     rollup(metrics.RFM_REVENUE, AS_OF, "2500.00", dim="1-1-1")
     html = _panel(marketer, "rfm")
     assert '<th scope="row">5-5-5</th>' in html and ">70.0</td>" in html
+    assert "重要价值 · Champions</td>" in _row(html, "5-5-5")
+    assert "一般挽留 · Hibernating</td>" in _row(html, "1-1-1")
     assert ">7000.00</td>" in html
     # The square R5 × F5 holds both M cells: 15 members, 75 % of revenue.
     assert "15\\n75.0%" in html
@@ -222,11 +224,13 @@ def test_bad_filters_are_a_clear_400(marketer, query):
 def test_csv_has_bom_header_numbers_bare_and_text_guarded(marketer):
     rollup(metrics.POINTS_ISSUED, JAN, 9000)
     rollup(metrics.POINTS_REDEEMED, JAN, 4000)
+    rollup(metrics.POINTS_OTHER, JAN, -150)
     body, rows = _csv(marketer, "points", "start=2026-01&end=2026-01")
     assert body.startswith(b"\xef\xbb\xbf")
-    assert rows[0] == ["Month", "Issued", "Redeemed", "Expired"]
-    assert rows[1] == ["2026-01", "9000", "4000", "0"]
-    assert b"\r\n2026-01,9000,4000,0\r\n" in body  # numbers unquoted
+    assert rows[0] == ["Month", "Issued", "Redeemed", "Expired", "Other (reversals, adjustments)"]
+    assert rows[1] == ["2026-01", "9000", "4000", "0", "-150"]
+    # Numbers unquoted, and a negative one is a number, not a formula to defuse.
+    assert b"\r\n2026-01,9000,4000,0,-150\r\n" in body
 
     # A tier code a spreadsheet would run as a formula comes out as text.
     rollup(metrics.TIER_MEMBERS, AS_OF, 3, dim="=HYPERLINK(1)")
