@@ -14,7 +14,7 @@ from analytics.services import analytics_rollup
 from tests.analytics.conftest import login
 from tests.factories import StoreFactory
 
-from .history import dashboard_history
+from .dashboard_history import dashboard_history
 
 AS_OF = datetime.date(2026, 3, 31)
 SCOPE = Scope(start=datetime.date(2025, 4, 1), end=datetime.date(2026, 3, 1))

@@ -13,7 +13,7 @@ from analytics.charts import PANELS
 from analytics.models import Rollup
 from core.models import JobRun
 from tests.analytics.conftest import AS_OF, MAR, rollup, rollups_for_every_panel
-from tests.analytics.history import dashboard_history
+from tests.analytics.dashboard_history import dashboard_history
 from tests.browser.test_page_width import SCROLLING_BOXES, WIDE_ELEMENTS, WIDTH
 from tests.conftest import make_role_user
 from tests.factories import StoreFactory
