@@ -7,10 +7,13 @@ import io
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from analytics import metrics
-from tests.analytics.conftest import AS_OF, FEB, JAN, MAR, login, rollup
+from analytics.charts import PANELS
+from tests.analytics.conftest import AS_OF, FEB, JAN, MAR, login, rollup, rollups_for_every_panel
 from tiers.models import TierLevel
 
 pytestmark = pytest.mark.django_db
@@ -243,3 +246,16 @@ def test_csv_as_the_reader_filtered(marketer, figures):
     a, _b = figures
     _body, rows = _csv(marketer, "members", f"start=2026-03&end=2026-03&store={a.pk}")
     assert rows[1] == ["2026-03", "4100", "100", "1234"]
+
+
+@pytest.mark.parametrize("name", list(PANELS))
+def test_a_panel_takes_the_same_queries_however_many_months(
+    marketer, name, django_assert_num_queries
+):
+    query = "start=2025-01&end=2026-03"
+    # The panel reads whole metrics at once, never a query per month, cell or cohort.
+    with CaptureQueriesContext(connection) as few:
+        _panel(marketer, name, query)
+    rollups_for_every_panel()
+    with django_assert_num_queries(len(few.captured_queries)):
+        _panel(marketer, name, query)
