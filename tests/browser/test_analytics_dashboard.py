@@ -7,16 +7,17 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from analytics import metrics
 from analytics.charts import PANELS
-from analytics.models import Rollup
+from analytics.models import MemberFigures, Rollup
 from core.models import JobRun
 from tests.analytics.conftest import AS_OF, MAR, rollup, rollups_for_every_panel
 from tests.analytics.dashboard_history import dashboard_history
 from tests.browser.test_page_width import SCROLLING_BOXES, WIDE_ELEMENTS, WIDTH
 from tests.conftest import make_role_user
-from tests.factories import StoreFactory
+from tests.factories import MemberFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,6 +94,23 @@ def test_the_dashboard_fits_a_phone_with_every_table_open(page, language):
     _open_dashboard(page)
     assert page.locator("html").get_attribute("lang") == language
     page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= WIDTH, page.evaluate(WIDE_ELEMENTS, WIDTH)
+    assert page.evaluate(SCROLLING_BOXES) == []
+
+    # The members behind an alert: a table of seven columns, one card per member on a phone.
+    member = MemberFactory(name="欧阳娜娜" * 3, phone="+8613812341234")
+    MemberFigures.objects.create(
+        member=member,
+        as_of=AS_OF,
+        stage="silent",
+        churn_band="high",
+        churn_probability=0.91,
+        last_purchase_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    page.goto(page.base_url + "/staff/analytics/members/?kind=high-risk")
+    assert "138****1234" in page.locator("table").inner_text()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= WIDTH, page.evaluate(WIDE_ELEMENTS, WIDTH)
     assert page.evaluate(SCROLLING_BOXES) == []
