@@ -24,3 +24,18 @@ class AnalyticsConfig(AppConfig):
             figures={"members": _("Members"), "rollup_rows": _("Roll-up figures")},
         )
         purchase_posted_hook_register(member_figures_purchase_record)
+        self._register_staff_panels()
+
+    def _register_staff_panels(self) -> None:
+        from core.panels import staff_member_panel_register
+
+        from .staff_views import member_figures_panel
+
+        # After the points panels (10–50): who the member is as a customer, once the
+        # balance and what explains it have been read.
+        staff_member_panel_register(
+            name="analytics-figures",
+            order=60,
+            template="analytics/staff/_panel_figures.html",
+            context=member_figures_panel,
+        )

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from analytics import urls as analytics_urls
 from core import urls as core_urls
 from members import urls as members_urls
 from points import urls as points_urls
@@ -22,6 +23,7 @@ staff_patterns = (
     + members_urls.staff_patterns
     + points_urls.staff_patterns
     + tiers_urls.staff_patterns
+    + analytics_urls.staff_patterns
 )
 
 urlpatterns = [

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from core.exports import csv_cell
 from core.panels import staff_member_panels_render
 
 # The search and reveal views share their names with the selector and service they call.
@@ -259,16 +260,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     context = {"form": form, "page": page, "filter_query": query.urlencode()}
     return render(request, "staff/audit_log.html", context, status=status)
-
-
-def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text: one starting = + - @ tab or CR gets a leading '
-    so Excel or LibreOffice never runs it as a formula (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in CSV_FORMULA_STARTS else text
-
-
-CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class _Echo:
