@@ -23,6 +23,7 @@ from tiers.selectors import add_months, tier_levels
 
 from . import metrics, selectors
 from .models import RiskBand, Stage
+from .rfm import rfm_cell_of
 from .selectors import Scope
 
 Cell = str | int | Decimal | None
@@ -337,8 +338,13 @@ def frequency_panel(scope: Scope) -> Panel:
 
 
 def points_panel(scope: Scope) -> Panel:
-    names = [metrics.POINTS_ISSUED, metrics.POINTS_REDEEMED, metrics.POINTS_EXPIRED]
-    columns = [_("Issued"), _("Redeemed"), _("Expired")]
+    names = [
+        metrics.POINTS_ISSUED,
+        metrics.POINTS_REDEEMED,
+        metrics.POINTS_EXPIRED,
+        metrics.POINTS_OTHER,
+    ]
+    columns = [_("Issued"), _("Redeemed"), _("Expired"), _("Other (reversals, adjustments)")]
     return _monthly_panel(
         name="points",
         title=_("Points issued, redeemed and expired"),
@@ -346,9 +352,11 @@ def points_panel(scope: Scope) -> Panel:
         names=names,
         columns=columns,
         row=lambda v: [_count(v.get(m)) for m in names],
+        # The chart shows the three flows; the table adds the rest, so that over all months
+        # issued − redeemed − expired + other is the outstanding balance.
         chart=lambda months, rows: _base(
             categories=months,
-            series=[_series(c, "bar", _column(rows, i + 1)) for i, c in enumerate(columns)],
+            series=[_series(c, "bar", _column(rows, i + 1)) for i, c in enumerate(columns[:3])],
         ),
     )
 
@@ -515,6 +523,7 @@ def rfm_panel(scope: Scope) -> Panel:
         rows.append(
             [
                 cell,
+                str(rfm_cell_of(r=r, f=f, m=m).label),
                 r,
                 f,
                 m,
@@ -547,6 +556,7 @@ def rfm_panel(scope: Scope) -> Panel:
         table=Table(
             [
                 _("Cell (R-F-M)"),
+                _("Segment"),
                 _("R"),
                 _("F"),
                 _("M"),

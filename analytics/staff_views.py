@@ -29,6 +29,7 @@ from tiers.selectors import tier_levels
 from .charts import PANELS, panel_build
 from .forms import DashboardFilterForm, MonthField
 from .models import MemberFigures
+from .rfm import rfm_cell_label
 from .selectors import (
     AT_RISK_CHURNED,
     AT_RISK_HIGH,
@@ -252,6 +253,4 @@ def member_figures_panel(member: Member, request: HttpRequest) -> dict | None:
 
 
 def _rfm_label(figures: MemberFigures | None) -> str:
-    if figures is None or not figures.rfm_cell:
-        return ""
-    return figures.rfm_cell
+    return str(rfm_cell_label(figures.rfm_cell)) if figures is not None else ""

@@ -220,6 +220,10 @@ def staff_pages(world: World) -> dict[str, str]:
         ),
         "staff:tier-override": f"/staff/members/{number}/tier/",
         "staff:adjustment-approvals": "/staff/adjustments/approvals/",
+        "staff:analytics": "/staff/analytics/",
+        # A panel's own page (the dashboard's link without JavaScript).
+        "staff:analytics-panel": "/staff/analytics/panel/members/",
+        "staff:analytics-at-risk": "/staff/analytics/members/?kind=high-risk",
     }
 
 
@@ -239,6 +243,8 @@ NOT_PAGES = {
     ),
     "staff:member-reveal-phone",
     "staff:audit-log-csv",
+    "staff:analytics-panel-csv",
+    "staff:analytics-at-risk-csv",
     "staff:job-rerun",
     "staff:redemption-void",
     "staff:adjustment-approve",

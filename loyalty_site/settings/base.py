@@ -82,26 +82,43 @@ TEMPLATES = [
     }
 ]
 
-# SQLite by default so `make run` needs nothing installed; DATABASE_URL selects PostgreSQL.
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web server read while the demo's in-process jobs write.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
-    )
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+
+def _connection_configure(database: dict) -> dict:
+    """The connection options of an alias, the same for the primary and its replica."""
+    database["ATOMIC_REQUESTS"] = False  # services own their transactions
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the web server read while the demo's in-process jobs write.
+        database.setdefault("OPTIONS", {}).update(
+            {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+        )
+        return database
+    database.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     # Django turns psycopg's server-side prepared statements off (None), which also ignores
     # `prepare=True`: the live purchase's statements (`core.bulk.prepared_fetchall`) would be
     # parsed and planned on every purchase. A threshold no ORM query reaches prepares those
     # and nothing else. Behind a pooler in transaction mode without prepared-statement
     # support (PgBouncer before 1.21), set DATABASE_PREPARE_THRESHOLD=0 to turn it off.
     if threshold := env.int("DATABASE_PREPARE_THRESHOLD", default=1_000_000_000):
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", threshold)
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+        database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", threshold)
+    database.setdefault("CONN_HEALTH_CHECKS", True)
+    return database
+
+
+# SQLite by default so `make run` needs nothing installed; DATABASE_URL selects PostgreSQL.
+DATABASES = {
+    "default": _connection_configure(
+        env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    ),
+}
+# A read-only copy of the primary (PostgreSQL streaming replication, README "Reads off the
+# primary"). The dashboards, their CSV exports and churn training read analytics rows from
+# it (core.db: the router, `analytics_read_alias`); nothing is written to or migrated on it.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = _connection_configure(env.db("DATABASE_REPLICA_URL"))
+DATABASE_ROUTERS = ["core.db.ReplicaRouter"]
+# The models whose ORM reads may be served by the replica: figures a marketer can read a
+# few seconds old. Never the ledger, members or anything read to decide a write.
+DATABASE_REPLICA_MODELS = ["analytics.MemberFigures", "analytics.Rollup", "analytics.ChurnModel"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

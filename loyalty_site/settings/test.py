@@ -18,6 +18,10 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}  # noqa: F405
+if "replica" in DATABASES:  # noqa: F405
+    # Tests run with DATABASE_REPLICA_URL set read the test database through the replica
+    # alias (there is no replication between test databases to feed another one).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # noqa: F405
 # Tests never run collectstatic: look files up per request instead of warning at every
 # middleware start that STATIC_ROOT does not exist.
 WHITENOISE_AUTOREFRESH = True

@@ -7,10 +7,13 @@ import io
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from analytics import metrics
-from tests.analytics.conftest import AS_OF, FEB, JAN, MAR, login, rollup
+from analytics.charts import PANELS
+from tests.analytics.conftest import AS_OF, FEB, JAN, MAR, login, rollup, rollups_for_every_panel
 from tiers.models import TierLevel
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +153,8 @@ def test_rfm_grid_sums_m_into_each_square_and_shows_revenue_share(marketer):
     rollup(metrics.RFM_REVENUE, AS_OF, "2500.00", dim="1-1-1")
     html = _panel(marketer, "rfm")
     assert '<th scope="row">5-5-5</th>' in html and ">70.0</td>" in html
+    assert "重要价值 · Champions</td>" in _row(html, "5-5-5")
+    assert "一般挽留 · Hibernating</td>" in _row(html, "1-1-1")
     assert ">7000.00</td>" in html
     # The square R5 × F5 holds both M cells: 15 members, 75 % of revenue.
     assert "15\\n75.0%" in html
@@ -222,11 +227,13 @@ def test_bad_filters_are_a_clear_400(marketer, query):
 def test_csv_has_bom_header_numbers_bare_and_text_guarded(marketer):
     rollup(metrics.POINTS_ISSUED, JAN, 9000)
     rollup(metrics.POINTS_REDEEMED, JAN, 4000)
+    rollup(metrics.POINTS_OTHER, JAN, -150)
     body, rows = _csv(marketer, "points", "start=2026-01&end=2026-01")
     assert body.startswith(b"\xef\xbb\xbf")
-    assert rows[0] == ["Month", "Issued", "Redeemed", "Expired"]
-    assert rows[1] == ["2026-01", "9000", "4000", "0"]
-    assert b"\r\n2026-01,9000,4000,0\r\n" in body  # numbers unquoted
+    assert rows[0] == ["Month", "Issued", "Redeemed", "Expired", "Other (reversals, adjustments)"]
+    assert rows[1] == ["2026-01", "9000", "4000", "0", "-150"]
+    # Numbers unquoted, and a negative one is a number, not a formula to defuse.
+    assert b"\r\n2026-01,9000,4000,0,-150\r\n" in body
 
     # A tier code a spreadsheet would run as a formula comes out as text.
     rollup(metrics.TIER_MEMBERS, AS_OF, 3, dim="=HYPERLINK(1)")
@@ -239,3 +246,16 @@ def test_csv_as_the_reader_filtered(marketer, figures):
     a, _b = figures
     _body, rows = _csv(marketer, "members", f"start=2026-03&end=2026-03&store={a.pk}")
     assert rows[1] == ["2026-03", "4100", "100", "1234"]
+
+
+@pytest.mark.parametrize("name", list(PANELS))
+def test_a_panel_takes_the_same_queries_however_many_months(
+    marketer, name, django_assert_num_queries
+):
+    query = "start=2025-01&end=2026-03"
+    # The panel reads whole metrics at once, never a query per month, cell or cohort.
+    with CaptureQueriesContext(connection) as few:
+        _panel(marketer, name, query)
+    rollups_for_every_panel()
+    with django_assert_num_queries(len(few.captured_queries)):
+        _panel(marketer, name, query)

@@ -27,7 +27,7 @@ def test_the_panel_shows_rfm_stage_and_churn_risk(client, store):
         r_score=5,
         f_score=4,
         m_score=3,
-        rfm_cell="5-4-3",
+        rfm_cell="champions",
         churn_probability=0.734,
         churn_band="high",
         last_purchase_at=datetime.datetime(2026, 3, 21, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
@@ -37,7 +37,7 @@ def test_the_panel_shows_rfm_stage_and_churn_risk(client, store):
     )
     html = client.get(f"/staff/members/{member.member_no}/").content.decode()
     panel = html[html.index('class="card member-figures"') :].split("</section>")[0]
-    assert "R 5 · F 4 · M 3" in panel
+    assert "重要价值 · Champions" in panel and "R 5 · F 4 · M 3" in panel
     assert "73%" in panel
     assert "2026-03-21" in panel  # the business date in Shanghai, not UTC's 03-20 16:30
     assert ">12</dd>" in panel and "¥3456.70" in panel

@@ -101,6 +101,7 @@ def url_for(name: str, args, victim: Member) -> str:
         "redemption_id": 1,  # voiding a redemption: managers only, whoever's it is
         "run_id": 1,  # a nightly job run: staff with view_jobs only
         "adjustment_id": 1,  # approving an adjustment: administrators only
+        "name": "members",  # an analytics panel: analytics.view_dashboard only
     }
     missing = [arg for arg in args if arg not in values]
     assert not missing, f"{name} takes {missing}: add a value for it to the IDOR walk"
