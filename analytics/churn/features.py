@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from analytics.sql import start_of
 from members.models import Member
@@ -56,33 +56,39 @@ def day_end(*, day: datetime.date) -> datetime.datetime:
     return start_of(day + datetime.timedelta(days=1))
 
 
-def _days(later: str, earlier: str) -> str:
-    """SQL for the (fractional) days from `earlier` to `later`."""
-    if connection.vendor == "postgresql":
-        return f"(EXTRACT(EPOCH FROM ({later}) - ({earlier})) / 86400.0)"
-    return f"(julianday({later}) - julianday({earlier}))"
+class _Reader:
+    """Reads on one database alias, with the few expressions that differ between vendors."""
 
+    def __init__(self, using: str) -> None:
+        self.db = connections[using]
+        self.postgres = self.db.vendor == "postgresql"
 
-def _time(value: datetime.datetime) -> Any:
-    # SQLite keeps times as naive UTC text; comparing with the adapted value compares text
-    # of one format, which orders as the times do.
-    return connection.ops.adapt_datetimefield_value(value)
+    def days(self, later: str, earlier: str) -> str:
+        """SQL for the (fractional) days from `earlier` to `later`."""
+        if self.postgres:
+            return f"(EXTRACT(EPOCH FROM ({later}) - ({earlier})) / 86400.0)"
+        return f"(julianday({later}) - julianday({earlier}))"
 
+    def time(self, value: datetime.datetime) -> Any:
+        # SQLite keeps times as naive UTC text; comparing with the adapted value compares
+        # text of one format, which orders as the times do.
+        return self.db.ops.adapt_datetimefield_value(value)
 
-def _cast_time() -> str:
-    # PostgreSQL must know a parameter is a time before subtracting a column from it.
-    return "CAST(%(cut)s AS timestamptz)" if connection.vendor == "postgresql" else "%(cut)s"
+    def cut_sql(self) -> str:
+        # PostgreSQL must know a parameter is a time before subtracting a column from it.
+        return "CAST(%(cut)s AS timestamptz)" if self.postgres else "%(cut)s"
 
+    def rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with self.db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
-def _fetch(sql: str, params: dict[str, Any], columns: Sequence[str]) -> pd.DataFrame:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=list(columns))
-    for column in columns[1:]:
-        # PostgreSQL answers sums of money as Decimal; the model wants floats.
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame
+    def frame(self, sql: str, params: dict[str, Any], columns: Sequence[str]) -> pd.DataFrame:
+        frame = pd.DataFrame.from_records(self.rows(sql, params), columns=list(columns))
+        for column in columns[1:]:
+            # PostgreSQL answers sums of money as Decimal; the model wants floats.
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        return frame
 
 
 def _sample_clause(column: str, sample: tuple[int, int] | None) -> str:
@@ -91,15 +97,15 @@ def _sample_clause(column: str, sample: tuple[int, int] | None) -> str:
     return f" AND {column} %% {int(sample[0])} = {int(sample[1])}"
 
 
-def eligible_count(*, cutoff: datetime.date) -> int:
+def eligible_count(*, cutoff: datetime.date, using: str = DEFAULT_DB_ALIAS) -> int:
     """Members enrolled on or before the cut-off day and not closed on it."""
-    where, params = _eligible_where(cutoff=cutoff)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {Member._meta.db_table} m WHERE {where}", params)  # noqa: S608
-        return int(cursor.fetchone()[0])
+    read = _Reader(using)
+    where, params = _eligible_where(read=read, cutoff=cutoff)
+    sql = f"SELECT COUNT(*) FROM {Member._meta.db_table} m WHERE {where}"  # noqa: S608
+    return int(read.rows(sql, params)[0][0])
 
 
-def _eligible_where(*, cutoff: datetime.date) -> tuple[str, dict[str, Any]]:
+def _eligible_where(*, read: _Reader, cutoff: datetime.date) -> tuple[str, dict[str, Any]]:
     # A member closed, anonymised or merged has closed_at set at that moment; one whose
     # status says closed without a time (old data) was closed at some unknown time and is
     # left out on every day rather than guessed.
@@ -108,7 +114,7 @@ def _eligible_where(*, cutoff: datetime.date) -> tuple[str, dict[str, Any]]:
         "AND (m.closed_at IS NOT NULL OR m.status IN (%(active)s, %(frozen)s))"
     )
     params = {
-        "cut": _time(day_end(day=cutoff)),
+        "cut": read.time(day_end(day=cutoff)),
         "active": Member.Status.ACTIVE,
         "frozen": Member.Status.FROZEN,
     }
@@ -120,30 +126,32 @@ def churn_features(
     cutoff: datetime.date,
     horizon_days: int | None = None,
     sample: tuple[int, int] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> pd.DataFrame:
     """One row per member enrolled on or before `cutoff` and not closed on it.
 
     Columns: member_id, member_no, the FEATURES, and with `horizon_days` the label
     `churned` (1 = no purchase in the horizon days after the cut-off day). `sample`
     (modulus, remainder) keeps the members whose id has that remainder, for training on
-    a large base.
+    a large base. `using`: the database alias to read (churn training reads the replica).
     """
+    read = _Reader(using)
     cut = day_end(day=cutoff)
-    where, base = _eligible_where(cutoff=cutoff)
+    where, base = _eligible_where(read=read, cutoff=cutoff)
     params = {
         **base,
-        "c30": _time(cut - datetime.timedelta(days=30)),
-        "c90": _time(cut - datetime.timedelta(days=90)),
-        "c180": _time(cut - datetime.timedelta(days=180)),
-        "c365": _time(cut - datetime.timedelta(days=365)),
+        "c30": read.time(cut - datetime.timedelta(days=30)),
+        "c90": read.time(cut - datetime.timedelta(days=90)),
+        "c180": read.time(cut - datetime.timedelta(days=180)),
+        "c365": read.time(cut - datetime.timedelta(days=365)),
     }
-    cut_sql = _cast_time()
+    cut_sql = read.cut_sql()
     members_sql = (
-        f"SELECT m.id, m.member_no, {_days(cut_sql, 'm.enrolled_at')} "  # noqa: S608
+        f"SELECT m.id, m.member_no, {read.days(cut_sql, 'm.enrolled_at')} "  # noqa: S608
         f"FROM {Member._meta.db_table} m WHERE {where}{_sample_clause('m.id', sample)}"
     )
     members = pd.DataFrame.from_records(
-        _rows(members_sql, params), columns=["member_id", "member_no", "tenure_days"]
+        read.rows(members_sql, params), columns=["member_id", "member_no", "tenure_days"]
     )
     members["tenure_days"] = np.floor(pd.to_numeric(members["tenure_days"]).astype(float))
 
@@ -152,8 +160,8 @@ def churn_features(
     between = (
         "CASE WHEN p.occurred_at >= %(c180)s AND p.occurred_at < %(c90)s THEN {value} ELSE 0 END"
     )
-    purchases = _fetch(
-        f"SELECT p.member_id, COUNT(*), {_days(cut_sql, 'MAX(p.occurred_at)')}, "  # noqa: S608
+    purchases = read.frame(
+        f"SELECT p.member_id, COUNT(*), {read.days(cut_sql, 'MAX(p.occurred_at)')}, "  # noqa: S608
         f"SUM({in_window.format(start='c30', value=1)}), "
         f"SUM({in_window.format(start='c90', value=1)}), "
         f"SUM({in_window.format(start='c365', value=1)}), "
@@ -181,7 +189,7 @@ def churn_features(
     )
     r_window = in_window.replace("p.occurred_at", "r.occurred_at")
     r_between = between.replace("p.occurred_at", "r.occurred_at")
-    returns = _fetch(
+    returns = read.frame(
         f"SELECT p.member_id, SUM({r_window.format(start='c90', value='r.amount')}), "  # noqa: S608
         f"SUM({r_window.format(start='c365', value='r.amount')}), "
         f"SUM({r_between.format(value='r.amount')}), SUM(r.amount) "
@@ -194,9 +202,9 @@ def churn_features(
     # The gaps between a member's consecutive purchases: their mean and spread. Ordered by
     # time alone: purchases at the same instant make a gap of 0 in any order, and PostgreSQL
     # can then read them in the order of the (member, time) index instead of sorting.
-    gaps = _fetch(
+    gaps = read.frame(
         f"SELECT member_id, COUNT(*), SUM(gap), SUM(gap * gap) FROM ("  # noqa: S608
-        f"SELECT member_id, {_days('occurred_at', 'previous')} AS gap FROM ("
+        f"SELECT member_id, {read.days('occurred_at', 'previous')} AS gap FROM ("
         "SELECT p.member_id, p.occurred_at, LAG(p.occurred_at) OVER "
         "(PARTITION BY p.member_id ORDER BY p.occurred_at) AS previous "
         f"FROM {purchase} p WHERE p.occurred_at < %(cut)s"
@@ -206,7 +214,7 @@ def churn_features(
         ["member_id", "gap_count", "gap_sum", "gap_square_sum"],
     )
     ledger = LedgerTransaction._meta.db_table
-    points = _fetch(
+    points = read.frame(
         "SELECT t.member_id, SUM(t.member_amount), "  # noqa: S608
         "SUM(CASE WHEN t.kind = %(earn)s THEN t.member_amount ELSE 0 END), "
         "SUM(CASE WHEN t.kind = %(redeem)s THEN -t.member_amount ELSE 0 END) "
@@ -217,7 +225,7 @@ def churn_features(
     )
     # A merge moves the merged member's points to the member named in source_ref; the
     # transaction belongs to the giving member, so the receiving side is added here.
-    received = _fetch(
+    received = read.frame(
         "SELECT t.source_ref, SUM(-t.member_amount) "  # noqa: S608
         f"FROM {ledger} t WHERE t.occurred_at < %(cut)s AND t.kind = %(transfer)s "
         "AND t.source = %(merge)s GROUP BY t.source_ref",
@@ -230,7 +238,7 @@ def churn_features(
     )
     received["member_id"] = pd.to_numeric(received["member_id"], errors="coerce")
     received = received.dropna(subset=["member_id"]).astype({"member_id": "int64"})
-    tiers = _fetch(
+    tiers = read.frame(
         "SELECT member_id, level_rank FROM ("  # noqa: S608
         "SELECT h.member_id, l.rank AS level_rank, ROW_NUMBER() OVER "
         "(PARTITION BY h.member_id ORDER BY h.at DESC, h.id DESC) AS newest "
@@ -247,14 +255,10 @@ def churn_features(
         frame = frame.merge(part, on="member_id", how="left")
     frame = _derive(frame)
     if horizon_days is not None:
-        frame["churned"] = _labels(frame=frame, cut=cut, horizon_days=horizon_days, sample=sample)
+        frame["churned"] = _labels(
+            read=read, frame=frame, cut=cut, horizon_days=horizon_days, sample=sample
+        )
     return frame.sort_values("member_id", kind="stable").reset_index(drop=True)
-
-
-def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 def _derive(frame: pd.DataFrame) -> pd.DataFrame:
@@ -311,17 +315,18 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _labels(
     *,
+    read: _Reader,
     frame: pd.DataFrame,
     cut: datetime.datetime,
     horizon_days: int,
     sample: tuple[int, int] | None,
 ) -> pd.Series:
     """1 where the member made no purchase in [cut, cut + horizon), else 0."""
-    bought = _rows(
+    bought = read.rows(
         f"SELECT DISTINCT p.member_id FROM {Purchase._meta.db_table} p "  # noqa: S608
         "WHERE p.occurred_at >= %(cut)s AND p.occurred_at < %(end)s"
         f"{_sample_clause('p.member_id', sample)}",
-        {"cut": _time(cut), "end": _time(cut + datetime.timedelta(days=horizon_days))},
+        {"cut": read.time(cut), "end": read.time(cut + datetime.timedelta(days=horizon_days))},
     )
     buyers = {member_id for (member_id,) in bought}
     return (~frame["member_id"].isin(buyers)).astype(int)

@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -27,8 +28,12 @@ METRICS: tuple[tuple[str, Promise], ...] = (
 
 
 def churn_model_for(*, as_of: datetime.date) -> ChurnModel | None:
-    """The newest model trained on or before `as_of`: the one that scores as of that day."""
-    return ChurnModel.objects.filter(as_of__lte=as_of).order_by("-as_of", "-id").first()
+    """The newest model trained on or before `as_of`: the one that scores as of that day.
+
+    Read on the primary, replica or not: scoring decides by it whether to train first, and
+    a replica may not have the model that training committed a moment ago."""
+    models = ChurnModel.objects.using(DEFAULT_DB_ALIAS)
+    return models.filter(as_of__lte=as_of).order_by("-as_of", "-id").first()
 
 
 def churn_model_latest() -> ChurnModel | None:

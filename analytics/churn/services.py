@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from analytics.models import ChurnModel, MemberFigures, RiskBand
 from core.bulk import rows_update, use_copy
+from core.db import analytics_read_alias
 from core.jobs import on_connections
 from members.models import Member
 from tiers.selectors import add_months
@@ -106,6 +107,9 @@ def churn_train(*, as_of: datetime.date) -> ChurnModel:
     )
     _evaluate(
         evidence=evidence,
+        # Training reads years of purchases and the ledger, weeks in the past: a replica's
+        # few seconds of lag change nothing, and the scans leave the primary to the tills.
+        using=analytics_read_alias(),
         holdout_cutoff=holdout_cutoff,
         training_cutoffs=training_cutoffs,
         horizon=horizon,
@@ -147,16 +151,18 @@ def _class_counts(churned: np.ndarray) -> tuple[int, int]:
 def _evaluate(
     *,
     evidence: _Evidence,
+    using: str,
     holdout_cutoff: datetime.date,
     training_cutoffs: list[datetime.date],
     horizon: int,
 ) -> None:
     card = evidence.card
-    eligible = eligible_count(cutoff=holdout_cutoff)
+    eligible = eligible_count(cutoff=holdout_cutoff, using=using)
     holdout = churn_features(
         cutoff=holdout_cutoff,
         horizon_days=horizon,
         sample=sample_for(eligible=eligible, size=SAMPLE_PER_CUTOFF, index=0),
+        using=using,
     )
     calibrating = modelling.calibration_half(member_ids=holdout["member_id"])
     calibration, measured = holdout[calibrating], holdout[~calibrating]
@@ -209,7 +215,7 @@ def _evaluate(
 
     reads = []
     for index, cutoff in enumerate(training_cutoffs, start=1):
-        count = eligible_count(cutoff=cutoff)
+        count = eligible_count(cutoff=cutoff, using=using)
         if not count:
             break  # nobody was enrolled yet: older cut-offs have no one either
         reads.append((cutoff, sample_for(eligible=count, size=SAMPLE_PER_CUTOFF, index=index)))
@@ -219,7 +225,9 @@ def _evaluate(
         item: tuple[datetime.date, tuple[int, int] | None],
     ) -> tuple[datetime.date, pd.DataFrame]:
         cutoff, sample = item
-        return cutoff, churn_features(cutoff=cutoff, horizon_days=horizon, sample=sample)
+        return cutoff, churn_features(
+            cutoff=cutoff, horizon_days=horizon, sample=sample, using=using
+        )
 
     # The cut-offs are read side by side on PostgreSQL (each scans the purchases and the
     # ledger once) and put back in the order of the cut-offs, whichever finishes first.

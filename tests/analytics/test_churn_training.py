@@ -6,8 +6,10 @@ import datetime
 
 import pytest
 
-from analytics.churn.services import churn_train
+from analytics.churn.services import churn_score, churn_train
 from analytics.models import ChurnModel
+from core.db import REPLICA
+from tests.core.test_db_router import queries_on, replica, touching  # noqa: F401 (fixture)
 
 from .churn_history import history_build
 
@@ -121,3 +123,32 @@ def test_reading_the_cut_offs_on_two_connections_trains_the_same_model(monkeypat
     assert side_by_side["training_cutoffs"] == one_by_one["training_cutoffs"]
     assert side_by_side["counts"] == one_by_one["counts"]
     assert side_by_side["metrics"] == one_by_one["metrics"]
+
+
+@pytest.mark.usefixtures("replica")
+@pytest.mark.django_db(transaction=True, databases=["default", REPLICA])
+class TestWithAReplica:
+    def test_training_reads_the_history_on_the_replica_and_writes_the_model_on_the_primary(
+        self,
+    ):
+        history_build(members=300)
+        with queries_on("default", REPLICA) as ran:
+            churn_train(as_of=AS_OF)
+
+        for table in ("points_purchase", "points_return", "points_ledgertransaction"):
+            assert touching(ran[REPLICA], table)
+            assert not touching(ran["default"], table)
+        written = [sql.split()[0] for sql in touching(ran["default"], "analytics_churnmodel")]
+        assert "insert" in written
+        assert not touching(ran[REPLICA], "analytics_churnmodel")
+
+    def test_scoring_finds_the_model_and_reads_the_history_on_the_primary(self):
+        history_build(members=300)
+        churn_train(as_of=AS_OF)
+        with queries_on("default", REPLICA) as ran:
+            result = churn_score(as_of=AS_OF)
+
+        assert not result.trained  # the model just trained was found, replica or not
+        assert touching(ran["default"], "analytics_churnmodel")
+        assert touching(ran["default"], "points_purchase")
+        assert ran[REPLICA] == []
