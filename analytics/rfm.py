@@ -2,7 +2,8 @@
 
 Scores are 1–5 by quintile (analytics.figures computes them); R is reversed, so a recent
 buyer scores 5. Each score is "high" (4 or 5) or "low" (1 to 3), which gives the eight
-cells of the usual Chinese RFM model (重要价值 … 一般挽留).
+cells of the usual Chinese RFM model; their zh-hans names are the model's own (重要价值 for
+Champions … 一般挽留 for Hibernating, in locale/).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ HIGH = (4, 5)
 LOW = (1, 3)
 
 RFM_CELLS: tuple[RfmCell, ...] = (
-    RfmCell("champions", _("重要价值 · Champions"), HIGH, HIGH, HIGH),
-    RfmCell("at_risk", _("重要挽留 · At risk"), LOW, HIGH, HIGH),
-    RfmCell("big_spenders", _("重要发展 · Big spenders"), HIGH, LOW, HIGH),
-    RfmCell("cant_lose", _("重要保持 · Can't lose them"), LOW, LOW, HIGH),
-    RfmCell("loyal", _("一般价值 · Loyal"), HIGH, HIGH, LOW),
-    RfmCell("promising", _("一般发展 · Promising"), HIGH, LOW, LOW),
-    RfmCell("needs_attention", _("一般保持 · Needs attention"), LOW, HIGH, LOW),
-    RfmCell("hibernating", _("一般挽留 · Hibernating"), LOW, LOW, LOW),
+    RfmCell("champions", _("Champions"), HIGH, HIGH, HIGH),
+    RfmCell("at_risk", _("At risk"), LOW, HIGH, HIGH),
+    RfmCell("big_spenders", _("Big spenders"), HIGH, LOW, HIGH),
+    RfmCell("cant_lose", _("Can't lose them"), LOW, LOW, HIGH),
+    RfmCell("loyal", _("Loyal"), HIGH, HIGH, LOW),
+    RfmCell("promising", _("Promising"), HIGH, LOW, LOW),
+    RfmCell("needs_attention", _("Needs attention"), LOW, HIGH, LOW),
+    RfmCell("hibernating", _("Hibernating"), LOW, LOW, LOW),
 )
 # Every combination of scores matches exactly one row above; the test proves it, so a
 # cell is never left unnamed.

@@ -16,9 +16,5 @@ staff_patterns = [
     ),
     path("analytics/members/", staff_views.at_risk_view, name="analytics-at-risk"),
     path("analytics/members/csv/", staff_views.at_risk_csv_view, name="analytics-at-risk-csv"),
-]
-
-# The churn model card; the lead joins it to the staff namespace beside staff_patterns.
-churn_staff_patterns = [
     path("analytics/model/", churn_views.churn_model_view, name="analytics-model"),
 ]

@@ -224,6 +224,7 @@ def staff_pages(world: World) -> dict[str, str]:
         # A panel's own page (the dashboard's link without JavaScript).
         "staff:analytics-panel": "/staff/analytics/panel/members/",
         "staff:analytics-at-risk": "/staff/analytics/members/?kind=high-risk",
+        "staff:analytics-model": "/staff/analytics/model/",
     }
 
 

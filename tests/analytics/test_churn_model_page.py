@@ -13,7 +13,7 @@ from analytics.churn.services import churn_train
 
 from .churn_history import history_build
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.analytics.churn_urls")]
+pytestmark = [pytest.mark.django_db]
 
 URL = "/staff/analytics/model/"
 

@@ -16,7 +16,6 @@ from tests.conftest import make_role_user
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.urls("tests.analytics.churn_urls"),
 ]
 
 
