@@ -197,6 +197,7 @@ def member_enroll(
     user: User | None = None,
     api_token: ApiToken | None = None,
     welcome_sms: bool = False,
+    enrolled_at: datetime.datetime | None = None,
 ) -> Member:
     """Enrol a shopper, the one way in for the till, the API and online sign-up.
 
@@ -204,6 +205,7 @@ def member_enroll(
     phone and no login yet is linked to the user rather than duplicated. Otherwise a phone
     or e-mail that is already a member raises `MemberAlreadyExists` and nothing is written.
     `welcome_sms` (enrolment at a till) texts the new member how to log in, once committed.
+    `enrolled_at` dates a shopper who joined before (demo data with a history); now if None.
     """
     if actor is not None and store is not None and not staff_store_allowed(user=actor, store=store):
         raise StoreNotYours(
@@ -246,6 +248,7 @@ def member_enroll(
             enrolled_by=actor if actor is not None and actor.is_authenticated else None,
             referrer=referrer,
             user=user,
+            enrolled_at=enrolled_at or timezone.now(),
         )
         events = _consent_events(member=member, consents=consents, source=source, actor=actor)
         _save_with_fresh_numbers(member)

@@ -325,7 +325,7 @@ ANALYTICS_EXPECTED_BREAKAGE = env.float("ANALYTICS_EXPECTED_BREAKAGE", default=N
 CHURN_HORIZON_DAYS = env.int("CHURN_HORIZON_DAYS", default=90)
 CHURN_BAND_HIGH = env.float("CHURN_BAND_HIGH", default=0.7)
 CHURN_BAND_MEDIUM = env.float("CHURN_BAND_MEDIUM", default=0.4)
-# The churn model is trained again when the newest is older than this many days.
+# The churn model is trained again when the newest is this many days old or more (7: weekly).
 CHURN_RETRAIN_DAYS = env.int("CHURN_RETRAIN_DAYS", default=7)
 # Early warning on the dashboard: the share of scored members at high risk, and the monthly
 # churn rate (members who passed SILENT days without a purchase in the month ÷ members

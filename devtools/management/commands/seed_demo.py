@@ -364,6 +364,12 @@ class Command(BaseCommand):
             store = stores[shopper.store_code]
             member_enroll(
                 phone=shopper.phone,
+                # Before the history of purchases below, spread over four months (a
+                # generator of its own, so the shoppers stay the same as before).
+                enrolled_at=timezone.now()
+                - datetime.timedelta(
+                    days=HISTORY_DAYS + random.Random(shopper.phone).randrange(120)  # noqa: S311
+                ),
                 name=shopper.name,
                 channel=Member.Channel.STORE,
                 store=store,
