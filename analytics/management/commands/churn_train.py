@@ -6,6 +6,7 @@ import datetime
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from analytics.churn.services import ChurnError, churn_train
 
@@ -14,9 +15,13 @@ def as_of_parse(value: str | None) -> datetime.date:
     if not value:
         raise CommandError("--as-of YYYY-MM-DD is required")
     try:
-        return datetime.date.fromisoformat(value)
+        day = datetime.date.fromisoformat(value)
     except ValueError as error:
         raise CommandError(f"--as-of must be YYYY-MM-DD, not {value!r}") from error
+    today = timezone.localdate()
+    if day > today:
+        raise CommandError(f"--as-of {day.isoformat()} is in the future (today is {today})")
+    return day
 
 
 class Command(BaseCommand):
