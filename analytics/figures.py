@@ -26,15 +26,22 @@ from django.db import connection
 from django.utils import timezone
 
 from members.models import Member
-from tiers.selectors import tier_levels
+from tiers.selectors import start_of, tier_levels
 
 from .rfm import rfm_cell_case_sql
-from .sql import adapted, day_diff_sql, day_sql, start_of
+from .sql import adapted, day_diff_sql, day_sql
 
 # Members who have figures: enrolled, not closed, merged or anonymised.
 FIGURE_STATUSES = (Member.Status.ACTIVE, Member.Status.FROZEN)
 
 _WINDOWS = (30, 90, 365)
+
+
+def figures_day(business_date: datetime.date) -> datetime.date:
+    """The day the nightly figures are as of: the day before the run's business date, the
+    last complete one (the 02:00 and 03:00 jobs would otherwise count a day three hours
+    old, and a churn label window not yet closed)."""
+    return business_date - datetime.timedelta(days=1)
 
 
 def window_start(*, as_of: datetime.date, days: int) -> datetime.datetime:
@@ -114,7 +121,7 @@ WITH p AS (
     GROUP BY a.member_id
 ), base AS (
     SELECT m.id AS member_id, m.enrolled_at,
-           COALESCE(m.home_store_id, m.enrolment_store_id, 0) AS store_key,
+           COALESCE(m.home_store_id, m.enrolment_store_id, -1) AS store_key,
            COALESCE(mt.level_id, %(base_tier)s) AS tier_key,
            p.first_at, p.last_at, COALESCE(p.n, 0) AS n,
            COALESCE(p.n30, 0) AS n30, COALESCE(p.n90, 0) AS n90, COALESCE(p.n365, 0) AS n365,

@@ -22,7 +22,13 @@ DEFAULT_MONTHS = 12
 
 def _month(value: str) -> datetime.date:
     match = MONTH.match(value.strip())
-    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
+    # Up to 2999: the panels step month by month past the end, which date() cannot do
+    # near year 9999.
+    if (
+        match is None
+        or not 1 <= int(match.group(2)) <= 12
+        or not 1900 <= int(match.group(1)) <= 2999
+    ):
         raise forms.ValidationError(_("Enter a month as YYYY-MM, e.g. 2026-03."), code="month")
     return datetime.date(int(match.group(1)), int(match.group(2)), 1)
 

@@ -8,7 +8,8 @@ Which store and tier a row belongs to:
 - purchase figures (orders, revenue, buyers): the store of the purchase; the tier is the
   member's tier when the job ran (members move between tiers; the dashboard says so);
 - member figures (members, stages, RFM, churn, cohorts, points): the member's store (home
-  store, else enrolment store) and current tier, as on `MemberFigures`.
+  store, else enrolment store; -1 for none) and current tier, as on `MemberFigures`;
+  members closed since have tier -1. Both -1s count in "all" only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ REPEAT_BUYERS = "repeat_buyers"
 
 # Tiers. tier_members (period = as-of day, dim = tier code): members per current tier.
 # tier_up / tier_down (period = month, tier_key = the tier moved to): changes in tier history
-# by direction (a renewal is neither).
+# by direction (a renewal is neither; a tier set by an import is not a migration).
 TIER_MEMBERS = "tier_members"
 TIER_UP = "tier_up"
 TIER_DOWN = "tier_down"
@@ -40,10 +41,13 @@ TIER_DOWN = "tier_down"
 POINTS_ISSUED = "points_issued"
 POINTS_REDEEMED = "points_redeemed"
 POINTS_EXPIRED = "points_expired"
-# Everything else, signed (reversals for returns, voided redemptions, negative adjustments):
-# issued − redeemed − expired + other over all months = outstanding.
+# Everything else, signed (reversals for returns, voided redemptions, negative adjustments).
+# A member merge moves points between members and is in none of the four. So, over every
+# member and month up to the day: issued − redeemed − expired + other = what the members
+# held at the day's end.
 POINTS_OTHER = "points_other"
-# Outstanding points (period = as-of day): Σ available + pending, the ledger's figure.
+# Outstanding points (period = as-of day): Σ available + pending, the ledger's figure when the
+# job ran (account balances; a back-fill for an earlier day still reads today's).
 POINTS_OUTSTANDING = "points_outstanding"
 # Breakage by issue month (period = the month the lots were earned; dim "" = totals):
 # lot_issued, lot_redeemed, lot_expired, lot_open (remaining), and lot_redeemed_by_age with

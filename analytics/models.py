@@ -45,7 +45,8 @@ class MemberFigures(models.Model):
     )
     # The business day (Asia/Shanghai) the windows below end on.
     as_of = models.DateField(_("as of"))
-    # The member's store for the dashboards: home store, else the enrolment store.
+    # The member's store for the dashboards: home store, else the enrolment store; -1 for a
+    # member of no store (online sign-up), who counts in "all stores" only.
     store_key = models.IntegerField(_("store"), default=0)
     tier_key = models.IntegerField(_("tier"), default=0)
     first_purchase_at = models.DateTimeField(_("first purchase"), null=True, blank=True)

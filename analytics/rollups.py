@@ -22,7 +22,8 @@ from django.db import connection, transaction
 from core.bulk import copy_value, copy_write, use_copy
 from core.jobs import on_connections
 from points.models import LedgerTransaction
-from tiers.selectors import tier_levels
+from tiers.models import TierHistory
+from tiers.selectors import start_of, tier_levels
 
 from . import metrics as m
 from .models import Rollup
@@ -34,7 +35,6 @@ from .sql import (
     month_bucket_sql,
     month_no,
     month_of_no,
-    start_of,
 )
 
 Key = tuple[str, datetime.date, int, int, str]
@@ -92,9 +92,10 @@ class _Figures:
         if not value:
             return
         value = Decimal(value)
-        stores = (store, 0) if stores_add_up else (store,)
+        # 0 is "all": a key that is 0 itself (no tier levels at all) is added there once.
+        stores = (store, 0) if stores_add_up and store != 0 else (store,)
         for s in stores:
-            for t in (tier, 0):
+            for t in (tier, 0) if tier != 0 else (0,):
                 self.values[(metric, period, s, t, dim)] += value
 
     def rows(self) -> Iterable[tuple[str, datetime.date, int, int, str, Decimal]]:
@@ -115,7 +116,7 @@ def keys_of(member_id: str) -> str:
     )
 
 
-STORE_OF = "COALESCE(f.store_key, m.home_store_id, m.enrolment_store_id, 0)"
+STORE_OF = "COALESCE(f.store_key, m.home_store_id, m.enrolment_store_id, -1)"
 TIER_OF = "COALESCE(f.tier_key, -1)"
 
 
@@ -141,13 +142,12 @@ def _members(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date)
         params,
     )
     last = month_no(as_of)
-    first = min((row[0] for row in rows), default=last)
     for enrolled, closed, store, tier, count in rows:
         figures.add(m.MEMBERS_NEW, month_of_no(enrolled), store, tier, count)
         figures.add(m.COHORT_SIZE, month_of_no(enrolled), store, tier, count)
         # Counted at the end of every month from enrolment until the month it closed.
         until = last if closed is None else min(last, closed - 1)
-        for month in range(max(enrolled, first), until + 1):
+        for month in range(enrolled, until + 1):
             figures.add(m.MEMBERS_TOTAL, month_of_no(month), store, tier, count)
 
 
@@ -237,10 +237,10 @@ def _tiers(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) -
         JOIN tiers_tierlevel tl ON tl.id = h.to_level_id
         LEFT JOIN tiers_tierlevel fl ON fl.id = h.from_level_id
         {keys_of("h.member_id")}
-        WHERE h.at < %(end)s
+        WHERE h.at < %(end)s AND h.reason <> %(imported)s
         GROUP BY 1, 2, 3
         """,  # noqa: S608
-        params,
+        {**params, "imported": TierHistory.Reason.IMPORT},
     ):
         figures.add(m.TIER_UP, month_of_no(mo), store, tier, up)
         figures.add(m.TIER_DOWN, month_of_no(mo), store, tier, down)
@@ -260,7 +260,11 @@ def _points(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) 
         params,
     ):
         period = month_of_no(mo)
-        if kind_ in (kind.EARN, kind.ADJUST, kind.TRANSFER) and positive:
+        if kind_ == kind.TRANSFER:
+            # A member merge moves points between members, booked on the giving member
+            # only: left out, so the flows still add up to the outstanding in all.
+            continue
+        if kind_ in (kind.EARN, kind.ADJUST) and positive:
             figures.add(m.POINTS_ISSUED, period, store, tier, amount)
         elif kind_ == kind.REDEEM:
             figures.add(m.POINTS_REDEEMED, period, store, tier, -amount)
@@ -289,6 +293,7 @@ def _lots(figures: _Figures, params: dict[str, Any], *, as_of: datetime.date) ->
                SUM(lot.points), SUM(lot.remaining)
         FROM points_lot lot JOIN points_account a ON a.id = lot.account_id
         {keys_of("a.member_id")}
+        WHERE lot.earned_at < %(end)s
         GROUP BY 1, 2, 3
         """,  # noqa: S608
         params,
@@ -307,7 +312,7 @@ def _lot_movements(figures: _Figures, params: dict[str, Any], *, as_of: datetime
         JOIN points_ledgertransaction t ON t.id = mv.transaction_id
         JOIN points_account a ON a.id = lot.account_id
         {keys_of("a.member_id")}
-        WHERE t.kind IN (%(expire)s, %(redeem)s)
+        WHERE t.kind IN (%(expire)s, %(redeem)s) AND t.occurred_at < %(end)s
         GROUP BY 1, 2, 3, 4, 5
         """,  # noqa: S608
         {**params, "expire": kind.EXPIRE, "redeem": kind.REDEEM},
@@ -345,8 +350,10 @@ def _churn_events(figures: _Figures, params: dict[str, Any], *, as_of: datetime.
     A member is "alive" on day t when their last purchase before t is at most SILENT days
     earlier. From each member's purchase days (one window pass): a purchase after a gap of
     more than SILENT days (or the first) starts an alive span; one followed by no purchase
-    within SILENT days ends it, and the member churns on day d + SILENT + 1. So on a
-    month's first day t, alive(t) = spans started before t − spans churned on or before t.
+    within SILENT days ends it, and the member churns on day d + SILENT + 1. A month's base
+    is who was alive at its start (at the end of the day before its first day t): spans
+    started before t − spans churned before t; a churn on day t or later in the month counts
+    for the month.
     """
     silent = settings.ANALYTICS_SILENT_DAYS
     day = day_sql("p.occurred_at")
@@ -386,7 +393,7 @@ def _churn_events(figures: _Figures, params: dict[str, Any], *, as_of: datetime.
             if d < t:
                 alive[(store, tier)] += count
         for (c, store, tier), count in churns.items():
-            if c <= t:
+            if c < t:
                 alive[(store, tier)] -= count
             elif month_no(c) == mo and c <= as_of:
                 figures.add(m.CHURNED, t, store, tier, count)

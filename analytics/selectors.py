@@ -243,7 +243,8 @@ class EarlyWarning:
 
 
 def early_warning(*, store_key: int, tier_key: int) -> EarlyWarning:
-    """The high-risk share of the latest scores and the latest month's churn rate."""
+    """The high-risk share of the latest scores and the churn rate of the latest complete
+    month."""
     as_of, bands = rollup_snapshot(
         metric=metrics.CHURN_BAND_MEMBERS, store_key=store_key, tier_key=tier_key
     )
@@ -252,6 +253,11 @@ def early_warning(*, store_key: int, tier_key: int) -> EarlyWarning:
         store_key=store_key,
         tier_key=tier_key,
     ).filter(dim="")
+    # The latest complete month: a month the figures end inside has churn still to come.
+    figures_as_of = analytics_as_of()
+    if figures_as_of is not None:
+        complete = add_months(month_of(figures_as_of + datetime.timedelta(days=1)), -1)
+        monthly = monthly.filter(period__lte=complete)
     churn_month = monthly.aggregate(month=Max("period"))["month"]
     churn = dict(monthly.filter(period=churn_month).values_list("metric", "value"))
     return EarlyWarning(

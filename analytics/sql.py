@@ -14,20 +14,9 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connections
 
+from tiers.selectors import start_of
+
 BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
-
-
-def start_of(day: datetime.date) -> datetime.datetime:
-    """Midnight at the start of a business day, as an aware time."""
-    return datetime.datetime.combine(day, datetime.time(), tzinfo=BUSINESS_TZ)
-
-
-def business_day(at: datetime.datetime) -> datetime.date:
-    return at.astimezone(BUSINESS_TZ).date()
-
-
-def month_start(day: datetime.date) -> datetime.date:
-    return day.replace(day=1)
 
 
 def month_no(day: datetime.date) -> int:

@@ -58,7 +58,8 @@ def _filters(request: HttpRequest) -> tuple[DashboardFilterForm, Scope | None]:
         request.GET or None, user=user, today=analytics_as_of() or timezone.localdate()
     )
     raw_store = request.GET.get("store", "")
-    if raw_store.strip().isdigit():
+    # isascii: "²" is a digit to str.isdigit() but not to int().
+    if raw_store.strip().isascii() and raw_store.strip().isdigit():
         offered = {pk for pk, _label in form.fields["store"].choices}
         if int(raw_store) not in offered:
             raise PermissionDenied(_("You can see the figures of your own stores only."))

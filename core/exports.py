@@ -1,9 +1,12 @@
-"""CSV downloads: the one writer every export uses.
+"""CSV downloads: the writer of the analytics exports, and the cell rule the audit log uses.
 
 UTF-8 with a byte-order mark, so Excel opens 中文 correctly; dates in ISO form; numbers
 stay numbers (written bare, so a spreadsheet sums them); a text cell that a spreadsheet
 would run as a formula (= + - @ tab CR first) gets a leading ' (CSV injection). Streamed,
 so a long list never sits whole in memory.
+
+The members export and the import error report still stream with their own writers: moving
+them here is left for a later change.
 """
 
 from __future__ import annotations

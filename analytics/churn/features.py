@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from analytics.sql import start_of
 from members.models import Member
 from points.models import LedgerTransaction, Purchase, Return
 from tiers.models import TierHistory, TierLevel
+from tiers.selectors import start_of
 
 # The columns the classifier reads, in this order (the model card names them too).
 FEATURES = (

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from analytics import metrics
+from analytics.figures import figures_day
 from analytics.rollups import member_snapshot_rollup_write
 
 from .selectors import churn_model_for
@@ -28,11 +29,12 @@ def churn_scoring_job(business_date: datetime.date) -> tuple[int, dict[str, Any]
     """Score every member as of the business day, retraining first when the newest model
     is CHURN_RETRAIN_DAYS old or more (weekly by default); then the churn roll-ups.
 
-    As of the same business day as the analytics job's figures (MemberFigures.as_of).
+    As of the same day as the analytics job's figures (MemberFigures.as_of): the day before
+    the business date, the last complete one.
     Idempotent: a second run for the day finds the model it trained and writes the same
     scores.
     """
-    as_of = business_date
+    as_of = figures_day(business_date)
     newest = churn_model_for(as_of=as_of)
     retrained = newest is None or (as_of - newest.as_of).days >= settings.CHURN_RETRAIN_DAYS
     started = time.monotonic()

@@ -39,7 +39,8 @@ def test_the_churn_job_runs_after_the_analytics_job():
 
 def test_the_night_scores_every_member_and_counts_them_by_band_and_decile():
     history_build()
-    run = _night("2026-06-30")
+    # The night of 1 July scores as of 30 June, the last complete day.
+    run = _night("2026-07-01")
 
     assert run.status == JobRun.Status.SUCCEEDED, run.error
     assert run.rows == 500
@@ -73,10 +74,11 @@ def test_the_night_scores_every_member_and_counts_them_by_band_and_decile():
 
 def test_the_model_is_trained_again_only_once_it_is_a_week_old():
     history_build()
-    _night("2026-06-23")
-    again = _night("2026-06-23")
-    six_days = _night("2026-06-29")
-    a_week = _night("2026-06-30")
+    # Each night scores as of the day before it.
+    _night("2026-06-24")
+    again = _night("2026-06-24")
+    six_days = _night("2026-06-30")
+    a_week = _night("2026-07-01")
 
     assert again.details["retrained"] is False
     assert six_days.details["retrained"] is False

@@ -175,7 +175,10 @@ def test_points_issued_redeemed_expired_and_other_reconcile_with_balances(histor
 
 def test_lots_break_down_into_redeemed_expired_and_open_by_issue_month(history):
     issued, open_ = rows(m.LOT_ISSUED), rows(m.LOT_OPEN)
-    lots = Lot.objects.filter(account__member__isnull=False)
+    lots = Lot.objects.filter(
+        account__member__isnull=False,
+        earned_at__lt=datetime.datetime(2026, 7, 1, tzinfo=SHANGHAI),
+    )
     expected_issued, expected_open = defaultdict(int), defaultdict(int)
     for lot in lots:
         expected_issued[month(lot.earned_at)] += lot.points
@@ -259,3 +262,25 @@ def test_a_second_run_writes_the_same_rows(history):
         Rollup.objects.values_list("metric", "period", "store_key", "tier_key", "dim", "value")
     )
     assert after == before
+
+
+def test_a_member_of_no_store_counts_once_in_all_stores(shops):
+    online = member(enrolled="2026-01-02", store=None)
+    buy(online, store=shops[0], day="2026-02-01", amount="100", receipt="O1")
+    analytics_rollup(business_date=AS_OF)
+    assert rows(m.MEMBERS_NEW) == {datetime.date(2026, 1, 1): 1}
+    assert rows(m.COHORT_SIZE) == {datetime.date(2026, 1, 1): 1}
+    assert rows(m.POINTS_OUTSTANDING) == {AS_OF: Account.objects.get(member=online).balance}
+    assert rows(m.MEMBERS_NEW, store=-1) == {datetime.date(2026, 1, 1): 1}
+
+
+def test_a_member_who_churns_on_the_first_counts_in_that_month(shops):
+    # Last purchases on 1 and 2 January 2025: churned 181 days later, on 1 and 2 July.
+    for n, day in enumerate(("2025-01-01", "2025-01-02")):
+        who = member(enrolled="2024-12-01", store=shops[0])
+        buy(who, store=shops[0], day=day, amount="10", receipt=f"F{n}")
+    analytics_rollup(business_date=AS_OF)
+    july = datetime.date(2025, 7, 1)
+    assert rows(m.CHURNED) == {july: 2}
+    # Both were alive at the end of 30 June, so both are the base of July's churn rate.
+    assert rows(m.NOT_CHURNED_AT_START)[july] == 2

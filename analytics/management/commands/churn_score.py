@@ -31,6 +31,8 @@ class Command(BaseCommand):
         output = Path(options["output"])
         if not output.parent.is_dir():
             raise CommandError(f"--output: no directory {str(output.parent)!r}")
+        if output.is_dir():
+            raise CommandError(f"--output: {str(output)!r} is a directory, not a file")
         try:
             result = churn_score(as_of=as_of)
         except ChurnError as error:
