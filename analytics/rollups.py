@@ -322,14 +322,20 @@ def _lot_movements(figures: _Figures, params: dict[str, Any], *, as_of: datetime
         JOIN points_ledgertransaction t ON t.id = mv.transaction_id
         JOIN points_account a ON a.id = lot.account_id
         {keys_of("a.member_id")}
-        WHERE t.kind IN (%(expire)s, %(redeem)s) AND t.occurred_at < %(end)s
+        WHERE (t.kind IN (%(expire)s, %(redeem)s) OR (t.kind = %(transfer)s AND mv.amount > 0))
+          AND t.occurred_at < %(end)s
         GROUP BY 1, 2, 3, 4, 5
         """,  # noqa: S608
-        {**params, "expire": kind.EXPIRE, "redeem": kind.REDEEM},
+        {**params, "expire": kind.EXPIRE, "redeem": kind.REDEEM, "transfer": kind.TRANSFER},
     ):
         # Movements are negative when they take points from a lot.
         period = month_of_no(mo)
-        if kind_ == kind.EXPIRE:
+        if kind_ == kind.TRANSFER:
+            # A member merge empties the merged member's lots and makes the same lots
+            # again, same earning month, for the member kept (a movement giving each its
+            # points): issued once, not twice.
+            figures.add(m.LOT_ISSUED, period, store, tier, -amount)
+        elif kind_ == kind.EXPIRE:
             figures.add(m.LOT_EXPIRED, period, store, tier, -amount)
         else:
             figures.add(m.LOT_REDEEMED, period, store, tier, -amount)

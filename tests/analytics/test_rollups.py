@@ -284,3 +284,28 @@ def test_a_member_who_churns_on_the_first_counts_in_that_month(shops):
     assert rows(m.CHURNED) == {july: 2}
     # Both were alive at the end of 30 June, so both are the base of July's churn rate.
     assert rows(m.NOT_CHURNED_AT_START)[july] == 2
+
+
+def test_a_member_merge_issues_no_points_twice(shops):
+    from points.services import member_merge
+    from tests.conftest import make_role_user
+
+    kept = member(enrolled="2025-01-01", store=shops[0])
+    duplicate = member(enrolled="2025-01-01", store=shops[0])
+    buy(kept, store=shops[0], day="2026-03-01", amount="100", receipt="K1")
+    buy(duplicate, store=shops[0], day="2026-03-02", amount="50", receipt="D1")
+    member_merge(
+        source=duplicate, target=kept, actor=make_role_user("administrator"), now=at("2026-04-01")
+    )
+    analytics_rollup(business_date=AS_OF)
+    march = datetime.date(2026, 3, 1)
+    earned = sum(
+        lot.points
+        for lot in Lot.objects.filter(account__member__isnull=False, transaction__kind="earn")
+    )
+    assert rows(m.LOT_ISSUED) == {march: earned}
+    assert rows(m.LOT_OPEN) == {march: earned}
+    # The flows leave the merge out and still add up to what the members hold.
+    held = sum(a.balance for a in Account.objects.filter(member__isnull=False))
+    issued = sum(rows(m.POINTS_ISSUED).values()) + sum(rows(m.POINTS_OTHER).values())
+    assert issued == held
