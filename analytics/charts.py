@@ -41,7 +41,6 @@ class Table:
 @dataclass
 class Panel:
     name: str
-    title: str
     option: dict[str, Any]
     table: Table
     # Figures that are one number, not a series (the liability), shown above the chart.
@@ -49,6 +48,10 @@ class Panel:
     # Said under the heading: what the figures mean or what they leave out.
     note: str = ""
     as_of: datetime.date | None = None
+
+    @property
+    def title(self) -> str:
+        return str(PANELS[self.name][0])
 
     @property
     def empty(self) -> bool:
@@ -160,7 +163,6 @@ def _heatmap(
 def _monthly_panel(
     *,
     name: str,
-    title: str,
     scope: Scope,
     names: list[str],
     columns: list[str],
@@ -176,9 +178,7 @@ def _monthly_panel(
         if values:
             rows.append([_month(month), *row(values)])
     option = chart([r[0] for r in rows], rows)
-    return Panel(
-        name=name, title=title, option=option, table=Table([_("Month"), *columns], rows), note=note
-    )
+    return Panel(name=name, option=option, table=Table([_("Month"), *columns], rows), note=note)
 
 
 def _column(rows: list[list[Cell]], index: int) -> list:
@@ -190,7 +190,6 @@ def members_panel(scope: Scope) -> Panel:
     columns = [_("Members"), _("New members"), _("Active members")]
     return _monthly_panel(
         name="members",
-        title=_("Members: total, new and active"),
         scope=scope,
         names=names,
         columns=columns,
@@ -225,7 +224,6 @@ def tier_distribution_panel(scope: Scope) -> Panel:
     )
     return Panel(
         name="tier-distribution",
-        title=_("Members per tier"),
         option=option,
         table=Table([_("Tier"), _("Members"), _("Share (%)")], rows),
         as_of=as_of,
@@ -236,7 +234,6 @@ def tier_migration_panel(scope: Scope) -> Panel:
     columns = [_("Upgrades"), _("Downgrades"), _("Net change")]
     return _monthly_panel(
         name="tier-migration",
-        title=_("Tier changes per month"),
         scope=scope,
         names=[metrics.TIER_UP, metrics.TIER_DOWN],
         columns=columns,
@@ -278,7 +275,6 @@ def revenue_panel(scope: Scope) -> Panel:
 
     return _monthly_panel(
         name="revenue",
-        title=_("Revenue from members"),
         scope=scope,
         names=[metrics.ORDERS, metrics.REVENUE, metrics.RETURNS],
         columns=columns,
@@ -317,7 +313,6 @@ def frequency_panel(scope: Scope) -> Panel:
 
     return _monthly_panel(
         name="frequency",
-        title=_("Purchase frequency and repurchase rate"),
         scope=scope,
         names=[metrics.BUYERS, metrics.REPEAT_BUYERS, metrics.ORDERS],
         columns=columns,
@@ -347,7 +342,6 @@ def points_panel(scope: Scope) -> Panel:
     columns = [_("Issued"), _("Redeemed"), _("Expired"), _("Other (reversals, adjustments)")]
     return _monthly_panel(
         name="points",
-        title=_("Points issued, redeemed and expired"),
         scope=scope,
         names=names,
         columns=columns,
@@ -416,7 +410,6 @@ def liability_panel(scope: Scope) -> Panel:
     )
     return Panel(
         name="liability",
-        title=_("Points liability and breakage by issue month"),
         option=option,
         table=Table(columns, rows),
         facts=facts,
@@ -469,7 +462,6 @@ def redemption_curve_panel(scope: Scope) -> Panel:
     ]
     return Panel(
         name="redemption-curve",
-        title=_("Redeemed share by months since issue"),
         option=option,
         table=Table(headers, rows if ages else []),
         note=_(
@@ -493,7 +485,6 @@ def stages_panel(scope: Scope) -> Panel:
     )
     return Panel(
         name="stages",
-        title=_("Lifecycle stages"),
         option=option,
         table=Table([_("Stage"), _("Members"), _("Share (%)")], rows),
         note=_(
@@ -551,7 +542,6 @@ def rfm_panel(scope: Scope) -> Panel:
     )
     return Panel(
         name="rfm",
-        title=_("RFM grid: members and share of revenue"),
         option=option,
         table=Table(
             [
@@ -622,7 +612,6 @@ def cohorts_panel(scope: Scope) -> Panel:
     ]
     return Panel(
         name="cohorts",
-        title=_("Retention by enrolment month"),
         option=option,
         table=Table(headers, rows),
         note=_("The share of each month's new members with a purchase k months after enrolling."),
@@ -658,7 +647,6 @@ def churn_panel(scope: Scope) -> Panel:
     option["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 45, "fontSize": 9}
     return Panel(
         name="churn",
-        title=_("Churn risk"),
         option=option,
         table=Table([_("Group"), _("Members"), _("Share (%)")], rows + decile_rows),
         note=_(
@@ -669,7 +657,7 @@ def churn_panel(scope: Scope) -> Panel:
     )
 
 
-# name → (title, builder), in the order the dashboard shows them.
+# name → (title, builder), in the order the dashboard shows them; a panel's title is here.
 PANELS: dict[str, tuple[Any, Callable[[Scope], Panel]]] = {
     "members": (gettext_lazy("Members: total, new and active"), members_panel),
     "tier-distribution": (gettext_lazy("Members per tier"), tier_distribution_panel),

@@ -68,7 +68,9 @@ class DashboardFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        end = data.get("end") or month_of(self.today)
+        # No figures exist after the day of the last run: a later month shows as that one,
+        # so no panel draws months that have not happened as zeros.
+        end = min(data.get("end") or month_of(self.today), month_of(self.today))
         start = data.get("start") or add_months(end, 1 - DEFAULT_MONTHS)
         if "start" in self.errors or "end" in self.errors:
             return data

@@ -130,10 +130,6 @@ class IssueCohort:
     def breakage(self) -> Decimal | None:
         return self.expired / self.issued if self.issued else None
 
-    @property
-    def redemption_rate(self) -> Decimal | None:
-        return self.redeemed / self.issued if self.issued else None
-
 
 def issue_cohorts(
     *,
