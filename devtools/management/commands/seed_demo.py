@@ -484,5 +484,7 @@ class Command(BaseCommand):
                 privacy_version=settings.PRIVACY_NOTICE_VERSION, sms=True, email=True
             ),
             user=user,
+            # A member since before the demo's purchase history, like the shoppers.
+            enrolled_at=timezone.now() - datetime.timedelta(days=HISTORY_DAYS + 30),
         )
         return True
