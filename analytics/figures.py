@@ -31,8 +31,21 @@ from tiers.selectors import start_of, tier_levels
 from .rfm import rfm_cell_case_sql
 from .sql import adapted, day_diff_sql, day_sql
 
-# Members who have figures: enrolled, not closed, merged or anonymised.
-FIGURE_STATUSES = (Member.Status.ACTIVE, Member.Status.FROZEN)
+
+def open_members_where(*, end: str = "end") -> str:
+    """SQL over `members_member m`: the members open at the time parameter `end` (the end of
+    a day), who have figures and are scored. Closing, merging and anonymising set
+    closed_at; a status that says closed without a time (old data) was closed at some
+    unknown time and counts on no day. The parameters `open_statuses` gives are needed."""
+    return (
+        f"m.enrolled_at < %({end})s AND (m.closed_at IS NULL OR m.closed_at >= %({end})s) "
+        "AND (m.closed_at IS NOT NULL OR m.status IN (%(open_active)s, %(open_frozen)s))"
+    )
+
+
+def open_statuses() -> dict[str, str]:
+    return {"open_active": Member.Status.ACTIVE, "open_frozen": Member.Status.FROZEN}
+
 
 _WINDOWS = (30, 90, 365)
 
@@ -67,8 +80,7 @@ def _params(*, as_of: datetime.date, now: datetime.datetime) -> dict[str, Any]:
         "end": end,
         "expiring_until": end + datetime.timedelta(days=30),
         "base_tier": levels[0].pk if levels else 0,
-        "statuses_0": FIGURE_STATUSES[0],
-        "statuses_1": FIGURE_STATUSES[1],
+        **open_statuses(),
         "now": now,
         **{f"t{days}": window_start(as_of=as_of, days=days) for days in _WINDOWS},
         **stage_bounds(as_of=as_of),
@@ -136,7 +148,7 @@ WITH p AS (
     LEFT JOIN tiers_membertier mt ON mt.member_id = m.id
     LEFT JOIN points_account a ON a.member_id = m.id
     LEFT JOIN expiring ON expiring.member_id = m.id
-    WHERE m.enrolled_at < %(end)s AND m.status IN (%(statuses_0)s, %(statuses_1)s)
+    WHERE {open_members_where()}
 ), ranked AS (
     SELECT base.*,
            CASE WHEN {scored} THEN
@@ -175,18 +187,16 @@ ON CONFLICT (member_id) DO UPDATE SET {updates}
 
 
 def member_figures_write(*, as_of: datetime.date, now: datetime.datetime | None = None) -> int:
-    """Rewrite every member's figures for the business day `as_of`; members who no longer
-    have figures (closed, merged, anonymised) lose their row. Returns the rows written.
+    """Rewrite the figures of every member open at the end of the business day `as_of`
+    (`open_members_where`); the others lose their row. Returns the rows written.
 
     The churn score and band are kept: the churn scoring job (03:00) writes them."""
     params = adapted(_params(as_of=as_of, now=now or timezone.now()))
     with connection.cursor() as cursor:
         cursor.execute(_figures_sql(), params)
         cursor.execute(
-            """DELETE FROM analytics_memberfigures WHERE member_id IN (
-                   SELECT id FROM members_member
-                   WHERE enrolled_at >= %(end)s
-                      OR status NOT IN (%(statuses_0)s, %(statuses_1)s))""",
+            "DELETE FROM analytics_memberfigures WHERE member_id NOT IN ("  # noqa: S608
+            f"SELECT m.id FROM members_member m WHERE {open_members_where()})",
             params,
         )
         # SQLite gives no row count for an INSERT … SELECT with a WITH clause.

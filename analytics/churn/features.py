@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from analytics.figures import open_members_where, open_statuses
 from members.models import Member
 from points.models import LedgerTransaction, Purchase, Return
 from tiers.models import TierHistory, TierLevel
@@ -106,19 +107,9 @@ def eligible_count(*, cutoff: datetime.date, using: str = DEFAULT_DB_ALIAS) -> i
 
 
 def _eligible_where(*, read: _Reader, cutoff: datetime.date) -> tuple[str, dict[str, Any]]:
-    # A member closed, anonymised or merged has closed_at set at that moment; one whose
-    # status says closed without a time (old data) was closed at some unknown time and is
-    # left out on every day rather than guessed.
-    where = (
-        "m.enrolled_at < %(cut)s AND (m.closed_at IS NULL OR m.closed_at >= %(cut)s) "
-        "AND (m.closed_at IS NOT NULL OR m.status IN (%(active)s, %(frozen)s))"
-    )
-    params = {
-        "cut": read.time(day_end(day=cutoff)),
-        "active": Member.Status.ACTIVE,
-        "frozen": Member.Status.FROZEN,
-    }
-    return where, params
+    # The members who have figures on the day are the ones scored.
+    params = {"cut": read.time(day_end(day=cutoff)), **open_statuses()}
+    return open_members_where(end="cut"), params
 
 
 def churn_features(

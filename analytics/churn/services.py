@@ -26,15 +26,15 @@ import numpy as np
 import pandas as pd
 import sklearn
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
+from analytics.figures import open_members_where, open_statuses
 from analytics.models import ChurnModel, MemberFigures, RiskBand
+from analytics.sql import adapted
 from core.bulk import rows_update, use_copy
 from core.db import analytics_read_alias
 from core.jobs import on_connections
-from members.models import Member
 from tiers.selectors import add_months
 
 from . import modelling
@@ -422,22 +422,15 @@ def _scores_write(scores: pd.DataFrame) -> int:
     return written
 
 
-def scored_members_q(*, as_of: datetime.date, prefix: str = "") -> Q:
-    """The members scored as of a day (those of `churn_features`), as an ORM filter."""
-    cut = day_end(day=as_of)
-    return (
-        Q(**{f"{prefix}enrolled_at__lt": cut})
-        & (Q(**{f"{prefix}closed_at__isnull": True}) | Q(**{f"{prefix}closed_at__gte": cut}))
-        & (
-            Q(**{f"{prefix}closed_at__isnull": False})
-            | Q(**{f"{prefix}status__in": [Member.Status.ACTIVE, Member.Status.FROZEN]})
-        )
-    )
-
-
 def _stale_scores_clear(*, as_of: datetime.date) -> int:
-    return (
-        MemberFigures.objects.exclude(scored_members_q(as_of=as_of, prefix="member__"))
-        .exclude(churn_probability__isnull=True, churn_band="")
-        .update(churn_probability=None, churn_band="")
-    )
+    """Empty the scores of members with figures who are not scored on the day (closed
+    since the figures were written)."""
+    params = {"cut": adapted({"cut": day_end(day=as_of)})["cut"], **open_statuses()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE analytics_memberfigures SET churn_probability = NULL, churn_band = '' "  # noqa: S608
+            "WHERE (churn_probability IS NOT NULL OR churn_band <> '') AND member_id NOT IN ("
+            f"SELECT m.id FROM members_member m WHERE {open_members_where(end='cut')})",
+            params,
+        )
+        return cursor.rowcount
