@@ -50,6 +50,11 @@ def open_statuses() -> dict[str, str]:
 _WINDOWS = (30, 90, 365)
 
 
+def day_end(*, day: datetime.date) -> datetime.datetime:
+    """The first instant after business day `day`: data of the day is strictly before it."""
+    return start_of(day + datetime.timedelta(days=1))
+
+
 def figures_day(business_date: datetime.date) -> datetime.date:
     """The day the nightly figures are as of: the day before the run's business date, the
     last complete one (the 02:00 and 03:00 jobs would otherwise count a day three hours
@@ -72,7 +77,7 @@ def stage_bounds(*, as_of: datetime.date) -> dict[str, datetime.datetime]:
 
 
 def _params(*, as_of: datetime.date, now: datetime.datetime) -> dict[str, Any]:
-    end = start_of(as_of + datetime.timedelta(days=1))
+    end = day_end(day=as_of)
     levels = tier_levels()
     return {
         "as_of": as_of,

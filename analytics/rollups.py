@@ -23,9 +23,10 @@ from core.bulk import copy_value, copy_write, use_copy
 from core.jobs import on_connections
 from points.models import LedgerTransaction
 from tiers.models import TierHistory
-from tiers.selectors import start_of, tier_levels
+from tiers.selectors import tier_levels
 
 from . import metrics as m
+from .figures import day_end
 from .models import Rollup
 from .sql import (
     adapted,
@@ -461,7 +462,7 @@ def rollups_write(*, as_of: datetime.date) -> int:
     (MemberFigures must be written for that day first). Returns the rows written."""
     params = adapted(
         {
-            "end": start_of(as_of + datetime.timedelta(days=1)),
+            "end": day_end(day=as_of),
             **month_bounds(first=settings.IMPORT_EARLIEST_DATE, last=as_of),
         }
     )

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from analytics.figures import open_members_where, open_statuses
+from analytics.figures import day_end, open_members_where, open_statuses
 from members.models import Member
 from points.models import LedgerTransaction, Purchase, Return
 from tiers.models import TierHistory, TierLevel
-from tiers.selectors import start_of
 
 # The columns the classifier reads, in this order (the model card names them too).
 FEATURES = (
@@ -50,11 +49,6 @@ FEATURES = (
     "redeemed_share",
     "tier_rank",
 )
-
-
-def day_end(*, day: datetime.date) -> datetime.datetime:
-    """The first instant after business day `day`: data of the day is strictly before it."""
-    return start_of(day + datetime.timedelta(days=1))
 
 
 class _Reader:

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analytics.figures import open_members_where, open_statuses
+from analytics.figures import day_end, open_members_where, open_statuses
 from analytics.models import ChurnModel, MemberFigures, RiskBand
 from analytics.sql import adapted
 from core.bulk import rows_update, use_copy
@@ -38,7 +38,7 @@ from core.jobs import on_connections
 from tiers.selectors import add_months
 
 from . import modelling
-from .features import FEATURES, churn_features, day_end, eligible_count, sample_for
+from .features import FEATURES, churn_features, eligible_count, sample_for
 from .selectors import churn_model_for
 
 logger = logging.getLogger(__name__)
