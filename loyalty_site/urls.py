@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from analytics import urls as analytics_urls
+from campaigns import urls as campaigns_urls
 from core import urls as core_urls
 from members import urls as members_urls
 from points import urls as points_urls
@@ -16,7 +17,10 @@ from . import views
 from .api import api
 
 portal_patterns = (
-    members_urls.portal_patterns + points_urls.portal_patterns + tiers_urls.portal_patterns
+    members_urls.portal_patterns
+    + points_urls.portal_patterns
+    + tiers_urls.portal_patterns
+    + campaigns_urls.portal_patterns
 )
 staff_patterns = (
     core_urls.staff_patterns
@@ -24,6 +28,7 @@ staff_patterns = (
     + points_urls.staff_patterns
     + tiers_urls.staff_patterns
     + analytics_urls.staff_patterns
+    + campaigns_urls.staff_patterns
 )
 
 urlpatterns = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -226,6 +227,10 @@ class Member(models.Model):
     privacy_accepted_at = models.DateTimeField(_("privacy notice accepted"), null=True, blank=True)
     consent_sms = models.BooleanField(_("SMS marketing"), default=False)
     consent_email = models.BooleanField(_("e-mail marketing"), default=False)
+    # The language messages reach the member in (settings.LANGUAGES codes).
+    language = models.CharField(
+        _("language"), max_length=10, default="zh-hans", choices=settings.LANGUAGES
+    )
     # Set by CSV import: re-running the same file must find the row it wrote before.
     import_source_id = models.CharField(  # noqa: DJ001
         max_length=64, null=True, blank=True, verbose_name=_("import source ID")
@@ -332,6 +337,7 @@ class ConsentEvent(models.Model):
         STORE = "store", _("In store")
         API = "api", _("POS API")
         IMPORT = "import", _("Import")
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribe link")
 
     # Not indexed alone: members_consent_member_idx starts with member and serves its lookups.
     member = models.ForeignKey(

@@ -333,6 +333,28 @@ CHURN_RETRAIN_DAYS = env.int("CHURN_RETRAIN_DAYS", default=7)
 ANALYTICS_ALERT_HIGH_RISK_SHARE = env.float("ANALYTICS_ALERT_HIGH_RISK_SHARE", default=0.30)
 ANALYTICS_ALERT_CHURN_RATE = env.float("ANALYTICS_ALERT_CHURN_RATE", default=0.10)
 
+# Campaigns (PRODUCT.md, ANALYTICS.md). A campaign whose points cost (points × POINT_VALUE)
+# passes APPROVAL_COST yuan needs an administrator's approval before it can launch.
+CAMPAIGN_APPROVAL_COST = Decimal(env.str("CAMPAIGN_APPROVAL_COST", default="10000"))
+# Estimated share of campaign points that will be redeemed (cost = points × value × this).
+CAMPAIGN_EXPECTED_REDEMPTION = env.float("CAMPAIGN_EXPECTED_REDEMPTION", default=0.7)
+# Price of one SMS in yuan and of one e-mail, for cost estimates.
+CAMPAIGN_SMS_UNIT_PRICE = Decimal(env.str("CAMPAIGN_SMS_UNIT_PRICE", default="0.05"))
+CAMPAIGN_EMAIL_UNIT_PRICE = Decimal(env.str("CAMPAIGN_EMAIL_UNIT_PRICE", default="0"))
+# Members per transaction when a campaign posts points, issues coupons or enqueues messages;
+# each batch commits on its own, so a worker killed mid-send resumes where it stopped.
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=5000)
+# Messages: quiet hours (Asia/Shanghai, [start, end) hours) delay marketing and service
+# messages to the end hour; at most FREQUENCY_CAP marketing messages per member in any
+# FREQUENCY_DAYS (service messages are exempt).
+MESSAGE_QUIET_START_HOUR = env.int("MESSAGE_QUIET_START_HOUR", default=21)
+MESSAGE_QUIET_END_HOUR = env.int("MESSAGE_QUIET_END_HOUR", default=9)
+MESSAGE_FREQUENCY_CAP = env.int("MESSAGE_FREQUENCY_CAP", default=3)
+MESSAGE_FREQUENCY_DAYS = env.int("MESSAGE_FREQUENCY_DAYS", default=7)
+# A message claimed for sending but not marked sent after this many minutes (a worker died
+# mid-send) is marked failed, never sent again: a member gets a message at most once.
+MESSAGE_SENDING_TIMEOUT_MINUTES = env.int("MESSAGE_SENDING_TIMEOUT_MINUTES", default=10)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
