@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class CampaignsConfig(AppConfig):
     name = "campaigns"
+
+    def ready(self) -> None:
+        from . import jobs, messages, promotions
+
+        promotions.register()
+        messages.register()
+        jobs.register()
