@@ -1,11 +1,14 @@
 """Marketers and administrators build segments and campaigns; administrators approve costly
-ones; every back-office role reads campaign results (staff and managers for their stores)."""
+ones; auditors read them; every back-office role reads campaign results (store staff and
+managers for their own stores)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 GRANTS = {
     "manage_segment": ("marketer", "administrator"),
+    "view_segment": ("marketer", "administrator", "auditor"),
+    "view_campaign": ("marketer", "administrator", "auditor"),
     "approve_campaign": ("administrator",),
     "view_campaign_results": (
         "store_staff",
