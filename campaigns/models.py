@@ -289,6 +289,9 @@ class OutboxMessage(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     # Not before this time (quiet hours move it to 09:00 Asia/Shanghai).
     send_after = models.DateTimeField(_("send after"), default=timezone.now)
+    # When a dispatch took it for sending: a row still SENDING long after (the worker died
+    # mid-send) is marked failed, never sent again.
+    claimed_at = models.DateTimeField(_("claimed for sending"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     error = models.CharField(_("error"), max_length=200, blank=True)
     # In-portal notices: when the member read it.

@@ -19,6 +19,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from campaigns.messages import messages_enqueue, unsubscribe_token
+from campaigns.models import Campaign, OutboxMessage
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -46,6 +48,9 @@ class World:
     job_run_id: int
     # The member the import created, for the merge page.
     other_member_no: str
+    # An in-portal notice the member got, and the unsubscribe link of their e-mails.
+    notice_id: int
+    unsubscribe_token: str
     # Text that people entered (names, stores, cities): allowed in either language.
     entered: list[str] = field(default_factory=list)
 
@@ -149,6 +154,7 @@ def page_world() -> World:
             ],
         },
     )
+    notice = campaign_notice_send(member=member, now=now)
     return World(
         member=member,
         member_password=password,
@@ -159,6 +165,8 @@ def page_world() -> World:
         import_id=member_import.pk,
         job_run_id=job_run.pk,
         other_member_no=Member.objects.get(name=IMPORTED_NAME).member_no,
+        notice_id=notice.pk,
+        unsubscribe_token=unsubscribe_token(member_id=member.pk),
         entered=[
             MEMBER_NAME,
             STORE_NAME,
@@ -167,8 +175,28 @@ def page_world() -> World:
             admin.name,
             "members.csv",
             charity.code,
+            NOTICE_SUBJECT,
+            notice.body,
+            notice.campaign.name,
         ],
     )
+
+
+NOTICE_SUBJECT = "春季礼遇"
+
+
+def campaign_notice_send(*, member: Member, now: datetime.datetime):
+    """A message campaign's in-portal notice to `member`, as a marketer typed it."""
+    campaign = Campaign.objects.create(
+        name="春季回馈",
+        kind=Campaign.Kind.MESSAGE,
+        status=Campaign.Status.RUNNING,
+        send_portal=True,
+        message_subject_zh=NOTICE_SUBJECT,
+        message_body_zh="{name}您好，春季回馈已开始。",
+    )
+    messages_enqueue(campaign=campaign, member_ids=[member.pk], now=now)
+    return OutboxMessage.objects.get(campaign=campaign, member=member)
 
 
 def portal_pages(world: World) -> dict[str, str]:
@@ -188,6 +216,9 @@ def portal_pages(world: World) -> dict[str, str]:
         "portal:tiers": "/tiers/",
         "portal:referral": "/invite/",
         "portal:donation-receipt": f"/donations/{world.donation_id}/",
+        "portal:notices": "/notices/",
+        "portal:notice-detail": f"/notices/{world.notice_id}/",
+        "portal:unsubscribe": f"/unsubscribe/{world.unsubscribe_token}/",
     }
 
 

@@ -354,6 +354,9 @@ MESSAGE_FREQUENCY_DAYS = env.int("MESSAGE_FREQUENCY_DAYS", default=7)
 # A message claimed for sending but not marked sent after this many minutes (a worker died
 # mid-send) is marked failed, never sent again: a member gets a message at most once.
 MESSAGE_SENDING_TIMEOUT_MINUTES = env.int("MESSAGE_SENDING_TIMEOUT_MINUTES", default=10)
+# Where members reach the site, for links in messages sent outside a request (the
+# unsubscribe link of marketing e-mails): scheme and host, no trailing path.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
 
 LOGGING = {
     "version": 1,
