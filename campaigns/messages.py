@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import mail, signing
 from django.db import connection, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
@@ -292,6 +293,14 @@ def email_unsubscribe(*, token: str) -> Member:
 # --- Enqueue -------------------------------------------------------------------------------
 
 
+def _ids_in(ids: Sequence[int]) -> Sequence[int] | RawSQL:
+    """The value of an `__in` lookup on ids: on PostgreSQL one array parameter, not a
+    placeholder per id (thousands of them cost more to send than the query to run)."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [int_array(ids)])
+    return ids
+
+
 def _chunks(values: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -308,7 +317,7 @@ def _member_rows(
 ) -> list[dict]:
     """What the batch needs of its members, in one query: contact, consent, language, and
     only the figures the templates use."""
-    members = Member.objects.filter(pk__in=member_ids)
+    members = Member.objects.filter(pk__in=_ids_in(member_ids))
     annotations = {}
     if "balance" in fields:
         # Points available, as the portal shows them: the balance less points still pending.
@@ -402,13 +411,22 @@ def messages_enqueue(
     delayed_until = quiet_hours_end(at=now)
     # The cap is judged when the message goes out: at 09:00 for one delayed by quiet hours.
     goes_out_at = delayed_until or now
+    needs_subject = Channel.EMAIL in channels or Channel.PORTAL in channels
+    coupons = coupons or {}
+    # A first run has nothing to skip: the per-batch look-up of what was enqueued before is
+    # only paid by a rerun (the unique constraint guards both).
+    rerun = OutboxMessage.objects.filter(campaign=campaign).exists()
     created = 0
     for batch in _chunks(list(member_ids), settings.CAMPAIGN_BATCH_SIZE):
         with transaction.atomic():
-            done = set(
-                OutboxMessage.objects.filter(campaign=campaign, member_id__in=batch).values_list(
-                    "member_id", "channel"
+            done = (
+                set(
+                    OutboxMessage.objects.filter(
+                        campaign=campaign, member_id__in=_ids_in(batch)
+                    ).values_list("member_id", "channel")
                 )
+                if rerun
+                else set()
             )
             counts = (
                 cap_counts(member_ids=batch, at=goes_out_at)
@@ -422,7 +440,7 @@ def messages_enqueue(
                 values = {
                     "name": member["name"],
                     "member_no": member["member_no"],
-                    "coupon_code": (coupons or {}).get(member_id, ""),
+                    "coupon_code": coupons.get(member_id, ""),
                 }
                 if "balance" in fields:
                     values["balance"] = str(member["msg_balance"])
@@ -431,6 +449,10 @@ def messages_enqueue(
                 if "tier" in fields:
                     level = tiers.get(member["msg_tier"] or base_tier, {})
                     values["tier"] = level.get(text.language, "")
+                body = _render(text.body, values)
+                subject = (
+                    _render(text.subject, values) or text.default_subject if needs_subject else ""
+                )
                 counted = counts.get(member_id, 0)
                 for channel in channels:
                     if (member_id, channel) in done:
@@ -444,15 +466,14 @@ def messages_enqueue(
                     else:
                         counted += 1
                         status = Status.DELAYED if delayed_until else Status.PENDING
-                    body = _render(text.body, values)
-                    subject = _render(text.subject, values) or text.default_subject
                     if channel == Channel.SMS:
-                        subject = ""
-                        body = f"{body} {text.sms_opt_out}"
+                        row = ("", f"{body} {text.sms_opt_out}")
                     elif channel == Channel.EMAIL:
                         link = unsubscribe_url(member_id=member_id)
-                        body = f"{body}\n\n--\n{text.email_footer}\n{link}\n"
-                    rows.append((member_id, channel, status, text.language, subject, body))
+                        row = (subject, f"{body}\n\n--\n{text.email_footer}\n{link}\n")
+                    else:
+                        row = (subject, body)
+                    rows.append((member_id, channel, status, text.language, *row))
             created += _outbox_insert(
                 campaign=campaign, rows=rows, now=now, delayed_until=delayed_until
             )
@@ -556,18 +577,46 @@ def outbox_interrupted_fail(*, now: datetime.datetime) -> int:
     )
 
 
+_CLAIMED = (
+    "id",
+    "channel",
+    "purpose",
+    "subject",
+    "body",
+    "member_id",
+    "phone",
+    "email",
+    "user_id",
+    "consent_sms",
+    "consent_email",
+    "member_status",
+)
+
+
 def _claim(*, now: datetime.datetime, size: int) -> list[dict]:
-    """Take up to `size` due messages for sending, committed before anything is sent. On
-    PostgreSQL rows another worker holds are skipped, so no two workers take the same one."""
-    due = Q(status__in=(Status.PENDING, Status.DELAYED), send_after__lte=now)
+    """Take up to `size` due messages for sending, committed before anything is sent, with
+    what sending needs of their members. On PostgreSQL, in one statement, rows another
+    worker holds are skipped, so no two workers take the same one."""
+    due = (Status.PENDING, Status.DELAYED)
+    if connection.vendor == "postgresql":
+        outbox, members = OutboxMessage._meta.db_table, Member._meta.db_table
+        sql = (
+            f"WITH due AS (SELECT id FROM {outbox} "  # noqa: S608 - our own table names
+            "WHERE status IN (%s, %s) AND send_after <= %s LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {outbox} o SET status = %s, claimed_at = %s FROM due, {members} m "
+            "WHERE o.id = due.id AND m.id = o.member_id "
+            "RETURNING o.id, o.channel, o.purpose, o.subject, o.body, o.member_id, m.phone, "
+            "m.email, m.user_id, m.consent_sms, m.consent_email, m.status"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [*due, now, size, Status.SENDING, now])
+            return [dict(zip(_CLAIMED, row, strict=True)) for row in cursor.fetchall()]
     with transaction.atomic():
         ids = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(due)
-            .values_list("id", flat=True)[:size]
+            OutboxMessage.objects.filter(status__in=due, send_after__lte=now).values_list(
+                "id", flat=True
+            )[:size]
         )
-        if not ids:
-            return []
         OutboxMessage.objects.filter(pk__in=ids).update(status=Status.SENDING, claimed_at=now)
     return list(
         OutboxMessage.objects.filter(pk__in=ids).values(
@@ -624,10 +673,13 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
             email_connection.close()
         # Marked whatever happened above: what went out is never left to be failed later.
         with transaction.atomic():
-            OutboxMessage.objects.filter(pk__in=sent).update(status=Status.SENT, sent_at=now)
-            OutboxMessage.objects.filter(pk__in=refused).update(status=Status.NO_CONSENT)
-            for error, ids in failed.items():
-                OutboxMessage.objects.filter(pk__in=ids).update(status=Status.FAILED, error=error)
+            for ids, values in (
+                (sent, {"status": Status.SENT, "sent_at": now}),
+                (refused, {"status": Status.NO_CONSENT}),
+                *((ids, {"status": Status.FAILED, "error": text}) for text, ids in failed.items()),
+            ):
+                if ids:
+                    OutboxMessage.objects.filter(pk__in=_ids_in(ids)).update(**values)
     return len(sent)
 
 
