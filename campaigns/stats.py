@@ -97,7 +97,7 @@ def welch_diff(
     """
     if n_t <= 0 or n_c <= 0:
         return None, None, None
-    d = mean_t - mean_c
+    d = float(mean_t - mean_c)
     if n_t < 2 or n_c < 2:
         return d, None, None
     a, b = var_t / n_t, var_c / n_c
@@ -117,7 +117,7 @@ def relative_uplift(
     baseline to be relative to) or an arm is empty."""
     if n_t <= 0 or n_c <= 0 or mean_c == 0:
         return None, None
-    r = (mean_t - mean_c) / mean_c
+    r = float((mean_t - mean_c) / mean_c)
     variance = var_t / (mean_c**2 * n_t) + var_c * mean_t**2 / (mean_c**4 * n_c)
     se = math.sqrt(max(variance, 0.0))
     return r, Interval(r - Z95 * se, r + Z95 * se, DELTA)
