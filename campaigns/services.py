@@ -17,13 +17,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.models import User
+from analytics.models import RiskBand
+from members.models import Store, User
 from members.services import audit_log
+from tiers.models import TierLevel
 
 from .holdout import holdout_salt
 from .models import Campaign
+from .results import CostEstimate, campaign_needs_approval
+from .segments import segment_create
+from .selectors import campaign_preview
 
 APPROVE_PERMISSION = "campaigns.approve_campaign"
 
@@ -147,7 +153,7 @@ def _shape_problems(campaign: Campaign) -> dict[str, list[str]]:
 
 
 def _message_problems(campaign: Campaign, problems: dict[str, list[str]]) -> None:
-    from .messages import MessageTemplateError, message_template_check
+    from .messages import message_template_check
 
     if not (campaign.send_sms or campaign.send_email or campaign.send_portal):
         _problems_add(problems, "send_sms", _("Choose at least one channel for the message."))
@@ -160,10 +166,8 @@ def _message_problems(campaign: Campaign, problems: dict[str, list[str]]) -> Non
     for lang in LANGUAGES:
         for part in ("subject", "body"):
             field = f"message_{part}_{lang}"
-            try:
-                message_template_check(template=getattr(campaign, field))
-            except MessageTemplateError as error:
-                _problems_add(problems, field, str(error))
+            for problem in message_template_check(template=getattr(campaign, field)):
+                _problems_add(problems, field, problem)
 
 
 def launch_problems(*, campaign: Campaign, at: datetime.datetime | None, now: datetime.datetime):
@@ -248,10 +252,14 @@ def _start_when_due(campaign: Campaign, now: datetime.datetime) -> None:
         transaction.on_commit(lambda: campaign_start_task.delay(pk))
 
 
-def _estimate_details(estimate: Any) -> dict[str, Any]:
+def _estimate_details(estimate: CostEstimate) -> dict[str, Any]:
     return {
-        "points_cost": str(getattr(estimate, "points_cost", "")),
-        "total_cost": str(getattr(estimate, "total", "")),
+        "treated": estimate.treated,
+        "points": estimate.points,
+        "points_cost": str(estimate.points_cost),
+        "coupon_face_value": str(estimate.coupon_face_value),
+        "sms": estimate.sms,
+        "total_cost": str(estimate.total),
     }
 
 
@@ -266,8 +274,6 @@ def campaign_schedule(
     """Launch a draft now (`at` None) or at `at`. Refused with every problem at once
     (`CampaignInvalid`). A campaign whose cost needs an administrator's approval stays a
     draft, waiting (approval_required), with the time asked for kept in scheduled_at."""
-    from .results import campaign_cost_estimate, campaign_needs_approval
-
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != Campaign.Status.DRAFT:
         raise CampaignStateError(
@@ -277,10 +283,8 @@ def campaign_schedule(
     problems = launch_problems(campaign=campaign, at=at, now=now)
     if problems:
         raise CampaignInvalid(problems)
-    estimate = campaign_cost_estimate(campaign=campaign, now=now)
-    waiting = campaign.approved_at is None and campaign_needs_approval(
-        campaign=campaign, estimate=estimate
-    )
+    estimate = campaign_preview(campaign=campaign, now=now).estimate
+    waiting = campaign.approved_at is None and campaign_needs_approval(estimate=estimate)
     campaign.scheduled_at = at or now
     if not campaign.salt:
         campaign.salt = holdout_salt()
@@ -372,3 +376,40 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, now: datetime.dat
         details={"name": campaign.name, "was": previous},
     )
     return campaign
+
+
+# --- Win-back from the analytics alert ------------------------------------------------------
+
+
+def winback_rules(*, store: Store | None, tier: TierLevel | None) -> dict:
+    """The early-warning alert's members as segment rules: high churn risk, within the
+    alert's store and tier filters. The alert counts a member at their home store (else
+    the store they enrolled at); the segment's store is the home store."""
+    rules: list[dict] = [{"field": "churn_band", "op": "in", "value": [RiskBand.HIGH]}]
+    if store is not None:
+        rules.append({"field": "home_store", "op": "in", "value": [store.pk]})
+    if tier is not None:
+        rules.append({"field": "tier", "op": "in", "value": [tier.code]})
+    return {"version": 1, "rule": {"group": "and", "rules": rules}}
+
+
+@transaction.atomic
+def campaign_winback_create(
+    *, actor: User, store: Store | None, tier: TierLevel | None, now: datetime.datetime
+) -> Campaign:
+    """A segment of the alert's members and a message-only draft on it, for the marketer
+    to finish (the message, or another kind's figures) and launch."""
+    day = timezone.localdate(now).isoformat()
+    scope = " · ".join(str(part) for part in (store, tier and tier.name) if part)
+    name = _("Win-back %(date)s") % {"date": day} + (f" · {scope}" if scope else "")
+    segment = segment_create(
+        actor=actor,
+        name=(_("High churn risk %(date)s") % {"date": day} + (f" · {scope}" if scope else ""))[
+            :100
+        ],
+        description=_("Members at high risk of churn, from the analytics early warning."),
+        rules=winback_rules(store=store, tier=tier),
+    )
+    return campaign_create(
+        actor=actor, name=name[:100], kind=Campaign.Kind.MESSAGE, segment=segment
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -19,21 +20,27 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from members.models import Store
 from members.permissions import staff_required
+from tiers.models import TierLevel
 
 from .forms import (
     PLACEHOLDERS,
     CampaignFilterForm,
     CampaignForm,
     LaunchForm,
+    WinBackForm,
 )
-from .models import Campaign
+from .messages import campaign_message_counts
+from .models import Campaign, OutboxMessage
+from .segments import SegmentRuleError, segment_count
 from .selectors import (
     MANAGE_PERMISSION,
     RESULTS_PERMISSION,
     VIEW_PERMISSION,
     campaign_get,
     campaign_list,
+    campaign_preview,
     campaign_reader_sees_all,
 )
 from .services import (
@@ -45,7 +52,10 @@ from .services import (
     campaign_create,
     campaign_schedule,
     campaign_update,
+    campaign_winback_create,
+    carries_message,
     may_approve,
+    winback_rules,
 )
 
 LIST_PAGE_SIZE = 50
@@ -213,6 +223,52 @@ def _settings_rows(campaign: Campaign) -> list[tuple[str, Any]]:
     return rows
 
 
+def _preview_context(campaign: Campaign) -> dict[str, Any]:
+    """Before launch: the audience after each filter, the cost and the detectable uplift."""
+    if campaign.launched_at is not None or campaign.status not in (
+        Campaign.Status.DRAFT,
+        Campaign.Status.SCHEDULED,
+    ):
+        return {}
+    try:
+        preview = campaign_preview(campaign=campaign, now=timezone.now())
+    except SegmentRuleError as error:
+        # A segment it refers to was archived or changed since: say so, do not fail.
+        return {"preview_error": error.detail}
+    return {
+        "preview": preview,
+        "carries_message": carries_message(campaign),
+        "point_value": settings.ANALYTICS_POINT_VALUE,
+        "approval_limit": settings.CAMPAIGN_APPROVAL_COST,
+        "baseline_rate": _percent(preview.baseline_rate),
+        "minimum_uplift": _points(preview.minimum_uplift),
+    }
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f}%"
+
+
+def _points(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f}"
+
+
+def _after_launch_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
+    if campaign.launched_at is None:
+        return {}
+    return {"message_counts": _message_rows(campaign_message_counts(campaign=campaign))}
+
+
+def _message_rows(counts: dict[str, dict[str, int]]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """(channel label, [(status label, count)]) for the channels the campaign used."""
+    channels = dict(OutboxMessage.Channel.choices)
+    statuses = dict(OutboxMessage.Status.choices)
+    return [
+        (channels.get(channel, channel), [(statuses.get(s, s), n) for s, n in by_status.items()])
+        for channel, by_status in counts.items()
+    ]
+
+
 @require_GET
 @staff_required()
 def campaign_detail_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
@@ -225,6 +281,9 @@ def campaign_detail_view(request: HttpRequest, campaign_id: int) -> HttpResponse
         "settings_rows": _settings_rows(campaign),
         **_actions(request, campaign),
     }
+    if not context["results_only"]:
+        context.update(_preview_context(campaign))
+    context.update(_after_launch_context(request, campaign))
     return render(request, "campaigns/campaigns/detail.html", context)
 
 
@@ -268,7 +327,12 @@ def campaign_launch_view(request: HttpRequest, campaign_id: int) -> HttpResponse
                 else:
                     messages.success(request, _("Campaign scheduled."))
                 return redirect("staff:campaign-detail", campaign_id=campaign.pk)
-    context = {"campaign": campaign, "form": form, "settings_rows": _settings_rows(campaign)}
+    context = {
+        "campaign": campaign,
+        "form": form,
+        "settings_rows": _settings_rows(campaign),
+        **_preview_context(campaign),
+    }
     return render(request, "campaigns/campaigns/launch.html", context, status=status)
 
 
@@ -300,3 +364,50 @@ def campaign_cancel_view(request: HttpRequest, campaign_id: int) -> HttpResponse
     else:
         messages.success(request, _("Campaign cancelled."))
     return redirect("staff:campaign-detail", campaign_id=campaign.pk)
+
+
+# --- Win-back from the analytics early-warning alert ---------------------------------------
+
+
+def _winback_scope(data: Any) -> tuple[Store | None, TierLevel | None]:
+    """The alert's filters (0 or none: all); an unknown store or tier is a bad link."""
+    form = WinBackForm(data)
+    if not form.is_valid():
+        raise Http404(_("This link is not valid."))
+    store = tier = None
+    if form.cleaned_data["store"]:
+        store = Store.objects.filter(pk=form.cleaned_data["store"]).first()
+        if store is None:
+            raise Http404(_("No such store."))
+    if form.cleaned_data["tier"]:
+        tier = TierLevel.objects.filter(pk=form.cleaned_data["tier"]).first()
+        if tier is None:
+            raise Http404(_("No such tier."))
+    return store, tier
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required(MANAGE_PERMISSION)
+def campaign_winback_view(request: HttpRequest) -> HttpResponse:
+    """GET: how many members the alert's segment holds, and a button; POST: make the
+    segment and a draft on it, and open the draft."""
+    data = request.POST if request.method == "POST" else request.GET
+    store, tier = _winback_scope(data)
+    now = timezone.now()
+    if request.method == "POST":
+        try:
+            campaign = campaign_winback_create(actor=request.user, store=store, tier=tier, now=now)
+        except SegmentRuleError as error:
+            messages.error(request, error.detail)
+        else:
+            messages.success(
+                request,
+                _(
+                    "A segment of the members at high risk and a draft on it are ready: write the "
+                    "message, or change what they get, then launch."
+                ),
+            )
+            return redirect("staff:campaign-edit", campaign_id=campaign.pk)
+    count = segment_count(rules=winback_rules(store=store, tier=tier), at=now)
+    context = {"store": store, "tier": tier, "count": count, "form": WinBackForm(data)}
+    return render(request, "campaigns/campaigns/winback.html", context)

@@ -10,6 +10,7 @@ from . import staff_views
 staff_patterns: list = [
     path("campaigns/", staff_views.campaign_list_view, name="campaign-list"),
     path("campaigns/new/", staff_views.campaign_new_view, name="campaign-new"),
+    path("campaigns/win-back/", staff_views.campaign_winback_view, name="campaign-winback"),
     path("campaigns/<int:campaign_id>/", staff_views.campaign_detail_view, name="campaign-detail"),
     path("campaigns/<int:campaign_id>/edit/", staff_views.campaign_edit_view, name="campaign-edit"),
     path(
