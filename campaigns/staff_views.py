@@ -190,7 +190,7 @@ def _actions(request: HttpRequest, campaign: Campaign) -> dict[str, bool]:
 def _settings_rows(campaign: Campaign) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         (_("Kind"), campaign.get_kind_display()),
-        (_("Segment"), campaign.segment.name if campaign.segment_id else _("—")),
+        (_("Segment"), campaign.segment.name if campaign.segment_id else "—"),
     ]
     if campaign.kind == Campaign.Kind.BONUS:
         rows.append((_("Bonus points per member"), campaign.bonus_points))
