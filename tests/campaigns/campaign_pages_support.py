@@ -14,13 +14,16 @@ from tests.conftest import make_role_user
 NOW = datetime.datetime(2026, 3, 10, 10, 0, tzinfo=datetime.UTC)  # 18:00 in Shanghai
 
 
-def segment_make(name: str = "金卡会员", *, rules: dict | None = None) -> Segment:
+def segment_make(name: str = "普通会员", *, rules: dict | None = None) -> Segment:
     return Segment.objects.create(
         name=name,
         rules=rules
         or {
             "version": 1,
-            "rule": {"group": "and", "rules": [{"field": "tier", "op": "in", "value": ["gold"]}]},
+            "rule": {
+                "group": "and",
+                "rules": [{"field": "tier", "op": "in", "value": ["regular"]}],
+            },
         },
     )
 
