@@ -15,7 +15,8 @@ and net spend over 30, 90 or 365 days read the figures' columns; other windows a
 purchases (count) and purchases − returns (net spend, each by its own business date) in the
 same way. Days since the last purchase count business days from today to the figures' last
 purchase (kept current as purchases post); points expiring within N days are the open lots
-expiring from now to the end of the Nth business day counting today. A member without a
+expiring from the start of today to the end of the Nth business day counting today (for 30
+days, the figures' column, as of last night; other N add up the lots). A member without a
 figures row (enrolled since the last nightly run) is at stage "never", has no RFM cell or
 churn band, and 0 purchases and spend.
 """
@@ -58,6 +59,8 @@ JOINS = {
     "mt": "LEFT JOIN tiers_membertier mt ON mt.member_id = m.id",
     "pa": "LEFT JOIN points_account pa ON pa.member_id = m.id",
 }
+# The figures keep the points expiring within this many days (analytics.figures).
+EXPIRING_FIGURE_DAYS = 30
 _SQL_OPS = {EQ: "=", LT: "<", LE: "<=", GT: ">", GE: ">="}
 
 Fragment = tuple[str, list[Any]]
@@ -334,13 +337,16 @@ class _Compiler:
         return self._defaulted("pa.balance", 0, op, value)
 
     def c_points_expiring(self, op: str, value: Any, days: int) -> Fragment:
+        if days == EXPIRING_FIGURE_DAYS:
+            return self._figure("expiring_30", 0, op, value)
+        start = start_of(self.today)
         until = start_of(self.today + datetime.timedelta(days=days))
         sub = (
             "SELECT a.member_id FROM points_lot l JOIN points_account a ON a.id = l.account_id "
             "WHERE l.remaining > 0 AND l.expires_at >= %s AND l.expires_at < %s "
             "AND a.member_id IS NOT NULL GROUP BY a.member_id"
         )
-        params = [adapt(self.at), adapt(until)]
+        params = [adapt(start), adapt(until)]
         return self._aggregate(sub, params, "SUM(l.remaining)", op, value, 0)
 
     def c_categories_bought(self, op: str, value: Any, days: int) -> Fragment:

@@ -75,8 +75,8 @@ def segments(*, store_ids: list[int], city: str, gold_plus_id: int) -> dict[str,
         "bought at two stores in 30 days": _rules(
             "and", _c("stores_bought_at", "in", store_ids[:2], 30)
         ),
-        "points expiring within 30 days ≥ 100, e-mail consent": _rules(
-            "and", _c("points_expiring", "ge", 100, 30), _c("consent_email", "eq", True)
+        "100+ points expiring within 30 days, active": _rules(
+            "and", _c("points_expiring", "ge", 100, 30), _c("stage", "eq", "active")
         ),
     }
 
