@@ -82,8 +82,9 @@ def rules_parse(text: str, *, segment_id: int | None = None) -> dict:
 def _builder_context(request: HttpRequest, form: SegmentForm, segment: Segment | None) -> dict:
     can_manage = request.user.has_perm(MANAGE)
     if not can_manage:
+        # Read-only, not disabled: the preview posts the rules for a reader too.
         for field in form.fields.values():
-            field.disabled = True
+            field.widget.attrs["readonly"] = True
     return {
         "form": form,
         "segment": segment,

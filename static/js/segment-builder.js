@@ -51,7 +51,7 @@
     if (!root || !textarea || !catalogueNode || !textNode) return;
     const catalogue = JSON.parse(catalogueNode.textContent);
     const text = JSON.parse(textNode.textContent);
-    const readonly = root.dataset.readonly === "true" || textarea.disabled;
+    const readonly = root.dataset.readonly === "true" || textarea.readOnly;
     const fields = Object.fromEntries(catalogue.fields.map((f) => [f.name, f]));
     let state = null;
 

@@ -75,3 +75,22 @@ def test_a_marketer_builds_a_segment_and_watches_the_count(page, language):
     # The saved segment's page draws the same tree and counts the same.
     _count(page, 1)
     assert page.locator(".sb-condition").count() == 2
+
+
+def test_an_auditor_reads_a_segment_without_changing_it(page):
+    population()
+    segment = Segment.objects.create(
+        name="Gold",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "tier", "op": "ge", "value": "gold"}]},
+        },
+    )
+    _sign_in(page, make_role_user("auditor"), "en")
+    page.goto(page.base_url + f"/staff/segments/{segment.pk}/")
+    # a is gold; x is gold but closed.
+    _count(page, 1)
+    assert page.locator(".sb-condition").count() == 1
+    assert page.locator(".sb-condition select").first.is_disabled()
+    assert page.locator(".sb-add-condition").count() == 0
+    assert page.locator("#segment-form button[type=submit]:not(.secondary)").count() == 0

@@ -74,7 +74,14 @@ def test_auditors_read_but_do_not_build(client, segment):
     html = page.content.decode()
     assert "Gold members" in html
     assert 'data-readonly="true"' in html
-    assert "disabled" in html
+    assert "readonly" in html
+    # The preview still counts for a reader.
+    preview = client.post(
+        reverse("staff:segment-preview"),
+        {"rules": json.dumps(GOLD), "segment_id": segment.pk},
+        HTTP_HX_REQUEST="true",
+    )
+    assert 'data-count="0"' in preview.content.decode()
     assert client.get(reverse("staff:segment-new")).status_code == 403
     posted = client.post(
         reverse("staff:segment-detail", args=[segment.pk]),
