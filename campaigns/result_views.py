@@ -10,6 +10,7 @@ another store is stored for them to see).
 from __future__ import annotations
 
 import datetime
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -296,6 +297,10 @@ def campaign_results_context(*, campaign: Campaign, user: Any) -> dict:
         "notes": _notes(figures),
         "srm_warning": figures.sample_ratio_warning,
         "srm_p": "—" if figures.sample_ratio_p is None else f"{figures.sample_ratio_p:.3g}",
+        # A new id at each render: htmx's settle copies the attributes of the element being
+        # replaced onto the new one with the same id, the style ECharts put on the chart's
+        # container included, which the CSP (style-src 'self') refuses.
+        "chart_id": f"campaign-results-{secrets.token_hex(4)}",
         "arms_table": _arms_table(figures),
         "chart_option": _chart_option(figures),
         "uplifts": [

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from campaigns.models import Campaign, CampaignMember
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -32,6 +33,7 @@ MEMBER_NAME = "李小龙"
 STORE_NAME = "上海南京路店"
 CITY = "上海"
 IMPORTED_NAME = "王芳"
+CAMPAIGN_NAME = "春季回馈"
 
 
 @dataclass
@@ -48,6 +50,8 @@ class World:
     other_member_no: str
     # Text that people entered (names, stores, cities): allowed in either language.
     entered: list[str] = field(default_factory=list)
+    # A running campaign with the member in its audience, for its results page.
+    campaign_id: int = 0
 
 
 def page_world() -> World:
@@ -149,6 +153,17 @@ def page_world() -> World:
             ],
         },
     )
+    campaign = Campaign.objects.create(
+        name=CAMPAIGN_NAME,
+        kind=Campaign.Kind.BONUS,
+        bonus_points=100,
+        status=Campaign.Status.RUNNING,
+        launched_at=now - datetime.timedelta(days=1),
+        salt="pages",
+    )
+    CampaignMember.objects.create(
+        campaign=campaign, member=member, arm=CampaignMember.Arm.TREATMENT, draw=0.5
+    )
     return World(
         member=member,
         member_password=password,
@@ -167,7 +182,9 @@ def page_world() -> World:
             admin.name,
             "members.csv",
             charity.code,
+            CAMPAIGN_NAME,
         ],
+        campaign_id=campaign.pk,
     )
 
 
@@ -225,6 +242,7 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:analytics-panel": "/staff/analytics/panel/members/",
         "staff:analytics-at-risk": "/staff/analytics/members/?kind=high-risk",
         "staff:analytics-model": "/staff/analytics/model/",
+        "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
     }
 
 
@@ -250,6 +268,8 @@ NOT_PAGES = {
     "staff:redemption-void",
     "staff:adjustment-approve",
     "staff:adjustment-reject",
+    "staff:campaign-results-refresh",
+    "staff:campaign-results-csv",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

@@ -53,7 +53,7 @@ def test_back_office_roles_for_every_store_see_all_members(client, world, role):
     # 6 treated and 4 held out; the cost of all stores: ¥24.60; return on cost 0.81.
     assert "¥24.60" in html
     assert "0.81" in html
-    assert "campaign-results-option" in html  # the chart's option, passed with json_script
+    assert 'type="application/json"' in html  # the chart's option, passed with json_script
     assert "<script>" not in html.replace('<script type="application/json"', "")
 
 
