@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import message_views, segment_views, staff_views
+from . import message_views, result_views, segment_views, staff_views
 
 staff_patterns: list = [
     path("segments/", segment_views.segment_list_view, name="segments"),
@@ -35,6 +35,21 @@ staff_patterns: list = [
         "campaigns/<int:campaign_id>/cancel/",
         staff_views.campaign_cancel_view,
         name="campaign-cancel",
+    ),
+    path(
+        "campaigns/<int:pk>/results/",
+        result_views.campaign_results_view,
+        name="campaign-results",
+    ),
+    path(
+        "campaigns/<int:pk>/results/refresh/",
+        result_views.campaign_results_refresh_view,
+        name="campaign-results-refresh",
+    ),
+    path(
+        "campaigns/<int:pk>/results.csv",
+        result_views.campaign_results_csv_view,
+        name="campaign-results-csv",
     ),
 ]
 portal_patterns: list = [

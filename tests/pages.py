@@ -20,8 +20,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from campaigns.messages import messages_enqueue, unsubscribe_token
-from campaigns.models import Campaign, OutboxMessage
-from campaigns.models import Segment
+from campaigns.models import Campaign, CampaignMember, OutboxMessage, Segment
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -36,6 +35,7 @@ STORE_NAME = "上海南京路店"
 CITY = "上海"
 IMPORTED_NAME = "王芳"
 SEGMENT_NAME = "上海会员"
+CAMPAIGN_NAME = "春季回馈"
 
 
 @dataclass
@@ -56,6 +56,8 @@ class World:
     # Text that people entered (names, stores, cities): allowed in either language.
     entered: list[str] = field(default_factory=list)
     segment_id: int = 0
+    # A running campaign with the member in its audience, for its results page.
+    campaign_id: int = 0
 
 
 def page_world() -> World:
@@ -158,6 +160,17 @@ def page_world() -> World:
         },
     )
     notice = campaign_notice_send(member=member, now=now)
+    campaign = Campaign.objects.create(
+        name=CAMPAIGN_NAME,
+        kind=Campaign.Kind.BONUS,
+        bonus_points=100,
+        status=Campaign.Status.RUNNING,
+        launched_at=now - datetime.timedelta(days=1),
+        salt="pages",
+    )
+    CampaignMember.objects.create(
+        campaign=campaign, member=member, arm=CampaignMember.Arm.TREATMENT, draw=0.5
+    )
     return World(
         member=member,
         member_password=password,
@@ -189,7 +202,9 @@ def page_world() -> World:
             notice.body,
             notice.campaign.name,
             SEGMENT_NAME,
+            CAMPAIGN_NAME,
         ],
+        campaign_id=campaign.pk,
     )
 
 
@@ -270,6 +285,7 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:segments": "/staff/segments/",
         "staff:segment-new": "/staff/segments/new/",
         "staff:segment-detail": f"/staff/segments/{world.segment_id}/",
+        "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
     }
 
 
@@ -306,6 +322,8 @@ NOT_PAGES = {
     "staff:segment-count-json",
     "staff:segment-archive",
     "staff:segment-export",
+    "staff:campaign-results-refresh",
+    "staff:campaign-results-csv",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

@@ -28,6 +28,7 @@ def test_beat_runs_the_nightly_jobs_at_the_product_times_in_shanghai():
         "tier_evaluation": ({1}, {0}, ("tier_evaluation",)),
         "analytics": ({2}, {0}, ("analytics",)),
         "churn_scoring": ({3}, {0}, ("churn_scoring",)),
+        "campaign_results": ({3}, {15}, ("campaign_results",)),
         "reconcile": ({3}, {30}, ("reconcile",)),
         "expiry_reminders": ({9}, {0}, ("expiry_reminders",)),
         "birthday_benefits": ({9}, {0}, ("birthday_benefits",)),
