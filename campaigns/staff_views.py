@@ -33,6 +33,7 @@ from .forms import (
 )
 from .messages import campaign_message_counts
 from .models import Campaign, OutboxMessage
+from .result_views import campaign_results_context
 from .segments import SegmentRuleError, segment_count
 from .selectors import (
     MANAGE_PERMISSION,
@@ -254,9 +255,14 @@ def _points(share: float | None) -> str:
 
 
 def _after_launch_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
+    """After launch: the outbox per channel and status, and the results against the holdout
+    (store staff and managers: their stores' members only, decided by the results)."""
     if campaign.launched_at is None:
         return {}
-    return {"message_counts": _message_rows(campaign_message_counts(campaign=campaign))}
+    return {
+        "message_counts": _message_rows(campaign_message_counts(campaign=campaign)),
+        **campaign_results_context(campaign=campaign, user=request.user),
+    }
 
 
 def _message_rows(counts: dict[str, dict[str, int]]) -> list[tuple[str, list[tuple[str, int]]]]:
