@@ -137,3 +137,60 @@ def test_a_marketer_launches_a_bonus_campaign_and_the_member_sees_points_and_not
     member_page.locator(".notice-list a", has_text="秋季回馈").click()
     assert "陈小红，送您500积分！" in member_page.locator("main").inner_text()
     member_page.context.close()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_campaign_pages_fit_a_phone_in_either_language(page, language):
+    from decimal import Decimal
+
+    from campaigns.services import campaign_create
+    from points.models import Category, Reward
+
+    Category.objects.create(code="apparel", name_zh="服装", name_en="Apparel")
+    StoreFactory(code="SH001", name="上海南京路店")
+    Reward.objects.create(
+        code="CNY10",
+        kind="amount_off",
+        name_zh="10元优惠券",
+        name_en="¥10 off",
+        points_price=1000,
+        amount_off=Decimal(10),
+    )
+    MemberFactory(consent_sms=True)
+    marketer = make_role_user("marketer", email="a.rather.long.marketer.address@example.com")
+    segment = Segment.objects.create(
+        name="普通会员",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "tier", "op": "eq", "value": "regular"}]},
+        },
+    )
+    campaign = campaign_create(
+        actor=marketer,
+        name="春季回馈",
+        kind=Campaign.Kind.BONUS,
+        segment=segment,
+        bonus_points=100,
+        send_sms=True,
+        message_body_zh="{name}，送您100积分",
+    )
+    _sign_in_as(page, marketer)
+    page.context.add_cookies(
+        [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": page.base_url}]
+    )
+    for path in (
+        "/staff/campaigns/",
+        "/staff/campaigns/new/",
+        "/staff/campaigns/new/?kind=bonus",
+        "/staff/campaigns/new/?kind=multiplier",
+        "/staff/campaigns/new/?kind=coupon",
+        "/staff/campaigns/new/?kind=message",
+        f"/staff/campaigns/{campaign.pk}/",
+        f"/staff/campaigns/{campaign.pk}/edit/",
+        f"/staff/campaigns/{campaign.pk}/launch/",
+        "/staff/campaigns/win-back/",
+    ):
+        response = page.goto(page.base_url + path)
+        assert response is not None and response.status == 200, path
+        assert page.locator("html").get_attribute("lang") == language
+        _fits_a_phone(page)
