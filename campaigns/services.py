@@ -26,10 +26,13 @@ from members.services import audit_log
 from tiers.models import TierLevel
 
 from .holdout import holdout_salt
+from .messages import message_template_check
 from .models import Campaign
+from .promotions import promotions_cache_clear
 from .results import CostEstimate, campaign_needs_approval
 from .segments import segment_create
 from .selectors import campaign_preview
+from .tasks import campaign_start_task
 
 APPROVE_PERMISSION = "campaigns.approve_campaign"
 
@@ -153,8 +156,6 @@ def _shape_problems(campaign: Campaign) -> dict[str, list[str]]:
 
 
 def _message_problems(campaign: Campaign, problems: dict[str, list[str]]) -> None:
-    from .messages import message_template_check
-
     if not (campaign.send_sms or campaign.send_email or campaign.send_portal):
         _problems_add(problems, "send_sms", _("Choose at least one channel for the message."))
     written = [lang for lang in LANGUAGES if getattr(campaign, f"message_body_{lang}").strip()]
@@ -246,8 +247,6 @@ def _start_when_due(campaign: Campaign, now: datetime.datetime) -> None:
     """A campaign due now starts at once rather than at beat's next tick; after commit, so
     the task reads the scheduled row."""
     if campaign.scheduled_at is not None and campaign.scheduled_at <= now:
-        from .tasks import campaign_start_task
-
         pk = campaign.pk
         transaction.on_commit(lambda: campaign_start_task.delay(pk))
 
@@ -375,6 +374,9 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, now: datetime.dat
         target=campaign,
         details={"name": campaign.name, "was": previous},
     )
+    if campaign.kind == Campaign.Kind.MULTIPLIER:
+        # This process stops applying it at once; others when their cache expires.
+        transaction.on_commit(promotions_cache_clear)
     return campaign
 
 

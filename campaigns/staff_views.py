@@ -25,13 +25,12 @@ from members.permissions import staff_required
 from tiers.models import TierLevel
 
 from .forms import (
-    PLACEHOLDERS,
     CampaignFilterForm,
     CampaignForm,
     LaunchForm,
     WinBackForm,
 )
-from .messages import campaign_message_counts
+from .messages import campaign_message_counts, message_template_fields
 from .models import Campaign, OutboxMessage
 from .result_views import campaign_results_context
 from .segments import SegmentRuleError, segment_count
@@ -103,7 +102,7 @@ def campaign_list_view(request: HttpRequest) -> HttpResponse:
         "kinds": Campaign.Kind.choices,
         "results_only": not campaign_reader_sees_all(user=request.user),
     }
-    return render(request, "campaigns/campaigns/list.html", context, status=200)
+    return render(request, "campaigns/campaigns/list.html", context)
 
 
 # --- New and edit --------------------------------------------------------------------------
@@ -117,7 +116,7 @@ def _form_page(
         "campaign": campaign,
         "kind_label": Campaign.Kind(form.kind).label,
         "groups": form.field_groups(),
-        "placeholders": PLACEHOLDERS,
+        "placeholders": message_template_fields(),
     }
     return render(request, "campaigns/campaigns/form.html", context, status=status)
 

@@ -206,3 +206,47 @@ def test_the_win_back_draft_targets_the_high_risk_members_of_the_alerts_store_an
         {"field": "tier", "op": "in", "value": ["gold"]},
     ]
     assert "上海南京路店" in campaign.name
+
+
+def test_cancelling_a_running_promotion_stops_it_applying_to_the_next_purchase(
+    time_machine, django_capture_on_commit_callbacks
+):
+    from zoneinfo import ZoneInfo
+
+    from campaigns.launch import campaign_launch
+    from campaigns.services import campaign_cancel
+    from points.services import purchase_record
+    from tests.factories import StoreFactory
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = datetime.datetime(2026, 5, 12, 14, 0, tzinfo=shanghai)
+    time_machine.move_to(now, tick=False)
+    shop = StoreFactory(code="SH001")
+    member = MemberFactory()
+    user = marketer()
+    campaign = campaign_create(
+        actor=user,
+        name="双倍积分周",
+        kind=Campaign.Kind.MULTIPLIER,
+        multiplier=Decimal(2),
+        starts_at=now - datetime.timedelta(days=1),
+        ends_at=now + datetime.timedelta(days=6),
+        holdout_percent=Decimal(0),
+    )
+    campaign = campaign_schedule(campaign=campaign, actor=user, at=now, now=now)
+    campaign_launch(campaign=campaign, now=now)
+
+    def earned(receipt: str) -> int:
+        return purchase_record(
+            member=member,
+            store=shop,
+            receipt_no=receipt,
+            occurred_at=now,
+            amount=Decimal(100),
+            now=now,
+        ).purchase.points_earned
+
+    assert earned("R1") == 200  # ¥100 at 1 point per ¥1, doubled
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_cancel(campaign=campaign, actor=user, now=now)
+    assert earned("R2") == 100
