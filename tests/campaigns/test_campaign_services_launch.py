@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.test import override_settings
+from django.utils import translation
 
 from campaigns.models import Campaign, Segment
 from campaigns.services import (
@@ -87,7 +88,7 @@ def test_an_email_needs_a_subject_in_each_language_it_is_written_in(members):
     campaign = bonus_make(
         actor=user, segment=segment_make(), send_email=True, message_subject_zh="春季回馈"
     )
-    with pytest.raises(CampaignInvalid) as refused:
+    with translation.override("en"), pytest.raises(CampaignInvalid) as refused:
         campaign_schedule(campaign=campaign, actor=user, at=None, now=NOW)
     assert refused.value.errors == {"message_subject_en": ["An e-mail needs a subject."]}
 
