@@ -30,7 +30,7 @@ from .messages import message_template_check
 from .models import Campaign
 from .promotions import promotions_cache_clear
 from .results import CostEstimate, campaign_needs_approval
-from .segments import segment_create
+from .segments import SegmentRuleError, segment_create
 from .selectors import campaign_preview
 from .tasks import campaign_start_task
 
@@ -282,7 +282,11 @@ def campaign_schedule(
     problems = launch_problems(campaign=campaign, at=at, now=now)
     if problems:
         raise CampaignInvalid(problems)
-    estimate = campaign_preview(campaign=campaign, now=now).estimate
+    try:
+        estimate = campaign_preview(campaign=campaign, now=now).estimate
+    except SegmentRuleError as error:
+        # The segment's rules no longer compile (a segment it refers to was archived).
+        raise CampaignInvalid({"segment": [error.detail]}) from error
     waiting = campaign.approved_at is None and campaign_needs_approval(estimate=estimate)
     campaign.scheduled_at = at or now
     if not campaign.salt:

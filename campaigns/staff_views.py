@@ -258,10 +258,10 @@ def _after_launch_context(request: HttpRequest, campaign: Campaign) -> dict[str,
     (store staff and managers: their stores' members only, decided by the results)."""
     if campaign.launched_at is None:
         return {}
-    return {
-        "message_counts": _message_rows(campaign_message_counts(campaign=campaign)),
-        **campaign_results_context(campaign=campaign, user=request.user),
-    }
+    context = campaign_results_context(campaign=campaign, user=request.user)
+    if campaign_reader_sees_all(user=request.user):
+        context["message_counts"] = _message_rows(campaign_message_counts(campaign=campaign))
+    return context
 
 
 def _message_rows(counts: dict[str, dict[str, int]]) -> list[tuple[str, list[tuple[str, int]]]]:

@@ -182,3 +182,22 @@ def test_after_launch_the_page_counts_the_messages_as_the_outbox_holds_them(
     html = response.content.decode()
     assert 'id="campaign-results"' in html
     assert "preview" not in response.context  # the estimate is for before launch
+
+
+def test_a_segment_whose_rules_no_longer_hold_is_said_on_the_page_not_a_500(client, members):
+    user = marketer()
+    client.force_login(user)
+    broken = segment_make(
+        "失效人群",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "no_such_field", "op": "eq", "value": 1}]},
+        },
+    )
+    campaign = bonus_make(actor=user, segment=broken)
+    page = client.get(f"/staff/campaigns/{campaign.pk}/")
+    assert page.status_code == 200
+    assert page.context["preview_error"]
+    launch = client.post(f"/staff/campaigns/{campaign.pk}/launch/", {"when": "now"})
+    assert launch.status_code == 400
+    assert launch.context["form"].non_field_errors()

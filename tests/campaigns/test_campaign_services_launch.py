@@ -251,3 +251,20 @@ def test_cancelling_a_running_promotion_stops_it_applying_to_the_next_purchase(
     with django_capture_on_commit_callbacks(execute=True):
         campaign_cancel(campaign=campaign, actor=user, now=now)
     assert earned("R2") == 100
+
+
+def test_a_segment_whose_rules_no_longer_hold_refuses_the_launch_on_the_segment(members):
+    user = marketer()
+    broken = segment_make(
+        "失效人群",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "no_such_field", "op": "eq", "value": 1}]},
+        },
+    )
+    campaign = bonus_make(actor=user, segment=broken)
+    with pytest.raises(CampaignInvalid) as refused:
+        campaign_schedule(campaign=campaign, actor=user, at=None, now=NOW)
+    assert list(refused.value.errors) == ["segment"]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
