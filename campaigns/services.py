@@ -279,6 +279,8 @@ def campaign_schedule(
             _("Only a draft can be launched; this campaign is %(status)s.")
             % {"status": campaign.get_status_display()}
         )
+    if campaign.approval_required:
+        raise CampaignStateError(_("This campaign is already waiting for approval."))
     problems = launch_problems(campaign=campaign, at=at, now=now)
     if problems:
         raise CampaignInvalid(problems)

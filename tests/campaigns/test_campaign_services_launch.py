@@ -142,6 +142,8 @@ def test_a_costly_campaign_waits_for_another_administrator(
     assert campaign.approval_required is True
     assert callbacks == []
     assert AuditEntry.objects.get(action="campaign.launch").details["waiting_for_approval"]
+    with pytest.raises(CampaignStateError):
+        campaign_schedule(campaign=campaign, actor=builder, at=None, now=NOW)  # asked once
 
     with pytest.raises(ApprovalRefused):
         campaign_approve(campaign=campaign, actor=builder, now=NOW)  # their own
