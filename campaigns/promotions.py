@@ -106,10 +106,11 @@ def _treated_in(*, member_id: int, campaign_ids: list[int]) -> set[int]:
         f"SELECT a.campaign_id FROM {audience} AS a "  # noqa: S608 - our own tables
         f"JOIN {campaign} AS c ON c.id = a.campaign_id "
         f"WHERE a.member_id = %s AND a.campaign_id {ids} AND a.arm = %s "
-        f"AND c.status IN (%s, %s)"
+        f"AND c.kind = %s AND c.status IN (%s, %s)"
     )
+    params = [member_id, *id_params, CampaignMember.Arm.TREATMENT, Campaign.Kind.MULTIPLIER]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [member_id, *id_params, CampaignMember.Arm.TREATMENT, *_COUNTING])
+        cursor.execute(sql, [*params, *_COUNTING])
         return {pk for (pk,) in cursor.fetchall()}
 
 
