@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 
-from core.bulk import CopyLayout, copy_write, rows_update, text_array, use_copy
+from core.bulk import CopyLayout, copy_write, int_array, rows_update, text_array, use_copy
 from members.models import Member
 from points.earning import policy_get
 from points.ledger import expiry_for, fingerprint
@@ -90,6 +90,14 @@ def _audience_ids(*, campaign: Campaign, now: datetime.datetime) -> list[int]:
 def campaign_launch(*, campaign: Campaign, now: datetime.datetime) -> Campaign:
     """A due scheduled campaign starts running with its audience frozen, each member in
     an arm that never changes. Launching a launched campaign does nothing."""
+    return campaign_launch_members(campaign=campaign, now=now, member_ids=None)
+
+
+def campaign_launch_members(
+    *, campaign: Campaign, now: datetime.datetime, member_ids: list[int] | None
+) -> Campaign:
+    """`campaign_launch` with the audience given (`bench campaigns` picks its members)
+    rather than read from the segment, tiers or members; None: read as usual."""
     with transaction.atomic():
         # Locked: two workers launching at once queue here, and the second finds it launched.
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
@@ -101,7 +109,8 @@ def campaign_launch(*, campaign: Campaign, now: datetime.datetime) -> Campaign:
             raise CampaignNotLaunchable(f"campaign {campaign.pk} waits for approval")
         if not campaign.salt:
             campaign.salt = holdout_salt()
-        member_ids = _audience_ids(campaign=campaign, now=now)
+        if member_ids is None:
+            member_ids = _audience_ids(campaign=campaign, now=now)
         control = _audience_write(campaign=campaign, member_ids=member_ids)
         campaign.status = Campaign.Status.RUNNING
         campaign.launched_at = now
@@ -335,6 +344,19 @@ def _batch_done(
     coupons: dict[int, tuple[int, str]],
     now: datetime.datetime,
 ) -> None:
+    if not coupons:
+        pks = [pk for pk, _member_id, _status in batch]
+        if connection.vendor != "postgresql":
+            CampaignMember.objects.filter(pk__in=pks).update(done_at=now)
+            return
+        # One array parameter, not thousands of placeholders.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CampaignMember._meta.db_table} SET done_at = %s "  # noqa: S608
+                "WHERE id = ANY(%s::bigint[])",
+                [now, int_array(pks)],
+            )
+        return
     if connection.vendor == "postgresql":
         rows_update(
             CampaignMember,
