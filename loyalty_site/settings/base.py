@@ -268,6 +268,7 @@ CELERY_BEAT_SCHEDULE = {
         ("tier_evaluation", 1, 0),
         ("analytics", 2, 0),
         ("churn_scoring", 3, 0),
+        ("campaign_results", 3, 15),
         ("reconcile", 3, 30),
         ("expiry_reminders", 9, 0),
         ("birthday_benefits", 9, 0),
