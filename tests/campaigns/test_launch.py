@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import sys
-import types
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -148,22 +146,24 @@ def test_a_draft_a_cancelled_or_an_unapproved_campaign_is_not_launched():
 # --- Audiences ----------------------------------------------------------------------------
 
 
-def test_a_segment_campaign_targets_the_segments_members(monkeypatch):
+def test_a_segment_campaign_targets_the_segments_members_who_are_active():
     from campaigns.models import Segment
 
-    chosen, _others = members(3), members(2)
-    # The segment compiler is another change's: its SQL here names three members outright.
-    segments = types.ModuleType("campaigns.segments")
-    segments.segment_members_sql = lambda *, rules, at: (
-        "SELECT id AS member_id FROM members_member WHERE id IN (%s, %s, %s)",
-        [m.pk for m in chosen],
+    women = members(3, gender="F")
+    members(2, gender="M")
+    MemberFactory(gender="F", status=Member.Status.CLOSED)
+    segment = Segment.objects.create(
+        name="女性会员",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "gender", "op": "eq", "value": "F"}]},
+        },
     )
-    monkeypatch.setitem(sys.modules, "campaigns.segments", segments)
-    segment = Segment.objects.create(name="三人", rules={"version": 1, "rule": {}})
 
     campaign = campaign_launch(campaign=campaign_make(segment=segment), now=NOW)
 
-    assert set(arms(campaign)) == {m.pk for m in chosen}
+    assert set(arms(campaign)) == {m.pk for m in women}
+    assert campaign.audience_size == 3
 
 
 def test_a_promotion_for_tiers_targets_their_members_the_base_level_included():
