@@ -1,15 +1,22 @@
-"""`bench campaigns`: launching and sending a bonus-points campaign to many members.
+"""`bench campaigns`: a campaign to many members, launched, sent and measured.
 
 `bench campaigns --members 200000` takes that many active members of the database in
-DATABASE_URL (random, fixed by `--seed`), launches a bonus campaign to them (the audience
-frozen with its 10 % holdout) and sends it in CAMPAIGN_BATCH_SIZE batches through the
-ledger's bulk posting, printing one JSON line: `launch_s`, `send_s` and `postings_per_s`
-(postings over the send's time). Afterwards it removes the campaign and its audience; the
-ledger rows stay (the ledger is append-only), and the line says how many.
+DATABASE_URL (random, fixed by `--seed`) and prints one JSON line per part (`--parts`):
+
+- `bonus`: launch a bonus-points campaign to them (the audience frozen with its 10 %
+  holdout) and send it in CAMPAIGN_BATCH_SIZE batches through the ledger's bulk posting:
+  `launch_s`, `send_s` and `postings_per_s` (postings over the send's time);
+- `results`: a campaign to them launched 20 days before the last purchase in the data (so
+  its 14-day window holds purchases), its results computed (`campaign_results_compute`):
+  `results_s`.
+
+Afterwards it removes its campaigns and their audiences; the bonus's ledger rows stay (the
+ledger is append-only), and the line says how many.
 """
 
 from __future__ import annotations
 
+import datetime
 import random
 import time
 from argparse import ArgumentParser
@@ -20,6 +27,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.benchmarks import Benchmark, benchmark_register
+
+PARTS = ("bonus", "results")
 
 
 @benchmark_register
@@ -34,17 +43,14 @@ class CampaignsBenchmark(Benchmark):
         parser.add_argument("--members", type=int, default=200_000, help="Audience size.")
         parser.add_argument("--points", type=int, default=100, help="Bonus per member.")
         parser.add_argument("--seed", type=int, default=13, help="Which members (random).")
+        parser.add_argument(
+            "--parts",
+            default=",".join(PARTS),
+            help=f"Comma-separated, run in this order (default {','.join(PARTS)}).",
+        )
 
     def run(self, *, options: dict[str, Any], log: Callable[[str], None]) -> list[dict]:
-        return [self._bonus(options=options, log=log)]
-
-    def _bonus(self, *, options: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-        from django.conf import settings
-
-        from campaigns.launch import campaign_launch_members, campaign_send
-        from campaigns.models import Campaign
         from members.models import Member
-        from points.models import LedgerTransaction
 
         ids = list(
             Member.objects.filter(status=Member.Status.ACTIVE)
@@ -53,6 +59,25 @@ class CampaignsBenchmark(Benchmark):
         )
         wanted = min(options["members"], len(ids))
         audience = sorted(random.Random(options["seed"]).sample(ids, wanted))  # noqa: S311
+        log(f"{wanted:,} of {len(ids):,} active members")
+        parts = {"bonus": self._bonus, "results": self._results}
+        lines = []
+        for part in options["parts"].split(","):
+            if part not in parts:
+                raise ValueError(f"unknown part {part}: one of {', '.join(PARTS)}")
+            lines.append(parts[part](audience=audience, options=options, log=log))
+        return lines
+
+    def _bonus(
+        self, *, audience: list[int], options: dict[str, Any], log: Callable[[str], None]
+    ) -> dict[str, Any]:
+        from django.conf import settings
+
+        from campaigns.launch import campaign_launch_members, campaign_send
+        from campaigns.models import Campaign
+        from points.models import LedgerTransaction
+
+        wanted = len(audience)
         now = timezone.now()
         campaign = Campaign.objects.create(
             name=f"bench {now:%Y-%m-%d %H:%M:%S}",
@@ -62,7 +87,7 @@ class CampaignsBenchmark(Benchmark):
             scheduled_at=now,
         )
         try:
-            log(f"launching a bonus campaign to {wanted:,} of {len(ids):,} active members …")
+            log(f"bonus: launching a campaign to {wanted:,} members …")
             began = time.perf_counter()
             campaign = campaign_launch_members(campaign=campaign, now=now, member_ids=audience)
             launch_s = time.perf_counter() - began
@@ -89,6 +114,41 @@ class CampaignsBenchmark(Benchmark):
             "postings_per_s": round(posted / send_s) if send_s else 0,
             "ledger_rows_kept": posted,
             "note": "campaign and audience removed; its ledger postings stay (append-only)",
+        }
+
+    def _results(
+        self, *, audience: list[int], options: dict[str, Any], log: Callable[[str], None]
+    ) -> dict[str, Any]:
+        from django.db.models import Max
+
+        from campaigns.launch import campaign_launch_members
+        from campaigns.models import Campaign
+        from campaigns.results import campaign_results_compute
+        from points.models import Purchase
+
+        now = timezone.now()
+        last = Purchase.objects.aggregate(last=Max("occurred_at"))["last"] or now
+        launched = min(last, now) - datetime.timedelta(days=20)
+        campaign = Campaign.objects.create(
+            name=f"bench results {now:%Y-%m-%d %H:%M:%S}",
+            kind=Campaign.Kind.MESSAGE,
+            status=Campaign.Status.SCHEDULED,
+            scheduled_at=launched,
+        )
+        try:
+            log(f"results: a campaign to {len(audience):,} members launched {launched:%Y-%m-%d} …")
+            campaign = campaign_launch_members(campaign=campaign, now=launched, member_ids=audience)
+            began = time.perf_counter()
+            figures = campaign_results_compute(campaign=campaign, now=now)
+            results_s = time.perf_counter() - began
+        finally:
+            self._remove(campaign)
+        return {
+            "bench": "campaign_results",
+            "vendor": connection.vendor,
+            "members": len(audience),
+            "window_start": figures.window_start.isoformat() if figures.window_start else None,
+            "results_s": round(results_s, 2),
         }
 
     @staticmethod

@@ -17,7 +17,7 @@ from tests.factories import MemberFactory
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bench_campaigns_posts_to_the_treated_and_removes_the_campaign():
+def test_bench_campaigns_posts_to_the_treated_computes_results_and_removes_its_campaigns():
     Member.objects.bulk_create([MemberFactory.build() for _ in range(60)])
     out = StringIO()
 
@@ -25,7 +25,7 @@ def test_bench_campaigns_posts_to_the_treated_and_removes_the_campaign():
         "bench", "campaigns", "--members", "50", "--points", "30", stdout=out, stderr=StringIO()
     )
 
-    (line,) = [json.loads(text) for text in out.getvalue().strip().splitlines()]
+    line, results = [json.loads(text) for text in out.getvalue().strip().splitlines()]
     assert line["bench"] == "campaign_bonus"
     assert line["members"] == 50
     posted = LedgerTransaction.objects.filter(source="campaign")
@@ -37,5 +37,7 @@ def test_bench_campaigns_posts_to_the_treated_and_removes_the_campaign():
     # The campaign and its audience are gone; the ledger rows stay, and it says so.
     assert not Campaign.objects.exists() and not CampaignMember.objects.exists()
     assert line["ledger_rows_kept"] == posted.count()
+    assert results["bench"] == "campaign_results"
+    assert results["members"] == 50 and results["results_s"] >= 0
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details
