@@ -6,17 +6,23 @@ DATABASE_URL (random, fixed by `--seed`) and prints one JSON line per part (`--p
 - `bonus`: launch a bonus-points campaign to them (the audience frozen with its 10 %
   holdout) and send it in CAMPAIGN_BATCH_SIZE batches through the ledger's bulk posting:
   `launch_s`, `send_s` and `postings_per_s` (postings over the send's time);
+- `messages`: a message-only SMS campaign to them launched at 10:00 Shanghai today (out
+  of quiet hours), its messages enqueued (`messages_enqueue`) and dispatched through the
+  console SMS backend (`outbox_dispatch`; the console's text goes to /dev/null):
+  `enqueued_per_s`, `dispatched_per_s` and `messages_per_s` over both;
 - `results`: a campaign to them launched 20 days before the last purchase in the data (so
   its 14-day window holds purchases), its results computed (`campaign_results_compute`):
   `results_s`.
 
-Afterwards it removes its campaigns and their audiences; the bonus's ledger rows stay (the
+Afterwards it removes its campaigns, their audiences and messages; the bonus's ledger rows stay (the
 ledger is append-only), and the line says how many.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import random
 import time
 from argparse import ArgumentParser
@@ -24,11 +30,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from core.benchmarks import Benchmark, benchmark_register
 
-PARTS = ("bonus", "results")
+PARTS = ("bonus", "messages", "results")
 
 
 @benchmark_register
@@ -60,7 +67,7 @@ class CampaignsBenchmark(Benchmark):
         wanted = min(options["members"], len(ids))
         audience = sorted(random.Random(options["seed"]).sample(ids, wanted))  # noqa: S311
         log(f"{wanted:,} of {len(ids):,} active members")
-        parts = {"bonus": self._bonus, "results": self._results}
+        parts = {"bonus": self._bonus, "messages": self._messages, "results": self._results}
         lines = []
         for part in options["parts"].split(","):
             if part not in parts:
@@ -114,6 +121,63 @@ class CampaignsBenchmark(Benchmark):
             "postings_per_s": round(posted / send_s) if send_s else 0,
             "ledger_rows_kept": posted,
             "note": "campaign and audience removed; its ledger postings stay (append-only)",
+        }
+
+    def _messages(
+        self, *, audience: list[int], options: dict[str, Any], log: Callable[[str], None]
+    ) -> dict[str, Any]:
+        from campaigns import messages
+        from campaigns.launch import campaign_launch_members
+        from campaigns.models import Campaign, OutboxMessage
+
+        # Out of quiet hours whatever the time the bench runs: every SMS is due at once.
+        now = timezone.localtime().replace(hour=10, minute=0, second=0, microsecond=0)
+        campaign = Campaign.objects.create(
+            name=f"bench messages {now:%Y-%m-%d %H:%M:%S}",
+            kind=Campaign.Kind.MESSAGE,
+            status=Campaign.Status.SCHEDULED,
+            scheduled_at=now,
+            holdout_percent=0,
+            send_sms=True,
+            message_body_zh="{name}您好，本周会员日全场双倍积分。",
+            message_body_en="Hello {name}, double points all week for members.",
+        )
+        try:
+            campaign = campaign_launch_members(campaign=campaign, now=now, member_ids=audience)
+            log(f"messages: enqueuing SMS to {len(audience):,} members …")
+            began = time.perf_counter()
+            enqueued = messages.messages_enqueue(campaign=campaign, member_ids=audience, now=now)
+            enqueue_s = time.perf_counter() - began
+            log(f"messages: {enqueued:,} enqueued in {enqueue_s:.1f}s; dispatching …")
+            began = time.perf_counter()
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                dispatched = messages.outbox_dispatch(now=now)
+            dispatch_s = time.perf_counter() - began
+            statuses = dict(
+                OutboxMessage.objects.filter(campaign=campaign)
+                .values("status")
+                .annotate(n=Count("id"))
+                .values_list("status", "n")
+            )
+        finally:
+            with transaction.atomic():
+                OutboxMessage.objects.filter(campaign_id=campaign.pk).delete()
+            self._remove(campaign)
+        return {
+            "bench": "campaign_messages",
+            "vendor": connection.vendor,
+            "members": len(audience),
+            "enqueued": enqueued,
+            "dispatched": dispatched,
+            "statuses": statuses,
+            "enqueue_s": round(enqueue_s, 2),
+            "dispatch_s": round(dispatch_s, 2),
+            "enqueued_per_s": round(enqueued / enqueue_s) if enqueue_s else 0,
+            "dispatched_per_s": round(dispatched / dispatch_s) if dispatch_s else 0,
+            "messages_per_s": round(enqueued / (enqueue_s + dispatch_s))
+            if enqueue_s + dispatch_s
+            else 0,
+            "note": "console SMS backend, its text discarded; messages removed afterwards",
         }
 
     def _results(

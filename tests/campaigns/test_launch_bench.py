@@ -22,7 +22,16 @@ def test_bench_campaigns_posts_to_the_treated_computes_results_and_removes_its_c
     out = StringIO()
 
     call_command(
-        "bench", "campaigns", "--members", "50", "--points", "30", stdout=out, stderr=StringIO()
+        "bench",
+        "campaigns",
+        "--members",
+        "50",
+        "--points",
+        "30",
+        "--parts",
+        "bonus,results",
+        stdout=out,
+        stderr=StringIO(),
     )
 
     line, results = [json.loads(text) for text in out.getvalue().strip().splitlines()]
