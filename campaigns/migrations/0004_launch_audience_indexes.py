@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0002_roles'),
+        ('campaigns', '0003_msg_outbox_claim'),
         ('members', '0016_member_language_and_unsubscribe'),
     ]
 
