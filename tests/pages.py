@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from campaigns.messages import messages_enqueue, unsubscribe_token
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Segment
+from campaigns.services import campaign_create
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -58,6 +59,8 @@ class World:
     segment_id: int = 0
     # A running campaign with the member in its audience, for its results page.
     campaign_id: int = 0
+    # A marketer's draft (bonus points and an SMS), for the campaign form and launch pages.
+    draft_id: int = 0
 
 
 def page_world() -> World:
@@ -171,6 +174,22 @@ def page_world() -> World:
     CampaignMember.objects.create(
         campaign=campaign, member=member, arm=CampaignMember.Arm.TREATMENT, draw=0.5
     )
+    segment = Segment.objects.create(
+        name=SEGMENT_NAME,
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
+        },
+    )
+    draft = campaign_create(
+        actor=admin,
+        name=DRAFT_NAME,
+        kind=Campaign.Kind.BONUS,
+        segment=segment,
+        bonus_points=200,
+        send_sms=True,
+        message_body_zh=DRAFT_MESSAGE,
+    )
     return World(
         member=member,
         member_password=password,
@@ -183,13 +202,7 @@ def page_world() -> World:
         other_member_no=Member.objects.get(name=IMPORTED_NAME).member_no,
         notice_id=notice.pk,
         unsubscribe_token=unsubscribe_token(member_id=member.pk),
-        segment_id=Segment.objects.create(
-            name=SEGMENT_NAME,
-            rules={
-                "version": 1,
-                "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
-            },
-        ).pk,
+        segment_id=segment.pk,
         entered=[
             MEMBER_NAME,
             STORE_NAME,
@@ -203,12 +216,17 @@ def page_world() -> World:
             notice.campaign.name,
             SEGMENT_NAME,
             CAMPAIGN_NAME,
+            DRAFT_NAME,
+            DRAFT_MESSAGE,
         ],
         campaign_id=campaign.pk,
+        draft_id=draft.pk,
     )
 
 
 NOTICE_SUBJECT = "春季礼遇"
+DRAFT_NAME = "秋季回馈"
+DRAFT_MESSAGE = "{name}，送您200积分"
 
 
 def campaign_notice_send(*, member: Member, now: datetime.datetime):
@@ -286,6 +304,14 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:segment-new": "/staff/segments/new/",
         "staff:segment-detail": f"/staff/segments/{world.segment_id}/",
         "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
+        "staff:campaign-list": "/staff/campaigns/",
+        "staff:campaign-new": "/staff/campaigns/new/?kind=multiplier",
+        "staff:campaign-new#kinds": "/staff/campaigns/new/",
+        "staff:campaign-detail": f"/staff/campaigns/{world.campaign_id}/",
+        "staff:campaign-detail#draft": f"/staff/campaigns/{world.draft_id}/",
+        "staff:campaign-edit": f"/staff/campaigns/{world.draft_id}/edit/",
+        "staff:campaign-launch": f"/staff/campaigns/{world.draft_id}/launch/",
+        "staff:campaign-winback": "/staff/campaigns/win-back/",
     }
 
 
@@ -324,6 +350,8 @@ NOT_PAGES = {
     "staff:segment-export",
     "staff:campaign-results-refresh",
     "staff:campaign-results-csv",
+    "staff:campaign-approve",
+    "staff:campaign-cancel",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

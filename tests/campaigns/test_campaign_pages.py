@@ -188,3 +188,20 @@ def test_store_staff_see_only_launched_campaigns_that_reached_their_stores(clien
     assert client.get(f"/staff/campaigns/{elsewhere.pk}/").status_code == 404
     assert client.get(f"/staff/campaigns/{draft.pk}/").status_code == 404
     assert client.post(f"/staff/campaigns/{reached.pk}/cancel/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("role", "segments", "campaigns"),
+    [
+        ("marketer", True, True),
+        ("administrator", True, True),
+        ("auditor", True, True),
+        ("store_manager", False, True),
+        ("store_staff", False, True),
+    ],
+)
+def test_the_navigation_links_segments_and_campaigns_by_role(client, role, segments, campaigns):
+    client.force_login(make_role_user(role, stores=[StoreFactory(code="SH001")]))
+    html = client.get("/staff/").content.decode()
+    assert ('href="/staff/segments/"' in html) is segments
+    assert ('href="/staff/campaigns/"' in html) is campaigns
