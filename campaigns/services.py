@@ -19,9 +19,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from analytics.models import RiskBand
 from members.models import Store, User
+from members.selectors import audit_action_register, audit_detail_register
 from members.services import audit_log
 from tiers.models import TierLevel
 
@@ -303,7 +305,7 @@ def campaign_schedule(
         action="campaign.launch",
         target=campaign,
         details={
-            "name": campaign.name,
+            "campaign_name": campaign.name,
             "kind": campaign.kind,
             "scheduled_at": campaign.scheduled_at.isoformat(),
             "waiting_for_approval": waiting,
@@ -350,7 +352,7 @@ def campaign_approve(*, campaign: Campaign, actor: User, now: datetime.datetime)
         actor=actor,
         action="campaign.approve",
         target=campaign,
-        details={"name": campaign.name, "scheduled_at": at.isoformat()},
+        details={"campaign_name": campaign.name, "scheduled_at": at.isoformat()},
     )
     _start_when_due(campaign, now)
     return campaign
@@ -378,7 +380,7 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, now: datetime.dat
         actor=actor,
         action="campaign.cancel",
         target=campaign,
-        details={"name": campaign.name, "was": previous},
+        details={"campaign_name": campaign.name, "was": previous},
     )
     if campaign.kind == Campaign.Kind.MULTIPLIER:
         # This process stops applying it at once; others when their cache expires.
@@ -420,4 +422,29 @@ def campaign_winback_create(
     )
     return campaign_create(
         actor=actor, name=name[:100], kind=Campaign.Kind.MESSAGE, segment=segment
+    )
+
+
+def register() -> None:
+    """Called from `CampaignsConfig.ready()`: the audit log's names for what the lifecycle
+    writes (members cannot import campaigns, so the labels are registered with it)."""
+    for action, label in (
+        ("campaign.launch", gettext_lazy("Campaign launched")),
+        ("campaign.approve", gettext_lazy("Campaign approved")),
+        ("campaign.cancel", gettext_lazy("Campaign cancelled")),
+    ):
+        audit_action_register(action=action, label=label)
+    for key, label in (
+        ("campaign_name", gettext_lazy("Campaign")),
+        ("scheduled_at", gettext_lazy("Scheduled for")),
+        ("waiting_for_approval", gettext_lazy("Waiting for approval")),
+        ("treated", gettext_lazy("Members treated (estimate)")),
+        ("points_cost", gettext_lazy("Points cost (¥)")),
+        ("coupon_face_value", gettext_lazy("Coupon face value (¥)")),
+        ("sms", gettext_lazy("SMS (estimate)")),
+        ("total_cost", gettext_lazy("Total cost (¥)")),
+    ):
+        audit_detail_register(key=key, label=label)
+    audit_detail_register(
+        key="was", label=gettext_lazy("Status before"), choices=dict(Campaign.Status.choices)
     )
