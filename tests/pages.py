@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from campaigns.messages import messages_enqueue, unsubscribe_token
 from campaigns.models import Campaign, CampaignMember, OutboxMessage, Segment
-from campaigns.services import campaign_create
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -37,6 +36,7 @@ CITY = "上海"
 IMPORTED_NAME = "王芳"
 SEGMENT_NAME = "上海会员"
 CAMPAIGN_NAME = "春季回馈"
+DRAFT_CAMPAIGN_NAME = "会员日加赠"
 
 
 @dataclass
@@ -59,8 +59,8 @@ class World:
     segment_id: int = 0
     # A running campaign with the member in its audience, for its results page.
     campaign_id: int = 0
-    # A marketer's draft (bonus points and an SMS), for the campaign form and launch pages.
-    draft_id: int = 0
+    # A draft bonus campaign on the segment, for its edit and launch pages.
+    draft_campaign_id: int = 0
 
 
 def page_world() -> World:
@@ -181,15 +181,6 @@ def page_world() -> World:
             "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
         },
     )
-    draft = campaign_create(
-        actor=admin,
-        name=DRAFT_NAME,
-        kind=Campaign.Kind.BONUS,
-        segment=segment,
-        bonus_points=200,
-        send_sms=True,
-        message_body_zh=DRAFT_MESSAGE,
-    )
     return World(
         member=member,
         member_password=password,
@@ -216,17 +207,19 @@ def page_world() -> World:
             notice.campaign.name,
             SEGMENT_NAME,
             CAMPAIGN_NAME,
-            DRAFT_NAME,
-            DRAFT_MESSAGE,
+            DRAFT_CAMPAIGN_NAME,
         ],
         campaign_id=campaign.pk,
-        draft_id=draft.pk,
+        draft_campaign_id=Campaign.objects.create(
+            name=DRAFT_CAMPAIGN_NAME,
+            kind=Campaign.Kind.BONUS,
+            bonus_points=50,
+            segment=segment,
+        ).pk,
     )
 
 
 NOTICE_SUBJECT = "春季礼遇"
-DRAFT_NAME = "秋季回馈"
-DRAFT_MESSAGE = "{name}，送您200积分"
 
 
 def campaign_notice_send(*, member: Member, now: datetime.datetime):
@@ -305,12 +298,13 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:segment-detail": f"/staff/segments/{world.segment_id}/",
         "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
         "staff:campaign-list": "/staff/campaigns/",
-        "staff:campaign-new": "/staff/campaigns/new/?kind=multiplier",
-        "staff:campaign-new#kinds": "/staff/campaigns/new/",
+        "staff:campaign-new": "/staff/campaigns/new/",
+        "staff:campaign-new#multiplier": "/staff/campaigns/new/?kind=multiplier",
         "staff:campaign-detail": f"/staff/campaigns/{world.campaign_id}/",
-        "staff:campaign-detail#draft": f"/staff/campaigns/{world.draft_id}/",
-        "staff:campaign-edit": f"/staff/campaigns/{world.draft_id}/edit/",
-        "staff:campaign-launch": f"/staff/campaigns/{world.draft_id}/launch/",
+        # Before launch: the audience after each filter, the cost, the detectable uplift.
+        "staff:campaign-detail#draft": f"/staff/campaigns/{world.draft_campaign_id}/",
+        "staff:campaign-edit": f"/staff/campaigns/{world.draft_campaign_id}/edit/",
+        "staff:campaign-launch": f"/staff/campaigns/{world.draft_campaign_id}/launch/",
         "staff:campaign-winback": "/staff/campaigns/win-back/",
     }
 
