@@ -73,7 +73,7 @@ class RewardChoiceField(forms.ModelChoiceField):
 class CampaignForm(forms.Form):
     """A campaign of one kind (`kind`, fixed when the draft is made)."""
 
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=_("Campaign name"), max_length=100)
     segment = forms.ModelChoiceField(
         label=_("Segment"),
         queryset=Segment.objects.filter(is_archived=False),
