@@ -205,11 +205,17 @@ class CampaignMember(models.Model):
         TREATMENT = "treatment", _("Treatment")
         CONTROL = "control", _("Holdout")
 
+    # No index of their own: the unique (campaign, member) and the (member, campaign) index
+    # lead with them, and every index costs the launch's and the send's writes.
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="audience", verbose_name=_("campaign")
+        Campaign,
+        on_delete=models.CASCADE,
+        related_name="audience",
+        verbose_name=_("campaign"),
+        db_index=False,
     )
     member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, related_name="+", verbose_name=_("member")
+        Member, on_delete=models.PROTECT, related_name="+", verbose_name=_("member"), db_index=False
     )
     arm = models.CharField(_("arm"), max_length=10, choices=Arm.choices)
     # The hash of (salt, member id) in [0, 1): control when below the holdout share.
@@ -269,16 +275,24 @@ class OutboxMessage(models.Model):
         NO_CONSENT = "no_consent", _("No consent")
         FAILED = "failed", _("Failed")
 
+    # No index of their own: the unique (campaign, member, channel) and the (member,
+    # created_at) index serve those lookups, and every index is paid for twice per message
+    # (claimed, then sent).
     campaign = models.ForeignKey(
         Campaign,
         null=True,
         blank=True,
+        db_index=False,
         on_delete=models.PROTECT,
         related_name="messages",
         verbose_name=_("campaign"),
     )
     member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, related_name="messages", verbose_name=_("member")
+        Member,
+        db_index=False,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        verbose_name=_("member"),
     )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     purpose = models.CharField(_("purpose"), max_length=10, choices=Purpose.choices)
@@ -289,6 +303,9 @@ class OutboxMessage(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     # Not before this time (quiet hours move it to 09:00 Asia/Shanghai).
     send_after = models.DateTimeField(_("send after"), default=timezone.now)
+    # When a dispatch took it for sending: a row still SENDING long after (the worker died
+    # mid-send) is marked failed, never sent again.
+    claimed_at = models.DateTimeField(_("claimed for sending"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     error = models.CharField(_("error"), max_length=200, blank=True)
     # In-portal notices: when the member read it.

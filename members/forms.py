@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.urls import reverse_lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -104,6 +105,12 @@ class ProfileForm(forms.Form):
     home_store = forms.ModelChoiceField(
         label=_("Home store"), queryset=None, required=False, empty_label=_("No preference")
     )
+    language = forms.ChoiceField(
+        label=_("Language of our messages"),
+        choices=settings.LANGUAGES,
+        required=False,
+        help_text=_("Texts, e-mails and notices reach you in this language."),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,6 +125,7 @@ class ProfileForm(forms.Form):
             "birthday": member.birthday,
             "city": member.city,
             "home_store": member.home_store_id,
+            "language": member.language,
         }
 
     def clean_name(self) -> str:
@@ -128,6 +136,13 @@ class ProfileForm(forms.Form):
 
     def clean_city(self) -> str:
         return self.cleaned_data["city"].strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Not sent (an older page): the member's language stays as it was.
+        if not cleaned.get("language"):
+            cleaned.pop("language", None)
+        return cleaned
 
     def clean_birthday(self) -> datetime.date | None:
         birthday = self.cleaned_data["birthday"]

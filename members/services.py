@@ -453,7 +453,7 @@ def user_phone_set(*, user: User, phone: str, verified: bool) -> Member | None:
     return None
 
 
-PROFILE_FIELDS = ("name", "email", "gender", "birthday", "city", "home_store")
+PROFILE_FIELDS = ("name", "email", "gender", "birthday", "city", "home_store", "language")
 
 
 def member_update_profile(*, member: Member, actor: User, **changes: Any) -> Member:

@@ -19,7 +19,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from campaigns.models import Segment
+from campaigns.messages import messages_enqueue, unsubscribe_token
+from campaigns.models import Campaign, CampaignMember, OutboxMessage, Segment
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -34,6 +35,8 @@ STORE_NAME = "上海南京路店"
 CITY = "上海"
 IMPORTED_NAME = "王芳"
 SEGMENT_NAME = "上海会员"
+CAMPAIGN_NAME = "春季回馈"
+DRAFT_CAMPAIGN_NAME = "会员日加赠"
 
 
 @dataclass
@@ -48,9 +51,16 @@ class World:
     job_run_id: int
     # The member the import created, for the merge page.
     other_member_no: str
+    # An in-portal notice the member got, and the unsubscribe link of their e-mails.
+    notice_id: int
+    unsubscribe_token: str
     # Text that people entered (names, stores, cities): allowed in either language.
     entered: list[str] = field(default_factory=list)
     segment_id: int = 0
+    # A running campaign with the member in its audience, for its results page.
+    campaign_id: int = 0
+    # A draft bonus campaign on the segment, for its edit and launch pages.
+    draft_campaign_id: int = 0
 
 
 def page_world() -> World:
@@ -152,6 +162,25 @@ def page_world() -> World:
             ],
         },
     )
+    notice = campaign_notice_send(member=member, now=now)
+    campaign = Campaign.objects.create(
+        name=CAMPAIGN_NAME,
+        kind=Campaign.Kind.BONUS,
+        bonus_points=100,
+        status=Campaign.Status.RUNNING,
+        launched_at=now - datetime.timedelta(days=1),
+        salt="pages",
+    )
+    CampaignMember.objects.create(
+        campaign=campaign, member=member, arm=CampaignMember.Arm.TREATMENT, draw=0.5
+    )
+    segment = Segment.objects.create(
+        name=SEGMENT_NAME,
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
+        },
+    )
     return World(
         member=member,
         member_password=password,
@@ -162,13 +191,9 @@ def page_world() -> World:
         import_id=member_import.pk,
         job_run_id=job_run.pk,
         other_member_no=Member.objects.get(name=IMPORTED_NAME).member_no,
-        segment_id=Segment.objects.create(
-            name=SEGMENT_NAME,
-            rules={
-                "version": 1,
-                "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
-            },
-        ).pk,
+        notice_id=notice.pk,
+        unsubscribe_token=unsubscribe_token(member_id=member.pk),
+        segment_id=segment.pk,
         entered=[
             MEMBER_NAME,
             STORE_NAME,
@@ -177,9 +202,38 @@ def page_world() -> World:
             admin.name,
             "members.csv",
             charity.code,
+            NOTICE_SUBJECT,
+            notice.body,
+            notice.campaign.name,
             SEGMENT_NAME,
+            CAMPAIGN_NAME,
+            DRAFT_CAMPAIGN_NAME,
         ],
+        campaign_id=campaign.pk,
+        draft_campaign_id=Campaign.objects.create(
+            name=DRAFT_CAMPAIGN_NAME,
+            kind=Campaign.Kind.BONUS,
+            bonus_points=50,
+            segment=segment,
+        ).pk,
     )
+
+
+NOTICE_SUBJECT = "春季礼遇"
+
+
+def campaign_notice_send(*, member: Member, now: datetime.datetime):
+    """A message campaign's in-portal notice to `member`, as a marketer typed it."""
+    campaign = Campaign.objects.create(
+        name="春季回馈",
+        kind=Campaign.Kind.MESSAGE,
+        status=Campaign.Status.RUNNING,
+        send_portal=True,
+        message_subject_zh=NOTICE_SUBJECT,
+        message_body_zh="{name}您好，春季回馈已开始。",
+    )
+    messages_enqueue(campaign=campaign, member_ids=[member.pk], now=now)
+    return OutboxMessage.objects.get(campaign=campaign, member=member)
 
 
 def portal_pages(world: World) -> dict[str, str]:
@@ -199,6 +253,9 @@ def portal_pages(world: World) -> dict[str, str]:
         "portal:tiers": "/tiers/",
         "portal:referral": "/invite/",
         "portal:donation-receipt": f"/donations/{world.donation_id}/",
+        "portal:notices": "/notices/",
+        "portal:notice-detail": f"/notices/{world.notice_id}/",
+        "portal:unsubscribe": f"/unsubscribe/{world.unsubscribe_token}/",
     }
 
 
@@ -239,6 +296,13 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:segments": "/staff/segments/",
         "staff:segment-new": "/staff/segments/new/",
         "staff:segment-detail": f"/staff/segments/{world.segment_id}/",
+        "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
+        "staff:campaign-list": "/staff/campaigns/",
+        "staff:campaign-new": "/staff/campaigns/new/",
+        "staff:campaign-detail": f"/staff/campaigns/{world.campaign_id}/",
+        "staff:campaign-edit": f"/staff/campaigns/{world.draft_campaign_id}/edit/",
+        "staff:campaign-launch": f"/staff/campaigns/{world.draft_campaign_id}/launch/",
+        "staff:campaign-winback": "/staff/campaigns/win-back/",
     }
 
 
@@ -275,6 +339,10 @@ NOT_PAGES = {
     "staff:segment-count-json",
     "staff:segment-archive",
     "staff:segment-export",
+    "staff:campaign-results-refresh",
+    "staff:campaign-results-csv",
+    "staff:campaign-approve",
+    "staff:campaign-cancel",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

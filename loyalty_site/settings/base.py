@@ -268,12 +268,18 @@ CELERY_BEAT_SCHEDULE = {
         ("tier_evaluation", 1, 0),
         ("analytics", 2, 0),
         ("churn_scoring", 3, 0),
+        ("campaign_results", 3, 15),
         ("reconcile", 3, 30),
         ("expiry_reminders", 9, 0),
         ("birthday_benefits", 9, 0),
         # The night's tier changes are told at a decent hour, not at 01:00.
         ("tier_notices", 9, 0),
     )
+}
+# Due campaigns: launched and sent in batches, the outbox dispatched (campaigns/launch.py).
+CELERY_BEAT_SCHEDULE["campaigns_tick"] = {
+    "task": "campaigns.tasks.campaigns_tick_task",
+    "schedule": crontab(),
 }
 # Accounts per transaction in the points expiry job: each batch commits on its own, so a
 # run killed half-way keeps what it did (the tests make it tiny to kill a run mid-way).
@@ -354,6 +360,9 @@ MESSAGE_FREQUENCY_DAYS = env.int("MESSAGE_FREQUENCY_DAYS", default=7)
 # A message claimed for sending but not marked sent after this many minutes (a worker died
 # mid-send) is marked failed, never sent again: a member gets a message at most once.
 MESSAGE_SENDING_TIMEOUT_MINUTES = env.int("MESSAGE_SENDING_TIMEOUT_MINUTES", default=10)
+# Where members reach the site, for links in messages sent outside a request (the
+# unsubscribe link of marketing e-mails): scheme and host, no trailing path.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
 
 LOGGING = {
     "version": 1,
