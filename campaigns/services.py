@@ -19,11 +19,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from analytics.models import RiskBand
 from members.models import Store, User
-from members.selectors import audit_action_register, audit_detail_register
 from members.services import audit_log
 from tiers.models import TierLevel
 
@@ -424,27 +422,3 @@ def campaign_winback_create(
         actor=actor, name=name[:100], kind=Campaign.Kind.MESSAGE, segment=segment
     )
 
-
-def register() -> None:
-    """Called from `CampaignsConfig.ready()`: the audit log's names for what the lifecycle
-    writes (members cannot import campaigns, so the labels are registered with it)."""
-    for action, label in (
-        ("campaign.launch", gettext_lazy("Campaign launched")),
-        ("campaign.approve", gettext_lazy("Campaign approved")),
-        ("campaign.cancel", gettext_lazy("Campaign cancelled")),
-    ):
-        audit_action_register(action=action, label=label)
-    for key, label in (
-        ("campaign_name", gettext_lazy("Campaign")),
-        ("scheduled_at", gettext_lazy("Scheduled for")),
-        ("waiting_for_approval", gettext_lazy("Waiting for approval")),
-        ("treated", gettext_lazy("Members treated (estimate)")),
-        ("points_cost", gettext_lazy("Points cost (¥)")),
-        ("coupon_face_value", gettext_lazy("Coupon face value (¥)")),
-        ("sms", gettext_lazy("SMS (estimate)")),
-        ("total_cost", gettext_lazy("Total cost (¥)")),
-    ):
-        audit_detail_register(key=key, label=label)
-    audit_detail_register(
-        key="was", label=gettext_lazy("Status before"), choices=dict(Campaign.Status.choices)
-    )
