@@ -421,4 +421,3 @@ def campaign_winback_create(
     return campaign_create(
         actor=actor, name=name[:100], kind=Campaign.Kind.MESSAGE, segment=segment
     )
-
