@@ -787,6 +787,30 @@ def member_notices_read_all(*, member: Member, now: datetime.datetime | None = N
     return _notices(member).filter(read_at__isnull=True).update(read_at=now or timezone.now())
 
 
+def service_message_record(
+    *, member: Member, channel: str, subject: str, text: str, error: str = ""
+) -> OutboxMessage:
+    """The outbox row of a service message members sent itself (tier and expiry notices,
+    birthday gifts, the welcome text): sent, or failed with why. Registered with the
+    members' message hook; never capped, never counted by the cap."""
+    now = timezone.now()
+    # A savepoint: a row that cannot be written leaves the caller's transaction usable.
+    with transaction.atomic():
+        return OutboxMessage.objects.create(
+            member=member,
+            channel=channel,
+            purpose=Purpose.SERVICE,
+            status=Status.FAILED if error else Status.SENT,
+            language=translation.get_language() or settings.LANGUAGE_CODE,
+            subject=subject[:200],
+            body=text,
+            created_at=now,
+            send_after=now,
+            sent_at=None if error else now,
+            error=error[:200],
+        )
+
+
 # Notices shown in the portal home's panel; the notices page lists them all.
 PANEL_NOTICES = 3
 
@@ -805,6 +829,9 @@ def staff_outbox_panel(member: Member, request: HttpRequest) -> dict[str, Any]:
 def register() -> None:
     """Called from `CampaignsConfig.ready()`: the outbox's panels and hooks."""
     from core.panels import portal_panel_register, staff_member_panel_register
+    from members.hooks import member_message_sent_hook_register
+
+    member_message_sent_hook_register(service_message_record)
 
     # Right after the expiring-points banner (10): news first, then the balance (20).
     portal_panel_register(
