@@ -48,8 +48,6 @@ MESSAGE_FIELDS = (
     "message_body_en",
 )
 MEASURE_FIELDS = ("holdout_percent", "conversion_window_days", "revenue_cap_percentile")
-# The member fields a message may use, as the template writes them.
-PLACEHOLDERS = ("name", "tier", "balance", "expiring_points", "coupon_code")
 
 
 class DateTimeLocalInput(forms.DateTimeInput):

@@ -26,10 +26,13 @@ from members.services import audit_log
 from tiers.models import TierLevel
 
 from .holdout import holdout_salt
+from .messages import message_template_check
 from .models import Campaign
+from .promotions import promotions_cache_clear
 from .results import CostEstimate, campaign_needs_approval
-from .segments import segment_create
+from .segments import SegmentRuleError, segment_create
 from .selectors import campaign_preview
+from .tasks import campaign_start_task
 
 APPROVE_PERMISSION = "campaigns.approve_campaign"
 
@@ -153,8 +156,6 @@ def _shape_problems(campaign: Campaign) -> dict[str, list[str]]:
 
 
 def _message_problems(campaign: Campaign, problems: dict[str, list[str]]) -> None:
-    from .messages import message_template_check
-
     if not (campaign.send_sms or campaign.send_email or campaign.send_portal):
         _problems_add(problems, "send_sms", _("Choose at least one channel for the message."))
     written = [lang for lang in LANGUAGES if getattr(campaign, f"message_body_{lang}").strip()]
@@ -246,8 +247,6 @@ def _start_when_due(campaign: Campaign, now: datetime.datetime) -> None:
     """A campaign due now starts at once rather than at beat's next tick; after commit, so
     the task reads the scheduled row."""
     if campaign.scheduled_at is not None and campaign.scheduled_at <= now:
-        from .tasks import campaign_start_task
-
         pk = campaign.pk
         transaction.on_commit(lambda: campaign_start_task.delay(pk))
 
@@ -280,10 +279,16 @@ def campaign_schedule(
             _("Only a draft can be launched; this campaign is %(status)s.")
             % {"status": campaign.get_status_display()}
         )
+    if campaign.approval_required:
+        raise CampaignStateError(_("This campaign is already waiting for approval."))
     problems = launch_problems(campaign=campaign, at=at, now=now)
     if problems:
         raise CampaignInvalid(problems)
-    estimate = campaign_preview(campaign=campaign, now=now).estimate
+    try:
+        estimate = campaign_preview(campaign=campaign, now=now).estimate
+    except SegmentRuleError as error:
+        # The segment's rules no longer compile (a segment it refers to was archived).
+        raise CampaignInvalid({"segment": [error.detail]}) from error
     waiting = campaign.approved_at is None and campaign_needs_approval(estimate=estimate)
     campaign.scheduled_at = at or now
     if not campaign.salt:
@@ -375,6 +380,9 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, now: datetime.dat
         target=campaign,
         details={"name": campaign.name, "was": previous},
     )
+    if campaign.kind == Campaign.Kind.MULTIPLIER:
+        # This process stops applying it at once; others when their cache expires.
+        transaction.on_commit(promotions_cache_clear)
     return campaign
 
 

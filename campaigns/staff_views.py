@@ -25,14 +25,14 @@ from members.permissions import staff_required
 from tiers.models import TierLevel
 
 from .forms import (
-    PLACEHOLDERS,
     CampaignFilterForm,
     CampaignForm,
     LaunchForm,
     WinBackForm,
 )
-from .messages import campaign_message_counts
+from .messages import campaign_message_counts, message_template_fields
 from .models import Campaign, OutboxMessage
+from .result_views import campaign_results_context
 from .segments import SegmentRuleError, segment_count
 from .selectors import (
     MANAGE_PERMISSION,
@@ -102,7 +102,7 @@ def campaign_list_view(request: HttpRequest) -> HttpResponse:
         "kinds": Campaign.Kind.choices,
         "results_only": not campaign_reader_sees_all(user=request.user),
     }
-    return render(request, "campaigns/campaigns/list.html", context, status=200)
+    return render(request, "campaigns/campaigns/list.html", context)
 
 
 # --- New and edit --------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def _form_page(
         "campaign": campaign,
         "kind_label": Campaign.Kind(form.kind).label,
         "groups": form.field_groups(),
-        "placeholders": PLACEHOLDERS,
+        "placeholders": message_template_fields(),
     }
     return render(request, "campaigns/campaigns/form.html", context, status=status)
 
@@ -254,9 +254,14 @@ def _points(share: float | None) -> str:
 
 
 def _after_launch_context(request: HttpRequest, campaign: Campaign) -> dict[str, Any]:
+    """After launch: the outbox per channel and status, and the results against the holdout
+    (store staff and managers: their stores' members only, decided by the results)."""
     if campaign.launched_at is None:
         return {}
-    return {"message_counts": _message_rows(campaign_message_counts(campaign=campaign))}
+    context = campaign_results_context(campaign=campaign, user=request.user)
+    if campaign_reader_sees_all(user=request.user):
+        context["message_counts"] = _message_rows(campaign_message_counts(campaign=campaign))
+    return context
 
 
 def _message_rows(counts: dict[str, dict[str, int]]) -> list[tuple[str, list[tuple[str, int]]]]:

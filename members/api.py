@@ -42,6 +42,17 @@ class PointsOut(Schema):
     pending: int
 
 
+class PromotionOut(Schema):
+    title: str = Field(description="The promotion's name for the member; may be empty.")
+    multiplier: Decimal = Field(description="Points multiplier, e.g. 2.00.")
+    starts_at: datetime.datetime
+    ends_at: datetime.datetime = Field(description="Purchases before this time earn it.")
+    stores: list[str] = Field(description="Store codes it is limited to; empty: every store.")
+    categories: list[str] = Field(
+        description="Category codes a purchase needs a line in; empty: every purchase."
+    )
+
+
 class MemberOut(Schema):
     member_no: str
     phone: str = Field(
@@ -54,6 +65,10 @@ class MemberOut(Schema):
     name: str
     tier: TierOut
     points: PointsOut
+    promotions: list[PromotionOut] = Field(
+        default_factory=list,
+        description="Points promotions the member earns in now (the holdout sees none).",
+    )
 
 
 class MemberExistsOut(ErrorOut):

@@ -488,14 +488,29 @@ class PointsSummary:
 
 
 @dataclass(frozen=True)
+class PromotionSummary:
+    """A points promotion the member earns in now (campaigns fills these in)."""
+
+    title: str
+    multiplier: Decimal
+    starts_at: datetime.datetime
+    ends_at: datetime.datetime
+    # Store codes and category codes it is limited to; empty: every store, every purchase.
+    stores: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MemberSummary:
-    """A member for a till or an e-shop: who they are, their tier and their points."""
+    """A member for a till or an e-shop: who they are, their tier, their points and the
+    promotions they earn in."""
 
     member_no: str
     phone: str
     name: str
     tier: TierSummary
     points: PointsSummary
+    promotions: tuple[PromotionSummary, ...] = ()
 
 
 MemberSummaryContributor = Callable[[Member, MemberSummary], MemberSummary]

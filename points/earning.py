@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -38,8 +38,9 @@ class PurchaseContext:
     categories: frozenset[str]
 
 
-# (purchase context) -> multiplier or None; register with `register_promotion_provider`.
-PromotionProvider = Callable[[PurchaseContext], Decimal | None]
+# (purchase context) -> the multiplier, or the multipliers (a provider with several
+# promotions, e.g. one per campaign), or None; register with `register_promotion_provider`.
+PromotionProvider = Callable[[PurchaseContext], Decimal | Iterable[Decimal] | None]
 
 _promotion_providers: list[PromotionProvider] = []
 
@@ -61,7 +62,13 @@ def promotion_providers_active() -> bool:
 
 def promotions_for(*, context: PurchaseContext) -> tuple[Decimal, ...]:
     """The multipliers of the registered promotions that apply to this purchase."""
-    found = (provider(context) for provider in _promotion_providers)
+    found = []
+    for provider in _promotion_providers:
+        answer = provider(context)
+        if isinstance(answer, Decimal):
+            found.append(answer)
+        elif answer is not None:
+            found.extend(answer)
     return tuple(m for m in found if m is not None and m > 0)
 
 

@@ -309,8 +309,12 @@ def _write_copy(
                 f"{account_id}\t{pk}\t{into_lot}\t{into_lot}\t{occurred}\t"
                 f"{stamp(credit.available_at)}\t{stamp(credit.expires_at)}{lot_layout.tail}\n"
             )
-    copy_write(txn_layout.sql(), txn_lines)
+    # Entries before their transactions (the foreign keys are checked at commit): each
+    # transaction's two entries balance within the entries' statement, and every transaction
+    # has its entries when it arrives, so the guards note nothing for the commit-time check
+    # (transactions first noted every one of them, and that check took seconds a batch).
     copy_write(entry_layout.sql(), entry_lines)
+    copy_write(txn_layout.sql(), txn_lines)
     copy_write(lot_layout.sql(), lot_lines)
     return ids
 

@@ -468,6 +468,11 @@ class Purchase(models.Model):
                 condition=Q(recorded_by__isnull=False),
                 name="points_purchase_recorder_idx",
             ),
+            # Segments' "bought at these stores (in the last N days)": the member ids of a
+            # store's purchases in a window, read from the index alone (bench segments).
+            models.Index(
+                fields=["store", "occurred_at", "member"], name="points_purchase_store_time_idx"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -20,7 +20,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from campaigns.messages import messages_enqueue, unsubscribe_token
-from campaigns.models import Campaign, OutboxMessage
+from campaigns.models import Campaign, CampaignMember, OutboxMessage, Segment
 from core.imports import import_file
 from core.models import JobRun
 from members.models import ConsentEvent, Member
@@ -34,6 +34,8 @@ MEMBER_NAME = "李小龙"
 STORE_NAME = "上海南京路店"
 CITY = "上海"
 IMPORTED_NAME = "王芳"
+SEGMENT_NAME = "上海会员"
+CAMPAIGN_NAME = "春季回馈"
 
 
 @dataclass
@@ -53,6 +55,9 @@ class World:
     unsubscribe_token: str
     # Text that people entered (names, stores, cities): allowed in either language.
     entered: list[str] = field(default_factory=list)
+    segment_id: int = 0
+    # A running campaign with the member in its audience, for its results page.
+    campaign_id: int = 0
 
 
 def page_world() -> World:
@@ -155,6 +160,17 @@ def page_world() -> World:
         },
     )
     notice = campaign_notice_send(member=member, now=now)
+    campaign = Campaign.objects.create(
+        name=CAMPAIGN_NAME,
+        kind=Campaign.Kind.BONUS,
+        bonus_points=100,
+        status=Campaign.Status.RUNNING,
+        launched_at=now - datetime.timedelta(days=1),
+        salt="pages",
+    )
+    CampaignMember.objects.create(
+        campaign=campaign, member=member, arm=CampaignMember.Arm.TREATMENT, draw=0.5
+    )
     return World(
         member=member,
         member_password=password,
@@ -167,6 +183,13 @@ def page_world() -> World:
         other_member_no=Member.objects.get(name=IMPORTED_NAME).member_no,
         notice_id=notice.pk,
         unsubscribe_token=unsubscribe_token(member_id=member.pk),
+        segment_id=Segment.objects.create(
+            name=SEGMENT_NAME,
+            rules={
+                "version": 1,
+                "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
+            },
+        ).pk,
         entered=[
             MEMBER_NAME,
             STORE_NAME,
@@ -178,7 +201,10 @@ def page_world() -> World:
             NOTICE_SUBJECT,
             notice.body,
             notice.campaign.name,
+            SEGMENT_NAME,
+            CAMPAIGN_NAME,
         ],
+        campaign_id=campaign.pk,
     )
 
 
@@ -256,12 +282,22 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:analytics-panel": "/staff/analytics/panel/members/",
         "staff:analytics-at-risk": "/staff/analytics/members/?kind=high-risk",
         "staff:analytics-model": "/staff/analytics/model/",
+        "staff:segments": "/staff/segments/",
+        "staff:segment-new": "/staff/segments/new/",
+        "staff:segment-detail": f"/staff/segments/{world.segment_id}/",
+        "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
     }
 
 
 # Values a page quotes literally, the same in both languages: the member import's help names
-# the Chinese cell values it understands (女/男, 是/否).
-LITERALS = {"staff:import-upload": ["女", "男", "是", "否"]}
+# the Chinese cell values it understands (女/男, 是/否); the segment builder's rules textarea
+# holds JSON, whose keys and group codes are the format's own.
+_RULES_JSON = ['"rule"', '"rules"', '"group": "and"']
+LITERALS = {
+    "staff:import-upload": ["女", "男", "是", "否"],
+    "staff:segment-new": _RULES_JSON,
+    "staff:segment-detail": _RULES_JSON,
+}
 
 # URL names that are not pages to read: downloads and POST-only actions.
 NOT_PAGES = {
@@ -281,6 +317,13 @@ NOT_PAGES = {
     "staff:redemption-void",
     "staff:adjustment-approve",
     "staff:adjustment-reject",
+    "staff:segment-count",
+    "staff:segment-preview",
+    "staff:segment-count-json",
+    "staff:segment-archive",
+    "staff:segment-export",
+    "staff:campaign-results-refresh",
+    "staff:campaign-results-csv",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

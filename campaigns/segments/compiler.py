@@ -15,7 +15,8 @@ and net spend over 30, 90 or 365 days read the figures' columns; other windows a
 purchases (count) and purchases − returns (net spend, each by its own business date) in the
 same way. Days since the last purchase count business days from today to the figures' last
 purchase (kept current as purchases post); points expiring within N days are the open lots
-expiring from now to the end of the Nth business day counting today. A member without a
+expiring from the start of today to the end of the Nth business day counting today (for 30
+days, the figures' column, as of last night; other N add up the lots). A member without a
 figures row (enrolled since the last nightly run) is at stage "never", has no RFM cell or
 churn band, and 0 purchases and spend.
 """
@@ -58,6 +59,8 @@ JOINS = {
     "mt": "LEFT JOIN tiers_membertier mt ON mt.member_id = m.id",
     "pa": "LEFT JOIN points_account pa ON pa.member_id = m.id",
 }
+# The figures keep the points expiring within this many days (analytics.figures).
+EXPIRING_FIGURE_DAYS = 30
 _SQL_OPS = {EQ: "=", LT: "<", LE: "<=", GT: ">", GE: ">="}
 
 Fragment = tuple[str, list[Any]]
@@ -213,9 +216,25 @@ class _Compiler:
 
     # --- From the nightly figures --------------------------------------------------------
 
+    def _defaulted(self, column: str, default: Any, op: str, value: Any) -> Fragment:
+        """`column op value` for a column of a LEFT JOINed row that a member may lack, read
+        as `default` then. Written without COALESCE, so that when the default fails the
+        test PostgreSQL can use the column's index and join only the rows that exist."""
+        if op in (NE, NOT_IN):
+            return _not(self._defaulted(column, default, EQ if op == NE else IN, value))
+        if op in (EQ, IN):
+            values = value if isinstance(value, list) else [value]
+            sql, params = _one_of(column, IN, values)
+            holds = default in values
+        else:
+            sql, params = _compare(column, op, value)
+            holds = _holds(op, default, value)
+        if holds:
+            return f"({column} IS NULL OR {sql})", params
+        return f"({column} IS NOT NULL AND {sql})", params
+
     def c_tier(self, op: str, value: Any, days: int | None) -> Fragment:
         self.joins.add("mt")
-        expr = f"COALESCE(mt.level_id, {int(self.base_level)})"
         if op in (NE, NOT_IN):
             return _not(self.c_tier(EQ if op == NE else IN, value, days))
         if op in (EQ, IN):
@@ -224,23 +243,23 @@ class _Compiler:
         else:
             rank = self.levels[value].rank
             ids = [lv.pk for lv in self.levels.values() if _holds(op, lv.rank, rank)]
-        return _one_of(expr, IN, ids) if ids else (FALSE, [])
+        if not ids:
+            return FALSE, []
+        # No tier row: the base level.
+        return self._defaulted("mt.level_id", self.base_level, IN, ids)
 
-    def _figure(self, column: str, default: str) -> str:
+    def _figure(self, column: str, default: Any, op: str, value: Any) -> Fragment:
         self.joins.add("f")
-        return f"COALESCE(f.{column}, {default})"
+        return self._defaulted(f"f.{column}", default, op, value)
 
     def c_stage(self, op: str, value: Any, days: int | None) -> Fragment:
-        expr = self._figure("stage", "%s")
-        sql, params = _one_of(expr, op, value)
-        # The default's placeholder comes first in the fragment, so its value does too.
-        return sql, [Stage.NEVER, *params]
+        return self._figure("stage", Stage.NEVER.value, op, value)
 
     def _blankable(self, column: str, op: str, value: Any) -> Fragment:
-        expr = self._figure(column, "''")
         if op == EMPTY:
-            return f"{expr} = ''", []
-        return _one_of(expr, op, value)
+            self.joins.add("f")
+            return f"(f.{column} IS NULL OR f.{column} = '')", []
+        return self._figure(column, "", op, value)
 
     def c_rfm_cell(self, op: str, value: Any, days: int | None) -> Fragment:
         return self._blankable("rfm_cell", op, value)
@@ -273,7 +292,7 @@ class _Compiler:
 
     def c_purchase_count(self, op: str, value: Any, days: int) -> Fragment:
         if days in FIGURE_WINDOWS:
-            return _compare(self._figure(f"orders_{days}", "0"), op, value)
+            return self._figure(f"orders_{days}", 0, op, value)
         start, end = self.window(days)
         sub = (
             "SELECT p.member_id FROM points_purchase p "
@@ -283,7 +302,7 @@ class _Compiler:
 
     def c_net_spend(self, op: str, value: Any, days: int) -> Fragment:
         if days in FIGURE_WINDOWS:
-            return _compare(self._figure(f"net_spend_{days}", "0"), op, value)
+            return self._figure(f"net_spend_{days}", Decimal(0), op, value)
         start, end = self.window(days)
         sub = (
             "SELECT t.member_id FROM ("
@@ -315,16 +334,19 @@ class _Compiler:
 
     def c_balance(self, op: str, value: Any, days: int | None) -> Fragment:
         self.joins.add("pa")
-        return _compare("COALESCE(pa.balance, 0)", op, value)
+        return self._defaulted("pa.balance", 0, op, value)
 
     def c_points_expiring(self, op: str, value: Any, days: int) -> Fragment:
+        if days == EXPIRING_FIGURE_DAYS:
+            return self._figure("expiring_30", 0, op, value)
+        start = start_of(self.today)
         until = start_of(self.today + datetime.timedelta(days=days))
         sub = (
             "SELECT a.member_id FROM points_lot l JOIN points_account a ON a.id = l.account_id "
             "WHERE l.remaining > 0 AND l.expires_at >= %s AND l.expires_at < %s "
             "AND a.member_id IS NOT NULL GROUP BY a.member_id"
         )
-        params = [adapt(self.at), adapt(until)]
+        params = [adapt(start), adapt(until)]
         return self._aggregate(sub, params, "SUM(l.remaining)", op, value, 0)
 
     def c_categories_bought(self, op: str, value: Any, days: int) -> Fragment:

@@ -46,6 +46,10 @@ SEGMENT = "segment"  # another segment's id
 # The windows the nightly figures keep: purchase count and net spend over these read them.
 FIGURE_WINDOWS = (30, 90, 365)
 MAX_DAYS = 3650
+MAX_DAYS_SINCE = 36500
+MAX_AGE = 150
+# Dates a condition may name: beyond them a date is a typing slip.
+MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Field:
     ops: tuple[str, ...]
     # "required": the condition needs `days` (the last N days); "optional": without it, ever.
     days: str = ""
+    # The largest whole number the field takes (ages and day counts stay within the calendar).
+    max_value: int = 10**12
 
 
 FIELDS: dict[str, Field] = {
@@ -65,7 +71,13 @@ FIELDS: dict[str, Field] = {
         Field("stage", _("Lifecycle stage"), CHOICE, CHOICE_OPS),
         Field("rfm_cell", _("RFM cell"), CHOICE, (*CHOICE_OPS, EMPTY)),
         Field("churn_band", _("Churn risk"), CHOICE, (*CHOICE_OPS, EMPTY)),
-        Field("days_since_purchase", _("Days since the last purchase"), INT, (*NUMBER_OPS, EMPTY)),
+        Field(
+            "days_since_purchase",
+            _("Days since the last purchase"),
+            INT,
+            (*NUMBER_OPS, EMPTY),
+            max_value=MAX_DAYS_SINCE,
+        ),
         Field("purchase_count", _("Purchases in the last N days"), INT, NUMBER_OPS, "required"),
         Field("net_spend", _("Net spend in the last N days (¥)"), DECIMAL, NUMBER_OPS, "required"),
         Field(
@@ -79,11 +91,17 @@ FIELDS: dict[str, Field] = {
         Field("balance", _("Points balance"), INT, NUMBER_OPS),
         Field("points_expiring", _("Points expiring within N days"), INT, NUMBER_OPS, "required"),
         Field("birthday_month", _("Birthday month"), MONTH, (EQ, NE, IN, NOT_IN, EMPTY)),
-        Field("age", _("Age"), INT, (*NUMBER_OPS, EMPTY)),
+        Field("age", _("Age"), INT, (*NUMBER_OPS, EMPTY), max_value=MAX_AGE),
         Field("gender", _("Gender"), CHOICE, (*CHOICE_OPS, EMPTY)),
         Field("city", _("City"), TEXT, (*CHOICE_OPS, EMPTY)),
         Field("enrolled_on", _("Enrolment date"), DATE, NUMBER_OPS),
-        Field("days_since_enrolment", _("Days since enrolment"), INT, NUMBER_OPS),
+        Field(
+            "days_since_enrolment",
+            _("Days since enrolment"),
+            INT,
+            NUMBER_OPS,
+            max_value=MAX_DAYS_SINCE,
+        ),
         Field("enrolment_channel", _("Enrolment channel"), CHOICE, CHOICE_OPS),
         Field("home_store", _("Home store"), STORE, (*CHOICE_OPS, EMPTY)),
         Field("tags", _("Tags"), TEXT, (IN, NOT_IN, EMPTY)),

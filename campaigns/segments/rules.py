@@ -27,6 +27,8 @@ from .fields import (
     IN,
     INT,
     MAX_DAYS,
+    MAX_YEAR,
+    MIN_YEAR,
     MONTH,
     NOT_IN,
     SEGMENT,
@@ -42,7 +44,6 @@ MAX_DEPTH = 6
 MAX_CONDITIONS = 100
 MAX_LIST = 500
 MAX_TEXT = 100
-MAX_INT = 10**12
 MONTH_RELATIVE = ("this", "next")
 
 
@@ -239,7 +240,7 @@ class _Checker:
         value: Any = None
         if kind in (INT, STORE, SEGMENT):
             value = _int(raw)
-            if value is not None and not 0 <= value <= MAX_INT:
+            if value is not None and not 0 <= value <= field.max_value:
                 value = None
         elif kind == DECIMAL:
             value = _decimal(raw)
@@ -269,7 +270,9 @@ class _Checker:
         if kind == SEGMENT:
             from campaigns.models import Segment
 
-            if not Segment.objects.filter(pk=value, is_archived=False).exists():
+            # An archived segment still counts for the rules that already use it; the builder
+            # offers only live ones.
+            if not Segment.objects.filter(pk=value).exists():
                 raise SegmentRuleError(
                     "bad_value", _("There is no segment %(id)s to use.") % {"id": value}
                 )
@@ -321,9 +324,10 @@ def _date(raw: Any) -> str | None:
     if not isinstance(raw, str):
         return None
     try:
-        return datetime.date.fromisoformat(raw.strip()).isoformat()
+        day = datetime.date.fromisoformat(raw.strip())
     except ValueError:
         return None
+    return day.isoformat() if MIN_YEAR <= day.year <= MAX_YEAR else None
 
 
 def _ordered(field: Field, value: Any) -> Any:

@@ -118,11 +118,25 @@ class SegmentMemberRow:
     last_purchase_at: datetime.datetime | None
 
 
+_ROW_COLUMNS = (
+    "member_no",
+    "name",
+    "phone",
+    "figures__stage",
+    "figures__rfm_cell",
+    "figures__churn_band",
+    "figures__last_purchase_at",
+    "tier_status__level__name_zh",
+    "tier_status__level__name_en",
+)
+
+
 def _members(*, rules: dict, at: datetime.datetime):
     sql, params = segment_members_sql(rules=rules, at=at)
     return (
         Member.objects.filter(pk__in=RawSQL(sql, params))  # noqa: S611 - compiled, parameterised
         .select_related("figures", "tier_status__level")
+        .only(*_ROW_COLUMNS)
         .order_by("pk")
     )
 

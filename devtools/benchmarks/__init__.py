@@ -4,4 +4,11 @@ The bench command imports every installed app's `benchmarks` module; importing t
 package registers them all with core's registry (core/benchmarks.py).
 """
 
-from . import analytics, members, points, tiers  # noqa: F401 - imported to register their benchmarks
+from . import (  # noqa: F401 - imported to register their benchmarks
+    analytics,
+    campaigns,
+    members,
+    points,
+    segments,
+    tiers,
+)

@@ -4,7 +4,8 @@
 writer processes (each with its own database connection, so the GIL is not what is
 measured) against the configured database: random members of the loaded data, unique
 receipts. It runs one variant after the other and prints a JSON line for each (`variant`):
-`promotion` (a ×2 multiplier promotion active), `cashier` (recorded by a signed-in member
+`promotion` (three multiplier campaigns running for the bench's members through the
+campaigns' promotion provider, removed afterwards), `cashier` (recorded by a signed-in member
 of store staff: audit entry), `points_payment` (¥1 of each purchase paid with points), and
 `plain` last. `bench purchase_import --rows N [--writers W]` times the CSV import of purchases.
 """
@@ -36,9 +37,45 @@ MAX_BENCH_MEMBERS = 100_000
 VARIANTS = ("promotion", "cashier", "points_payment", "plain")
 
 
-def _bench_promotion(context: Any) -> Decimal:
-    """The `promotion` variant's campaign: every purchase earns ×2."""
-    return Decimal(2)
+def _bench_promotions_launch(members: list[Any], stores: list[Any]) -> list[Any]:
+    """The `promotion` variant's campaigns, launched for the bench's members (10 % held
+    out): ×2 everywhere, ×1.5 at half the stores, ×3 on apparel (the bench's purchases have
+    no lines, so it never applies, but every purchase checks it)."""
+    from campaigns.launch import campaign_launch_members
+    from campaigns.models import Campaign
+
+    now = timezone.now()
+    audience = sorted(member.pk for member in members)
+    campaigns = []
+    for name, multiplier, at_stores, categories in (
+        ("bench ×2", Decimal(2), [], []),
+        ("bench ×1.5", Decimal("1.5"), stores[: max(1, len(stores) // 2)], []),
+        ("bench ×3 apparel", Decimal(3), [], ["apparel"]),
+    ):
+        campaign = Campaign.objects.create(
+            name=name,
+            kind=Campaign.Kind.MULTIPLIER,
+            multiplier=multiplier,
+            starts_at=now - datetime.timedelta(hours=1),
+            ends_at=now + datetime.timedelta(days=1),
+            categories=categories,
+            status=Campaign.Status.SCHEDULED,
+            scheduled_at=now,
+        )
+        campaign.stores.set(at_stores)
+        campaigns.append(campaign_launch_members(campaign=campaign, now=now, member_ids=audience))
+    return campaigns
+
+
+def _bench_promotions_remove(campaigns: list[Any]) -> None:
+    from django.db import transaction
+
+    from campaigns.models import Campaign, CampaignMember
+
+    ids = [campaign.pk for campaign in campaigns]
+    with transaction.atomic():
+        CampaignMember.objects.filter(campaign_id__in=ids).delete()
+        Campaign.objects.filter(pk__in=ids).delete()
 
 
 def _writer(
@@ -148,8 +185,6 @@ class LedgerBenchmark(Benchmark):
         options: dict[str, Any],
         log: Callable[[str], None],
     ) -> dict[str, Any]:
-        from points import earning
-
         writers = max(1, options["writers"])
         seconds = options["seconds"]
         token = os.urandom(4).hex()
@@ -159,8 +194,10 @@ class LedgerBenchmark(Benchmark):
             extra["actor"] = _bench_cashier(stores)
         elif variant == "points_payment":
             extra["points_to_use"] = _bench_points_ready(members, seconds=seconds, log=log)
+        promotions = []
         if variant == "promotion":
-            earning.register_promotion_provider(_bench_promotion)
+            log("promotion: launching three multiplier campaigns for the bench's members …")
+            promotions = _bench_promotions_launch(members, stores)
         try:
             log(
                 f"{variant}: {writers} writer {'threads' if threads else 'processes'} for "
@@ -177,7 +214,8 @@ class LedgerBenchmark(Benchmark):
                 log=log,
             )
         finally:
-            earning.promotion_provider_unregister(_bench_promotion)
+            # Their purchases and ledger rows stay (append-only); the campaigns go.
+            _bench_promotions_remove(promotions)
 
     def _measure(
         self,

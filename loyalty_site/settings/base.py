@@ -276,6 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         ("tier_notices", 9, 0),
     )
 }
+# Due campaigns: launched and sent in batches, the outbox dispatched (campaigns/launch.py).
+CELERY_BEAT_SCHEDULE["campaigns_tick"] = {
+    "task": "campaigns.tasks.campaigns_tick_task",
+    "schedule": crontab(),
+}
 # Accounts per transaction in the points expiry job: each batch commits on its own, so a
 # run killed half-way keeps what it did (the tests make it tiny to kill a run mid-way).
 POINTS_EXPIRY_BATCH = env.int("POINTS_EXPIRY_BATCH", default=5000)

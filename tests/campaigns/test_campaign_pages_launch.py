@@ -144,3 +144,60 @@ def test_a_win_back_link_to_an_unknown_store_is_not_found(client):
     assert client.get("/staff/campaigns/win-back/?store=abc").status_code == 404
     client.force_login(make_role_user("auditor"))
     assert client.get("/staff/campaigns/win-back/").status_code == 403
+
+
+def test_after_launch_the_page_counts_the_messages_as_the_outbox_holds_them(
+    client, members, django_capture_on_commit_callbacks
+):
+    from django.db.models import Count
+
+    from campaigns.models import OutboxMessage
+
+    user = marketer()
+    client.force_login(user)
+    campaign = bonus_make(
+        actor=user, segment=segment_make(), send_sms=True, holdout_percent=Decimal(0)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/staff/campaigns/{campaign.pk}/launch/", {"when": "now"})
+    campaign.refresh_from_db()
+    assert campaign.launched_at is not None
+    assert campaign.audience_size == 10
+    response = client.get(f"/staff/campaigns/{campaign.pk}/")
+    shown = {
+        (str(channel), str(status)): count
+        for channel, statuses in response.context["message_counts"]
+        for status, count in statuses
+    }
+    channels = dict(OutboxMessage.Channel.choices)
+    statuses = dict(OutboxMessage.Status.choices)
+    held = {
+        (str(channels[row["channel"]]), str(statuses[row["status"]])): row["n"]
+        for row in OutboxMessage.objects.filter(campaign=campaign)
+        .values("channel", "status")
+        .annotate(n=Count("id"))
+    }
+    assert shown == held
+    assert sum(n for (channel, _), n in held.items() if channel == str(channels["sms"])) == 10
+    html = response.content.decode()
+    assert 'id="campaign-results"' in html
+    assert "preview" not in response.context  # the estimate is for before launch
+
+
+def test_a_segment_whose_rules_no_longer_hold_is_said_on_the_page_not_a_500(client, members):
+    user = marketer()
+    client.force_login(user)
+    broken = segment_make(
+        "失效人群",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "no_such_field", "op": "eq", "value": 1}]},
+        },
+    )
+    campaign = bonus_make(actor=user, segment=broken)
+    page = client.get(f"/staff/campaigns/{campaign.pk}/")
+    assert page.status_code == 200
+    assert page.context["preview_error"]
+    launch = client.post(f"/staff/campaigns/{campaign.pk}/launch/", {"when": "now"})
+    assert launch.status_code == 400
+    assert launch.context["form"].non_field_errors()

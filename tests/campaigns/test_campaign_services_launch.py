@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.test import override_settings
+from django.utils import translation
 
 from campaigns.models import Campaign, Segment
 from campaigns.services import (
@@ -87,7 +88,7 @@ def test_an_email_needs_a_subject_in_each_language_it_is_written_in(members):
     campaign = bonus_make(
         actor=user, segment=segment_make(), send_email=True, message_subject_zh="春季回馈"
     )
-    with pytest.raises(CampaignInvalid) as refused:
+    with translation.override("en"), pytest.raises(CampaignInvalid) as refused:
         campaign_schedule(campaign=campaign, actor=user, at=None, now=NOW)
     assert refused.value.errors == {"message_subject_en": ["An e-mail needs a subject."]}
 
@@ -141,6 +142,8 @@ def test_a_costly_campaign_waits_for_another_administrator(
     assert campaign.approval_required is True
     assert callbacks == []
     assert AuditEntry.objects.get(action="campaign.launch").details["waiting_for_approval"]
+    with pytest.raises(CampaignStateError):
+        campaign_schedule(campaign=campaign, actor=builder, at=None, now=NOW)  # asked once
 
     with pytest.raises(ApprovalRefused):
         campaign_approve(campaign=campaign, actor=builder, now=NOW)  # their own
@@ -206,3 +209,64 @@ def test_the_win_back_draft_targets_the_high_risk_members_of_the_alerts_store_an
         {"field": "tier", "op": "in", "value": ["gold"]},
     ]
     assert "上海南京路店" in campaign.name
+
+
+def test_cancelling_a_running_promotion_stops_it_applying_to_the_next_purchase(
+    time_machine, django_capture_on_commit_callbacks
+):
+    from zoneinfo import ZoneInfo
+
+    from campaigns.launch import campaign_launch
+    from campaigns.services import campaign_cancel
+    from points.services import purchase_record
+    from tests.factories import StoreFactory
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = datetime.datetime(2026, 5, 12, 14, 0, tzinfo=shanghai)
+    time_machine.move_to(now, tick=False)
+    shop = StoreFactory(code="SH001")
+    member = MemberFactory()
+    user = marketer()
+    campaign = campaign_create(
+        actor=user,
+        name="双倍积分周",
+        kind=Campaign.Kind.MULTIPLIER,
+        multiplier=Decimal(2),
+        starts_at=now - datetime.timedelta(days=1),
+        ends_at=now + datetime.timedelta(days=6),
+        holdout_percent=Decimal(0),
+    )
+    campaign = campaign_schedule(campaign=campaign, actor=user, at=now, now=now)
+    campaign_launch(campaign=campaign, now=now)
+
+    def earned(receipt: str) -> int:
+        return purchase_record(
+            member=member,
+            store=shop,
+            receipt_no=receipt,
+            occurred_at=now,
+            amount=Decimal(100),
+            now=now,
+        ).purchase.points_earned
+
+    assert earned("R1") == 200  # ¥100 at 1 point per ¥1, doubled
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_cancel(campaign=campaign, actor=user, now=now)
+    assert earned("R2") == 100
+
+
+def test_a_segment_whose_rules_no_longer_hold_refuses_the_launch_on_the_segment(members):
+    user = marketer()
+    broken = segment_make(
+        "失效人群",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "no_such_field", "op": "eq", "value": 1}]},
+        },
+    )
+    campaign = bonus_make(actor=user, segment=broken)
+    with pytest.raises(CampaignInvalid) as refused:
+        campaign_schedule(campaign=campaign, actor=user, at=None, now=NOW)
+    assert list(refused.value.errors) == ["segment"]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT

@@ -4,15 +4,19 @@ normalised; a segment never contains itself, however far round."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from campaigns.models import Segment
 from campaigns.segments import (
     SegmentRuleError,
+    segment_archive,
+    segment_count,
     segment_create,
     segment_rules_validate,
     segment_update,
 )
 from campaigns.segments.rules import MAX_DEPTH
+from members.models import AuditEntry
 
 
 def rules(*conditions, group: str = "and") -> dict:
@@ -50,6 +54,10 @@ def test_each_problem_has_its_code():
     refused("bad_value", rules({"field": "net_spend", "op": "gt", "value": "lots", "days": 30}))
     refused("bad_value", rules({"field": "home_store", "op": "eq", "value": 999999}))
     refused("bad_value", rules({"field": "segment", "op": "eq", "value": 999999}))
+    # Ages and day counts stay within the calendar; so do dates.
+    refused("bad_value", rules({"field": "age", "op": "ge", "value": 10**6}))
+    refused("bad_value", rules({"field": "days_since_purchase", "op": "gt", "value": 10**9}))
+    refused("bad_value", rules({"field": "enrolled_on", "op": "le", "value": "9999-12-31"}))
     # A windowed field needs its days; others take none.
     refused("bad_value", rules({"field": "purchase_count", "op": "gt", "value": 1}))
     refused("bad_value", rules({"field": "purchase_count", "op": "gt", "value": 1, "days": 0}))
@@ -127,3 +135,19 @@ def test_services_validate_before_writing():
         )
     assert no_name.value.code == "bad_name"
     assert not Segment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rules_that_use_an_archived_segment_keep_working():
+    gold = segment_create(
+        actor=None,
+        name="Gold",
+        description="",
+        rules=rules({"field": "tier", "op": "eq", "value": "gold"}),
+    )
+    user = segment_create(actor=None, name="Uses gold", description="", rules=_in(gold))
+    segment_archive(segment=gold, actor=None)
+    gold.refresh_from_db()
+    assert gold.is_archived
+    assert segment_count(rules=user.rules, at=timezone.now()) == 0
+    assert AuditEntry.objects.filter(action="segment.archive", target_id=str(gold.pk)).count() == 1

@@ -246,7 +246,14 @@ def test_the_openapi_document_describes_the_member_object_and_the_error_bodies(c
 
     enrol = schema["paths"]["/api/v1/members"]["post"]
     member = ref_of(enrol, "201")
-    assert set(member["properties"]) == {"member_no", "phone", "name", "tier", "points"}
+    assert set(member["properties"]) == {
+        "member_no",
+        "phone",
+        "name",
+        "tier",
+        "points",
+        "promotions",
+    }
     assert set(ref_of(enrol, "409")["properties"]) == {"error", "detail", "member_no"}
     assert set(ref_of(enrol, "400")["properties"]) == {"error", "detail", "fields"}
     assert set(ref_of(enrol, "401")["properties"]) == {"error", "detail"}

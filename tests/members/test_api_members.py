@@ -89,6 +89,7 @@ def test_enrolling_a_shopper_returns_the_new_member_object(pos):
         },
         # The sign-up bonus (EarningPolicy.signup_bonus, default 200), posted with the enrolment.
         "points": {"available": 200, "pending": 0},
+        "promotions": [],
     }
     assert member_no_is_valid(body["member_no"])
 
@@ -299,6 +300,7 @@ def test_looking_up_by_phone_finds_the_member(pos, typed):
             "valid_until": None,
         },
         "points": {"available": 0, "pending": 0},
+        "promotions": [],
     }
 
 
