@@ -413,21 +413,12 @@ def messages_enqueue(
     goes_out_at = delayed_until or now
     needs_subject = Channel.EMAIL in channels or Channel.PORTAL in channels
     coupons = coupons or {}
-    # A first run has nothing to skip: the per-batch look-up of what was enqueued before is
-    # only paid by a rerun (the unique constraint guards both).
-    rerun = OutboxMessage.objects.filter(campaign=campaign).exists()
     created = 0
+    # A rerun writes nothing twice: the unique (campaign, member, channel) turns its rows
+    # away. Each batch's rows go in one statement, so a member has all of the campaign's rows
+    # or none, and the cap counts below are never thrown off by half a member.
     for batch in _chunks(list(member_ids), settings.CAMPAIGN_BATCH_SIZE):
         with transaction.atomic():
-            done = (
-                set(
-                    OutboxMessage.objects.filter(
-                        campaign=campaign, member_id__in=_ids_in(batch)
-                    ).values_list("member_id", "channel")
-                )
-                if rerun
-                else set()
-            )
             counts = (
                 cap_counts(member_ids=batch, at=goes_out_at)
                 if set(channels) & set(CAP_CHANNELS)
@@ -455,8 +446,6 @@ def messages_enqueue(
                 )
                 counted = counts.get(member_id, 0)
                 for channel in channels:
-                    if (member_id, channel) in done:
-                        continue
                     if not reachable(channel=channel, purpose=Purpose.MARKETING, member=member):
                         status = Status.NO_CONSENT
                     elif channel == Channel.PORTAL:
