@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from campaigns.models import OutboxMessage
 from members import urls as members_urls
 from members.models import AuditEntry, ConsentEvent, Member
 from points.models import Coupon, Reward
@@ -73,6 +74,16 @@ def victim(db):
         source="redemption",
         valid_until=timezone.now() + datetime.timedelta(days=30),
     )
+    # An in-portal notice of the victim's, so the walk tries to open it as the intruder.
+    OutboxMessage.objects.create(
+        member=member,
+        channel="portal",
+        purpose="marketing",
+        status="sent",
+        subject="受害者甲的通知",
+        body="受害者甲您好",
+        sent_at=timezone.now(),
+    )
     return member
 
 
@@ -102,6 +113,9 @@ def url_for(name: str, args, victim: Member) -> str:
         "run_id": 1,  # a nightly job run: staff with view_jobs only
         "adjustment_id": 1,  # approving an adjustment: administrators only
         "name": "members",  # an analytics panel: analytics.view_dashboard only
+        "message_id": victim.messages.get().pk,
+        # An unsubscribe link needs a token signed for its member: the bare id is refused.
+        "token": str(victim.pk),
     }
     missing = [arg for arg in args if arg not in values]
     assert not missing, f"{name} takes {missing}: add a value for it to the IDOR walk"
@@ -205,7 +219,8 @@ def test_portal_pages_never_show_another_members_data(intruder_client, intruder,
         url = url_for(name, args, victim)
         query = {"member_no": victim.member_no, "member": victim.pk, "id": victim.pk}
         response = intruder_client.get(url, query)
-        assert response.status_code in (200, 302, 403, 404, 405), (name, response.status_code)
+        # 400: input refused (an unsubscribe link whose token is not signed for the member).
+        assert response.status_code in (200, 302, 400, 403, 404, 405), (name, response.status_code)
         body = shown(response, query)
         for secret in secrets_of(victim):
             assert secret not in body, (name, secret)
