@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CampaignsConfig(AppConfig):
@@ -10,3 +11,28 @@ class CampaignsConfig(AppConfig):
         promotions.register()
         messages.register()
         jobs.register()
+        self._register_audit_labels()
+
+    def _register_audit_labels(self) -> None:
+        # The audit log names what the campaign services wrote (members cannot import us).
+        from members.selectors import audit_action_register, audit_detail_register
+
+        for action, label in (
+            ("segment.create", _("Segment created")),
+            ("segment.update", _("Segment changed")),
+            ("segment.archive", _("Segment archived")),
+            ("segment.export", _("Segment members downloaded")),
+            ("campaign.launch", _("Campaign launched")),
+            ("campaign.approve", _("Campaign approved")),
+            ("campaign.cancel", _("Campaign cancelled")),
+            ("campaign.results_export", _("Campaign results downloaded")),
+        ):
+            audit_action_register(action=action, label=label)
+        for key, label in (
+            ("rules", _("Rules")),
+            ("at", _("As of")),
+            ("scheduled_at", _("Scheduled for")),
+            ("waiting_for_approval", _("Waiting for approval")),
+            ("was", _("Status before")),
+        ):
+            audit_detail_register(key=key, label=label)

@@ -140,6 +140,9 @@ class CostFigures:
         return self.points_cost + self.coupons_face_value + self.messages_cost
 
 
+UPLIFTS = ("conversion_uplift", "revenue_uplift", "relative_revenue_uplift", "orders_uplift")
+
+
 @dataclass
 class CampaignResultFigures:
     campaign_id: int
@@ -200,9 +203,8 @@ class CampaignResultFigures:
             data[key] = None if data.get(key) is None else Decimal(data[key])
         data["treatment"] = ArmFigures(**data["treatment"])
         data["control"] = ArmFigures(**data["control"])
-        for key in ("conversion_uplift", "revenue_uplift", "relative_revenue_uplift"):
+        for key in UPLIFTS:
             data[key] = Uplift(**data[key])
-        data["orders_uplift"] = Uplift(**data["orders_uplift"])
         cost = dict(data["cost"])
         for key in ("points_cost", "coupons_face_value", "messages_cost"):
             cost[key] = Decimal(cost[key])
@@ -447,10 +449,7 @@ def _uplifts(figures: CampaignResultFigures, t: ArmFigures, c: ArmFigures) -> No
     figures.conversion_uplift = Uplift.of(d, interval)
     if interval is not None and interval.method == stats.NEWCOMBE:
         figures.notes.append(NOTE_FEW_CONVERSIONS)
-    arms = {
-        "n_t": t.members,
-        "n_c": c.members,
-    }
+    arms = {"n_t": t.members, "n_c": c.members}
     revenue = {
         "mean_t": t.revenue_per_member or 0.0,
         "var_t": t.revenue_variance or 0.0,

@@ -93,7 +93,7 @@ def _builder_context(request: HttpRequest, form: SegmentForm, segment: Segment |
         "builder_text": {
             "and": _("All of (AND)"),
             "or": _("Any of (OR)"),
-            "not": _("None of (NOT)"),
+            "not": _("Not all of (NOT)"),
             "group": _("Group"),
             "field": _("Field"),
             "operator": _("Operator"),

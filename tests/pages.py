@@ -36,6 +36,7 @@ CITY = "上海"
 IMPORTED_NAME = "王芳"
 SEGMENT_NAME = "上海会员"
 CAMPAIGN_NAME = "春季回馈"
+DRAFT_CAMPAIGN_NAME = "会员日加赠"
 
 
 @dataclass
@@ -58,6 +59,8 @@ class World:
     segment_id: int = 0
     # A running campaign with the member in its audience, for its results page.
     campaign_id: int = 0
+    # A draft bonus campaign on the segment, for its edit and launch pages.
+    draft_campaign_id: int = 0
 
 
 def page_world() -> World:
@@ -171,6 +174,13 @@ def page_world() -> World:
     CampaignMember.objects.create(
         campaign=campaign, member=member, arm=CampaignMember.Arm.TREATMENT, draw=0.5
     )
+    segment = Segment.objects.create(
+        name=SEGMENT_NAME,
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
+        },
+    )
     return World(
         member=member,
         member_password=password,
@@ -183,13 +193,7 @@ def page_world() -> World:
         other_member_no=Member.objects.get(name=IMPORTED_NAME).member_no,
         notice_id=notice.pk,
         unsubscribe_token=unsubscribe_token(member_id=member.pk),
-        segment_id=Segment.objects.create(
-            name=SEGMENT_NAME,
-            rules={
-                "version": 1,
-                "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": CITY}]},
-            },
-        ).pk,
+        segment_id=segment.pk,
         entered=[
             MEMBER_NAME,
             STORE_NAME,
@@ -203,8 +207,15 @@ def page_world() -> World:
             notice.campaign.name,
             SEGMENT_NAME,
             CAMPAIGN_NAME,
+            DRAFT_CAMPAIGN_NAME,
         ],
         campaign_id=campaign.pk,
+        draft_campaign_id=Campaign.objects.create(
+            name=DRAFT_CAMPAIGN_NAME,
+            kind=Campaign.Kind.BONUS,
+            bonus_points=50,
+            segment=segment,
+        ).pk,
     )
 
 
@@ -286,6 +297,12 @@ def staff_pages(world: World) -> dict[str, str]:
         "staff:segment-new": "/staff/segments/new/",
         "staff:segment-detail": f"/staff/segments/{world.segment_id}/",
         "staff:campaign-results": f"/staff/campaigns/{world.campaign_id}/results/",
+        "staff:campaign-list": "/staff/campaigns/",
+        "staff:campaign-new": "/staff/campaigns/new/",
+        "staff:campaign-detail": f"/staff/campaigns/{world.campaign_id}/",
+        "staff:campaign-edit": f"/staff/campaigns/{world.draft_campaign_id}/edit/",
+        "staff:campaign-launch": f"/staff/campaigns/{world.draft_campaign_id}/launch/",
+        "staff:campaign-winback": "/staff/campaigns/win-back/",
     }
 
 
@@ -324,6 +341,8 @@ NOT_PAGES = {
     "staff:segment-export",
     "staff:campaign-results-refresh",
     "staff:campaign-results-csv",
+    "staff:campaign-approve",
+    "staff:campaign-cancel",
 }
 
 # Scripts and styles are not read; <code>, <pre>, <kbd> and <samp> hold literal values

@@ -128,7 +128,7 @@ def test_the_page_lists_cover_every_page():
     class Placeholders:  # the URLs' values do not matter here, only their names
         member = type("Member", (), {"member_no": "0"})()
         coupon_code = donation_id = import_id = job_run_id = other_member_no = segment_id = "0"
-        notice_id = unsubscribe_token = campaign_id = "0"
+        notice_id = unsubscribe_token = campaign_id = draft_campaign_id = "0"
 
     covered = set(portal_pages(Placeholders)) | set(staff_pages(Placeholders)) | NOT_PAGES
     assert names - covered == set()

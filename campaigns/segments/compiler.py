@@ -18,7 +18,7 @@ purchase (kept current as purchases post); points expiring within N days are the
 expiring from the start of today to the end of the Nth business day counting today (for 30
 days, the figures' column, as of last night; other N add up the lots). A member without a
 figures row (enrolled since the last nightly run) is at stage "never", has no RFM cell or
-churn band, and 0 purchases and spend.
+churn band, no last purchase, and 0 purchases and spend.
 """
 
 from __future__ import annotations
@@ -74,16 +74,16 @@ def segment_members_sql(*, rules: dict, at: datetime.datetime) -> tuple[str, lis
 
 class CompiledSegment:
     """`from_where`: "FROM members_member m … WHERE …" with its `params`; selectors put
-    their own SELECT list in front. `joins` may be forced so the select list can read them."""
+    their own SELECT list in front."""
 
     def __init__(self, *, joins: list[str], where: str, params: list[Any]) -> None:
         self.joins = joins
         self.where = where
         self.params = params
 
-    def from_where_with(self, *, extra_joins: tuple[str, ...] = ()) -> str:
-        names = [*self.joins, *(j for j in extra_joins if j not in self.joins)]
-        joins = " ".join(JOINS[name] for name in names)
+    def from_where_with(self, *, join: str = "") -> str:
+        """With one more join (whose parameters go before `params`)."""
+        joins = " ".join([*(JOINS[name] for name in self.joins), join])
         return f"FROM members_member m {joins} WHERE {self.where}"
 
     @property

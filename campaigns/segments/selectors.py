@@ -85,8 +85,8 @@ def segment_funnel(
             f"({reachable}) AND ({after_cap})",
         )
     )
-    from_where = compiled.from_where.replace(
-        "WHERE", f"LEFT JOIN ({capped_sql}) cap ON cap.member_id = m.id WHERE", 1
+    from_where = compiled.from_where_with(
+        join=f"LEFT JOIN ({capped_sql}) cap ON cap.member_id = m.id"
     )
     with connection.cursor() as cursor:
         cursor.execute(

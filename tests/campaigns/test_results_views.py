@@ -175,3 +175,18 @@ def test_the_page_states_the_window_and_the_cap(client, world):
     assert "14 days" in html
     assert "capped at percentile 100" in html
     assert "Newcombe" in html
+
+
+def test_a_split_unlike_the_draw_is_flagged(client, world):
+    # Drawn with a 1 % holdout but split 6 : 4: χ² = (4 − 0.1)²/0.1 + (6 − 9.9)²/9.9
+    # = 152.1 + 1.536 = 153.6, p ≈ 3e-35 < 0.001.
+    world.campaign.holdout_percent = Decimal(1)
+    world.campaign.save()
+    login(client, "marketer")
+    html = client.get(url(world, "/"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'role="alert"' in html
+    assert "Sample-ratio check failed" in html
+    world.campaign.holdout_percent = Decimal(40)  # 6 : 4 is what a 40 % holdout expects
+    world.campaign.save()
+    html = client.get(url(world, "/"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Sample-ratio check failed" not in html

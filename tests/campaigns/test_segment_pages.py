@@ -247,3 +247,21 @@ def test_the_list_shows_segments_and_their_counts(client, people):
     assert "Gold or Beijing" in page.content.decode()
     count = client.get(reverse("staff:segment-count", args=[segment.pk]), HTTP_HX_REQUEST="true")
     assert count.content.decode().strip().endswith('<span class="segment-count">2</span>')
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_preview_reads_in_one_language(client, people, language):
+    from django.conf import settings
+
+    from tests.test_page_languages import leftovers
+
+    login(client, "marketer")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    html = client.post(
+        reverse("staff:segment-preview"),
+        {"rules": json.dumps(BEIJING_OR_GOLD)},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert 'data-count="2"' in html
+    names = [people[who].name for who in ("a", "b")]
+    assert leftovers(html, language=language, entered=names) == []

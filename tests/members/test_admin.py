@@ -157,6 +157,7 @@ def test_a_profile_correction_in_the_admin_goes_through_the_audited_service(
             "birthday": "1992-05-20",
             "city": "上海",
             "home_store": store.pk,
+            "language": "zh-hans",
         },
     )
 

@@ -77,12 +77,12 @@ def victim(db):
     # An in-portal notice of the victim's, so the walk tries to open it as the intruder.
     OutboxMessage.objects.create(
         member=member,
-        channel="portal",
-        purpose="marketing",
-        status="sent",
-        subject="受害者甲的通知",
-        body="受害者甲您好",
+        channel=OutboxMessage.Channel.PORTAL,
+        purpose=OutboxMessage.Purpose.MARKETING,
+        status=OutboxMessage.Status.SENT,
         sent_at=timezone.now(),
+        subject="受害者的通知",
+        body="只给受害者的优惠 VICTIMNOTICE",
     )
     return member
 
@@ -114,8 +114,9 @@ def url_for(name: str, args, victim: Member) -> str:
         "adjustment_id": 1,  # approving an adjustment: administrators only
         "name": "members",  # an analytics panel: analytics.view_dashboard only
         "message_id": victim.messages.get().pk,
-        # An unsubscribe link needs a token signed for its member: the bare id is refused.
-        "token": str(victim.pk),
+        # An unsubscribe link is signed for its member: the intruder can only forge one.
+        "token": "forged-token",
+        "campaign_id": 1,  # a campaign: marketers, auditors and staff only
     }
     missing = [arg for arg in args if arg not in values]
     assert not missing, f"{name} takes {missing}: add a value for it to the IDOR walk"
@@ -133,6 +134,7 @@ def secrets_of(member: Member) -> list[str]:
         member.email,
         national[:3] + "****" + national[-4:],
         *member.coupons.values_list("code", flat=True),
+        *member.messages.values_list("body", flat=True),
     ]
 
 
@@ -219,7 +221,7 @@ def test_portal_pages_never_show_another_members_data(intruder_client, intruder,
         url = url_for(name, args, victim)
         query = {"member_no": victim.member_no, "member": victim.pk, "id": victim.pk}
         response = intruder_client.get(url, query)
-        # 400: input refused (an unsubscribe link whose token is not signed for the member).
+        # 400: a forged unsubscribe link is refused as a bad link.
         assert response.status_code in (200, 302, 400, 403, 404, 405), (name, response.status_code)
         body = shown(response, query)
         for secret in secrets_of(victim):
