@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -260,9 +260,12 @@ def unsubscribe_token(*, member_id: int) -> str:
     return signing.dumps(member_id, salt=UNSUBSCRIBE_SALT)
 
 
-def unsubscribe_url(*, member_id: int) -> str:
-    path = reverse("portal:unsubscribe", kwargs={"token": unsubscribe_token(member_id=member_id)})
-    return settings.SITE_URL.rstrip("/") + path
+def unsubscribe_links() -> Callable[[int], str]:
+    """member id → the absolute unsubscribe link, the URL reversed once for a whole batch."""
+    marker = "TOKEN"
+    url = settings.SITE_URL.rstrip("/") + reverse("portal:unsubscribe", kwargs={"token": marker})
+    head, tail = url.split(marker)
+    return lambda member_id: head + unsubscribe_token(member_id=member_id) + tail
 
 
 def unsubscribe_member(*, token: str) -> Member:
@@ -412,6 +415,7 @@ def messages_enqueue(
     # The cap is judged when the message goes out: at 09:00 for one delayed by quiet hours.
     goes_out_at = delayed_until or now
     needs_subject = Channel.EMAIL in channels or Channel.PORTAL in channels
+    unsubscribe_link = unsubscribe_links()
     coupons = coupons or {}
     created = 0
     # A rerun writes nothing twice: the unique (campaign, member, channel) turns its rows
@@ -458,7 +462,7 @@ def messages_enqueue(
                     if channel == Channel.SMS:
                         row = ("", f"{body} {text.sms_opt_out}")
                     elif channel == Channel.EMAIL:
-                        link = unsubscribe_url(member_id=member_id)
+                        link = unsubscribe_link(member_id)
                         row = (subject, f"{body}\n\n--\n{text.email_footer}\n{link}\n")
                     else:
                         row = (subject, body)
@@ -649,6 +653,7 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
     failed: dict[str, list[int]] = {}
     sms_backend = None
     email_connection = None
+    unsubscribe_link = unsubscribe_links()
     try:
         for message in claimed:
             channel = message["channel"]
@@ -664,7 +669,7 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
                     if email_connection is None:
                         email_connection = mail.get_connection()
                         email_connection.open()
-                    email_connection.send_messages([_email(message)])
+                    email_connection.send_messages([_email(message, unsubscribe_link)])
             except Exception as error:  # any gateway failure fails this message only
                 failed.setdefault(_error_text(error), []).append(message["id"])
             else:
@@ -684,12 +689,12 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
     return len(sent)
 
 
-def _email(message: Mapping) -> mail.EmailMessage:
+def _email(message: Mapping, unsubscribe_link: Callable[[int], str]) -> mail.EmailMessage:
     headers = {}
     if message["purpose"] == Purpose.MARKETING:
         # RFC 8058: the mail client posts "List-Unsubscribe=One-Click" to the link.
         headers = {
-            "List-Unsubscribe": f"<{unsubscribe_url(member_id=message['member_id'])}>",
+            "List-Unsubscribe": f"<{unsubscribe_link(message['member_id'])}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
     return mail.EmailMessage(
