@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -260,9 +260,12 @@ def unsubscribe_token(*, member_id: int) -> str:
     return signing.dumps(member_id, salt=UNSUBSCRIBE_SALT)
 
 
-def unsubscribe_url(*, member_id: int) -> str:
-    path = reverse("portal:unsubscribe", kwargs={"token": unsubscribe_token(member_id=member_id)})
-    return settings.SITE_URL.rstrip("/") + path
+def unsubscribe_links() -> Callable[[int], str]:
+    """member id → the absolute unsubscribe link, the URL reversed once for a whole batch."""
+    marker = "TOKEN"
+    url = settings.SITE_URL.rstrip("/") + reverse("portal:unsubscribe", kwargs={"token": marker})
+    head, tail = url.split(marker)
+    return lambda member_id: head + unsubscribe_token(member_id=member_id) + tail
 
 
 def unsubscribe_member(*, token: str) -> Member:
@@ -412,22 +415,14 @@ def messages_enqueue(
     # The cap is judged when the message goes out: at 09:00 for one delayed by quiet hours.
     goes_out_at = delayed_until or now
     needs_subject = Channel.EMAIL in channels or Channel.PORTAL in channels
+    unsubscribe_link = unsubscribe_links()
     coupons = coupons or {}
-    # A first run has nothing to skip: the per-batch look-up of what was enqueued before is
-    # only paid by a rerun (the unique constraint guards both).
-    rerun = OutboxMessage.objects.filter(campaign=campaign).exists()
     created = 0
+    # A rerun writes nothing twice: the unique (campaign, member, channel) turns its rows
+    # away. Each batch's rows go in one statement, so a member has all of the campaign's rows
+    # or none, and the cap counts below are never thrown off by half a member.
     for batch in _chunks(list(member_ids), settings.CAMPAIGN_BATCH_SIZE):
         with transaction.atomic():
-            done = (
-                set(
-                    OutboxMessage.objects.filter(
-                        campaign=campaign, member_id__in=_ids_in(batch)
-                    ).values_list("member_id", "channel")
-                )
-                if rerun
-                else set()
-            )
             counts = (
                 cap_counts(member_ids=batch, at=goes_out_at)
                 if set(channels) & set(CAP_CHANNELS)
@@ -455,8 +450,6 @@ def messages_enqueue(
                 )
                 counted = counts.get(member_id, 0)
                 for channel in channels:
-                    if (member_id, channel) in done:
-                        continue
                     if not reachable(channel=channel, purpose=Purpose.MARKETING, member=member):
                         status = Status.NO_CONSENT
                     elif channel == Channel.PORTAL:
@@ -469,7 +462,7 @@ def messages_enqueue(
                     if channel == Channel.SMS:
                         row = ("", f"{body} {text.sms_opt_out}")
                     elif channel == Channel.EMAIL:
-                        link = unsubscribe_url(member_id=member_id)
+                        link = unsubscribe_link(member_id)
                         row = (subject, f"{body}\n\n--\n{text.email_footer}\n{link}\n")
                     else:
                         row = (subject, body)
@@ -660,6 +653,7 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
     failed: dict[str, list[int]] = {}
     sms_backend = None
     email_connection = None
+    unsubscribe_link = unsubscribe_links()
     try:
         for message in claimed:
             channel = message["channel"]
@@ -675,7 +669,7 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
                     if email_connection is None:
                         email_connection = mail.get_connection()
                         email_connection.open()
-                    email_connection.send_messages([_email(message)])
+                    email_connection.send_messages([_email(message, unsubscribe_link)])
             except Exception as error:  # any gateway failure fails this message only
                 failed.setdefault(_error_text(error), []).append(message["id"])
             else:
@@ -695,12 +689,12 @@ def _send(*, claimed: list[dict], now: datetime.datetime) -> int:
     return len(sent)
 
 
-def _email(message: Mapping) -> mail.EmailMessage:
+def _email(message: Mapping, unsubscribe_link: Callable[[int], str]) -> mail.EmailMessage:
     headers = {}
     if message["purpose"] == Purpose.MARKETING:
         # RFC 8058: the mail client posts "List-Unsubscribe=One-Click" to the link.
         headers = {
-            "List-Unsubscribe": f"<{unsubscribe_url(member_id=message['member_id'])}>",
+            "List-Unsubscribe": f"<{unsubscribe_link(message['member_id'])}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
     return mail.EmailMessage(
@@ -787,6 +781,30 @@ def member_notices_read_all(*, member: Member, now: datetime.datetime | None = N
     return _notices(member).filter(read_at__isnull=True).update(read_at=now or timezone.now())
 
 
+def service_message_record(
+    *, member: Member, channel: str, subject: str, text: str, error: str = ""
+) -> OutboxMessage:
+    """The outbox row of a service message members sent itself (tier and expiry notices,
+    birthday gifts, the welcome text): sent, or failed with why. Registered with the
+    members' message hook; never capped, never counted by the cap."""
+    now = timezone.now()
+    # A savepoint: a row that cannot be written leaves the caller's transaction usable.
+    with transaction.atomic():
+        return OutboxMessage.objects.create(
+            member=member,
+            channel=channel,
+            purpose=Purpose.SERVICE,
+            status=Status.FAILED if error else Status.SENT,
+            language=translation.get_language() or settings.LANGUAGE_CODE,
+            subject=subject[:200],
+            body=text,
+            created_at=now,
+            send_after=now,
+            sent_at=None if error else now,
+            error=error[:200],
+        )
+
+
 # Notices shown in the portal home's panel; the notices page lists them all.
 PANEL_NOTICES = 3
 
@@ -805,6 +823,9 @@ def staff_outbox_panel(member: Member, request: HttpRequest) -> dict[str, Any]:
 def register() -> None:
     """Called from `CampaignsConfig.ready()`: the outbox's panels and hooks."""
     from core.panels import portal_panel_register, staff_member_panel_register
+    from members.hooks import member_message_sent_hook_register
+
+    member_message_sent_hook_register(service_message_record)
 
     # Right after the expiring-points banner (10): news first, then the balance (20).
     portal_panel_register(

@@ -21,6 +21,9 @@ MemberHook = Callable[..., None]  # called as fn(member=member)
 
 enrolled = Hook("member_enrolled")
 profile_changed = Hook("member_profile_changed")
+# Not in a member service's transaction: called by `messaging` after each service message
+# went out or failed, so the campaigns' outbox lists it on the member's page.
+message_sent = Hook("member_message_sent")
 
 
 def member_enrolled_hook_register(fn: MemberHook) -> None:
@@ -39,3 +42,15 @@ def member_enrolled(*, member: Member) -> None:
 
 def member_profile_changed(*, member: Member) -> None:
     profile_changed.call(member=member)
+
+
+def member_message_sent_hook_register(fn: MemberHook) -> None:
+    """Run `fn(member=..., channel=..., subject=..., text=..., error=...)` after a service
+    message to the member was sent (`error` empty) or failed (`error` says why)."""
+    message_sent.register(fn)
+
+
+def member_message_sent(
+    *, member: Member, channel: str, subject: str, text: str, error: str = ""
+) -> None:
+    message_sent.call(member=member, channel=channel, subject=subject, text=text, error=error)

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from .hooks import member_message_sent
 from .models import Member
 from .sms import sms_send
 
@@ -28,22 +29,37 @@ def member_reachable(*, path: str = "") -> Q:
     )
 
 
+def _recorded(*, member: Member, channel: str, subject: str, text: str, error: str) -> None:
+    # The message went out (or failed) already: a record that cannot be written is logged,
+    # never raised, or the caller might think it unsent and send it again.
+    try:
+        member_message_sent(member=member, channel=channel, subject=subject, text=text, error=error)
+    except Exception:
+        logger.exception("recording the %s to member %s failed", channel, member.pk)
+
+
 def member_notify(*, member: Member, subject: str, text: str) -> list[str]:
     """Send by every channel the member consented to; return the channels used."""
     channels = []
     with translation.override("zh-hans"):
         if member.consent_sms and member.phone:
+            error = ""
             try:
                 sms_send(phone=member.phone, text=text)
                 channels.append("sms")
-            except Exception:
+            except Exception as failure:
                 logger.exception("SMS to member %s failed", member.pk)
+                error = f"{type(failure).__name__}: {failure}"
+            _recorded(member=member, channel="sms", subject="", text=text, error=error)
         if member.consent_email and member.email:
+            error = ""
             try:
                 send_mail(subject, text, None, [member.email])
                 channels.append("email")
-            except Exception:
+            except Exception as failure:
                 logger.exception("e-mail to member %s failed", member.pk)
+                error = f"{type(failure).__name__}: {failure}"
+            _recorded(member=member, channel="email", subject=subject, text=text, error=error)
     return channels
 
 
@@ -63,7 +79,10 @@ def member_welcome_send(*, member: Member) -> bool:
         ) % {"member_no": member.member_no}
         try:
             sms_send(phone=member.phone, text=text)
-        except Exception:
+        except Exception as failure:
             logger.exception("welcome SMS to member %s failed", member.pk)
+            error = f"{type(failure).__name__}: {failure}"
+            _recorded(member=member, channel="sms", subject="", text=text, error=error)
             return False
+        _recorded(member=member, channel="sms", subject="", text=text, error="")
     return True

@@ -453,12 +453,14 @@ def user_phone_set(*, user: User, phone: str, verified: bool) -> Member | None:
     return None
 
 
-PROFILE_FIELDS = ("name", "email", "gender", "birthday", "city", "home_store", "language")
+PROFILE_FIELDS = ("name", "email", "gender", "birthday", "city", "home_store")
+# Not a profile field for the admin: the member's own choice, made on the portal profile.
+MESSAGE_LANGUAGE_FIELD = "language"
 
 
 def member_update_profile(*, member: Member, actor: User, **changes: Any) -> Member:
     """Change profile fields; the audit entry lists which fields changed (not their values)."""
-    unknown = set(changes) - set(PROFILE_FIELDS)
+    unknown = set(changes) - {*PROFILE_FIELDS, MESSAGE_LANGUAGE_FIELD}
     if unknown:
         raise ValueError(f"not profile fields: {sorted(unknown)}")
     if "email" in changes:

@@ -75,3 +75,17 @@ def statuses(campaign: Campaign) -> dict[tuple[int, str], str]:
     return {
         (m.member_id, m.channel): m.status for m in OutboxMessage.objects.filter(campaign=campaign)
     }
+
+
+class RefusingBackend:
+    """A gateway that refuses some numbers (the SMS backend is a setting, so this is a real
+    backend, not a mock of one)."""
+
+    refused: set[str] = set()
+
+    def send(self, message) -> None:
+        if message.phone in self.refused:
+            raise RuntimeError("gateway said no")
+        from members import sms
+
+        sms.outbox.append(message)

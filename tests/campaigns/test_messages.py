@@ -24,7 +24,15 @@ from points.models import Account, LedgerTransaction
 from tests.factories import MemberFactory
 from tiers.models import MemberTier, TierLevel
 
-from .outbox_world import NOON, campaign, member, past_message, shanghai, statuses
+from .outbox_world import (
+    NOON,
+    RefusingBackend,
+    campaign,
+    member,
+    past_message,
+    shanghai,
+    statuses,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -303,7 +311,7 @@ def test_a_dispatch_killed_after_claiming_fails_those_messages_and_never_resends
 
 
 def test_a_gateway_failure_fails_one_message_and_the_rest_go(settings, sms_outbox):
-    settings.SMS_BACKEND = "tests.campaigns.test_messages.RefusingBackend"
+    settings.SMS_BACKEND = "tests.campaigns.outbox_world.RefusingBackend"
     members = [member(sms=True) for _ in range(3)]
     RefusingBackend.refused = {members[1].phone}
     c = campaign(sms=True)
@@ -312,20 +320,6 @@ def test_a_gateway_failure_fails_one_message_and_the_rest_go(settings, sms_outbo
     assert outbox_dispatch(now=NOON) == 2
     failed = OutboxMessage.objects.get(campaign=c, member=members[1])
     assert (failed.status, failed.error) == ("failed", "RuntimeError: gateway said no")
-
-
-class RefusingBackend:
-    """A gateway that refuses some numbers (the SMS backend is a setting, so this is a real
-    backend, not a mock of one)."""
-
-    refused: set[str] = set()
-
-    def send(self, message) -> None:
-        if message.phone in self.refused:
-            raise RuntimeError("gateway said no")
-        from members import sms
-
-        sms.outbox.append(message)
 
 
 def test_counts_on_the_campaign_page_equal_rows():
