@@ -402,9 +402,12 @@ def _tick_lock() -> Iterator[bool]:
 
 
 def campaign_start(*, campaign: Campaign, now: datetime.datetime) -> Campaign:
-    """Launch the campaign if it is not launched yet, then send what is left to send."""
+    """Launch the campaign if it is not launched yet, send what is left to send, and
+    dispatch the messages now due (rather than at beat's next tick)."""
     campaign = campaign_launch(campaign=campaign, now=now)
     campaign_send(campaign=campaign, now=now)
+    if campaign_has_message(campaign):
+        messages.outbox_dispatch(now=now)
     campaign.refresh_from_db()
     return campaign
 
