@@ -441,3 +441,25 @@ def test_the_tick_dispatches_the_messages_of_a_campaign_it_started(sms_outbox):
     ]
     # Message only: nothing in the ledger.
     assert not LedgerTransaction.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_campaign_another_worker_is_sending_is_left_to_it():
+    from django.db import connections
+
+    from campaigns.launch import SEND_LOCK_NAMESPACE
+
+    members(3)
+    campaign = campaign_launch(campaign=campaign_make(holdout_percent=Decimal(0)), now=NOW)
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [SEND_LOCK_NAMESPACE, campaign.pk])
+        assert campaign_send(campaign=campaign, now=NOW) == 0
+        assert not LedgerTransaction.objects.exists()
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SEND_LOCK_NAMESPACE, campaign.pk])
+    finally:
+        other.close()
+    # Once that worker is done, the next send does it all.
+    assert campaign_send(campaign=campaign, now=NOW) == 3
