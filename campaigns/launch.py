@@ -7,9 +7,14 @@ finds the campaign launched and draws nothing again.
 
 Send works through the treatment arm in batches (CAMPAIGN_BATCH_SIZE members), each batch
 one transaction: the bonus points (`points_credit_bulk`, key `campaign:<id>:member:<id>`),
-the coupons, the messages, then `done_at`. A killed worker loses at most the batch in
+the coupons, the messages, then `done_at`. A killed worker loses at most the batches in
 flight, which rolled back whole; a rerun picks up the members still not done and skips any
-ledger key that exists. The control arm is never read by the send: it gets nothing.
+ledger key that exists. One send of a campaign runs at a time (an advisory lock), its
+batches on CAMPAIGN_SEND_WORKERS connections. The control arm is never read by the send:
+it gets nothing.
+
+The tick (beat, every minute) launches what is due, goes on with running campaigns,
+completes promotions whose window has passed and dispatches the outbox; one tick at a time.
 """
 
 from __future__ import annotations
@@ -486,7 +491,10 @@ def campaigns_tick(*, now: datetime.datetime) -> dict[str, Any]:
             return {"skipped": True}
         launched = sent = completed = 0
         for campaign in campaigns_due(now=now).order_by("scheduled_at", "pk"):
-            campaign_launch(campaign=campaign, now=now)
+            try:
+                campaign_launch(campaign=campaign, now=now)
+            except CampaignNotLaunchable:
+                continue  # cancelled since it was read: the others still go
             launched += 1
         running = Campaign.objects.filter(status=Campaign.Status.RUNNING).order_by("pk")
         for campaign in running:
