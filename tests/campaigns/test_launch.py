@@ -20,6 +20,7 @@ from campaigns.launch import (
     campaigns_tick,
 )
 from campaigns.models import Campaign, CampaignMember, OutboxMessage
+from campaigns.promotions import promotions_cache_clear
 from members.models import Member
 from points.jobs import reconcile_job
 from points.models import Account, Coupon, LedgerTransaction, Lot, Reward
@@ -36,6 +37,9 @@ NOW = datetime.datetime(2026, 5, 12, 10, 0, tzinfo=SH)
 @pytest.fixture(autouse=True)
 def clock(time_machine):
     time_machine.move_to(NOW, tick=False)
+    yield
+    # The promotions launched here are rolled back: later tests must not see them cached.
+    promotions_cache_clear()
 
 
 def outbox(campaign: Campaign) -> dict[int, list[tuple[str, str]]]:
