@@ -7,9 +7,14 @@ finds the campaign launched and draws nothing again.
 
 Send works through the treatment arm in batches (CAMPAIGN_BATCH_SIZE members), each batch
 one transaction: the bonus points (`points_credit_bulk`, key `campaign:<id>:member:<id>`),
-the coupons, the messages, then `done_at`. A killed worker loses at most the batch in
+the coupons, the messages, then `done_at`. A killed worker loses at most the batches in
 flight, which rolled back whole; a rerun picks up the members still not done and skips any
-ledger key that exists. The control arm is never read by the send: it gets nothing.
+ledger key that exists. One send of a campaign runs at a time (an advisory lock), its
+batches on CAMPAIGN_SEND_WORKERS connections. The control arm is never read by the send:
+it gets nothing.
+
+The tick (beat, every minute) launches what is due, goes on with running campaigns,
+completes promotions whose window has passed and dispatches the outbox; one tick at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 
 from core.bulk import CopyLayout, copy_write, int_array, rows_update, text_array, use_copy
+from core.jobs import on_connections
 from members.models import Member
 from points.earning import policy_get
 from points.ledger import expiry_for, fingerprint
@@ -174,47 +180,92 @@ def campaign_has_message(campaign: Campaign) -> bool:
     return campaign.send_sms or campaign.send_email or campaign.send_portal
 
 
+class _SendStopped(Exception):
+    """The campaign is no longer running: no further batch is started."""
+
+
 def campaign_send(
     *, campaign: Campaign, now: datetime.datetime, batch_size: int | None = None
 ) -> int:
     """Do for each treated member what the campaign does, batch after batch, each batch
     committed on its own; returns the members done by this call. Stops between batches
     when the campaign was cancelled; completes a bonus, coupon or message campaign when
-    every treated member is done (a multiplier promotion runs until its window ends)."""
+    every treated member is done (a multiplier promotion runs until its window ends).
+
+    On PostgreSQL the batches run on CAMPAIGN_SEND_WORKERS connections at once (the
+    database, not Python, is what a posting waits for); a coupon campaign's on one, so
+    the stock goes to members in member order."""
     size = batch_size or settings.CAMPAIGN_BATCH_SIZE
-    done = 0
-    after = 0
-    while True:
-        with transaction.atomic():
-            # Locked for the batch: a cancellation waits for it, then the next batch sees it.
-            campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-            if campaign.status != Campaign.Status.RUNNING:
-                return done
-            batch = _next_batch(campaign=campaign, after=after, size=size)
-            if not batch:
-                if campaign.kind != Campaign.Kind.MULTIPLIER:
-                    campaign.status = Campaign.Status.COMPLETED
-                    campaign.completed_at = now
-                    campaign.save(update_fields=["status", "completed_at", "updated_at"])
-                return done
-            _batch_send(campaign=campaign, batch=batch, now=now)
-        done += len(batch)
-        after = batch[-1][1]
-
-
-def _next_batch(*, campaign: Campaign, after: int, size: int) -> list[tuple[int, int, str]]:
-    """(row id, member id, member status) of the next treated members not done, by member
-    id after `after` (a keyset: each batch starts where the last ended, not at the top)."""
-    return list(
-        CampaignMember.objects.filter(
-            campaign=campaign,
-            arm=CampaignMember.Arm.TREATMENT,
-            done_at__isnull=True,
-            member_id__gt=after,
+    with _send_lock(campaign_id=campaign.pk) as acquired:
+        if not acquired:
+            # Another worker is sending it (the tick and "launch now" at once): its batches
+            # will do every member.
+            return 0
+        undone = list(
+            CampaignMember.objects.filter(
+                campaign=campaign, arm=CampaignMember.Arm.TREATMENT, done_at__isnull=True
+            )
+            .order_by("member_id")
+            .values_list("member_id", flat=True)
         )
-        .order_by("member_id")
-        .values_list("pk", "member_id", "member__status")[:size]
-    )
+        # Each batch a range of member ids: read back by a range scan of the unique index.
+        ranges = [
+            (undone[start], undone[min(start + size, len(undone)) - 1])
+            for start in range(0, len(undone), size)
+        ]
+        workers = 1 if campaign.kind == Campaign.Kind.COUPON else settings.CAMPAIGN_SEND_WORKERS
+        done: list[int] = []
+        try:
+            on_connections(
+                items=ranges,
+                work=lambda bounds: _batch_run(campaign_id=campaign.pk, bounds=bounds, now=now),
+                workers=workers,
+                done=done.append,
+            )
+        except _SendStopped:
+            return sum(done)
+        _send_complete(campaign_id=campaign.pk, now=now)
+        return sum(done)
+
+
+def _batch_run(*, campaign_id: int, bounds: tuple[int, int], now: datetime.datetime) -> int:
+    """The treated members not done with ids in `bounds`, in one transaction; how many."""
+    with transaction.atomic():
+        # Read, not locked: a cancellation committed while a batch is in flight stops the
+        # batches after it, and cancelling never waits for a send.
+        campaign = Campaign.objects.get(pk=campaign_id)
+        if campaign.status != Campaign.Status.RUNNING:
+            raise _SendStopped
+        batch = list(
+            CampaignMember.objects.filter(
+                campaign_id=campaign_id,
+                arm=CampaignMember.Arm.TREATMENT,
+                done_at__isnull=True,
+                member_id__gte=bounds[0],
+                member_id__lte=bounds[1],
+            )
+            .order_by("member_id")
+            .values_list("pk", "member_id", "member__status")
+        )
+        if batch:
+            _batch_send(campaign=campaign, batch=batch, now=now)
+    return len(batch)
+
+
+def _send_complete(*, campaign_id: int, now: datetime.datetime) -> None:
+    """A bonus, coupon or message campaign with every treated member done is completed."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if campaign.status != Campaign.Status.RUNNING or campaign.kind == Campaign.Kind.MULTIPLIER:
+            return
+        undone = CampaignMember.objects.filter(
+            campaign=campaign, arm=CampaignMember.Arm.TREATMENT, done_at__isnull=True
+        )
+        if undone.exists():
+            return
+        campaign.status = Campaign.Status.COMPLETED
+        campaign.completed_at = now
+        campaign.save(update_fields=["status", "completed_at", "updated_at"])
 
 
 def _batch_send(
@@ -374,37 +425,52 @@ def _batch_done(
     CampaignMember.objects.bulk_update(rows, ["coupon_id", "done_at"], batch_size=500)
 
 
-# --- The tick ---------------------------------------------------------------------------
+# --- Locks ------------------------------------------------------------------------------
 
-# The first key of the tick's advisory lock ("CMP"), apart from the nightly jobs' own.
+# The first keys of the advisory locks ("CMP", "CMS"), apart from the nightly jobs' own.
 TICK_LOCK_NAMESPACE = 0x434D50
+SEND_LOCK_NAMESPACE = 0x434D53
 TICK_LOCK_KEY = zlib.crc32(b"campaigns_tick") - 2**31
 
 
 @contextlib.contextmanager
-def _tick_lock() -> Iterator[bool]:
-    """Session-level advisory lock (the tick commits batch after batch); whether obtained.
-    A killed worker's lock goes with its connection. SQLite (the demo): one process."""
+def _advisory_lock(namespace: int, key: int) -> Iterator[bool]:
+    """A session-level advisory lock (the holder commits batch after batch); whether it was
+    obtained. A killed worker's lock goes with its connection. SQLite (the demo) runs one
+    process: always obtained."""
     if connection.vendor != "postgresql":
         yield True
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [TICK_LOCK_NAMESPACE, TICK_LOCK_KEY])
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key])
         acquired = cursor.fetchone()[0]
     try:
         yield acquired
     finally:
         if acquired:
             with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [TICK_LOCK_NAMESPACE, TICK_LOCK_KEY]
-                )
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
+
+
+def _tick_lock() -> contextlib.AbstractContextManager[bool]:
+    return _advisory_lock(TICK_LOCK_NAMESPACE, TICK_LOCK_KEY)
+
+
+def _send_lock(*, campaign_id: int) -> contextlib.AbstractContextManager[bool]:
+    """One send of a campaign at a time, so no two workers take the same members."""
+    return _advisory_lock(SEND_LOCK_NAMESPACE, campaign_id)
+
+
+# --- The tick ---------------------------------------------------------------------------
 
 
 def campaign_start(*, campaign: Campaign, now: datetime.datetime) -> Campaign:
-    """Launch the campaign if it is not launched yet, then send what is left to send."""
+    """Launch the campaign if it is not launched yet, send what is left to send, and
+    dispatch the messages now due (rather than at beat's next tick)."""
     campaign = campaign_launch(campaign=campaign, now=now)
     campaign_send(campaign=campaign, now=now)
+    if campaign_has_message(campaign):
+        messages.outbox_dispatch(now=now)
     campaign.refresh_from_db()
     return campaign
 
@@ -425,7 +491,10 @@ def campaigns_tick(*, now: datetime.datetime) -> dict[str, Any]:
             return {"skipped": True}
         launched = sent = completed = 0
         for campaign in campaigns_due(now=now).order_by("scheduled_at", "pk"):
-            campaign_launch(campaign=campaign, now=now)
+            try:
+                campaign_launch(campaign=campaign, now=now)
+            except CampaignNotLaunchable:
+                continue  # cancelled since it was read: the others still go
             launched += 1
         running = Campaign.objects.filter(status=Campaign.Status.RUNNING).order_by("pk")
         for campaign in running:

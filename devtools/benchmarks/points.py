@@ -71,11 +71,13 @@ def _bench_promotions_remove(campaigns: list[Any]) -> None:
     from django.db import transaction
 
     from campaigns.models import Campaign, CampaignMember
+    from campaigns.promotions import promotions_cache_clear
 
     ids = [campaign.pk for campaign in campaigns]
     with transaction.atomic():
         CampaignMember.objects.filter(campaign_id__in=ids).delete()
         Campaign.objects.filter(pk__in=ids).delete()
+    promotions_cache_clear()
 
 
 def _writer(

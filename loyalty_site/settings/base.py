@@ -350,6 +350,8 @@ CAMPAIGN_EMAIL_UNIT_PRICE = Decimal(env.str("CAMPAIGN_EMAIL_UNIT_PRICE", default
 # Members per transaction when a campaign posts points, issues coupons or enqueues messages;
 # each batch commits on its own, so a worker killed mid-send resumes where it stopped.
 CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=5000)
+# Database connections sending a campaign's batches at once (PostgreSQL; coupons use one).
+CAMPAIGN_SEND_WORKERS = env.int("CAMPAIGN_SEND_WORKERS", default=2)
 # Messages: quiet hours (Asia/Shanghai, [start, end) hours) delay marketing and service
 # messages to the end hour; at most FREQUENCY_CAP marketing messages per member in any
 # FREQUENCY_DAYS (service messages are exempt).

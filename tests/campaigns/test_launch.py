@@ -19,7 +19,8 @@ from campaigns.launch import (
     campaign_send,
     campaigns_tick,
 )
-from campaigns.models import Campaign, CampaignMember
+from campaigns.models import Campaign, CampaignMember, OutboxMessage
+from campaigns.promotions import promotions_cache_clear
 from members.models import Member
 from points.jobs import reconcile_job
 from points.models import Account, Coupon, LedgerTransaction, Lot, Reward
@@ -36,20 +37,19 @@ NOW = datetime.datetime(2026, 5, 12, 10, 0, tzinfo=SH)
 @pytest.fixture(autouse=True)
 def clock(time_machine):
     time_machine.move_to(NOW, tick=False)
+    yield
+    # The promotions launched here are rolled back: later tests must not see them cached.
+    promotions_cache_clear()
 
 
-@pytest.fixture
-def sent_messages(monkeypatch):
-    """What the campaign handed to the outbox: (campaign id, member ids, coupons) per batch.
-    A stand-in for the outbox service (campaigns.messages, written by another change)."""
-    calls: list[tuple[int, list[int], dict[int, str]]] = []
-
-    def enqueue(*, campaign, member_ids, now, coupons):
-        calls.append((campaign.pk, list(member_ids), dict(coupons)))
-
-    monkeypatch.setattr(messages, "messages_enqueue", enqueue, raising=False)
-    monkeypatch.setattr(messages, "outbox_dispatch", lambda *, now: 0, raising=False)
-    return calls
+def outbox(campaign: Campaign) -> dict[int, list[tuple[str, str]]]:
+    """(channel, status) of the campaign's messages, by member."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    for member_id, channel, status in OutboxMessage.objects.filter(campaign=campaign).values_list(
+        "member_id", "channel", "status"
+    ):
+        found.setdefault(member_id, []).append((channel, status))
+    return found
 
 
 def members(count: int, **fields) -> list[Member]:
@@ -64,6 +64,8 @@ def campaign_make(**fields) -> Campaign:
         "status": Campaign.Status.SCHEDULED,
         "scheduled_at": NOW,
         "salt": "fixed-salt",
+        "message_body_zh": "{name}您好，会员日积分已到账。{coupon_code}",
+        "message_body_en": "Hello {name}, your member-day points are in. {coupon_code}",
     }
     return Campaign.objects.create(**{**defaults, **fields})
 
@@ -199,10 +201,10 @@ def test_a_promotion_for_tiers_targets_their_members_the_base_level_included():
 # --- Bonus points -----------------------------------------------------------------------
 
 
-def test_a_bonus_campaign_posts_to_the_treated_only_once_each_and_completes(sent_messages):
-    members(12)
+def test_a_bonus_campaign_posts_to_the_treated_only_once_each_and_completes():
+    members(12, consent_sms=True)
     campaign = campaign_launch(
-        campaign=campaign_make(holdout_percent=Decimal(25), send_portal=True), now=NOW
+        campaign=campaign_make(holdout_percent=Decimal(25), send_sms=True), now=NOW
     )
     treated = {m for m, arm in arms(campaign).items() if arm == "treatment"}
     held_out = {m for m, arm in arms(campaign).items() if arm == "control"}
@@ -225,7 +227,7 @@ def test_a_bonus_campaign_posts_to_the_treated_only_once_each_and_completes(sent
         assert ledger_member_label(txn=txns.first()) == "Campaign bonus"
     # The holdout got nothing: no points, no message.
     assert not Account.objects.filter(member_id__in=held_out).exists()
-    assert sorted(m for _c, ids, _coupons in sent_messages for m in ids) == sorted(treated)
+    assert outbox(campaign) == {m: [("sms", "pending")] for m in treated}
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
     assert campaign.completed_at == NOW
@@ -234,14 +236,16 @@ def test_a_bonus_campaign_posts_to_the_treated_only_once_each_and_completes(sent
     assert reconciles()
 
 
-def test_a_send_stopped_half_way_and_run_again_posts_each_member_once(sent_messages):
-    members(9)
+def test_a_send_stopped_half_way_and_run_again_posts_each_member_once():
+    members(9, consent_sms=True)
     campaign = campaign_launch(
         campaign=campaign_make(holdout_percent=Decimal(0), send_sms=True), now=NOW
     )
+    enqueue = messages.messages_enqueue
 
-    def cancel_after_first_batch(*, campaign, member_ids, now, coupons):
-        sent_messages.append((campaign.pk, list(member_ids), dict(coupons)))
+    def cancel_after_first_batch(**kwargs):
+        enqueue(**kwargs)
+        # A marketer cancels while the first batch is being sent.
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CANCELLED)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -260,6 +264,8 @@ def test_a_send_stopped_half_way_and_run_again_posts_each_member_once(sent_messa
 
     assert LedgerTransaction.objects.filter(source="campaign").count() == 9
     assert Account.objects.filter(kind="member").aggregate(total=Sum("balance"))["total"] == 1800
+    # One message each, however often the batches ran.
+    assert [len(sent) for sent in outbox(campaign).values()] == [1] * 9
     assert reconciles()
 
 
@@ -292,8 +298,8 @@ def reward(db):
     )
 
 
-def test_coupons_go_out_while_stock_lasts_within_the_per_member_limit(reward, sent_messages):
-    first, has_one, *rest = members(6)
+def test_coupons_go_out_while_stock_lasts_within_the_per_member_limit(reward):
+    first, has_one, *rest = members(6, consent_sms=True)
     Coupon.objects.create(
         code="HELD0000000000001",
         member=has_one,
@@ -308,7 +314,7 @@ def test_coupons_go_out_while_stock_lasts_within_the_per_member_limit(reward, se
             bonus_points=None,
             reward=reward,
             holdout_percent=Decimal(0),
-            send_portal=True,
+            send_sms=True,
         ),
         now=NOW,
     )
@@ -330,9 +336,11 @@ def test_coupons_go_out_while_stock_lasts_within_the_per_member_limit(reward, se
         c.member_id: c.pk for c in issued
     }
     assert rows.filter(coupon__isnull=True, done_at__isnull=False).count() == 3
-    # The message of a member with a coupon carries its code.
-    codes = {m: code for _c, _ids, coupons in sent_messages for m, code in coupons.items()}
-    assert codes == {c.member_id: c.code for c in issued}
+    # The message of a member with a coupon carries its code; every treated member has one.
+    bodies = dict(OutboxMessage.objects.values_list("member_id", "body"))
+    assert len(bodies) == 6
+    for coupon in issued:
+        assert coupon.code in bodies[coupon.member_id]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
 
@@ -340,7 +348,7 @@ def test_coupons_go_out_while_stock_lasts_within_the_per_member_limit(reward, se
 # --- The tick ---------------------------------------------------------------------------
 
 
-def test_the_tick_starts_due_campaigns_and_leaves_the_others(sent_messages):
+def test_the_tick_starts_due_campaigns_and_leaves_the_others():
     members(4)
     due = campaign_make(holdout_percent=Decimal(0))
     later = campaign_make(scheduled_at=NOW + datetime.timedelta(minutes=1))
@@ -365,9 +373,7 @@ def test_the_tick_starts_due_campaigns_and_leaves_the_others(sent_messages):
     assert LedgerTransaction.objects.count() == 8
 
 
-def test_the_tick_goes_on_with_a_running_campaign_and_ends_promotions_after_their_window(
-    sent_messages,
-):
+def test_the_tick_goes_on_with_a_running_campaign_and_ends_promotions_after_their_window():
     members(3)
     bonus = campaign_launch(campaign=campaign_make(holdout_percent=Decimal(0)), now=NOW)
     promotion = campaign_launch(
@@ -410,7 +416,7 @@ def test_a_tick_already_running_elsewhere_is_skipped(django_db_blocker):
         other.close()
 
 
-def test_staff_see_which_campaign_posted_a_bonus(sent_messages):
+def test_staff_see_which_campaign_posted_a_bonus():
     # The bonus is for the member, not for a purchase: no store, no receipt.
     StoreFactory()
     members(1)
@@ -418,3 +424,46 @@ def test_staff_see_which_campaign_posted_a_bonus(sent_messages):
     campaign_send(campaign=campaign, now=NOW)
     txn = LedgerTransaction.objects.get()
     assert (txn.source, txn.source_ref, txn.reason) == ("campaign", str(campaign.pk), "五月会员日")
+
+
+def test_the_tick_dispatches_the_messages_of_a_campaign_it_started(sms_outbox):
+    members(3, consent_sms=True)
+    members(1)  # no SMS consent: the message is recorded, never sent
+    campaign = campaign_make(
+        kind=Campaign.Kind.MESSAGE, bonus_points=None, holdout_percent=Decimal(0), send_sms=True
+    )
+
+    result = campaigns_tick(now=NOW)
+
+    assert (result["launched"], result["sent"], result["dispatched"]) == (1, 4, 3)
+    assert len(sms_outbox) == 3
+    assert sorted(status for sent in outbox(campaign).values() for _c, status in sent) == [
+        "no_consent",
+        "sent",
+        "sent",
+        "sent",
+    ]
+    # Message only: nothing in the ledger.
+    assert not LedgerTransaction.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_campaign_another_worker_is_sending_is_left_to_it():
+    from django.db import connections
+
+    from campaigns.launch import SEND_LOCK_NAMESPACE
+
+    members(3)
+    campaign = campaign_launch(campaign=campaign_make(holdout_percent=Decimal(0)), now=NOW)
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [SEND_LOCK_NAMESPACE, campaign.pk])
+        assert campaign_send(campaign=campaign, now=NOW) == 0
+        assert not LedgerTransaction.objects.exists()
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SEND_LOCK_NAMESPACE, campaign.pk])
+    finally:
+        other.close()
+    # Once that worker is done, the next send does it all.
+    assert campaign_send(campaign=campaign, now=NOW) == 3

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignMember
+from campaigns.models import Campaign, CampaignMember, OutboxMessage
 from members.models import Member
 from points.jobs import reconcile_job
 from points.models import LedgerTransaction
@@ -17,8 +17,8 @@ from tests.factories import MemberFactory
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bench_campaigns_posts_to_the_treated_computes_results_and_removes_its_campaigns():
-    Member.objects.bulk_create([MemberFactory.build() for _ in range(60)])
+def test_bench_campaigns_posts_messages_computes_results_and_removes_its_campaigns():
+    Member.objects.bulk_create([MemberFactory.build(consent_sms=True) for _ in range(60)])
     out = StringIO()
 
     call_command(
@@ -28,13 +28,11 @@ def test_bench_campaigns_posts_to_the_treated_computes_results_and_removes_its_c
         "50",
         "--points",
         "30",
-        "--parts",
-        "bonus,results",
         stdout=out,
         stderr=StringIO(),
     )
 
-    line, results = [json.loads(text) for text in out.getvalue().strip().splitlines()]
+    line, sms, results = [json.loads(text) for text in out.getvalue().strip().splitlines()]
     assert line["bench"] == "campaign_bonus"
     assert line["members"] == 50
     posted = LedgerTransaction.objects.filter(source="campaign")
@@ -46,6 +44,9 @@ def test_bench_campaigns_posts_to_the_treated_computes_results_and_removes_its_c
     # The campaign and its audience are gone; the ledger rows stay, and it says so.
     assert not Campaign.objects.exists() and not CampaignMember.objects.exists()
     assert line["ledger_rows_kept"] == posted.count()
+    assert sms["bench"] == "campaign_messages"
+    assert sms["enqueued"] == sms["dispatched"] == 50 and sms["statuses"] == {"sent": 50}
+    assert not OutboxMessage.objects.exists()
     assert results["bench"] == "campaign_results"
     assert results["members"] == 50 and results["results_s"] >= 0
     _checked, details = reconcile_job(timezone.localdate())

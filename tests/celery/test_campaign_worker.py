@@ -14,9 +14,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignMember
+from campaigns.models import Campaign, CampaignMember, OutboxMessage
 from campaigns.tasks import campaign_start_task
 from devtools.loadgen import loadgen
+from members.models import Member
 from points.jobs import reconcile_job
 from points.models import Account, LedgerTransaction
 
@@ -27,10 +28,16 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 TIMEOUT = 90.0
 
 
-def test_a_worker_killed_mid_send_posts_each_bonus_once_when_it_starts_again(celery_worker):
-    # One member per batch: the send takes long enough to be caught half-way.
-    worker = celery_worker(CAMPAIGN_BATCH_SIZE="1")
+def test_a_worker_killed_mid_send_posts_and_messages_each_member_once_when_it_starts_again(
+    celery_worker,
+):
+    # One member per batch: the send takes long enough to be caught half-way. No quiet
+    # hours (start = end), so the messages go out whatever the time the test runs.
+    worker = celery_worker(
+        CAMPAIGN_BATCH_SIZE="1", MESSAGE_QUIET_START_HOUR="0", MESSAGE_QUIET_END_HOUR="0"
+    )
     loadgen(members=400, purchases=0, seed=5, append=True)
+    Member.objects.update(consent_sms=True)
     before = dict(Account.objects.filter(kind="member").values_list("member_id", "balance"))
     campaign = Campaign.objects.create(
         name="会员日加赠",
@@ -39,6 +46,8 @@ def test_a_worker_killed_mid_send_posts_each_bonus_once_when_it_starts_again(cel
         status=Campaign.Status.SCHEDULED,
         scheduled_at=timezone.now(),
         holdout_percent=Decimal(10),
+        send_sms=True,
+        message_body_zh="{name}您好，150积分已到账。",
     )
 
     worker.wait_ready()
@@ -76,5 +85,15 @@ def test_a_worker_killed_mid_send_posts_each_bonus_once_when_it_starts_again(cel
     gained = {m: after.get(m, 0) - before.get(m, 0) for m in treated_ids | control_ids}
     assert gained == {m: 150 if m in treated_ids else 0 for m in gained}
     assert not audience.filter(arm="treatment", done_at__isnull=True).exists()
+    # One SMS per treated member, sent once, after the send (campaign_start dispatches).
+    outbox = OutboxMessage.objects.filter(campaign=campaign)
+    assert sorted(outbox.values_list("member_id", flat=True)) == sorted(treated_ids)
+    wait_for(
+        lambda: not outbox.exclude(status="sent").exists(),
+        timeout=TIMEOUT,
+        what="the messages to go out",
+        worker=worker,
+    )
+    assert worker.log().count("[SMS to ") == len(treated_ids)
     _checked, details = reconcile_job(timezone.localdate())
     assert "failed" not in details, details
