@@ -169,6 +169,9 @@ def test_purchase_count_over_other_windows_counts_purchases(people):
             ("gt", 1, 200, "a"),
             ("ne", 2, 200, "bcne"),
             ("le", 1, 200, "bcne"),
+            # Counted only up to one past the number compared with: a's 2 is not 1, not < 2.
+            ("eq", 1, 200, "b"),
+            ("lt", 2, 200, "bcne"),
         ],
     )
 
