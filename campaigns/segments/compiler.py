@@ -3,6 +3,12 @@
     FROM members_member m [LEFT JOIN figures f / tier mt / points account pa]
     WHERE m.status = 'active' AND <the rule tree>
 
+or, for the count and the member ids of rules that read the nightly figures alone and that
+a member without a figures row fails, the same members from the figures table alone:
+
+    FROM analytics_memberfigures f
+    WHERE NOT EXISTS (<its member is not active>) AND <the rule tree>
+
 Only active members can be targeted. Every condition compiles to a fragment that is TRUE
 or FALSE, never NULL, so a NOT group is exactly "everyone the group does not match", and
 "≠" / "is none of" are the NOT of "=" / "is one of" (a member without a birthday has a
