@@ -274,6 +274,13 @@ class Member(models.Model):
                 name="members_member_merged_into_idx",
                 condition=Q(merged_into__isnull=False),
             ),
+            # The few members a campaign cannot target: a segment over the nightly figures
+            # alone leaves these out with an anti-join instead of joining every member.
+            models.Index(
+                fields=["id"],
+                name="members_untargetable_idx",
+                condition=~Q(status="active"),
+            ),
         ]
         # Uniques as constraints rather than unique=True: PostgreSQL then builds one index
         # each, not a second varchar_pattern_ops one that only LIKE queries would use.

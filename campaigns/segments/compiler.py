@@ -3,6 +3,12 @@
     FROM members_member m [LEFT JOIN figures f / tier mt / points account pa]
     WHERE m.status = 'active' AND <the rule tree>
 
+or, for the count and the member ids of rules that read the nightly figures alone and that
+a member without a figures row fails, the same members from the figures table alone:
+
+    FROM analytics_memberfigures f
+    WHERE NOT EXISTS (<its member is not active>) AND <the rule tree>
+
 Only active members can be targeted. Every condition compiles to a fragment that is TRUE
 or FALSE, never NULL, so a NOT group is exactly "everyone the group does not match", and
 "≠" / "is none of" are the NOT of "=" / "is one of" (a member without a birthday has a
@@ -24,6 +30,7 @@ churn band, no last purchase, and 0 purchases and spend.
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -64,22 +71,71 @@ EXPIRING_FIGURE_DAYS = 30
 _SQL_OPS = {EQ: "=", LT: "<", LE: "<=", GT: ">", GE: ">="}
 
 Fragment = tuple[str, list[Any]]
+# A fragment that names one of these aliases needs more than the member's figures row.
+_BEYOND_FIGURES = re.compile(r"\b(m|mt|pa)\.")
 
 
 def segment_members_sql(*, rules: dict, at: datetime.datetime) -> tuple[str, list]:
     """SQL of the members the rules match at `at` (column `member_id`, one row each)."""
     compiled = segment_compile(rules=rules, at=at)
+    if _figures_suffice(compiled):
+        return f"SELECT f.member_id AS member_id {_figures_from_where(compiled)}", [
+            Member.Status.ACTIVE,
+            *compiled.rule_params,
+        ]
     return f"SELECT m.id AS member_id {compiled.from_where}", compiled.params
+
+
+def segment_count_sql(*, rules: dict, at: datetime.datetime) -> tuple[str, list]:
+    """SQL of the number of members the rules match at `at` (one row, one column)."""
+    compiled = segment_compile(rules=rules, at=at)
+    if _figures_suffice(compiled):
+        return f"SELECT COUNT(*) {_figures_from_where(compiled)}", [
+            Member.Status.ACTIVE,
+            *compiled.rule_params,
+        ]
+    return f"SELECT COUNT(*) {compiled.from_where}", compiled.params
+
+
+def _figures_suffice(compiled: CompiledSegment) -> bool:
+    """Whether the members are exactly the active members' figures rows the rules match:
+    the rules read the figures alone, and a member without a figures row (every figure
+    NULL, as the LEFT JOIN gives it) does not match. Then PostgreSQL scans the figures and
+    leaves the members table out, but for the few members that are not active."""
+    if not compiled.figures_only:
+        return False
+    probe = (
+        "SELECT COUNT(*) FROM (SELECT 1 AS one) d "  # noqa: S608 - compiled, parameterised
+        f"LEFT JOIN analytics_memberfigures f ON 1 = 0 WHERE {compiled.rule_sql}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(probe, compiled.rule_params)
+        return cursor.fetchone()[0] == 0
+
+
+def _figures_from_where(compiled: CompiledSegment) -> str:
+    # NOT EXISTS over the members that are not active (a partial index holds just those)
+    # rather than a join with the million that are: a figures row has its member (FK).
+    return (
+        "FROM analytics_memberfigures f WHERE NOT EXISTS (SELECT 1 FROM members_member x "  # noqa: S608
+        f"WHERE x.id = f.member_id AND x.status <> %s) AND {compiled.rule_sql}"
+    )
 
 
 class CompiledSegment:
     """`from_where`: "FROM members_member m … WHERE …" with its `params`; selectors put
-    their own SELECT list in front."""
+    their own SELECT list in front. `rule_sql` / `rule_params`: the rule tree alone;
+    `figures_only`: whether it reads nothing but the figures row (alias f)."""
 
-    def __init__(self, *, joins: list[str], where: str, params: list[Any]) -> None:
+    def __init__(
+        self, *, joins: list[str], rule_sql: str, rule_params: list[Any], figures_only: bool
+    ) -> None:
         self.joins = joins
-        self.where = where
-        self.params = params
+        self.rule_sql = rule_sql
+        self.rule_params = rule_params
+        self.figures_only = figures_only
+        self.where = f"m.status = %s AND {rule_sql}"
+        self.params = [Member.Status.ACTIVE, *rule_params]
 
     def from_where_with(self, *, join: str = "") -> str:
         """With one more join (whose parameters go before `params`)."""
@@ -96,11 +152,11 @@ def segment_compile(*, rules: object, at: datetime.datetime) -> CompiledSegment:
     checked = segment_rules_validate(rules=rules)
     compiler = _Compiler(at=at)
     sql, params = compiler.group(checked["rule"])
-    where = f"m.status = %s AND {sql}"
     return CompiledSegment(
         joins=[name for name in JOINS if name in compiler.joins],
-        where=where,
-        params=[Member.Status.ACTIVE, *params],
+        rule_sql=sql,
+        rule_params=params,
+        figures_only=not compiler.beyond_figures,
     )
 
 
@@ -190,6 +246,7 @@ class _Compiler:
         # The figures' day: the last complete business day, which "the last N days" end with.
         self.as_of = figures_day(self.today)
         self.joins: set[str] = set()
+        self.beyond_figures = False
         self.path: tuple[int, ...] = ()
         levels = tier_levels()
         self.base_level = levels[0].pk if levels else 0
@@ -209,7 +266,10 @@ class _Compiler:
         value = node.get("value")
         if field.value_type == DECIMAL and value is not None:
             value = [Decimal(v) for v in value] if isinstance(value, list) else Decimal(value)
-        return getattr(self, f"c_{field.name}")(node["op"], value, node.get("days"))
+        fragment = getattr(self, f"c_{field.name}")(node["op"], value, node.get("days"))
+        if field.name != "segment" and _BEYOND_FIGURES.search(fragment[0]):
+            self.beyond_figures = True
+        return fragment
 
     def window(self, days: int) -> tuple[datetime.datetime, datetime.datetime]:
         return window_start(as_of=self.as_of, days=days), day_end(day=self.as_of)
@@ -293,12 +353,21 @@ class _Compiler:
     def c_purchase_count(self, op: str, value: Any, days: int) -> Fragment:
         if days in FIGURE_WINDOWS:
             return self._figure(f"orders_{days}", 0, op, value)
+        if op == NE:
+            return _not(self.c_purchase_count(EQ, value, days))
         start, end = self.window(days)
-        sub = (
-            "SELECT p.member_id FROM points_purchase p "
-            "WHERE p.occurred_at >= %s AND p.occurred_at < %s GROUP BY p.member_id"
+        # Counted per member through the (member, occurred_at) index, and only up to one
+        # more than the largest number compared with, which decides the comparison as well
+        # as the whole count would: the members the other conditions leave cost a few index
+        # entries each, where a GROUP BY would add up every purchase in the window first.
+        cap = (max(value) if isinstance(value, list) else value) + 1
+        counted = (
+            "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM points_purchase p "
+            "WHERE p.member_id = m.id AND p.occurred_at >= %s AND p.occurred_at < %s "
+            "LIMIT %s) n)"
         )
-        return self._aggregate(sub, [adapt(start), adapt(end)], "COUNT(*)", op, value, 0)
+        sql, params = _compare(counted, op, value)
+        return sql, [adapt(start), adapt(end), cap, *params]
 
     def c_net_spend(self, op: str, value: Any, days: int) -> Fragment:
         if days in FIGURE_WINDOWS:

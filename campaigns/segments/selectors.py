@@ -18,7 +18,7 @@ from campaigns.models import OutboxMessage
 from members.models import Member
 from tiers.selectors import tier_levels
 
-from .compiler import FALSE, segment_compile, segment_members_sql
+from .compiler import FALSE, segment_compile, segment_count_sql, segment_members_sql
 
 EXPORT_BATCH = 2000
 
@@ -46,9 +46,9 @@ class SegmentFunnel:
 
 
 def segment_count(*, rules: dict, at: datetime.datetime) -> int:
-    compiled = segment_compile(rules=rules, at=at)
+    sql, params = segment_count_sql(rules=rules, at=at)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) {compiled.from_where}", compiled.params)
+        cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
 

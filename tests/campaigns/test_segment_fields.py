@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from analytics.models import MemberFigures
 from campaigns.models import Segment
 from campaigns.segments import segment_count, segment_members_sql
 
@@ -54,6 +55,14 @@ def test_closed_and_frozen_members_are_never_targeted(people):
     # x is gold and bought apparel; z consented to SMS: neither can be targeted.
     assert matching(people, cond("days_since_enrolment", "ge", 0)) == ACTIVE
     assert matching(people, cond("consent_sms", "eq", True)) == {"a"}
+
+
+def test_a_closed_members_figures_row_is_not_targeted(people):
+    # x closed after last night's figures were written: the row still counts the purchase
+    # of 10 July, and a rule over the figures alone must still leave x out.
+    assert MemberFigures.objects.get(member=people["x"]).orders_30 == 1
+    assert matching(people, cond("purchase_count", "ge", 1, 30)) == {"a"}
+    assert matching(people, cond("stage", "eq", "active")) == {"a"}
 
 
 def test_tier_compares_by_the_ladder(people):
@@ -169,6 +178,9 @@ def test_purchase_count_over_other_windows_counts_purchases(people):
             ("gt", 1, 200, "a"),
             ("ne", 2, 200, "bcne"),
             ("le", 1, 200, "bcne"),
+            # Counted only up to one past the number compared with: a's 2 is not 1, not < 2.
+            ("eq", 1, 200, "b"),
+            ("lt", 2, 200, "bcne"),
         ],
     )
 
