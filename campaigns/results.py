@@ -496,19 +496,25 @@ def campaign_result_figures(*, result: CampaignResult) -> CampaignResultFigures:
 
 def campaigns_due_for_results(*, now: datetime.datetime) -> list[Campaign]:
     """Running and recently completed campaigns: launched, and whose window closed less than
-    a day before `now` (after that their figures no longer change)."""
-    launched = Campaign.objects.filter(
-        launched_at__isnull=False,
-        launched_at__lte=now,
-        status__in=(Campaign.Status.RUNNING, Campaign.Status.COMPLETED),
-    ).order_by("pk")
+    a day before `now` (after that their figures no longer change) — or whose figures up to
+    the window's end were never stored (the job did not run then)."""
+    launched = (
+        Campaign.objects.filter(
+            launched_at__isnull=False,
+            launched_at__lte=now,
+            status__in=(Campaign.Status.RUNNING, Campaign.Status.COMPLETED),
+        )
+        .select_related("result")
+        .order_by("pk")
+    )
     day = datetime.timedelta(days=1)
-    return [
-        campaign
-        for campaign in launched
-        if campaign.launched_at + datetime.timedelta(days=campaign.conversion_window_days) + day
-        > now
-    ]
+    due = []
+    for campaign in launched:
+        closes = campaign.launched_at + datetime.timedelta(days=campaign.conversion_window_days)
+        stored = getattr(campaign, "result", None)
+        if closes + day > now or stored is None or stored.window_end < min(closes, now):
+            due.append(campaign)
+    return due
 
 
 # --- Before launch ------------------------------------------------------------------------------

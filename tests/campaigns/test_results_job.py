@@ -41,9 +41,12 @@ def test_the_job_refreshes_open_and_just_closed_campaigns_only(world):
     just_closed = campaign(
         "just closed", status=Campaign.Status.COMPLETED, conversion_window_days=7
     )
-    # Closed 03-03 10:00, six days before: its figures no longer change.
+    # Closed 03-03 10:00, six days before, its final figures stored: they no longer change.
     long_closed = campaign(
         "long closed", status=Campaign.Status.COMPLETED, conversion_window_days=1
+    )
+    final = CampaignResult.objects.create(
+        campaign=long_closed, window_end=LAUNCH + DAY, figures={"final": True}
     )
     draft = campaign("draft", status=Campaign.Status.DRAFT, launched_at=None)
     cancelled = campaign("cancelled", status=Campaign.Status.CANCELLED)
@@ -52,9 +55,12 @@ def test_the_job_refreshes_open_and_just_closed_campaigns_only(world):
 
     assert run.status == JobRun.Status.SUCCEEDED
     assert run.details == {"campaigns": 2}
-    refreshed = set(CampaignResult.objects.values_list("campaign_id", flat=True))
+    refreshed = set(
+        CampaignResult.objects.exclude(pk=final.pk).values_list("campaign_id", flat=True)
+    )
     assert refreshed == {running.pk, just_closed.pk}
     assert not {long_closed.pk, draft.pk, cancelled.pk} & refreshed
+    assert CampaignResult.objects.get(pk=final.pk).figures == {"final": True}
     result = CampaignResult.objects.get(campaign=running)
     # Open window: figures to the end of the run's previous day, and it says so.
     assert result.window_end == AS_OF
@@ -74,7 +80,21 @@ def test_running_the_job_twice_for_a_date_stores_the_same_figures(world):
 
 
 def test_a_window_closed_a_day_ago_is_left_as_it_was(world):
+    job_run(name="campaign_results", business_date=LAUNCH.date() + 15 * DAY)
+    stored = CampaignResult.objects.get(campaign=world.campaign)
     # The window closed 03-16 10:00; the run for 03-18 is as of 03-18 00:00 — 38 hours on.
     run = job_run(name="campaign_results", business_date=LAUNCH.date() + 16 * DAY)
     assert run.details == {"campaigns": 0}
-    assert not CampaignResult.objects.exists()
+    assert CampaignResult.objects.get(campaign=world.campaign).computed_at == stored.computed_at
+
+
+def test_a_window_whose_end_was_never_computed_gets_its_final_figures_once(world):
+    # The job did not run while the window was open (a campaign launched back-dated, or
+    # nights missed): the first run after gets the figures up to the window's end.
+    run = job_run(name="campaign_results", business_date=LAUNCH.date() + 16 * DAY)
+    assert run.details == {"campaigns": 1}
+    result = CampaignResult.objects.get(campaign=world.campaign)
+    assert result.window_end == LAUNCH + 14 * DAY
+    assert "window_open" not in result.figures["notes"]
+    again = job_run(name="campaign_results", business_date=LAUNCH.date() + 17 * DAY)
+    assert again.details == {"campaigns": 0}

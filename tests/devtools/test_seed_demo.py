@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from campaigns.models import Campaign, CampaignMember, OutboxMessage, Segment
 from devtools.management.commands.seed_demo import demo_shoppers
 from members.models import AuditEntry, ConsentEvent, Member, Store, User
 from members.numbers import member_no_is_valid, phone_normalize
@@ -240,3 +241,33 @@ def test_demo_shoppers_have_purchase_histories_with_a_few_returns():
     assert Purchase.objects.filter(returns__isnull=False).exists()
     # Tobacco and gift cards earn nothing, so some purchases earn less than they cost.
     assert Purchase.objects.filter(lines__category__in=["tobacco", "gift_card"]).exists()
+
+
+def test_a_marketer_finds_two_segments_and_a_launched_bonus_campaign_with_results():
+    seed()
+    call_command("run_nightly", stdout=StringIO())
+
+    assert Segment.objects.count() == 2
+    campaign = Campaign.objects.get()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert campaign.launched_at < timezone.now() - datetime.timedelta(days=19)
+    treated = campaign.audience.filter(arm=CampaignMember.Arm.TREATMENT)
+    assert treated.count() == campaign.audience_size - campaign.control_size > 0
+    # Each treated member got the 200 points, under the campaign's key; the holdout nothing.
+    keys = set(
+        LedgerTransaction.objects.filter(
+            idempotency_key__startswith=f"campaign:{campaign.pk}:"
+        ).values_list("idempotency_key", flat=True)
+    )
+    assert keys == {
+        f"campaign:{campaign.pk}:member:{m}" for m in treated.values_list("member_id", flat=True)
+    }
+    notices = campaign.messages.filter(channel=OutboxMessage.Channel.PORTAL)
+    assert set(notices.values_list("member_id", flat=True)) <= set(
+        treated.values_list("member_id", flat=True)
+    )
+    # The nightly job computed its results over the closed 14-day window.
+    assert campaign.result.figures["treatment"]["members"] == treated.count()
+    # Seeding again launches nothing more.
+    seed()
+    assert Campaign.objects.count() == 1

@@ -24,6 +24,11 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.launch import campaign_launch, campaign_send
+from campaigns.messages import outbox_dispatch
+from campaigns.models import Campaign, Segment
+from campaigns.segments import segment_create
+from campaigns.services import campaign_create, campaign_schedule
 from members import roles
 from members.models import Member, Store, User
 from members.numbers import phone_normalize
@@ -53,6 +58,37 @@ STORES = (
     ("BJ001", "北京王府井店", "北京", "北京市东城区王府井大街 88 号"),
     ("GZ001", "广州天河店", "广州", "广州市天河区天河路 208 号"),
 )
+
+# The demo's segments (campaigns/segments/ rules) and its launched campaign.
+DEMO_SEGMENTS = (
+    (
+        "上海会员（短信可达）",
+        {
+            "version": 1,
+            "rule": {
+                "group": "and",
+                "rules": [
+                    {"field": "city", "op": "eq", "value": "上海"},
+                    {"field": "consent_sms", "op": "eq", "value": True},
+                ],
+            },
+        },
+    ),
+    (
+        "金卡及以上 · 流失风险高",
+        {
+            "version": 1,
+            "rule": {
+                "group": "and",
+                "rules": [
+                    {"field": "tier", "op": "ge", "value": "gold"},
+                    {"field": "churn_band", "op": "in", "value": ["high", "medium"]},
+                ],
+            },
+        },
+    ),
+)
+DEMO_CAMPAIGN = "会员回馈：加赠 200 积分"
 
 
 @dataclass(frozen=True)
@@ -391,6 +427,7 @@ class Command(BaseCommand):
             f"password {DEMO_PASSWORD}."
         )
         self._points(stores=stores, shoppers=shoppers)
+        self._campaigns()
 
     def _points(self, *, stores: dict[str, Store], shoppers: list[DemoShopper]) -> None:
         earning_policy_ensure()
@@ -453,6 +490,52 @@ class Command(BaseCommand):
             f"Rewards: {Reward.objects.count()} ({new_rewards} new). "
             f"Purchases: {Purchase.objects.count()} ({new_purchases} new), "
             f"returns: {Return.objects.count()} ({new_returns} new)."
+        )
+
+    def _campaigns(self) -> None:
+        """Two segments and a bonus campaign launched 20 days ago with an SMS and a portal
+        notice, so a marketer's first look finds a campaign with results (the nightly
+        `campaign_results` job, which `make run` runs, computes them)."""
+        marketer = User.objects.get(email="marketer@example.com")
+        segments = {}
+        for name, rules in DEMO_SEGMENTS:
+            segment = Segment.objects.filter(name=name).first()
+            if segment is None:
+                segment = segment_create(actor=marketer, name=name, description="", rules=rules)
+            segments[name] = segment
+        if Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
+            return
+        launched = timezone.now() - datetime.timedelta(days=20)
+        campaign = campaign_create(
+            actor=marketer,
+            name=DEMO_CAMPAIGN,
+            kind=Campaign.Kind.BONUS,
+            segment=segments[DEMO_SEGMENTS[0][0]],
+            bonus_points=200,
+            send_sms=True,
+            send_portal=True,
+            message_subject_zh="送您 200 积分",
+            message_subject_en="200 points for you",
+            message_body_zh="{name}，感谢您的支持！我们已为您的账户加赠 200 积分，"
+            "当前余额 {balance} 分。",
+            message_body_en="{name}, thank you! We added 200 points to your account; "
+            "your balance is now {balance}.",
+        )
+        # As a marketer did 20 days ago: scheduled a minute ahead, then launched and sent by
+        # the minute's tick.
+        campaign = campaign_schedule(
+            campaign=campaign,
+            actor=marketer,
+            at=launched + datetime.timedelta(minutes=1),
+            now=launched,
+        )
+        started = launched + datetime.timedelta(minutes=1)
+        campaign = campaign_launch(campaign=campaign, now=started)
+        campaign_send(campaign=campaign, now=started)
+        outbox_dispatch(now=started)
+        self.stdout.write(
+            f"Segments: {len(segments)}. Campaign {campaign.name}: "
+            f"{campaign.audience_size} members ({campaign.control_size} in the holdout)."
         )
 
     def _member_login(self, store: Store) -> bool:
