@@ -25,6 +25,7 @@ class CampaignsConfig(AppConfig):
             ("campaign.launch", _("Campaign launched")),
             ("campaign.approve", _("Campaign approved")),
             ("campaign.cancel", _("Campaign cancelled")),
+            ("campaign.approval_needed", _("Campaign's audience grew past the approval limit")),
             ("campaign.results_export", _("Campaign results downloaded")),
         ):
             audit_action_register(action=action, label=label)
@@ -34,6 +35,7 @@ class CampaignsConfig(AppConfig):
             ("scheduled_at", _("Scheduled for")),
             ("waiting_for_approval", _("Waiting for approval")),
             ("was", _("Status before")),
+            ("messages_withdrawn", _("Messages withdrawn")),
             # The launch's cost estimate (campaigns.services._estimate_details).
             ("campaign_name", _("Campaign")),
             ("treated", _("Members treated (estimate)")),

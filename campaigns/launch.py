@@ -32,6 +32,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from core.bulk import CopyLayout, copy_write, int_array, rows_update, text_array, use_copy
 from core.jobs import on_connections
 from members.models import Member
+from members.services import audit_log
 from points.earning import policy_get
 from points.ledger import expiry_for, fingerprint
 from points.ledger_bulk import BulkCredit, accounts_lock, points_credit_bulk
@@ -44,6 +45,7 @@ from . import messages
 from .holdout import holdout_draw, holdout_salt, in_holdout
 from .models import Campaign, CampaignMember
 from .promotions import promotions_cache_clear
+from .results import campaign_cost_estimate, campaign_needs_approval
 
 
 class CampaignNotLaunchable(Exception):
@@ -104,6 +106,54 @@ def campaign_launch_members(
 ) -> Campaign:
     """`campaign_launch` with the audience given (`bench campaigns` picks its members)
     rather than read from the segment, tiers or members; None: read as usual."""
+    try:
+        campaign = _launch_locked(campaign=campaign, now=now, member_ids=member_ids)
+    except _AudienceOverApproval as over:
+        _approval_ask_again(campaign=campaign, treated=over.treated)
+        raise CampaignNotLaunchable(
+            f"campaign {campaign.pk}: its audience costs more than was approved"
+        ) from None
+    if campaign.kind == Campaign.Kind.MULTIPLIER:
+        # This process earns the new promotion from its next purchase; others within
+        # PROMOTION_CACHE_SECONDS.
+        promotions_cache_clear()
+    return campaign
+
+
+class _AudienceOverApproval(Exception):
+    def __init__(self, *, treated: int) -> None:
+        super().__init__(treated)
+        self.treated = treated
+
+
+def _over_approval(*, campaign: Campaign, treated: int) -> bool:
+    """A bonus campaign's points for the audience read now need an approval it lacks: the
+    segment was widened after the campaign was scheduled under the approval limit."""
+    if campaign.kind != Campaign.Kind.BONUS:
+        return False
+    estimate = campaign_cost_estimate(campaign=campaign, treated=treated, sms=0, emails=0)
+    return campaign.approved_at is None and campaign_needs_approval(estimate=estimate)
+
+
+def _approval_ask_again(*, campaign: Campaign, treated: int) -> None:
+    """Back to a draft waiting for an administrator, with the audit entry saying why."""
+    with transaction.atomic():
+        updated = Campaign.objects.filter(
+            pk=campaign.pk, status=Campaign.Status.SCHEDULED, launched_at__isnull=True
+        ).update(status=Campaign.Status.DRAFT, approval_required=True, approved_at=None)
+        if updated:
+            audit_log(
+                actor=None,
+                action="campaign.approval_needed",
+                target=campaign,
+                details={"campaign_name": campaign.name, "treated": treated},
+                actor_label="campaigns_tick",
+            )
+
+
+def _launch_locked(
+    *, campaign: Campaign, now: datetime.datetime, member_ids: list[int] | None
+) -> Campaign:
     with transaction.atomic():
         # Locked: two workers launching at once queue here, and the second finds it launched.
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
@@ -115,9 +165,12 @@ def campaign_launch_members(
             raise CampaignNotLaunchable(f"campaign {campaign.pk} waits for approval")
         if not campaign.salt:
             campaign.salt = holdout_salt()
+        read = member_ids is None
         if member_ids is None:
             member_ids = _audience_ids(campaign=campaign, now=now)
         control = _audience_write(campaign=campaign, member_ids=member_ids)
+        if read and _over_approval(campaign=campaign, treated=len(member_ids) - control):
+            raise _AudienceOverApproval(treated=len(member_ids) - control)
         campaign.status = Campaign.Status.RUNNING
         campaign.launched_at = now
         campaign.audience_size = len(member_ids)
@@ -132,10 +185,6 @@ def campaign_launch_members(
                 "updated_at",
             ]
         )
-    if campaign.kind == Campaign.Kind.MULTIPLIER:
-        # This process earns the new promotion from its next purchase; others within
-        # PROMOTION_CACHE_SECONDS.
-        promotions_cache_clear()
     return campaign
 
 
@@ -282,10 +331,15 @@ def _batch_send(
         _bonus_post(campaign=campaign, member_ids=open_ids, now=now)
     elif campaign.kind == Campaign.Kind.COUPON:
         coupons = _coupons_issue(campaign=campaign, member_ids=open_ids, now=now)
-    if campaign_has_message(campaign) and open_ids:
+    # A coupon campaign's message is about the coupon: members past the stock or the limit
+    # got none, so they get no message saying "your code is".
+    told = (
+        open_ids if campaign.kind != Campaign.Kind.COUPON else [m for m in open_ids if m in coupons]
+    )
+    if campaign_has_message(campaign) and told:
         messages.messages_enqueue(
             campaign=campaign,
-            member_ids=open_ids,
+            member_ids=told,
             now=now,
             coupons={member_id: code for member_id, (_pk, code) in coupons.items()},
         )

@@ -598,6 +598,11 @@ def _claim(*, now: datetime.datetime, size: int) -> list[dict]:
     return claimed
 
 
+# A cancelled campaign's messages that had not gone out never do (`campaign_messages_withdraw`
+# marks them; this catches a batch enqueued while the cancellation committed).
+_CANCELLED_SQL = f"SELECT id FROM {Campaign._meta.db_table} WHERE status = %s"  # noqa: S608
+
+
 def _claim_status(*, status: str, now: datetime.datetime, size: int) -> list[dict]:
     if connection.vendor == "postgresql":
         outbox, members = OutboxMessage._meta.db_table, Member._meta.db_table
@@ -606,7 +611,9 @@ def _claim_status(*, status: str, now: datetime.datetime, size: int) -> list[dic
         # every round).
         sql = (
             f"WITH due AS (SELECT id FROM {outbox} "  # noqa: S608 - our own table names
-            "WHERE status = %s AND send_after <= %s ORDER BY send_after LIMIT %s "
+            "WHERE status = %s AND send_after <= %s "
+            f"AND (campaign_id IS NULL OR campaign_id NOT IN ({_CANCELLED_SQL})) "
+            "ORDER BY send_after LIMIT %s "
             "FOR UPDATE SKIP LOCKED) "
             f"UPDATE {outbox} o SET status = %s, claimed_at = %s FROM due, {members} m "
             "WHERE o.id = due.id AND m.id = o.member_id "
@@ -614,11 +621,12 @@ def _claim_status(*, status: str, now: datetime.datetime, size: int) -> list[dic
             "m.email, m.user_id, m.consent_sms, m.consent_email, m.status"
         )
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, [status, now, size, Status.SENDING, now])
+            cursor.execute(sql, [status, now, Campaign.Status.CANCELLED, size, Status.SENDING, now])
             return [dict(zip(_CLAIMED, row, strict=True)) for row in cursor.fetchall()]
     with transaction.atomic():
         ids = list(
             OutboxMessage.objects.filter(status=status, send_after__lte=now)
+            .exclude(campaign__status=Campaign.Status.CANCELLED)
             .order_by("send_after")
             .values_list("id", flat=True)[:size]
         )
@@ -702,11 +710,34 @@ def _email(message: Mapping, unsubscribe_link: Callable[[int], str]) -> mail.Ema
     )
 
 
+def outbox_quiet_hours_hold(*, now: datetime.datetime) -> int:
+    """In quiet hours, texts and e-mails that came due but did not go out before they began
+    (a long send, a worker that was down) wait for their end: quiet hours delay a message,
+    never send or drop it. Returns the messages held."""
+    end = quiet_hours_end(at=now)
+    if end is None:
+        return 0
+    return OutboxMessage.objects.filter(
+        status__in=(Status.PENDING, Status.DELAYED),
+        channel__in=(OutboxMessage.Channel.SMS, OutboxMessage.Channel.EMAIL),
+        send_after__lte=now,
+    ).update(status=Status.DELAYED, send_after=end)
+
+
+def campaign_messages_withdraw(*, campaign: Campaign) -> int:
+    """A cancelled campaign's messages that have not gone out (waiting or delayed) never
+    will: marked failed, saying why. Returns how many."""
+    return OutboxMessage.objects.filter(
+        campaign=campaign, status__in=(Status.PENDING, Status.DELAYED)
+    ).update(status=Status.FAILED, error="campaign cancelled")
+
+
 def outbox_dispatch(*, now: datetime.datetime, limit: int | None = None) -> int:
     """Send the messages due at `now` (waiting, or delayed until now or earlier), at most
     `limit`; returns the messages sent. Each round's claim commits before it sends: call it
     outside a transaction."""
     outbox_interrupted_fail(now=now)
+    outbox_quiet_hours_hold(now=now)
     taken = sent = 0
     while limit is None or taken < limit:
         size = DISPATCH_BATCH if limit is None else min(DISPATCH_BATCH, limit - taken)

@@ -17,8 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -33,6 +33,7 @@ from members.services import audit_log
 from . import results as r
 from . import stats
 from .models import Campaign, CampaignResult
+from .selectors import campaign_get
 
 VIEW_PERMISSION = "campaigns.view_campaign_results"
 REFRESH_PERMISSION = "campaigns.manage_segment"
@@ -402,11 +403,20 @@ def campaign_results_context(*, campaign: Campaign, user: Any) -> dict:
 # --- Views --------------------------------------------------------------------------------------
 
 
+def _campaign_or_404(request: HttpRequest, pk: int) -> Campaign:
+    """The campaign if this login may see it: store staff and managers only those that
+    reached their stores' members (`campaign_get`), as if the others did not exist."""
+    campaign = campaign_get(user=request.user, campaign_id=pk)
+    if campaign is None:
+        raise Http404
+    return campaign
+
+
 @require_GET
 @staff_required(VIEW_PERMISSION)
 def campaign_results_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The results on a page of their own (the panel alone for an htmx request)."""
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = _campaign_or_404(request, pk)
     context = campaign_results_context(campaign=campaign, user=request.user)
     template = "campaigns/results/_panel.html" if request.htmx else "campaigns/results/page.html"
     return render(request, template, context)
@@ -416,7 +426,7 @@ def campaign_results_view(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required(VIEW_PERMISSION, REFRESH_PERMISSION)
 def campaign_results_refresh_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Compute the all-store results again now (marketers and administrators)."""
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = _campaign_or_404(request, pk)
     if staff_store_ids(user=request.user) is not None:
         raise PermissionDenied(_("Only a login for every store refreshes the stored results."))
     r.campaign_results_refresh(campaign=campaign, now=timezone.now())
@@ -429,7 +439,7 @@ def campaign_results_refresh_view(request: HttpRequest, pk: int) -> HttpResponse
 @require_GET
 @staff_required(VIEW_PERMISSION)
 def campaign_results_csv_view(request: HttpRequest, pk: int) -> HttpResponse:
-    campaign = get_object_or_404(Campaign, pk=pk)
+    campaign = _campaign_or_404(request, pk)
     figures = campaign_results_for(campaign=campaign, user=request.user)
     if figures is None:  # staff_required has checked the permission already
         raise PermissionDenied

@@ -335,7 +335,11 @@ def segment_count_json_view(request: HttpRequest) -> JsonResponse:
     if not holdout.is_finite() or not 0 <= holdout <= 50:
         return _error("bad_holdout", _("The holdout is a percentage from 0 to 50."))
     channels = body.get("channels", ["sms", "email", "portal"])
-    if not isinstance(channels, list) or not set(channels) <= {"sms", "email", "portal"}:
+    if (
+        not isinstance(channels, list)
+        or not all(isinstance(channel, str) for channel in channels)
+        or not set(channels) <= {"sms", "email", "portal"}
+    ):
         return _error("bad_channels", _("Channels are a list of sms, email and portal."))
     try:
         rules = segment_rules_validate(rules=body["rules"])

@@ -26,7 +26,7 @@ from members.services import audit_log
 from tiers.models import TierLevel
 
 from .holdout import holdout_salt
-from .messages import message_template_check
+from .messages import campaign_messages_withdraw, message_template_check
 from .models import Campaign
 from .promotions import promotions_cache_clear
 from .results import CostEstimate, campaign_needs_approval
@@ -138,6 +138,14 @@ def _shape_problems(campaign: Campaign) -> dict[str, list[str]]:
             _problems_add(problems, "ends_at", _("Give the promotion an end."))
         elif campaign.starts_at is not None and campaign.ends_at <= campaign.starts_at:
             _problems_add(problems, "ends_at", _("The promotion must end after it starts."))
+    if campaign.segment_id is not None and campaign.tiers:
+        # The audience is the segment or the tiers, never both silently: a tier condition
+        # belongs in the segment's rules.
+        _problems_add(
+            problems,
+            "tiers",
+            _("Choose a segment or tiers, not both: put the tiers in the segment's rules."),
+        )
     if campaign.kind == Campaign.Kind.COUPON and campaign.reward_id is None:
         _problems_add(problems, "reward", _("Choose the reward to issue as coupons."))
     if not Decimal(0) <= Decimal(campaign.holdout_percent) <= Decimal(50):
@@ -363,7 +371,8 @@ CANCELLABLE = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status
 def campaign_cancel(*, campaign: Campaign, actor: User | None, now: datetime.datetime) -> Campaign:
     """Cancel a campaign that has not finished. A send in progress reads `cancelled` before
     its next batch and stops; a multiplier promotion no longer applies to purchases from now
-    on. What was already posted or sent stays."""
+    on; its messages that have not gone out (waiting, or delayed by quiet hours) never do.
+    What was already posted or sent stays."""
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status not in CANCELLABLE:
         raise CampaignStateError(
@@ -374,11 +383,12 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, now: datetime.dat
     campaign.status = Campaign.Status.CANCELLED
     campaign.cancelled_at = now
     campaign.save()
+    withdrawn = campaign_messages_withdraw(campaign=campaign)
     audit_log(
         actor=actor,
         action="campaign.cancel",
         target=campaign,
-        details={"campaign_name": campaign.name, "was": previous},
+        details={"campaign_name": campaign.name, "was": previous, "messages_withdrawn": withdrawn},
     )
     if campaign.kind == Campaign.Kind.MULTIPLIER:
         # This process stops applying it at once; others when their cache expires.

@@ -109,3 +109,28 @@ def test_a_finished_campaign_cannot_be_cancelled(status):
     with pytest.raises(CampaignStateError):
         campaign_cancel(campaign=campaign, actor=user, now=NOW)
     assert not AuditEntry.objects.filter(action="campaign.cancel").exists()
+
+
+def test_a_promotion_takes_a_segment_or_tiers_not_both():
+    from campaigns.models import Segment
+
+    segment = Segment.objects.create(
+        name="上海",
+        rules={
+            "version": 1,
+            "rule": {"group": "and", "rules": [{"field": "city", "op": "eq", "value": "上海"}]},
+        },
+    )
+    with pytest.raises(CampaignInvalid) as refused:
+        campaign_create(
+            actor=marketer(),
+            name="金卡双倍",
+            kind=Campaign.Kind.MULTIPLIER,
+            multiplier=Decimal(2),
+            starts_at=NOW,
+            ends_at=NOW + datetime.timedelta(days=7),
+            segment=segment,
+            tiers=["gold"],
+        )
+    assert set(refused.value.errors) == {"tiers"}
+    assert not Campaign.objects.exists()

@@ -270,3 +270,37 @@ def test_a_segment_whose_rules_no_longer_hold_refuses_the_launch_on_the_segment(
     assert list(refused.value.errors) == ["segment"]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT
+
+
+@override_settings(CAMPAIGN_APPROVAL_COST=Decimal(9))
+def test_a_bonus_whose_segment_grew_past_the_approval_limit_waits_for_an_administrator(members):
+    from campaigns.launch import CampaignNotLaunchable, campaign_launch
+    from campaigns.models import CampaignMember
+
+    user = marketer()
+    segment = segment_make()
+    campaign = bonus_make(actor=user, segment=segment)
+    later = NOW + datetime.timedelta(days=2)
+    # 10 members, 9 treated × 100 points = ¥9: within the limit when scheduled.
+    campaign = campaign_schedule(campaign=campaign, actor=user, at=later, now=NOW)
+    assert campaign.status == Campaign.Status.SCHEDULED
+    # Before it starts, the segment's rules are widened to everyone, 20 members.
+    MemberFactory.create_batch(10)
+    segment.rules = {
+        "version": 1,
+        "rule": {
+            "group": "and",
+            "rules": [{"field": "tier", "op": "in", "value": ["regular", "silver", "gold"]}],
+        },
+    }
+    segment.save()
+
+    with pytest.raises(CampaignNotLaunchable):
+        campaign_launch(campaign=campaign, now=later)
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.approval_required) == (Campaign.Status.DRAFT, True)
+    assert campaign.launched_at is None
+    assert not CampaignMember.objects.filter(campaign=campaign).exists()
+    entry = AuditEntry.objects.get(action="campaign.approval_needed")
+    assert entry.details["treated"] > 9

@@ -367,3 +367,38 @@ def test_template_check_names_unknown_fields_and_bad_braces():
         "{expiring_points}",
         "{coupon_code}",
     }
+
+
+def test_a_text_enqueued_before_nine_pm_but_not_sent_by_then_waits_for_the_morning(sms_outbox):
+    # Enqueued at 20:58 (a long send, then the worker was busy): due, still waiting at 21:05.
+    late_sender = member(sms=True)
+    c = campaign(sms=True, portal=True)
+    messages_enqueue(campaign=c, member_ids=[late_sender.pk], now=shanghai(10, 20, 58))
+    assert statuses(c)[(late_sender.pk, "sms")] == "pending"
+
+    assert outbox_dispatch(now=shanghai(10, 21, 5)) == 0
+    assert sms_outbox == []
+    message = OutboxMessage.objects.get(campaign=c, channel="sms")
+    assert (message.status, message.send_after) == ("delayed", shanghai(11, 9))
+    # A worker that was down all night finds it at 03:00: still not sent.
+    assert outbox_dispatch(now=shanghai(11, 3)) == 0
+
+    assert outbox_dispatch(now=shanghai(11, 9)) == 1
+    assert [m.phone for m in sms_outbox] == [late_sender.phone]
+
+
+def test_a_cancelled_campaigns_unsent_messages_never_go_out(sms_outbox):
+    from campaigns.services import campaign_cancel
+
+    evening, morning = member(sms=True), member(sms=True)
+    c = campaign(sms=True)
+    messages_enqueue(campaign=c, member_ids=[evening.pk], now=shanghai(10, 22))
+    messages_enqueue(campaign=c, member_ids=[morning.pk], now=shanghai(11, 10))
+    campaign_cancel(campaign=c, actor=None, now=shanghai(11, 10, 1))
+
+    assert outbox_dispatch(now=shanghai(11, 10, 2)) == 0
+    assert sms_outbox == []
+    assert set(statuses(c).values()) == {"failed"}
+    assert set(OutboxMessage.objects.filter(campaign=c).values_list("error", flat=True)) == {
+        "campaign cancelled"
+    }

@@ -190,3 +190,13 @@ def test_a_split_unlike_the_draw_is_flagged(client, world):
     world.campaign.save()
     html = client.get(url(world, "/"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Sample-ratio check failed" not in html
+
+
+def test_store_staff_cannot_open_a_campaign_that_reached_none_of_their_stores(client, world):
+    from members.models import Store
+
+    elsewhere = Store.objects.create(code="ZZ999", name="别处店", city="成都")
+    login(client, "store_staff", stores=[elsewhere])
+    assert client.get(url(world, "/")).status_code == 404
+    assert client.get(url(world, ".csv")).status_code == 404
+    assert not AuditEntry.objects.filter(action="campaign.results_export").exists()

@@ -237,6 +237,8 @@ def test_count_json_answers_or_explains(client, people):
         == "empty_group"
     )
     assert error({"rules": GOLD, "holdout_percent": 80})["error"] == "bad_holdout"
+    assert error({"rules": GOLD, "channels": [["sms"]]})["error"] == "bad_channels"
+    assert error({"rules": GOLD, "channels": "sms"})["error"] == "bad_channels"
 
 
 def test_the_list_shows_segments_and_their_counts(client, people):
