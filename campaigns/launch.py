@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from core.bulk import CopyLayout, copy_write, int_array, rows_update, text_array, use_copy
 from core.jobs import on_connections
@@ -37,6 +37,7 @@ from points.earning import policy_get
 from points.ledger import expiry_for, fingerprint
 from points.ledger_bulk import BulkCredit, accounts_lock, points_credit_bulk
 from points.models import Account, Coupon, LedgerTransaction, Reward
+from points.selectors import reward_units_held
 from points.services import coupon_code_generate
 from tiers.models import MemberTier
 from tiers.selectors import tier_levels
@@ -410,13 +411,7 @@ def _coupons_issue(
     reward = Reward.objects.select_for_update().get(pk=campaign.reward_id)
     eligible = member_ids
     if reward.per_member_limit is not None:
-        held = dict(
-            Coupon.objects.filter(reward=reward, member_id__in=member_ids)
-            .exclude(status=Coupon.Status.VOID)
-            .values("member_id")
-            .annotate(n=Count("id"))
-            .values_list("member_id", "n")
-        )
+        held = reward_units_held(reward=reward, member_ids=member_ids)
         eligible = [m for m in member_ids if held.get(m, 0) < reward.per_member_limit]
     if reward.stock is not None:
         eligible = eligible[: reward.stock]

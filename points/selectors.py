@@ -144,6 +144,30 @@ def reward_list_available(*, at: datetime.datetime | None = None) -> QuerySet[Re
     )
 
 
+def reward_units_held(*, reward: Reward, member_ids: Collection[int]) -> dict[int, int]:
+    """How many of `reward` each member holds against its per-member limit (members holding
+    none are left out): active redemptions, and coupons of it given without one (campaigns,
+    birthdays) that are not void. The one count the till, the portal and the campaigns use."""
+    held: dict[int, int] = dict(
+        Redemption.objects.filter(
+            reward=reward, member_id__in=member_ids, status=Redemption.Status.ACTIVE
+        )
+        .values("member_id")
+        .annotate(n=Count("id"))
+        .values_list("member_id", "n")
+    )
+    given = (
+        Coupon.objects.filter(reward=reward, member_id__in=member_ids, redemption__isnull=True)
+        .exclude(status=Coupon.Status.VOID)
+        .values("member_id")
+        .annotate(n=Count("id"))
+        .values_list("member_id", "n")
+    )
+    for member_id, n in given:
+        held[member_id] = held.get(member_id, 0) + n
+    return held
+
+
 def reward_get(*, code: str) -> Reward | None:
     """A reward by its code, available or not (the service says why it cannot be redeemed)."""
     code = (code or "").strip()

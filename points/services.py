@@ -70,7 +70,7 @@ from .posting import (
 )
 from .posting.writers import CONFLICT, INACTIVE, REPLAYED, PostingOutcome, postings_write
 from .purchase_limits import purchase_limits_check, return_time_check
-from .selectors import adjustment_staff_day_used
+from .selectors import adjustment_staff_day_used, reward_units_held
 
 CENT = Decimal("0.01")
 
@@ -963,9 +963,7 @@ def reward_redeem(
         if tier_member_rank(member=member) < reward.min_tier_rank:
             raise TierRequired("a higher tier is required for this reward")
         if reward.per_member_limit is not None:
-            taken = Redemption.objects.filter(
-                member=member, reward=reward, status=Redemption.Status.ACTIVE
-            ).count()
+            taken = reward_units_held(reward=reward, member_ids=[member.pk]).get(member.pk, 0)
             if taken >= reward.per_member_limit:
                 raise LimitReached("the limit for this reward is reached")
         price = reward_price_for(reward=reward, member=member)

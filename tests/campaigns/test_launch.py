@@ -349,6 +349,25 @@ def test_coupons_go_out_while_stock_lasts_within_the_per_member_limit(reward):
 # --- The tick ---------------------------------------------------------------------------
 
 
+def test_a_campaign_coupon_counts_against_the_rewards_limit_at_the_till(reward):
+    from points.services import LimitReached, reward_redeem
+
+    (member,) = members(1, consent_sms=True)
+    campaign = campaign_launch(
+        campaign=campaign_make(
+            kind=Campaign.Kind.COUPON, bonus_points=None, reward=reward, holdout_percent=0
+        ),
+        now=NOW,
+    )
+    campaign_send(campaign=campaign, now=NOW)
+    assert Coupon.objects.filter(member=member, source=Coupon.Source.CAMPAIGN).count() == 1
+
+    # The reward allows one per member: the campaign's coupon is that one.
+    assert reward.per_member_limit == 1
+    with pytest.raises(LimitReached):
+        reward_redeem(member=member, reward=reward, idempotency_key="again", now=NOW)
+
+
 def test_the_tick_starts_due_campaigns_and_leaves_the_others():
     members(4)
     due = campaign_make(holdout_percent=Decimal(0))
