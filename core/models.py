@@ -164,3 +164,18 @@ class ImportRowError(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.line} {self.column} {self.code}"
+
+
+class ConfigVersion(models.Model):
+    """One row whose number goes up with every configuration change (core/config.py): each
+    process compares it with the one it read its cached configuration at."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="configversion_one_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"configuration version {self.version}"

@@ -11,7 +11,13 @@ class PointsConfig(AppConfig):
     verbose_name = _("Points")
 
     def ready(self) -> None:
+        from core.config import config_models_register
         from members.selectors import PointsSummary, member_summary_contributor_register
+
+        from .models import CategoryRate, EarningPolicy
+
+        # The earning rules are kept per process (points.earning, core.config).
+        config_models_register(EarningPolicy, CategoryRate)
 
         from .selectors import points_balance
 

@@ -12,18 +12,14 @@ says they stack.
 from __future__ import annotations
 
 import datetime
-import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
 
-from django.db import connection
-
-from core.bulk import prepared_fetchall
+from core.config import config_cached
 from members.models import Member
-from tiers.selectors import earn_multiplier_of, member_earn_multiplier, member_earn_multiplier_sql
+from tiers.selectors import member_earn_multiplier
 
 from .models import CategoryRate, EarningPolicy
 from .posting.plan import EarningRules
@@ -72,52 +68,26 @@ def promotions_for(*, context: PurchaseContext) -> tuple[Decimal, ...]:
     return tuple(m for m in found if m is not None and m > 0)
 
 
+@config_cached
 def policy_get() -> EarningPolicy:
+    """The earning policy (kept per process: read only)."""
     policy = EarningPolicy.objects.order_by("pk").first()
     return policy if policy is not None else EarningPolicy()
 
 
 def earning_rules(*, policy: EarningPolicy | None = None) -> EarningRules:
-    """The policy's figures and every category rate, for `purchase_plan`; read afresh each
-    time (an administrator's edit takes effect at the next purchase): on PostgreSQL in one
-    query."""
-    if policy is None and connection.vendor == "postgresql":
-        return _earning_rules_pg()
-    policy = policy or policy_get()
+    """The policy's figures and every category rate, for `purchase_plan`: kept per process
+    (core.config; an administrator's edit reaches every process within seconds)."""
+    if policy is None:
+        return _earning_rules_current()
     return _rules(policy, dict(CategoryRate.objects.values_list("category", "rate")))
 
 
-@functools.cache
-def _configuration_sql(*, member: bool) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(
-        f"p.{quote(EarningPolicy._meta.get_field(f).column)}" for f in _POLICY_FIELDS
-    )
-    rate = CategoryRate._meta
-    table = quote(rate.db_table)
-    category, value = (quote(rate.get_field(name).column) for name in ("category", "rate"))
-    return (
-        f"SELECT p.id, {columns}, "  # noqa: S608 - our own table and column names
-        f"(SELECT array_agg({category} ORDER BY {category}) FROM {table}), "
-        f"(SELECT array_agg({value} ORDER BY {category}) FROM {table}), "
-        f"{member_earn_multiplier_sql() if member else 'NULL'} "
-        f"FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM "
-        f"{quote(EarningPolicy._meta.db_table)} ORDER BY id LIMIT 1) AS p ON true"
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _rules_of(
-    policy_row: tuple[Any, ...], categories: tuple[str, ...], rates: tuple[Decimal, ...]
-) -> EarningRules:
-    """The rules of the policy row read (id first, then `_POLICY_FIELDS`) and the category
-    rates: the same row read again gives the same (immutable) rules without a model."""
-    policy = EarningPolicy()
-    if policy_row[0] is not None:
-        for name, value in zip(_POLICY_FIELDS, policy_row[1:], strict=True):
-            setattr(policy, name, value)
-    # Shared by every purchase that reads these figures: read only.
-    return _rules(policy, MappingProxyType(dict(zip(categories, rates, strict=True))))
+@config_cached
+def _earning_rules_current() -> EarningRules:
+    rates = dict(CategoryRate.objects.values_list("category", "rate"))
+    # Shared by every purchase of the process: read only.
+    return _rules(policy_get(), MappingProxyType(rates))
 
 
 def _rules(policy: EarningPolicy, rates: Mapping[str, Decimal]) -> EarningRules:
@@ -134,32 +104,7 @@ def _rules(policy: EarningPolicy, rates: Mapping[str, Decimal]) -> EarningRules:
     )
 
 
-_POLICY_FIELDS = (
-    "base_rate",
-    "birthday_multiplier",
-    "promotions_stack",
-    "pending_days",
-    "points_per_yuan",
-    "referral_bonus",
-    "referral_cap_per_year",
-)
-
-
 def purchase_configuration(*, member_id: int) -> tuple[EarningRules, Decimal]:
-    """`earning_rules()` and the member's tier multiplier (`member_earn_multiplier`), read
-    afresh for each purchase: on PostgreSQL in one round trip."""
-    if connection.vendor == "postgresql":
-        return _earning_rules_pg(member_id=member_id)
+    """`earning_rules()` (kept per process) and the member's tier multiplier
+    (`member_earn_multiplier`, read for each purchase)."""
     return earning_rules(), member_earn_multiplier(member=member_id)
-
-
-def _earning_rules_pg(
-    *, member_id: int | None = None
-) -> EarningRules | tuple[EarningRules, Decimal]:
-    # Prepared: read on every live purchase.
-    (row,) = prepared_fetchall(
-        _configuration_sql(member=member_id is not None),
-        [member_id] if member_id is not None else [],
-    )
-    rules = _rules_of(row[: len(_POLICY_FIELDS) + 1], tuple(row[-3] or ()), tuple(row[-2] or ()))
-    return rules if member_id is None else (rules, earn_multiplier_of(row[-1]))

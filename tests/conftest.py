@@ -43,7 +43,11 @@ def _clear_cache():
     # allauth's rate limits count in the cache; every test starts with none used.
     from django.core.cache import cache
 
+    from core.config import config_cache_clear
+
     cache.clear()
+    # The configuration a process keeps (core/config.py) is of the last test's rows.
+    config_cache_clear()
 
 
 @pytest.fixture

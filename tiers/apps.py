@@ -11,6 +11,7 @@ class TiersConfig(AppConfig):
     verbose_name = _("Tiers")
 
     def ready(self) -> None:
+        from core.config import config_models_register
         from core.jobs import nightly_job_register
         from core.panels import portal_panel_register, staff_member_panel_register
         from members.selectors import (
@@ -22,7 +23,11 @@ class TiersConfig(AppConfig):
         )
 
         from . import jobs, views
+        from .models import TierLevel, TierPolicy
         from .selectors import member_tier, member_tier_export
+
+        # The ladder and the policy are kept per process (tiers.selectors, core.config).
+        config_models_register(TierLevel, TierPolicy)
 
         def tier_part(member, summary):
             info = member_tier(member=member)

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 
+from core.bulk import prepared_fetchall
+from core.config import config_cached
 from members.models import Member
 
 from .models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierPolicy
@@ -56,14 +58,31 @@ def override_last_day(*, today: datetime.date) -> datetime.date:
     return add_months(today, settings.TIER_OVERRIDE_MAX_MONTHS)
 
 
+@config_cached
 def tier_policy_get() -> TierPolicy:
+    """The tier policy (kept per process: read only)."""
     policy = TierPolicy.objects.order_by("pk").first()
     return policy if policy is not None else TierPolicy()
 
 
+@config_cached
+def _ladder() -> tuple[TierLevel, ...]:
+    return tuple(TierLevel.objects.order_by("rank"))
+
+
 def tier_levels() -> list[TierLevel]:
-    """The ladder, lowest rank first (the first is where every member starts)."""
-    return list(TierLevel.objects.order_by("rank"))
+    """The ladder, lowest rank first (the first is where every member starts). The levels
+    are kept per process (core.config): read only."""
+    return list(_ladder())
+
+
+def tier_level_of(level_id: int, *, levels: list[TierLevel] | None = None) -> TierLevel:
+    """The level with this id, from the ladder (a level made since this process read the
+    ladder is read from the database)."""
+    for level in levels if levels is not None else _ladder():
+        if level.pk == level_id:
+            return level
+    return TierLevel.objects.get(pk=level_id)
 
 
 @dataclass(frozen=True)
@@ -137,38 +156,33 @@ class MemberTierInfo:
 def member_tier(*, member: Member | int, levels: list[TierLevel] | None = None) -> MemberTierInfo:
     """The member's tier now (the base level when no tier was ever reached)."""
     member_id = member if isinstance(member, int) else member.pk
-    status = MemberTier.objects.select_related("level").filter(member_id=member_id).first()
-    if status is not None:
-        return MemberTierInfo(level=status.level, status=status)
+    status = MemberTier.objects.filter(member_id=member_id).first()
     levels = levels if levels is not None else tier_levels()
+    if status is not None:
+        # The ladder this process keeps, rather than a join on every read.
+        status.level = tier_level_of(status.level_id, levels=levels)
+        return MemberTierInfo(level=status.level, status=status)
     return MemberTierInfo(level=levels[0], status=None)
 
 
 def member_earn_multiplier(*, member: Member | int) -> Decimal:
     """The earn multiplier of the member's tier now (the base level's when no tier was ever
-    reached), in one query: what the posting plan of a purchase needs of tiers."""
+    reached; 1 without levels), in one query: what the posting plan of a purchase needs of
+    tiers."""
     member_id = member if isinstance(member, int) else member.pk
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {member_earn_multiplier_sql()}", [member_id])
-        row = cursor.fetchone()
-    return earn_multiplier_of(row[0])
+    if connection.vendor == "postgresql":
+        rows = prepared_fetchall(_MEMBER_LEVEL_SQL, [member_id])  # on every live purchase
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_MEMBER_LEVEL_SQL, [member_id])
+            rows = cursor.fetchall()
+    levels = _ladder()
+    if rows:
+        return tier_level_of(rows[0][0], levels=list(levels)).earn_multiplier
+    return levels[0].earn_multiplier if levels else Decimal(1)
 
 
-def member_earn_multiplier_sql() -> str:
-    """`member_earn_multiplier` as a scalar SQL subquery with one parameter, the member id:
-    for a caller folding it into its own read (the purchase's configuration read). Its value
-    goes through `earn_multiplier_of`."""
-    level, status = TierLevel._meta.db_table, MemberTier._meta.db_table
-    return (
-        f"(SELECT l.earn_multiplier FROM {level} l WHERE l.id = COALESCE("  # noqa: S608
-        f"(SELECT s.level_id FROM {status} s WHERE s.member_id = %s), "
-        f"(SELECT b.id FROM {level} b ORDER BY b.rank LIMIT 1)))"
-    )
-
-
-def earn_multiplier_of(value: Decimal | float | None) -> Decimal:
-    """The multiplier `member_earn_multiplier_sql` read (none without levels: 1)."""
-    return Decimal(str(value)) if value is not None else Decimal(1)
+_MEMBER_LEVEL_SQL = f"SELECT level_id FROM {MemberTier._meta.db_table} WHERE member_id = %s"  # noqa: S608
 
 
 def member_tier_rank(*, member: Member) -> int:

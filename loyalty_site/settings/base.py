@@ -366,6 +366,11 @@ MESSAGE_SENDING_TIMEOUT_MINUTES = env.int("MESSAGE_SENDING_TIMEOUT_MINUTES", def
 # unsubscribe link of marketing e-mails): scheme and host, no trailing path.
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
 
+# Configuration (tier ladder, earning policy, category rates) is kept per process
+# (core/config.py); each process looks at the configuration's version at most this often,
+# so an administrator's change reaches every server and worker within this many seconds.
+CONFIG_VERSION_CHECK_SECONDS = env.float("CONFIG_VERSION_CHECK_SECONDS", default=2.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -41,6 +41,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from core.config import config_changed
 from members.models import AuditEntry
 from points.ledger import (
     IdempotencyConflict,
@@ -335,6 +336,7 @@ class LedgerMachine(RuleBasedStateMachine):
     ):
         shadow = self.member_at(index)
         EarningPolicy.objects.filter(pk=self.policy.pk).update(pending_days=pending_days)
+        config_changed()
         points_to_use = hundreds * 100 + odd_points
         occurred_at = self.now - datetime.timedelta(hours=backdated_hours)
         request = {
@@ -786,6 +788,7 @@ def test_the_ledger_holds_its_invariants_through_random_days_of_business(db):
     # The model earns at ×1: no member reaches a tier with a multiplier here (tiers have
     # their own worked examples).
     TierLevel.objects.filter(rank__gt=1).update(qualify_spend=0, qualify_points=0)
+    config_changed()
     LedgerMachine.store = StoreFactory(code="SH001")
     LedgerMachine.staff = UserFactory(is_staff=True)
     LedgerMachine.manager = UserFactory(is_staff=True)

@@ -20,6 +20,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.db.models import Sum
 
+from core.config import config_changed
 from members.models import AuditEntry, Member
 from points import earning
 from points.jobs import reconcile_job
@@ -376,6 +377,7 @@ def test_the_largest_legal_purchase_posts_and_balances_past_2_to_the_31(
     EarningPolicy.objects.create(base_rate=Decimal("0.01"), birthday_multiplier=Decimal("99.99"))
     CategoryRate.objects.create(category="gold", rate=Decimal("9999.99"))
     TierLevel.objects.update(earn_multiplier=Decimal("99.99"))
+    config_changed()
     gold = [LineInput(sku="BAR", category="gold", amount=Decimal("200000.00"))]
 
     def scenario(till):
@@ -557,10 +559,14 @@ def test_an_edited_policy_or_tier_multiplier_takes_effect_at_once(store, outcome
     policy = EarningPolicy.objects.create()
     till = Till(MemberFactory(), store, "")
     assert till.buy("R1", "100") == (100, True)
-    # Edited behind any cache's back (no save(), no updated_at): the next purchase sees it.
-    EarningPolicy.objects.filter(pk=policy.pk).update(base_rate=2)
+    # Edited as an administrator does (a saved form): the next purchase sees it, though the
+    # rules are kept per process.
+    policy.base_rate = 2
+    policy.save()
     assert till.buy("R2", "100") == (200, True)
+    # A bulk update sends no signal: whoever does one says the configuration changed.
     TierLevel.objects.filter(rank=1).update(earn_multiplier=Decimal("1.50"))
+    config_changed()
     assert till.buy("R3", "100") == (300, True)
     CategoryRate.objects.create(category="snacks", rate=Decimal(1))
     snacks = [LineInput(sku="S", category="snacks", amount=Decimal(100))]
@@ -912,13 +918,14 @@ def test_a_live_purchase_counts_for_tiers_in_one_round_trip(store, outcomes):
     with CaptureQueriesContext(connection) as queries:
         assert till.buy("R2", "10") == (10, True)
     tiers = [q["sql"] for q in queries.captured_queries if "tiers_" in q["sql"]]
-    # The configuration read (earning rules and the tier multiplier together), then one
+    # The member's level (the earning rules and the ladder are kept per process), then one
     # round trip for tiers after the ledger's statement.
     assert len(tiers) == 2, tiers
-    assert "points_earningpolicy" in tiers[0]
+    assert "points_earningpolicy" not in tiers[0]
+    assert tiers[0].startswith("SELECT level_id FROM tiers_membertier")
     assert "INSERT INTO tiers_qualifyingactivity" in tiers[1]
     assert QualifyingActivity.objects.count() == 2
-    # configuration, BEGIN, the statement (the lock and the replay check inside), tiers,
+    # the member's level, BEGIN, the statement (the lock and the replay check inside), tiers,
     # the member's last purchase for analytics (points.hooks), COMMIT (then the test's own
     # read back).
     sql = [q["sql"].strip()[:30] for q in queries.captured_queries]
