@@ -50,6 +50,13 @@ class PromotionWindow:
     ends_at: datetime.datetime
     store_codes: frozenset[str]
     categories: frozenset[str]
+    # What members see of it: running (not yet completed), its title in either language, the
+    # store names and the categories in the campaign's order.
+    running: bool = False
+    title_zh: str = ""
+    title_en: str = ""
+    store_names: tuple[str, ...] = ()
+    category_list: tuple[str, ...] = ()
 
     def fits(self, context: PurchaseContext) -> bool:
         return (
@@ -86,6 +93,11 @@ def _windows() -> tuple[PromotionWindow, ...]:
             ends_at=c.ends_at,
             store_codes=frozenset(store.code for store in c.stores.all()),
             categories=frozenset(c.categories or ()),
+            running=c.status == Campaign.Status.RUNNING,
+            title_zh=c.message_subject_zh,
+            title_en=c.message_subject_en,
+            store_names=tuple(store.name for store in c.stores.all()),
+            category_list=tuple(c.categories or ()),
         )
         for c in campaigns
     )
@@ -129,28 +141,25 @@ def promotion_multipliers(context: PurchaseContext) -> tuple[Decimal, ...]:
 # --- What members and tills see ---------------------------------------------------------
 
 
-def member_promotions_active(*, member_id: int, at: datetime.datetime) -> list[Campaign]:
-    """The running promotions whose window holds `at` and that treat the member."""
-    return list(
-        Campaign.objects.filter(
-            kind=Campaign.Kind.MULTIPLIER,
-            status=Campaign.Status.RUNNING,
-            starts_at__lte=at,
-            ends_at__gt=at,
-            audience__member_id=member_id,
-            audience__arm=CampaignMember.Arm.TREATMENT,
-        )
-        .prefetch_related("stores")
-        .order_by("ends_at", "pk")
+def member_promotions_active(*, member_id: int, at: datetime.datetime) -> list[PromotionWindow]:
+    """The running promotions whose window holds `at` and that treat the member, by end:
+    from the promotions this process keeps, so no query when none is running."""
+    running = sorted(
+        (w for w in _windows() if w.running and w.starts_at <= at < w.ends_at),
+        key=lambda w: (w.ends_at, w.campaign_id),
     )
+    if not running:
+        return []
+    treated = _treated_in(member_id=member_id, campaign_ids=[w.campaign_id for w in running])
+    return [w for w in running if w.campaign_id in treated]
 
 
-def promotion_title(campaign: Campaign) -> str:
+def promotion_title(promotion: PromotionWindow) -> str:
     """What a member reads as the promotion's name: the message subject in the active
     language (the campaign's own name is for staff), or nothing."""
     if (get_language() or "").startswith("en"):
-        return campaign.message_subject_en or campaign.message_subject_zh
-    return campaign.message_subject_zh or campaign.message_subject_en
+        return promotion.title_en or promotion.title_zh
+    return promotion.title_zh or promotion.title_en
 
 
 def _summary_part(member: Member, summary):
@@ -160,14 +169,14 @@ def _summary_part(member: Member, summary):
 
     promotions = tuple(
         PromotionSummary(
-            title=promotion_title(campaign),
-            multiplier=campaign.multiplier,
-            starts_at=campaign.starts_at,
-            ends_at=campaign.ends_at,
-            stores=tuple(sorted(store.code for store in campaign.stores.all())),
-            categories=tuple(sorted(campaign.categories or ())),
+            title=promotion_title(promotion),
+            multiplier=promotion.multiplier,
+            starts_at=promotion.starts_at,
+            ends_at=promotion.ends_at,
+            stores=tuple(sorted(promotion.store_codes)),
+            categories=tuple(sorted(promotion.categories)),
         )
-        for campaign in member_promotions_active(member_id=member.pk, at=timezone.now())
+        for promotion in member_promotions_active(member_id=member.pk, at=timezone.now())
     )
     return dataclasses.replace(summary, promotions=promotions)
 
@@ -180,7 +189,7 @@ def portal_promotions_panel(member: Member, request: HttpRequest) -> dict | None
     promotions = member_promotions_active(member_id=member.pk, at=timezone.now())
     if not promotions:
         return None
-    codes = {code for campaign in promotions for code in campaign.categories or ()}
+    codes = {code for promotion in promotions for code in promotion.category_list}
     english = (get_language() or "").startswith("en")
     names = {
         code: (name_en if english else name_zh)
@@ -191,13 +200,13 @@ def portal_promotions_panel(member: Member, request: HttpRequest) -> dict | None
     return {
         "promotions": [
             {
-                "title": promotion_title(campaign),
-                "multiplier": campaign.multiplier.normalize(),
-                "ends_at": campaign.ends_at,
-                "stores": [store.name for store in campaign.stores.all()],
-                "categories": [names.get(code, code) for code in campaign.categories or ()],
+                "title": promotion_title(promotion),
+                "multiplier": promotion.multiplier.normalize(),
+                "ends_at": promotion.ends_at,
+                "stores": list(promotion.store_names),
+                "categories": [names.get(code, code) for code in promotion.category_list],
             }
-            for campaign in promotions
+            for promotion in promotions
         ]
     }
 

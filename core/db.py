@@ -19,11 +19,16 @@ figures asks `analytics_read_alias()` for its connection:
 
 from __future__ import annotations
 
+import datetime
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
 
 REPLICA = "replica"
 
@@ -57,3 +62,88 @@ class ReplicaRouter:
     def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
         # The replica copies the primary's schema; it cannot be (and is not) migrated.
         return db == DEFAULT_DB_ALIAS
+
+
+class CompiledRead:
+    """A read of every till request whose ORM query is compiled once per process and then
+    run with other values: building and compiling the query cost more than running it.
+
+    `build(**samples)` returns the queryset; each sample is a value that appears as a query
+    parameter and nowhere else (a string or a datetime nobody stores), so its place among
+    the compiled parameters can be found. `fetch(**values)` runs the compiled SQL with the
+    values in those places and returns model instances as the queryset would (its
+    select_related relations and annotations included), through Django's own row
+    converters and related-object populators. The queryset stays the reference: a test
+    compares the two for the reads that use this.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet], **samples: Any) -> None:
+        self.build = build
+        self.samples = samples
+        self._compiled: dict[str, _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def queryset(self, **values: Any) -> QuerySet:
+        """The reference: the same read as an ORM queryset."""
+        return self.build(**values)
+
+    def fetch(self, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[Model]:
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            compiled = self._compile(using)
+        params = list(compiled.params)
+        for name, (position, adapt) in compiled.places.items():
+            params[position] = adapt(values[name])
+        with connections[using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        return compiled.instances(rows, using)
+
+    def _compile(self, using: str) -> _Compiled:
+        connection = connections[using]
+        queryset = self.build(**self.samples)
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        places: dict[str, tuple[int, Callable[[Any], Any]]] = {}
+        for name, sample in self.samples.items():
+            adapt = _adapter(sample, connection)
+            found = [i for i, p in enumerate(params) if p == sample or p == adapt(sample)]
+            if len(found) != 1:
+                raise ValueError(f"the sample for {name!r} must be one parameter of the query")
+            places[name] = (found[0], adapt)
+        compiled = _Compiled(sql=sql, params=tuple(params), places=places, compiler=compiler)
+        with self._lock:
+            self._compiled[using] = compiled
+        return compiled
+
+
+def _adapter(sample: Any, connection: Any) -> Callable[[Any], Any]:
+    if isinstance(sample, datetime.datetime):
+        return connection.ops.adapt_datetimefield_value
+    return lambda value: value
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    places: dict[str, tuple[int, Callable[[Any], Any]]]
+    compiler: Any  # set up once (select, klass_info …), then only read
+
+    def instances(self, rows: list[tuple[Any, ...]], using: str) -> list[Model]:
+        # As django.db.models.query.ModelIterable turns rows into instances.
+        compiler = self.compiler
+        select, klass_info = compiler.select, compiler.klass_info
+        model = klass_info["model"]
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        init_list = [column[0].target.attname for column in select[start:end]]
+        populators = get_related_populators(klass_info, select, using)
+        found = []
+        for row in compiler.results_iter([rows]):
+            obj = model.from_db(using, init_list, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            for name, position in compiler.annotation_col_map.items():
+                setattr(obj, name, row[position])
+            found.append(obj)
+        return found

@@ -226,7 +226,7 @@ def member_lookup(request: HttpRequest, query: Query[MemberLookupQuery]):
     if bool(phone) == bool(member_no):
         message = _("Give exactly one of phone or member_no.")
         return Status(400, invalid_body({"phone": message, "member_no": message}, message))
-    member = member_find_open(phone=phone, member_no=member_no)
+    member = member_find_open(phone=phone, member_no=member_no, for_summary=True)
     if member is None:
         return Status(404, error_body("not_found", _("No member matches.")))
     return Status(200, _member_body(member, request.auth))

@@ -16,3 +16,11 @@ class MembersConfig(AppConfig):
         # The import framework's back-office access check and audit log are ours.
         import_hooks_register(staff_required=staff_required, audit=audit_log)
         import_kind_register(MEMBER_IMPORT)
+
+        from core.config import config_models_register
+
+        from .models import ApiToken, Store
+
+        # The live API tokens (with their stores) are kept per process
+        # (selectors.api_token_authenticate).
+        config_models_register(ApiToken, Store)

@@ -12,8 +12,12 @@ from typing import Any
 
 from django.apps import apps
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
+
+from core.config import config_cached
+from core.db import CompiledRead
 
 from .models import ApiToken, AuditEntry, ConsentEvent, Member, Store
 from .numbers import (
@@ -515,6 +519,67 @@ class MemberSummary:
 
 MemberSummaryContributor = Callable[[Member, MemberSummary], MemberSummary]
 
+
+@dataclass(frozen=True)
+class MemberSummaryReads:
+    """What an app's contributor reads, for reading it with the member in one query:
+    one-to-one relations to follow (`select_related`) and annotations (name → expression at
+    a time, `OuterRef` naming the member's columns), which the contributor then finds on
+    the member."""
+
+    select_related: tuple[str, ...] = ()
+    annotations: Callable[[datetime.datetime], Mapping[str, Any]] | None = None
+
+
+_member_summary_reads: dict[str, MemberSummaryReads] = {}
+
+
+def member_summary_reads_register(*, name: str, reads: MemberSummaryReads) -> None:
+    """Read these with the member wherever a summary is wanted (by name: idempotent)."""
+    _member_summary_reads[name] = reads
+    _summary_reads_compiled.clear()
+
+
+def _summary_queryset(*, at: datetime.datetime) -> QuerySet[Member]:
+    related = [name for reads in _member_summary_reads.values() for name in reads.select_related]
+    members = Member.objects.select_related(*related)
+    for reads in _member_summary_reads.values():
+        if reads.annotations is not None:
+            members = members.annotate(**reads.annotations(at))
+    return members
+
+
+# A time and a value no query is ever made with: where they land among the parameters of
+# the compiled summary read is where each request's own go.
+_SAMPLE_AT = datetime.datetime(1901, 2, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+_SAMPLE_VALUE = {"member_no": "\x00member_no", "phone": "\x00phone", "pk": -190102030405}
+_summary_reads_compiled: dict[str, CompiledRead] = {}
+
+
+def _member_for_summary(*, field: str, value: Any) -> Member | None:
+    """The member whose `field` is `value`, read with what `member_summary` shows: one
+    query, compiled once per process (`core.db.CompiledRead`)."""
+    read = _summary_reads_compiled.get(field)
+    if read is None:
+        read = _summary_reads_compiled[field] = CompiledRead(
+            lambda value, at: _summary_queryset(at=at).filter(**{field: value})[:1],
+            value=_SAMPLE_VALUE[field],
+            at=_SAMPLE_AT,
+        )
+    found = read.fetch(value=value, at=timezone.now())
+    if not found:
+        return None
+    found[0]._read_for_summary = True
+    return found[0]
+
+
+def member_read_for_summary(member: Member) -> bool:
+    """Whether this instance was read with what the summary shows (its relations and
+    annotations are of that read): elsewhere a relation cached on an instance may be older
+    than the rows (an account made at enrolment, before the sign-up bonus)."""
+    return getattr(member, "_read_for_summary", False)
+
+
 # tiers and points import members, never the reverse, so they fill in their part of the
 # summary by registering a contributor here (from their AppConfig.ready()). Each receives
 # the summary so far and returns it with its part replaced (dataclasses.replace).
@@ -556,19 +621,38 @@ def member_summary(*, member: Member) -> MemberSummary:
     return summary
 
 
-def member_find_open(*, phone: str = "", member_no: str = "") -> Member | None:
+def member_find_open(
+    *, phone: str = "", member_no: str = "", for_summary: bool = False
+) -> Member | None:
     """The open (active or frozen) member with this phone or number, or None.
 
     A member number with a wrong check digit finds nobody rather than a near miss; closed
-    and anonymised members are not found.
+    and anonymised members are not found. `for_summary`: read with the member what
+    `member_summary` shows (the apps' `member_summary_reads_register`), in the same query.
     """
     if member_no:
-        member = member_get_by_number(member_no=member_no)
+        if not member_no_is_valid(member_no):
+            return None
+        field, value = "member_no", member_no
     else:
-        member = member_get_by_phone(phone=phone)
+        try:
+            field, value = "phone", phone_normalize(phone)
+        except InvalidPhone:
+            return None
+    if for_summary:
+        member = _member_for_summary(field=field, value=value)
+    else:
+        # Unique: no ORDER BY to build and run.
+        found = Member.objects.select_related("home_store").filter(**{field: value})[:1]
+        member = next(iter(found), None)
     if member is None or not member.is_open:
         return None
     return member
+
+
+def member_get_for_summary(*, member_id: int) -> Member | None:
+    """The member with what `member_summary` shows, in one query."""
+    return _member_for_summary(field="pk", value=member_id)
 
 
 # --- POS API tokens ---------------------------------------------------------------------
@@ -577,14 +661,22 @@ API_TOKEN_MAX_LENGTH = 200  # far above what api_token_create issues; longer is 
 
 
 def api_token_authenticate(*, raw: str) -> ApiToken | None:
-    """The live token whose raw value this is: not revoked, and its store still active."""
+    """The live token whose raw value this is: not revoked, and its store still active.
+
+    Every till request asks, so each process keeps the live tokens (core.config: a token
+    issued or revoked, or a store closed, reaches every process within
+    CONFIG_VERSION_CHECK_SECONDS; at once in the one that did it). Read only."""
     if not raw or len(raw) > API_TOKEN_MAX_LENGTH:
         return None
-    return (
-        ApiToken.objects.select_related("store")
-        .filter(token_hash=ApiToken.hash(raw), revoked_at__isnull=True, store__is_active=True)
-        .first()
+    return _live_tokens().get(ApiToken.hash(raw))
+
+
+@config_cached
+def _live_tokens() -> dict[str, ApiToken]:
+    tokens = ApiToken.objects.select_related("store").filter(
+        revoked_at__isnull=True, store__is_active=True
     )
+    return {token.token_hash: token for token in tokens}
 
 
 @dataclass(frozen=True)

@@ -249,9 +249,9 @@ def _store_or_error(request: HttpRequest, code: str, *, field: str = "store") ->
     return store
 
 
-def _member_or_404(member_no: str) -> Member | Status:
+def _member_or_404(member_no: str, *, for_summary: bool = False) -> Member | Status:
     # Closed and anonymised members, and numbers with a wrong check digit, are not found.
-    member = member_find_open(member_no=member_no.strip())
+    member = member_find_open(member_no=member_no.strip(), for_summary=for_summary)
     if member is None:
         return Status(404, error_body("not_found", _("No member matches.")))
     return member
@@ -601,7 +601,9 @@ def member_points(
     request: HttpRequest,
     member_no: PathEx[str, P(max_length=MEMBER_NO_MAX, pattern=NO_NUL)],
 ):
-    member = _member_or_404(member_no)
+    # The account and the pending points come with the member: one query, and one for the
+    # expiry dates.
+    member = _member_or_404(member_no, for_summary=True)
     if isinstance(member, Status):
         return member
     balance = points_balance(member=member)

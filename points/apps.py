@@ -19,7 +19,11 @@ class PointsConfig(AppConfig):
         # The earning rules are kept per process (points.earning, core.config).
         config_models_register(EarningPolicy, CategoryRate)
 
-        from .selectors import points_balance
+        from members.selectors import member_summary_reads_register
+
+        from .selectors import points_balance, summary_reads
+
+        member_summary_reads_register(name="points", reads=summary_reads())
 
         def points_part(member, summary):
             balance = points_balance(member=member)

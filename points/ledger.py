@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Subquery, Sum
 from django.utils import timezone
 
 from core.jobs import on_connections
@@ -111,20 +111,37 @@ class Balance:
     total: int
 
 
-def balance_of(*, account: Account | None, at: datetime.datetime) -> Balance:
+def balance_of(
+    *, account: Account | None, at: datetime.datetime, pending: int | None = None
+) -> Balance:
+    """The account's balance at `at`; `pending`: the points still pending then, when the
+    caller read them already (`pending_points_expression`)."""
     if account is None:
         return Balance(available=0, pending=0, debt=0, total=0)
-    pending = (
-        Lot.objects.pending(at=at)
-        .filter(account=account)
-        .aggregate(total=Sum("remaining"))["total"]
-        or 0
-    )
+    if pending is None:
+        pending = (
+            Lot.objects.pending(at=at)
+            .filter(account=account)
+            .aggregate(total=Sum("remaining"))["total"]
+        )
+    pending = pending or 0
     return Balance(
         available=account.balance - pending,
         pending=pending,
         debt=account.debt,
         total=account.balance,
+    )
+
+
+def pending_points_expression(*, at: datetime.datetime, account: Any) -> Subquery:
+    """The points of `account` (an expression: `OuterRef(...)`) still pending at `at`, as a
+    subquery, for a read that wants them with other rows (`balance_of(pending=...)`)."""
+    return Subquery(
+        Lot.objects.pending(at=at)
+        .filter(account=account)
+        .values("account")
+        .annotate(total=Sum("remaining"))
+        .values("total")
     )
 
 

@@ -7,14 +7,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.models import JobRun
 from members.models import Member, Store
+from members.selectors import MemberSummaryReads, member_read_for_summary
 
-from .ledger import BUSINESS_TZ, Balance, balance_of
+from .ledger import BUSINESS_TZ, Balance, balance_of, pending_points_expression
 from .models import (
     Account,
     Category,
@@ -30,11 +31,34 @@ from .models import (
 
 
 def account_get(*, member: Member) -> Account | None:
+    """The member's account; none read when it was read with the member (`summary_reads`)."""
+    if member_read_for_summary(member):
+        return member.points_account if hasattr(member, "points_account") else None
     return Account.objects.filter(member=member).first()
 
 
+# The annotation `summary_reads` puts on a member: their pending points when it was read.
+PENDING_NOW = "points_pending_now"
+
+
 def points_balance(*, member: Member, at: datetime.datetime | None = None) -> Balance:
-    return balance_of(account=account_get(member=member), at=at or timezone.now())
+    """The member's balance at `at` (now): without a query when the member was read for a
+    summary (`summary_reads`), in one otherwise (two without the account)."""
+    pending = None
+    if at is None and member_read_for_summary(member):
+        pending = getattr(member, PENDING_NOW) or 0  # read with the member (SUM of none: NULL)
+    return balance_of(account=account_get(member=member), at=at or timezone.now(), pending=pending)
+
+
+def summary_reads() -> MemberSummaryReads:
+    """What the member summary shows of points, read with the member (members.selectors):
+    the account and the points pending now."""
+    return MemberSummaryReads(
+        select_related=("points_account",),
+        annotations=lambda at: {
+            PENDING_NOW: pending_points_expression(at=at, account=OuterRef("points_account"))
+        },
+    )
 
 
 def adjustment_staff_day_used(*, member: Member, at: datetime.datetime) -> int:
@@ -89,9 +113,15 @@ class ExpiringPoints:
 def points_expiring(*, member: Member, at: datetime.datetime | None = None) -> list[ExpiringPoints]:
     """Every future expiry date with the points that expire then, soonest first."""
     at = at or timezone.now()
+    if member_read_for_summary(member):  # the account was read with the member: no join
+        account = account_get(member=member)
+        if account is None:
+            return []
+        lots = Lot.objects.open().filter(account=account)
+    else:
+        lots = Lot.objects.open().filter(account__member=member)
     rows = (
-        Lot.objects.open()
-        .filter(account__member=member, expires_at__gt=at)
+        lots.filter(expires_at__gt=at)
         .values("expires_at")
         .annotate(points=Sum("remaining"))
         .order_by("expires_at")

@@ -15,11 +15,13 @@ class TiersConfig(AppConfig):
         from core.jobs import nightly_job_register
         from core.panels import portal_panel_register, staff_member_panel_register
         from members.selectors import (
+            MemberSummaryReads,
             TierSummary,
             audit_action_register,
             audit_detail_register,
             member_export_contributor_register,
             member_summary_contributor_register,
+            member_summary_reads_register,
         )
 
         from . import jobs, views
@@ -28,6 +30,10 @@ class TiersConfig(AppConfig):
 
         # The ladder and the policy are kept per process (tiers.selectors, core.config).
         config_models_register(TierLevel, TierPolicy)
+        # The member's tier row is read with the member for a summary (members.selectors).
+        member_summary_reads_register(
+            name="tiers", reads=MemberSummaryReads(select_related=("tier_status",))
+        )
 
         def tier_part(member, summary):
             info = member_tier(member=member)

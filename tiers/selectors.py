@@ -15,6 +15,7 @@ from django.db.models import Sum
 from core.bulk import prepared_fetchall
 from core.config import config_cached
 from members.models import Member
+from members.selectors import member_read_for_summary
 
 from .models import MemberTier, QualifyingActivity, TierHistory, TierLevel, TierPolicy
 
@@ -155,8 +156,12 @@ class MemberTierInfo:
 
 def member_tier(*, member: Member | int, levels: list[TierLevel] | None = None) -> MemberTierInfo:
     """The member's tier now (the base level when no tier was ever reached)."""
-    member_id = member if isinstance(member, int) else member.pk
-    status = MemberTier.objects.filter(member_id=member_id).first()
+    if isinstance(member, Member) and member_read_for_summary(member):
+        # Read with the member (`summary_reads`).
+        status = member.tier_status if hasattr(member, "tier_status") else None
+    else:
+        member_id = member if isinstance(member, int) else member.pk
+        status = MemberTier.objects.filter(member_id=member_id).first()
     levels = levels if levels is not None else tier_levels()
     if status is not None:
         # The ladder this process keeps, rather than a join on every read.

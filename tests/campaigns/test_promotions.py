@@ -221,10 +221,13 @@ def test_the_till_sees_the_treated_members_promotions_and_none_for_the_holdout(
 
 
 def test_active_promotions_are_those_whose_window_holds_the_time(promotion, treated, held_out):
-    assert member_promotions_active(member_id=treated.pk, at=NOW) == [promotion]
-    assert member_promotions_active(member_id=held_out.pk, at=NOW) == []
-    assert member_promotions_active(member_id=treated.pk, at=ENDS) == []
-    assert member_promotions_active(member_id=treated.pk, at=STARTS) == [promotion]
+    def active(member, at):
+        return [w.campaign_id for w in member_promotions_active(member_id=member.pk, at=at)]
+
+    assert active(treated, NOW) == [promotion.pk]
+    assert active(held_out, NOW) == []
+    assert active(treated, ENDS) == []
+    assert active(treated, STARTS) == [promotion.pk]
 
 
 def test_the_portal_home_shows_the_member_their_promotion(client, promotion, treated, held_out):

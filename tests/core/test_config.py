@@ -18,7 +18,7 @@ from tiers.selectors import tier_levels
 def test_the_ladder_is_read_once_until_a_level_is_saved(db, django_assert_num_queries):
     tier_levels()
     with django_assert_num_queries(0):
-        assert [level.code for level in tier_levels()][0] == "regular"
+        assert tier_levels()[0].code == "regular"
     silver = TierLevel.objects.get(code="silver")
     silver.qualify_spend = Decimal(1234)
     silver.save()
