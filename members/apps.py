@@ -9,6 +9,7 @@ class MembersConfig(AppConfig):
     def ready(self) -> None:
         from core.imports import import_hooks_register, import_kind_register
 
+        from . import context_processors  # noqa: F401 - its log-in signal receiver
         from .imports import MEMBER_IMPORT
         from .permissions import staff_required
         from .services import audit_log

@@ -149,11 +149,15 @@ def member_get_for_staff(*, member_no: str) -> Member | None:
     """A member with everything the staff 360 page shows about them, in one query."""
     if not member_no_is_valid(member_no):
         return None
-    return (
-        Member.objects.select_related("home_store", "enrolment_store", "enrolled_by", "user")
-        .filter(member_no=member_no)
-        .first()
+    found = (
+        _summary_queryset(at=timezone.now())
+        .select_related("home_store", "enrolment_store", "enrolled_by", "user")
+        .filter(member_no=member_no)[:1]
     )
+    member = next(iter(found), None)
+    if member is not None:
+        member._read_for_summary = True  # the panels' tier and points come with it
+    return member
 
 
 def member_consent_history(*, member: Member) -> list[ConsentEvent]:
@@ -552,7 +556,12 @@ def _summary_queryset(*, at: datetime.datetime) -> QuerySet[Member]:
 # A time and a value no query is ever made with: where they land among the parameters of
 # the compiled summary read is where each request's own go.
 _SAMPLE_AT = datetime.datetime(1901, 2, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
-_SAMPLE_VALUE = {"member_no": "\x00member_no", "phone": "\x00phone", "pk": -190102030405}
+_SAMPLE_VALUE = {
+    "member_no": "\x00member_no",
+    "phone": "\x00phone",
+    "pk": -190102030405,
+    "user_id": -190102030406,
+}
 _summary_reads_compiled: dict[str, CompiledRead] = {}
 
 
@@ -650,8 +659,13 @@ def member_find_open(
     return member
 
 
-def member_get_for_summary(*, member_id: int) -> Member | None:
-    """The member with what `member_summary` shows, in one query."""
+def member_get_for_summary(
+    *, member_id: int | None = None, user_id: int | None = None
+) -> Member | None:
+    """The member (by id, or by their login's id) with what `member_summary` shows, in
+    one query."""
+    if user_id is not None:
+        return _member_for_summary(field="user_id", value=user_id)
     return _member_for_summary(field="pk", value=member_id)
 
 

@@ -31,6 +31,7 @@ from .models import ConsentEvent, Member, User
 from .selectors import (
     member_consent_history,
     member_export,
+    member_get_for_summary,
     member_referral_count,
     member_summary,
 )
@@ -44,11 +45,12 @@ PROFILE_ERRORS = {
 
 
 def _member_of(user: User) -> Member | None:
-    try:
-        member = user.member
-    except Member.DoesNotExist:
+    # With their tier and points, which most portal pages show: one query.
+    member = member_get_for_summary(user_id=user.pk)
+    if member is None or not member.is_open:
         return None
-    return member if member.is_open else None
+    member.user = user  # as `user.member` would have it, without reading the login again
+    return member
 
 
 def member_required(view: MemberView) -> MemberView:

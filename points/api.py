@@ -26,7 +26,12 @@ from core.money import money_format
 from members.api import MEMBER_NO_MAX, STORE_CODE_MAX, TierOut
 from members.api_common import NO_NUL, ErrorOut, InvalidOut, error_body, invalid_body, text_field
 from members.models import Member, Store
-from members.selectors import member_find_open, member_summary, store_get
+from members.selectors import (
+    member_find_open,
+    member_get_for_summary,
+    member_summary,
+    store_get,
+)
 from members.services import api_token_label
 
 from .earning import policy_get
@@ -234,7 +239,9 @@ class CouponUsedOut(Schema):
 def _store_or_error(request: HttpRequest, code: str, *, field: str = "store") -> Store | Status:
     """The token's own store, or the error a till gets for naming another one."""
     token = request.auth
-    store = store_get(code=code.strip())
+    code = code.strip()
+    # The token's own store came with the token (kept per process, active when read).
+    store = token.store if code == token.store.code else store_get(code=code)
     if store is None:
         return Status(400, invalid_body({field: _("There is no active store with this code.")}))
     if store.pk != token.store_id:
@@ -434,7 +441,10 @@ def _purchase_body(purchase: Purchase) -> dict[str, object]:
         "points_earned": purchase.points_earned,
         "points_used": purchase.points_used,
     }
-    summary = _read_after_write(lambda: member_summary(member=purchase.member))
+    # The member read again with their figures in one query: the purchase moved them.
+    summary = _read_after_write(
+        lambda: member_summary(member=member_get_for_summary(member_id=purchase.member_id))
+    )
     if summary is None:
         return {**body, "balance": None, "tier": None}
     return {
@@ -488,7 +498,8 @@ def purchase_create(request: HttpRequest, payload: PurchaseIn):
         return store
     if fields := _purchase_field_problems(payload):
         return Status(400, invalid_body(fields))
-    member = _member_or_404(payload.member_no)
+    # With the member's tier row: the plan's tier multiplier needs no query of its own.
+    member = _member_or_404(payload.member_no, for_summary=True)
     if isinstance(member, Status):
         return member
     try:

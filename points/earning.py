@@ -104,7 +104,7 @@ def _rules(policy: EarningPolicy, rates: Mapping[str, Decimal]) -> EarningRules:
     )
 
 
-def purchase_configuration(*, member_id: int) -> tuple[EarningRules, Decimal]:
+def purchase_configuration(*, member: Member) -> tuple[EarningRules, Decimal]:
     """`earning_rules()` (kept per process) and the member's tier multiplier
-    (`member_earn_multiplier`, read for each purchase)."""
-    return earning_rules(), member_earn_multiplier(member=member_id)
+    (`member_earn_multiplier`: no query when the member was read with their tier)."""
+    return earning_rules(), member_earn_multiplier(member=member)

@@ -189,7 +189,7 @@ def purchase_record(
         raise InvalidPurchase("a line amount cannot be negative")
 
     signed_in = actor is not None and actor.is_authenticated
-    rules, tier_multiplier = purchase_configuration(member_id=member.pk)
+    rules, tier_multiplier = purchase_configuration(member=member)
     planned_lines = tuple(
         PlannedLine(
             sku=line.sku,

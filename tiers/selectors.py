@@ -174,6 +174,8 @@ def member_earn_multiplier(*, member: Member | int) -> Decimal:
     """The earn multiplier of the member's tier now (the base level's when no tier was ever
     reached; 1 without levels), in one query: what the posting plan of a purchase needs of
     tiers."""
+    if isinstance(member, Member) and member_read_for_summary(member):
+        return member_tier(member=member).level.earn_multiplier
     member_id = member if isinstance(member, int) else member.pk
     if connection.vendor == "postgresql":
         rows = prepared_fetchall(_MEMBER_LEVEL_SQL, [member_id])  # on every live purchase
