@@ -56,6 +56,8 @@ def test_app_services_are_configured_from_the_environment(services):
         assert environment["REDIS_URL"] == "redis://redis:6379/0"
         # No default secret key: starting without one is an error, not a guessable key.
         assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?")
+        # The settings that refuse DEBUG and a weak key (tests/test_entry_points.py).
+        assert environment["DJANGO_SETTINGS_MODULE"] == "loyalty_site.settings.production"
 
 
 def test_app_services_wait_for_healthy_databases_and_migrations(services):
@@ -112,6 +114,7 @@ def test_dockerfile_builds_one_non_root_gunicorn_image():
     assert "uv sync --frozen --no-dev" in dockerfile
     assert "npm ci" in dockerfile
     assert "collectstatic --noinput" in dockerfile
+    assert "DJANGO_SETTINGS_MODULE=loyalty_site.settings.production" in dockerfile
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     assert re.search(
