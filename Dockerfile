@@ -39,4 +39,5 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home a
 USER app
 
 EXPOSE 8000
-CMD ["gunicorn", "loyalty_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Every server setting is in gunicorn.conf.py, each from an environment variable (README).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "loyalty_site.wsgi"]

@@ -28,8 +28,18 @@ PRINT_SETTINGS = (
     "print(f'SETTINGS_MODULE: {settings.SETTINGS_MODULE!r}'); "
     "print(f'DEBUG: {settings.DEBUG!r}')"
 )
+# gunicorn imports the application before it forks the workers (preload_app): a connection
+# opened at import would be one socket shared by every worker.
+PRINT_OPEN_CONNECTIONS = (
+    "from django.db import connections; "
+    "print(f'OPEN_CONNECTIONS: {[c.alias for c in connections.all() if c.connection]}')"
+)
 ENTRY_POINTS = {
-    "wsgi": [sys.executable, "-c", f"import loyalty_site.wsgi; {PRINT_SETTINGS}"],
+    "wsgi": [
+        sys.executable,
+        "-c",
+        f"import loyalty_site.wsgi; {PRINT_SETTINGS}; {PRINT_OPEN_CONNECTIONS}",
+    ],
     "asgi": [sys.executable, "-c", f"import loyalty_site.asgi; {PRINT_SETTINGS}"],
     # What `celery -A loyalty_site worker` and `beat` load; `report` lists Django's settings.
     "celery": [sys.executable, "-m", "celery", "-A", "loyalty_site", "report"],
@@ -82,6 +92,13 @@ def test_with_a_good_key_an_entry_point_runs_on_production_settings(runs, entry_
     loaded = loaded_settings(runs[entry_point, "a good key"])
 
     assert loaded == {"SETTINGS_MODULE": "'loyalty_site.settings.production'", "DEBUG": "False"}
+
+
+def test_importing_the_wsgi_application_opens_no_database_connection(runs):
+    run = runs["wsgi", "a good key"]
+
+    assert run.returncode == 0, run.stderr
+    assert "OPEN_CONNECTIONS: []" in run.stdout.splitlines()
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
