@@ -70,7 +70,8 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # One line per request on stdout ("-"); a file path, or an empty value for none. The path
 # is logged without its query string: API lookups carry phone numbers there (?phone=…).
 # REMOTE_ADDR is the proxy's address behind one, so the client's X-Forwarded-For is logged
-# too. %(D)s is the time the request took, in microseconds; %(b)s the bytes of the body.
+# too. %(D)s is the time the request took, in microseconds; %(b)s the bytes of the body it
+# wrote (0 for a static file: gunicorn hands those to sendfile and does not count them).
 accesslog = env.str("GUNICORN_ACCESS_LOG", default="-") or None
 access_log_format = '%(h)s "%({x-forwarded-for}i)s" %(t)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus "%(a)s"'
 # gunicorn's own messages (start, worker restarts, timeouts) on stderr, beside Django's log.
