@@ -16,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     PATH="/opt/venv/bin:$PATH" \
-    DJANGO_SETTINGS_MODULE=loyalty_site.settings.base
+    DJANGO_SETTINGS_MODULE=loyalty_site.settings.production
 
 RUN python -m pip install --no-cache-dir "uv>=0.5"
 
@@ -27,8 +27,10 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
 COPY --from=vendor /build/static/vendor static/vendor
-# collectstatic only reads settings; the key and database here are placeholders for it alone.
-RUN SECRET_KEY=collectstatic-only DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
+# collectstatic only reads settings; the key and database here are placeholders for it alone
+# (a random key: production settings refuse a short or known one, and this one is thrown away).
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
     python manage.py collectstatic --noinput
 
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home app \
@@ -37,4 +39,5 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home a
 USER app
 
 EXPOSE 8000
-CMD ["gunicorn", "loyalty_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Every server setting is in gunicorn.conf.py, each from an environment variable (README).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "loyalty_site.wsgi"]

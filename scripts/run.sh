@@ -7,6 +7,10 @@
 set -euo pipefail
 
 UV="${UV:-uv}"
+# The demo's settings for every process here. manage.py defaults to them by itself, but the
+# Celery worker and beat default to production settings (loyalty_site/celery.py), which
+# refuse the demo's DEBUG and secret key; they must run with what the web server runs with.
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-loyalty_site.settings.dev}"
 ADDRESS="${RUN_ADDRESS:-127.0.0.1:8000}"
 pids=()
 

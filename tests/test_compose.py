@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def test_web_worker_and_beat_share_one_image_built_once(services):
 
 def test_each_app_service_runs_its_own_process(services):
     commands = {name: " ".join(services[name]["command"]) for name in APP_SERVICES}
-    assert commands["web"].startswith("gunicorn loyalty_site.wsgi")
-    assert "0.0.0.0:8000" in commands["web"]
+    # Every server setting is in gunicorn.conf.py (tests/test_gunicorn_conf.py), none here.
+    assert commands["web"] == "gunicorn --config gunicorn.conf.py loyalty_site.wsgi"
     assert commands["worker"].startswith("celery -A loyalty_site worker")
     assert commands["beat"].startswith("celery -A loyalty_site beat")
     assert " ".join(services["migrate"]["command"]) == "python manage.py migrate --noinput"
@@ -56,6 +57,19 @@ def test_app_services_are_configured_from_the_environment(services):
         assert environment["REDIS_URL"] == "redis://redis:6379/0"
         # No default secret key: starting without one is an error, not a guessable key.
         assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?")
+        # The settings that refuse DEBUG and a weak key (tests/test_entry_points.py).
+        assert environment["DJANGO_SETTINGS_MODULE"] == "loyalty_site.settings.production"
+
+
+def test_the_web_server_is_tuned_from_env_and_stopped_after_its_graceful_timeout(services):
+    environment = services["web"]["environment"]
+    for variable in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_GRACEFUL_TIMEOUT"):
+        # No value: passed on from .env or the shell when set there, else left unset.
+        assert variable in environment
+        assert environment[variable] is None
+    # Docker kills the container after stop_grace_period: give gunicorn's graceful_timeout
+    # (30 s by default) time to let the requests in flight finish.
+    assert services["web"]["stop_grace_period"] == "40s"
 
 
 def test_app_services_wait_for_healthy_databases_and_migrations(services):
@@ -112,13 +126,11 @@ def test_dockerfile_builds_one_non_root_gunicorn_image():
     assert "uv sync --frozen --no-dev" in dockerfile
     assert "npm ci" in dockerfile
     assert "collectstatic --noinput" in dockerfile
+    assert "DJANGO_SETTINGS_MODULE=loyalty_site.settings.production" in dockerfile
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
-    assert re.search(
-        r'^CMD \["gunicorn", "loyalty_site\.wsgi", "--bind", "0\.0\.0\.0:8000"',
-        dockerfile,
-        re.MULTILINE,
-    )
+    command = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1))
+    assert command == ["gunicorn", "--config", "gunicorn.conf.py", "loyalty_site.wsgi"]
 
 
 def test_docker_context_leaves_out_local_state():

@@ -1,6 +1,8 @@
 """Settings shared by every environment, read from environment variables.
 
-Production is this module plus the environment; `dev` and `test` only change defaults.
+`production` is this module with guards (no DEBUG, no missing or weak SECRET_KEY); `dev` and
+`test` only change defaults. Deployments point DJANGO_SETTINGS_MODULE at `production`; this
+module stays importable on its own for tools that set their own environment.
 """
 
 from __future__ import annotations

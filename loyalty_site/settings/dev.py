@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "dev-only-not-secret-" + "x" * 40)
+from . import DEV_SECRET_KEY
+
+os.environ.setdefault("SECRET_KEY", DEV_SECRET_KEY)
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("STAFF_REQUIRE_MFA", "false")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "test-only-not-secret-" + "x" * 40)
+from . import TEST_SECRET_KEY
+
+os.environ.setdefault("SECRET_KEY", TEST_SECRET_KEY)
 os.environ.setdefault("STAFF_REQUIRE_MFA", "false")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
