@@ -254,6 +254,7 @@ def test_a_panel_takes_the_same_queries_however_many_months(
 ):
     query = "start=2025-01&end=2026-03"
     # The panel reads whole metrics at once, never a query per month, cell or cohort.
+    _panel(marketer, name, query)  # the configuration each process keeps, read once
     with CaptureQueriesContext(connection) as few:
         _panel(marketer, name, query)
     rollups_for_every_panel()
