@@ -197,18 +197,24 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@contextlib.contextmanager
-def gunicorn_running(
-    *, settings_module: str, env: dict[str, str], log: Callable[[str], None]
-) -> Iterator[Server]:
-    """gunicorn serving this checkout with `settings_module`, on a free port of 127.0.0.1,
-    until the block ends (also by Ctrl-C or an error); `env` is added to this process's."""
+def gunicorn_conf() -> Path:
+    """The repository's gunicorn.conf.py; a clear error when there is none."""
     conf = Path(settings.BASE_DIR) / GUNICORN_CONF
     if not conf.exists():
         raise CommandError(
             f"There is no {GUNICORN_CONF} at {conf.parent}: server mode starts gunicorn the "
             f"way production does (gunicorn --config {GUNICORN_CONF} loyalty_site.wsgi)."
         )
+    return conf
+
+
+@contextlib.contextmanager
+def gunicorn_running(
+    *, settings_module: str, env: dict[str, str], log: Callable[[str], None]
+) -> Iterator[Server]:
+    """gunicorn serving this checkout with `settings_module`, on a free port of 127.0.0.1,
+    until the block ends (also by Ctrl-C or an error); `env` is added to this process's."""
+    conf = gunicorn_conf()
     port = _free_port()
     server_env = {
         **os.environ,

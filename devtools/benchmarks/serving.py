@@ -46,7 +46,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.benchmarks import Benchmark, benchmark_register
-from devtools.httpbench import Call, gunicorn_running, load_run, percentile, wsgi_call
+from devtools.httpbench import (
+    Call,
+    gunicorn_conf,
+    gunicorn_running,
+    load_run,
+    percentile,
+    wsgi_call,
+)
 
 # Requests whose queries are counted after the timed pass.
 QUERY_SAMPLES = 5
@@ -132,7 +139,10 @@ class _ServingBenchmark(Benchmark):
                 f"DJANGO_SETTINGS_MODULE={SERVER_SETTINGS}."
             )
         server = options["mode"] == "server"
-        database_url = _server_database_url() if server else ""
+        database_url = ""
+        if server:  # what the server needs, before anything is made for it
+            database_url = _server_database_url()
+            gunicorn_conf()
         members = Member.objects.count()
         if not members:
             raise CommandError("There are no members: load some first (manage.py loadgen).")

@@ -142,6 +142,19 @@ def test_bench_pages_staff_login_has_the_authenticator_the_back_office_requires(
     assert Authenticator.objects.filter(user=staff, type=Authenticator.Type.TOTP).exists()
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_bench_server_mode_says_when_there_is_no_gunicorn_conf(tmp_path):
+    loadgen(members=5, purchases=0, seed=1)
+
+    with (
+        override_settings(BASE_DIR=tmp_path),
+        pytest.raises(CommandError, match=r"There is no gunicorn\.conf\.py"),
+    ):
+        bench("api", "--server")
+    assert not ApiToken.objects.exists()  # it said so before making anything
+
+
 needs_gunicorn_conf = pytest.mark.skipif(
     not (settings.BASE_DIR / "gunicorn.conf.py").exists(),
     reason="server mode starts gunicorn with the repository's gunicorn.conf.py",
