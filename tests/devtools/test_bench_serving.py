@@ -9,6 +9,7 @@ committed, not kept in a test's transaction.
 from __future__ import annotations
 
 import json
+import secrets
 from io import StringIO
 
 import pytest
@@ -165,6 +166,9 @@ needs_gunicorn_conf = pytest.mark.skipif(
 @needs_gunicorn_conf
 @pytest.mark.django_db(transaction=True)
 def test_bench_api_through_gunicorn(monkeypatch):
+    # The production settings refuse the test settings' key; the API's tokens do not
+    # depend on it (sessions would: the pages test below keeps the test settings).
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(50))
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     monkeypatch.setenv("GUNICORN_THREADS", "2")
     loadgen(members=30, purchases=100, seed=7)
@@ -192,7 +196,8 @@ def test_bench_pages_through_gunicorn(monkeypatch):
     monkeypatch.setenv("GUNICORN_THREADS", "2")
     loadgen(members=20, purchases=60, seed=8)
 
-    # The test settings serve static files without collectstatic's manifest.
+    # The test settings serve static files without collectstatic's manifest, and share
+    # this process's secret key, which signs the sessions the bench makes here.
     lines, log = bench(
         "pages",
         "--server",
