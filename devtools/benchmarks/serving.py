@@ -266,6 +266,7 @@ def _through_server(
                 f"{endpoint.name}: {clients} clients, {options['warmup_seconds']:g} s warm-up, "
                 f"{options['seconds']:g} s measured …"
             )
+            began, cpu_began = time.monotonic(), time.process_time()
             result = load_run(
                 url=server.url,
                 call=endpoint.call,
@@ -278,7 +279,12 @@ def _through_server(
                 log(f"{endpoint.name}: {result.errors:,} errors, the first: {result.first_error}")
             if not result.per_s:
                 raise CommandError(f"{endpoint.name}: no request succeeded. {result.first_error}")
-            log(f"{endpoint.name}: {result.per_s:,} /s, p95 {result.p95_ms} ms")
+            # The load generator shares the machine with the server: say how much it took.
+            cpu = (time.process_time() - cpu_began) / (time.monotonic() - began)
+            log(
+                f"{endpoint.name}: {result.per_s:,} /s, p95 {result.p95_ms} ms; the load "
+                f"generator used {cpu:.0%} of a core"
+            )
             lines.append(
                 {
                     "endpoint": endpoint.name,
