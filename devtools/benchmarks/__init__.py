@@ -10,5 +10,6 @@ from . import (  # noqa: F401 - imported to register their benchmarks
     members,
     points,
     segments,
+    serving,
     tiers,
 )
