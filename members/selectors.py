@@ -150,7 +150,7 @@ def member_get_for_staff(*, member_no: str) -> Member | None:
     if not member_no_is_valid(member_no):
         return None
     found = (
-        _summary_queryset(at=timezone.now())
+        member_summary_queryset(at=timezone.now())
         .select_related("home_store", "enrolment_store", "enrolled_by", "user")
         .filter(member_no=member_no)[:1]
     )
@@ -544,7 +544,9 @@ def member_summary_reads_register(*, name: str, reads: MemberSummaryReads) -> No
     _summary_reads_compiled.clear()
 
 
-def _summary_queryset(*, at: datetime.datetime) -> QuerySet[Member]:
+def member_summary_queryset(*, at: datetime.datetime) -> QuerySet[Member]:
+    """Members with what `member_summary` shows of them at `at`, as the ORM reads them: the
+    reference of the compiled read (`member_find_open(for_summary=True)`)."""
     related = [name for reads in _member_summary_reads.values() for name in reads.select_related]
     members = Member.objects.select_related(*related)
     for reads in _member_summary_reads.values():
@@ -571,7 +573,7 @@ def _member_for_summary(*, field: str, value: Any) -> Member | None:
     read = _summary_reads_compiled.get(field)
     if read is None:
         read = _summary_reads_compiled[field] = CompiledRead(
-            lambda value, at: _summary_queryset(at=at).filter(**{field: value})[:1],
+            lambda value, at: member_summary_queryset(at=at).filter(**{field: value})[:1],
             value=_SAMPLE_VALUE[field],
             at=_SAMPLE_AT,
         )

@@ -10,10 +10,10 @@ import pytest
 from django.utils import timezone
 
 from members.selectors import (
-    _summary_queryset,
     member_find_open,
     member_get_for_summary,
     member_summary,
+    member_summary_queryset,
 )
 from points.services import purchase_record
 from tests.factories import MemberFactory, StoreFactory, UserFactory
@@ -59,7 +59,7 @@ def members(db):
 def test_the_compiled_read_gives_what_the_queryset_gives(members):
     at = timezone.now()
     for member in members:
-        reference = _summary_queryset(at=at).get(pk=member.pk)
+        reference = member_summary_queryset(at=at).get(pk=member.pk)
         for read in (
             member_get_for_summary(member_id=member.pk),
             member_find_open(member_no=member.member_no, for_summary=True),
@@ -68,7 +68,7 @@ def test_the_compiled_read_gives_what_the_queryset_gives(members):
             assert _fields(read) == _fields(reference)
     plain = members[0]
     by_login = member_get_for_summary(user_id=plain.user_id)
-    assert _fields(by_login) == _fields(_summary_queryset(at=at).get(pk=plain.pk))
+    assert _fields(by_login) == _fields(member_summary_queryset(at=at).get(pk=plain.pk))
 
 
 def test_the_summary_of_a_compiled_read_is_the_summary_of_a_fresh_member(members):
