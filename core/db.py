@@ -20,6 +20,7 @@ figures asks `analytics_read_alias()` for its connection:
 from __future__ import annotations
 
 import datetime
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,10 +95,16 @@ class CompiledRead:
         params = list(compiled.params)
         for name, (position, adapt) in compiled.places.items():
             params[position] = adapt(values[name])
-        with connections[using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        return compiled.instances(rows, using)
+        connection = connections[using]
+        if connection.vendor == "postgresql" and using == DEFAULT_DB_ALIAS:
+            from .bulk import prepared_fetchall  # planned once per connection, too
+
+            rows = prepared_fetchall(compiled.sql, params)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(compiled.sql, params)
+                rows = cursor.fetchall()
+        return compiled.instances(rows, connection)
 
     def _compile(self, using: str) -> _Compiled:
         connection = connections[using]
@@ -130,20 +137,32 @@ class _Compiled:
     places: dict[str, tuple[int, Callable[[Any], Any]]]
     compiler: Any  # set up once (select, klass_info …), then only read
 
-    def instances(self, rows: list[tuple[Any, ...]], using: str) -> list[Model]:
-        # As django.db.models.query.ModelIterable turns rows into instances.
+    @functools.cached_property
+    def shape(self) -> tuple[Any, ...]:
+        # What django.db.models.query.ModelIterable works out for every query, once: the
+        # model's columns, the related objects' populators and the row converters.
         compiler = self.compiler
         select, klass_info = compiler.select, compiler.klass_info
-        model = klass_info["model"]
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         init_list = [column[0].target.attname for column in select[start:end]]
-        populators = get_related_populators(klass_info, select, using)
+        populators = get_related_populators(klass_info, select, compiler.using)
+        converters = compiler.get_converters([s[0] for s in select[0 : compiler.col_count]])
+        return klass_info["model"], start, end, init_list, populators, converters
+
+    def instances(self, rows: list[tuple[Any, ...]], connection: Any) -> list[Model]:
+        model, start, end, init_list, populators, converters = self.shape
         found = []
-        for row in compiler.results_iter([rows]):
-            obj = model.from_db(using, init_list, row[start:end])
+        for raw in rows:
+            row = list(raw)
+            for position, (functions, expression) in converters.items():
+                value = row[position]
+                for function in functions:
+                    value = function(value, expression, connection)
+                row[position] = value
+            obj = model.from_db(connection.alias, init_list, row[start:end])
             for populator in populators:
                 populator.populate(row, obj)
-            for name, position in compiler.annotation_col_map.items():
+            for name, position in self.compiler.annotation_col_map.items():
                 setattr(obj, name, row[position])
             found.append(obj)
         return found

@@ -249,8 +249,11 @@ def _goal(*, level: TierLevel, spend: Decimal, points: int, retain: bool) -> Goa
     )
 
 
-def member_tier_progress(*, member: Member, now: datetime.datetime) -> TierProgress:
-    """The member's tier, what the next level needs, what keeping this one needs."""
+def member_tier_progress(
+    *, member: Member, now: datetime.datetime, with_history: bool = True
+) -> TierProgress:
+    """The member's tier, what the next level needs, what keeping this one needs, and (unless
+    `with_history` is off: the portal home's panel shows none) the tier changes."""
     levels = tier_levels()
     info = member_tier(member=member, levels=levels)
     window_start = qualifying_window_start(status=info.status, at=now)
@@ -270,7 +273,7 @@ def member_tier_progress(*, member: Member, now: datetime.datetime) -> TierProgr
     if info.status is not None and not info.level.is_base and not info.is_override:
         since = activity_figures(member_id=member.pk, after=info.status.period_start, until=now)
         retain_goal = _goal(level=info.level, spend=since.spend, points=since.points, retain=True)
-    history = tier_history(member=member, limit=20)
+    history = tier_history(member=member, limit=20) if with_history else []
     return TierProgress(
         info=info,
         levels=levels,

@@ -23,7 +23,7 @@ from .services import TierError, tier_override_set
 
 
 def portal_tier_panel(member: Member, request: HttpRequest) -> dict[str, Any]:
-    return {"progress": member_tier_progress(member=member, now=timezone.now())}
+    return {"progress": member_tier_progress(member=member, now=timezone.now(), with_history=False)}
 
 
 @require_GET

@@ -132,6 +132,11 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Every page reads the session: from Redis when there is one (written through to the
+# database, which stays the record). Not with the per-process cache: a log-out in one
+# process would leave the session in another's copy.
+if REDIS_URL:
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_USER_MODEL = "members.User"
 AUTHENTICATION_BACKENDS = [
