@@ -20,12 +20,14 @@ cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 # The address to listen on. PORT is the platform convention gunicorn itself honours.
 bind = env.str("GUNICORN_BIND", default=f"0.0.0.0:{env.int('PORT', default=8000)}")
 
-# Processes: each takes one core's worth of Python (the GIL), and a request spends part of
-# its time waiting on PostgreSQL, so more processes than cores keep the cores busy; 2 × cores
-# + 1 is gunicorn's rule of thumb. Each costs memory (below) and its threads each hold a
-# database connection (CONN_MAX_AGE): processes × threads connections per server.
+# Processes: each takes one core's worth of Python (the GIL) while it works, and a request
+# spends part of its time waiting on PostgreSQL, so one process more than cores keeps the
+# cores busy. More only add switching: on 2 cores (bench api --server, 1M members) 3
+# processes × 2 threads served 1,422 lookups/s and 384 purchases/s, gunicorn's rule of thumb
+# of 2 × cores + 1 (5 × 2) 940/s and 305/s. Each costs memory (below) and its threads each
+# hold a database connection (CONN_MAX_AGE): processes × threads connections per server.
 # WEB_CONCURRENCY is gunicorn's own name for it (and Heroku's).
-workers = env.int("WEB_CONCURRENCY", default=2 * cores + 1)
+workers = env.int("WEB_CONCURRENCY", default=cores + 1)
 
 # The application is imported once, before the workers are forked, and they share that
 # memory: pandas and scikit-learn come in at start, about 200 MB a process (measured on 2

@@ -63,7 +63,7 @@ def test_by_default_it_serves_port_8000_with_processes_and_threads_for_the_cores
 
     cores = len(os.sched_getaffinity(0))
     assert config.bind == ["0.0.0.0:8000"]
-    assert config.workers == 2 * cores + 1
+    assert config.workers == cores + 1
     assert config.threads == 2
     assert config.worker_class_str == "gthread"
     assert config.preload_app is True
