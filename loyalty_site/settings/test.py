@@ -32,5 +32,9 @@ WHITENOISE_AUTOREFRESH = True
 # and then would make the query-count tests' numbers depend on the clock.
 CONFIG_VERSION_CHECK_SECONDS = None
 
+# Sessions in the database with or without REDIS_URL, so the query-count tests count the
+# same queries on every run (tests/members/test_redis_sessions.py runs the Redis sessions).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
 # Tasks run in-process in tests; the Celery worker tests start a real worker themselves.
 CELERY_TASK_ALWAYS_EAGER = True
