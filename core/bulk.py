@@ -18,6 +18,7 @@ import datetime
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -247,6 +248,7 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...] | int]:
 # One server-binding cursor per database connection, kept for its next statement: making a
 # cursor and its adapters for every statement cost more than running a prepared one.
 _cursors: dict[int, Any] = {}
+_cursors_lock = threading.Lock()
 
 
 def _prepared_cursor(raw: Any) -> Any:
@@ -258,7 +260,8 @@ def _prepared_cursor(raw: Any) -> Any:
         cursor = RawCursor(raw)
         # Text as text (not 'unknown'): a parameter used twice gets one type.
         cursor.adapters.register_dumper(str, StrDumper)
-        for stale in [key for key, kept in _cursors.items() if kept.connection.closed]:
-            del _cursors[stale]
-        _cursors[id(raw)] = cursor
+        with _cursors_lock:  # the threads of a gunicorn worker share the dict
+            for stale in [key for key, kept in _cursors.items() if kept.connection.closed]:
+                del _cursors[stale]
+            _cursors[id(raw)] = cursor
     return cursor

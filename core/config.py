@@ -6,14 +6,18 @@ so each process keeps what a `config_cached` function returned until the configu
 changes:
 
 - A save or delete of a registered model (`config_models_register`, from the apps'
-  `ready()`) drops this process's copies at once and adds one to the version row
-  (`ConfigVersion`) in the same transaction.
+  `ready()`) drops this process's copies at once, and again when it commits, and adds one
+  to the version row (`ConfigVersion`) in the same transaction; so does every `migrate`
+  (data migrations send no signal the registrations see).
 - Every process reads that version at most once per CONFIG_VERSION_CHECK_SECONDS and drops
   its copies when it moved: another process (a worker, the admin's web server) sees the
   change within that many seconds. None: never read (a single process: tests).
 - While the transaction that changed the configuration is open, this thread reads afresh
   and keeps nothing: had it kept rows that are then rolled back, it would serve them until
   the next change.
+
+- A value read while another thread dropped the copies is served once and not kept: it may
+  be of the rows before the change.
 
 A bulk `QuerySet.update()` sends no signal: code that changes configuration that way calls
 `config_changed()` itself.
@@ -36,6 +40,8 @@ T = TypeVar("T")
 
 _values: dict[str, Any] = {}
 _lock = threading.Lock()
+# Goes up with every clear: a value read before a clear (the old rows) is not kept after it.
+_generation = [0]
 
 
 class _State(threading.local):
@@ -51,6 +57,7 @@ def config_cache_clear() -> None:
     """Drop this process's copies (a change, a test's fresh start)."""
     with _lock:
         _values.clear()
+        _generation[0] += 1
         _version["checked_at"] = None
     _state.changed_in_transaction = False
 
@@ -75,8 +82,10 @@ def _check_version() -> None:
         return
     version = _read_version()
     with _lock:
-        if version != _version["seen"]:
+        # No row (flushed): nothing to compare with, so nothing is kept past this check.
+        if version is None or version != _version["seen"]:
             _values.clear()
+            _generation[0] += 1
             _version["seen"] = version
         _version["checked_at"] = now
 
@@ -105,9 +114,13 @@ def config_cached(function: Callable[[], T]) -> Callable[[], T]:
         try:
             return _values[key]
         except KeyError:
+            generation = _generation[0]
             value = function()
             with _lock:
-                _values[key] = value
+                # Another thread cleared the copies while this one read: what it read may be
+                # the rows before the change, so it serves them once and keeps nothing.
+                if _generation[0] == generation:
+                    _values[key] = value
             return value
 
     cached.uncached = function  # type: ignore[attr-defined]
@@ -123,11 +136,23 @@ def config_changed(**_signal: Any) -> None:
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.in_atomic_block:
         _state.changed_in_transaction = True
+        # The process's other threads may fill their copies from the rows committed before
+        # this change while it is still open: drop them again when it commits.
+        transaction.on_commit(config_cache_clear)
     table = connection.ops.quote_name(ConfigVersion._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET version = version + 1 WHERE id = 1")  # noqa: S608
         if cursor.rowcount == 0:  # the row of the migration was flushed (transactional tests)
             ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+
+
+def config_changed_after_migrate(**_signal: Any) -> None:
+    """A data migration writes through historical models, which send no signal the
+    registrations see: every `migrate` counts as a change (the version row exists by then)."""
+    from .models import ConfigVersion
+
+    if ConfigVersion._meta.db_table in connections[DEFAULT_DB_ALIAS].introspection.table_names():
+        config_changed()
 
 
 def config_models_register(*models: type[Model]) -> None:

@@ -910,8 +910,8 @@ def member_tier_rank(*, member: Member) -> int:
     return tier_member_rank(member=member)
 
 
-def reward_price_for(*, reward: Reward, member: Member) -> int:
-    rank = tier_member_rank(member=member)
+def reward_price_for(*, reward: Reward, member: Member, rank: int | None = None) -> int:
+    rank = rank if rank is not None else tier_member_rank(member=member)
     prices = [reward.points_price] + [
         tp.points_price for tp in reward.tier_prices.all() if tp.tier_rank <= rank
     ]
@@ -960,13 +960,16 @@ def reward_redeem(
             raise RewardUnavailable("this reward is not available now")
         if member.status != Member.Status.ACTIVE:
             raise MemberInactive("the member is not active")
-        if tier_member_rank(member=member) < reward.min_tier_rank:
+        # The tier now, under the account's lock: not one read with the member earlier in
+        # the request (a downgrade in between must not buy the higher tier's price).
+        rank = tier_member_rank(member=member.pk)
+        if rank < reward.min_tier_rank:
             raise TierRequired("a higher tier is required for this reward")
         if reward.per_member_limit is not None:
             taken = reward_units_held(reward=reward, member_ids=[member.pk]).get(member.pk, 0)
             if taken >= reward.per_member_limit:
                 raise LimitReached("the limit for this reward is reached")
-        price = reward_price_for(reward=reward, member=member)
+        price = reward_price_for(reward=reward, member=member, rank=rank)
         txn = points_debit(
             account=account,
             points=price,

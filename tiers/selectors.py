@@ -192,7 +192,7 @@ def member_earn_multiplier(*, member: Member | int) -> Decimal:
 _MEMBER_LEVEL_SQL = f"SELECT level_id FROM {MemberTier._meta.db_table} WHERE member_id = %s"  # noqa: S608
 
 
-def member_tier_rank(*, member: Member) -> int:
+def member_tier_rank(*, member: Member | int) -> int:
     return member_tier(member=member).level.rank
 
 

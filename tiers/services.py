@@ -39,6 +39,7 @@ from .selectors import (
     qualifying_window_start,
     retains,
     start_of,
+    tier_level_of,
     tier_levels,
     tier_policy_get,
     validity_end,
@@ -323,8 +324,16 @@ def _status_locked(*, member_id: int) -> MemberTier | None:
     return MemberTier.objects.select_for_update(of=("self",)).filter(member_id=member_id).first()
 
 
+class _LevelsById(dict):
+    # A level made in another process since this one read the ladder (core.config) is read
+    # from the database rather than a KeyError in the middle of a purchase.
+    def __missing__(self, level_id: int) -> TierLevel:
+        level = self[level_id] = tier_level_of(level_id)
+        return level
+
+
 def _levels_by_id(levels: list[TierLevel]) -> dict[int, TierLevel]:
-    return {level.pk: level for level in levels}
+    return _LevelsById((level.pk, level) for level in levels)
 
 
 def tier_upgrade_check(

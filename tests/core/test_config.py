@@ -85,3 +85,28 @@ def test_a_change_moves_the_version_row(db):
     version = ConfigVersion.objects.get(pk=1).version
     EarningPolicy.objects.create()
     assert ConfigVersion.objects.get(pk=1).version == version + 1
+
+
+def test_a_value_read_while_another_thread_dropped_the_copies_is_not_kept(db):
+    from core.config import config_cache_clear, config_cached
+
+    reads = []
+
+    @config_cached
+    def figures() -> int:
+        reads.append(1)
+        if len(reads) == 1:
+            config_cache_clear()  # another thread saw the version move while this one read
+        return len(reads)
+
+    assert figures() == 1  # served once ...
+    assert figures() == 2  # ... and read again, not kept
+    assert figures() == 2  # now kept
+
+
+def test_a_level_made_behind_the_ladders_back_is_read_not_a_key_error(db):
+    from tiers.selectors import tier_level_of
+
+    tier_levels()
+    (extra,) = TierLevel.objects.bulk_create([TierLevel(rank=99, code="jade", name_zh="翡翠")])
+    assert tier_level_of(extra.pk) == extra
