@@ -16,6 +16,7 @@ production's HTTPS redirect lets them through, as it does behind the real proxy.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -348,6 +349,17 @@ def load_run(
     """`clients` clients each sending `call(client, n)` back to back for `warmup` + `seconds`;
     the figures of the requests sent in the last `seconds` (per_s: answered with a status in
     `ok`, per second)."""
-    return asyncio.run(
-        _load(url=url, call=call, ok=ok, clients=clients, warmup=warmup, seconds=seconds)
-    )
+
+    def run() -> LoadResult:
+        return asyncio.run(
+            _load(url=url, call=call, ok=ok, clients=clients, warmup=warmup, seconds=seconds)
+        )
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    # This thread already runs an event loop (Playwright's sync API earlier in a test
+    # process): the load gets a thread, and a loop, of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()

@@ -218,3 +218,50 @@ def test_bench_pages_through_gunicorn(monkeypatch):
     assert line["per_s"] > 0 and line["errors"] == 0, log
     assert line["target_per_s"] == 300 and line["target_p95_ms"] == 150
     assert not Session.objects.exists()
+
+
+def test_the_load_generator_runs_where_an_event_loop_already_runs():
+    # Playwright's sync API (the browser tests) leaves a loop running in the test process's
+    # thread; the load generator then runs in a thread of its own.
+    import asyncio
+    import http.server
+    import threading
+
+    from devtools.httpbench import Call, load_run
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def inside_a_loop():
+        return load_run(
+            url=f"http://127.0.0.1:{server.server_port}",
+            call=lambda client, n: Call("GET", "/"),
+            ok=frozenset({200}),
+            clients=2,
+            warmup=0.2,
+            seconds=0.5,
+        )
+
+    results = []
+    # In a thread of its own: this one may already run Playwright's loop.
+    caller = threading.Thread(target=lambda: results.append(asyncio.run(inside_a_loop())))
+    try:
+        caller.start()
+        caller.join(timeout=30)
+    finally:
+        server.shutdown()
+    (result,) = results
+    assert result.errors == 0
+    assert result.requests > 0
