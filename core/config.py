@@ -123,7 +123,6 @@ def config_cached(function: Callable[[], T]) -> Callable[[], T]:
                     _values[key] = value
             return value
 
-    cached.uncached = function  # type: ignore[attr-defined]
     return cached
 
 

@@ -84,10 +84,6 @@ class CompiledRead:
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def queryset(self, **values: Any) -> QuerySet:
-        """The reference: the same read as an ORM queryset."""
-        return self.build(**values)
-
     def fetch(self, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[Model]:
         compiled = self._compiled.get(using)
         if compiled is None:

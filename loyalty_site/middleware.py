@@ -43,27 +43,29 @@ class PrivacyHeadersMiddleware:
 API_PATH_PREFIX = "/api/"
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path_info.startswith(API_PATH_PREFIX)
+class _NotOnApi:
+    """Django's middleware (the class after this one), passed by on API requests."""
 
+    get_response: Callable[[HttpRequest], HttpResponse]
 
-class SessionMiddleware(sessions_middleware.SessionMiddleware):
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _is_api(request):
-            return self.get_response(request)
-        return super().__call__(request)
+        if request.path_info.startswith(API_PATH_PREFIX):
+            return self.on_api(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+    def on_api(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
 
 
-class AuthenticationMiddleware(auth_middleware.AuthenticationMiddleware):
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _is_api(request):
-            request.user = AnonymousUser()  # the till is its token (request.auth), no login
-            return self.get_response(request)
-        return super().__call__(request)
+class SessionMiddleware(_NotOnApi, sessions_middleware.SessionMiddleware):
+    pass
 
 
-class MessageMiddleware(messages_middleware.MessageMiddleware):
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _is_api(request):
-            return self.get_response(request)
-        return super().__call__(request)
+class AuthenticationMiddleware(_NotOnApi, auth_middleware.AuthenticationMiddleware):
+    def on_api(self, request: HttpRequest) -> HttpResponse:
+        request.user = AnonymousUser()  # the till is its token (request.auth), no login
+        return self.get_response(request)
+
+
+class MessageMiddleware(_NotOnApi, messages_middleware.MessageMiddleware):
+    pass

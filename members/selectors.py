@@ -113,18 +113,25 @@ def member_search(*, query: str, limit: int = SEARCH_LIMIT, page: int = 1) -> Me
     )
 
 
-def member_get_by_phone(*, phone: str) -> Member | None:
+def member_get_by_phone(*, phone: str, for_summary: bool = False) -> Member | None:
     try:
         e164 = phone_normalize(phone)
     except InvalidPhone:
         return None
-    return Member.objects.select_related("home_store").filter(phone=e164).first()
+    return _member_by(field="phone", value=e164, for_summary=for_summary)
 
 
-def member_get_by_number(*, member_no: str) -> Member | None:
+def member_get_by_number(*, member_no: str, for_summary: bool = False) -> Member | None:
     if not member_no_is_valid(member_no):
         return None
-    return Member.objects.select_related("home_store").filter(member_no=member_no).first()
+    return _member_by(field="member_no", value=member_no, for_summary=for_summary)
+
+
+def _member_by(*, field: str, value: Any, for_summary: bool) -> Member | None:
+    # `for_summary`: with what `member_summary` shows, in the same (compiled) query.
+    if for_summary:
+        return _member_for_summary(field=field, value=value)
+    return Member.objects.select_related("home_store").filter(**{field: value}).first()
 
 
 def referral_code_clean(code: str) -> str:
@@ -149,15 +156,13 @@ def member_get_for_staff(*, member_no: str) -> Member | None:
     """A member with everything the staff 360 page shows about them, in one query."""
     if not member_no_is_valid(member_no):
         return None
-    found = (
+    member = (
         member_summary_queryset(at=timezone.now())
         .select_related("home_store", "enrolment_store", "enrolled_by", "user")
-        .filter(member_no=member_no)[:1]
+        .filter(member_no=member_no)
+        .first()
     )
-    member = next(iter(found), None)
-    if member is not None:
-        member._read_for_summary = True  # the panels' tier and points come with it
-    return member
+    return _read_for_summary(member)  # the panels' tier and points come with it
 
 
 def member_consent_history(*, member: Member) -> list[ConsentEvent]:
@@ -578,10 +583,13 @@ def _member_for_summary(*, field: str, value: Any) -> Member | None:
             at=_SAMPLE_AT,
         )
     found = read.fetch(value=value, at=timezone.now())
-    if not found:
-        return None
-    found[0]._read_for_summary = True
-    return found[0]
+    return _read_for_summary(found[0] if found else None)
+
+
+def _read_for_summary(member: Member | None) -> Member | None:
+    if member is not None:
+        member._read_for_summary = True
+    return member
 
 
 def member_read_for_summary(member: Member) -> bool:
@@ -642,20 +650,9 @@ def member_find_open(
     `member_summary` shows (the apps' `member_summary_reads_register`), in the same query.
     """
     if member_no:
-        if not member_no_is_valid(member_no):
-            return None
-        field, value = "member_no", member_no
+        member = member_get_by_number(member_no=member_no, for_summary=for_summary)
     else:
-        try:
-            field, value = "phone", phone_normalize(phone)
-        except InvalidPhone:
-            return None
-    if for_summary:
-        member = _member_for_summary(field=field, value=value)
-    else:
-        # Unique: no ORDER BY to build and run.
-        found = Member.objects.select_related("home_store").filter(**{field: value})[:1]
-        member = next(iter(found), None)
+        member = member_get_by_phone(phone=phone, for_summary=for_summary)
     if member is None or not member.is_open:
         return None
     return member

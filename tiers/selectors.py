@@ -9,10 +9,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Sum
 
-from core.bulk import prepared_fetchall
 from core.config import config_cached
 from members.models import Member
 from members.selectors import member_read_for_summary
@@ -171,25 +169,9 @@ def member_tier(*, member: Member | int, levels: list[TierLevel] | None = None) 
 
 
 def member_earn_multiplier(*, member: Member | int) -> Decimal:
-    """The earn multiplier of the member's tier now (the base level's when no tier was ever
-    reached; 1 without levels), in one query: what the posting plan of a purchase needs of
-    tiers."""
-    if isinstance(member, Member) and member_read_for_summary(member):
-        return member_tier(member=member).level.earn_multiplier
-    member_id = member if isinstance(member, int) else member.pk
-    if connection.vendor == "postgresql":
-        rows = prepared_fetchall(_MEMBER_LEVEL_SQL, [member_id])  # on every live purchase
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(_MEMBER_LEVEL_SQL, [member_id])
-            rows = cursor.fetchall()
-    levels = _ladder()
-    if rows:
-        return tier_level_of(rows[0][0], levels=list(levels)).earn_multiplier
-    return levels[0].earn_multiplier if levels else Decimal(1)
-
-
-_MEMBER_LEVEL_SQL = f"SELECT level_id FROM {MemberTier._meta.db_table} WHERE member_id = %s"  # noqa: S608
+    """The earn multiplier of the member's tier now (`member_tier`: no query when the member
+    was read with their tier row; 1 without levels): what a purchase's plan needs of tiers."""
+    return member_tier(member=member).level.earn_multiplier if _ladder() else Decimal(1)
 
 
 def member_tier_rank(*, member: Member | int) -> int:
